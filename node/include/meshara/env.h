@@ -1,0 +1,236 @@
+/*
+ * meshara/env.h — the seam between the sans-I/O node core and the world.
+ *
+ * Core code never calls the OS: no sockets, clocks, random sources or event loops. It reaches
+ * the world only through a mesh_env, a pair { ops table, driver object }. Two drivers
+ * implement it: the real one (node/real/, libevent) and the simulator's (sim/, virtual time).
+ *
+ * Rules every driver keeps (tests in tests/sim and tests/real check them):
+ *  1. No callback is ever invoked from inside an env call made by the core. A connect to an
+ *     unreachable address, a write on a dead stream, a timer set in the past: the outcome is
+ *     reported later, from the driver's loop. Core code may therefore call any env function
+ *     while holding its own state half-updated.
+ *  2. A callback may call any env function, including closing or freeing the very object it
+ *     is called for. After such a close/free returns, the driver makes no further callback for
+ *     that object, and the handle must not be used again.
+ *  3. Buffers passed to callbacks are borrowed: valid only until the callback returns.
+ *     Buffers passed into env calls are copied before the call returns.
+ *  4. All handles are owned by the driver. The core releases them with the matching
+ *     close/free call, exactly once. A stream whose on_closed callback has run is already
+ *     released: the core must not close it again.
+ *  5. Times are monotonic nanoseconds (mesh_time). MESH_TIME_NEVER means "no deadline".
+ *
+ * Error codes are from meshara/error.h.
+ */
+#ifndef MESHARA_ENV_H
+#define MESHARA_ENV_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "meshara/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- time --------------------------------------------------------------------------- */
+
+typedef uint64_t mesh_time; /* nanoseconds on a monotonic clock */
+#define MESH_TIME_NEVER UINT64_MAX
+#define MESH_NS_PER_US 1000ULL
+#define MESH_NS_PER_MS 1000000ULL
+#define MESH_NS_PER_S 1000000000ULL
+
+/* ---- addresses ---------------------------------------------------------------------- */
+
+enum mesh_af { MESH_AF_NONE = 0, MESH_AF_INET4 = 4, MESH_AF_INET6 = 6 };
+
+/* A transport address. ip[] holds 4 bytes (INET4) or 16 (INET6) in network order;
+ * port is in host order. Plain value type: copy freely. */
+typedef struct mesh_addr {
+    uint8_t family; /* enum mesh_af */
+    uint16_t port;
+    uint8_t ip[16];
+} mesh_addr;
+
+#define MESH_ADDR_STRLEN 64 /* enough for "[ipv6]:port" plus NUL */
+
+/* Parse "1.2.3.4:80", "[::1]:80" (port required). MESH_OK or MESH_ERR_INVAL. */
+int mesh_addr_parse(mesh_addr *out, const char *text);
+/* Format into buf (at least MESH_ADDR_STRLEN bytes). Returns buf. */
+char *mesh_addr_format(const mesh_addr *a, char *buf, size_t buflen);
+/* IPv4 helper: a.b.c.d as a host-order uint32 plus port. */
+mesh_addr mesh_addr_v4(uint32_t ip_host_order, uint16_t port);
+/* 1 if family, ip and port are equal. */
+int mesh_addr_equal(const mesh_addr *a, const mesh_addr *b);
+
+/* ---- opaque driver handles ------------------------------------------------------------ */
+
+typedef struct mesh_timer mesh_timer;
+typedef struct mesh_stream mesh_stream;
+typedef struct mesh_listener mesh_listener;
+typedef struct mesh_dgram mesh_dgram;
+
+/* ---- callbacks ------------------------------------------------------------------------ */
+
+typedef void (*mesh_timer_cb)(mesh_timer *t, void *ud);
+
+/* Stream callbacks. Any member may be NULL. */
+typedef struct mesh_stream_cbs {
+    /* An outgoing connect completed (never called for accepted streams). */
+    void (*on_connected)(mesh_stream *s, void *ud);
+    /* In-order bytes arrived; data is borrowed (rule 3). */
+    void (*on_data)(mesh_stream *s, const uint8_t *data, size_t len, void *ud);
+    /* Everything written so far has left the driver's send buffer (stream_pending() == 0). */
+    void (*on_writable)(mesh_stream *s, void *ud);
+    /* The stream is gone; the handle is released when this returns (rule 4).
+     * reason: MESH_OK = orderly close by the peer (FIN); MESH_ERR_RESET, MESH_ERR_REFUSED,
+     * MESH_ERR_TIMEOUT (connect timed out), MESH_ERR_UNREACHABLE, MESH_ERR_IO. */
+    void (*on_closed)(mesh_stream *s, int reason, void *ud);
+} mesh_stream_cbs;
+
+/* A connection arrived on a listener. The core must, before returning, either call
+ * stream_set_cbs() on s to adopt it or stream_close() to refuse it. */
+typedef void (*mesh_accept_cb)(mesh_listener *l, mesh_stream *s, const mesh_addr *peer,
+                               void *ud);
+
+/* A name resolved (or failed: result < 0, addrs NULL). addrs is borrowed (rule 3) and each
+ * entry carries the port given to resolve(). */
+typedef void (*mesh_resolve_cb)(int result, const mesh_addr *addrs, size_t naddrs, void *ud);
+
+/* A datagram arrived; data is borrowed (rule 3). */
+typedef void (*mesh_dgram_cb)(mesh_dgram *d, const mesh_addr *from, const uint8_t *data,
+                              size_t len, void *ud);
+
+enum mesh_close_how {
+    MESH_CLOSE_GRACEFUL = 0, /* send what is queued, then FIN */
+    MESH_CLOSE_ABORT = 1,    /* drop what is queued, send RST */
+};
+
+enum mesh_log_level {
+    MESH_LOG_DEBUG = 0,
+    MESH_LOG_INFO = 1,
+    MESH_LOG_WARN = 2,
+    MESH_LOG_ERROR = 3,
+};
+
+/* ---- local services a driver may provide (NULL ops = not available) -------------------- */
+
+/* mDNS/DNS-SD (avahi on the real driver; LAN multicast model in the simulator). */
+typedef struct mesh_mdns_found {
+    const char *name;          /* service instance name */
+    const mesh_addr *addr;     /* resolved address and port */
+    const char *const *txt;    /* NULL-terminated "key=value" strings */
+} mesh_mdns_found;
+typedef void (*mesh_mdns_cb)(const mesh_mdns_found *found, int removed, void *ud);
+typedef struct mesh_mdns_ops {
+    /* Publish a service; txt is a NULL-terminated list copied by the driver. */
+    int (*publish)(void *obj, const char *name, const char *type, uint16_t port,
+                   const char *const *txt);
+    /* Browse and resolve services of type; cb runs for each found/removed instance. */
+    int (*browse)(void *obj, const char *type, mesh_mdns_cb cb, void *ud);
+    void (*stop)(void *obj); /* withdraw publications and browsers */
+} mesh_mdns_ops;
+
+/* Port mapping on the local gateway (UPnP IGD / NAT-PMP). */
+typedef void (*mesh_portmap_cb)(int result, const mesh_addr *external, void *ud);
+typedef struct mesh_portmap_ops {
+    /* Ask for a TCP (tcp=1) or UDP mapping of internal_port for lease_s seconds; the answer
+     * comes through cb (rule 1). */
+    int (*request)(void *obj, int tcp, uint16_t internal_port, uint32_t lease_s,
+                   mesh_portmap_cb cb, void *ud);
+    int (*release)(void *obj, int tcp, uint16_t internal_port);
+} mesh_portmap_ops;
+
+/* ---- the ops table ---------------------------------------------------------------------- */
+
+typedef struct mesh_env_ops {
+    /* clock */
+    mesh_time (*now)(void *obj);
+
+    /* randomness: fill buf with len bytes (cryptographically strong on the real driver,
+     * seeded and reproducible in the simulator). Never fails. */
+    void (*random)(void *obj, uint8_t *buf, size_t len);
+
+    /* logging: one line without trailing newline; msg is borrowed. */
+    void (*log)(void *obj, int level, const char *msg);
+
+    /* timers: created idle; set() arms (or re-arms) for absolute time `when`; a time in the
+     * past fires on the next loop turn. stop() disarms. free() may be called from the
+     * timer's own callback. Returns NULL on allocation failure. */
+    mesh_timer *(*timer_new)(void *obj, mesh_timer_cb cb, void *ud);
+    void (*timer_set)(void *obj, mesh_timer *t, mesh_time when);
+    void (*timer_stop)(void *obj, mesh_timer *t);
+    void (*timer_free)(void *obj, mesh_timer *t);
+
+    /* streams (TCP) */
+    /* Listen on addr (port 0 = any); *err gets the code when NULL is returned
+     * (MESH_ERR_ADDR, MESH_ERR_NOMEM, MESH_ERR_INVAL). */
+    mesh_listener *(*listen)(void *obj, const mesh_addr *addr, mesh_accept_cb cb, void *ud,
+                             int *err);
+    /* The address actually bound (with the assigned port). */
+    int (*listener_addr)(void *obj, mesh_listener *l, mesh_addr *out);
+    void (*listener_close)(void *obj, mesh_listener *l);
+    /* Start connecting; on_connected or on_closed follows (rule 1). NULL + *err only for
+     * immediate local failures (MESH_ERR_INVAL, MESH_ERR_NOMEM). Connect timeout is the
+     * driver's (see its header), reported as on_closed(MESH_ERR_TIMEOUT). */
+    mesh_stream *(*connect)(void *obj, const mesh_addr *to, const mesh_stream_cbs *cbs,
+                            void *ud, int *err);
+    /* Replace callbacks and user data (cbs is copied). */
+    void (*stream_set_cbs)(void *obj, mesh_stream *s, const mesh_stream_cbs *cbs, void *ud);
+    /* Queue len bytes (copied). MESH_OK, or MESH_ERR_CLOSED if the stream is closing/dead.
+     * The driver's buffer is unbounded: the core bounds itself using stream_pending(). */
+    int (*stream_write)(void *obj, mesh_stream *s, const void *data, size_t len);
+    /* Bytes queued in the driver and not yet handed to the network. */
+    size_t (*stream_pending)(void *obj, mesh_stream *s);
+    /* Local and remote address of the stream; either pointer may be NULL. */
+    int (*stream_addrs)(void *obj, mesh_stream *s, mesh_addr *local, mesh_addr *remote);
+    /* Release the handle (rule 4). how: enum mesh_close_how. No on_closed follows. */
+    void (*stream_close)(void *obj, mesh_stream *s, int how);
+
+    /* datagrams (UDP) */
+    mesh_dgram *(*dgram_bind)(void *obj, const mesh_addr *addr, mesh_dgram_cb cb, void *ud,
+                              int *err);
+    int (*dgram_addr)(void *obj, mesh_dgram *d, mesh_addr *out);
+    /* Send one datagram (copied). MESH_OK even if it is later lost. */
+    int (*dgram_send)(void *obj, mesh_dgram *d, const mesh_addr *to, const void *data,
+                      size_t len);
+    /* Receive datagrams sent to multicast group (address and port) on the local LAN. */
+    int (*dgram_join)(void *obj, mesh_dgram *d, const mesh_addr *group);
+    void (*dgram_close)(void *obj, mesh_dgram *d);
+
+    /* name resolution (evdns on the real driver; the scenario's host table in the
+     * simulator). Numeric addresses answer too. The answer comes through cb (rule 1);
+     * MESH_ERR_NOT_FOUND for an unknown name. */
+    int (*resolve)(void *obj, const char *host, uint16_t port, mesh_resolve_cb cb, void *ud);
+
+    /* local services: NULL when the driver has none */
+    const mesh_mdns_ops *mdns;
+    const mesh_portmap_ops *portmap;
+} mesh_env_ops;
+
+/* The environment handed to the core: { ops, driver object }. Plain value; copy freely. */
+typedef struct mesh_env {
+    const mesh_env_ops *ops;
+    void *obj;
+} mesh_env;
+
+/* ---- convenience wrappers used by the core (env.c) ---------------------------------------- */
+
+static inline mesh_time mesh_env_now(const mesh_env *e) { return e->ops->now(e->obj); }
+static inline void mesh_env_random(const mesh_env *e, void *buf, size_t len)
+{
+    e->ops->random(e->obj, (uint8_t *)buf, len);
+}
+/* Uniform random integer in [0, bound) without modulo bias; bound 0 returns 0. */
+uint64_t mesh_env_random_below(const mesh_env *e, uint64_t bound);
+/* printf-style log through the env (lines longer than 1 KiB are cut). */
+void mesh_log(const mesh_env *e, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#ifdef __cplusplus
+}
+#endif
+#endif
