@@ -1,0 +1,1365 @@
+/*
+ * real/driver.c — env.h over libevent. See driver.h for the ownership and reentrancy story.
+ *
+ * Every handle sits on an intrusive list of its driver so mesh_real_free() can reclaim what the
+ * core left open. Every handle also carries a "busy" count of core callbacks running for it and
+ * a "released" flag: a close requested during a callback is carried out by the dispatcher once
+ * the outermost callback has returned (rule 2).
+ */
+#include "real/driver.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+
+/* ---- object layouts ------------------------------------------------------------------- */
+
+/* Doubly linked list links, so any handle can leave its list in O(1). */
+#define LIST_LINKS(type)                                                                      \
+    type *prev;                                                                               \
+    type *next
+
+#define LIST_INSERT(head, obj)                                                                \
+    do {                                                                                      \
+        (obj)->prev = NULL;                                                                   \
+        (obj)->next = (head);                                                                 \
+        if (head)                                                                             \
+            (head)->prev = (obj);                                                             \
+        (head) = (obj);                                                                       \
+    } while (0)
+
+#define LIST_REMOVE(head, obj)                                                                \
+    do {                                                                                      \
+        if ((obj)->prev)                                                                      \
+            (obj)->prev->next = (obj)->next;                                                  \
+        else                                                                                  \
+            (head) = (obj)->next;                                                             \
+        if ((obj)->next)                                                                      \
+            (obj)->next->prev = (obj)->prev;                                                  \
+        (obj)->prev = (obj)->next = NULL;                                                     \
+    } while (0)
+
+struct mesh_timer {
+    LIST_LINKS(struct mesh_timer);
+    mesh_real *r;
+    struct event *ev;
+    mesh_timer_cb cb;
+    void *ud;
+    int busy;     /* inside cb */
+    int released; /* timer_free() was called while busy */
+};
+
+enum stream_state {
+    STREAM_CONNECTING = 0, /* outgoing connect in progress: conn_ev watches for writability */
+    STREAM_OPEN = 1,       /* connected; callbacks go to the core */
+    STREAM_LINGER = 2,     /* core released it gracefully: flushing, then FIN, then close */
+};
+
+struct mesh_stream {
+    LIST_LINKS(struct mesh_stream);
+    mesh_real *r;
+    struct bufferevent *bev; /* owns the socket (BEV_OPT_CLOSE_ON_FREE) */
+    struct event *conn_ev;   /* connect completion (outgoing streams while connecting) */
+    struct event *timer;     /* connect timeout, then linger timeout */
+    mesh_stream_cbs cbs;
+    void *ud;
+    int state;      /* enum stream_state */
+    int busy;       /* core callbacks running for this stream */
+    int released;   /* the core no longer holds the handle */
+    int close_how;  /* what the core asked for when it released the handle */
+    int connect_err; /* errno of a connect() that failed at once, reported from the loop */
+    int peer_eof;   /* the peer's FIN was seen */
+    int wr_shut;    /* our FIN was sent */
+};
+
+struct mesh_listener {
+    LIST_LINKS(struct mesh_listener);
+    mesh_real *r;
+    struct evconnlistener *lev;
+    struct event *backoff; /* re-enables accepting after an accept() error */
+    mesh_accept_cb cb;
+    void *ud;
+    int busy;
+    int released;
+};
+
+struct mesh_dgram {
+    LIST_LINKS(struct mesh_dgram);
+    mesh_real *r;
+    evutil_socket_t fd;
+    struct event *ev;
+    mesh_dgram_cb cb;
+    void *ud;
+    uint16_t port; /* bound port, for dgram_join's check */
+    int family;    /* AF_INET / AF_INET6 */
+    int busy;
+    int released;
+};
+
+/* One resolve in flight. evdns may answer synchronously (numeric names, /etc/hosts), so the
+ * answer is always copied here and delivered from the `deliver` event (rule 1). */
+typedef struct mesh_resolve_req {
+    LIST_LINKS(struct mesh_resolve_req);
+    mesh_real *r;
+    struct evdns_getaddrinfo_request *gai; /* non-NULL while evdns still works on it */
+    struct event *deliver;
+    mesh_resolve_cb cb;
+    void *ud;
+    uint16_t port;
+    int answered; /* evdns called back */
+    int result;
+    size_t naddrs;
+    mesh_addr addrs[MESH_REAL_RESOLVE_MAX_ADDRS];
+} mesh_resolve_req;
+
+struct mesh_real {
+    struct event_base *base;
+    int own_base;
+    struct evdns_base *dns; /* created on the first resolve */
+    mesh_real_config cfg;
+    struct mesh_timer *timers;
+    struct mesh_stream *streams;
+    struct mesh_listener *listeners;
+    struct mesh_dgram *dgrams;
+    mesh_resolve_req *resolves;
+    int caught_signal;
+    uint8_t dgram_buf[MESH_REAL_DGRAM_MAX]; /* receive buffer shared by this driver's sockets */
+};
+
+static const mesh_env_ops REAL_OPS;
+
+/* ---- small helpers --------------------------------------------------------------------- */
+
+static mesh_time real_now(void *obj);
+
+static void real_logf(mesh_real *r, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void real_log(void *obj, int level, const char *msg)
+{
+    mesh_real *r = obj;
+    if (level < r->cfg.log_level)
+        return;
+    mesh_time now = real_now(r);
+    if (r->cfg.log_sink) {
+        r->cfg.log_sink(r->cfg.log_ud, level, now, msg);
+        return;
+    }
+    static const char *const names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
+    const char *name = (level >= MESH_LOG_DEBUG && level <= MESH_LOG_ERROR) ? names[level] : "?";
+    fprintf(stderr, "[%llu.%06llu] %s %s\n", (unsigned long long)(now / MESH_NS_PER_S),
+            (unsigned long long)(now % MESH_NS_PER_S / MESH_NS_PER_US), name, msg);
+}
+
+static void real_logf(mesh_real *r, int level, const char *fmt, ...)
+{
+    if (level < r->cfg.log_level)
+        return;
+    char line[MESH_REAL_LOG_LINE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    real_log(r, level, line);
+}
+
+static struct timeval ms_to_tv(uint32_t ms)
+{
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+    return tv;
+}
+
+/* mesh_addr → sockaddr. Returns the length, 0 if the address is not usable. */
+static socklen_t addr_to_sa(const mesh_addr *a, struct sockaddr_storage *ss)
+{
+    memset(ss, 0, sizeof *ss);
+    if (a->family == MESH_AF_INET4) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(a->port);
+        memcpy(&sin->sin_addr, a->ip, 4);
+        return sizeof *sin;
+    }
+    if (a->family == MESH_AF_INET6) {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons(a->port);
+        memcpy(&sin6->sin6_addr, a->ip, 16);
+        return sizeof *sin6;
+    }
+    return 0;
+}
+
+/* sockaddr → mesh_addr. MESH_OK or MESH_ERR_INVAL for other families. */
+static int sa_to_addr(const struct sockaddr *sa, mesh_addr *out)
+{
+    memset(out, 0, sizeof *out);
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+        out->family = MESH_AF_INET4;
+        out->port = ntohs(sin->sin_port);
+        memcpy(out->ip, &sin->sin_addr, 4);
+        return MESH_OK;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
+        out->family = MESH_AF_INET6;
+        out->port = ntohs(sin6->sin6_port);
+        memcpy(out->ip, &sin6->sin6_addr, 16);
+        return MESH_OK;
+    }
+    return MESH_ERR_INVAL;
+}
+
+static int fd_local_addr(evutil_socket_t fd, mesh_addr *out)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+        return MESH_ERR_IO;
+    return sa_to_addr((struct sockaddr *)&ss, out);
+}
+
+/* errno of a socket operation → the env's error code for streams. */
+static int errno_to_mesh(int e)
+{
+    switch (e) {
+    case ECONNREFUSED:
+        return MESH_ERR_REFUSED;
+    case ECONNRESET:
+    case EPIPE:
+    case ECONNABORTED:
+        return MESH_ERR_RESET;
+    case ETIMEDOUT:
+        return MESH_ERR_TIMEOUT;
+    case ENETUNREACH:
+    case EHOSTUNREACH:
+    case ENETDOWN:
+    case EHOSTDOWN:
+        return MESH_ERR_UNREACHABLE;
+    case EADDRINUSE:
+    case EADDRNOTAVAIL:
+    case EACCES:
+        return MESH_ERR_ADDR;
+    case ENOMEM:
+    case ENOBUFS:
+        return MESH_ERR_NOMEM;
+    default:
+        return MESH_ERR_IO;
+    }
+}
+
+/* ---- clock, randomness ----------------------------------------------------------------- */
+
+static mesh_time real_now(void *obj)
+{
+    (void)obj;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (mesh_time)ts.tv_sec * MESH_NS_PER_S + (mesh_time)ts.tv_nsec;
+}
+
+/* getrandom() blocks only until the kernel pool is initialised at boot, never fails on Linux
+ * >= 3.17 with a valid buffer; a failure anyway means no safe randomness, so abort rather
+ * than hand the core predictable bytes ("never fails" in env.h). */
+static void real_random(void *obj, uint8_t *buf, size_t len)
+{
+    mesh_real *r = obj;
+    while (len > 0) {
+        ssize_t n = getrandom(buf, len, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            real_logf(r, MESH_LOG_ERROR, "getrandom: %s; no safe randomness, aborting",
+                      strerror(errno));
+            abort();
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+}
+
+/* ---- timers ------------------------------------------------------------------------------ */
+
+static void timer_destroy(mesh_timer *t)
+{
+    LIST_REMOVE(t->r->timers, t);
+    event_free(t->ev);
+    free(t);
+}
+
+static void timer_fire(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    mesh_timer *t = arg;
+    t->busy++;
+    if (t->cb)
+        t->cb(t, t->ud);
+    t->busy--;
+    if (t->released && t->busy == 0)
+        timer_destroy(t);
+}
+
+static mesh_timer *real_timer_new(void *obj, mesh_timer_cb cb, void *ud)
+{
+    mesh_real *r = obj;
+    mesh_timer *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->ev = evtimer_new(r->base, timer_fire, t);
+    if (!t->ev) {
+        free(t);
+        return NULL;
+    }
+    t->r = r;
+    t->cb = cb;
+    t->ud = ud;
+    LIST_INSERT(r->timers, t);
+    return t;
+}
+
+static void real_timer_set(void *obj, mesh_timer *t, mesh_time when)
+{
+    if (!t || t->released)
+        return;
+    if (when == MESH_TIME_NEVER) {
+        evtimer_del(t->ev);
+        return;
+    }
+    mesh_time now = real_now(obj);
+    /* A deadline in the past fires on the next loop turn (zero delay), never from here.
+     * Round up to whole microseconds so the timer never fires before `when`. */
+    mesh_time delta = when > now ? when - now : 0;
+    mesh_time us = (delta + MESH_NS_PER_US - 1) / MESH_NS_PER_US;
+    struct timeval tv = {.tv_sec = (time_t)(us / 1000000), .tv_usec = (suseconds_t)(us % 1000000)};
+    evtimer_add(t->ev, &tv);
+}
+
+static void real_timer_stop(void *obj, mesh_timer *t)
+{
+    (void)obj;
+    if (t)
+        evtimer_del(t->ev);
+}
+
+static void real_timer_free(void *obj, mesh_timer *t)
+{
+    (void)obj;
+    if (!t || t->released)
+        return;
+    evtimer_del(t->ev);
+    t->released = 1;
+    if (t->busy == 0)
+        timer_destroy(t);
+}
+
+/* ---- streams ------------------------------------------------------------------------------ */
+
+static void stream_readcb(struct bufferevent *bev, void *arg);
+static void stream_writecb(struct bufferevent *bev, void *arg);
+static void stream_eventcb(struct bufferevent *bev, short what, void *arg);
+static void stream_finish_release(mesh_stream *s);
+
+static void stream_destroy(mesh_stream *s)
+{
+    LIST_REMOVE(s->r->streams, s);
+    if (s->conn_ev)
+        event_free(s->conn_ev);
+    if (s->timer)
+        event_free(s->timer);
+    if (s->bev)
+        bufferevent_free(s->bev); /* closes the socket */
+    free(s);
+}
+
+/* Tear down with a RST: SO_LINGER {on, 0 s} makes close() discard unsent data and reset. */
+static void stream_abort(mesh_stream *s)
+{
+    if (s->bev && s->state != STREAM_CONNECTING) {
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        evutil_socket_t fd = bufferevent_getfd(s->bev);
+        if (fd >= 0)
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
+    stream_destroy(s);
+}
+
+static mesh_stream *stream_alloc(mesh_real *r, evutil_socket_t fd)
+{
+    mesh_stream *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->bev = bufferevent_socket_new(r->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!s->bev) {
+        free(s);
+        return NULL;
+    }
+    s->r = r;
+    bufferevent_setcb(s->bev, stream_readcb, stream_writecb, stream_eventcb, s);
+    /* Low write watermark 0: the write callback (→ on_writable) runs when the output buffer
+     * is completely drained to the kernel. */
+    bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
+    LIST_INSERT(r->streams, s);
+    return s;
+}
+
+/* Report the end of the stream to the core, then finish it: after a peer FIN our queued
+ * output still drains (linger); after an error the socket is simply closed. */
+static void stream_report_closed(mesh_stream *s, int reason)
+{
+    s->released = 1;
+    s->close_how = reason == MESH_OK ? MESH_CLOSE_GRACEFUL : MESH_CLOSE_ABORT;
+    if (s->cbs.on_closed) {
+        s->busy++;
+        s->cbs.on_closed(s, reason, s->ud);
+        s->busy--;
+    }
+    if (s->busy == 0)
+        stream_finish_release(s);
+}
+
+/* Hand everything in the input buffer to the core, one contiguous chunk at a time, draining
+ * each chunk after its callback (rule 3: the pointer is only valid during the call). */
+static void stream_deliver(mesh_stream *s)
+{
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+    s->busy++;
+    while (!s->released && evbuffer_get_length(in) > 0) {
+        struct evbuffer_iovec vec;
+        if (evbuffer_peek(in, -1, NULL, &vec, 1) < 1 || vec.iov_len == 0)
+            break;
+        if (s->cbs.on_data)
+            s->cbs.on_data(s, vec.iov_base, vec.iov_len, s->ud);
+        evbuffer_drain(in, vec.iov_len);
+    }
+    s->busy--;
+}
+
+/* Graceful close of a stream the core no longer holds: flush, FIN, discard input, close. */
+static void linger_check(mesh_stream *s)
+{
+    struct evbuffer *out = bufferevent_get_output(s->bev);
+    if (evbuffer_get_length(out) > 0)
+        return; /* stream_writecb comes back here once drained */
+    if (!s->wr_shut) {
+        s->wr_shut = 1;
+        if (shutdown(bufferevent_getfd(s->bev), SHUT_WR) != 0) {
+            stream_destroy(s);
+            return;
+        }
+    }
+    if (s->peer_eof)
+        stream_destroy(s); /* both FINs exchanged: nothing left to wait for */
+}
+
+static void stream_timer_cb(evutil_socket_t fd, short what, void *arg);
+
+static void stream_enter_linger(mesh_stream *s)
+{
+    s->state = STREAM_LINGER;
+    struct timeval tv = ms_to_tv(s->r->cfg.linger_timeout_ms);
+    if (!s->timer)
+        s->timer = evtimer_new(s->r->base, stream_timer_cb, s);
+    if (!s->timer) {
+        stream_destroy(s);
+        return;
+    }
+    evtimer_add(s->timer, &tv);
+    if (!s->peer_eof)
+        bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+    else
+        bufferevent_enable(s->bev, EV_WRITE);
+    linger_check(s);
+}
+
+/* Carry out the release the core (or on_closed) asked for; only when no callback runs. */
+static void stream_finish_release(mesh_stream *s)
+{
+    if (s->close_how == MESH_CLOSE_GRACEFUL && s->state == STREAM_OPEN)
+        stream_enter_linger(s);
+    else if (s->state == STREAM_CONNECTING)
+        stream_destroy(s); /* nothing was sent yet: no FIN or RST to choose between */
+    else
+        stream_abort(s);
+}
+
+static void stream_readcb(struct bufferevent *bev, void *arg)
+{
+    mesh_stream *s = arg;
+    if (s->state == STREAM_LINGER) {
+        evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
+        return;
+    }
+    stream_deliver(s);
+    if (s->released && s->busy == 0)
+        stream_finish_release(s);
+}
+
+static void stream_writecb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    mesh_stream *s = arg;
+    if (s->state == STREAM_LINGER) {
+        linger_check(s);
+        return;
+    }
+    if (s->released || !s->cbs.on_writable)
+        return;
+    s->busy++;
+    s->cbs.on_writable(s, s->ud);
+    s->busy--;
+    if (s->released && s->busy == 0)
+        stream_finish_release(s);
+}
+
+static void stream_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+    mesh_stream *s = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    if (s->state == STREAM_LINGER) {
+        if (what & BEV_EVENT_EOF) {
+            s->peer_eof = 1;
+            evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
+            linger_check(s);
+        } else if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+            stream_destroy(s);
+        }
+        return;
+    }
+    if (s->released)
+        return;
+    if (what & BEV_EVENT_EOF) {
+        /* All received bytes first, then the FIN (env.h: MESH_OK after all data). */
+        stream_deliver(s);
+        if (s->released) {
+            if (s->busy == 0)
+                stream_finish_release(s);
+            return;
+        }
+        s->peer_eof = 1;
+        stream_report_closed(s, MESH_OK);
+    } else if (what & BEV_EVENT_ERROR) {
+        stream_deliver(s);
+        if (s->released) {
+            if (s->busy == 0)
+                stream_finish_release(s);
+            return;
+        }
+        real_logf(s->r, MESH_LOG_DEBUG, "stream %p: %s", (void *)s, evutil_socket_error_to_string(err));
+        stream_report_closed(s, errno_to_mesh(err));
+    }
+}
+
+static void stream_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    mesh_stream *s = arg;
+    if (s->state == STREAM_LINGER) {
+        real_logf(s->r, MESH_LOG_DEBUG, "stream %p: linger timeout, closing", (void *)s);
+        stream_abort(s);
+        return;
+    }
+    if (s->state == STREAM_CONNECTING && !s->released)
+        stream_report_closed(s, MESH_ERR_TIMEOUT);
+}
+
+/* Writability of a connecting socket (or the deferred report of a connect that failed at
+ * once): read the outcome from SO_ERROR. */
+static void stream_connect_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    mesh_stream *s = arg;
+    int err = s->connect_err;
+    if (!err) {
+        socklen_t len = sizeof err;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+            err = errno;
+    }
+    if (err == EINPROGRESS || err == EALREADY)
+        return; /* spurious wakeup: still connecting (conn_ev is persistent) */
+    event_free(s->conn_ev);
+    s->conn_ev = NULL;
+    if (s->timer)
+        evtimer_del(s->timer);
+    if (err) {
+        stream_report_closed(s, errno_to_mesh(err));
+        return;
+    }
+    s->state = STREAM_OPEN;
+    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+    if (s->cbs.on_connected) {
+        s->busy++;
+        s->cbs.on_connected(s, s->ud);
+        s->busy--;
+        if (s->released && s->busy == 0)
+            stream_finish_release(s);
+    }
+}
+
+static mesh_stream *real_connect(void *obj, const mesh_addr *to, const mesh_stream_cbs *cbs,
+                                 void *ud, int *err)
+{
+    mesh_real *r = obj;
+    int dummy;
+    if (!err)
+        err = &dummy;
+    struct sockaddr_storage ss;
+    socklen_t sl = to ? addr_to_sa(to, &ss) : 0;
+    if (!sl || to->port == 0) {
+        *err = MESH_ERR_INVAL;
+        return NULL;
+    }
+    evutil_socket_t fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        *err = errno_to_mesh(errno) == MESH_ERR_NOMEM ? MESH_ERR_NOMEM : MESH_ERR_IO;
+        real_logf(r, MESH_LOG_WARN, "connect: socket: %s", strerror(errno));
+        return NULL;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    mesh_stream *s = stream_alloc(r, fd);
+    if (!s) {
+        close(fd);
+        *err = MESH_ERR_NOMEM;
+        return NULL;
+    }
+    /* Until connected the bufferevent stays disabled: writes just queue in its output. */
+    bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+    s->state = STREAM_CONNECTING;
+    if (cbs)
+        s->cbs = *cbs;
+    s->ud = ud;
+    s->conn_ev = event_new(r->base, fd, EV_WRITE | EV_PERSIST, stream_connect_cb, s);
+    s->timer = evtimer_new(r->base, stream_timer_cb, s);
+    if (!s->conn_ev || !s->timer) {
+        stream_destroy(s);
+        *err = MESH_ERR_NOMEM;
+        return NULL;
+    }
+    if (connect(fd, (struct sockaddr *)&ss, sl) == 0 || errno == EINPROGRESS) {
+        struct timeval tv = ms_to_tv(r->cfg.connect_timeout_ms);
+        event_add(s->conn_ev, NULL);
+        evtimer_add(s->timer, &tv);
+    } else {
+        /* Failed at once (refused, unreachable...): report it from the loop (rule 1). */
+        s->connect_err = errno ? errno : EIO;
+        event_active(s->conn_ev, EV_WRITE, 0);
+    }
+    return s;
+}
+
+static void real_stream_set_cbs(void *obj, mesh_stream *s, const mesh_stream_cbs *cbs, void *ud)
+{
+    (void)obj;
+    if (!s || s->released)
+        return;
+    if (cbs)
+        s->cbs = *cbs;
+    else
+        memset(&s->cbs, 0, sizeof s->cbs);
+    s->ud = ud;
+}
+
+static int real_stream_write(void *obj, mesh_stream *s, const void *data, size_t len)
+{
+    (void)obj;
+    if (!s || (!data && len > 0))
+        return MESH_ERR_INVAL;
+    if (s->released || s->peer_eof)
+        return MESH_ERR_CLOSED;
+    if (len == 0)
+        return MESH_OK;
+    /* bufferevent_write only appends (copying) and schedules the socket write for the loop. */
+    if (bufferevent_write(s->bev, data, len) != 0)
+        return MESH_ERR_NOMEM;
+    return MESH_OK;
+}
+
+static size_t real_stream_pending(void *obj, mesh_stream *s)
+{
+    (void)obj;
+    if (!s || !s->bev)
+        return 0;
+    return evbuffer_get_length(bufferevent_get_output(s->bev));
+}
+
+static int real_stream_addrs(void *obj, mesh_stream *s, mesh_addr *local, mesh_addr *remote)
+{
+    (void)obj;
+    if (!s || !s->bev)
+        return MESH_ERR_INVAL;
+    evutil_socket_t fd = bufferevent_getfd(s->bev);
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (local) {
+        if (fd_local_addr(fd, local) != MESH_OK)
+            return MESH_ERR_IO;
+    }
+    if (remote) {
+        if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
+            return errno == ENOTCONN ? MESH_ERR_STATE : MESH_ERR_IO;
+        if (sa_to_addr((struct sockaddr *)&ss, remote) != MESH_OK)
+            return MESH_ERR_IO;
+    }
+    return MESH_OK;
+}
+
+static void real_stream_close(void *obj, mesh_stream *s, int how)
+{
+    mesh_real *r = obj;
+    if (!s)
+        return;
+    if (s->released) {
+        real_logf(r, MESH_LOG_ERROR, "stream_close on a released stream %p (env rule 4)",
+                  (void *)s);
+        return;
+    }
+    s->released = 1;
+    s->close_how = how == MESH_CLOSE_ABORT ? MESH_CLOSE_ABORT : MESH_CLOSE_GRACEFUL;
+    if (s->busy == 0)
+        stream_finish_release(s);
+}
+
+/* ---- listeners ------------------------------------------------------------------------------ */
+
+static void listener_destroy(mesh_listener *l)
+{
+    LIST_REMOVE(l->r->listeners, l);
+    if (l->backoff)
+        event_free(l->backoff);
+    evconnlistener_free(l->lev);
+    free(l);
+}
+
+static void listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
+                               struct sockaddr *sa, int salen, void *arg)
+{
+    (void)lev;
+    (void)salen;
+    mesh_listener *l = arg;
+    mesh_real *r = l->r;
+    mesh_addr peer;
+    if (l->released || sa_to_addr(sa, &peer) != MESH_OK) {
+        close(fd);
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    mesh_stream *s = stream_alloc(r, fd);
+    if (!s) {
+        real_logf(r, MESH_LOG_WARN, "accept: out of memory, dropping connection");
+        close(fd);
+        return;
+    }
+    bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+    s->state = STREAM_OPEN;
+    if (l->cb) {
+        l->busy++;
+        s->busy++;
+        l->cb(l, s, &peer, l->ud);
+        s->busy--;
+        l->busy--;
+    }
+    if (s->released)
+        stream_finish_release(s);
+    else
+        bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+    if (l->released && l->busy == 0)
+        listener_destroy(l);
+}
+
+static void listener_backoff_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    mesh_listener *l = arg;
+    evconnlistener_enable(l->lev);
+}
+
+/* accept() failed (typically EMFILE): without a pause libevent would retry at once, forever. */
+static void listener_error_cb(struct evconnlistener *lev, void *arg)
+{
+    mesh_listener *l = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    real_logf(l->r, MESH_LOG_WARN, "accept: %s; pausing %d ms", evutil_socket_error_to_string(err),
+              MESH_REAL_ACCEPT_BACKOFF_MS);
+    evconnlistener_disable(lev);
+    struct timeval tv = ms_to_tv(MESH_REAL_ACCEPT_BACKOFF_MS);
+    evtimer_add(l->backoff, &tv);
+}
+
+static mesh_listener *real_listen(void *obj, const mesh_addr *addr, mesh_accept_cb cb, void *ud,
+                                  int *err)
+{
+    mesh_real *r = obj;
+    int dummy;
+    if (!err)
+        err = &dummy;
+    struct sockaddr_storage ss;
+    socklen_t sl = addr ? addr_to_sa(addr, &ss) : 0;
+    if (!sl) {
+        *err = MESH_ERR_INVAL;
+        return NULL;
+    }
+    mesh_listener *l = calloc(1, sizeof *l);
+    if (!l) {
+        *err = MESH_ERR_NOMEM;
+        return NULL;
+    }
+    l->r = r;
+    l->cb = cb;
+    l->ud = ud;
+    l->backoff = evtimer_new(r->base, listener_backoff_cb, l);
+    if (!l->backoff) {
+        free(l);
+        *err = MESH_ERR_NOMEM;
+        return NULL;
+    }
+    /* IPv6 listeners are v6-only so the same port can also be bound on IPv4. */
+    unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE;
+    if (ss.ss_family == AF_INET6)
+        flags |= LEV_OPT_BIND_IPV6ONLY;
+    errno = 0;
+    l->lev = evconnlistener_new_bind(r->base, listener_accept_cb, l, flags,
+                                     MESH_REAL_LISTEN_BACKLOG, (struct sockaddr *)&ss, (int)sl);
+    if (!l->lev) {
+        int e = errno;
+        char text[MESH_ADDR_STRLEN];
+        real_logf(r, MESH_LOG_WARN, "listen %s: %s", mesh_addr_format(addr, text, sizeof text),
+                  strerror(e));
+        event_free(l->backoff);
+        free(l);
+        *err = e == ENOMEM ? MESH_ERR_NOMEM : MESH_ERR_ADDR;
+        return NULL;
+    }
+    evconnlistener_set_error_cb(l->lev, listener_error_cb);
+    LIST_INSERT(r->listeners, l);
+    return l;
+}
+
+static int real_listener_addr(void *obj, mesh_listener *l, mesh_addr *out)
+{
+    (void)obj;
+    if (!l || !out || l->released)
+        return MESH_ERR_INVAL;
+    return fd_local_addr(evconnlistener_get_fd(l->lev), out);
+}
+
+static void real_listener_close(void *obj, mesh_listener *l)
+{
+    (void)obj;
+    if (!l || l->released)
+        return;
+    l->released = 1;
+    evconnlistener_disable(l->lev);
+    if (l->busy == 0)
+        listener_destroy(l);
+}
+
+/* ---- datagrams ---------------------------------------------------------------------------- */
+
+static void dgram_destroy(mesh_dgram *d)
+{
+    LIST_REMOVE(d->r->dgrams, d);
+    event_free(d->ev);
+    close(d->fd);
+    free(d);
+}
+
+static void dgram_readcb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    mesh_dgram *d = arg;
+    mesh_real *r = d->r;
+    d->busy++;
+    /* A bounded burst per turn so one busy socket cannot starve the rest of the loop. */
+    for (int i = 0; i < MESH_REAL_DGRAM_BURST && !d->released; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        ssize_t n = recvfrom(fd, r->dgram_buf, sizeof r->dgram_buf, 0, (struct sockaddr *)&ss, &sl);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                real_logf(r, MESH_LOG_DEBUG, "dgram recvfrom: %s", strerror(errno));
+            if (errno != ECONNREFUSED && errno != EHOSTUNREACH && errno != ENETUNREACH)
+                break; /* EAGAIN or a real error: try again next readiness */
+            continue;  /* an ICMP error queued on the socket: skip it */
+        }
+        mesh_addr from;
+        if (sa_to_addr((struct sockaddr *)&ss, &from) != MESH_OK)
+            continue;
+        if (d->cb)
+            d->cb(d, &from, r->dgram_buf, (size_t)n, d->ud);
+    }
+    d->busy--;
+    if (d->released && d->busy == 0)
+        dgram_destroy(d);
+}
+
+static mesh_dgram *real_dgram_bind(void *obj, const mesh_addr *addr, mesh_dgram_cb cb, void *ud,
+                                   int *err)
+{
+    mesh_real *r = obj;
+    int dummy;
+    if (!err)
+        err = &dummy;
+    struct sockaddr_storage ss;
+    socklen_t sl = addr ? addr_to_sa(addr, &ss) : 0;
+    if (!sl) {
+        *err = MESH_ERR_INVAL;
+        return NULL;
+    }
+    mesh_dgram *d = calloc(1, sizeof *d);
+    if (!d) {
+        *err = MESH_ERR_NOMEM;
+        return NULL;
+    }
+    d->fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (d->fd < 0) {
+        *err = MESH_ERR_IO;
+        real_logf(r, MESH_LOG_WARN, "dgram socket: %s", strerror(errno));
+        free(d);
+        return NULL;
+    }
+    int one = 1;
+    /* SO_REUSEADDR lets several members of a multicast group share the group's port. */
+    setsockopt(d->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (ss.ss_family == AF_INET6)
+        setsockopt(d->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(d->fd, (struct sockaddr *)&ss, sl) != 0) {
+        int e = errno;
+        char text[MESH_ADDR_STRLEN];
+        real_logf(r, MESH_LOG_WARN, "dgram bind %s: %s", mesh_addr_format(addr, text, sizeof text),
+                  strerror(e));
+        close(d->fd);
+        free(d);
+        *err = MESH_ERR_ADDR;
+        return NULL;
+    }
+    mesh_addr bound;
+    if (fd_local_addr(d->fd, &bound) != MESH_OK ||
+        !(d->ev = event_new(r->base, d->fd, EV_READ | EV_PERSIST, dgram_readcb, d)) ||
+        event_add(d->ev, NULL) != 0) {
+        if (d->ev)
+            event_free(d->ev);
+        close(d->fd);
+        free(d);
+        *err = MESH_ERR_NOMEM;
+        return NULL;
+    }
+    d->r = r;
+    d->cb = cb;
+    d->ud = ud;
+    d->port = bound.port;
+    d->family = ss.ss_family;
+    LIST_INSERT(r->dgrams, d);
+    return d;
+}
+
+static int real_dgram_addr(void *obj, mesh_dgram *d, mesh_addr *out)
+{
+    (void)obj;
+    if (!d || !out || d->released)
+        return MESH_ERR_INVAL;
+    return fd_local_addr(d->fd, out);
+}
+
+static int real_dgram_send(void *obj, mesh_dgram *d, const mesh_addr *to, const void *data,
+                           size_t len)
+{
+    mesh_real *r = obj;
+    if (!d || !to || (!data && len > 0) || d->released)
+        return MESH_ERR_INVAL;
+    if (len > MESH_REAL_DGRAM_MAX)
+        return MESH_ERR_TOO_BIG;
+    struct sockaddr_storage ss;
+    socklen_t sl = addr_to_sa(to, &ss);
+    if (!sl || ss.ss_family != d->family || to->port == 0)
+        return MESH_ERR_INVAL;
+    for (;;) {
+        if (sendto(d->fd, data, len, 0, (struct sockaddr *)&ss, sl) >= 0)
+            return MESH_OK;
+        if (errno == EINTR)
+            continue;
+        break;
+    }
+    int e = errno;
+    switch (e) {
+    case EAGAIN:
+    case ENOBUFS:
+        return MESH_OK; /* a full send queue loses the datagram, as a network would */
+    case EMSGSIZE:
+        return MESH_ERR_TOO_BIG;
+    default:
+        real_logf(r, MESH_LOG_DEBUG, "dgram sendto: %s", strerror(e));
+        return errno_to_mesh(e);
+    }
+}
+
+static int real_dgram_join(void *obj, mesh_dgram *d, const mesh_addr *group)
+{
+    mesh_real *r = obj;
+    if (!d || !group || d->released)
+        return MESH_ERR_INVAL;
+    /* The group's datagrams are addressed to the group's port: a socket bound elsewhere would
+     * never see them. Port 0 in group means "the bound port". */
+    if (group->port != 0 && group->port != d->port)
+        return MESH_ERR_INVAL;
+    int one = 1;
+    if (group->family == MESH_AF_INET4 && d->family == AF_INET) {
+        if ((group->ip[0] & 0xf0) != 0xe0)
+            return MESH_ERR_INVAL; /* not in 224.0.0.0/4 */
+        struct ip_mreqn mreq;
+        memset(&mreq, 0, sizeof mreq);
+        memcpy(&mreq.imr_multiaddr, group->ip, 4);
+        /* Interface: the bound address when it is specific, else the kernel's route for the
+         * group. Loop on, so group members on this host (and tests) see our own sends. */
+        mesh_addr bound;
+        if (fd_local_addr(d->fd, &bound) == MESH_OK)
+            memcpy(&mreq.imr_address, bound.ip, 4);
+        if (setsockopt(d->fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mreq, sizeof mreq) != 0)
+            goto fail;
+        unsigned char loop = 1;
+        setsockopt(d->fd, IPPROTO_IP, IP_MULTICAST_LOOP, &loop, sizeof loop);
+        return MESH_OK;
+    }
+    if (group->family == MESH_AF_INET6 && d->family == AF_INET6) {
+        if (group->ip[0] != 0xff)
+            return MESH_ERR_INVAL; /* not in ff00::/8 */
+        struct ipv6_mreq mreq;
+        memset(&mreq, 0, sizeof mreq);
+        memcpy(&mreq.ipv6mr_multiaddr, group->ip, 16);
+        if (setsockopt(d->fd, IPPROTO_IPV6, IPV6_JOIN_GROUP, &mreq, sizeof mreq) != 0)
+            goto fail;
+        setsockopt(d->fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, &one, sizeof one);
+        return MESH_OK;
+    }
+    return MESH_ERR_INVAL;
+fail:;
+    int e = errno;
+    char text[MESH_ADDR_STRLEN];
+    real_logf(r, MESH_LOG_WARN, "multicast join %s: %s",
+              mesh_addr_format(group, text, sizeof text), strerror(e));
+    return e == ENODEV || e == EADDRNOTAVAIL ? MESH_ERR_UNREACHABLE : MESH_ERR_IO;
+}
+
+static void real_dgram_close(void *obj, mesh_dgram *d)
+{
+    (void)obj;
+    if (!d || d->released)
+        return;
+    d->released = 1;
+    event_del(d->ev);
+    if (d->busy == 0)
+        dgram_destroy(d);
+}
+
+/* ---- name resolution ------------------------------------------------------------------------ */
+
+static void resolve_destroy(mesh_resolve_req *q)
+{
+    LIST_REMOVE(q->r->resolves, q);
+    event_free(q->deliver);
+    free(q);
+}
+
+static int gai_to_mesh(int e)
+{
+    switch (e) {
+    case 0:
+        return MESH_OK;
+    case EVUTIL_EAI_NONAME:
+    case EVUTIL_EAI_NODATA:
+    case EVUTIL_EAI_FAIL:
+        return MESH_ERR_NOT_FOUND;
+    case EVUTIL_EAI_AGAIN:
+        return MESH_ERR_TIMEOUT;
+    case EVUTIL_EAI_MEMORY:
+        return MESH_ERR_NOMEM;
+    case EVUTIL_EAI_FAMILY:
+    case EVUTIL_EAI_SERVICE:
+    case EVUTIL_EAI_BADFLAGS:
+        return MESH_ERR_INVAL;
+    default:
+        return MESH_ERR_IO;
+    }
+}
+
+/* evdns' answer (possibly synchronous, from inside real_resolve): copy and defer. */
+static void resolve_gai_cb(int result, struct evutil_addrinfo *res, void *arg)
+{
+    mesh_resolve_req *q = arg;
+    q->gai = NULL;
+    q->answered = 1;
+    if (result == EVUTIL_EAI_CANCEL) {
+        /* only mesh_real_free cancels; it frees the request itself */
+        if (res)
+            evutil_freeaddrinfo(res);
+        return;
+    }
+    q->result = gai_to_mesh(result);
+    for (struct evutil_addrinfo *ai = res; ai && q->naddrs < MESH_REAL_RESOLVE_MAX_ADDRS;
+         ai = ai->ai_next) {
+        mesh_addr a;
+        if (!ai->ai_addr || sa_to_addr(ai->ai_addr, &a) != MESH_OK)
+            continue;
+        a.port = q->port;
+        q->addrs[q->naddrs++] = a;
+    }
+    if (res)
+        evutil_freeaddrinfo(res);
+    if (q->result == MESH_OK && q->naddrs == 0)
+        q->result = MESH_ERR_NOT_FOUND;
+    event_active(q->deliver, EV_TIMEOUT, 0);
+}
+
+static void resolve_deliver_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    mesh_resolve_req *q = arg;
+    /* Off the list before the callback: it may start a new resolve or anything else. */
+    mesh_resolve_cb cb = q->cb;
+    void *ud = q->ud;
+    int result = q->result;
+    size_t n = q->naddrs;
+    mesh_addr addrs[MESH_REAL_RESOLVE_MAX_ADDRS];
+    memcpy(addrs, q->addrs, n * sizeof addrs[0]);
+    resolve_destroy(q);
+    if (cb)
+        cb(result, result == MESH_OK ? addrs : NULL, result == MESH_OK ? n : 0, ud);
+}
+
+static int real_ensure_dns(mesh_real *r)
+{
+    if (r->dns)
+        return MESH_OK;
+    if (r->cfg.dns_hosts_only) {
+        r->dns = evdns_base_new(r->base, 0);
+        if (r->dns)
+            evdns_base_load_hosts(r->dns, NULL);
+    } else {
+        r->dns = evdns_base_new(r->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+    }
+    return r->dns ? MESH_OK : MESH_ERR_NOMEM;
+}
+
+static int real_resolve(void *obj, const char *host, uint16_t port, mesh_resolve_cb cb, void *ud)
+{
+    mesh_real *r = obj;
+    if (!host || !*host || strlen(host) > 253 || !cb)
+        return MESH_ERR_INVAL;
+    int rc = real_ensure_dns(r);
+    if (rc != MESH_OK)
+        return rc;
+    mesh_resolve_req *q = calloc(1, sizeof *q);
+    if (!q)
+        return MESH_ERR_NOMEM;
+    q->deliver = event_new(r->base, -1, 0, resolve_deliver_cb, q);
+    if (!q->deliver) {
+        free(q);
+        return MESH_ERR_NOMEM;
+    }
+    q->r = r;
+    q->cb = cb;
+    q->ud = ud;
+    q->port = port;
+    LIST_INSERT(r->resolves, q);
+    struct evutil_addrinfo hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM; /* one entry per address, not one per socket type */
+    struct evdns_getaddrinfo_request *gai =
+        evdns_getaddrinfo(r->dns, host, NULL, &hints, resolve_gai_cb, q);
+    if (!q->answered)
+        q->gai = gai;
+    return MESH_OK;
+}
+
+/* ---- ops table, lifecycle, loop ---------------------------------------------------------- */
+
+static const mesh_env_ops REAL_OPS = {
+    .now = real_now,
+    .random = real_random,
+    .log = real_log,
+    .timer_new = real_timer_new,
+    .timer_set = real_timer_set,
+    .timer_stop = real_timer_stop,
+    .timer_free = real_timer_free,
+    .listen = real_listen,
+    .listener_addr = real_listener_addr,
+    .listener_close = real_listener_close,
+    .connect = real_connect,
+    .stream_set_cbs = real_stream_set_cbs,
+    .stream_write = real_stream_write,
+    .stream_pending = real_stream_pending,
+    .stream_addrs = real_stream_addrs,
+    .stream_close = real_stream_close,
+    .dgram_bind = real_dgram_bind,
+    .dgram_addr = real_dgram_addr,
+    .dgram_send = real_dgram_send,
+    .dgram_join = real_dgram_join,
+    .dgram_close = real_dgram_close,
+    .resolve = real_resolve,
+    .mdns = NULL,
+    .portmap = NULL,
+};
+
+void mesh_real_config_default(mesh_real_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->connect_timeout_ms = MESH_REAL_CONNECT_TIMEOUT_MS;
+    cfg->linger_timeout_ms = MESH_REAL_LINGER_TIMEOUT_MS;
+    cfg->log_level = MESH_LOG_INFO;
+}
+
+int mesh_real_new(mesh_real **out, struct event_base *base, const mesh_real_config *cfg)
+{
+    if (!out)
+        return MESH_ERR_INVAL;
+    mesh_real *r = calloc(1, sizeof *r);
+    if (!r)
+        return MESH_ERR_NOMEM;
+    if (cfg)
+        r->cfg = *cfg;
+    else
+        mesh_real_config_default(&r->cfg);
+    if (r->cfg.connect_timeout_ms == 0)
+        r->cfg.connect_timeout_ms = MESH_REAL_CONNECT_TIMEOUT_MS;
+    if (r->cfg.linger_timeout_ms == 0)
+        r->cfg.linger_timeout_ms = MESH_REAL_LINGER_TIMEOUT_MS;
+    if (base) {
+        r->base = base;
+    } else {
+        r->base = event_base_new();
+        if (!r->base) {
+            free(r);
+            return MESH_ERR_IO;
+        }
+        r->own_base = 1;
+    }
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
+    *out = r;
+    return MESH_OK;
+}
+
+void mesh_real_free(mesh_real *r)
+{
+    if (!r)
+        return;
+    while (r->resolves) {
+        mesh_resolve_req *q = r->resolves;
+        if (q->gai)
+            evdns_getaddrinfo_cancel(q->gai); /* calls resolve_gai_cb(CANCEL) at once */
+        resolve_destroy(q);
+    }
+    if (r->dns)
+        evdns_base_free(r->dns, 0);
+    while (r->streams)
+        stream_abort(r->streams);
+    while (r->listeners)
+        listener_destroy(r->listeners);
+    while (r->dgrams)
+        dgram_destroy(r->dgrams);
+    while (r->timers)
+        timer_destroy(r->timers);
+    if (r->own_base)
+        event_base_free(r->base);
+    free(r);
+}
+
+mesh_env mesh_real_env(mesh_real *r)
+{
+    mesh_env e = {.ops = &REAL_OPS, .obj = r};
+    return e;
+}
+
+struct event_base *mesh_real_base(mesh_real *r) { return r ? r->base : NULL; }
+
+int mesh_real_run(mesh_real *r)
+{
+    if (!r)
+        return MESH_ERR_INVAL;
+    return event_base_dispatch(r->base) < 0 ? MESH_ERR_IO : MESH_OK;
+}
+
+static void run_for_expired(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    event_base_loopbreak(arg);
+}
+
+int mesh_real_run_for(mesh_real *r, mesh_time duration_ns)
+{
+    if (!r)
+        return MESH_ERR_INVAL;
+    /* A private timer rather than event_base_loopexit(): if the loop stops early, the
+     * loopexit would stay armed and cut a later run short. */
+    struct event *limit = evtimer_new(r->base, run_for_expired, r->base);
+    if (!limit)
+        return MESH_ERR_NOMEM;
+    mesh_time us = duration_ns / MESH_NS_PER_US;
+    struct timeval tv = {.tv_sec = (time_t)(us / 1000000), .tv_usec = (suseconds_t)(us % 1000000)};
+    int rc = evtimer_add(limit, &tv) == 0 ? event_base_dispatch(r->base) : -1;
+    event_free(limit);
+    return rc < 0 ? MESH_ERR_IO : MESH_OK;
+}
+
+static void real_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    mesh_real *r = arg;
+    r->caught_signal = (int)sig;
+    real_logf(r, MESH_LOG_INFO, "caught %s, stopping the loop", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    event_base_loopbreak(r->base);
+}
+
+int mesh_real_run_until_signal(mesh_real *r)
+{
+    if (!r)
+        return MESH_ERR_INVAL;
+    struct event *sigint = evsignal_new(r->base, SIGINT, real_signal_cb, r);
+    struct event *sigterm = evsignal_new(r->base, SIGTERM, real_signal_cb, r);
+    int rc = MESH_ERR_IO;
+    if (!sigint || !sigterm || evsignal_add(sigint, NULL) != 0 || evsignal_add(sigterm, NULL) != 0)
+        goto out;
+    r->caught_signal = 0;
+    if (event_base_dispatch(r->base) < 0)
+        goto out;
+    rc = r->caught_signal;
+out:
+    if (sigint)
+        event_free(sigint);
+    if (sigterm)
+        event_free(sigterm);
+    return rc;
+}
+
+void mesh_real_stop(mesh_real *r)
+{
+    if (r)
+        event_base_loopbreak(r->base);
+}
