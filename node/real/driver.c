@@ -62,6 +62,7 @@ struct mesh_timer {
     struct event *ev;
     mesh_timer_cb cb;
     void *ud;
+    mesh_time deadline; /* absolute time the timer is armed for */
     int busy;     /* inside cb */
     int released; /* timer_free() was called while busy */
 };
@@ -87,6 +88,7 @@ struct mesh_stream {
     int connect_err; /* errno of a connect() that failed at once, reported from the loop */
     int peer_eof;   /* the peer's FIN was seen */
     int wr_shut;    /* our FIN was sent */
+    int want_writable; /* written since the last on_writable: report the next drain */
 };
 
 struct mesh_listener {
@@ -114,16 +116,21 @@ struct mesh_dgram {
 };
 
 /* One resolve in flight. evdns may answer synchronously (numeric names, /etc/hosts), so the
- * answer is always copied here and delivered from the `deliver` event (rule 1). */
+ * answer is always copied here and delivered from the `deliver` event (rule 1).
+ * Two parties hold the request: evdns until its callback ran (evdns_busy; a cancel is
+ * answered later, from a deferred callback) and the core until its callback ran or the
+ * driver is freed (finished). It is freed when both have let go. */
 typedef struct mesh_resolve_req {
     LIST_LINKS(struct mesh_resolve_req);
     mesh_real *r;
-    struct evdns_getaddrinfo_request *gai; /* non-NULL while evdns still works on it */
+    struct evdns_getaddrinfo_request *gai; /* evdns' handle while evdns_busy */
     struct event *deliver;
     mesh_resolve_cb cb;
     void *ud;
     uint16_t port;
-    int answered; /* evdns called back */
+    int evdns_busy; /* evdns still holds a pointer to this request */
+    int finished;   /* the core callback ran (or never will): only evdns may still hold it */
+    int cancel_sent; /* evdns_getaddrinfo_cancel() was called */
     int result;
     size_t naddrs;
     mesh_addr addrs[MESH_REAL_RESOLVE_MAX_ADDRS];
@@ -310,6 +317,16 @@ static void timer_fire(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     mesh_timer *t = arg;
+    /* libevent measures timeouts against its cached loop time (and may use a coarse clock
+     * on a caller's base), so it can wake us slightly before the deadline: re-arm for the
+     * rest. env.h timers never fire early. */
+    mesh_time now = real_now(t->r);
+    if (now < t->deadline) {
+        mesh_time us = (t->deadline - now + MESH_NS_PER_US - 1) / MESH_NS_PER_US;
+        struct timeval tv = {.tv_sec = (time_t)(us / 1000000), .tv_usec = (suseconds_t)(us % 1000000)};
+        evtimer_add(t->ev, &tv);
+        return;
+    }
     t->busy++;
     if (t->cb)
         t->cb(t, t->ud);
@@ -345,6 +362,7 @@ static void real_timer_set(void *obj, mesh_timer *t, mesh_time when)
         return;
     }
     mesh_time now = real_now(obj);
+    t->deadline = when;
     /* A deadline in the past fires on the next loop turn (zero delay), never from here.
      * Round up to whole microseconds so the timer never fires before `when`. */
     mesh_time delta = when > now ? when - now : 0;
@@ -521,7 +539,13 @@ static void stream_writecb(struct bufferevent *bev, void *arg)
         linger_check(s);
         return;
     }
-    if (s->released || !s->cbs.on_writable)
+    /* libevent also calls this when the socket merely became writable with nothing to send:
+     * on_writable reports a drain of what the core wrote, so only after a write. */
+    if (s->released || !s->want_writable ||
+        evbuffer_get_length(bufferevent_get_output(s->bev)) > 0)
+        return;
+    s->want_writable = 0;
+    if (!s->cbs.on_writable)
         return;
     s->busy++;
     s->cbs.on_writable(s, s->ud);
@@ -691,6 +715,7 @@ static int real_stream_write(void *obj, mesh_stream *s, const void *data, size_t
     /* bufferevent_write only appends (copying) and schedules the socket write for the loop. */
     if (bufferevent_write(s->bev, data, len) != 0)
         return MESH_ERR_NOMEM;
+    s->want_writable = 1;
     return MESH_OK;
 }
 
@@ -1110,9 +1135,15 @@ static void resolve_gai_cb(int result, struct evutil_addrinfo *res, void *arg)
 {
     mesh_resolve_req *q = arg;
     q->gai = NULL;
-    q->answered = 1;
+    q->evdns_busy = 0;
+    if (q->finished) {
+        if (res)
+            evutil_freeaddrinfo(res);
+        resolve_destroy(q);
+        return;
+    }
     if (result == EVUTIL_EAI_CANCEL) {
-        /* only mesh_real_free cancels; it frees the request itself */
+        /* our own cancel (hosts-only mode): the answer is already scheduled */
         if (res)
             evutil_freeaddrinfo(res);
         return;
@@ -1138,14 +1169,16 @@ static void resolve_deliver_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     mesh_resolve_req *q = arg;
-    /* Off the list before the callback: it may start a new resolve or anything else. */
+    /* Copy out and let go before the callback: it may start a new resolve, or anything. */
     mesh_resolve_cb cb = q->cb;
     void *ud = q->ud;
     int result = q->result;
     size_t n = q->naddrs;
     mesh_addr addrs[MESH_REAL_RESOLVE_MAX_ADDRS];
     memcpy(addrs, q->addrs, n * sizeof addrs[0]);
-    resolve_destroy(q);
+    q->finished = 1;
+    if (!q->evdns_busy)
+        resolve_destroy(q);
     if (cb)
         cb(result, result == MESH_OK ? addrs : NULL, result == MESH_OK ? n : 0, ud);
 }
@@ -1185,14 +1218,24 @@ static int real_resolve(void *obj, const char *host, uint16_t port, mesh_resolve
     q->ud = ud;
     q->port = port;
     LIST_INSERT(r->resolves, q);
+    q->evdns_busy = 1;
     struct evutil_addrinfo hints;
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM; /* one entry per address, not one per socket type */
     struct evdns_getaddrinfo_request *gai =
         evdns_getaddrinfo(r->dns, host, NULL, &hints, resolve_gai_cb, q);
-    if (!q->answered)
+    if (q->evdns_busy) {
         q->gai = gai;
+        if (r->cfg.dns_hosts_only) {
+            /* evdns answers numeric names and /etc/hosts at once; anything else would wait
+             * for a nameserver that hosts-only mode never has. */
+            q->result = MESH_ERR_NOT_FOUND;
+            event_active(q->deliver, EV_TIMEOUT, 0);
+            q->cancel_sent = 1;
+            evdns_getaddrinfo_cancel(gai); /* its callback comes later, from the loop */
+        }
+    }
     return MESH_OK;
 }
 
@@ -1251,7 +1294,13 @@ int mesh_real_new(mesh_real **out, struct event_base *base, const mesh_real_conf
     if (base) {
         r->base = base;
     } else {
-        r->base = event_base_new();
+        /* Precise timers: libevent would otherwise use CLOCK_MONOTONIC_COARSE on Linux. */
+        struct event_config *ec = event_config_new();
+        if (ec)
+            event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
+        r->base = ec ? event_base_new_with_config(ec) : NULL;
+        if (ec)
+            event_config_free(ec);
         if (!r->base) {
             free(r);
             return MESH_ERR_IO;
@@ -1269,14 +1318,20 @@ void mesh_real_free(mesh_real *r)
 {
     if (!r)
         return;
-    while (r->resolves) {
-        mesh_resolve_req *q = r->resolves;
-        if (q->gai)
-            evdns_getaddrinfo_cancel(q->gai); /* calls resolve_gai_cb(CANCEL) at once */
-        resolve_destroy(q);
+    /* Resolves: no core callback any more; evdns still has to hand back the ones it holds.
+     * Its cancel answers come from deferred callbacks, so let the loop run them once (all
+     * core-visible handles are gone by then); whatever it still holds after that is
+     * dropped with the evdns base, which calls nobody when freed with fail_requests = 0. */
+    int evdns_holds = 0;
+    for (mesh_resolve_req *q = r->resolves; q; q = q->next) {
+        q->finished = 1;
+        event_del(q->deliver);
+        if (q->evdns_busy && q->gai && !q->cancel_sent) {
+            q->cancel_sent = 1;
+            evdns_getaddrinfo_cancel(q->gai);
+        }
+        evdns_holds |= q->evdns_busy;
     }
-    if (r->dns)
-        evdns_base_free(r->dns, 0);
     while (r->streams)
         stream_abort(r->streams);
     while (r->listeners)
@@ -1285,6 +1340,12 @@ void mesh_real_free(mesh_real *r)
         dgram_destroy(r->dgrams);
     while (r->timers)
         timer_destroy(r->timers);
+    if (evdns_holds)
+        event_base_loop(r->base, EVLOOP_NONBLOCK);
+    if (r->dns)
+        evdns_base_free(r->dns, 0);
+    while (r->resolves)
+        resolve_destroy(r->resolves);
     if (r->own_base)
         event_base_free(r->base);
     free(r);

@@ -30,7 +30,9 @@
  *    our own queued output is then still flushed in the background as above.
  *  - mesh_real_free() closes (abortively) every handle the core did not release and frees
  *    everything; the core's pointers are dangling afterwards. Free the core's objects first.
- *    It must not be called from inside a driver callback.
+ *    It must not be called from inside a driver callback. If evdns still holds a resolve
+ *    request, it runs one non-blocking loop turn so evdns can hand it back (other events on
+ *    a caller-provided base may run then).
  *
  * Process-wide effect: mesh_real_new() sets SIGPIPE to SIG_IGN if it is still SIG_DFL, because
  * a write to a socket the peer reset would otherwise kill the process (Linux has no
