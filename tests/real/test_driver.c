@@ -333,6 +333,32 @@ static void test_graceful_close_flushes(void)
     side_free(&sv.sd);
 }
 
+/* Bytes written while the connect is still in progress are queued and sent once connected;
+ * a graceful close right after them still delivers them all, then the FIN. */
+static void test_write_before_connected(void)
+{
+    mesh_real *r = new_driver(0);
+    mesh_env e = mesh_real_env(r);
+    server sv;
+    mesh_addr bound;
+    CU_ASSERT_EQUAL_FATAL(server_start(&sv, e, "127.0.0.1:0", &bound), MESH_OK);
+    side c;
+    client_connect(&c, e, &bound);
+    write_pattern(&c, FIN_BYTES);
+    CU_ASSERT_EQUAL(e.ops->stream_pending(e.obj, c.s), FIN_BYTES);
+    CU_ASSERT(RUN_UNTIL(r, c.connected && sv.sd.rxlen >= FIN_BYTES));
+    CU_ASSERT(sv.sd.rxlen == FIN_BYTES && check_pattern(sv.sd.rx, sv.sd.rxlen));
+    CU_ASSERT(RUN_UNTIL(r, c.writable));
+    e.ops->stream_close(e.obj, c.s, MESH_CLOSE_GRACEFUL);
+    CU_ASSERT(RUN_UNTIL(r, sv.sd.closed));
+    CU_ASSERT_EQUAL(sv.sd.reason, MESH_OK);
+    CU_ASSERT_EQUAL(sv.sd.rx_at_close, FIN_BYTES);
+    e.ops->listener_close(e.obj, sv.l);
+    mesh_real_free(r);
+    side_free(&c);
+    side_free(&sv.sd);
+}
+
 /* ABORT on one side shows as MESH_ERR_RESET on the other, even with data queued. */
 static void test_abort_is_reset(void)
 {
@@ -652,6 +678,48 @@ static void test_connect_timeout(void)
 {
     char why[256] = "";
     int v = in_netns(child_connect_timeout, why, sizeof why);
+    if (v == CHILD_SKIP)
+        skip_case(why);
+    else
+        CU_ASSERT_EQUAL(v, CHILD_PASS);
+}
+
+/* In the namespace only lo exists, so 10.0.0.0/8 has no route: connect() fails at once with
+ * ENETUNREACH, and the driver must still report it later, from the loop (rule 1). */
+static int child_unreachable(void)
+{
+    int verdict = CHILD_PASS;
+    mesh_real_config cfg;
+    mesh_real_config_default(&cfg);
+    cfg.log_sink = quiet_sink;
+    mesh_real *r = NULL;
+    if (mesh_real_new(&r, NULL, &cfg) != MESH_OK)
+        return CHILD_FAIL;
+    mesh_env e = mesh_real_env(r);
+    side c;
+    side_init(&c, e);
+    mesh_addr to = mesh_addr_v4(0x0a000001u, 443); /* 10.0.0.1: no route in the namespace */
+    int err = 0;
+    c.s = e.ops->connect(e.obj, &to, &SIDE_CBS, &c, &err);
+    CHILD_CHECK(c.s != NULL);
+    CHILD_CHECK(c.closed == 0); /* not from inside connect() */
+    if (c.s)
+        (void)RUN_UNTIL(r, c.closed);
+    CHILD_CHECK(c.closed == 1);
+    CHILD_CHECK(c.reason == MESH_ERR_UNREACHABLE);
+    mesh_addr lo0 = mesh_addr_v4(0x7f000001u, 0);
+    mesh_dgram *d = e.ops->dgram_bind(e.obj, &lo0, NULL, NULL, &err);
+    CHILD_CHECK(d != NULL);
+    CHILD_CHECK(d && e.ops->dgram_send(e.obj, d, &to, "x", 1) == MESH_ERR_UNREACHABLE);
+    mesh_real_free(r);
+    side_free(&c);
+    return verdict;
+}
+
+static void test_connect_unreachable(void)
+{
+    char why[256] = "";
+    int v = in_netns(child_unreachable, why, sizeof why);
     if (v == CHILD_SKIP)
         skip_case(why);
     else
@@ -1042,9 +1110,11 @@ static CU_TestInfo stream_tests[] = {
     {"echo 1 MiB over ::1", test_echo_ipv6},
     {"FIN after all data", test_fin_after_data},
     {"graceful close flushes queued output", test_graceful_close_flushes},
+    {"write before connected is queued", test_write_before_connected},
     {"ABORT is seen as RESET", test_abort_is_reset},
     {"connect to a closed port is REFUSED", test_connect_refused},
     {"connect timeout (namespace + DROP rule)", test_connect_timeout},
+    {"connect without a route is UNREACHABLE", test_connect_unreachable},
     {"8 MiB backpressure and on_writable", test_backpressure},
     {"close inside on_data", test_close_inside_on_data},
     {"refuse and close listener inside accept", test_refuse_in_accept},
