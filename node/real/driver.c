@@ -32,28 +32,28 @@
 /* ---- object layouts ------------------------------------------------------------------- */
 
 /* Doubly linked list links, so any handle can leave its list in O(1). */
-#define LIST_LINKS(type)                                                                      \
-    type *prev;                                                                               \
+#define LIST_LINKS(type)                                                                           \
+    type *prev;                                                                                    \
     type *next
 
-#define LIST_INSERT(head, obj)                                                                \
-    do {                                                                                      \
-        (obj)->prev = NULL;                                                                   \
-        (obj)->next = (head);                                                                 \
-        if (head)                                                                             \
-            (head)->prev = (obj);                                                             \
-        (head) = (obj);                                                                       \
+#define LIST_INSERT(head, obj)                                                                     \
+    do {                                                                                           \
+        (obj)->prev = NULL;                                                                        \
+        (obj)->next = (head);                                                                      \
+        if (head)                                                                                  \
+            (head)->prev = (obj);                                                                  \
+        (head) = (obj);                                                                            \
     } while (0)
 
-#define LIST_REMOVE(head, obj)                                                                \
-    do {                                                                                      \
-        if ((obj)->prev)                                                                      \
-            (obj)->prev->next = (obj)->next;                                                  \
-        else                                                                                  \
-            (head) = (obj)->next;                                                             \
-        if ((obj)->next)                                                                      \
-            (obj)->next->prev = (obj)->prev;                                                  \
-        (obj)->prev = (obj)->next = NULL;                                                     \
+#define LIST_REMOVE(head, obj)                                                                     \
+    do {                                                                                           \
+        if ((obj)->prev)                                                                           \
+            (obj)->prev->next = (obj)->next;                                                       \
+        else                                                                                       \
+            (head) = (obj)->next;                                                                  \
+        if ((obj)->next)                                                                           \
+            (obj)->next->prev = (obj)->prev;                                                       \
+        (obj)->prev = (obj)->next = NULL;                                                          \
     } while (0)
 
 struct mesh_timer {
@@ -63,8 +63,8 @@ struct mesh_timer {
     mesh_timer_cb cb;
     void *ud;
     mesh_time deadline; /* absolute time the timer is armed for */
-    int busy;     /* inside cb */
-    int released; /* timer_free() was called while busy */
+    int busy;           /* inside cb */
+    int released;       /* timer_free() was called while busy */
 };
 
 enum stream_state {
@@ -81,13 +81,13 @@ struct mesh_stream {
     struct event *timer;     /* connect timeout, then linger timeout */
     mesh_stream_cbs cbs;
     void *ud;
-    int state;      /* enum stream_state */
-    int busy;       /* core callbacks running for this stream */
-    int released;   /* the core no longer holds the handle */
-    int close_how;  /* what the core asked for when it released the handle */
-    int connect_err; /* errno of a connect() that failed at once, reported from the loop */
-    int peer_eof;   /* the peer's FIN was seen */
-    int wr_shut;    /* our FIN was sent */
+    int state;         /* enum stream_state */
+    int busy;          /* core callbacks running for this stream */
+    int released;      /* the core no longer holds the handle */
+    int close_how;     /* what the core asked for when it released the handle */
+    int connect_err;   /* errno of a connect() that failed at once, reported from the loop */
+    int peer_eof;      /* the peer's FIN was seen */
+    int wr_shut;       /* our FIN was sent */
     int want_writable; /* written since the last on_writable: report the next drain */
 };
 
@@ -128,8 +128,8 @@ typedef struct mesh_resolve_req {
     mesh_resolve_cb cb;
     void *ud;
     uint16_t port;
-    int evdns_busy; /* evdns still holds a pointer to this request */
-    int finished;   /* the core callback ran (or never will): only evdns may still hold it */
+    int evdns_busy;  /* evdns still holds a pointer to this request */
+    int finished;    /* the core callback ran (or never will): only evdns may still hold it */
     int cancel_sent; /* evdns_getaddrinfo_cancel() was called */
     int result;
     size_t naddrs;
@@ -140,6 +140,8 @@ struct mesh_real {
     struct event_base *base;
     int own_base;
     struct evdns_base *dns; /* created on the first resolve */
+    int dns_local_only;     /* no nameserver to ask: numeric names and /etc/hosts only */
+    size_t nresolves;       /* requests on `resolves`, at most MESH_REAL_RESOLVE_MAX_PENDING */
     mesh_real_config cfg;
     struct mesh_timer *timers;
     struct mesh_stream *streams;
@@ -323,7 +325,8 @@ static void timer_fire(evutil_socket_t fd, short what, void *arg)
     mesh_time now = real_now(t->r);
     if (now < t->deadline) {
         mesh_time us = (t->deadline - now + MESH_NS_PER_US - 1) / MESH_NS_PER_US;
-        struct timeval tv = {.tv_sec = (time_t)(us / 1000000), .tv_usec = (suseconds_t)(us % 1000000)};
+        struct timeval tv = {.tv_sec = (time_t)(us / 1000000),
+                             .tv_usec = (suseconds_t)(us % 1000000)};
         evtimer_add(t->ev, &tv);
         return;
     }
@@ -541,8 +544,7 @@ static void stream_writecb(struct bufferevent *bev, void *arg)
     }
     /* libevent also calls this when the socket merely became writable with nothing to send:
      * on_writable reports a drain of what the core wrote, so only after a write. */
-    if (s->released || !s->want_writable ||
-        evbuffer_get_length(bufferevent_get_output(s->bev)) > 0)
+    if (s->released || !s->want_writable || evbuffer_get_length(bufferevent_get_output(s->bev)) > 0)
         return;
     s->want_writable = 0;
     if (!s->cbs.on_writable)
@@ -561,7 +563,8 @@ static void stream_eventcb(struct bufferevent *bev, short what, void *arg)
     if (s->state == STREAM_LINGER) {
         if (what & BEV_EVENT_EOF) {
             s->peer_eof = 1;
-            evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
+            evbuffer_drain(bufferevent_get_input(bev),
+                           evbuffer_get_length(bufferevent_get_input(bev)));
             linger_check(s);
         } else if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
             stream_destroy(s);
@@ -587,7 +590,8 @@ static void stream_eventcb(struct bufferevent *bev, short what, void *arg)
                 stream_finish_release(s);
             return;
         }
-        real_logf(s->r, MESH_LOG_DEBUG, "stream %p: %s", (void *)s, evutil_socket_error_to_string(err));
+        real_logf(s->r, MESH_LOG_DEBUG, "stream %p: %s", (void *)s,
+                  evutil_socket_error_to_string(err));
         stream_report_closed(s, errno_to_mesh(err));
     }
 }
@@ -775,8 +779,8 @@ static void listener_destroy(mesh_listener *l)
     free(l);
 }
 
-static void listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
-                               struct sockaddr *sa, int salen, void *arg)
+static void listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+                               int salen, void *arg)
 {
     (void)lev;
     (void)salen;
@@ -1083,8 +1087,8 @@ static int real_dgram_join(void *obj, mesh_dgram *d, const mesh_addr *group)
 fail:;
     int e = errno;
     char text[MESH_ADDR_STRLEN];
-    real_logf(r, MESH_LOG_WARN, "multicast join %s: %s",
-              mesh_addr_format(group, text, sizeof text), strerror(e));
+    real_logf(r, MESH_LOG_WARN, "multicast join %s: %s", mesh_addr_format(group, text, sizeof text),
+              strerror(e));
     return e == ENODEV || e == EADDRNOTAVAIL ? MESH_ERR_UNREACHABLE : MESH_ERR_IO;
 }
 
@@ -1104,6 +1108,7 @@ static void real_dgram_close(void *obj, mesh_dgram *d)
 static void resolve_destroy(mesh_resolve_req *q)
 {
     LIST_REMOVE(q->r->resolves, q);
+    q->r->nresolves--;
     event_free(q->deliver);
     free(q);
 }
@@ -1192,9 +1197,15 @@ static int real_ensure_dns(mesh_real *r)
         if (r->dns)
             evdns_base_load_hosts(r->dns, NULL);
     } else {
-        r->dns = evdns_base_new(r->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+        /* NO_DEFAULT: without a resolv.conf, libevent would invent 127.0.0.1 as nameserver. */
+        r->dns = evdns_base_new(r->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+                                             EVDNS_BASE_NAMESERVERS_NO_DEFAULT);
     }
-    return r->dns ? MESH_OK : MESH_ERR_NOMEM;
+    if (!r->dns)
+        return MESH_ERR_NOMEM;
+    /* evdns queues a query without limit while it has no nameserver: never let it. */
+    r->dns_local_only = r->cfg.dns_hosts_only || evdns_base_count_nameservers(r->dns) == 0;
+    return MESH_OK;
 }
 
 static int real_resolve(void *obj, const char *host, uint16_t port, mesh_resolve_cb cb, void *ud)
@@ -1205,6 +1216,8 @@ static int real_resolve(void *obj, const char *host, uint16_t port, mesh_resolve
     int rc = real_ensure_dns(r);
     if (rc != MESH_OK)
         return rc;
+    if (r->nresolves >= MESH_REAL_RESOLVE_MAX_PENDING)
+        return MESH_ERR_LIMIT;
     mesh_resolve_req *q = calloc(1, sizeof *q);
     if (!q)
         return MESH_ERR_NOMEM;
@@ -1218,6 +1231,7 @@ static int real_resolve(void *obj, const char *host, uint16_t port, mesh_resolve
     q->ud = ud;
     q->port = port;
     LIST_INSERT(r->resolves, q);
+    r->nresolves++;
     q->evdns_busy = 1;
     struct evutil_addrinfo hints;
     memset(&hints, 0, sizeof hints);
@@ -1227,7 +1241,7 @@ static int real_resolve(void *obj, const char *host, uint16_t port, mesh_resolve
         evdns_getaddrinfo(r->dns, host, NULL, &hints, resolve_gai_cb, q);
     if (q->evdns_busy) {
         q->gai = gai;
-        if (r->cfg.dns_hosts_only) {
+        if (r->dns_local_only) {
             /* evdns answers numeric names and /etc/hosts at once; anything else would wait
              * for a nameserver that hosts-only mode never has. */
             q->result = MESH_ERR_NOT_FOUND;
@@ -1357,7 +1371,10 @@ mesh_env mesh_real_env(mesh_real *r)
     return e;
 }
 
-struct event_base *mesh_real_base(mesh_real *r) { return r ? r->base : NULL; }
+struct event_base *mesh_real_base(mesh_real *r)
+{
+    return r ? r->base : NULL;
+}
 
 int mesh_real_run(mesh_real *r)
 {
@@ -1394,7 +1411,8 @@ static void real_signal_cb(evutil_socket_t sig, short what, void *arg)
     (void)what;
     mesh_real *r = arg;
     r->caught_signal = (int)sig;
-    real_logf(r, MESH_LOG_INFO, "caught %s, stopping the loop", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    real_logf(r, MESH_LOG_INFO, "caught %s, stopping the loop",
+              sig == SIGINT ? "SIGINT" : "SIGTERM");
     event_base_loopbreak(r->base);
 }
 

@@ -34,6 +34,27 @@
  *    request, it runs one non-blocking loop turn so evdns can hand it back (other events on
  *    a caller-provided base may run then).
  *
+ * What each op does here, beyond env.h:
+ *  - listen: SO_REUSEADDR, non-blocking, close-on-exec; IPv6 listeners are v6-only so IPv4
+ *    and IPv6 can share a port number. Errors: MESH_ERR_INVAL, MESH_ERR_ADDR, MESH_ERR_NOMEM.
+ *    accept() failures (EMFILE...) pause the listener MESH_REAL_ACCEPT_BACKOFF_MS.
+ *  - connect: MESH_ERR_INVAL (bad address, port 0), MESH_ERR_NOMEM, MESH_ERR_IO (no socket:
+ *    descriptor limit) at once; everything else through on_closed: REFUSED, UNREACHABLE
+ *    (no route), TIMEOUT (cfg->connect_timeout_ms), IO. Writes before on_connected queue.
+ *  - stream_write: MESH_ERR_INVAL (NULL data), MESH_ERR_CLOSED (released or peer FIN'd),
+ *    MESH_ERR_NOMEM. on_writable runs when the output buffer drained to 0 after a write.
+ *  - dgram_bind: SO_REUSEADDR (several group members may share a port), IPv6 v6-only.
+ *    dgram_send: MESH_ERR_TOO_BIG (> MESH_REAL_DGRAM_MAX or EMSGSIZE), MESH_ERR_INVAL
+ *    (family differs from the socket's), MESH_ERR_UNREACHABLE (no route), MESH_ERR_IO;
+ *    a full send queue drops the datagram and returns MESH_OK, like a lossy network.
+ *  - dgram_join: group must be multicast (224.0.0.0/4, ff00::/8) with port 0 or the bound
+ *    port; bind the socket to the wildcard address (a socket bound to 127.0.0.1 never sees
+ *    traffic addressed to the group). IP_MULTICAST_LOOP is on, so members on this host see
+ *    each other. MESH_ERR_INVAL, MESH_ERR_UNREACHABLE (no multicast route), MESH_ERR_IO.
+ *  - resolve: MESH_ERR_INVAL (empty or > 253 chars, NULL cb), MESH_ERR_NOMEM, MESH_ERR_LIMIT
+ *    (MESH_REAL_RESOLVE_MAX_PENDING in flight); answers carry at most
+ *    MESH_REAL_RESOLVE_MAX_ADDRS addresses.
+ *
  * Process-wide effect: mesh_real_new() sets SIGPIPE to SIG_IGN if it is still SIG_DFL, because
  * a write to a socket the peer reset would otherwise kill the process (Linux has no
  * per-socket SO_NOSIGPIPE and libevent writes with writev()).
@@ -62,6 +83,7 @@ enum mesh_real_limits {
     MESH_REAL_DGRAM_MAX = 65535,          /* largest datagram received or sent */
     MESH_REAL_DGRAM_BURST = 64,           /* datagrams read per socket per loop turn */
     MESH_REAL_RESOLVE_MAX_ADDRS = 16,     /* addresses handed to a resolve callback */
+    MESH_REAL_RESOLVE_MAX_PENDING = 256,  /* resolves in flight per driver (MESH_ERR_LIMIT) */
     MESH_REAL_LOG_LINE_MAX = 1024,        /* longest log line passed to the sink */
 };
 
@@ -75,7 +97,9 @@ typedef struct mesh_real_config {
     mesh_real_log_sink log_sink; /* NULL = stderr, "[seconds.micros] LEVEL msg" */
     void *log_ud;
     /* 1 = resolve only numeric addresses and /etc/hosts, never ask a nameserver (no network
-     * traffic at all; names not found answer MESH_ERR_NOT_FOUND). 0 = /etc/resolv.conf. */
+     * traffic at all; names not found answer MESH_ERR_NOT_FOUND). 0 = the nameservers of
+     * /etc/resolv.conf (none there: same as 1). evdns bounds each query by its own timeout
+     * and retries; a query that runs out answers MESH_ERR_TIMEOUT or MESH_ERR_NOT_FOUND. */
     int dns_hosts_only;
 } mesh_real_config;
 

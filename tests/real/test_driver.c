@@ -18,11 +18,11 @@
 #include "real/driver.h"
 
 enum {
-    RUN_SLICE_MS = 5,         /* loop slice between condition checks */
-    WAIT_LIMIT_MS = 10000,    /* upper bound on any wait in these tests */
-    ECHO_BYTES = 1 << 20,     /* 1 MiB echoed intact */
-    FIN_BYTES = 100 * 1024,   /* sent before a graceful close */
-    BACKLOG_BYTES = 8 << 20,  /* 8 MiB queued at once for the backpressure case */
+    RUN_SLICE_MS = 5,        /* loop slice between condition checks */
+    WAIT_LIMIT_MS = 10000,   /* upper bound on any wait in these tests */
+    ECHO_BYTES = 1 << 20,    /* 1 MiB echoed intact */
+    FIN_BYTES = 100 * 1024,  /* sent before a graceful close */
+    BACKLOG_BYTES = 8 << 20, /* 8 MiB queued at once for the backpressure case */
     TEST_CONNECT_TIMEOUT_MS = 300,
     NTIMERS = 6,
 };
@@ -54,12 +54,15 @@ static mesh_real *new_driver(uint32_t connect_timeout_ms)
     return r;
 }
 
-/* Run the loop until cond holds or WAIT_LIMIT_MS passed; evaluates to cond. */
-#define RUN_UNTIL(r, cond)                                                                    \
-    ({                                                                                        \
-        for (int waited_ = 0; !(cond) && waited_ < WAIT_LIMIT_MS; waited_ += RUN_SLICE_MS)    \
-            mesh_real_run_for((r), RUN_SLICE_MS * MESH_NS_PER_MS);                            \
-        (cond);                                                                               \
+#define RUN_SLICE_NS ((mesh_time)RUN_SLICE_MS * MESH_NS_PER_MS)
+
+/* Run the loop until cond holds or WAIT_LIMIT_MS passed; evaluates to cond (a GNU statement
+ * expression, as gcc and clang accept in C11 mode). */
+#define RUN_UNTIL(r, cond)                                                                         \
+    ({                                                                                             \
+        for (int waited_ = 0; !(cond) && waited_ < WAIT_LIMIT_MS; waited_ += RUN_SLICE_MS)         \
+            mesh_real_run_for((r), RUN_SLICE_NS);                                                  \
+        (cond);                                                                                    \
     })
 
 static void skip_case(const char *why)
@@ -68,7 +71,10 @@ static void skip_case(const char *why)
     fflush(stdout);
 }
 
-static uint8_t pattern_byte(size_t i) { return (uint8_t)((i * 2654435761u) >> 13); }
+static uint8_t pattern_byte(size_t i)
+{
+    return (uint8_t)((i * 2654435761u) >> 13);
+}
 
 /* One side of a TCP conversation, with everything the callbacks saw. */
 typedef struct side {
@@ -83,10 +89,10 @@ typedef struct side {
     int writable;
     size_t pending_at_writable;
     int data_calls;
-    int echo;            /* write back whatever arrives */
-    int close_in_data;   /* -1 none, else how to close from inside the first on_data */
+    int echo;              /* write back whatever arrives */
+    int close_in_data;     /* -1 none, else how to close from inside the first on_data */
     size_t send_on_accept; /* bytes of pattern to send as soon as accepted */
-    int close_after_send; /* -1 none, else how to close right after send_on_accept */
+    int close_after_send;  /* -1 none, else how to close right after send_on_accept */
 } side;
 
 static void side_init(side *p, mesh_env env)
@@ -97,7 +103,10 @@ static void side_init(side *p, mesh_env env)
     p->close_after_send = -1;
 }
 
-static void side_free(side *p) { free(p->rx); }
+static void side_free(side *p)
+{
+    free(p->rx);
+}
 
 static void on_connected(mesh_stream *s, void *ud)
 {
@@ -273,7 +282,10 @@ static int echo_case(const char *listen_text)
     return 0;
 }
 
-static void test_echo_ipv4(void) { CU_ASSERT_EQUAL(echo_case("127.0.0.1:0"), 0); }
+static void test_echo_ipv4(void)
+{
+    CU_ASSERT_EQUAL(echo_case("127.0.0.1:0"), 0);
+}
 
 static void test_echo_ipv6(void)
 {
@@ -629,12 +641,12 @@ static int in_netns(int (*fn)(void), char *why, size_t whylen)
     return WEXITSTATUS(status);
 }
 
-#define CHILD_CHECK(cond)                                                                     \
-    do {                                                                                      \
-        if (!(cond)) {                                                                        \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);          \
-            verdict = CHILD_FAIL;                                                             \
-        }                                                                                     \
+#define CHILD_CHECK(cond)                                                                          \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
+            verdict = CHILD_FAIL;                                                                  \
+        }                                                                                          \
     } while (0)
 
 /* In the namespace: an iptables rule drops SYNs to 127.0.0.1:9, so the connect can only end
@@ -1028,6 +1040,22 @@ static void test_resolve(void)
                                                  : mesh_addr_equal(a, &lo6));
         }
     }
+
+    /* the number of resolves in flight is bounded */
+    static rbox many[MESH_REAL_RESOLVE_MAX_PENDING];
+    memset(many, 0, sizeof many);
+    for (size_t i = 0; i < MESH_REAL_RESOLVE_MAX_PENDING; i++)
+        CU_ASSERT_EQUAL(e.ops->resolve(e.obj, "127.0.0.1", 1, on_resolved, &many[i]), MESH_OK);
+    rbox over = {0};
+    CU_ASSERT_EQUAL(e.ops->resolve(e.obj, "127.0.0.1", 1, on_resolved, &over), MESH_ERR_LIMIT);
+    CU_ASSERT(RUN_UNTIL(r, many[MESH_REAL_RESOLVE_MAX_PENDING - 1].calls));
+    mesh_real_run_for(r, MESH_NS_PER_MS);
+    for (size_t i = 0; i < MESH_REAL_RESOLVE_MAX_PENDING; i++)
+        CU_ASSERT_EQUAL(many[i].calls, 1);
+    CU_ASSERT_EQUAL(over.calls, 0);
+    /* answered requests free their slots */
+    CU_ASSERT_EQUAL(e.ops->resolve(e.obj, "127.0.0.1", 1, on_resolved, &over), MESH_OK);
+    CU_ASSERT(RUN_UNTIL(r, over.calls == 1));
     mesh_real_free(r);
 }
 
@@ -1147,4 +1175,7 @@ static CU_SuiteInfo suites[] = {
     CU_SUITE_INFO_NULL,
 };
 
-int main(void) { return mesh_test_main(suites); }
+int main(void)
+{
+    return mesh_test_main(suites);
+}
