@@ -1,0 +1,305 @@
+/* test_sched.c — the scheduler: (time, insertion) order, cancel and stale handles, the clock
+ * never going backwards, run_until/stop/cap, and the determinism fingerprint. */
+#include "mesh_test.h"
+
+#include <string.h>
+
+#include "sim/rng.h"
+#include "sim/sched.h"
+
+enum { LOG_MAX = 4096 };
+
+typedef struct rec {
+    sim_sched *s;
+    int ids[LOG_MAX];
+    mesh_time times[LOG_MAX];
+    int n;
+    int cancel_target; /* index into handles to cancel when event 0 runs, or -1 */
+    sim_event_id handles[LOG_MAX];
+} rec;
+
+static void note(void *ctx, void *arg)
+{
+    rec *r = ctx;
+    int id = (int)(intptr_t)arg;
+    CU_ASSERT_FATAL(r->n < LOG_MAX);
+    r->ids[r->n] = id;
+    r->times[r->n] = sim_sched_now(r->s);
+    r->n++;
+    if (id == 0 && r->cancel_target >= 0)
+        CU_ASSERT_EQUAL(sim_sched_cancel(r->s, r->handles[r->cancel_target]), MESH_OK);
+}
+
+static void rec_init(rec *r)
+{
+    memset(r, 0, sizeof *r);
+    r->cancel_target = -1;
+    CU_ASSERT_EQUAL_FATAL(sim_sched_new(&r->s), MESH_OK);
+    sim_sched_set_event_cap(r->s, 100000);
+}
+
+static void sched(rec *r, mesh_time t, int id)
+{
+    CU_ASSERT_EQUAL_FATAL(sim_sched_at(r->s, t, SIM_EV_USER, (uint64_t)id, note, r,
+                                       (void *)(intptr_t)id, &r->handles[id]),
+                          MESH_OK);
+}
+
+static void test_order_and_ties(void)
+{
+    rec r;
+    rec_init(&r);
+    /* ids 0..5 at times chosen so that time order differs from insertion order and three
+     * events tie at t=50 (inserted as 2, 4, 5). */
+    sched(&r, 100, 0);
+    sched(&r, 10, 1);
+    sched(&r, 50, 2);
+    sched(&r, 20, 3);
+    sched(&r, 50, 4);
+    sched(&r, 50, 5);
+    CU_ASSERT_EQUAL(sim_sched_pending(r.s), 6);
+    CU_ASSERT_EQUAL(sim_sched_run(r.s), MESH_OK);
+    int want[] = {1, 3, 2, 4, 5, 0};
+    mesh_time want_t[] = {10, 20, 50, 50, 50, 100};
+    CU_ASSERT_EQUAL_FATAL(r.n, 6);
+    for (int i = 0; i < 6; i++) {
+        CU_ASSERT_EQUAL(r.ids[i], want[i]);
+        CU_ASSERT_EQUAL(r.times[i], want_t[i]);
+    }
+    CU_ASSERT_EQUAL(sim_sched_now(r.s), 100);
+    sim_sched_free(r.s);
+}
+
+static void test_many_ties_keep_insertion_order(void)
+{
+    rec r;
+    rec_init(&r);
+    /* 2000 events over 3 time values, inserted interleaved: each time's ids must come out
+     * in increasing (insertion) order even after heap reshuffles. */
+    for (int i = 0; i < 2000; i++)
+        sched(&r, (mesh_time)((i * 7) % 3) * 1000, i);
+    CU_ASSERT_EQUAL(sim_sched_run(r.s), MESH_OK);
+    CU_ASSERT_EQUAL_FATAL(r.n, 2000);
+    for (int i = 1; i < r.n; i++) {
+        CU_ASSERT_TRUE(r.times[i] >= r.times[i - 1]);
+        if (r.times[i] == r.times[i - 1])
+            CU_ASSERT_TRUE(r.ids[i] > r.ids[i - 1]);
+    }
+    sim_sched_free(r.s);
+}
+
+static void test_cancel(void)
+{
+    rec r;
+    rec_init(&r);
+    sched(&r, 30, 0);
+    sched(&r, 10, 1);
+    sched(&r, 20, 2);
+    sched(&r, 40, 3);
+    CU_ASSERT_EQUAL(sim_sched_cancel(r.s, r.handles[2]), MESH_OK);
+    CU_ASSERT_FALSE(sim_sched_pending_id(r.s, r.handles[2]));
+    /* twice: stale */
+    CU_ASSERT_EQUAL(sim_sched_cancel(r.s, r.handles[2]), MESH_ERR_NOT_FOUND);
+    CU_ASSERT_EQUAL(sim_sched_cancel(r.s, SIM_EVENT_NONE), MESH_ERR_NOT_FOUND);
+    CU_ASSERT_EQUAL(sim_sched_cancel(r.s, 0xdeadbeef00001234ULL), MESH_ERR_NOT_FOUND);
+    r.cancel_target = 3; /* event 0 (t=30) cancels event 3 (t=40) from inside a handler */
+    CU_ASSERT_EQUAL(sim_sched_run(r.s), MESH_OK);
+    CU_ASSERT_EQUAL_FATAL(r.n, 2);
+    CU_ASSERT_EQUAL(r.ids[0], 1);
+    CU_ASSERT_EQUAL(r.ids[1], 0);
+    /* fired handle: stale too, even after its slot is recycled by a new event */
+    sim_event_id old = r.handles[1];
+    sched(&r, 50, 4);
+    CU_ASSERT_EQUAL(sim_sched_cancel(r.s, old), MESH_ERR_NOT_FOUND);
+    CU_ASSERT_TRUE(sim_sched_pending_id(r.s, r.handles[4]));
+    CU_ASSERT_EQUAL(sim_sched_pending(r.s), 1);
+    sim_sched_free(r.s);
+}
+
+/* Random schedule with random cancels, checked against the order a sorted model predicts. */
+static void test_random_against_model(void)
+{
+    rec r;
+    rec_init(&r);
+    sim_rng g;
+    sim_rng_seed(&g, 7);
+    int cancelled[LOG_MAX] = {0};
+    enum { N = 3000 };
+    mesh_time when[N];
+    for (int i = 0; i < N; i++) {
+        when[i] = sim_rng_below(&g, 500);
+        sched(&r, when[i], i);
+    }
+    for (int i = 0; i < N; i += 3) {
+        CU_ASSERT_EQUAL(sim_sched_cancel(r.s, r.handles[i]), MESH_OK);
+        cancelled[i] = 1;
+    }
+    CU_ASSERT_EQUAL(sim_sched_run(r.s), MESH_OK);
+    int k = 0;
+    for (mesh_time t = 0; t < 500; t++)
+        for (int i = 0; i < N; i++)
+            if (when[i] == t && !cancelled[i]) {
+                CU_ASSERT_EQUAL_FATAL(r.ids[k], i);
+                k++;
+            }
+    CU_ASSERT_EQUAL(k, r.n);
+    sim_sched_free(r.s);
+}
+
+static void test_time_never_backwards(void)
+{
+    rec r;
+    rec_init(&r);
+    sched(&r, 1000, 0);
+    CU_ASSERT_EQUAL(sim_sched_run(r.s), MESH_OK);
+    CU_ASSERT_EQUAL(sim_sched_now(r.s), 1000);
+    /* the past is refused and nothing is queued */
+    CU_ASSERT_EQUAL(sim_sched_at(r.s, 999, SIM_EV_USER, 0, note, &r, NULL, NULL),
+                    MESH_ERR_INVAL);
+    CU_ASSERT_EQUAL(sim_sched_at(r.s, 5, SIM_EV_USER, 0, note, &r, NULL, NULL), MESH_ERR_INVAL);
+    CU_ASSERT_EQUAL(sim_sched_at(r.s, 2000, SIM_EV_USER, 0, NULL, &r, NULL, NULL),
+                    MESH_ERR_INVAL);
+    CU_ASSERT_EQUAL(sim_sched_pending(r.s), 0);
+    /* now is allowed */
+    CU_ASSERT_EQUAL(sim_sched_at(r.s, 1000, SIM_EV_USER, 0, note, &r, (void *)1, NULL),
+                    MESH_OK);
+    /* run_until moves the clock to t even with nothing to do, but never back */
+    CU_ASSERT_EQUAL(sim_sched_run_until(r.s, 5000), MESH_OK);
+    CU_ASSERT_EQUAL(sim_sched_now(r.s), 5000);
+    CU_ASSERT_EQUAL(sim_sched_run_until(r.s, 10), MESH_OK);
+    CU_ASSERT_EQUAL(sim_sched_now(r.s), 5000);
+    CU_ASSERT_EQUAL(r.n, 2);
+    sim_sched_free(r.s);
+}
+
+static void forever(void *ctx, void *arg)
+{
+    sim_sched *s = ctx;
+    (void)arg;
+    sim_sched_after(s, 1, SIM_EV_USER, 0, forever, s, NULL, NULL);
+}
+
+static void stopper(void *ctx, void *arg)
+{
+    (void)arg;
+    sim_sched_stop(ctx);
+}
+
+static void test_cap_and_stop(void)
+{
+    sim_sched *s;
+    CU_ASSERT_EQUAL_FATAL(sim_sched_new(&s), MESH_OK);
+    sim_sched_set_event_cap(s, 500);
+    sim_sched_at(s, 0, SIM_EV_USER, 0, forever, s, NULL, NULL);
+    CU_ASSERT_EQUAL(sim_sched_run(s), MESH_ERR_LIMIT);
+    CU_ASSERT_EQUAL(sim_sched_processed(s), 500);
+    CU_ASSERT_EQUAL(sim_sched_step(s), MESH_ERR_LIMIT);
+    sim_sched_set_event_cap(s, 0);
+    sim_sched_at(s, sim_sched_now(s) + 10, SIM_EV_USER, 0, stopper, s, NULL, NULL);
+    CU_ASSERT_EQUAL(sim_sched_run_until(s, 1000000), MESH_ERR_STATE);
+    CU_ASSERT_EQUAL(sim_sched_now(s), 499 + 10);
+    sim_sched_free(s);
+}
+
+/* A little self-scheduling workload whose shape depends on the seed. */
+typedef struct work {
+    sim_sched *s;
+    sim_rng g;
+    int left;
+} work;
+
+static void work_ev(void *ctx, void *arg)
+{
+    work *w = ctx;
+    (void)arg;
+    if (w->left-- <= 0)
+        return;
+    for (int i = 0; i < 2; i++)
+        sim_sched_after(w->s, sim_rng_below(&w->g, 1000), SIM_EV_USER,
+                        sim_rng_below(&w->g, 16), work_ev, w, NULL, NULL);
+}
+
+static uint64_t run_work(uint64_t seed)
+{
+    work w;
+    CU_ASSERT_EQUAL_FATAL(sim_sched_new(&w.s), MESH_OK);
+    sim_sched_set_event_cap(w.s, 100000);
+    sim_rng_seed(&w.g, seed);
+    w.left = 5000;
+    sim_sched_at(w.s, 0, SIM_EV_USER, 0, work_ev, &w, NULL, NULL);
+    CU_ASSERT_EQUAL(sim_sched_run(w.s), MESH_OK);
+    uint64_t fp = sim_sched_fingerprint(w.s);
+    char buf[96];
+    CU_ASSERT_PTR_NOT_NULL(strstr(sim_sched_summary(w.s, buf, sizeof buf), "fingerprint="));
+    sim_sched_free(w.s);
+    return fp;
+}
+
+static void stop_noop(void *ctx, void *arg)
+{
+    (void)ctx;
+    (void)arg;
+}
+
+static void test_fingerprint(void)
+{
+    uint64_t a = run_work(1), b = run_work(1);
+    CU_ASSERT_EQUAL(a, b);
+    CU_ASSERT_NOT_EQUAL(a, run_work(2));
+    /* one extra event (same work otherwise) changes the fingerprint */
+    work w;
+    uint64_t fp[2];
+    for (int extra = 0; extra < 2; extra++) {
+        CU_ASSERT_EQUAL_FATAL(sim_sched_new(&w.s), MESH_OK);
+        sim_rng_seed(&w.g, 1);
+        w.left = 5000;
+        sim_sched_at(w.s, 0, SIM_EV_USER, 0, work_ev, &w, NULL, NULL);
+        if (extra)
+            sim_sched_at(w.s, 777, SIM_EV_USER, 99, stop_noop, NULL, NULL, NULL);
+        CU_ASSERT_EQUAL(sim_sched_run(w.s), MESH_OK);
+        fp[extra] = sim_sched_fingerprint(w.s);
+        sim_sched_free(w.s);
+    }
+    CU_ASSERT_EQUAL(fp[0], a);
+    CU_ASSERT_NOT_EQUAL(fp[0], fp[1]);
+}
+
+static void test_rng_streams(void)
+{
+    sim_rng a, b, c;
+    sim_rng_derive(&a, 42, SIM_RNG_STREAM_HOST + 1);
+    sim_rng_derive(&b, 42, SIM_RNG_STREAM_HOST + 1);
+    sim_rng_derive(&c, 42, SIM_RNG_STREAM_HOST + 2);
+    uint64_t va = sim_rng_next(&a);
+    CU_ASSERT_EQUAL(va, sim_rng_next(&b));
+    CU_ASSERT_NOT_EQUAL(va, sim_rng_next(&c));
+    sim_rng_derive(&c, 43, SIM_RNG_STREAM_HOST + 1);
+    CU_ASSERT_NOT_EQUAL(va, sim_rng_next(&c));
+    unsigned hist[10] = {0};
+    for (int i = 0; i < 10000; i++) {
+        uint64_t v = sim_rng_below(&a, 10);
+        CU_ASSERT_TRUE_FATAL(v < 10);
+        hist[v]++;
+        double u = sim_rng_unit(&a);
+        CU_ASSERT_TRUE_FATAL(u >= 0.0 && u < 1.0);
+    }
+    for (int i = 0; i < 10; i++)
+        CU_ASSERT_TRUE(hist[i] > 850 && hist[i] < 1150);
+    CU_ASSERT_FALSE(sim_rng_chance(&a, 0.0));
+    CU_ASSERT_TRUE(sim_rng_chance(&a, 1.0));
+}
+
+static CU_TestInfo tests[] = {
+    {"time order, ties in insertion order", test_order_and_ties},
+    {"many ties keep insertion order", test_many_ties_keep_insertion_order},
+    {"cancel, stale handles, cancel inside a handler", test_cancel},
+    {"random schedule matches a sorted model", test_random_against_model},
+    {"time never goes backwards", test_time_never_backwards},
+    {"event cap and stop", test_cap_and_stop},
+    {"fingerprint: same run equal, one event differs", test_fingerprint},
+    {"rng streams derive reproducibly", test_rng_streams},
+    CU_TEST_INFO_NULL,
+};
+static CU_SuiteInfo suites[] = {{"sched", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};
+
+int main(void) { return mesh_test_main(suites); }
