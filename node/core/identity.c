@@ -72,6 +72,16 @@ const uint8_t *mesh_identity_pubkey(const mesh_identity *id) { return id->pub; }
 const uint8_t *mesh_identity_node_id(const mesh_identity *id) { return id->node_id; }
 struct evp_pkey_st *mesh_identity_pkey(const mesh_identity *id) { return id->pkey; }
 
+int mesh_identity_pkey_in(const mesh_identity *id, void *libctx, struct evp_pkey_st **out)
+{
+    EVP_PKEY *pk = EVP_PKEY_new_raw_private_key_ex(libctx, "ED25519", NULL, id->seed,
+                                                   MESH_SEED_LEN);
+    if (!pk)
+        return MESH_ERR_CRYPTO;
+    *out = pk;
+    return MESH_OK;
+}
+
 int mesh_identity_sign(const mesh_identity *id, const uint8_t *msg, size_t len,
                        uint8_t sig[MESH_SIG_LEN])
 {

@@ -51,7 +51,11 @@ int mesh_identity_load_file(mesh_identity **out, const char *path, const mesh_en
 /* Borrowed views, valid as long as id. */
 const uint8_t *mesh_identity_pubkey(const mesh_identity *id);  /* MESH_PUBKEY_LEN bytes */
 const uint8_t *mesh_identity_node_id(const mesh_identity *id); /* MESH_NODE_ID_LEN bytes */
-struct evp_pkey_st *mesh_identity_pkey(const mesh_identity *id); /* for the TLS certificate */
+struct evp_pkey_st *mesh_identity_pkey(const mesh_identity *id); /* default library context */
+/* A new EVP_PKEY for this identity inside OpenSSL library context libctx (an OSSL_LIB_CTX *,
+ * NULL = default): the TLS module keeps each node's OpenSSL objects in the node's own
+ * context. The caller frees it with EVP_PKEY_free. MESH_OK, MESH_ERR_CRYPTO. */
+int mesh_identity_pkey_in(const mesh_identity *id, void *libctx, struct evp_pkey_st **out);
 
 /* Ed25519 signature of msg. MESH_OK or MESH_ERR_CRYPTO. */
 int mesh_identity_sign(const mesh_identity *id, const uint8_t *msg, size_t len,
