@@ -446,6 +446,8 @@ sim_lan *sim_host_lan(const sim_host *h) { return h->lan; }
 sim_net *sim_host_net(const sim_host *h) { return h->net; }
 uint32_t sim_lan_id(const sim_lan *l) { return l->id; }
 const char *sim_lan_name(const sim_lan *l) { return l->name; }
+uint32_t sim_lan_public_ip(const sim_lan *l) { return l->public_ip; }
+int sim_lan_is_private(const sim_lan *l) { return l->is_private; }
 sim_link_stats sim_host_up_stats(const sim_host *h) { return h->up.st; }
 sim_link_stats sim_host_down_stats(const sim_host *h) { return h->down.st; }
 mesh_time sim_host_up_busy_until(const sim_host *h) { return h->up.busy_until; }

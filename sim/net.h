@@ -185,6 +185,10 @@ sim_lan *sim_host_lan(const sim_host *h);
 sim_net *sim_host_net(const sim_host *h);
 uint32_t sim_lan_id(const sim_lan *l);
 const char *sim_lan_name(const sim_lan *l);
+/* The LAN's address in the core (0 = none) and whether its hosts' addresses are private:
+ * what a NAT middlebox on the gateway translates to and from. */
+uint32_t sim_lan_public_ip(const sim_lan *l);
+int sim_lan_is_private(const sim_lan *l);
 sim_link_stats sim_host_up_stats(const sim_host *h);
 sim_link_stats sim_host_down_stats(const sim_host *h);
 /* Time the host's uplink finishes serialising everything queued so far (<= now: idle).
