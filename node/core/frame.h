@@ -29,12 +29,12 @@ int mesh_frame_header(uint8_t hdr[MESH_FRAME_HDR_LEN], size_t len, size_t max);
 typedef int (*mesh_frame_cb)(void *ud, const uint8_t *payload, size_t len);
 
 typedef struct mesh_frame_dec {
-    size_t max;                    /* largest accepted frame length */
+    size_t max; /* largest accepted frame length */
     uint8_t hdr[MESH_FRAME_HDR_LEN];
-    size_t hdr_have;               /* prefix bytes held */
-    uint8_t *buf;                  /* body being assembled (NULL between frames) */
-    size_t len, have;              /* body length announced, bytes held */
-    int failed;                    /* a frame was refused: every feed returns this code */
+    size_t hdr_have;  /* prefix bytes held */
+    uint8_t *buf;     /* body being assembled (NULL between frames) */
+    size_t len, have; /* body length announced, bytes held */
+    int failed;       /* a frame was refused: every feed returns this code */
 } mesh_frame_dec;
 
 /* max: 1..MESH_FRAME_ABS_MAX (0 = MESH_FRAME_DEFAULT_MAX). Allocates nothing. */
@@ -45,8 +45,12 @@ void mesh_frame_dec_free(mesh_frame_dec *d);
  * MESH_ERR_TOO_BIG (a prefix above max: sticky); MESH_ERR_NOMEM (sticky); or what cb
  * returned (not sticky: bytes after the stopping frame are not consumed — feed them again
  * only if you mean to). */
-int mesh_frame_feed(mesh_frame_dec *d, const uint8_t *data, size_t len, mesh_frame_cb cb,
-                    void *ud);
+int mesh_frame_feed(mesh_frame_dec *d, const uint8_t *data, size_t len, mesh_frame_cb cb, void *ud);
+/* mesh_frame_feed(), and *consumed (may be NULL) = bytes of data taken: all of them unless cb
+ * stopped, in which case data + *consumed is the first byte after the stopping frame (pass
+ * it to a later feed to resume). On a sticky failure *consumed = len. */
+int mesh_frame_feed_n(mesh_frame_dec *d, const uint8_t *data, size_t len, mesh_frame_cb cb,
+                      void *ud, size_t *consumed);
 /* Bytes of an unfinished frame held (prefix included): non-zero at end of stream means the
  * peer closed mid-frame (MESH_ERR_TRUNCATED for the caller to report). */
 size_t mesh_frame_partial(const mesh_frame_dec *d);
