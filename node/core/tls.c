@@ -1,0 +1,794 @@
+/* tls.c — TLS 1.3 over OpenSSL with an env-driven random provider and callback BIOs.
+ * See tls.h for the contract. */
+#include "core/tls.h"
+
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/core_dispatch.h>
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+#include <openssl/provider.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the env RAND provider ------------------------------------------------------------- */
+
+#define ENVRAND_PROVIDER "meshara-env-rand"
+#define ENVRAND_ALG "MESH-ENV"
+#define ENVRAND_PROPQ "provider=" ENVRAND_PROVIDER
+
+enum { ENVRAND_STRENGTH = 256, ENVRAND_MAX_REQUEST = 1 << 16 };
+
+/* The provider's init function gets no user pointer, yet each node's provider instance
+ * must reach that node's env. OSSL_PROVIDER_load() runs the init synchronously on the
+ * calling thread, so mesh_tls_ctx_new() parks the env here for exactly the duration of that
+ * call and clears it after. This is the core's one piece of thread-scoped mutable state:
+ * it is never read outside that window, and _Thread_local keeps nodes built concurrently on
+ * other threads apart. */
+static _Thread_local const mesh_env *envrand_loading;
+
+typedef struct envrand_prov {
+    mesh_env env; /* copy of the node's env (a plain value) */
+} envrand_prov;
+
+typedef struct envrand_ctx {
+    envrand_prov *prov;
+    int state; /* EVP_RAND_STATE_* */
+} envrand_ctx;
+
+static void *envrand_newctx(void *provctx, void *parent, const OSSL_DISPATCH *parent_calls)
+{
+    (void)parent; /* never asks a parent for entropy: the env is the source */
+    (void)parent_calls;
+    envrand_ctx *r = OPENSSL_zalloc(sizeof *r);
+    if (r) {
+        r->prov = provctx;
+        r->state = EVP_RAND_STATE_UNINITIALISED;
+    }
+    return r;
+}
+
+static void envrand_freectx(void *vctx)
+{
+    OPENSSL_free(vctx);
+}
+
+static int envrand_instantiate(void *vctx, unsigned int strength, int prediction_resistance,
+                               const unsigned char *pstr, size_t pstr_len,
+                               const OSSL_PARAM params[])
+{
+    (void)strength, (void)prediction_resistance, (void)pstr, (void)pstr_len, (void)params;
+    ((envrand_ctx *)vctx)->state = EVP_RAND_STATE_READY;
+    return 1;
+}
+
+static int envrand_uninstantiate(void *vctx)
+{
+    ((envrand_ctx *)vctx)->state = EVP_RAND_STATE_UNINITIALISED;
+    return 1;
+}
+
+static int envrand_generate(void *vctx, unsigned char *out, size_t outlen, unsigned int strength,
+                            int prediction_resistance, const unsigned char *adin, size_t adinlen)
+{
+    (void)strength, (void)prediction_resistance, (void)adin, (void)adinlen;
+    envrand_ctx *r = vctx;
+    mesh_env_random(&r->prov->env, out, outlen);
+    return 1;
+}
+
+static int envrand_reseed(void *vctx, int prediction_resistance, const unsigned char *ent,
+                          size_t ent_len, const unsigned char *adin, size_t adin_len)
+{
+    (void)vctx, (void)prediction_resistance, (void)ent, (void)ent_len, (void)adin, (void)adin_len;
+    return 1; /* the env needs no reseeding */
+}
+
+/* As a seed source for OpenSSL's own DRBGs (not used when every DRBG is ours, but OpenSSL
+ * may ask a parent for seed material). */
+static size_t envrand_get_seed(void *vctx, unsigned char **buf, int entropy, size_t min_len,
+                               size_t max_len, int prediction_resistance, const unsigned char *adin,
+                               size_t adin_len)
+{
+    (void)entropy, (void)max_len, (void)prediction_resistance, (void)adin, (void)adin_len;
+    envrand_ctx *r = vctx;
+    unsigned char *p = OPENSSL_secure_malloc(min_len ? min_len : 1);
+    if (!p)
+        return 0;
+    mesh_env_random(&r->prov->env, p, min_len);
+    *buf = p;
+    return min_len;
+}
+
+static void envrand_clear_seed(void *vctx, unsigned char *buf, size_t len)
+{
+    (void)vctx;
+    OPENSSL_secure_clear_free(buf, len);
+}
+
+/* One thread uses a node's library context: no lock needed, but OpenSSL insists the
+ * primary DRBG can be locked. */
+static int envrand_enable_locking(void *vctx)
+{
+    (void)vctx;
+    return 1;
+}
+static int envrand_lock(void *vctx)
+{
+    (void)vctx;
+    return 1;
+}
+static void envrand_unlock(void *vctx)
+{
+    (void)vctx;
+}
+
+static int envrand_get_ctx_params(void *vctx, OSSL_PARAM params[])
+{
+    envrand_ctx *r = vctx;
+    OSSL_PARAM *p = OSSL_PARAM_locate(params, OSSL_RAND_PARAM_STATE);
+    if (p && !OSSL_PARAM_set_int(p, r->state))
+        return 0;
+    p = OSSL_PARAM_locate(params, OSSL_RAND_PARAM_STRENGTH);
+    if (p && !OSSL_PARAM_set_uint(p, ENVRAND_STRENGTH))
+        return 0;
+    p = OSSL_PARAM_locate(params, OSSL_RAND_PARAM_MAX_REQUEST);
+    if (p && !OSSL_PARAM_set_size_t(p, ENVRAND_MAX_REQUEST))
+        return 0;
+    return 1;
+}
+
+static const OSSL_PARAM *envrand_gettable_ctx_params(void *vctx, void *provctx)
+{
+    (void)vctx, (void)provctx;
+    static const OSSL_PARAM known[] = {
+        OSSL_PARAM_int(OSSL_RAND_PARAM_STATE, NULL),
+        OSSL_PARAM_uint(OSSL_RAND_PARAM_STRENGTH, NULL),
+        OSSL_PARAM_size_t(OSSL_RAND_PARAM_MAX_REQUEST, NULL),
+        OSSL_PARAM_END,
+    };
+    return known;
+}
+
+typedef void (*dispatch_fn)(void);
+static const OSSL_DISPATCH ENVRAND_FUNCS[] = {
+    {OSSL_FUNC_RAND_NEWCTX, (dispatch_fn)envrand_newctx},
+    {OSSL_FUNC_RAND_FREECTX, (dispatch_fn)envrand_freectx},
+    {OSSL_FUNC_RAND_INSTANTIATE, (dispatch_fn)envrand_instantiate},
+    {OSSL_FUNC_RAND_UNINSTANTIATE, (dispatch_fn)envrand_uninstantiate},
+    {OSSL_FUNC_RAND_GENERATE, (dispatch_fn)envrand_generate},
+    {OSSL_FUNC_RAND_RESEED, (dispatch_fn)envrand_reseed},
+    {OSSL_FUNC_RAND_GET_SEED, (dispatch_fn)envrand_get_seed},
+    {OSSL_FUNC_RAND_CLEAR_SEED, (dispatch_fn)envrand_clear_seed},
+    {OSSL_FUNC_RAND_ENABLE_LOCKING, (dispatch_fn)envrand_enable_locking},
+    {OSSL_FUNC_RAND_LOCK, (dispatch_fn)envrand_lock},
+    {OSSL_FUNC_RAND_UNLOCK, (dispatch_fn)envrand_unlock},
+    {OSSL_FUNC_RAND_GETTABLE_CTX_PARAMS, (dispatch_fn)envrand_gettable_ctx_params},
+    {OSSL_FUNC_RAND_GET_CTX_PARAMS, (dispatch_fn)envrand_get_ctx_params},
+    {0, NULL},
+};
+
+static const OSSL_ALGORITHM ENVRAND_ALGS[] = {
+    {ENVRAND_ALG, ENVRAND_PROPQ, ENVRAND_FUNCS, "randomness from the Meshara env"},
+    {NULL, NULL, NULL, NULL},
+};
+
+static const OSSL_ALGORITHM *envrand_query(void *provctx, int operation_id, int *no_cache)
+{
+    (void)provctx;
+    *no_cache = 0;
+    return operation_id == OSSL_OP_RAND ? ENVRAND_ALGS : NULL;
+}
+
+static void envrand_teardown(void *provctx)
+{
+    OPENSSL_free(provctx);
+}
+
+static const OSSL_DISPATCH ENVRAND_PROVIDER_FUNCS[] = {
+    {OSSL_FUNC_PROVIDER_TEARDOWN, (dispatch_fn)envrand_teardown},
+    {OSSL_FUNC_PROVIDER_QUERY_OPERATION, (dispatch_fn)envrand_query},
+    {0, NULL},
+};
+
+static int envrand_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
+                        const OSSL_DISPATCH **out, void **provctx)
+{
+    (void)handle, (void)in;
+    if (!envrand_loading)
+        return 0; /* activated outside mesh_tls_ctx_new(): no env to draw from */
+    envrand_prov *p = OPENSSL_zalloc(sizeof *p);
+    if (!p)
+        return 0;
+    p->env = *envrand_loading;
+    *out = ENVRAND_PROVIDER_FUNCS;
+    *provctx = p;
+    return 1;
+}
+
+/* ---- the node context ------------------------------------------------------------------- */
+
+struct mesh_tls_ctx {
+    const mesh_env *env;
+    const mesh_identity *id;
+    OSSL_LIB_CTX *libctx;
+    OSSL_PROVIDER *prov_rand, *prov_default;
+    EVP_PKEY *pkey;
+    X509 *cert;
+    uint8_t *cert_der;
+    size_t cert_der_len;
+    SSL_CTX *ssl;
+    BIO_METHOD *bio_out, *bio_in;
+    uint8_t alpn_wire[MESH_TLS_ALPN_MAX * (MESH_TLS_ALPN_NAME_MAX + 1)]; /* RFC 7301 list */
+    size_t alpn_len;
+    char sni[MESH_TLS_SNI_MAX + 1];
+};
+
+/* Log OpenSSL's error queue through the env and empty it. Returns the last packed error. */
+static unsigned long drain_errors(const mesh_env *env, const char *what, char *keep, size_t keeplen)
+{
+    unsigned long e, last = 0;
+    char buf[256];
+    while ((e = ERR_get_error()) != 0) {
+        last = e;
+        ERR_error_string_n(e, buf, sizeof buf);
+        if (env)
+            mesh_log(env, MESH_LOG_DEBUG, "tls: %s: %s", what, buf);
+    }
+    if (last && keep && keeplen) {
+        ERR_error_string_n(last, keep, keeplen);
+    }
+    return last;
+}
+
+/* RFC 7301 wire form of a NULL-terminated list. MESH_OK or MESH_ERR_INVAL. */
+static int alpn_encode(const char *const *list, uint8_t *out, size_t cap, size_t *outlen)
+{
+    static const char *const dflt[] = {MESH_TLS_DEFAULT_ALPN, NULL};
+    if (!list)
+        list = dflt;
+    size_t n = 0, count = 0;
+    for (; list[count]; count++) {
+        size_t l = strlen(list[count]);
+        if (l == 0 || l > MESH_TLS_ALPN_NAME_MAX || count >= MESH_TLS_ALPN_MAX || n + 1 + l > cap)
+            return MESH_ERR_INVAL;
+        out[n++] = (uint8_t)l;
+        memcpy(out + n, list[count], l);
+        n += l;
+    }
+    if (count == 0)
+        return MESH_ERR_INVAL;
+    *outlen = n;
+    return MESH_OK;
+}
+
+/* The peer's certificate is accepted as-is: identity is proven by the hello (session.h),
+ * bound to this TLS session by the exporter. Replacing X509_verify_cert() entirely also
+ * keeps OpenSSL from comparing validity dates with the real clock. */
+static int accept_any_cert(X509_STORE_CTX *store, void *arg)
+{
+    (void)store, (void)arg;
+    return 1;
+}
+
+/* Server: pick the first protocol of our list that the client offered. */
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                       const unsigned char *in, unsigned int inlen, void *arg)
+{
+    (void)ssl;
+    const mesh_tls_ctx *c = arg;
+    for (size_t i = 0; i < c->alpn_len; i += 1 + c->alpn_wire[i]) {
+        const uint8_t *mine = c->alpn_wire + i;
+        for (unsigned int j = 0; j < inlen; j += 1u + in[j]) {
+            if (j + 1u + in[j] > inlen)
+                break; /* OpenSSL checked the list; be safe anyway */
+            if (in[j] == mine[0] && memcmp(in + j + 1, mine + 1, mine[0]) == 0) {
+                *out = in + j + 1;
+                *outlen = in[j];
+                return SSL_TLSEXT_ERR_OK;
+            }
+        }
+    }
+    return SSL_TLSEXT_ERR_ALERT_FATAL; /* no_application_protocol (RFC 7301 §3.2) */
+}
+
+/* The certificate: self-signed, Ed25519, CN = the SNI name, random serial, fixed dates. */
+static int make_cert(mesh_tls_ctx *c)
+{
+    int rc = MESH_ERR_CRYPTO;
+    uint8_t serial[MESH_TLS_SERIAL_LEN];
+    BIGNUM *bn = NULL;
+    X509_NAME *name = NULL;
+    X509 *x = X509_new_ex(c->libctx, NULL);
+    if (!x)
+        goto out;
+    mesh_env_random(c->env, serial, sizeof serial);
+    serial[0] &= 0x7f; /* a positive INTEGER */
+    serial[0] |= 0x40; /* and a fixed length in DER */
+    bn = BN_bin2bn(serial, sizeof serial, NULL);
+    name = X509_NAME_new();
+    if (!bn || !name || !X509_set_version(x, X509_VERSION_3) ||
+        !BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) ||
+        !ASN1_TIME_set_string_X509(X509_getm_notBefore(x), MESH_TLS_CERT_NOT_BEFORE) ||
+        !ASN1_TIME_set_string_X509(X509_getm_notAfter(x), MESH_TLS_CERT_NOT_AFTER) ||
+        !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)c->sni, -1,
+                                    -1, 0) ||
+        !X509_set_subject_name(x, name) || !X509_set_issuer_name(x, name) ||
+        !X509_set_pubkey(x, c->pkey) || X509_sign(x, c->pkey, NULL) <= 0)
+        goto out;
+    int len = i2d_X509(x, NULL);
+    if (len <= 0)
+        goto out;
+    c->cert_der = malloc((size_t)len);
+    if (!c->cert_der) {
+        rc = MESH_ERR_NOMEM;
+        goto out;
+    }
+    uint8_t *p = c->cert_der;
+    if (i2d_X509(x, &p) != len)
+        goto out;
+    c->cert_der_len = (size_t)len;
+    c->cert = x;
+    x = NULL;
+    rc = MESH_OK;
+out:
+    X509_free(x);
+    X509_NAME_free(name);
+    BN_free(bn);
+    return rc;
+}
+
+/* Callback BIOs (methods made per context: BIO_METHODs are immutable once built). */
+static int bio_out_write(BIO *b, const char *data, int len);
+static int bio_in_read(BIO *b, char *data, int len);
+static long bio_ctrl(BIO *b, int cmd, long num, void *ptr);
+static int bio_create(BIO *b)
+{
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+static int make_bio_methods(mesh_tls_ctx *c)
+{
+    c->bio_out = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "mesh-tls-out");
+    c->bio_in = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "mesh-tls-in");
+    if (!c->bio_out || !c->bio_in || !BIO_meth_set_write(c->bio_out, bio_out_write) ||
+        !BIO_meth_set_ctrl(c->bio_out, bio_ctrl) || !BIO_meth_set_create(c->bio_out, bio_create) ||
+        !BIO_meth_set_read(c->bio_in, bio_in_read) || !BIO_meth_set_ctrl(c->bio_in, bio_ctrl) ||
+        !BIO_meth_set_create(c->bio_in, bio_create))
+        return MESH_ERR_NOMEM;
+    return MESH_OK;
+}
+
+static int make_ssl_ctx(mesh_tls_ctx *c, int max_version)
+{
+    c->ssl = SSL_CTX_new_ex(c->libctx, NULL, TLS_method());
+    if (!c->ssl)
+        return MESH_ERR_TLS;
+    int min_version = max_version ? max_version : TLS1_3_VERSION;
+    if (max_version == TLS1_2_VERSION)
+        min_version = TLS1_2_VERSION;
+    if (!SSL_CTX_set_min_proto_version(c->ssl, min_version) ||
+        !SSL_CTX_set_max_proto_version(c->ssl, max_version ? max_version : TLS1_3_VERSION) ||
+        !SSL_CTX_set_num_tickets(c->ssl, 0) || SSL_CTX_use_certificate(c->ssl, c->cert) != 1 ||
+        SSL_CTX_use_PrivateKey(c->ssl, c->pkey) != 1 || SSL_CTX_check_private_key(c->ssl) != 1)
+        return MESH_ERR_TLS;
+    SSL_CTX_set_options(c->ssl, SSL_OP_NO_TICKET);
+    SSL_CTX_set_session_cache_mode(c->ssl, SSL_SESS_CACHE_OFF);
+    /* Idle connections hold no record buffers. */
+    SSL_CTX_set_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_cert_verify_callback(c->ssl, accept_any_cert, NULL);
+    SSL_CTX_set_alpn_select_cb(c->ssl, alpn_select, c);
+    return MESH_OK;
+}
+
+int mesh_tls_ctx_new(mesh_tls_ctx **out, const mesh_env *env, const mesh_identity *id,
+                     const mesh_tls_cfg *cfg)
+{
+    if (!out || !env || !id)
+        return MESH_ERR_INVAL;
+    mesh_tls_cfg dflt = {0};
+    if (!cfg)
+        cfg = &dflt;
+    const char *sni = cfg->sni ? cfg->sni : MESH_TLS_DEFAULT_SNI;
+    if (strlen(sni) == 0 || strlen(sni) > MESH_TLS_SNI_MAX)
+        return MESH_ERR_INVAL;
+    if (cfg->max_version && cfg->max_version != TLS1_2_VERSION &&
+        cfg->max_version != TLS1_3_VERSION)
+        return MESH_ERR_INVAL;
+    mesh_tls_ctx *c = calloc(1, sizeof *c);
+    if (!c)
+        return MESH_ERR_NOMEM;
+    c->env = env;
+    c->id = id;
+    strcpy(c->sni, sni);
+    int rc = alpn_encode(cfg->alpn, c->alpn_wire, sizeof c->alpn_wire, &c->alpn_len);
+    if (rc != MESH_OK)
+        goto fail;
+    ERR_clear_error();
+    rc = MESH_ERR_CRYPTO;
+    c->libctx = OSSL_LIB_CTX_new();
+    if (!c->libctx) {
+        rc = MESH_ERR_NOMEM;
+        goto fail;
+    }
+    /* Randomness first: the DRBG types must be set before anything draws from them. */
+    if (!OSSL_PROVIDER_add_builtin(c->libctx, ENVRAND_PROVIDER, envrand_init) ||
+        !RAND_set_seed_source_type(c->libctx, ENVRAND_ALG, ENVRAND_PROPQ) ||
+        !RAND_set_DRBG_type(c->libctx, ENVRAND_ALG, ENVRAND_PROPQ, NULL, NULL))
+        goto fail;
+    envrand_loading = env;
+    c->prov_rand = OSSL_PROVIDER_load(c->libctx, ENVRAND_PROVIDER);
+    envrand_loading = NULL;
+    c->prov_default = OSSL_PROVIDER_load(c->libctx, "default");
+    if (!c->prov_rand || !c->prov_default)
+        goto fail;
+    if ((rc = mesh_identity_pkey_in(id, c->libctx, &c->pkey)) != MESH_OK)
+        goto fail;
+    if ((rc = make_cert(c)) != MESH_OK)
+        goto fail;
+    if ((rc = make_bio_methods(c)) != MESH_OK)
+        goto fail;
+    if ((rc = make_ssl_ctx(c, cfg->max_version)) != MESH_OK)
+        goto fail;
+    *out = c;
+    return MESH_OK;
+fail:
+    drain_errors(env, "context setup", NULL, 0);
+    mesh_log(env, MESH_LOG_ERROR, "tls: context setup failed: %s", mesh_errname(rc));
+    mesh_tls_ctx_free(c);
+    return rc;
+}
+
+void mesh_tls_ctx_free(mesh_tls_ctx *c)
+{
+    if (!c)
+        return;
+    SSL_CTX_free(c->ssl);
+    BIO_meth_free(c->bio_out);
+    BIO_meth_free(c->bio_in);
+    X509_free(c->cert);
+    free(c->cert_der);
+    EVP_PKEY_free(c->pkey);
+    if (c->prov_default)
+        OSSL_PROVIDER_unload(c->prov_default);
+    if (c->prov_rand)
+        OSSL_PROVIDER_unload(c->prov_rand);
+    OSSL_LIB_CTX_free(c->libctx);
+    ERR_clear_error();
+    free(c);
+}
+
+const mesh_identity *mesh_tls_ctx_identity(const mesh_tls_ctx *c)
+{
+    return c->id;
+}
+const mesh_env *mesh_tls_ctx_env(const mesh_tls_ctx *c)
+{
+    return c->env;
+}
+void *mesh_tls_ctx_libctx(const mesh_tls_ctx *c)
+{
+    return c->libctx;
+}
+
+int mesh_tls_ctx_cert_der(const mesh_tls_ctx *c, const uint8_t **der, size_t *len)
+{
+    if (!c || !der || !len)
+        return MESH_ERR_INVAL;
+    *der = c->cert_der;
+    *len = c->cert_der_len;
+    return MESH_OK;
+}
+
+/* ---- connections ------------------------------------------------------------------------ */
+
+struct mesh_tls {
+    mesh_tls_ctx *ctx;
+    SSL *ssl;
+    mesh_tls_out_fn out_fn;
+    void *out_ud;
+    uint8_t *in; /* ciphertext fed, [in_off, in_len) not yet read by OpenSSL */
+    size_t in_off, in_len, in_cap;
+    int is_server;
+    int done;        /* handshake complete */
+    int failed;      /* sticky error code (0 = none) */
+    int closed_sent; /* close_notify went out */
+    int peer_closed; /* close_notify read */
+    char alpn[MESH_TLS_ALPN_NAME_MAX + 1];
+    char err[160];
+};
+
+static int bio_out_write(BIO *b, const char *data, int len)
+{
+    mesh_tls *t = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (len > 0)
+        t->out_fn(t->out_ud, (const uint8_t *)data, (size_t)len);
+    return len;
+}
+
+static int bio_in_read(BIO *b, char *data, int len)
+{
+    mesh_tls *t = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    size_t avail = t->in_len - t->in_off;
+    if (avail == 0) {
+        BIO_set_retry_read(b);
+        return -1;
+    }
+    size_t n = len > 0 && (size_t)len < avail ? (size_t)len : avail;
+    memcpy(data, t->in + t->in_off, n);
+    t->in_off += n;
+    if (t->in_off == t->in_len) {
+        t->in_off = t->in_len = 0;
+        if (t->in_cap > MESH_TLS_IN_KEEP) { /* a burst is over: give the memory back */
+            free(t->in);
+            t->in = NULL;
+            t->in_cap = 0;
+        }
+    }
+    return (int)n;
+}
+
+static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)b, (void)num, (void)ptr;
+    switch (cmd) {
+    case BIO_CTRL_FLUSH: /* out_fn already took every byte */
+        return 1;
+    case BIO_CTRL_PENDING:
+    case BIO_CTRL_WPENDING:
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+int mesh_tls_new(mesh_tls **out, mesh_tls_ctx *ctx, int is_server, const char *const *alpn,
+                 mesh_tls_out_fn out_fn, void *out_ud)
+{
+    if (!out || !ctx || !out_fn)
+        return MESH_ERR_INVAL;
+    uint8_t wire[sizeof ctx->alpn_wire];
+    size_t wlen = 0;
+    if (alpn && !is_server && alpn_encode(alpn, wire, sizeof wire, &wlen) != MESH_OK)
+        return MESH_ERR_INVAL;
+    mesh_tls *t = calloc(1, sizeof *t);
+    if (!t)
+        return MESH_ERR_NOMEM;
+    t->ctx = ctx;
+    t->out_fn = out_fn;
+    t->out_ud = out_ud;
+    t->is_server = is_server ? 1 : 0;
+    ERR_clear_error();
+    int rc = MESH_ERR_NOMEM;
+    BIO *rb = NULL, *wb = NULL;
+    t->ssl = SSL_new(ctx->ssl);
+    rb = BIO_new(ctx->bio_in);
+    wb = BIO_new(ctx->bio_out);
+    if (!t->ssl || !rb || !wb)
+        goto fail;
+    BIO_set_data(rb, t);
+    BIO_set_data(wb, t);
+    SSL_set_bio(t->ssl, rb, wb); /* the SSL owns both now */
+    rb = wb = NULL;
+    rc = MESH_ERR_TLS;
+    if (is_server) {
+        SSL_set_accept_state(t->ssl);
+    } else {
+        SSL_set_connect_state(t->ssl);
+        SSL_set_verify(t->ssl, SSL_VERIFY_PEER, NULL);
+        if (!wlen) {
+            memcpy(wire, ctx->alpn_wire, ctx->alpn_len);
+            wlen = ctx->alpn_len;
+        }
+        /* SSL_set_alpn_protos returns 0 on success (sic). */
+        if (SSL_set_alpn_protos(t->ssl, wire, (unsigned int)wlen) != 0 ||
+            SSL_set_tlsext_host_name(t->ssl, ctx->sni) != 1)
+            goto fail;
+    }
+    *out = t;
+    return MESH_OK;
+fail:
+    drain_errors(ctx->env, "connection setup", NULL, 0);
+    BIO_free(rb);
+    BIO_free(wb);
+    mesh_tls_free(t);
+    return rc;
+}
+
+void mesh_tls_free(mesh_tls *t)
+{
+    if (!t)
+        return;
+    SSL_free(t->ssl);
+    free(t->in);
+    free(t);
+    ERR_clear_error();
+}
+
+int mesh_tls_feed(mesh_tls *t, const uint8_t *data, size_t len)
+{
+    if (len == 0)
+        return MESH_OK;
+    size_t held = t->in_len - t->in_off;
+    if (held + len > MESH_TLS_IN_MAX)
+        return MESH_ERR_LIMIT;
+    if (t->in_off && held + len > t->in_cap - t->in_off) { /* compact first */
+        memmove(t->in, t->in + t->in_off, held);
+        t->in_off = 0;
+        t->in_len = held;
+    }
+    if (t->in_len + len > t->in_cap) {
+        size_t cap = t->in_cap ? t->in_cap : 4096;
+        while (cap < t->in_len + len)
+            cap *= 2;
+        uint8_t *n = realloc(t->in, cap);
+        if (!n)
+            return MESH_ERR_NOMEM;
+        t->in = n;
+        t->in_cap = cap;
+    }
+    memcpy(t->in + t->in_len, data, len);
+    t->in_len += len;
+    return MESH_OK;
+}
+
+/* Classify a failed SSL call. Empties the error queue (logging it) and makes the failure
+ * sticky unless it is only "want more input". */
+static int ssl_failure(mesh_tls *t, int ret, const char *what)
+{
+    int e = SSL_get_error(t->ssl, ret);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        ERR_clear_error();
+        return MESH_ERR_AGAIN;
+    }
+    if (e == SSL_ERROR_ZERO_RETURN) {
+        ERR_clear_error();
+        t->peer_closed = 1;
+        return MESH_ERR_CLOSED;
+    }
+    unsigned long last = drain_errors(t->ctx->env, what, t->err, sizeof t->err);
+    int rc = MESH_ERR_TLS;
+    if (e == SSL_ERROR_SSL && ERR_GET_LIB(last) == ERR_LIB_SSL) {
+        switch (ERR_GET_REASON(last)) {
+        case SSL_R_UNSUPPORTED_PROTOCOL:
+        case SSL_R_NO_PROTOCOLS_AVAILABLE:
+        case SSL_R_UNSUPPORTED_SSL_VERSION:
+        case SSL_AD_REASON_OFFSET + SSL_AD_PROTOCOL_VERSION:
+            rc = MESH_ERR_VERSION;
+            break;
+        case SSL_R_NO_APPLICATION_PROTOCOL:
+        case SSL_AD_REASON_OFFSET + SSL_AD_NO_APPLICATION_PROTOCOL:
+            rc = MESH_ERR_ALPN;
+            break;
+        default:
+            break;
+        }
+    } else if (e == SSL_ERROR_SSL && last == 0) {
+        snprintf(t->err, sizeof t->err, "TLS failure without an error code");
+    }
+    if (ERR_GET_REASON(last) == ERR_R_MALLOC_FAILURE)
+        rc = MESH_ERR_NOMEM;
+    t->failed = rc;
+    return rc;
+}
+
+int mesh_tls_handshake(mesh_tls *t)
+{
+    if (t->failed)
+        return t->failed;
+    if (t->done)
+        return MESH_OK;
+    ERR_clear_error();
+    int ret = SSL_do_handshake(t->ssl);
+    if (ret != 1) {
+        int rc = ssl_failure(t, ret, "handshake");
+        if (rc == MESH_ERR_CLOSED) { /* close_notify during the handshake */
+            snprintf(t->err, sizeof t->err, "peer closed during the handshake");
+            rc = t->failed = MESH_ERR_TLS;
+        }
+        return rc;
+    }
+    const unsigned char *sel = NULL;
+    unsigned int sel_len = 0;
+    SSL_get0_alpn_selected(t->ssl, &sel, &sel_len);
+    if (sel_len == 0) {
+        /* A server that ignored our ALPN offer; we require a protocol. */
+        snprintf(t->err, sizeof t->err, "peer selected no application protocol");
+        mesh_log(t->ctx->env, MESH_LOG_DEBUG, "tls: %s", t->err);
+        return t->failed = MESH_ERR_ALPN;
+    }
+    memcpy(t->alpn, sel, sel_len);
+    t->alpn[sel_len] = '\0';
+    t->done = 1;
+    return MESH_OK;
+}
+
+int mesh_tls_is_done(const mesh_tls *t)
+{
+    return t->done;
+}
+
+long mesh_tls_read(mesh_tls *t, uint8_t *buf, size_t cap)
+{
+    if (t->failed)
+        return t->failed;
+    if (!t->done)
+        return MESH_ERR_STATE;
+    if (t->peer_closed)
+        return MESH_ERR_CLOSED;
+    if (cap == 0)
+        return 0;
+    ERR_clear_error();
+    size_t got = 0;
+    int ret = SSL_read_ex(t->ssl, buf, cap, &got);
+    if (ret == 1)
+        return (long)got;
+    int rc = ssl_failure(t, ret, "read");
+    return rc == MESH_ERR_AGAIN ? 0 : rc;
+}
+
+int mesh_tls_write(mesh_tls *t, const uint8_t *data, size_t len)
+{
+    if (t->failed)
+        return t->failed;
+    if (!t->done || t->closed_sent)
+        return MESH_ERR_STATE;
+    if (len == 0)
+        return MESH_OK;
+    ERR_clear_error();
+    size_t done = 0;
+    if (SSL_write_ex(t->ssl, data, len, &done) == 1 && done == len)
+        return MESH_OK;
+    int rc = ssl_failure(t, 0, "write");
+    return rc == MESH_ERR_AGAIN ? MESH_ERR_INTERNAL : rc; /* the sink never blocks */
+}
+
+int mesh_tls_close(mesh_tls *t)
+{
+    if (!t->done)
+        return MESH_ERR_STATE;
+    if (t->closed_sent || t->failed)
+        return MESH_OK;
+    t->closed_sent = 1;
+    ERR_clear_error();
+    (void)SSL_shutdown(t->ssl); /* sends close_notify; we do not wait for the peer's */
+    ERR_clear_error();
+    return MESH_OK;
+}
+
+size_t mesh_tls_partial(const mesh_tls *t)
+{
+    return (t->in_len - t->in_off) + (SSL_has_pending(t->ssl) ? 1 : 0);
+}
+
+int mesh_tls_export(mesh_tls *t, const char *label, uint8_t *out, size_t len)
+{
+    if (!label || !out || len == 0 || len > MESH_TLS_EXPORT_MAX)
+        return MESH_ERR_INVAL;
+    if (!t->done || t->failed)
+        return MESH_ERR_STATE;
+    ERR_clear_error();
+    if (SSL_export_keying_material(t->ssl, out, len, label, strlen(label), NULL, 0, 0) != 1) {
+        drain_errors(t->ctx->env, "export", t->err, sizeof t->err);
+        return MESH_ERR_TLS;
+    }
+    return MESH_OK;
+}
+
+const char *mesh_tls_alpn(const mesh_tls *t)
+{
+    return t->alpn;
+}
+const char *mesh_tls_error_text(const mesh_tls *t)
+{
+    return t->err;
+}

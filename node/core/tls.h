@@ -1,0 +1,138 @@
+/* tls.h — TLS 1.3 for sessions, sans-I/O: OpenSSL over in-memory byte pipes.
+ *
+ * The only module that uses libssl. Two objects:
+ *
+ *  mesh_tls_ctx — one per node. It owns a private OpenSSL library context (OSSL_LIB_CTX) whose
+ *  random source is the node's env: a tiny RAND provider registered in that library context
+ *  (OSSL_PROVIDER_add_builtin) is made the seed source and the DRBG type, and its generate()
+ *  calls mesh_env_random(). So the real driver's TLS gets the OS's randomness (getrandom) and a
+ *  simulated node's TLS bytes are a pure function of the simulation seed — core code never
+ *  calls RAND_bytes, and no two nodes share OpenSSL state (the "default" provider is loaded
+ *  into each library context for the algorithms). It also owns the node's self-signed X.509
+ *  certificate, made in memory from the Ed25519 identity (serial from env randomness, validity
+ *  from fixed strings: nothing reads the real clock), and the SSL_CTX: TLS 1.3 only, no
+ *  session tickets, no session cache, the peer's certificate accepted as-is (the peer proves
+ *  its identity afterwards with a hello bound to the TLS exporter: session.h).
+ *
+ *  mesh_tls — one per connection. Ciphertext from the network goes in with mesh_tls_feed();
+ *  ciphertext to send comes out through the `out` callback given at creation, synchronously
+ *  from inside the call that produced it (handshake, write, close_notify). Plaintext is read
+ *  with mesh_tls_read() and written with mesh_tls_write(). No call blocks, reads a clock or
+ *  touches a socket.
+ *
+ * OpenSSL's error queue is per thread, not per object: every entry point here clears it first
+ * and empties it before returning, so one node's errors never show up in another's.
+ *
+ * Threading: a mesh_tls_ctx and its connections belong to one thread (the node's loop).
+ * Lifetimes: the env and identity given to mesh_tls_ctx_new() are borrowed and must outlive
+ * the context; every mesh_tls must be freed before its context.
+ */
+#ifndef MESH_CORE_TLS_H
+#define MESH_CORE_TLS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/identity.h"
+#include "meshara/env.h"
+
+enum mesh_tls_limits {
+    MESH_TLS_ALPN_MAX = 8,        /* protocols in one ALPN list */
+    MESH_TLS_ALPN_NAME_MAX = 255, /* bytes in one protocol name (RFC 7301) */
+    MESH_TLS_SNI_MAX = 253,       /* bytes in a host name */
+    MESH_TLS_SERIAL_LEN = 16,     /* certificate serial: random bytes, top bit clear */
+    MESH_TLS_EXPORT_MAX = 64,     /* bytes mesh_tls_export() hands out at once */
+    MESH_TLS_RECORD_MAX = 16384,  /* largest plaintext of one TLS record */
+    MESH_TLS_IN_KEEP = 16384,     /* input buffer kept when drained; larger ones are freed */
+    MESH_TLS_IN_MAX = 4 << 20,    /* ciphertext fed but not yet consumed: beyond, an error */
+};
+
+#define MESH_TLS_DEFAULT_SNI "meshara.node"
+#define MESH_TLS_DEFAULT_ALPN "meshara/1.0"
+/* Validity written into every certificate. Fixed, so making one never reads the clock; the
+ * peer ignores it anyway (the certificate is accepted as-is). 9999-12-31 is RFC 5280's
+ * "no well-defined expiration date". */
+#define MESH_TLS_CERT_NOT_BEFORE "20240101000000Z"
+#define MESH_TLS_CERT_NOT_AFTER "99991231235959Z"
+
+typedef struct mesh_tls_ctx mesh_tls_ctx;
+typedef struct mesh_tls mesh_tls;
+
+typedef struct mesh_tls_cfg {
+    /* Server name a client sends (and the certificate's common name). NULL = default. */
+    const char *sni;
+    /* ALPN protocols in preference order, NULL-terminated; NULL = {MESH_TLS_DEFAULT_ALPN}.
+     * A client offers this list; a server selects the first of its own list the client
+     * offered (server preference). Strings are copied. */
+    const char *const *alpn;
+    /* Test hook: highest TLS version a connection may use (0 = TLS 1.3, the only value a
+     * node uses). Tests set TLS1_2_VERSION (0x0303) to play an outdated client. */
+    int max_version;
+} mesh_tls_cfg;
+
+/* A node's TLS context for identity id (borrowed), randomness and logs from env (borrowed).
+ * cfg NULL = defaults (copied). MESH_OK; MESH_ERR_INVAL (NULL argument, empty or oversize
+ * ALPN name or list, oversize SNI); MESH_ERR_NOMEM; MESH_ERR_TLS / MESH_ERR_CRYPTO (OpenSSL
+ * refused: provider, certificate or SSL_CTX setup; logged). *out untouched on failure. */
+int mesh_tls_ctx_new(mesh_tls_ctx **out, const mesh_env *env, const mesh_identity *id,
+                     const mesh_tls_cfg *cfg);
+/* Free the context (all its connections first). NULL: no-op. */
+void mesh_tls_ctx_free(mesh_tls_ctx *c);
+
+/* Borrowed views, valid as long as c. */
+const mesh_identity *mesh_tls_ctx_identity(const mesh_tls_ctx *c);
+const mesh_env *mesh_tls_ctx_env(const mesh_tls_ctx *c);
+/* The certificate in DER (what a peer or an active prober receives). */
+int mesh_tls_ctx_cert_der(const mesh_tls_ctx *c, const uint8_t **der, size_t *len);
+/* The library context (an OSSL_LIB_CTX *) for other OpenSSL objects of this node. */
+void *mesh_tls_ctx_libctx(const mesh_tls_ctx *c);
+
+/* Ciphertext to send, produced synchronously inside mesh_tls_* calls. data is borrowed
+ * (valid during the call). The callback must not call back into this mesh_tls. */
+typedef void (*mesh_tls_out_fn)(void *ud, const uint8_t *data, size_t len);
+
+/* A connection. is_server: 1 on the accepting side. alpn: client only, overrides the
+ * context's list for this connection (NULL-terminated, copied; NULL = the context's). A
+ * client sends nothing until mesh_tls_handshake() is first called. MESH_OK; MESH_ERR_INVAL;
+ * MESH_ERR_NOMEM; MESH_ERR_TLS. */
+int mesh_tls_new(mesh_tls **out, mesh_tls_ctx *ctx, int is_server, const char *const *alpn,
+                 mesh_tls_out_fn out_fn, void *out_ud);
+void mesh_tls_free(mesh_tls *t); /* NULL: no-op. Sends nothing (see mesh_tls_close). */
+
+/* Ciphertext from the peer (copied). MESH_OK; MESH_ERR_LIMIT (more than MESH_TLS_IN_MAX
+ * unconsumed: the caller is not reading); MESH_ERR_NOMEM. */
+int mesh_tls_feed(mesh_tls *t, const uint8_t *data, size_t len);
+/* Advance the handshake with what was fed (a client's first call sends its ClientHello).
+ * MESH_OK: complete (also on every later call); MESH_ERR_AGAIN: needs more input;
+ * MESH_ERR_VERSION (the peer speaks no TLS 1.3, or refused ours: protocol_version alert);
+ * MESH_ERR_ALPN (no common protocol; a client also refuses a server that selected none);
+ * MESH_ERR_TLS (anything else: garbage, bad signature, alerts); MESH_ERR_NOMEM. After an
+ * error, any alert has already gone out through out_fn; the connection is dead (every
+ * later call returns the same code). */
+int mesh_tls_handshake(mesh_tls *t);
+/* 1 once the handshake completed. */
+int mesh_tls_is_done(const mesh_tls *t);
+/* Plaintext received: up to cap bytes into buf. Returns the byte count (> 0); 0 when nothing
+ * more can be read from what was fed; MESH_ERR_CLOSED once the peer's close_notify was read;
+ * MESH_ERR_TLS (bad record, unexpected message); MESH_ERR_STATE (handshake not complete).
+ * Call until it returns 0 after every feed. */
+long mesh_tls_read(mesh_tls *t, uint8_t *buf, size_t cap);
+/* Encrypt len bytes (all of them; records come out through out_fn before this returns).
+ * MESH_OK; MESH_ERR_STATE (handshake not complete, or closed); MESH_ERR_TLS; MESH_ERR_NOMEM. */
+int mesh_tls_write(mesh_tls *t, const uint8_t *data, size_t len);
+/* Send close_notify (once; later calls do nothing). MESH_OK or MESH_ERR_STATE (handshake
+ * not complete: nothing to send). */
+int mesh_tls_close(mesh_tls *t);
+/* Unconsumed ciphertext fed, plus an incomplete record held by OpenSSL: non-zero when the
+ * stream ends means the peer stopped mid-record. */
+size_t mesh_tls_partial(const mesh_tls *t);
+
+/* RFC 8446 §7.5 exporter: len (1..MESH_TLS_EXPORT_MAX) bytes for label, no context.
+ * MESH_OK; MESH_ERR_STATE (handshake not complete); MESH_ERR_INVAL; MESH_ERR_TLS. */
+int mesh_tls_export(mesh_tls *t, const char *label, uint8_t *out, size_t len);
+/* The negotiated ALPN protocol (NUL-terminated, borrowed, valid as long as t), "" if none. */
+const char *mesh_tls_alpn(const mesh_tls *t);
+/* The last OpenSSL error seen by t as text ("" if none), for logs. Borrowed. */
+const char *mesh_tls_error_text(const mesh_tls *t);
+
+#endif

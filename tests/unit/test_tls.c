@@ -1,0 +1,309 @@
+/* test_tls.c — the TLS module alone, two nodes joined by in-memory pipes (no simulator):
+ * handshake, ALPN, exporter agreement, data both ways, close_notify, reproducible bytes from
+ * the env's randomness, a TLS 1.2-only client refused, garbage refused, the certificate. */
+#include "mesh_test.h"
+
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/tls.h"
+
+enum { PUMP_ROUNDS = 32, BIG = 200 * 1000 };
+
+/* A byte pipe: what one side's out_fn produced, and a hash of everything that went through. */
+typedef struct pipe_buf {
+    uint8_t *b;
+    size_t len, cap;
+    EVP_MD_CTX *all;
+    size_t total;
+} pipe_buf;
+
+static void pipe_out(void *ud, const uint8_t *data, size_t len)
+{
+    pipe_buf *p = ud;
+    if (p->len + len > p->cap) {
+        size_t cap = p->cap ? p->cap : 4096;
+        while (cap < p->len + len)
+            cap *= 2;
+        p->b = realloc(p->b, cap);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(p->b);
+        p->cap = cap;
+    }
+    memcpy(p->b + p->len, data, len);
+    p->len += len;
+    EVP_DigestUpdate(p->all, data, len);
+    p->total += len;
+}
+
+/* One node: env, identity, context, one connection. */
+typedef struct node {
+    mesh_test_env env;
+    mesh_identity *id;
+    mesh_tls_ctx *ctx;
+    mesh_tls *t;
+    pipe_buf out;
+    int hs; /* last handshake result */
+} node;
+
+static void node_init(node *n, uint64_t seed, int is_server, const mesh_tls_cfg *cfg)
+{
+    memset(n, 0, sizeof *n);
+    mesh_test_env_init(&n->env, seed);
+    n->out.all = EVP_MD_CTX_new();
+    CU_ASSERT_FATAL(n->out.all && EVP_DigestInit_ex(n->out.all, EVP_sha256(), NULL) == 1);
+    CU_ASSERT_EQUAL_FATAL(mesh_identity_generate(&n->id, &n->env.env), MESH_OK);
+    CU_ASSERT_EQUAL_FATAL(mesh_tls_ctx_new(&n->ctx, &n->env.env, n->id, cfg), MESH_OK);
+    CU_ASSERT_EQUAL_FATAL(mesh_tls_new(&n->t, n->ctx, is_server, NULL, pipe_out, &n->out), MESH_OK);
+    n->hs = MESH_ERR_AGAIN;
+}
+
+static void node_free(node *n)
+{
+    mesh_tls_free(n->t);
+    mesh_tls_ctx_free(n->ctx);
+    mesh_identity_free(n->id);
+    free(n->out.b);
+    EVP_MD_CTX_free(n->out.all);
+}
+
+/* Move a's output into b. */
+static void deliver(node *a, node *b)
+{
+    if (a->out.len) {
+        CU_ASSERT_EQUAL(mesh_tls_feed(b->t, a->out.b, a->out.len), MESH_OK);
+        a->out.len = 0;
+    }
+}
+
+/* Run both handshakes until neither makes progress. */
+static void pump(node *c, node *s)
+{
+    for (int i = 0; i < PUMP_ROUNDS; i++) {
+        if (c->hs == MESH_ERR_AGAIN)
+            c->hs = mesh_tls_handshake(c->t);
+        deliver(c, s);
+        if (s->hs == MESH_ERR_AGAIN)
+            s->hs = mesh_tls_handshake(s->t);
+        deliver(s, c);
+        if (c->hs != MESH_ERR_AGAIN && s->hs != MESH_ERR_AGAIN && !c->out.len && !s->out.len)
+            break;
+    }
+}
+
+static void test_handshake_data_close(void)
+{
+    node c, s;
+    node_init(&c, 1, 0, NULL);
+    node_init(&s, 2, 1, NULL);
+    CU_ASSERT_EQUAL(c.out.len, 0); /* nothing until the first handshake call */
+    pump(&c, &s);
+    CU_ASSERT_EQUAL(c.hs, MESH_OK);
+    CU_ASSERT_EQUAL(s.hs, MESH_OK);
+    CU_ASSERT(mesh_tls_is_done(c.t) && mesh_tls_is_done(s.t));
+    CU_ASSERT_STRING_EQUAL(mesh_tls_alpn(c.t), MESH_TLS_DEFAULT_ALPN);
+    CU_ASSERT_STRING_EQUAL(mesh_tls_alpn(s.t), MESH_TLS_DEFAULT_ALPN);
+
+    /* Both sides derive the same exporter; another label gives another value. */
+    uint8_t ec[32], es[32], ex[32];
+    CU_ASSERT_EQUAL(mesh_tls_export(c.t, "EXPORTER-test", ec, 32), MESH_OK);
+    CU_ASSERT_EQUAL(mesh_tls_export(s.t, "EXPORTER-test", es, 32), MESH_OK);
+    CU_ASSERT_EQUAL(mesh_tls_export(s.t, "EXPORTER-other", ex, 32), MESH_OK);
+    CU_ASSERT_EQUAL(memcmp(ec, es, 32), 0);
+    CU_ASSERT_NOT_EQUAL(memcmp(ec, ex, 32), 0);
+    CU_ASSERT_EQUAL(mesh_tls_export(s.t, "EXPORTER-test", ex, MESH_TLS_EXPORT_MAX + 1),
+                    MESH_ERR_INVAL);
+
+    /* A large write arrives intact, read in record-sized pieces. */
+    uint8_t *big = malloc(BIG), *got = malloc(BIG);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(got);
+    for (size_t i = 0; i < BIG; i++)
+        big[i] = (uint8_t)(i * 7 + (i >> 8));
+    CU_ASSERT_EQUAL(mesh_tls_write(c.t, big, BIG), MESH_OK);
+    CU_ASSERT(c.out.len > BIG); /* records went out at once, with their overhead */
+    deliver(&c, &s);
+    size_t have = 0;
+    long n;
+    while ((n = mesh_tls_read(s.t, got + have, BIG - have)) > 0)
+        have += (size_t)n;
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT_EQUAL(have, BIG);
+    CU_ASSERT_EQUAL(memcmp(big, got, BIG), 0);
+
+    /* A record fed in two halves: partial until the rest comes. */
+    CU_ASSERT_EQUAL(mesh_tls_write(s.t, (const uint8_t *)"pong", 4), MESH_OK);
+    size_t half = s.out.len / 2;
+    CU_ASSERT_EQUAL(mesh_tls_feed(c.t, s.out.b, half), MESH_OK);
+    CU_ASSERT_EQUAL(mesh_tls_read(c.t, got, BIG), 0);
+    CU_ASSERT(mesh_tls_partial(c.t) > 0);
+    CU_ASSERT_EQUAL(mesh_tls_feed(c.t, s.out.b + half, s.out.len - half), MESH_OK);
+    s.out.len = 0;
+    CU_ASSERT_EQUAL(mesh_tls_read(c.t, got, BIG), 4);
+    CU_ASSERT_EQUAL(memcmp(got, "pong", 4), 0);
+    CU_ASSERT_EQUAL(mesh_tls_partial(c.t), 0);
+
+    /* close_notify: the peer reads MESH_ERR_CLOSED; writing after our close is refused. */
+    CU_ASSERT_EQUAL(mesh_tls_close(c.t), MESH_OK);
+    CU_ASSERT(c.out.len > 0);
+    CU_ASSERT_EQUAL(mesh_tls_write(c.t, big, 1), MESH_ERR_STATE);
+    deliver(&c, &s);
+    CU_ASSERT_EQUAL(mesh_tls_read(s.t, got, BIG), MESH_ERR_CLOSED);
+    free(big);
+    free(got);
+    node_free(&c);
+    node_free(&s);
+}
+
+/* Hash of every byte both sides sent during a handshake plus one exchange. */
+static void transcript(uint64_t seed, uint8_t digest_c[32], uint8_t digest_s[32])
+{
+    node c, s;
+    node_init(&c, seed, 0, NULL);
+    node_init(&s, seed + 1000, 1, NULL);
+    pump(&c, &s);
+    CU_ASSERT_EQUAL(c.hs, MESH_OK);
+    CU_ASSERT_EQUAL(s.hs, MESH_OK);
+    CU_ASSERT_EQUAL(mesh_tls_write(c.t, (const uint8_t *)"hello", 5), MESH_OK);
+    CU_ASSERT_EQUAL(mesh_tls_write(s.t, (const uint8_t *)"world", 5), MESH_OK);
+    EVP_DigestFinal_ex(c.out.all, digest_c, NULL);
+    EVP_DigestFinal_ex(s.out.all, digest_s, NULL);
+    node_free(&c);
+    node_free(&s);
+}
+
+static void test_deterministic_bytes(void)
+{
+    uint8_t c1[32], s1[32], c2[32], s2[32], c3[32], s3[32];
+    transcript(7, c1, s1);
+    transcript(7, c2, s2);
+    transcript(8, c3, s3);
+    CU_ASSERT_EQUAL(memcmp(c1, c2, 32), 0);
+    CU_ASSERT_EQUAL(memcmp(s1, s2, 32), 0);
+    CU_ASSERT_NOT_EQUAL(memcmp(c1, c3, 32), 0);
+    CU_ASSERT_NOT_EQUAL(memcmp(s1, s3, 32), 0);
+}
+
+static void test_alpn_mismatch(void)
+{
+    static const char *const other[] = {"other/9", NULL};
+    mesh_tls_cfg cc = {.alpn = other};
+    node c, s;
+    node_init(&c, 1, 0, &cc);
+    node_init(&s, 2, 1, NULL);
+    pump(&c, &s);
+    CU_ASSERT_EQUAL(s.hs, MESH_ERR_ALPN);
+    CU_ASSERT_EQUAL(c.hs, MESH_ERR_ALPN);                    /* the alert reached the client */
+    CU_ASSERT_EQUAL(mesh_tls_handshake(s.t), MESH_ERR_ALPN); /* sticky */
+    node_free(&c);
+    node_free(&s);
+
+    /* Server preference: a server listing {"h2", default} picks h2 from a client's
+     * {default, "h2"}. */
+    static const char *const srv_list[] = {"h2", MESH_TLS_DEFAULT_ALPN, NULL};
+    static const char *const cli_list[] = {MESH_TLS_DEFAULT_ALPN, "h2", NULL};
+    mesh_tls_cfg sc = {.alpn = srv_list}, cc2 = {.alpn = cli_list};
+    node_init(&c, 1, 0, &cc2);
+    node_init(&s, 2, 1, &sc);
+    pump(&c, &s);
+    CU_ASSERT_EQUAL(c.hs, MESH_OK);
+    CU_ASSERT_STRING_EQUAL(mesh_tls_alpn(c.t), "h2");
+    CU_ASSERT_STRING_EQUAL(mesh_tls_alpn(s.t), "h2");
+    node_free(&c);
+    node_free(&s);
+}
+
+static void test_tls12_client_refused(void)
+{
+    mesh_tls_cfg old = {.max_version = TLS1_2_VERSION};
+    node c, s;
+    node_init(&c, 1, 0, &old);
+    node_init(&s, 2, 1, NULL);
+    pump(&c, &s);
+    CU_ASSERT_EQUAL(s.hs, MESH_ERR_VERSION);
+    CU_ASSERT_EQUAL(c.hs, MESH_ERR_VERSION); /* protocol_version alert */
+    node_free(&c);
+    node_free(&s);
+}
+
+static void test_garbage_refused(void)
+{
+    node s;
+    node_init(&s, 2, 1, NULL);
+    static const char junk[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    CU_ASSERT_EQUAL(mesh_tls_feed(s.t, (const uint8_t *)junk, sizeof junk - 1), MESH_OK);
+    CU_ASSERT_EQUAL(mesh_tls_handshake(s.t), MESH_ERR_TLS);
+    CU_ASSERT_EQUAL(mesh_tls_handshake(s.t), MESH_ERR_TLS);
+    CU_ASSERT_EQUAL(mesh_tls_read(s.t, (uint8_t *)junk, 1), MESH_ERR_TLS);
+    CU_ASSERT(strlen(mesh_tls_error_text(s.t)) > 0);
+    uint8_t x[32];
+    CU_ASSERT_EQUAL(mesh_tls_export(s.t, "EXPORTER-test", x, 32), MESH_ERR_STATE);
+    node_free(&s);
+}
+
+static void test_certificate(void)
+{
+    node a, b;
+    node_init(&a, 5, 1, NULL);
+    node_init(&b, 5, 1, NULL);
+    const uint8_t *der, *der2;
+    size_t len, len2;
+    CU_ASSERT_EQUAL_FATAL(mesh_tls_ctx_cert_der(a.ctx, &der, &len), MESH_OK);
+    CU_ASSERT_EQUAL_FATAL(mesh_tls_ctx_cert_der(b.ctx, &der2, &len2), MESH_OK);
+    /* Same seed, same env: byte-identical certificate (no clock read anywhere). */
+    CU_ASSERT_EQUAL(len, len2);
+    CU_ASSERT_EQUAL(memcmp(der, der2, len), 0);
+    const uint8_t *p = der;
+    X509 *x = d2i_X509(NULL, &p, (long)len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(x);
+    char cn[64] = "";
+    X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn, sizeof cn);
+    CU_ASSERT_STRING_EQUAL(cn, MESH_TLS_DEFAULT_SNI);
+    CU_ASSERT_EQUAL(ASN1_TIME_cmp_time_t(X509_get0_notBefore(x), 1704067200), 0); /* 2024-01-01 */
+    EVP_PKEY *pk = X509_get0_pubkey(x);
+    uint8_t raw[32];
+    size_t rawlen = sizeof raw;
+    CU_ASSERT_EQUAL(EVP_PKEY_get_raw_public_key(pk, raw, &rawlen), 1);
+    CU_ASSERT_EQUAL(memcmp(raw, mesh_identity_pubkey(a.id), 32), 0);
+    CU_ASSERT_EQUAL(X509_verify(x, pk), 1); /* self-signed */
+    X509_free(x);
+    node_free(&a);
+    node_free(&b);
+
+    /* Bad configurations are refused. */
+    mesh_test_env e;
+    mesh_test_env_init(&e, 1);
+    mesh_identity *id = NULL;
+    mesh_tls_ctx *ctx = NULL;
+    CU_ASSERT_EQUAL_FATAL(mesh_identity_generate(&id, &e.env), MESH_OK);
+    static const char *const empty[] = {NULL};
+    static const char *const blank[] = {"", NULL};
+    mesh_tls_cfg bad1 = {.alpn = empty}, bad2 = {.alpn = blank}, bad3 = {.max_version = 0x0301};
+    CU_ASSERT_EQUAL(mesh_tls_ctx_new(&ctx, &e.env, id, &bad1), MESH_ERR_INVAL);
+    CU_ASSERT_EQUAL(mesh_tls_ctx_new(&ctx, &e.env, id, &bad2), MESH_ERR_INVAL);
+    CU_ASSERT_EQUAL(mesh_tls_ctx_new(&ctx, &e.env, id, &bad3), MESH_ERR_INVAL);
+    CU_ASSERT_PTR_NULL(ctx);
+    mesh_identity_free(id);
+}
+
+static CU_TestInfo tests[] = {
+    {"handshake, exporter, data, close_notify", test_handshake_data_close},
+    {"same seed, same bytes; other seed, other bytes", test_deterministic_bytes},
+    {"ALPN mismatch on both sides; server preference", test_alpn_mismatch},
+    {"TLS 1.2-only client refused (protocol_version)", test_tls12_client_refused},
+    {"non-TLS garbage refused", test_garbage_refused},
+    {"certificate: reproducible, self-signed, identity key", test_certificate},
+    CU_TEST_INFO_NULL,
+};
+
+static CU_SuiteInfo suites[] = {
+    {"tls", NULL, NULL, NULL, NULL, tests},
+    CU_SUITE_INFO_NULL,
+};
+
+int main(void)
+{
+    return mesh_test_main(suites);
+}
