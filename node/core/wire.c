@@ -1,0 +1,150 @@
+/* wire.c — Envelope encode/decode with the checks every receiver needs (wire.h).
+ *
+ * Bounded decoding: protobuf-c allocates while it unpacks (message structs, arrays for
+ * repeated fields, copies of bytes and strings, unknown fields). Its allocations grow only
+ * linearly with the input, but the factor is large for hostile input (2 bytes of empty
+ * PeerRecord cost ~150 bytes of heap). The input is already bounded by the frame maximum
+ * (frame.h: MESH_FRAME_DEFAULT_MAX, never above MESH_FRAME_ABS_MAX) and the unpadding above
+ * it; on top of that, the unpacker gets an allocator with a budget proportional to the input,
+ * so one envelope can never cost more than MESH_WIRE_ALLOC_FACTOR times its own size.
+ */
+#include "core/wire.h"
+
+#include <stdlib.h>
+
+#include "core/frame.h"
+
+typedef struct alloc_budget {
+    size_t left;
+    int over;  /* the budget ran out: hostile input */
+    int nomem; /* malloc itself failed */
+} alloc_budget;
+
+static void *budget_alloc(void *data, size_t size)
+{
+    alloc_budget *b = data;
+    size_t cost = size + MESH_WIRE_ALLOC_OVERHEAD;
+    if (cost < size || cost > b->left) {
+        b->over = 1;
+        return NULL;
+    }
+    void *p = malloc(size);
+    if (!p) {
+        b->nomem = 1;
+        return NULL;
+    }
+    b->left -= cost;
+    return p;
+}
+
+/* Spent budget is not given back: unpacking frees little, and a conservative count is fine. */
+static void budget_free(void *data, void *ptr)
+{
+    (void)data;
+    free(ptr);
+}
+
+static int is_msg(const void *msg, const ProtobufCMessageDescriptor *desc)
+{
+    return msg && ((const ProtobufCMessage *)msg)->descriptor == desc;
+}
+
+static int peer_ok(const Meshara__Wire__PeerRecord *p)
+{
+    return is_msg(p, &meshara__wire__peer_record__descriptor) &&
+           p->public_key.len == MESH_WIRE_KEY_LEN && p->signature.len == MESH_WIRE_SIG_LEN;
+}
+
+static int response_ok(const Meshara__Wire__Response *r)
+{
+    if (!is_msg(r, &meshara__wire__response__descriptor))
+        return 0;
+    if (!r->peers)
+        return 1;
+    if (!is_msg(r->peers, &meshara__wire__peer_list__descriptor))
+        return 0;
+    for (size_t i = 0; i < r->peers->n_peers; i++)
+        if (!peer_ok(r->peers->peers[i]))
+            return 0;
+    return 1;
+}
+
+/* 1 if env has a body whose fixed-size fields have their sizes. The descriptor checks only
+ * matter for encoding (a caller's struct not set up with its *__INIT); decoded ones pass. */
+static int body_ok(const mesh_envelope *e)
+{
+    switch (e->body_case) {
+    case MESHARA__WIRE__ENVELOPE__BODY_HELLO:
+        return is_msg(e->hello, &meshara__wire__hello__descriptor) &&
+               e->hello->public_key.len == MESH_WIRE_KEY_LEN &&
+               e->hello->signature.len == MESH_WIRE_SIG_LEN;
+    case MESHARA__WIRE__ENVELOPE__BODY_HEARTBEAT:
+        return is_msg(e->heartbeat, &meshara__wire__heartbeat__descriptor);
+    case MESHARA__WIRE__ENVELOPE__BODY_QUERY:
+        return is_msg(e->query, &meshara__wire__query__descriptor) &&
+               (e->query->target.len == 0 || e->query->target.len == MESH_WIRE_NODE_ID_LEN);
+    case MESHARA__WIRE__ENVELOPE__BODY_RESPONSE:
+        return response_ok(e->response);
+    case MESHARA__WIRE__ENVELOPE__BODY_DATA:
+        return is_msg(e->data, &meshara__wire__app_data__descriptor);
+    case MESHARA__WIRE__ENVELOPE__BODY_ACK:
+        return is_msg(e->ack, &meshara__wire__app_ack__descriptor);
+    case MESHARA__WIRE__ENVELOPE__BODY_GOODBYE:
+        return is_msg(e->goodbye, &meshara__wire__goodbye__descriptor);
+    default:
+        return 0; /* no body, or one added by a later version of this same wire version */
+    }
+}
+
+int mesh_wire_encode(const mesh_envelope *env, uint8_t **out, size_t *outlen)
+{
+    if (!env || !out || !outlen || !is_msg(env, &meshara__wire__envelope__descriptor) ||
+        !body_ok(env))
+        return MESH_ERR_INVAL;
+    mesh_envelope e = *env; /* shallow: only the version differs */
+    e.version = MESH_WIRE_VERSION;
+    size_t n = meshara__wire__envelope__get_packed_size(&e);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf)
+        return MESH_ERR_NOMEM;
+    if (meshara__wire__envelope__pack(&e, buf) != n) {
+        free(buf);
+        return MESH_ERR_INTERNAL;
+    }
+    *out = buf;
+    *outlen = n;
+    return MESH_OK;
+}
+
+int mesh_wire_decode(const uint8_t *buf, size_t len, mesh_envelope **out)
+{
+    if (!out || (!buf && len))
+        return MESH_ERR_INVAL;
+    /* On a session len is already bounded by the frame maximum; checked again here so the
+     * budget below cannot overflow whoever the caller is. */
+    if (len > MESH_FRAME_ABS_MAX)
+        return MESH_ERR_TOO_BIG;
+    alloc_budget b = {.left = MESH_WIRE_ALLOC_BASE + len * MESH_WIRE_ALLOC_FACTOR};
+    ProtobufCAllocator a = {.alloc = budget_alloc, .free = budget_free, .allocator_data = &b};
+    mesh_envelope *e = meshara__wire__envelope__unpack(&a, len, buf);
+    if (!e)
+        return b.nomem ? MESH_ERR_NOMEM : b.over ? MESH_ERR_LIMIT : MESH_ERR_MALFORMED;
+    int rc = MESH_OK;
+    if (e->version != MESH_WIRE_VERSION)
+        rc = MESH_ERR_VERSION;
+    else if (!body_ok(e))
+        rc = MESH_ERR_MALFORMED;
+    if (rc != MESH_OK) {
+        mesh_wire_free(e);
+        return rc;
+    }
+    *out = e;
+    return MESH_OK;
+}
+
+void mesh_wire_free(mesh_envelope *env)
+{
+    /* The budget allocator took its memory from malloc, so the system allocator frees it. */
+    if (env)
+        meshara__wire__envelope__free_unpacked(env, NULL);
+}
