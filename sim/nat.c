@@ -42,8 +42,8 @@ typedef struct nat_map {
     struct nat_map *prev, *next; /* all mappings, creation order */
     nat_perm *perms;
     uint8_t proto;
-    uint8_t portmap; /* port-map service or static forward: no filter, no traffic expiry */
-    uint8_t tcp;     /* enum nat_tcp bits */
+    uint8_t portmap;         /* port-map service or static forward: no filter, no traffic expiry */
+    uint8_t tcp;             /* enum nat_tcp bits */
     uint32_t int_ip, rem_ip; /* rem_*: the remote part of the key (0 when not kept) */
     uint16_t int_port, rem_port, ext_port;
     mesh_time expires_at; /* MESH_TIME_NEVER: permanent */
@@ -75,7 +75,7 @@ struct sim_nat {
     sim_nat_stats st;
 };
 
-#define CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+#define CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 /* ---- hash tables --------------------------------------------------------------------- */
 
@@ -129,14 +129,17 @@ static void htab_del(htab *t, hnode *x)
     t->n--;
 }
 
-static hnode *htab_chain(const htab *t, uint64_t h) { return t->b[h & (t->nb - 1)]; }
+static hnode *htab_chain(const htab *t, uint64_t h)
+{
+    return t->b[h & (t->nb - 1)];
+}
 
 static uint64_t key_int(uint8_t proto, int portmap, uint32_t ip, uint16_t port, uint32_t rip,
                         uint16_t rport)
 {
-    return mix64(((uint64_t)ip << 32 | (uint64_t)port << 16 | (uint64_t)proto << 8 |
-                  (uint64_t)portmap) ^
-                 mix64((uint64_t)rip << 16 | rport));
+    return mix64(
+        ((uint64_t)ip << 32 | (uint64_t)port << 16 | (uint64_t)proto << 8 | (uint64_t)portmap) ^
+        mix64((uint64_t)rip << 16 | rport));
 }
 
 static uint64_t key_ext(uint8_t proto, uint16_t port)
@@ -163,6 +166,8 @@ static void observe(sim_nat *n, int kind, mesh_time t, const sim_pkt *p, const n
         ev.has_pkt = 1;
         ev.proto = p->proto;
         ev.flags = p->flags;
+        ev.seq = p->seq;
+        ev.ack = p->ack;
         ev.len = p->len;
         ev.src = p->src;
         ev.dst = p->dst;
@@ -280,8 +285,7 @@ static void perm_unlink(sim_nat *n, nat_perm *q)
     perm_free(n, q);
 }
 
-static nat_perm *find_perm(sim_nat *n, const nat_map *m, uint32_t ip, uint16_t port,
-                           mesh_time now)
+static nat_perm *find_perm(sim_nat *n, const nat_map *m, uint32_t ip, uint16_t port, mesh_time now)
 {
     uint64_t h = key_perm(m->proto, m->ext_port, ip, port);
     for (hnode *x = htab_chain(&n->perms, h); x; x = x->next) {
@@ -442,8 +446,8 @@ static void track_tcp(sim_nat *n, nat_map *m, uint8_t flags, int dir, mesh_time 
         m->tcp |= TCP_ESTABLISHED;
     if (flags & SIM_TCP_FIN)
         m->tcp |= dir == SIM_DIR_OUT ? TCP_FIN_OUT : TCP_FIN_IN;
-    int closing = (flags & SIM_TCP_RST) || (m->tcp & (TCP_FIN_OUT | TCP_FIN_IN)) ==
-                                               (TCP_FIN_OUT | TCP_FIN_IN);
+    int closing = (flags & SIM_TCP_RST) ||
+                  (m->tcp & (TCP_FIN_OUT | TCP_FIN_IN)) == (TCP_FIN_OUT | TCP_FIN_IN);
     if (closing && !(m->tcp & TCP_CLOSING)) {
         m->tcp |= TCP_CLOSING;
         mesh_time end = sat_add(now, n->cfg.tcp_trans_timeout);
@@ -526,8 +530,7 @@ static int on_out(sim_nat *n, sim_pkt *p, mesh_time now)
 }
 
 /* Unsolicited inbound: dropped; a TCP SYN is answered with RST if so configured. */
-static int unsolicited(sim_nat *n, sim_mbox *mb, const sim_pkt *p, const nat_map *m,
-                       mesh_time now)
+static int unsolicited(sim_nat *n, sim_mbox *mb, const sim_pkt *p, const nat_map *m, mesh_time now)
 {
     int kind = m ? SIM_NAT_EV_IN_FILTERED : SIM_NAT_EV_IN_NO_MAPPING;
     if (m)
@@ -667,9 +670,18 @@ void sim_nat_free(sim_nat *n)
     free(n);
 }
 
-sim_lan *sim_nat_lan(const sim_nat *n) { return n->lan; }
-uint32_t sim_nat_public_ip(const sim_nat *n) { return n->pub; }
-sim_nat_stats sim_nat_get_stats(const sim_nat *n) { return n->st; }
+sim_lan *sim_nat_lan(const sim_nat *n)
+{
+    return n->lan;
+}
+uint32_t sim_nat_public_ip(const sim_nat *n)
+{
+    return n->pub;
+}
+sim_nat_stats sim_nat_get_stats(const sim_nat *n)
+{
+    return n->st;
+}
 
 void sim_nat_set_observer(sim_nat *n, sim_nat_observe_fn fn, void *ud, uint32_t mask)
 {
@@ -678,7 +690,10 @@ void sim_nat_set_observer(sim_nat *n, sim_nat_observe_fn fn, void *ud, uint32_t 
     n->obs_mask = mask;
 }
 
-static int proto_ok(uint8_t proto) { return proto == SIM_PROTO_TCP || proto == SIM_PROTO_UDP; }
+static int proto_ok(uint8_t proto)
+{
+    return proto == SIM_PROTO_TCP || proto == SIM_PROTO_UDP;
+}
 
 static int endpoint_ok(const mesh_addr *a)
 {
@@ -710,8 +725,8 @@ static int portmap_add(sim_nat *n, uint8_t proto, const mesh_addr *internal, uin
     mesh_time now = sim_net_now(n->net);
     if (!room(n, &n->st.maps_live, n->cfg.max_mappings))
         return MESH_ERR_LIMIT;
-    nat_map *m = map_new(n, proto, 1, sim_addr_ip4(internal), internal->port, 0, 0, ext,
-                         expires_at);
+    nat_map *m =
+        map_new(n, proto, 1, sim_addr_ip4(internal), internal->port, 0, 0, ext, expires_at);
     if (!m)
         return MESH_ERR_NOMEM;
     n->st.portmaps_added++;
@@ -721,8 +736,8 @@ static int portmap_add(sim_nat *n, uint8_t proto, const mesh_addr *internal, uin
     return MESH_OK;
 }
 
-int sim_nat_portmap_request(sim_nat *n, uint8_t proto, const mesh_addr *internal,
-                            uint32_t lease_s, mesh_addr *external)
+int sim_nat_portmap_request(sim_nat *n, uint8_t proto, const mesh_addr *internal, uint32_t lease_s,
+                            mesh_addr *external)
 {
     if (!n || !proto_ok(proto) || !endpoint_ok(internal) || !external)
         return MESH_ERR_INVAL;
@@ -731,8 +746,8 @@ int sim_nat_portmap_request(sim_nat *n, uint8_t proto, const mesh_addr *internal
     mesh_time now = sim_net_now(n->net);
     if (lease_s > SIM_NAT_MAX_LEASE_S)
         lease_s = SIM_NAT_MAX_LEASE_S;
-    mesh_time expires = lease_s ? sat_add(now, (mesh_time)lease_s * MESH_NS_PER_S)
-                                : MESH_TIME_NEVER;
+    mesh_time expires =
+        lease_s ? sat_add(now, (mesh_time)lease_s * MESH_NS_PER_S) : MESH_TIME_NEVER;
     nat_map *m = find_int(n, proto, 1, sim_addr_ip4(internal), internal->port, 0, 0, now);
     if (m) { /* renewal: same external port, new lease */
         if (m->expires_at != MESH_TIME_NEVER && expires == MESH_TIME_NEVER)

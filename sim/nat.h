@@ -84,16 +84,16 @@ enum sim_nat_unsolicited {
 };
 
 enum sim_nat_limits {
-    SIM_NAT_DEFAULT_UDP_TIMEOUT_S = 300,        /* RFC 4787 REQ-5: >= 2 min, 5 min advised */
-    SIM_NAT_DEFAULT_TCP_TIMEOUT_S = 7440,       /* RFC 5382 REQ-5: 2 h 4 min established */
-    SIM_NAT_DEFAULT_TCP_TRANS_TIMEOUT_S = 240,  /* RFC 5382 REQ-5: 4 min transitory */
+    SIM_NAT_DEFAULT_UDP_TIMEOUT_S = 300,       /* RFC 4787 REQ-5: >= 2 min, 5 min advised */
+    SIM_NAT_DEFAULT_TCP_TIMEOUT_S = 7440,      /* RFC 5382 REQ-5: 2 h 4 min established */
+    SIM_NAT_DEFAULT_TCP_TRANS_TIMEOUT_S = 240, /* RFC 5382 REQ-5: 4 min transitory */
     SIM_NAT_DEFAULT_MAX_MAPPINGS = 16384,
     SIM_NAT_DEFAULT_MAX_PERMITS = 65536,
-    SIM_NAT_MAX_MAPPINGS = 1 << 20,             /* hard caps on the configurable bounds */
+    SIM_NAT_MAX_MAPPINGS = 1 << 20, /* hard caps on the configurable bounds */
     SIM_NAT_MAX_PERMITS = 1 << 22,
     SIM_NAT_DEFAULT_PORT_LO = 1024,
     SIM_NAT_DEFAULT_PORT_HI = 65535,
-    SIM_NAT_MAX_LEASE_S = 7 * 24 * 3600,        /* longest port-map lease granted */
+    SIM_NAT_MAX_LEASE_S = 7 * 24 * 3600, /* longest port-map lease granted */
 };
 
 /* The NAT's random stream: SIM_NAT_RNG_STREAM + the LAN id. */
@@ -106,63 +106,65 @@ enum sim_nat_limits {
 /* Zero-initialised = endpoint-independent mapping and filtering, port preservation, hairpin
  * off, drop unsolicited, default timeouts and bounds, no sweep event, no port-map service. */
 typedef struct sim_nat_cfg {
-    uint8_t mapping;          /* enum sim_nat_behaviour */
-    uint8_t filtering;        /* enum sim_nat_behaviour */
-    uint8_t port_alloc;       /* enum sim_nat_port_alloc */
-    uint8_t tcp_unsolicited;  /* enum sim_nat_unsolicited */
-    int hairpin;              /* 1 = hairpinning supported */
-    int inbound_refresh;      /* 1 = inbound packets also refresh mappings and permits */
-    int portmap;              /* 1 = the UPnP/NAT-PMP service answers requests */
-    mesh_time udp_timeout;    /* ns; 0 = default */
-    mesh_time tcp_timeout;    /* ns; 0 = default */
+    uint8_t mapping;             /* enum sim_nat_behaviour */
+    uint8_t filtering;           /* enum sim_nat_behaviour */
+    uint8_t port_alloc;          /* enum sim_nat_port_alloc */
+    uint8_t tcp_unsolicited;     /* enum sim_nat_unsolicited */
+    int hairpin;                 /* 1 = hairpinning supported */
+    int inbound_refresh;         /* 1 = inbound packets also refresh mappings and permits */
+    int portmap;                 /* 1 = the UPnP/NAT-PMP service answers requests */
+    mesh_time udp_timeout;       /* ns; 0 = default */
+    mesh_time tcp_timeout;       /* ns; 0 = default */
     mesh_time tcp_trans_timeout; /* ns; 0 = default */
-    mesh_time sweep_interval; /* ns between sweeps of expired entries; 0 = lazy only */
-    uint32_t max_mappings;    /* 0 = default; at most SIM_NAT_MAX_MAPPINGS */
-    uint32_t max_permits;     /* 0 = default; at most SIM_NAT_MAX_PERMITS */
-    uint16_t port_lo, port_hi; /* external port range for allocation; 0,0 = default */
+    mesh_time sweep_interval;    /* ns between sweeps of expired entries; 0 = lazy only */
+    uint32_t max_mappings;       /* 0 = default; at most SIM_NAT_MAX_MAPPINGS */
+    uint32_t max_permits;        /* 0 = default; at most SIM_NAT_MAX_PERMITS */
+    uint16_t port_lo, port_hi;   /* external port range for allocation; 0,0 = default */
 } sim_nat_cfg;
 
 /* Decisions, for counters and the observer. */
 enum sim_nat_event_kind {
-    SIM_NAT_EV_OUT_PASS = 0,     /* outbound translated on an existing mapping */
-    SIM_NAT_EV_IN_PASS,          /* inbound translated */
-    SIM_NAT_EV_MAP_CREATE,       /* a new mapping (the packet that made it) */
-    SIM_NAT_EV_MAP_EXPIRE,       /* a mapping timed out (no packet) */
-    SIM_NAT_EV_IN_NO_MAPPING,    /* inbound dropped: no mapping for the port */
-    SIM_NAT_EV_IN_FILTERED,      /* inbound dropped by the mapping's filter */
-    SIM_NAT_EV_IN_RST,           /* unsolicited SYN dropped and answered with RST */
-    SIM_NAT_EV_HAIRPIN,          /* outbound to the public address, turned around */
-    SIM_NAT_EV_HAIRPIN_DROP,     /* outbound to the public address, hairpin off */
-    SIM_NAT_EV_LIMIT_DROP,       /* new flow dropped: mapping or permit table full */
-    SIM_NAT_EV_PORTMAP_ADD,      /* port-map service or static mapping granted (no packet) */
-    SIM_NAT_EV_PORTMAP_RELEASE,  /* port-map released or its lease ran out (no packet) */
+    SIM_NAT_EV_OUT_PASS = 0,    /* outbound translated on an existing mapping */
+    SIM_NAT_EV_IN_PASS,         /* inbound translated */
+    SIM_NAT_EV_MAP_CREATE,      /* a new mapping (the packet that made it) */
+    SIM_NAT_EV_MAP_EXPIRE,      /* a mapping timed out (no packet) */
+    SIM_NAT_EV_IN_NO_MAPPING,   /* inbound dropped: no mapping for the port */
+    SIM_NAT_EV_IN_FILTERED,     /* inbound dropped by the mapping's filter */
+    SIM_NAT_EV_IN_RST,          /* unsolicited SYN dropped and answered with RST */
+    SIM_NAT_EV_HAIRPIN,         /* outbound to the public address, turned around */
+    SIM_NAT_EV_HAIRPIN_DROP,    /* outbound to the public address, hairpin off */
+    SIM_NAT_EV_LIMIT_DROP,      /* new flow dropped: mapping or permit table full */
+    SIM_NAT_EV_PORTMAP_ADD,     /* port-map service or static mapping granted (no packet) */
+    SIM_NAT_EV_PORTMAP_RELEASE, /* port-map released or its lease ran out (no packet) */
     SIM_NAT_EV_KINDS
 };
 #define SIM_NAT_OBSERVE_ALL ((1u << SIM_NAT_EV_KINDS) - 1)
 /* Everything but the per-packet passes: what a results recorder usually wants. */
-#define SIM_NAT_OBSERVE_DEFAULT \
+#define SIM_NAT_OBSERVE_DEFAULT                                                                    \
     (SIM_NAT_OBSERVE_ALL & ~((1u << SIM_NAT_EV_OUT_PASS) | (1u << SIM_NAT_EV_IN_PASS)))
 
 /* One decision. An unsolicited SYN answered with RST is reported as IN_RST alone (not also
  * as IN_NO_MAPPING / IN_FILTERED). MAP_EXPIRE and a lease running out (PORTMAP_RELEASE) carry
- * the time the entry ran out, which may be earlier than when the NAT noticed. Addresses are as the packet arrived at the NAT (before translation); for
- * events without a packet (has_pkt 0) src/dst/flags are zero. internal/external name the
- * mapping involved (zero when there is none, e.g. IN_NO_MAPPING has only external). */
+ * the time the entry ran out, which may be earlier than when the NAT noticed. Addresses are as the
+ * packet arrived at the NAT (before translation); for events without a packet (has_pkt 0)
+ * src/dst/flags are zero. internal/external name the mapping involved (zero when there is none,
+ * e.g. IN_NO_MAPPING has only external). */
 typedef struct sim_nat_event {
-    int kind;                 /* enum sim_nat_event_kind */
-    mesh_time t;              /* virtual time of the decision */
+    int kind;    /* enum sim_nat_event_kind */
+    mesh_time t; /* virtual time of the decision */
     int has_pkt;
-    uint8_t proto;            /* enum sim_proto */
-    uint8_t flags;            /* TCP flags of the packet */
-    size_t len;               /* payload bytes of the packet */
-    mesh_addr src, dst;       /* the packet's addresses before translation */
+    uint8_t proto;      /* enum sim_proto */
+    uint8_t flags;      /* TCP flags of the packet */
+    uint32_t seq, ack;  /* TCP sequence and acknowledgement numbers of the packet */
+    size_t len;         /* payload bytes of the packet */
+    mesh_addr src, dst; /* the packet's addresses before translation */
     mesh_addr internal, external;
 } sim_nat_event;
 /* ev is borrowed for the call. The observer must not free the NAT. */
 typedef void (*sim_nat_observe_fn)(void *ud, const sim_nat_event *ev);
 
 typedef struct sim_nat_stats {
-    uint64_t out_pkts, in_pkts;        /* translated and passed on */
+    uint64_t out_pkts, in_pkts; /* translated and passed on */
     uint64_t maps_created, maps_expired, maps_live;
     uint64_t permits_live;
     uint64_t in_no_mapping, in_filtered, in_rst; /* in_rst also counts in the first two */
@@ -202,10 +204,10 @@ size_t sim_nat_sweep(sim_nat *n);
  * and keeps the external port. *external gets the public address:port. Synchronous: a driver
  * wiring this into mesh_portmap_ops must deliver the answer from a later event (env rule 1).
  * MESH_OK; MESH_ERR_UNSUPPORTED (cfg.portmap is 0); MESH_ERR_INVAL (not TCP/UDP, not IPv4,
- * address or port 0; the address is not checked against the LAN's hosts); MESH_ERR_LIMIT (table full or no port
- * free: the caller may retry later); MESH_ERR_NOMEM. */
-int sim_nat_portmap_request(sim_nat *n, uint8_t proto, const mesh_addr *internal,
-                            uint32_t lease_s, mesh_addr *external);
+ * address or port 0; the address is not checked against the LAN's hosts); MESH_ERR_LIMIT (table
+ * full or no port free: the caller may retry later); MESH_ERR_NOMEM. */
+int sim_nat_portmap_request(sim_nat *n, uint8_t proto, const mesh_addr *internal, uint32_t lease_s,
+                            mesh_addr *external);
 /* Remove the port mapping of (proto, internal). MESH_OK, MESH_ERR_NOT_FOUND, MESH_ERR_INVAL. */
 int sim_nat_portmap_release(sim_nat *n, uint8_t proto, const mesh_addr *internal);
 /* A permanent port forward ext_port → internal (configured by the scenario, works whether or

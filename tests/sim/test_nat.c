@@ -102,8 +102,7 @@ static int count_events(const world *w, int kind)
 
 /* ---- UDP helpers ----------------------------------------------------------------------- */
 
-static void on_rx(sim_udp_sock *s, const mesh_addr *from, const uint8_t *data, size_t len,
-                  void *ud)
+static void on_rx(sim_udp_sock *s, const mesh_addr *from, const uint8_t *data, size_t len, void *ud)
 {
     rx *r = ud;
     (void)s;
@@ -131,8 +130,14 @@ static void say(sim_udp_sock *s, uint32_t ip, uint16_t port, const char *text)
     CU_ASSERT_EQUAL(sim_udp_send(s, &to, text, strlen(text)), MESH_OK);
 }
 
-static void run(world *w) { CU_ASSERT_EQUAL(sim_sched_run(w->s), MESH_OK); }
-static void run_to(world *w, mesh_time t) { CU_ASSERT_EQUAL(sim_sched_run_until(w->s, t), MESH_OK); }
+static void run(world *w)
+{
+    CU_ASSERT_EQUAL(sim_sched_run(w->s), MESH_OK);
+}
+static void run_to(world *w, mesh_time t)
+{
+    CU_ASSERT_EQUAL(sim_sched_run_until(w->s, t), MESH_OK);
+}
 
 /* Did r receive a datagram from ip:port? */
 static int got_from(const rx *r, uint32_t ip, uint16_t port)
@@ -151,12 +156,12 @@ static int got_from(const rx *r, uint32_t ip, uint16_t port)
 
 static const struct nat_row {
     uint8_t mapping, filtering;
-    int same_port_s1p2, same_port_s2p1;  /* external port reused towards S1:P2 / S2:P1? */
-    int in_s1p1, in_s1p2, in_s2p1;       /* inbound probe from there gets through? */
+    int same_port_s1p2, same_port_s2p1; /* external port reused towards S1:P2 / S2:P1? */
+    int in_s1p1, in_s1p2, in_s2p1;      /* inbound probe from there gets through? */
 } table[] = {
-    {EI, EI, 1, 1, 1, 1, 1},    {EI, AD, 1, 1, 1, 1, 0},    {EI, APD, 1, 1, 1, 0, 0},
-    {AD, EI, 1, 0, 1, 1, 1},    {AD, AD, 1, 0, 1, 1, 0},    {AD, APD, 1, 0, 1, 0, 0},
-    {APD, EI, 0, 0, 1, 1, 1},   {APD, AD, 0, 0, 1, 1, 0},   {APD, APD, 0, 0, 1, 0, 0},
+    {EI, EI, 1, 1, 1, 1, 1},  {EI, AD, 1, 1, 1, 1, 0},  {EI, APD, 1, 1, 1, 0, 0},
+    {AD, EI, 1, 0, 1, 1, 1},  {AD, AD, 1, 0, 1, 1, 0},  {AD, APD, 1, 0, 1, 0, 0},
+    {APD, EI, 0, 0, 1, 1, 1}, {APD, AD, 0, 0, 1, 1, 0}, {APD, APD, 0, 0, 1, 0, 0},
 };
 
 static void table_row(const struct nat_row *row)
@@ -227,10 +232,31 @@ static void test_table(void)
 
 /* ---- TCP ---------------------------------------------------------------------------------- */
 
+/* A host middlebox that remembers the RSTs reaching its host. */
+typedef struct rst_tap {
+    int n;
+    uint32_t ack[8];
+    mesh_addr src[8];
+} rst_tap;
+
+static int tap_on_packet(void *obj, sim_mbox *mb, sim_pkt *p, int dir, mesh_time *delay)
+{
+    rst_tap *t = obj;
+    (void)mb;
+    (void)delay;
+    if (dir == SIM_DIR_IN && (p->flags & SIM_TCP_RST) && t->n < 8) {
+        t->ack[t->n] = p->ack;
+        t->src[t->n++] = p->src;
+    }
+    return SIM_PASS;
+}
+
+static const sim_mbox_ops tap_ops = {tap_on_packet};
+
 typedef struct app {
     sim_net *net;
     sim_tcp_conn *c;
-    const char *say;       /* written when connected / accepted */
+    const char *say; /* written when connected / accepted */
     char got[128];
     size_t ngot;
     int connected, accepted, closed, reason;
@@ -356,6 +382,8 @@ static void test_tcp_out_and_unsolicited(void)
     app a1, a2;
     app_init(&a1, &w, NULL);
     app_init(&a2, &w, NULL);
+    rst_tap tap = {0};
+    CU_ASSERT_EQUAL_FATAL(sim_net_attach_host_mbox(w.net, w.s2, &tap_ops, &tap, NULL), MESH_OK);
     t0 = sim_net_now(w.net);
     connect_to(&w, w.s2, PUB, 8080, &a1);  /* no mapping */
     connect_to(&w, w.s2, PUB, lport, &a2); /* the client's mapping, wrong remote */
@@ -369,6 +397,15 @@ static void test_tcp_out_and_unsolicited(void)
     CU_ASSERT_EQUAL(st.in_no_mapping, 1);
     CU_ASSERT_EQUAL(st.in_filtered, 1);
     CU_ASSERT_EQUAL(count_events(&w, SIM_NAT_EV_IN_RST), 2);
+    /* each RST comes from the address the SYN was sent to and acknowledges the SYN */
+    CU_ASSERT_EQUAL_FATAL(tap.n, 2);
+    int seen_syn = 0;
+    for (int i = 0; i < w.nev; i++)
+        if (w.ev[i].kind == SIM_NAT_EV_IN_RST) {
+            CU_ASSERT_EQUAL(tap.ack[seen_syn], w.ev[i].seq + 1);
+            CU_ASSERT_TRUE(mesh_addr_equal(&tap.src[seen_syn], &w.ev[i].dst));
+            seen_syn++;
+        }
     CU_ASSERT_FALSE(cli.closed); /* the client's own connection is untouched */
     world_free(&w);
 }
@@ -388,8 +425,7 @@ static void test_tcp_static_forward(void)
     CU_ASSERT_EQUAL(ext.port, 8443);
     CU_ASSERT_EQUAL(sim_nat_add_static(w.nat, SIM_PROTO_TCP, &in, 9000, NULL), MESH_ERR_EXISTS);
     mesh_addr other = mesh_addr_v4(H2_IP, 22);
-    CU_ASSERT_EQUAL(sim_nat_add_static(w.nat, SIM_PROTO_TCP, &other, 8443, NULL),
-                    MESH_ERR_EXISTS);
+    CU_ASSERT_EQUAL(sim_nat_add_static(w.nat, SIM_PROTO_TCP, &other, 8443, NULL), MESH_ERR_EXISTS);
     CU_ASSERT_EQUAL(sim_nat_add_static(w.nat, SIM_PROTO_TCP, &in, 0, NULL), MESH_ERR_INVAL);
     connect_to(&w, w.s2, PUB, 8443, &outside);
     run(&w);
@@ -404,6 +440,24 @@ static void test_tcp_static_forward(void)
     CU_ASSERT_EQUAL(st.portmaps_added, 1);
     CU_ASSERT_EQUAL(st.maps_created, 0); /* the replies used the forward, no new mapping */
     CU_ASSERT_EQUAL(count_events(&w, SIM_NAT_EV_PORTMAP_ADD), 1);
+
+    /* a forward takes its port from a dynamic mapping that held it */
+    rx r2, rs;
+    sim_udp_sock *h2s = bind_rx(&w, w.h2, 9000, &r2);
+    sim_udp_sock *ss = bind_rx(&w, w.s1, P1, &rs);
+    bind_rx(&w, w.h, 9001, &r2);
+    say(h2s, S1_IP, P1, "x");
+    run(&w);
+    CU_ASSERT_EQUAL_FATAL(rs.n, 1);
+    CU_ASSERT_EQUAL(rs.from[0].port, 9000);
+    mesh_addr hin = mesh_addr_v4(H_IP, 9001);
+    CU_ASSERT_EQUAL(sim_nat_add_static(w.nat, SIM_PROTO_UDP, &hin, 9000, NULL), MESH_OK);
+    mesh_addr h2in = mesh_addr_v4(H2_IP, 9000), s1p1 = mesh_addr_v4(S1_IP, P1), ext2;
+    CU_ASSERT_EQUAL(sim_nat_lookup(w.nat, SIM_PROTO_UDP, &h2in, &s1p1, &ext2), MESH_ERR_NOT_FOUND);
+    say(ss, PUB, 9000, "to the forward");
+    run(&w);
+    CU_ASSERT_EQUAL_FATAL(r2.n, 1); /* r2 now records H:9001 */
+    CU_ASSERT_STRING_EQUAL(r2.text[0], "to the forward");
     world_free(&w);
 }
 
@@ -529,6 +583,22 @@ static void test_udp_timeout(void)
     CU_ASSERT_NOT_EQUAL(rs.from[1].port, x1);
     CU_ASSERT_EQUAL(sim_nat_get_stats(w.nat).maps_created, 2);
     world_free(&w);
+
+    /* outbound exactly at the expiry time already finds the mapping gone */
+    world_init(&w, 9, &cfg);
+    hs = bind_rx(&w, w.h, HPORT, &rh);
+    bind_rx(&w, w.s1, P1, &rs);
+    say(hs, S1_IP, P1, "a");
+    run_to(&w, T - 1);
+    say(hs, S1_IP, P1, "b"); /* refreshes: lives until 2T - 1 */
+    run_to(&w, 2 * T - 1);
+    say(hs, S1_IP, P1, "c");
+    run(&w);
+    CU_ASSERT_EQUAL_FATAL(rs.n, 3);
+    CU_ASSERT_EQUAL(rs.from[1].port, rs.from[0].port);
+    CU_ASSERT_NOT_EQUAL(rs.from[2].port, rs.from[0].port);
+    CU_ASSERT_EQUAL(sim_nat_get_stats(w.nat).maps_expired, 1);
+    world_free(&w);
 }
 
 static void test_refresh(void)
@@ -556,12 +626,40 @@ static void test_refresh(void)
     }
 }
 
+/* With an endpoint-independent mapping, traffic to S2 keeps the mapping alive but the
+ * permit for S1 runs out on its own (address-dependent filtering). */
+static void test_permit_expiry(void)
+{
+    const mesh_time T = 30 * SEC;
+    sim_nat_cfg cfg = {.filtering = AD, .udp_timeout = T};
+    world w;
+    world_init(&w, 9, &cfg);
+    rx rh, r1, r2;
+    sim_udp_sock *hs = bind_rx(&w, w.h, HPORT, &rh);
+    sim_udp_sock *s1 = bind_rx(&w, w.s1, P1, &r1);
+    sim_udp_sock *s2 = bind_rx(&w, w.s2, P1, &r2);
+    say(hs, S1_IP, P1, "to s1"); /* permit for S1 until T */
+    run_to(&w, 20 * SEC);
+    say(hs, S2_IP, P1, "to s2"); /* mapping and S2's permit until 50 s */
+    run_to(&w, 40 * SEC);
+    say(s1, PUB, HPORT, "s1@40");
+    say(s2, PUB, HPORT, "s2@40");
+    run(&w);
+    CU_ASSERT_EQUAL_FATAL(rh.n, 1);
+    CU_ASSERT_STRING_EQUAL(rh.text[0], "s2@40");
+    sim_nat_stats st = sim_nat_get_stats(w.nat);
+    CU_ASSERT_EQUAL(st.in_filtered, 1);
+    CU_ASSERT_EQUAL(st.maps_live, 1);
+    CU_ASSERT_EQUAL(st.permits_live, 1); /* S1's was removed when found expired */
+    CU_ASSERT_EQUAL(sim_nat_sweep(w.nat), 0);
+    world_free(&w);
+}
+
 static void test_tcp_timeouts(void)
 {
     /* transitory 20 s, established 100 s, sweeping every second */
-    sim_nat_cfg cfg = {.tcp_trans_timeout = 20 * SEC,
-                       .tcp_timeout = 100 * SEC,
-                       .sweep_interval = SEC};
+    sim_nat_cfg cfg = {
+        .tcp_trans_timeout = 20 * SEC, .tcp_timeout = 100 * SEC, .sweep_interval = SEC};
     world w;
     world_init(&w, 5, &cfg);
     sim_nat_set_observer(w.nat, on_event, &w, SIM_NAT_OBSERVE_ALL);
@@ -618,6 +716,24 @@ static void test_tcp_timeouts(void)
     for (int i = 0; i < w.nev; i++)
         if (w.ev[i].kind == SIM_NAT_EV_MAP_EXPIRE)
             CU_ASSERT_EQUAL(w.ev[i].t, 20 * SEC); /* created at 0; the RST closes it */
+    world_free(&w);
+
+    /* an established mapping reset from outside: the RST coming in shortens its life to
+     * the transitory timeout at once (no outbound packet follows a RST) */
+    world_init(&w, 5, &cfg);
+    app_init(&srv, &w, "hi");
+    app_init(&cli, &w, "yo");
+    listen_on(&w, w.s1, 80, &srv);
+    connect_to(&w, w.h, S1_IP, 80, &cli);
+    run_to(&w, 10 * SEC);
+    CU_ASSERT_EQUAL(cli.ngot, 2);
+    sim_tcp_close(srv.c, MESH_CLOSE_ABORT);
+    run(&w);
+    CU_ASSERT_EQUAL(cli.reason, MESH_ERR_RESET);
+    CU_ASSERT_EQUAL_FATAL(count_events(&w, SIM_NAT_EV_MAP_EXPIRE), 1);
+    for (int i = 0; i < w.nev; i++)
+        if (w.ev[i].kind == SIM_NAT_EV_MAP_EXPIRE)
+            CU_ASSERT_EQUAL(w.ev[i].t, 10 * SEC + CORE_LAT + 20 * SEC);
     world_free(&w);
 }
 
@@ -741,8 +857,7 @@ static void test_limits(void)
     CU_ASSERT_EQUAL(st.maps_live, 2);
     CU_ASSERT_EQUAL(count_events(&w, SIM_NAT_EV_LIMIT_DROP), 1);
     mesh_addr in = mesh_addr_v4(H_IP, 7000), ext;
-    CU_ASSERT_EQUAL(sim_nat_portmap_request(w.nat, SIM_PROTO_UDP, &in, 60, &ext),
-                    MESH_ERR_LIMIT);
+    CU_ASSERT_EQUAL(sim_nat_portmap_request(w.nat, SIM_PROTO_UDP, &in, 60, &ext), MESH_ERR_LIMIT);
     /* existing flows keep working */
     say(a, S1_IP, P1, "a2");
     run(&w);
@@ -814,6 +929,7 @@ static CU_TestInfo tests[] = {
     {"hairpinning on and off (UDP, TCP)", test_hairpin},
     {"UDP mapping timeout: exact times, new random mapping", test_udp_timeout},
     {"outbound refresh; inbound refresh only when asked", test_refresh},
+    {"permits expire on their own", test_permit_expiry},
     {"TCP established vs transitory timeouts, sweep", test_tcp_timeouts},
     {"port preservation vs random, seeded", test_ports},
     {"port-mapping service: lease, renewal, release", test_portmap},
@@ -823,4 +939,7 @@ static CU_TestInfo tests[] = {
 };
 static CU_SuiteInfo suites[] = {{"nat", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};
 
-int main(void) { return mesh_test_main(suites); }
+int main(void)
+{
+    return mesh_test_main(suites);
+}
