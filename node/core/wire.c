@@ -69,6 +69,40 @@ static int response_ok(const Meshara__Wire__Response *r)
     return 1;
 }
 
+/* 1 if no unknown field in m or its sub-messages has field number 0. protobuf-c keeps such a
+ * field when its tag is spelt as a non-minimal varint (0x82 0x00) and would pack it back as
+ * 0x02, which it then refuses: a message we accepted must re-encode to one we accept. The
+ * recursion follows the schema, which has no recursive message types (depth <= 4). */
+static int unknown_ok(const ProtobufCMessage *m)
+{
+    for (size_t i = 0; i < m->n_unknown_fields; i++)
+        if (m->unknown_fields[i].tag == 0)
+            return 0;
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    const char *base = (const char *)m;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+            *(const uint32_t *)(const void *)(base + f->quantifier_offset) != f->id)
+            continue;
+        const void *member = base + f->offset;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)(const void *)(base + f->quantifier_offset);
+            ProtobufCMessage *const *arr = *(ProtobufCMessage *const *const *)member;
+            for (size_t j = 0; j < n; j++)
+                if (arr[j] && !unknown_ok(arr[j]))
+                    return 0;
+        } else {
+            const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)member;
+            if (sub && !unknown_ok(sub))
+                return 0;
+        }
+    }
+    return 1;
+}
+
 /* 1 if env has a body whose fixed-size fields have their sizes. The descriptor checks only
  * matter for encoding (a caller's struct not set up with its *__INIT); decoded ones pass. */
 static int body_ok(const mesh_envelope *e)
@@ -132,7 +166,7 @@ int mesh_wire_decode(const uint8_t *buf, size_t len, mesh_envelope **out)
     int rc = MESH_OK;
     if (e->version != MESH_WIRE_VERSION)
         rc = MESH_ERR_VERSION;
-    else if (!body_ok(e))
+    else if (!body_ok(e) || !unknown_ok(&e->base))
         rc = MESH_ERR_MALFORMED;
     if (rc != MESH_OK) {
         mesh_wire_free(e);

@@ -384,6 +384,32 @@ static void test_garbage(void)
         CU_ASSERT_EQUAL(mesh_wire_decode(bad[i], sizeof bad[i], &d), MESH_ERR_MALFORMED);
     CU_ASSERT_PTR_NULL(d);
     CU_ASSERT_EQUAL(mesh_wire_decode(NULL, 5, &d), MESH_ERR_INVAL);
+    /* field number 0 spelt as a 2-byte tag (found by fuzz_envelope): protobuf-c keeps it as an
+     * unknown field but refuses its own re-encoding, so we refuse it at once; in the body too */
+    static const uint8_t tag0[] = {0x08, 0x01, 0x82, 0x00, 0x02, 0x08,
+                                   0x01, 0x82, 0x01, 0x02, 0x08, 0x04};
+    CU_ASSERT_EQUAL(mesh_wire_decode(tag0, sizeof tag0, &d), MESH_ERR_MALFORMED);
+    static const uint8_t tag0_body[] = {0x08, 0x01, 0x82, 0x01, 0x05, 0x08, 0x04, 0x82, 0x00, 0x00};
+    CU_ASSERT_EQUAL(mesh_wire_decode(tag0_body, sizeof tag0_body, &d), MESH_ERR_MALFORMED);
+    uint8_t tag0_peer[128], *q = tag0_peer;
+    static const uint8_t head[] = {0x08, 0x01, 0x6a, 107, 0x22, 105, 0x0a, 103, 0x0a, 32};
+    memcpy(q, head, sizeof head);
+    q += sizeof head;
+    memcpy(q, KEY, sizeof KEY);
+    q += sizeof KEY;
+    *q++ = 0x22;
+    *q++ = 64;
+    memcpy(q, SIG, sizeof SIG);
+    q += sizeof SIG;
+    *q++ = 0x82; /* the PeerRecord's unknown field 0 */
+    *q++ = 0x00;
+    *q++ = 0x00;
+    CU_ASSERT_EQUAL(mesh_wire_decode(tag0_peer, (size_t)(q - tag0_peer), &d), MESH_ERR_MALFORMED);
+    tag0_peer[sizeof head + 32 + 2 + 64 + 1] = 0x03; /* field 16 instead: accepted */
+    CU_ASSERT_EQUAL(mesh_wire_decode(tag0_peer, (size_t)(q - tag0_peer), &d), MESH_OK);
+    mesh_wire_free(d);
+    d = NULL;
+    CU_ASSERT_PTR_NULL(d);
     CU_ASSERT_EQUAL(mesh_wire_decode(bad[0], (size_t)MESH_FRAME_ABS_MAX + 1, &d), MESH_ERR_TOO_BIG);
 
     /* every proper prefix of a valid envelope is refused (the body is its last field) */
