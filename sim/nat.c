@@ -241,6 +241,15 @@ static void map_expire(sim_nat *n, nat_map *m)
     map_remove(n, m);
 }
 
+/* m if it has not run out by now; else it is expired (reported, removed) and NULL. */
+static nat_map *live(sim_nat *n, nat_map *m, mesh_time now)
+{
+    if (m->expires_at > now)
+        return m;
+    map_expire(n, m);
+    return NULL;
+}
+
 /* A live mapping for the internal key, expiring a dead one found on the way. */
 static nat_map *find_int(sim_nat *n, uint8_t proto, int portmap, uint32_t ip, uint16_t port,
                          uint32_t rip, uint16_t rport, mesh_time now)
@@ -251,11 +260,7 @@ static nat_map *find_int(sim_nat *n, uint8_t proto, int portmap, uint32_t ip, ui
         if (x->h != h || m->proto != proto || m->portmap != portmap || m->int_ip != ip ||
             m->int_port != port || m->rem_ip != rip || m->rem_port != rport)
             continue;
-        if (m->expires_at <= now) {
-            map_expire(n, m);
-            return NULL;
-        }
-        return m;
+        return live(n, m, now);
     }
     return NULL;
 }
@@ -267,11 +272,7 @@ static nat_map *find_ext(sim_nat *n, uint8_t proto, uint16_t port, mesh_time now
         nat_map *m = CONTAINER(x, nat_map, by_ext);
         if (x->h != h || m->proto != proto || m->ext_port != port)
             continue;
-        if (m->expires_at <= now) {
-            map_expire(n, m);
-            return NULL;
-        }
-        return m;
+        return live(n, m, now);
     }
     return NULL;
 }
