@@ -48,7 +48,8 @@
  *
  * What is traded away: TCP state is tracked per mapping, not per connection (enough while
  * each connection has its own internal port, which sim_tcp's ephemeral ports give); no ICMP;
- * no TCP sequence checking (an RST in either direction marks the mapping closing).
+ * no TCP sequence checking (an RST in either direction marks the mapping closing); packets
+ * of other protocols than TCP and UDP are dropped; one NAT level per LAN (no NAT444 / CGN).
  *
  * Observing: sim_nat_get_stats() counts every decision; an observer callback (optional, with
  * a kind mask) sees each decision with a packet summary, for the scenario recorder.
