@@ -4,16 +4,28 @@
  * It sits between a session's TLS plaintext and its messages when the session runs with ALPN
  * "h2". The mapping (docs/protocol.md):
  *  - client → server: each message is the body of one `POST /api/v1/message` request
- *    (content-type application/octet-stream), answered `200` with an empty body;
- *  - server → client: the client opens one long-lived `POST /api/v1/events` request at start;
- *    the server answers `200` and streams the client's messages in its response body, each as
- *    a 4-byte big-endian length then the bytes (like gRPC server streaming);
- *  - any other path: 404; any other method on those paths: 405; both close only that stream.
- * Nothing here reads a clock or a random source (nghttp2's own rate limiter aside, which only
- * counts frames; we keep it at its defaults).
+ *    (content-type application/octet-stream, content-length set), answered `200` with an
+ *    empty body. The client sends one request body at a time, so the server completes them
+ *    (and hands them out) in the order they were sent;
+ *  - server → client: the client opens one long-lived `POST /api/v1/events` request (empty
+ *    body) at start; the server answers `200` and streams the client's messages in its
+ *    response body, each as a 4-byte big-endian length then the bytes (like gRPC server
+ *    streaming);
+ *  - any other path: 404; any other method on those paths: 405; a second events request on
+ *    one connection: 409. Each closes only that stream; the connection continues.
+ * Nothing here reads a clock or a random source. (nghttp2 itself reads the monotonic clock in
+ * its stream-reset rate limiter; that only matters to a peer resetting >1000 streams, which
+ * gets a GOAWAY either way.)
  *
- * Bounds: a message larger than max_message fails the connection (MESH_ERR_TOO_BIG); the
- * number of concurrent streams is limited by SETTINGS (MESH_H2_MAX_STREAMS).
+ * Bounds: a message larger than max_message fails the connection (MESH_ERR_TOO_BIG), whether
+ * announced by content-length, by an event frame's length or by the bytes received; request
+ * bodies being received at once total at most MESH_H2_RECV_BUDGET_FACTOR * max_message
+ * (MESH_ERR_LIMIT); the peer may open MESH_H2_MAX_STREAMS concurrent streams (SETTINGS), the
+ * client keeps at most MESH_H2_CLIENT_INFLIGHT message requests open; messages queued with
+ * mesh_h2_send are bounded by MESH_H2_MAX_QUEUED_BYTES (MESH_ERR_AGAIN).
+ *
+ * Not thread-safe; one object per connection. Callbacks run inside mesh_h2_recv and
+ * mesh_h2_pull; they may call mesh_h2_send but not mesh_h2_free.
  */
 #ifndef MESH_CORE_H2_H
 #define MESH_CORE_H2_H
@@ -24,35 +36,58 @@
 #include "meshara/env.h"
 
 enum mesh_h2_limits {
-    MESH_H2_MAX_STREAMS = 100,
+    MESH_H2_MAX_STREAMS = 100,          /* SETTINGS_MAX_CONCURRENT_STREAMS we announce */
+    MESH_H2_CLIENT_INFLIGHT = 64,       /* message requests a client keeps open at once */
+    MESH_H2_RECV_BUDGET_FACTOR = 2,     /* partial request bodies, in units of max_message */
+    MESH_H2_MAX_QUEUED_BYTES = 4 << 20, /* mesh_h2_send refuses beyond this (unless empty) */
+    MESH_H2_MSG_OVERHEAD = 64,          /* queue accounting per message, so empty ones count */
+    MESH_H2_PULL_MAX = 64 << 10,        /* bytes one mesh_h2_pull hands out at most */
+    MESH_H2_MAX_AUTHORITY = 255,        /* length of the :authority value */
 };
+
+/* :authority until mesh_h2_set_authority says otherwise (the session's default SNI). */
+#define MESH_H2_DEFAULT_AUTHORITY "meshara.node"
 
 typedef struct mesh_h2 mesh_h2;
 
 typedef struct mesh_h2_cbs {
-    /* One whole message arrived (data borrowed). Return MESH_OK, or an error code to fail
-     * the connection (mesh_h2_recv then returns it). */
+    /* One whole message arrived (data borrowed until the callback returns). Return MESH_OK,
+     * or an error code to fail the connection (mesh_h2_recv then returns it). */
     int (*on_message)(void *ud, const uint8_t *data, size_t len);
 } mesh_h2_cbs;
 
-/* is_server: 1 on the accepting side. max_message: largest message accepted (> 0).
- * cbs copied. MESH_OK, MESH_ERR_INVAL, MESH_ERR_NOMEM. The client side queues its
- * connection preface and the /api/v1/events request at once. */
-int mesh_h2_new(mesh_h2 **out, int is_server, size_t max_message, const mesh_h2_cbs *cbs,
-                void *ud);
+/* is_server: 1 on the accepting side. max_message: largest message accepted or sent
+ * (1 ... UINT32_MAX). cbs copied (on_message required); ud passed to it.
+ * MESH_OK, MESH_ERR_INVAL, MESH_ERR_NOMEM (*out untouched on failure). Free with mesh_h2_free.
+ * The server queues its SETTINGS at once; the client queues its connection preface, SETTINGS
+ * and the /api/v1/events request, materialised at the first mesh_h2_pull (so that
+ * mesh_h2_set_authority can still change the :authority). */
+int mesh_h2_new(mesh_h2 **out, int is_server, size_t max_message, const mesh_h2_cbs *cbs, void *ud);
 void mesh_h2_free(mesh_h2 *h); /* NULL: no-op */
 
-/* Feed plaintext bytes from the peer. MESH_OK; MESH_ERR_PROTOCOL (HTTP/2 violation);
- * MESH_ERR_TOO_BIG; MESH_ERR_NOMEM; or what on_message returned. After an error the
- * connection must be closed (call mesh_h2_send_pending() once more to flush a GOAWAY). */
+/* Client: the :authority of every request (copied; e.g. the session's SNI). Call before the
+ * first mesh_h2_pull. MESH_OK; MESH_ERR_INVAL (NULL, empty, longer than
+ * MESH_H2_MAX_AUTHORITY or not host[:port] characters; or on a server); MESH_ERR_STATE
+ * (requests already built). */
+int mesh_h2_set_authority(mesh_h2 *h, const char *authority);
+
+/* Feed plaintext bytes from the peer. MESH_OK; MESH_ERR_PROTOCOL (HTTP/2 violation, a
+ * non-200 answer to our request, the peer's GOAWAY with an error code, or our events stream
+ * closed by the server); MESH_ERR_CLOSED (the peer's GOAWAY without error: it is going away);
+ * MESH_ERR_TOO_BIG; MESH_ERR_LIMIT (too many request bytes in flight at once);
+ * MESH_ERR_NOMEM; or what on_message returned. Any error is final: the same code is returned
+ * by every later mesh_h2_recv; call mesh_h2_pull until 0 to flush our GOAWAY, then close. */
 int mesh_h2_recv(mesh_h2 *h, const uint8_t *data, size_t len);
-/* Queue one message (copied). MESH_OK; MESH_ERR_TOO_BIG; MESH_ERR_STATE (server before the
- * client's events request arrived: queued until it does, so in fact MESH_OK — see .c);
- * MESH_ERR_NOMEM. */
+/* Queue one message (copied). MESH_OK; MESH_ERR_INVAL; MESH_ERR_TOO_BIG (len > max_message);
+ * MESH_ERR_AGAIN (over MESH_H2_MAX_QUEUED_BYTES queued: pull, let the peer read, retry; a
+ * message is always accepted into an empty queue); MESH_ERR_NOMEM; MESH_ERR_CLOSED (the
+ * connection failed). On a server, messages sent before the client's events request arrives
+ * wait for it (MESH_OK). */
 int mesh_h2_send(mesh_h2 *h, const uint8_t *data, size_t len);
-/* Bytes nghttp2 wants to send: *data points at them (borrowed, valid until the next call on
- * h). Returns the length (0 = nothing now) or a negative MESH_ERR_*. Call until 0 after every
- * recv/send. */
+/* Bytes to send to the peer: *data points at them (borrowed, valid until the next call on
+ * h). Returns the length (0 = nothing now, at most MESH_H2_PULL_MAX) or a negative MESH_ERR_*
+ * (as mesh_h2_recv; the connection has then failed, keep pulling to flush the GOAWAY). Call
+ * until 0 after every recv/send. */
 long mesh_h2_pull(mesh_h2 *h, const uint8_t **data);
 /* Bytes of messages queued but not yet handed out by mesh_h2_pull (for backpressure). */
 size_t mesh_h2_queued(const mesh_h2 *h);
