@@ -252,6 +252,10 @@ void sim_tcp_free(sim_tcp *t)
         for (sim_tcp_conn *c = t->cb[i], *nx; c; c = nx) {
             nx = c->next;
             conn_cancel_events(c);
+            /* A handshake in progress holds its listener. If that listener was closed, it
+             * is in neither the table nor the dead list: the last such handshake frees it. */
+            if (c->lst && --c->lst->refs == 0)
+                free(c->lst);
             conn_free_mem(c);
         }
     while (t->dead) {
