@@ -33,7 +33,9 @@
  *
  * Callbacks come from scheduler events only, never from inside a sim_tcp_* call (env rule 1).
  * A callback may close any stream or listener, its own included (rule 2): after
- * sim_tcp_close() no callback is made for that stream; memory is reclaimed by a later event.
+ * sim_tcp_close() no callback is made for that stream; memory is reclaimed by a later event,
+ * so a closed (or on_closed) stream or a closed listener must not be used past the current
+ * event: "idempotent" close and MESH_ERR_CLOSED from write hold only until then.
  * on_closed releases the stream (rule 4): do not close it again.
  */
 #ifndef SIM_TCP_H

@@ -47,7 +47,9 @@ int sim_udp_send(sim_udp_sock *s, const mesh_addr *to, const void *data, size_t 
 /* Receive datagrams sent to group (224.0.0.0/4, host order) on this socket's port.
  * MESH_OK, MESH_ERR_INVAL, MESH_ERR_LIMIT, MESH_ERR_CLOSED. Joining twice is a no-op. */
 int sim_udp_join(sim_udp_sock *s, uint32_t group);
-/* Close (idempotent). Safe inside any callback, its own included. */
+/* Close. Safe inside any callback, its own included. Until the scheduler's next event the
+ * handle still answers (send/join return MESH_ERR_CLOSED, a second close is a no-op); after
+ * that its memory is reclaimed and the handle must not be used at all. */
 void sim_udp_close(sim_udp_sock *s);
 
 #endif

@@ -237,6 +237,7 @@ typedef struct dropper {
     int dir; /* SIM_DIR_OUT or SIM_DIR_IN */
     uint8_t mask, value;
     int payload;    /* PAYLOAD_* */
+    int skip;       /* matching packets to let through before dropping */
     int drops_left; /* matching packets still to drop; -1 = all */
     int seen, dropped;
     mesh_time seen_at[64];
@@ -254,6 +255,10 @@ static int dropper_on_packet(void *obj, sim_mbox *mb, sim_pkt *p, int dir, mesh_
     if (d->seen < 64)
         d->seen_at[d->seen] = sim_net_now(d->net);
     d->seen++;
+    if (d->skip > 0) {
+        d->skip--;
+        return SIM_PASS;
+    }
     if (d->drops_left == 0)
         return SIM_PASS;
     if (d->drops_left > 0)
@@ -796,6 +801,128 @@ static void test_loss_and_jitter_seeded(void)
     CU_ASSERT_TRUE(t1.n != t3.n || memcmp(t1.at, t3.at, t1.n * sizeof t1.at[0]) != 0);
 }
 
+static void test_bottleneck_tail_drops_recovered(void)
+{
+    /* A fast sender into a slow, short-queued downlink: the bottleneck tail-drops bursts
+     * (no congestion control in the model), and retransmission must still deliver every
+     * byte, in order, for several seeds. */
+    enum { N = 2000000 };
+    uint8_t *buf = pattern(N, 9);
+    for (uint64_t seed = 1; seed <= 4; seed++) {
+        links lk = default_links();
+        lk.a_up.rate_bps = 100000000;
+        lk.b_down.rate_bps = 10000000;
+        lk.b_down.queue_bytes = 64 * 1024;
+        lk.b_down.jitter = seed > 2 ? 2 * MS : 0;
+        lk.b_up.loss = seed > 3 ? 0.02 : 0;
+        tw w;
+        tw_init(&w, seed, NULL, &lk);
+        tw_listen(&w);
+        w.cli.send_on_connect = buf;
+        w.cli.send_on_connect_len = N;
+        w.cli.close_in_connected = 1;
+        w.cli.close_how = MESH_CLOSE_GRACEFUL;
+        tw_connect(&w);
+        tw_run(&w);
+        CU_ASSERT_EQUAL(w.srv.rxlen, N);
+        CU_ASSERT_TRUE(w.srv.rxlen == N && memcmp(w.srv.rx, buf, N) == 0);
+        CU_ASSERT_EQUAL(w.srv.reason, MESH_OK);
+        CU_ASSERT_TRUE(sim_host_down_stats(w.b).tail_drops > 0);
+        CU_ASSERT_TRUE(sim_tcp_get_stats(w.tcp).retransmits > 0);
+        CU_ASSERT_EQUAL(sim_tcp_get_stats(w.tcp).conns_live, 0);
+        /* no faster than the bottleneck allows */
+        CU_ASSERT_TRUE(w.srv.closed_at > (mesh_time)N * 8 * MESH_NS_PER_S / 10000000);
+        tw_free(&w);
+    }
+    free(buf);
+}
+
+/* A middlebox that shifts a host's sequence space so its ISN sits just below 2^32: the peer
+ * then sees sequence numbers wrap a few kB into the stream. Outgoing seq += k, incoming
+ * ack -= k, as a sequence-randomising firewall does. */
+typedef struct seqshift {
+    int set;
+    uint32_t k;
+} seqshift;
+
+static int seqshift_on_packet(void *obj, sim_mbox *mb, sim_pkt *p, int dir, mesh_time *delay)
+{
+    seqshift *x = obj;
+    (void)mb;
+    (void)delay;
+    if (p->proto != SIM_PROTO_TCP)
+        return SIM_PASS;
+    if (dir == SIM_DIR_OUT) {
+        if (!x->set && (p->flags & SIM_TCP_SYN)) {
+            x->k = (0xffffffffu - 3000u) - p->seq;
+            x->set = 1;
+        }
+        p->seq += x->k;
+    } else if (x->set && (p->flags & SIM_TCP_ACK)) {
+        p->ack -= x->k;
+    }
+    return SIM_PASS;
+}
+
+static const sim_mbox_ops seqshift_ops = {seqshift_on_packet};
+
+static void echo_data(sim_tcp_conn *c, const uint8_t *data, size_t len, void *ud)
+{
+    on_data(c, data, len, ud);
+    CU_ASSERT_EQUAL(sim_tcp_write(c, data, len), MESH_OK);
+}
+
+static void accept_echo(sim_tcp_listener *l, sim_tcp_conn *c, const mesh_addr *peer, void *ud)
+{
+    static const sim_tcp_cbs echo_cbs = {on_connected, echo_data, on_writable, on_closed};
+    tw *w = ud;
+    (void)l;
+    (void)peer;
+    w->srv.accepted++;
+    w->srv.c = c;
+    sim_tcp_set_cbs(c, &echo_cbs, &w->srv);
+}
+
+static void test_sequence_numbers_wrap(void)
+{
+    /* Both directions wrap (each side's ISN is moved next to 2^32 by its own middlebox),
+     * with a lost segment on each side so retransmission and out-of-order holding cross the
+     * wrap too. */
+    enum { N = 100000 };
+    tw w;
+    tw_init(&w, 1, NULL, NULL);
+    CU_ASSERT_EQUAL_FATAL(sim_tcp_listen(w.tcp, w.b, SRV_PORT, accept_echo, &w, &w.lst), MESH_OK);
+    seqshift sa = {0}, sb = {0};
+    /* drop the 4th data segment each way: it lies past the wrap point (3000 bytes) */
+    dropper da = {.dir = SIM_DIR_OUT,
+                  .mask = SIM_TCP_PSH,
+                  .value = SIM_TCP_PSH,
+                  .payload = PAYLOAD_SOME,
+                  .skip = 3,
+                  .drops_left = 1};
+    dropper db = da;
+    CU_ASSERT_EQUAL_FATAL(sim_net_attach_host_mbox(w.net, w.a, &seqshift_ops, &sa, NULL), MESH_OK);
+    CU_ASSERT_EQUAL_FATAL(sim_net_attach_host_mbox(w.net, w.b, &seqshift_ops, &sb, NULL), MESH_OK);
+    attach_dropper(&w, w.a, &da);
+    attach_dropper(&w, w.b, &db);
+    uint8_t *buf = pattern(N, 11);
+    w.cli.send_on_connect = buf;
+    w.cli.send_on_connect_len = N;
+    tw_connect(&w);
+    tw_run(&w);
+    CU_ASSERT_TRUE(sa.set && sb.set);
+    CU_ASSERT_EQUAL(da.dropped, 1);
+    CU_ASSERT_EQUAL(db.dropped, 1);
+    CU_ASSERT_EQUAL(sim_tcp_get_stats(w.tcp).retransmits, 2);
+    CU_ASSERT_EQUAL_FATAL(w.srv.rxlen, N);
+    CU_ASSERT_EQUAL(memcmp(w.srv.rx, buf, N), 0);
+    CU_ASSERT_EQUAL_FATAL(w.cli.rxlen, N);
+    CU_ASSERT_EQUAL(memcmp(w.cli.rx, buf, N), 0);
+    CU_ASSERT_EQUAL(w.cli.closed + w.srv.closed, 0);
+    free(buf);
+    tw_free(&w);
+}
+
 /* ---- closing inside callbacks ---------------------------------------------------------------- */
 
 static void test_close_inside_on_data(void)
@@ -1017,6 +1144,8 @@ static const CU_TestInfo tcp_tests[] = {
     {"three duplicate ACKs: fast retransmit", test_fast_retransmit},
     {"max retries: MESH_ERR_TIMEOUT", test_max_retries_timeout},
     {"loss and jitter: intact, in order, seeded", test_loss_and_jitter_seeded},
+    {"bottleneck tail drops are recovered", test_bottleneck_tail_drops_recovered},
+    {"sequence numbers wrap", test_sequence_numbers_wrap},
     {"close inside on_data", test_close_inside_on_data},
     {"close inside on_connected", test_close_inside_on_connected},
     {"close inside accept", test_close_inside_accept},
