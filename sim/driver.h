@@ -14,7 +14,8 @@
  *     the transport at once (no further callback) and the transport reclaims its memory in a
  *     later event.
  *  3. Data passed to callbacks is borrowed; data passed in is copied (tcp/udp copy).
- *  4. on_closed releases the stream; stream_close after it is ignored.
+ *  4. on_closed releases the stream: a stream_close (or write) made inside on_closed is
+ *     ignored (refused), and the handle is freed when on_closed returns.
  *  5. now() is the scheduler's virtual clock in ns (starts at 0).
  *
  * Specifics: IPv4 only (an IPv6 connect fails later with MESH_ERR_UNREACHABLE, IPv6 bind or
