@@ -661,6 +661,9 @@ int mesh_h2_new(mesh_h2 **out, int is_server, size_t max_message, const mesh_h2_
         goto fail_cb;
     /* Until the server's SETTINGS arrive, assume its limit is ours rather than unlimited. */
     nghttp2_option_set_peer_max_concurrent_streams(opt, MESH_H2_MAX_STREAMS);
+    /* nghttp2's RST_STREAM rate limiter refills by the monotonic clock; with no refill its
+     * verdict depends on counts alone, so a simulated run stays reproducible. */
+    nghttp2_option_set_stream_reset_rate_limit(opt, MESH_H2_MAX_PEER_RESETS, 0);
     int rv = is_server ? nghttp2_session_server_new2(&h->ng, cb, h, opt)
                        : nghttp2_session_client_new2(&h->ng, cb, h, opt);
     nghttp2_option_del(opt);

@@ -14,8 +14,9 @@
  *  - any other path: 404; any other method on those paths: 405; a second events request on
  *    one connection: 409. Each closes only that stream; the connection continues.
  * Nothing here reads a clock or a random source. (nghttp2 itself reads the monotonic clock in
- * its stream-reset rate limiter; that only matters to a peer resetting >1000 streams, which
- * gets a GOAWAY either way.)
+ * its RST_STREAM rate limiter; we configure it not to refill, so its verdict depends on counts
+ * only: a peer that resets more than MESH_H2_MAX_PEER_RESETS streams in the connection's
+ * lifetime gets a GOAWAY, in the simulator and on real sockets alike.)
  *
  * Bounds: a message larger than max_message fails the connection (MESH_ERR_TOO_BIG), whether
  * announced by content-length, by an event frame's length or by the bytes received; request
@@ -43,6 +44,7 @@ enum mesh_h2_limits {
     MESH_H2_MSG_OVERHEAD = 64,          /* queue accounting per message, so empty ones count */
     MESH_H2_PULL_MAX = 64 << 10,        /* bytes one mesh_h2_pull hands out at most */
     MESH_H2_MAX_AUTHORITY = 255,        /* length of the :authority value */
+    MESH_H2_MAX_PEER_RESETS = 1000,     /* RST_STREAMs a server takes per connection */
 };
 
 /* :authority until mesh_h2_set_authority says otherwise (the session's default SNI). */

@@ -518,7 +518,7 @@ static int32_t raw_request(raw *r, const char *method, const char *path, rawbody
     nghttp2_data_provider dp = {.source.ptr = body, .read_callback = raw_read};
     int32_t id =
         nghttp2_submit_request(r->e.ng, NULL, nva, content_length ? 5 : 4, body ? &dp : NULL, NULL);
-    CU_ASSERT_TRUE_FATAL(id > 0 && id < RAW_STREAMS);
+    CU_ASSERT_TRUE_FATAL(id > 0);
     return id;
 }
 
@@ -616,6 +616,35 @@ static void test_raw_client_bounds(void)
     free(big);
 }
 
+/* A client resetting streams is cut off after MESH_H2_MAX_PEER_RESETS, by count alone (no
+ * clock): the same in the simulator as on real sockets. */
+static void test_raw_client_resets(void)
+{
+    raw r;
+    raw_open(&r, 0);
+    sink s = {0};
+    end srv = {0};
+    CU_ASSERT_EQUAL_FATAL(mesh_h2_new(&srv.h, 1, 1000, &SINK_CBS, &s), MESH_OK);
+    rawbody open_body = {(const uint8_t *)"", 0, 0, 1}; /* never ends */
+    for (int i = 0; i <= MESH_H2_MAX_PEER_RESETS; i++) {
+        if (i == MESH_H2_MAX_PEER_RESETS) {
+            CU_ASSERT_EQUAL(mesh_h2_recv(srv.h, NULL, 0), MESH_OK);
+            CU_ASSERT_FALSE(r.goaway);
+        }
+        int32_t id = raw_request(&r, "POST", "/api/v1/message", &open_body, 0);
+        run(&r.e, &srv);
+        CU_ASSERT_EQUAL(nghttp2_submit_rst_stream(r.e.ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL),
+                        0);
+        run(&r.e, &srv);
+    }
+    CU_ASSERT_TRUE(r.goaway);
+    CU_ASSERT_EQUAL(mesh_h2_recv(srv.h, NULL, 0), MESH_ERR_PROTOCOL);
+    CU_ASSERT_EQUAL(s.n, 0);
+    nghttp2_session_del(r.e.ng);
+    mesh_h2_free(srv.h);
+    sink_clear(&s);
+}
+
 /* A raw server sees ordinary requests: our :authority, the events path first, then a POST
  * per message; its GOAWAY closes our side with MESH_ERR_CLOSED. */
 static void test_raw_server(void)
@@ -695,6 +724,7 @@ static CU_TestInfo tests[] = {
     {"garbage: MESH_ERR_PROTOCOL and a GOAWAY", test_garbage},
     {"raw client: 405, 404, 409, then messages and events", test_raw_client_statuses},
     {"raw client: body bounds", test_raw_client_bounds},
+    {"raw client: stream resets bounded by count", test_raw_client_resets},
     {"raw server: authority, GOAWAY, 404 answer", test_raw_server},
     {"free with data in flight", test_free_midway},
     CU_TEST_INFO_NULL,
