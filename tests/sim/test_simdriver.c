@@ -77,6 +77,14 @@ static void dw_free(dw *x)
     sim_world_free(x->w);
 }
 
+/* Free what two recording streams received, then the world. */
+static void dw_free_streams(dw *x, uint8_t *rx1, uint8_t *rx2)
+{
+    free(rx1);
+    free(rx2);
+    dw_free(x);
+}
+
 static sim_sched *dw_sched(const dw *x)
 {
     return sim_world_sched(x->w);
@@ -625,9 +633,33 @@ static void test_listen_connect_echo(void)
     CU_ASSERT_EQUAL(cli.after_release + v.conn.after_release, 0);
     CU_ASSERT_EQUAL(sim_tcp_get_stats(sim_world_tcp(x.w)).conns_live, 0);
     free(msg);
-    free(cli.rx);
-    free(v.conn.rx);
-    dw_free(&x);
+    dw_free_streams(&x, cli.rx, v.conn.rx);
+}
+
+static void test_connect_to_self(void)
+{
+    /* A node may dial its own address (e.g. its own entry in a bootstrap list): the segments
+     * go out through the access link and back, RTT = 2 * (up + core + down) = 40 ms. */
+    dw x;
+    dw_init(&x, 1);
+    srv v;
+    srv_listen(&x, &v, ALICE, ECHO_PORT);
+    v.conn.echo = 1;
+    sep cli;
+    sep_init(&cli, &x, ALICE);
+    cli.greet = (const uint8_t *)"mirror";
+    cli.greet_len = 6;
+    cli.close_after = 6;
+    mesh_addr me = mesh_addr_v4(IP_ALICE, ECHO_PORT);
+    sep_connect(&cli, &x, ALICE, &me);
+    dw_run(&x);
+    CU_ASSERT_EQUAL(cli.connected_at, RTT);
+    CU_ASSERT_EQUAL(v.accepted, 1);
+    CU_ASSERT_EQUAL_FATAL(cli.rxlen, 6);
+    CU_ASSERT_EQUAL(memcmp(cli.rx, "mirror", 6), 0);
+    CU_ASSERT_EQUAL(v.conn.reason, MESH_OK);
+    CU_ASSERT_EQUAL(sim_tcp_get_stats(sim_world_tcp(x.w)).conns_live, 0);
+    dw_free_streams(&x, cli.rx, v.conn.rx);
 }
 
 static void test_stream_addrs(void)
@@ -688,9 +720,7 @@ static void test_rule2_close_inside_callbacks(void)
     CU_ASSERT_EQUAL(cli.reason, MESH_ERR_RESET);
     CU_ASSERT_EQUAL(cli.closed_at, RTT + 2 * ONE_WAY);
     CU_ASSERT_EQUAL(cli.after_release, 0);
-    free(cli.rx);
-    free(v.conn.rx);
-    dw_free(&x);
+    dw_free_streams(&x, cli.rx, v.conn.rx);
 
     /* (b) the listener is closed inside its accept callback; the accepted stream lives on,
      * the next connect is refused */
@@ -711,9 +741,7 @@ static void test_rule2_close_inside_callbacks(void)
     dw_run(&x);
     CU_ASSERT_EQUAL(second.reason, MESH_ERR_REFUSED);
     CU_ASSERT_EQUAL(v.accepted, 1);
-    free(cli.rx);
-    free(v.conn.rx);
-    dw_free(&x);
+    dw_free_streams(&x, cli.rx, v.conn.rx);
 
     /* (c) the new stream is refused inside accept: the client connected, then is reset */
     dw_init(&x, 1);
@@ -1009,6 +1037,7 @@ static const CU_TestInfo driver_tests[] = {
     {"resolve: numeric, added names, unknown", test_resolve},
     {"random: reproducible per (seed, host)", test_random_per_seed_and_host},
     {"listen, connect and echo through the env", test_listen_connect_echo},
+    {"connect to one's own address", test_connect_to_self},
     {"stream addresses", test_stream_addrs},
     {"rules 2 and 4: close inside callbacks", test_rule2_close_inside_callbacks},
     {"datagrams, multicast join, close inside callback", test_dgram_and_join},

@@ -195,6 +195,13 @@ static void tw_listen(tw *w)
     CU_ASSERT_EQUAL_FATAL(sim_tcp_listen(w->tcp, w->b, SRV_PORT, on_accept, w, &w->lst), MESH_OK);
 }
 
+/* A fresh world with the server listening on SRV_PORT. */
+static void tw_init_listening(tw *w, uint64_t seed, const sim_tcp_cfg *cfg, const links *lk)
+{
+    tw_init(w, seed, cfg, lk);
+    tw_listen(w);
+}
+
 static void tw_connect_to(tw *w, uint32_t ip, uint16_t port)
 {
     mesh_addr to = mesh_addr_v4(ip, port);
@@ -214,6 +221,19 @@ static void tw_run(tw *w)
     CU_ASSERT_EQUAL(sim_sched_run(w->s), MESH_OK);
 }
 
+/* A new client connecting now is refused one RTT later (the old client record is dropped). */
+static void expect_refused_now(tw *w)
+{
+    free(w->cli.rx);
+    memset(&w->cli, 0, sizeof w->cli);
+    w->cli.w = w;
+    mesh_time t0 = sim_sched_now(w->s);
+    tw_connect(w);
+    tw_run(w);
+    CU_ASSERT_EQUAL(w->cli.reason, MESH_ERR_REFUSED);
+    CU_ASSERT_EQUAL(w->cli.closed_at, t0 + RTT);
+}
+
 static uint8_t *pattern(size_t n, uint32_t salt)
 {
     uint8_t *b = malloc(n ? n : 1);
@@ -226,6 +246,22 @@ static uint8_t *pattern(size_t n, uint32_t salt)
         b[i] = (uint8_t)x;
     }
     return b;
+}
+
+/* Have e write n pattern bytes from on_connected; returns the bytes (caller frees). */
+static uint8_t *send_on_connect(ep *e, size_t n, uint32_t salt)
+{
+    uint8_t *b = pattern(n, salt);
+    e->send_on_connect = b;
+    e->send_on_connect_len = n;
+    return b;
+}
+
+/* e received exactly these n bytes, in order. */
+static void expect_rx(const ep *e, const void *bytes, size_t n)
+{
+    CU_ASSERT_EQUAL_FATAL(e->rxlen, n);
+    CU_ASSERT_EQUAL(memcmp(e->rx, bytes, n), 0);
 }
 
 /* ---- a middlebox that counts (and optionally drops) matching TCP segments ---------------- */
@@ -269,6 +305,18 @@ static int dropper_on_packet(void *obj, sim_mbox *mb, sim_pkt *p, int dir, mesh_
 
 static const sim_mbox_ops dropper_ops = {dropper_on_packet};
 
+/* A dropper of data segments (payload, PSH) in direction dir: lets `skip` through, then
+ * drops `drops` (-1 = all). */
+static dropper data_dropper(int dir, int skip, int drops)
+{
+    return (dropper){.dir = dir,
+                     .mask = SIM_TCP_PSH,
+                     .value = SIM_TCP_PSH,
+                     .payload = PAYLOAD_SOME,
+                     .skip = skip,
+                     .drops_left = drops};
+}
+
 static void attach_dropper(tw *w, sim_host *h, dropper *d)
 {
     d->net = w->net;
@@ -286,8 +334,7 @@ static void test_connect_costs_one_rtt(void)
             lk.b_up.latency = 20 * MS;
         mesh_time fwd = ONE_WAY, back = asym ? 35 * MS : ONE_WAY;
         tw w;
-        tw_init(&w, 1, NULL, &lk);
-        tw_listen(&w);
+        tw_init_listening(&w, 1, NULL, &lk);
         tw_connect(&w);
         tw_run(&w);
         CU_ASSERT_EQUAL(w.cli.connected, 1);
@@ -327,13 +374,7 @@ static void test_refused_without_listener(void)
     /* a closed listener refuses just the same */
     tw_listen(&w);
     sim_tcp_listener_close(w.lst);
-    memset(&w.cli, 0, sizeof w.cli);
-    w.cli.w = &w;
-    mesh_time t0 = sim_sched_now(w.s);
-    tw_connect(&w);
-    tw_run(&w);
-    CU_ASSERT_EQUAL(w.cli.reason, MESH_ERR_REFUSED);
-    CU_ASSERT_EQUAL(w.cli.closed_at, t0 + RTT);
+    expect_refused_now(&w);
     CU_ASSERT_EQUAL(w.srv.accepted, 0);
     tw_free(&w);
 }
@@ -376,8 +417,7 @@ static void test_timeout_syns_dropped(void)
     /* A middlebox in front of the server eats every SYN: the listener never hears of it. */
     sim_tcp_cfg cfg = {.connect_timeout = 4 * MESH_NS_PER_S};
     tw w;
-    tw_init(&w, 1, &cfg, NULL);
-    tw_listen(&w);
+    tw_init_listening(&w, 1, &cfg, NULL);
     dropper d = {.dir = SIM_DIR_IN,
                  .mask = SIM_TCP_SYN | SIM_TCP_ACK,
                  .value = SIM_TCP_SYN,
@@ -397,8 +437,7 @@ static void test_timeout_syns_dropped(void)
 static void test_syn_lost_once_connects_after_retry(void)
 {
     tw w;
-    tw_init(&w, 1, NULL, NULL);
-    tw_listen(&w);
+    tw_init_listening(&w, 1, NULL, NULL);
     dropper d = {.dir = SIM_DIR_IN,
                  .mask = SIM_TCP_SYN | SIM_TCP_ACK,
                  .value = SIM_TCP_SYN,
@@ -417,8 +456,7 @@ static void test_syn_lost_once_connects_after_retry(void)
 static void test_write_before_connect(void)
 {
     tw w;
-    tw_init(&w, 1, NULL, NULL);
-    tw_listen(&w);
+    tw_init_listening(&w, 1, NULL, NULL);
     tw_connect(&w);
     enum { N = 3000 }; /* three segments */
     uint8_t *buf = pattern(N, 1);
@@ -427,8 +465,7 @@ static void test_write_before_connect(void)
     CU_ASSERT_EQUAL(sim_tcp_pending(w.cli.c), N);
     tw_run(&w);
     CU_ASSERT_EQUAL(w.srv.accepted_at, RTT + ONE_WAY);
-    CU_ASSERT_EQUAL_FATAL(w.srv.rxlen, N);
-    CU_ASSERT_EQUAL(memcmp(w.srv.rx, buf, N), 0);
+    expect_rx(&w.srv, buf, N);
     CU_ASSERT_EQUAL(w.srv.data_at[0], RTT + ONE_WAY); /* sent right behind the final ACK */
     CU_ASSERT_EQUAL(w.srv.data_at[w.srv.ndata - 1], RTT + ONE_WAY);
     CU_ASSERT_EQUAL(w.cli.writable, 1);
@@ -442,8 +479,7 @@ static void test_first_data_carries_the_ack(void)
 {
     /* The handshake's final ACK is lost; the data segment behind it completes the accept. */
     tw w;
-    tw_init(&w, 1, NULL, NULL);
-    tw_listen(&w);
+    tw_init_listening(&w, 1, NULL, NULL);
     dropper d = {.dir = SIM_DIR_OUT,
                  .mask = 0xff,
                  .value = SIM_TCP_ACK,
@@ -456,8 +492,7 @@ static void test_first_data_carries_the_ack(void)
     CU_ASSERT_EQUAL(d.dropped, 1);
     CU_ASSERT_EQUAL(w.srv.accepted, 1);
     CU_ASSERT_EQUAL(w.srv.accepted_at, RTT + ONE_WAY);
-    CU_ASSERT_EQUAL_FATAL(w.srv.rxlen, 5);
-    CU_ASSERT_EQUAL(memcmp(w.srv.rx, "hello", 5), 0);
+    expect_rx(&w.srv, "hello", 5);
     CU_ASSERT_EQUAL(sim_tcp_get_stats(w.tcp).retransmits, 0);
     tw_free(&w);
 }
@@ -477,15 +512,11 @@ static void test_large_write_serialisation_maths(void)
     links lk = default_links();
     lk.a_up.rate_bps = R;
     tw w;
-    tw_init(&w, 1, NULL, &lk);
-    tw_listen(&w);
-    uint8_t *buf = pattern(N, 2);
-    w.cli.send_on_connect = buf;
-    w.cli.send_on_connect_len = N;
+    tw_init_listening(&w, 1, NULL, &lk);
+    uint8_t *buf = send_on_connect(&w.cli, N, 2);
     tw_connect(&w);
     tw_run(&w);
-    CU_ASSERT_EQUAL_FATAL(w.srv.rxlen, N);
-    CU_ASSERT_EQUAL(memcmp(w.srv.rx, buf, N), 0);
+    expect_rx(&w.srv, buf, N);
     const uint64_t mss = SIM_TCP_DEFAULT_MSS, full = N / mss, rest = N % mss;
     /* the SYN left at 0 (its serialisation is part of the first RTT) */
     mesh_time syn_ser = ser_ns(SIM_TCP_HDR_BYTES, R);
@@ -512,15 +543,11 @@ static void test_window_limits_inflight(void)
     sim_tcp_cfg cfg = {.window = SEGS_PER_WIN * SIM_TCP_DEFAULT_MSS};
     const size_t n = (size_t)WINDOWS * SEGS_PER_WIN * SIM_TCP_DEFAULT_MSS;
     tw w;
-    tw_init(&w, 1, &cfg, NULL);
-    tw_listen(&w);
-    uint8_t *buf = pattern(n, 3);
-    w.cli.send_on_connect = buf;
-    w.cli.send_on_connect_len = n;
+    tw_init_listening(&w, 1, &cfg, NULL);
+    uint8_t *buf = send_on_connect(&w.cli, n, 3);
     tw_connect(&w);
     tw_run(&w);
-    CU_ASSERT_EQUAL_FATAL(w.srv.rxlen, n);
-    CU_ASSERT_EQUAL(memcmp(w.srv.rx, buf, n), 0);
+    expect_rx(&w.srv, buf, n);
     CU_ASSERT_EQUAL_FATAL(w.srv.ndata, WINDOWS * SEGS_PER_WIN);
     for (int i = 0; i < w.srv.ndata; i++)
         CU_ASSERT_EQUAL(w.srv.data_at[i], RTT + (mesh_time)(i / SEGS_PER_WIN) * RTT + ONE_WAY);
@@ -539,19 +566,15 @@ static void test_fin_after_last_byte(void)
     links lk = default_links();
     lk.a_up.rate_bps = 50000000;
     tw w;
-    tw_init(&w, 1, NULL, &lk);
-    tw_listen(&w);
+    tw_init_listening(&w, 1, NULL, &lk);
     dropper fins = {.dir = SIM_DIR_OUT, .mask = SIM_TCP_FIN, .value = SIM_TCP_FIN};
     attach_dropper(&w, w.a, &fins);
-    uint8_t *buf = pattern(N, 4);
-    w.cli.send_on_connect = buf;
-    w.cli.send_on_connect_len = N;
+    uint8_t *buf = send_on_connect(&w.cli, N, 4);
     w.cli.close_in_connected = 1;
     w.cli.close_how = MESH_CLOSE_GRACEFUL;
     tw_connect(&w);
     tw_run(&w);
-    CU_ASSERT_EQUAL_FATAL(w.srv.rxlen, N);
-    CU_ASSERT_EQUAL(memcmp(w.srv.rx, buf, N), 0);
+    expect_rx(&w.srv, buf, N);
     CU_ASSERT_EQUAL(w.srv.closed, 1);
     CU_ASSERT_EQUAL(w.srv.reason, MESH_OK);
     /* the FIN rides on the last data segment: closed in the same instant, after the bytes */
@@ -573,8 +596,7 @@ static void test_fin_lost_is_retransmitted(void)
 {
     /* A bare FIN (sent after the data was acknowledged) is lost once: the RTO resends it. */
     tw w;
-    tw_init(&w, 1, NULL, NULL);
-    tw_listen(&w);
+    tw_init_listening(&w, 1, NULL, NULL);
     dropper fins = {.dir = SIM_DIR_OUT, .mask = SIM_TCP_FIN, .value = SIM_TCP_FIN, .drops_left = 1};
     attach_dropper(&w, w.a, &fins);
     w.cli.close_in_connected = 1;
@@ -601,8 +623,7 @@ static void abort_cli(void *ctx, void *arg)
 static void test_abort_resets_peer(void)
 {
     tw w;
-    tw_init(&w, 1, NULL, NULL);
-    tw_listen(&w);
+    tw_init_listening(&w, 1, NULL, NULL);
     tw_connect(&w);
     const mesh_time T = 100 * MS;
     CU_ASSERT_EQUAL(sim_sched_at(w.s, T, SIM_EV_USER, 0, abort_cli, &w, NULL, NULL), MESH_OK);
@@ -625,11 +646,8 @@ static void test_abort_drops_queued_bytes(void)
     links lk = default_links();
     lk.a_up.rate_bps = 1000000; /* 12 ms per full segment */
     tw w;
-    tw_init(&w, 1, NULL, &lk);
-    tw_listen(&w);
-    uint8_t *buf = pattern(N, 5);
-    w.cli.send_on_connect = buf;
-    w.cli.send_on_connect_len = N;
+    tw_init_listening(&w, 1, NULL, &lk);
+    uint8_t *buf = send_on_connect(&w.cli, N, 5);
     tw_connect(&w);
     const mesh_time T = 200 * MS;
     CU_ASSERT_EQUAL(sim_sched_at(w.s, T, SIM_EV_USER, 0, abort_cli, &w, NULL, NULL), MESH_OK);
@@ -650,13 +668,8 @@ static void test_lost_segment_waits_for_rto(void)
      * srtt = 40 ms from the handshake, RTO = max(min_rto, 2 * srtt) = 200 ms. */
     for (int lose = 0; lose < 2; lose++) {
         tw w;
-        tw_init(&w, 1, NULL, NULL);
-        tw_listen(&w);
-        dropper d = {.dir = SIM_DIR_OUT,
-                     .mask = SIM_TCP_PSH,
-                     .value = SIM_TCP_PSH,
-                     .payload = PAYLOAD_SOME,
-                     .drops_left = lose};
+        tw_init_listening(&w, 1, NULL, NULL);
+        dropper d = data_dropper(SIM_DIR_OUT, 0, lose);
         attach_dropper(&w, w.a, &d);
         static const uint8_t msg[100] = {1, 2, 3};
         w.cli.send_on_connect = msg;
@@ -680,21 +693,13 @@ static void test_fast_retransmit(void)
      * 200 ms RTO. */
     enum { N = 10 * SIM_TCP_DEFAULT_MSS };
     tw w;
-    tw_init(&w, 1, NULL, NULL);
-    tw_listen(&w);
-    dropper d = {.dir = SIM_DIR_OUT,
-                 .mask = SIM_TCP_PSH,
-                 .value = SIM_TCP_PSH,
-                 .payload = PAYLOAD_SOME,
-                 .drops_left = 1};
+    tw_init_listening(&w, 1, NULL, NULL);
+    dropper d = data_dropper(SIM_DIR_OUT, 0, 1);
     attach_dropper(&w, w.a, &d);
-    uint8_t *buf = pattern(N, 6);
-    w.cli.send_on_connect = buf;
-    w.cli.send_on_connect_len = N;
+    uint8_t *buf = send_on_connect(&w.cli, N, 6);
     tw_connect(&w);
     tw_run(&w);
-    CU_ASSERT_EQUAL_FATAL(w.srv.rxlen, N);
-    CU_ASSERT_EQUAL(memcmp(w.srv.rx, buf, N), 0);
+    expect_rx(&w.srv, buf, N);
     for (int i = 0; i < w.srv.ndata; i++)
         CU_ASSERT_EQUAL(w.srv.data_at[i], 2 * RTT + ONE_WAY);
     CU_ASSERT_EQUAL(sim_tcp_get_stats(w.tcp).retransmits, 1);
@@ -717,10 +722,8 @@ static void test_max_retries_timeout(void)
      * resends at 300, 700, 1500 ms; the fourth expiry (3100 ms) exceeds max_retries = 3. */
     sim_tcp_cfg cfg = {.max_retries = 3};
     tw w;
-    tw_init(&w, 1, &cfg, NULL);
-    tw_listen(&w);
-    dropper d = {
-        .dir = SIM_DIR_OUT, .mask = SIM_TCP_PSH, .value = SIM_TCP_PSH, .payload = PAYLOAD_SOME};
+    tw_init_listening(&w, 1, &cfg, NULL);
+    dropper d = data_dropper(SIM_DIR_OUT, 0, 0);
     attach_dropper(&w, w.a, &d);
     tw_connect(&w);
     CU_ASSERT_EQUAL(sim_sched_at(w.s, 100 * MS, SIM_EV_USER, 0, cut_b_and_write, &w, NULL, NULL),
@@ -756,17 +759,13 @@ static void lossy_transfer(uint64_t seed, trace *out)
     lk.a_up.jitter = lk.b_up.jitter = 3 * MS;
     lk.a_up.rate_bps = 20000000;
     tw w;
-    tw_init(&w, seed, NULL, &lk);
-    tw_listen(&w);
-    uint8_t *buf = pattern(N, 7);
-    w.cli.send_on_connect = buf;
-    w.cli.send_on_connect_len = N;
+    tw_init_listening(&w, seed, NULL, &lk);
+    uint8_t *buf = send_on_connect(&w.cli, N, 7);
     w.cli.close_in_connected = 1;
     w.cli.close_how = MESH_CLOSE_GRACEFUL;
     tw_connect(&w);
     tw_run(&w);
-    CU_ASSERT_EQUAL_FATAL(w.srv.rxlen, N);
-    CU_ASSERT_EQUAL(memcmp(w.srv.rx, buf, N), 0); /* in order and intact */
+    expect_rx(&w.srv, buf, N); /* in order and intact */
     CU_ASSERT_EQUAL(w.srv.closed, 1);
     CU_ASSERT_EQUAL(w.srv.reason, MESH_OK);
     CU_ASSERT_TRUE(w.srv.closed_at >= w.srv.data_at[w.srv.ndata - 1]);
@@ -816,8 +815,7 @@ static void test_bottleneck_tail_drops_recovered(void)
         lk.b_down.jitter = seed > 2 ? 2 * MS : 0;
         lk.b_up.loss = seed > 3 ? 0.02 : 0;
         tw w;
-        tw_init(&w, seed, NULL, &lk);
-        tw_listen(&w);
+        tw_init_listening(&w, seed, NULL, &lk);
         w.cli.send_on_connect = buf;
         w.cli.send_on_connect_len = N;
         w.cli.close_in_connected = 1;
@@ -894,30 +892,21 @@ static void test_sequence_numbers_wrap(void)
     CU_ASSERT_EQUAL_FATAL(sim_tcp_listen(w.tcp, w.b, SRV_PORT, accept_echo, &w, &w.lst), MESH_OK);
     seqshift sa = {0}, sb = {0};
     /* drop the 4th data segment each way: it lies past the wrap point (3000 bytes) */
-    dropper da = {.dir = SIM_DIR_OUT,
-                  .mask = SIM_TCP_PSH,
-                  .value = SIM_TCP_PSH,
-                  .payload = PAYLOAD_SOME,
-                  .skip = 3,
-                  .drops_left = 1};
+    dropper da = data_dropper(SIM_DIR_OUT, 3, 1);
     dropper db = da;
     CU_ASSERT_EQUAL_FATAL(sim_net_attach_host_mbox(w.net, w.a, &seqshift_ops, &sa, NULL), MESH_OK);
     CU_ASSERT_EQUAL_FATAL(sim_net_attach_host_mbox(w.net, w.b, &seqshift_ops, &sb, NULL), MESH_OK);
     attach_dropper(&w, w.a, &da);
     attach_dropper(&w, w.b, &db);
-    uint8_t *buf = pattern(N, 11);
-    w.cli.send_on_connect = buf;
-    w.cli.send_on_connect_len = N;
+    uint8_t *buf = send_on_connect(&w.cli, N, 11);
     tw_connect(&w);
     tw_run(&w);
     CU_ASSERT_TRUE(sa.set && sb.set);
     CU_ASSERT_EQUAL(da.dropped, 1);
     CU_ASSERT_EQUAL(db.dropped, 1);
     CU_ASSERT_EQUAL(sim_tcp_get_stats(w.tcp).retransmits, 2);
-    CU_ASSERT_EQUAL_FATAL(w.srv.rxlen, N);
-    CU_ASSERT_EQUAL(memcmp(w.srv.rx, buf, N), 0);
-    CU_ASSERT_EQUAL_FATAL(w.cli.rxlen, N);
-    CU_ASSERT_EQUAL(memcmp(w.cli.rx, buf, N), 0);
+    expect_rx(&w.srv, buf, N);
+    expect_rx(&w.cli, buf, N);
     CU_ASSERT_EQUAL(w.cli.closed + w.srv.closed, 0);
     free(buf);
     tw_free(&w);
@@ -931,11 +920,8 @@ static void test_close_inside_on_data(void)
      * further callback reaches it, and the client is reset. */
     enum { N = 20 * SIM_TCP_DEFAULT_MSS };
     tw w;
-    tw_init(&w, 1, NULL, NULL);
-    tw_listen(&w);
-    uint8_t *buf = pattern(N, 8);
-    w.cli.send_on_connect = buf;
-    w.cli.send_on_connect_len = N;
+    tw_init_listening(&w, 1, NULL, NULL);
+    uint8_t *buf = send_on_connect(&w.cli, N, 8);
     w.srv.close_in_data = 1;
     w.srv.close_how = MESH_CLOSE_ABORT;
     tw_connect(&w);
@@ -952,8 +938,7 @@ static void test_close_inside_on_data(void)
 
     /* Graceful close inside on_data: the rest of the bytes are acked and discarded (no
      * half-close), the client sees on_closed(MESH_OK). */
-    tw_init(&w, 1, NULL, NULL);
-    tw_listen(&w);
+    tw_init_listening(&w, 1, NULL, NULL);
     w.cli.send_on_connect = buf;
     w.cli.send_on_connect_len = N;
     w.srv.close_in_data = 1;
@@ -972,8 +957,7 @@ static void test_close_inside_on_data(void)
 static void test_close_inside_on_connected(void)
 {
     tw w;
-    tw_init(&w, 1, NULL, NULL);
-    tw_listen(&w);
+    tw_init_listening(&w, 1, NULL, NULL);
     w.cli.close_in_connected = 1;
     w.cli.close_how = MESH_CLOSE_ABORT;
     tw_connect(&w);
@@ -996,8 +980,7 @@ static void test_close_inside_accept(void)
     /* Refusing inside accept resets the client; closing the listener inside accept keeps
      * the accepted stream and refuses the next connect. */
     tw w;
-    tw_init(&w, 1, NULL, NULL);
-    tw_listen(&w);
+    tw_init_listening(&w, 1, NULL, NULL);
     w.refuse_in_accept = 1;
     tw_connect(&w);
     tw_run(&w);
@@ -1007,8 +990,7 @@ static void test_close_inside_accept(void)
     CU_ASSERT_EQUAL(w.srv.closed + w.srv.after_close, 0);
     tw_free(&w);
 
-    tw_init(&w, 1, NULL, NULL);
-    tw_listen(&w);
+    tw_init_listening(&w, 1, NULL, NULL);
     w.close_lst_in_accept = 1;
     static const uint8_t msg[] = "still here";
     w.cli.send_on_connect = msg;
@@ -1019,24 +1001,15 @@ static void test_close_inside_accept(void)
     CU_ASSERT_EQUAL(w.srv.rxlen, sizeof msg);
     CU_ASSERT_EQUAL(w.cli.closed + w.srv.closed, 0);
     /* a second client: refused now */
-    ep first = w.cli;
-    memset(&w.cli, 0, sizeof w.cli);
-    w.cli.w = &w;
-    mesh_time t0 = sim_sched_now(w.s);
-    tw_connect(&w);
-    tw_run(&w);
-    CU_ASSERT_EQUAL(w.cli.reason, MESH_ERR_REFUSED);
-    CU_ASSERT_EQUAL(w.cli.closed_at, t0 + RTT);
+    expect_refused_now(&w);
     CU_ASSERT_EQUAL(w.srv.accepted, 1);
-    free(first.rx);
     tw_free(&w);
 }
 
 static void test_write_after_close_fails(void)
 {
     tw w;
-    tw_init(&w, 1, NULL, NULL);
-    tw_listen(&w);
+    tw_init_listening(&w, 1, NULL, NULL);
     tw_connect(&w);
     tw_run(&w);
     CU_ASSERT_EQUAL(sim_tcp_write(w.cli.c, NULL, 3), MESH_ERR_INVAL);
@@ -1056,8 +1029,7 @@ static void test_simultaneous_close(void)
     /* Both ends close gracefully at the same instant: FINs cross, both are acknowledged,
      * nobody is reset, and both connections are forgotten. */
     tw w;
-    tw_init(&w, 1, NULL, NULL);
-    tw_listen(&w);
+    tw_init_listening(&w, 1, NULL, NULL);
     tw_connect(&w);
     CU_ASSERT_EQUAL(sim_sched_run_until(w.s, 100 * MS), MESH_OK);
     CU_ASSERT_EQUAL_FATAL(w.srv.accepted, 1);
@@ -1078,8 +1050,7 @@ static void test_free_mid_handshake(void)
     /* Freeing the transport while a handshake is half done, and after its listener was
      * closed, releases everything (the ASan build checks for leaks). */
     tw w;
-    tw_init(&w, 1, NULL, NULL);
-    tw_listen(&w);
+    tw_init_listening(&w, 1, NULL, NULL);
     static const uint8_t msg[] = "queued";
     tw_connect(&w);
     CU_ASSERT_EQUAL(sim_tcp_write(w.cli.c, msg, sizeof msg), MESH_OK);
@@ -1089,8 +1060,7 @@ static void test_free_mid_handshake(void)
     tw_free(&w);
 
     /* The same, but the handshake completes after the close: it is reset, never accepted. */
-    tw_init(&w, 1, NULL, NULL);
-    tw_listen(&w);
+    tw_init_listening(&w, 1, NULL, NULL);
     tw_connect(&w);
     CU_ASSERT_EQUAL(sim_sched_run_until(w.s, ONE_WAY + MS), MESH_OK);
     sim_tcp_listener_close(w.lst);
