@@ -328,7 +328,7 @@ static void arm_sweep(sim_nat *n)
 {
     if (!n->cfg.sweep_interval || n->nexpiring == 0 || n->sweep_ev != SIM_EVENT_NONE)
         return;
-    sim_sched_after(sim_net_sched(n->net), n->cfg.sweep_interval, SIM_NAT_EV_SWEEP,
+    sim_sched_after(sim_net_sched(n->net), n->cfg.sweep_interval, SIM_EV_NAT_SWEEP,
                     sim_lan_id(n->lan), sweep_fire, n, NULL, &n->sweep_ev);
 }
 

@@ -100,9 +100,6 @@ enum sim_nat_limits {
 /* The NAT's random stream: SIM_NAT_RNG_STREAM + the LAN id. */
 #define SIM_NAT_RNG_STREAM (SIM_RNG_STREAM_USER + (0x4e4154ULL << 32)) /* "NAT" */
 
-/* Fingerprint kind of the sweep event. sched.h keeps every module's kinds; until this one is
- * listed there it is defined here, clear of the kinds sched.h uses. */
-#define SIM_NAT_EV_SWEEP 40
 
 /* Zero-initialised = endpoint-independent mapping and filtering, port preservation, hairpin
  * off, drop unsolicited, default timeouts and bounds, no sweep event, no port-map service. */

@@ -47,6 +47,7 @@ enum sim_event_kind {
     SIM_EV_REAP = 20,       /* deferred free of an object released inside a callback */
     SIM_EV_DRV_TIMER = 30,  /* an env timer fires */
     SIM_EV_DRV_RESOLVE = 31,/* a resolve answer is delivered */
+    SIM_EV_NAT_SWEEP = 40,  /* a NAT removes expired mappings */
 };
 
 enum sim_sched_limits {
