@@ -1,0 +1,846 @@
+/* session.c — an authenticated session: TLS, hello, framing, heartbeats, timeouts.
+ * See session.h for the protocol and the contract.
+ *
+ * Invariants:
+ *  - One env timer per session, always armed at the earliest of the state's deadlines
+ *    (phase timeout; next heartbeat or liveness deadline; "now" while on_closed is due).
+ *  - s->stream is NULL once released (by us or by the driver's on_closed).
+ *  - Re-entrancy: every entry from the env increments s->depth; mesh_session_free() inside a
+ *    callback only marks the session freed (releasing the stream and timer at once), and the
+ *    outermost entry frees the memory when it unwinds. Loops check s->freed and the state
+ *    after every application callback.
+ */
+#include "core/session.h"
+
+#include <openssl/crypto.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/frame.h"
+#include "core/pad.h"
+
+struct mesh_session {
+    mesh_env env;
+    mesh_tls_ctx *tls_ctx;
+    mesh_tls *tls;
+    mesh_stream *stream;
+    mesh_timer *timer;
+    mesh_session_cbs cbs;
+    void *ud;
+    mesh_session_cfg cfg;
+    mesh_session_state state;
+    int reason, peer_reason;
+    int is_client;
+    int has_pin;
+    int depth, freed;
+    int want_writable;
+    int write_err;
+    int orderly;       /* the peer said goodbye or sent close_notify */
+    int authenticated; /* the peer's hello verified: peer_key valid */
+    uint8_t pinned[MESH_PUBKEY_LEN];
+    uint8_t peer_key[MESH_PUBKEY_LEN];
+    uint8_t peer_id[MESH_NODE_ID_LEN];
+    mesh_addr peer_addr;
+    mesh_frame_dec dec;
+    mesh_time phase_start; /* when the current state began */
+    mesh_time next_hb;
+    uint64_t hb_seq;
+    mesh_session_stats st;
+};
+
+static const char HELLO_CONTEXT[] = MESH_SESSION_HELLO_CONTEXT;
+_Static_assert(sizeof HELLO_CONTEXT - 1 == MESH_SESSION_HELLO_CONTEXT_LEN, "context length");
+_Static_assert((int)MESH_SESSION_ROLE_CLIENT == (int)MESHARA__WIRE__ROLE__ROLE_CLIENT &&
+                   (int)MESH_SESSION_ROLE_SERVER == (int)MESHARA__WIRE__ROLE__ROLE_SERVER,
+               "roles match the schema");
+
+/* ---- builders and parsers ---------------------------------------------------------------- */
+
+int mesh_session_frame_create(const mesh_envelope *e, size_t max_frame, uint8_t **out,
+                              size_t *outlen)
+{
+    if (!e || !out || !outlen)
+        return MESH_ERR_INVAL;
+    if (max_frame == 0)
+        max_frame = MESH_FRAME_DEFAULT_MAX;
+    uint8_t *wire = NULL;
+    size_t wlen = 0;
+    int rc = mesh_wire_encode(e, &wire, &wlen);
+    if (rc != MESH_OK)
+        return rc;
+    size_t padded = mesh_pad_size(wlen);
+    uint8_t *buf = NULL;
+    if (padded == 0 || padded > max_frame) {
+        rc = MESH_ERR_TOO_BIG;
+        goto out;
+    }
+    buf = malloc(MESH_FRAME_HDR_LEN + padded);
+    if (!buf) {
+        rc = MESH_ERR_NOMEM;
+        goto out;
+    }
+    long n = mesh_pad_encode(wire, wlen, buf + MESH_FRAME_HDR_LEN, padded);
+    if (n < 0 || (size_t)n != padded) {
+        rc = n < 0 ? (int)n : MESH_ERR_INTERNAL;
+        goto out;
+    }
+    if ((rc = mesh_frame_header(buf, padded, max_frame)) != MESH_OK)
+        goto out;
+    *out = buf;
+    *outlen = MESH_FRAME_HDR_LEN + padded;
+    buf = NULL;
+out:
+    free(buf);
+    free(wire);
+    return rc;
+}
+
+int mesh_session_frame_consume(const uint8_t *payload, size_t len, mesh_envelope **out)
+{
+    const uint8_t *body = NULL;
+    size_t blen = 0;
+    int rc = mesh_pad_decode(payload, len, &body, &blen);
+    if (rc != MESH_OK)
+        return rc;
+    return mesh_wire_decode(body, blen, out);
+}
+
+/* "meshara-hello-v1" || role || exporter: what a hello signs. */
+static void hello_transcript(uint8_t *msg, int role, const uint8_t *exporter)
+{
+    memcpy(msg, HELLO_CONTEXT, MESH_SESSION_HELLO_CONTEXT_LEN);
+    msg[MESH_SESSION_HELLO_CONTEXT_LEN] = (uint8_t)role;
+    memcpy(msg + MESH_SESSION_HELLO_CONTEXT_LEN + 1, exporter, MESH_SESSION_EXPORTER_LEN);
+}
+
+enum { HELLO_MSG_LEN = MESH_SESSION_HELLO_CONTEXT_LEN + 1 + MESH_SESSION_EXPORTER_LEN };
+
+int mesh_hello_create(const mesh_identity *id, int role,
+                      const uint8_t exporter[MESH_SESSION_EXPORTER_LEN], uint8_t **out,
+                      size_t *outlen)
+{
+    if (!id || !exporter || (role != MESH_SESSION_ROLE_CLIENT && role != MESH_SESSION_ROLE_SERVER))
+        return MESH_ERR_INVAL;
+    uint8_t msg[HELLO_MSG_LEN], sig[MESH_SIG_LEN];
+    hello_transcript(msg, role, exporter);
+    int rc = mesh_identity_sign(id, msg, sizeof msg, sig);
+    if (rc != MESH_OK)
+        return rc;
+    Meshara__Wire__Hello h = MESHARA__WIRE__HELLO__INIT;
+    h.protocol_version = MESH_SESSION_PROTOCOL_VERSION;
+    h.public_key.data = (uint8_t *)mesh_identity_pubkey(id);
+    h.public_key.len = MESH_PUBKEY_LEN;
+    h.role = (Meshara__Wire__Role)role;
+    h.signature.data = sig;
+    h.signature.len = MESH_SIG_LEN;
+    mesh_envelope e = MESHARA__WIRE__ENVELOPE__INIT;
+    e.body_case = MESHARA__WIRE__ENVELOPE__BODY_HELLO;
+    e.hello = &h;
+    return mesh_session_frame_create(&e, 0, out, outlen);
+}
+
+int mesh_hello_consume(const mesh_envelope *e, int peer_role,
+                       const uint8_t exporter[MESH_SESSION_EXPORTER_LEN], const uint8_t *pinned,
+                       uint8_t peer_key[MESH_PUBKEY_LEN])
+{
+    if (!e || e->body_case != MESHARA__WIRE__ENVELOPE__BODY_HELLO || !e->hello)
+        return MESH_ERR_PROTOCOL;
+    const Meshara__Wire__Hello *h = e->hello;
+    if (h->protocol_version != MESH_SESSION_PROTOCOL_VERSION)
+        return MESH_ERR_VERSION;
+    if ((int)h->role != peer_role)
+        return MESH_ERR_PROTOCOL;
+    if (h->public_key.len != MESH_PUBKEY_LEN || h->signature.len != MESH_SIG_LEN)
+        return MESH_ERR_MALFORMED; /* wire.c checks this too; never trust one layer */
+    uint8_t msg[HELLO_MSG_LEN];
+    hello_transcript(msg, peer_role, exporter);
+    int rc = mesh_ed25519_verify(h->public_key.data, msg, sizeof msg, h->signature.data);
+    if (rc != MESH_OK)
+        return rc == MESH_ERR_NOMEM ? rc : MESH_ERR_BAD_SIGNATURE; /* INVAL: not a key */
+    if (pinned && CRYPTO_memcmp(pinned, h->public_key.data, MESH_PUBKEY_LEN) != 0)
+        return MESH_ERR_KEY_MISMATCH;
+    memcpy(peer_key, h->public_key.data, MESH_PUBKEY_LEN);
+    return MESH_OK;
+}
+
+/* ---- state, timer, teardown ----------------------------------------------------------- */
+
+const char *mesh_session_state_name(mesh_session_state st)
+{
+    static const char *const names[] = {"CONNECTING", "HANDSHAKING", "AUTHENTICATING",
+                                        "CONNECTED",  "CLOSING",     "CLOSED"};
+    return (unsigned)st < sizeof names / sizeof names[0] ? names[st] : "UNKNOWN";
+}
+
+static mesh_time now_of(const mesh_session *s)
+{
+    return mesh_env_now(&s->env);
+}
+
+static mesh_time add_sat(mesh_time a, mesh_time b)
+{
+    return a > MESH_TIME_NEVER - b ? MESH_TIME_NEVER : a + b;
+}
+
+static mesh_time liveness_deadline(const mesh_session *s)
+{
+    return add_sat(s->st.last_received_at, s->cfg.heartbeat_timeout);
+}
+
+static mesh_time deadline(const mesh_session *s)
+{
+    switch (s->state) {
+    case MESH_SESSION_CONNECTING:
+        return add_sat(s->phase_start, s->cfg.connect_timeout);
+    case MESH_SESSION_HANDSHAKING:
+        return add_sat(s->phase_start, s->cfg.handshake_timeout);
+    case MESH_SESSION_AUTHENTICATING:
+        return add_sat(s->phase_start, s->cfg.auth_timeout);
+    case MESH_SESSION_CONNECTED: {
+        mesh_time live = liveness_deadline(s);
+        return s->next_hb < live ? s->next_hb : live;
+    }
+    case MESH_SESSION_CLOSING:
+        return now_of(s); /* on_closed is due */
+    default:
+        return MESH_TIME_NEVER;
+    }
+}
+
+static void arm(mesh_session *s)
+{
+    if (!s->timer)
+        return;
+    mesh_time d = deadline(s);
+    if (d == MESH_TIME_NEVER)
+        s->env.ops->timer_stop(s->env.obj, s->timer);
+    else
+        s->env.ops->timer_set(s->env.obj, s->timer, d);
+}
+
+static void set_state(mesh_session *s, mesh_session_state st)
+{
+    mesh_log(&s->env, MESH_LOG_DEBUG, "session %p: %s -> %s", (void *)s,
+             mesh_session_state_name(s->state), mesh_session_state_name(st));
+    s->state = st;
+    s->phase_start = now_of(s);
+}
+
+/* Interval jittered uniformly in [interval - p%, interval + p%]. */
+static mesh_time jittered_interval(const mesh_session *s)
+{
+    mesh_time iv = s->cfg.heartbeat_interval;
+    mesh_time span = iv / 100 * MESH_SESSION_HEARTBEAT_JITTER_PCT;
+    return iv - span + mesh_env_random_below(&s->env, 2 * span + 1);
+}
+
+static int write_frame(mesh_session *s, const uint8_t *frame, size_t len);
+
+/* Best effort: tell the peer why, then close_notify (only once TLS is up and healthy). */
+static void say_goodbye(mesh_session *s, int reason)
+{
+    if (!s->stream || !s->tls || !mesh_tls_is_done(s->tls))
+        return;
+    if (s->state == MESH_SESSION_CONNECTED || s->state == MESH_SESSION_AUTHENTICATING) {
+        Meshara__Wire__Goodbye g = MESHARA__WIRE__GOODBYE__INIT;
+        g.reason = reason;
+        mesh_envelope e = MESHARA__WIRE__ENVELOPE__INIT;
+        e.body_case = MESHARA__WIRE__ENVELOPE__BODY_GOODBYE;
+        e.goodbye = &g;
+        uint8_t *f = NULL;
+        size_t flen = 0;
+        if (mesh_session_frame_create(&e, s->cfg.max_frame, &f, &flen) == MESH_OK)
+            (void)write_frame(s, f, flen);
+        free(f);
+    }
+    (void)mesh_tls_close(s->tls);
+}
+
+/* Enter CLOSING with reason (first reason wins): release the stream and schedule
+ * on_closed. abort_stream: RST instead of a graceful FIN (a dead peer gets nothing). */
+static void end_session(mesh_session *s, int reason, int abort_stream)
+{
+    if (s->state >= MESH_SESSION_CLOSING)
+        return;
+    s->reason = reason;
+    if (s->stream) {
+        if (!abort_stream && !s->write_err)
+            say_goodbye(s, reason);
+        s->env.ops->stream_close(s->env.obj, s->stream,
+                                 abort_stream ? MESH_CLOSE_ABORT : MESH_CLOSE_GRACEFUL);
+        s->stream = NULL;
+    }
+    mesh_log(&s->env, reason == MESH_OK ? MESH_LOG_DEBUG : MESH_LOG_INFO,
+             "session %p: closing in %s: %s%s%s", (void *)s, mesh_session_state_name(s->state),
+             mesh_errname(reason), s->tls && *mesh_tls_error_text(s->tls) ? " / " : "",
+             s->tls ? mesh_tls_error_text(s->tls) : "");
+    set_state(s, MESH_SESSION_CLOSING);
+    arm(s);
+}
+
+static void destroy(mesh_session *s)
+{
+    if (s->stream)
+        s->env.ops->stream_close(s->env.obj, s->stream, MESH_CLOSE_ABORT);
+    if (s->timer)
+        s->env.ops->timer_free(s->env.obj, s->timer);
+    mesh_tls_free(s->tls);
+    mesh_frame_dec_free(&s->dec);
+    OPENSSL_cleanse(s, sizeof *s);
+    free(s);
+}
+
+void mesh_session_free(mesh_session *s)
+{
+    if (!s || s->freed)
+        return;
+    if (s->depth > 0) {
+        /* Inside one of our callbacks: release the env handles now (env rule 2), the memory
+         * when the outermost entry unwinds. */
+        s->freed = 1;
+        if (s->stream) {
+            s->env.ops->stream_close(s->env.obj, s->stream, MESH_CLOSE_ABORT);
+            s->stream = NULL;
+        }
+        if (s->timer) {
+            s->env.ops->timer_free(s->env.obj, s->timer);
+            s->timer = NULL;
+        }
+        return;
+    }
+    destroy(s);
+}
+
+static void enter(mesh_session *s)
+{
+    s->depth++;
+}
+
+/* Returns 1 if s is gone. */
+static int leave(mesh_session *s)
+{
+    if (--s->depth == 0 && s->freed) {
+        s->freed = 0; /* so destroy's free path is plain */
+        destroy(s);
+        return 1;
+    }
+    return 0;
+}
+
+/* 1 when processing must stop: freed by a callback, or closing. */
+static int stopped(const mesh_session *s)
+{
+    return s->freed || s->state >= MESH_SESSION_CLOSING;
+}
+
+/* ---- output --------------------------------------------------------------------------- */
+
+static void tls_out(void *ud, const uint8_t *data, size_t len)
+{
+    mesh_session *s = ud;
+    if (!s->stream || s->write_err)
+        return;
+    int rc = s->env.ops->stream_write(s->env.obj, s->stream, data, len);
+    if (rc != MESH_OK) {
+        s->write_err = rc;
+        return;
+    }
+    s->st.bytes_sent += len;
+    s->st.last_sent_at = now_of(s);
+}
+
+static int write_frame(mesh_session *s, const uint8_t *frame, size_t len)
+{
+    int rc = mesh_tls_write(s->tls, frame, len);
+    if (rc == MESH_OK && s->write_err)
+        rc = s->write_err;
+    if (rc == MESH_OK)
+        s->st.msgs_sent++;
+    return rc;
+}
+
+/* Encode and send an envelope now (no queue check): hello, heartbeats, application. */
+static int send_envelope(mesh_session *s, const mesh_envelope *e)
+{
+    uint8_t *f = NULL;
+    size_t flen = 0;
+    int rc = mesh_session_frame_create(e, s->cfg.max_frame, &f, &flen);
+    if (rc != MESH_OK)
+        return rc;
+    rc = write_frame(s, f, flen);
+    free(f);
+    return rc;
+}
+
+static int send_heartbeat(mesh_session *s, uint64_t seq, uint64_t sent_at, int reply)
+{
+    Meshara__Wire__Heartbeat hb = MESHARA__WIRE__HEARTBEAT__INIT;
+    hb.seq = seq;
+    hb.sent_at = sent_at;
+    hb.reply = reply ? 1 : 0;
+    mesh_envelope e = MESHARA__WIRE__ENVELOPE__INIT;
+    e.body_case = MESHARA__WIRE__ENVELOPE__BODY_HEARTBEAT;
+    e.heartbeat = &hb;
+    int rc = send_envelope(s, &e);
+    if (rc == MESH_OK && !reply)
+        s->st.heartbeats_sent++;
+    return rc;
+}
+
+/* A send failed: the stream or TLS is broken (closing ends it); an encode failure is the
+ * caller's to report. Returns rc. */
+static int after_send(mesh_session *s, int rc)
+{
+    if (rc == MESH_OK || rc == MESH_ERR_TOO_BIG || rc == MESH_ERR_INVAL || rc == MESH_ERR_NOMEM)
+        return rc;
+    end_session(s, rc, 1);
+    return rc;
+}
+
+/* ---- input ---------------------------------------------------------------------------- */
+
+static void become_connected(mesh_session *s)
+{
+    mesh_node_id_of(s->peer_key, s->peer_id);
+    s->authenticated = 1;
+    set_state(s, MESH_SESSION_CONNECTED);
+    s->st.connected_at = s->phase_start;
+    s->next_hb = add_sat(s->phase_start, jittered_interval(s));
+    arm(s);
+    if (s->cbs.on_connected)
+        s->cbs.on_connected(s, s->ud);
+}
+
+static void on_heartbeat(mesh_session *s, const Meshara__Wire__Heartbeat *hb)
+{
+    mesh_time now = now_of(s);
+    if (!hb->reply) {
+        (void)after_send(s, send_heartbeat(s, hb->seq, hb->sent_at, 1));
+        return;
+    }
+    /* Only replies to probes we sent count: seq in range and a time not in the future. */
+    if (hb->seq == 0 || hb->seq > s->hb_seq || hb->sent_at > now)
+        return;
+    mesh_time rtt = now - hb->sent_at;
+    s->st.heartbeat_replies++;
+    s->st.rtt_last = rtt;
+    s->st.rtt_smoothed =
+        s->st.rtt_smoothed ? s->st.rtt_smoothed - s->st.rtt_smoothed / 8 + rtt / 8 : rtt;
+}
+
+/* One envelope from the peer. Returns MESH_OK to go on, or a code that ends the session. */
+static int dispatch(mesh_session *s, const mesh_envelope *e)
+{
+    if (s->state == MESH_SESSION_AUTHENTICATING) {
+        if (e->body_case == MESHARA__WIRE__ENVELOPE__BODY_GOODBYE) { /* refused by the peer */
+            s->peer_reason = e->goodbye->reason;
+            end_session(s, MESH_ERR_CLOSED, 0);
+            return MESH_OK;
+        }
+        uint8_t exporter[MESH_SESSION_EXPORTER_LEN];
+        int rc = mesh_tls_export(s->tls, MESH_SESSION_EXPORTER_LABEL, exporter, sizeof exporter);
+        if (rc != MESH_OK)
+            return rc;
+        rc = mesh_hello_consume(e,
+                                s->is_client ? MESH_SESSION_ROLE_SERVER : MESH_SESSION_ROLE_CLIENT,
+                                exporter, s->has_pin ? s->pinned : NULL, s->peer_key);
+        if (rc != MESH_OK)
+            return rc;
+        become_connected(s);
+        return MESH_OK;
+    }
+    switch (e->body_case) {
+    case MESHARA__WIRE__ENVELOPE__BODY_HELLO:
+        return MESH_ERR_PROTOCOL; /* exactly one hello, first */
+    case MESHARA__WIRE__ENVELOPE__BODY_HEARTBEAT:
+        on_heartbeat(s, e->heartbeat);
+        return MESH_OK;
+    case MESHARA__WIRE__ENVELOPE__BODY_GOODBYE:
+        s->peer_reason = e->goodbye->reason;
+        s->orderly = 1;
+        end_session(s, MESH_OK, 0);
+        return MESH_OK;
+    default:
+        if (s->cbs.on_message)
+            s->cbs.on_message(s, e, s->ud);
+        return MESH_OK;
+    }
+}
+
+/* Frame decoder callback. A non-OK return stops the decoder. */
+static int on_frame(void *ud, const uint8_t *payload, size_t len)
+{
+    mesh_session *s = ud;
+    mesh_envelope *e = NULL;
+    int rc = mesh_session_frame_consume(payload, len, &e);
+    if (rc != MESH_OK)
+        return rc;
+    s->st.msgs_received++;
+    rc = dispatch(s, e);
+    mesh_wire_free(e);
+    if (rc == MESH_OK && stopped(s))
+        rc = MESH_ERR_CLOSED; /* stop feeding: the session is going away */
+    return rc;
+}
+
+static void tls_done(mesh_session *s)
+{
+    set_state(s, MESH_SESSION_AUTHENTICATING);
+    arm(s);
+    uint8_t exporter[MESH_SESSION_EXPORTER_LEN];
+    uint8_t *f = NULL;
+    size_t flen = 0;
+    int rc = mesh_tls_export(s->tls, MESH_SESSION_EXPORTER_LABEL, exporter, sizeof exporter);
+    if (rc == MESH_OK)
+        rc = mesh_hello_create(mesh_tls_ctx_identity(s->tls_ctx),
+                               s->is_client ? MESH_SESSION_ROLE_CLIENT : MESH_SESSION_ROLE_SERVER,
+                               exporter, &f, &flen);
+    if (rc == MESH_OK)
+        rc = write_frame(s, f, flen);
+    free(f);
+    if (rc != MESH_OK)
+        end_session(s, rc, 0);
+}
+
+/* Drive TLS with what was fed: handshake, then plaintext through the frame decoder. */
+static void process_input(mesh_session *s)
+{
+    if (s->state == MESH_SESSION_HANDSHAKING) {
+        int rc = mesh_tls_handshake(s->tls);
+        if (rc == MESH_ERR_AGAIN) {
+            if (s->write_err)
+                end_session(s, s->write_err, 1);
+            return;
+        }
+        if (rc != MESH_OK) {
+            end_session(s, rc, 0); /* graceful: the alert already queued goes out */
+            return;
+        }
+        tls_done(s);
+        if (stopped(s))
+            return;
+    }
+    uint8_t buf[MESH_TLS_RECORD_MAX];
+    for (;;) {
+        long n = mesh_tls_read(s->tls, buf, sizeof buf);
+        if (n == 0)
+            break;
+        if (n == MESH_ERR_CLOSED) { /* close_notify */
+            s->orderly = 1;
+            end_session(s, mesh_frame_partial(&s->dec) ? MESH_ERR_TRUNCATED : MESH_OK, 0);
+            return;
+        }
+        if (n < 0) {
+            end_session(s, (int)n, 0);
+            return;
+        }
+        int rc = mesh_frame_feed(&s->dec, buf, (size_t)n, on_frame, s);
+        if (stopped(s))
+            return;
+        if (rc != MESH_OK) {
+            end_session(s, rc, 0);
+            return;
+        }
+    }
+    if (s->write_err)
+        end_session(s, s->write_err, 1);
+}
+
+/* ---- env callbacks ---------------------------------------------------------------------- */
+
+static void st_connected(mesh_stream *st, void *ud)
+{
+    (void)st;
+    mesh_session *s = ud;
+    enter(s);
+    if (s->state == MESH_SESSION_CONNECTING) {
+        set_state(s, MESH_SESSION_HANDSHAKING);
+        arm(s);
+        process_input(s); /* the ClientHello */
+    }
+    leave(s);
+}
+
+static void st_data(mesh_stream *st, const uint8_t *data, size_t len, void *ud)
+{
+    (void)st;
+    mesh_session *s = ud;
+    enter(s);
+    s->st.bytes_received += len;
+    s->st.last_received_at = now_of(s);
+    if (s->state >= MESH_SESSION_HANDSHAKING && s->state <= MESH_SESSION_CONNECTED) {
+        int rc = mesh_tls_feed(s->tls, data, len);
+        if (rc != MESH_OK)
+            end_session(s, rc, 1);
+        else
+            process_input(s);
+    }
+    leave(s);
+}
+
+static void st_writable(mesh_stream *st, void *ud)
+{
+    (void)st;
+    mesh_session *s = ud;
+    enter(s);
+    if (s->want_writable && s->state == MESH_SESSION_CONNECTED) {
+        s->want_writable = 0;
+        if (s->cbs.on_writable)
+            s->cbs.on_writable(s, s->ud);
+    }
+    leave(s);
+}
+
+static void st_closed(mesh_stream *st, int reason, void *ud)
+{
+    (void)st;
+    mesh_session *s = ud;
+    enter(s);
+    s->stream = NULL; /* released by the driver (env rule 4) */
+    int r = reason;
+    if (reason == MESH_OK) { /* FIN */
+        if (mesh_frame_partial(&s->dec) || (s->tls && mesh_tls_partial(s->tls)))
+            r = MESH_ERR_TRUNCATED;
+        else if (!s->orderly)
+            r = MESH_ERR_CLOSED; /* no goodbye, no close_notify */
+    }
+    end_session(s, r, 0);
+    leave(s);
+}
+
+static const mesh_stream_cbs STREAM_CBS = {st_connected, st_data, st_writable, st_closed};
+
+static void on_timer(mesh_timer *t, void *ud)
+{
+    (void)t;
+    mesh_session *s = ud;
+    enter(s);
+    mesh_time now = now_of(s);
+    switch (s->state) {
+    case MESH_SESSION_CONNECTING:
+    case MESH_SESSION_HANDSHAKING:
+    case MESH_SESSION_AUTHENTICATING:
+        if (now >= deadline(s))
+            end_session(s, MESH_ERR_TIMEOUT, s->state == MESH_SESSION_CONNECTING);
+        break;
+    case MESH_SESSION_CONNECTED:
+        if (now >= liveness_deadline(s)) {
+            end_session(s, MESH_ERR_TIMEOUT, 1); /* a dead peer gets nothing more */
+            break;
+        }
+        if (now >= s->next_hb) {
+            s->next_hb = add_sat(now, jittered_interval(s));
+            if (after_send(s, send_heartbeat(s, ++s->hb_seq, now, 0)) != MESH_OK)
+                break;
+        }
+        break;
+    case MESH_SESSION_CLOSING:
+        set_state(s, MESH_SESSION_CLOSED);
+        if (s->cbs.on_closed)
+            s->cbs.on_closed(s, s->reason, s->ud);
+        break;
+    default:
+        break;
+    }
+    if (!s->freed)
+        arm(s);
+    leave(s);
+}
+
+/* ---- creation --------------------------------------------------------------------------- */
+
+static void fill_defaults(mesh_session_cfg *c, const mesh_session_cfg *in)
+{
+    if (in)
+        *c = *in;
+    else
+        memset(c, 0, sizeof *c);
+    if (!c->connect_timeout)
+        c->connect_timeout = MESH_SESSION_DEFAULT_CONNECT_TIMEOUT_MS * MESH_NS_PER_MS;
+    if (!c->handshake_timeout)
+        c->handshake_timeout = MESH_SESSION_DEFAULT_HANDSHAKE_TIMEOUT_MS * MESH_NS_PER_MS;
+    if (!c->auth_timeout)
+        c->auth_timeout = MESH_SESSION_DEFAULT_AUTH_TIMEOUT_MS * MESH_NS_PER_MS;
+    if (!c->heartbeat_interval)
+        c->heartbeat_interval = MESH_SESSION_DEFAULT_HEARTBEAT_MS * MESH_NS_PER_MS;
+    if (!c->heartbeat_timeout)
+        c->heartbeat_timeout = c->heartbeat_interval / MESH_SESSION_HEARTBEAT_TIMEOUT_DEN *
+                               MESH_SESSION_HEARTBEAT_TIMEOUT_NUM;
+    if (!c->send_queue_max)
+        c->send_queue_max = MESH_SESSION_DEFAULT_SEND_QUEUE_MAX;
+    if (!c->max_frame)
+        c->max_frame = MESH_FRAME_DEFAULT_MAX;
+    if (c->max_frame > MESH_FRAME_ABS_MAX)
+        c->max_frame = MESH_FRAME_ABS_MAX;
+}
+
+static int session_new(mesh_session **out, const mesh_env *env, mesh_tls_ctx *tls, int is_client,
+                       const mesh_session_cfg *cfg, const mesh_session_cbs *cbs, void *ud)
+{
+    mesh_session *s = calloc(1, sizeof *s);
+    if (!s)
+        return MESH_ERR_NOMEM;
+    s->env = *env;
+    s->tls_ctx = tls;
+    s->is_client = is_client;
+    if (cbs)
+        s->cbs = *cbs;
+    s->ud = ud;
+    fill_defaults(&s->cfg, cfg);
+    mesh_frame_dec_init(&s->dec, s->cfg.max_frame);
+    s->st.created_at = now_of(s);
+    s->timer = env->ops->timer_new(env->obj, on_timer, s);
+    int rc = s->timer ? mesh_tls_new(&s->tls, tls, !is_client, NULL, tls_out, s) : MESH_ERR_NOMEM;
+    if (rc != MESH_OK) {
+        destroy(s);
+        return rc;
+    }
+    *out = s;
+    return MESH_OK;
+}
+
+int mesh_session_connect(mesh_session **out, const mesh_env *env, mesh_tls_ctx *tls,
+                         const mesh_addr *to, const uint8_t *pinned, const mesh_session_cfg *cfg,
+                         const mesh_session_cbs *cbs, void *ud)
+{
+    if (!out || !env || !tls || !to)
+        return MESH_ERR_INVAL;
+    mesh_session *s = NULL;
+    int rc = session_new(&s, env, tls, 1, cfg, cbs, ud);
+    if (rc != MESH_OK)
+        return rc;
+    if (pinned) {
+        s->has_pin = 1;
+        memcpy(s->pinned, pinned, MESH_PUBKEY_LEN);
+    }
+    s->peer_addr = *to;
+    int err = MESH_ERR_INVAL;
+    s->stream = env->ops->connect(env->obj, to, &STREAM_CBS, s, &err);
+    if (!s->stream) {
+        destroy(s);
+        return err;
+    }
+    s->state = MESH_SESSION_CONNECTING;
+    s->phase_start = now_of(s);
+    arm(s);
+    *out = s;
+    return MESH_OK;
+}
+
+int mesh_session_accept(mesh_session **out, const mesh_env *env, mesh_tls_ctx *tls,
+                        mesh_stream *stream, const mesh_session_cfg *cfg,
+                        const mesh_session_cbs *cbs, void *ud)
+{
+    if (!out || !env || !tls || !stream) {
+        if (env && stream)
+            env->ops->stream_close(env->obj, stream, MESH_CLOSE_ABORT);
+        return MESH_ERR_INVAL;
+    }
+    mesh_session *s = NULL;
+    int rc = session_new(&s, env, tls, 0, cfg, cbs, ud);
+    if (rc != MESH_OK) {
+        env->ops->stream_close(env->obj, stream, MESH_CLOSE_ABORT);
+        return rc;
+    }
+    s->stream = stream;
+    env->ops->stream_set_cbs(env->obj, stream, &STREAM_CBS, s);
+    (void)env->ops->stream_addrs(env->obj, stream, NULL, &s->peer_addr);
+    s->state = MESH_SESSION_HANDSHAKING;
+    s->phase_start = now_of(s);
+    arm(s);
+    *out = s;
+    return MESH_OK;
+}
+
+void mesh_session_set_cbs(mesh_session *s, const mesh_session_cbs *cbs, void *ud)
+{
+    if (cbs)
+        s->cbs = *cbs;
+    else
+        memset(&s->cbs, 0, sizeof s->cbs);
+    s->ud = ud;
+}
+
+/* ---- application API -------------------------------------------------------------------- */
+
+size_t mesh_session_queued(const mesh_session *s)
+{
+    return s->stream ? s->env.ops->stream_pending(s->env.obj, s->stream) : 0;
+}
+
+int mesh_session_send(mesh_session *s, const mesh_envelope *e)
+{
+    if (!s || !e)
+        return MESH_ERR_INVAL;
+    if (s->state != MESH_SESSION_CONNECTED || s->freed)
+        return MESH_ERR_STATE;
+    if (e->body_case == MESHARA__WIRE__ENVELOPE__BODY_HELLO ||
+        e->body_case == MESHARA__WIRE__ENVELOPE__BODY_HEARTBEAT)
+        return MESH_ERR_INVAL;
+    if (mesh_session_queued(s) >= s->cfg.send_queue_max) {
+        s->want_writable = 1;
+        return MESH_ERR_AGAIN;
+    }
+    return after_send(s, send_envelope(s, e));
+}
+
+int mesh_session_send_data(mesh_session *s, uint64_t msg_id, const uint8_t *data, size_t len)
+{
+    Meshara__Wire__AppData d = MESHARA__WIRE__APP_DATA__INIT;
+    d.msg_id = msg_id;
+    d.payload.data = (uint8_t *)data;
+    d.payload.len = len;
+    mesh_envelope e = MESHARA__WIRE__ENVELOPE__INIT;
+    e.body_case = MESHARA__WIRE__ENVELOPE__BODY_DATA;
+    e.data = &d;
+    return mesh_session_send(s, &e);
+}
+
+int mesh_session_close(mesh_session *s)
+{
+    if (!s || s->state >= MESH_SESSION_CLOSING || s->freed)
+        return MESH_ERR_STATE;
+    end_session(s, MESH_OK, 0);
+    return MESH_OK;
+}
+
+mesh_session_state mesh_session_get_state(const mesh_session *s)
+{
+    return s->state;
+}
+int mesh_session_reason(const mesh_session *s)
+{
+    return s->reason;
+}
+int mesh_session_peer_reason(const mesh_session *s)
+{
+    return s->peer_reason;
+}
+int mesh_session_is_client(const mesh_session *s)
+{
+    return s->is_client;
+}
+mesh_addr mesh_session_peer_addr(const mesh_session *s)
+{
+    return s->peer_addr;
+}
+
+const uint8_t *mesh_session_peer_key(const mesh_session *s)
+{
+    return s->authenticated ? s->peer_key : NULL;
+}
+
+const uint8_t *mesh_session_peer_id(const mesh_session *s)
+{
+    return mesh_session_peer_key(s) ? s->peer_id : NULL;
+}
+
+const char *mesh_session_alpn(const mesh_session *s)
+{
+    return mesh_tls_alpn(s->tls);
+}
+
+void mesh_session_get_stats(const mesh_session *s, mesh_session_stats *out)
+{
+    *out = s->st;
+}
