@@ -2,17 +2,19 @@
  *
  * Topology: client hosts on a LAN "region" whose gateway carries the censor; servers on the
  * core. Links: 5 ms access, 20 ms core (RTT 60 ms), no rate limit. The ClientHellos are made
- * by OpenSSL in the test (an SSL client over memory BIOs with a chosen SNI, ALPN list and
- * cipher suites); the first flight is written on a sim_tcp stream and the censor sees it in
- * segments. Servers are byte sinks that record what arrived and how their stream ended.
- * The hellos' random bytes do not matter to any assertion (only their length does, and that
- * is fixed by the extensions). */
+ * by OpenSSL in the test (a stock SSL client over memory BIOs with a chosen SNI, ALPN list and
+ * cipher suites) or by the node's own TLS module (mesh_tls); the first flight is written on a
+ * sim_tcp stream and the censor sees it in segments. Servers are byte sinks that record what
+ * arrived and how their stream ended. All OpenSSL objects live in library contexts whose
+ * randomness comes from a seeded test env, so the hellos are the same bytes on every run. */
 #include "mesh_test.h"
 
 #include <openssl/ssl.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/identity.h"
+#include "core/tls.h"
 #include "sim/censor.h"
 #include "sim/driver.h"
 
@@ -239,11 +241,33 @@ typedef struct hello {
     size_t len;
 } hello;
 
+/* Seeded randomness for every OpenSSL object of the suite: the library context of a node TLS
+ * context on a test env. */
+static mesh_test_env g_env;
+static mesh_identity *g_id;
+static mesh_tls_ctx *g_tls;
+
+static int suite_init(void)
+{
+    mesh_test_env_init(&g_env, 2024);
+    if (mesh_identity_generate(&g_id, &g_env.env) != MESH_OK ||
+        mesh_tls_ctx_new(&g_tls, &g_env.env, g_id, NULL) != MESH_OK)
+        return 1;
+    return 0;
+}
+
+static int suite_clean(void)
+{
+    mesh_tls_ctx_free(g_tls);
+    mesh_identity_free(g_id);
+    return 0;
+}
+
 /* The first flight of an OpenSSL client: sni (NULL = none), alpn NULL-terminated (NULL =
  * none), suites = TLS 1.3 cipher suites (NULL = OpenSSL's default). */
 static void make_hello(hello *h, const char *sni, const char *const *alpn, const char *suites)
 {
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX *ctx = SSL_CTX_new_ex(mesh_tls_ctx_libctx(g_tls), NULL, TLS_client_method());
     CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
     if (suites)
         CU_ASSERT_FATAL(SSL_CTX_set_ciphersuites(ctx, suites) == 1);
@@ -412,6 +436,69 @@ static void test_ja3_rule(void)
     char want[64];
     snprintf(want, sizeof want, "ja3=%s", ch1.ja3_md5);
     CU_ASSERT_STRING_EQUAL(w.dec[0].what, want);
+    tw_free(&w);
+}
+
+/* The first flight of the node's own TLS module (tls.h) for cfg. */
+static void hello_out(void *ud, const uint8_t *data, size_t len)
+{
+    hello *h = ud;
+    CU_ASSERT_FATAL(h->len + len <= sizeof h->b);
+    memcpy(h->b + h->len, data, len);
+    h->len += len;
+}
+
+static void make_mesh_hello(hello *h, const mesh_tls_cfg *cfg)
+{
+    mesh_tls_ctx *ctx;
+    mesh_tls *t;
+    h->len = 0;
+    CU_ASSERT_EQUAL_FATAL(mesh_tls_ctx_new(&ctx, &g_env.env, g_id, cfg), MESH_OK);
+    CU_ASSERT_EQUAL_FATAL(mesh_tls_new(&t, ctx, 0, NULL, hello_out, h), MESH_OK);
+    CU_ASSERT_EQUAL(mesh_tls_handshake(t), MESH_ERR_AGAIN);
+    CU_ASSERT_FATAL(h->len > 0);
+    mesh_tls_free(t);
+    mesh_tls_ctx_free(ctx);
+}
+
+/* What Meshara's own TLS code puts on the wire: its default SNI and ALPN are one-line rules
+ * (design §4.1); with a cover SNI and browser ALPN those rules pass it, but its TLS 1.3-only
+ * fingerprint still singles it out from a stock OpenSSL client with the same SNI and ALPN. */
+static void test_node_tls_hello(void)
+{
+    tw w;
+    tw_init(&w, 0);
+    hello dflt, cover, stock;
+    make_mesh_hello(&dflt, NULL);
+    static const char *const browser_alpn[] = {"h2", "http/1.1", NULL};
+    make_mesh_hello(&cover, &(mesh_tls_cfg){.sni = "www.example.org", .alpn = browser_alpn});
+    make_hello(&stock, "www.example.org", ALPN_BROWSER, NULL);
+    sim_client_hello ch_cover, ch_stock;
+    CU_ASSERT_EQUAL_FATAL(sim_client_hello_parse(cover.b, cover.len, &ch_cover), MESH_OK);
+    CU_ASSERT_EQUAL_FATAL(sim_client_hello_parse(stock.b, stock.len, &ch_stock), MESH_OK);
+    CU_ASSERT_STRING_EQUAL(ch_cover.sni, "www.example.org");
+    CU_ASSERT_STRING_NOT_EQUAL(ch_cover.ja3_md5, ch_stock.ja3_md5);
+    int sni = add_rule(&w, &(sim_censor_rule){.name = "sni", .match.sni = MESH_TLS_DEFAULT_SNI});
+    int alpn = add_rule(&w, &(sim_censor_rule){.name = "alpn",
+                                               .match.alpn = MESH_TLS_DEFAULT_ALPN,
+                                               .action = SIM_CENSOR_RST});
+    int ja3 = add_rule(&w, &(sim_censor_rule){.name = "ja3",
+                                              .match.ja3_md5 = ch_cover.ja3_md5,
+                                              .action = SIM_CENSOR_RST});
+    tconn *a = flow_at(&w, 0, w.cli, IP_SRV, PORT_TLS, dflt.b, dflt.len);
+    tconn *b = flow_at(&w, MS(100), w.cli, IP_SRV, PORT_TLS, cover.b, cover.len);
+    tconn *c = flow_at(&w, MS(200), w.cli2, IP_SRV, PORT_TLS, stock.b, stock.len);
+    run_until(&w, SEC(2));
+    CU_ASSERT_EQUAL(a->srv.rx, 0);
+    CU_ASSERT_EQUAL(b->cli.reason, MESH_ERR_RESET);
+    assert_passed(c);
+    CU_ASSERT_EQUAL_FATAL(w.ndec, 2);
+    CU_ASSERT_EQUAL(w.dec[0].rule, sni); /* the first matching rule at the HELLO stage */
+    CU_ASSERT_EQUAL(w.dec[1].rule, ja3);
+    sim_censor_rule_stats rs;
+    sim_censor_get_rule_stats(w.cen, alpn, &rs);
+    CU_ASSERT_EQUAL(rs.matched[SIM_CENSOR_LABEL_MESHARA], 0);   /* sni decided first */
+    CU_ASSERT_EQUAL(rs.evaluated[SIM_CENSOR_LABEL_MESHARA], 1); /* ruled out on b */
     tw_free(&w);
 }
 
@@ -899,6 +986,7 @@ static CU_TestInfo tests[] = {
     {"SNI suffix rule matches subdomains only", test_sni_suffix},
     {"ALPN rule with RST resets both ends", test_alpn_rule_rst},
     {"JA3 rule tells two cipher lists apart", test_ja3_rule},
+    {"hellos from the node's own TLS module", test_node_tls_hello},
     {"hello in reordered segments is reassembled", test_segmented_reordered_hello},
     {"non-TLS first bytes never match a hello rule", test_not_tls},
     {"IP rule decides at the SYN: connect times out", test_ip_rule_at_syn},
@@ -919,7 +1007,7 @@ static CU_TestInfo tests[] = {
 };
 
 static CU_SuiteInfo suites[] = {
-    {"censor", NULL, NULL, NULL, NULL, tests},
+    {"censor", suite_init, suite_clean, NULL, NULL, tests},
     CU_SUITE_INFO_NULL,
 };
 
