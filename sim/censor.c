@@ -136,6 +136,8 @@ struct sim_censor {
     uint32_t max_flows, max_residual;
     mesh_time flow_idle;
     int enabled;
+    int busy;         /* inside on_packet: a callback switching us off must not free flows */
+    int forget_later; /* switched off during on_packet: forget everything when it returns */
     rule *rules;
     size_t nrules;
     uint64_t hello_mask;   /* rules that need the ClientHello */
@@ -190,6 +192,8 @@ static int rule_valid(const sim_censor_rule *r)
     if (r->action < SIM_CENSOR_DROP || r->action > SIM_CENSOR_ALLOW)
         return 0;
     if (m->proto && m->proto != SIM_PROTO_TCP && m->proto != SIM_PROTO_UDP)
+        return 0;
+    if (m->sni_suffix < SIM_CENSOR_SNI_EXACT || m->sni_suffix > SIM_CENSOR_SNI_SUBDOMAINS)
         return 0;
     if (m->dst_prefix > 32 || (m->dst_port_hi && m->dst_port_hi < m->dst_port_lo))
         return 0;
@@ -344,7 +348,9 @@ void sim_censor_set_enabled(sim_censor *c, int on)
 {
     if (!c)
         return;
-    if (!on)
+    if (!on && c->busy)
+        c->forget_later = 1; /* a callback inside on_packet: the current flow is in use */
+    else if (!on)
         forget_all(c);
     c->enabled = !!on;
 }
@@ -572,12 +578,13 @@ static int payload_match(const sim_censor_match *m, const flow *f)
     return !m->entropy_max || (f->first_h >= m->entropy_min && f->first_h <= m->entropy_max);
 }
 
-static int sni_match(const char *name, const char *pat, int suffix)
+static int sni_match(const char *name, const char *pat, int mode)
 {
-    if (!strcasecmp(name, pat))
+    if (mode != SIM_CENSOR_SNI_SUBDOMAINS && !strcasecmp(name, pat))
         return 1;
     size_t n = strlen(name), p = strlen(pat);
-    return suffix && n > p && name[n - p - 1] == '.' && !strcasecmp(name + n - p, pat);
+    return mode != SIM_CENSOR_SNI_EXACT && n > p && name[n - p - 1] == '.' &&
+           !strcasecmp(name + n - p, pat);
 }
 
 /* 1 if the hello meets the rule; *alpn gets the offered protocol that matched. */
@@ -835,11 +842,8 @@ static int throttle(sim_censor *c, flow *f, const sim_pkt *p, int from_client, m
     return SIM_DELAY;
 }
 
-static int on_packet(void *obj, sim_mbox *mb, sim_pkt *p, int dir, mesh_time *delay)
+static int inspect_packet(sim_censor *c, sim_mbox *mb, sim_pkt *p, int dir, mesh_time *delay)
 {
-    sim_censor *c = obj;
-    if (!c->enabled || (p->proto != SIM_PROTO_TCP && p->proto != SIM_PROTO_UDP))
-        return SIM_PASS;
     mesh_time now = sim_net_now(sim_mbox_net(mb));
     c->st.pkts_seen++;
     while (c->lru_head && c->lru_head->last + c->flow_idle <= now)
@@ -906,6 +910,22 @@ static int on_packet(void *obj, sim_mbox *mb, sim_pkt *p, int dir, mesh_time *de
     }
     c->st.pkts_dropped++;
     return SIM_DROP;
+}
+
+static int on_packet(void *obj, sim_mbox *mb, sim_pkt *p, int dir, mesh_time *delay)
+{
+    sim_censor *c = obj;
+    if (!c->enabled || (p->proto != SIM_PROTO_TCP && p->proto != SIM_PROTO_UDP))
+        return SIM_PASS;
+    c->busy = 1;
+    int v = inspect_packet(c, mb, p, dir, delay);
+    c->busy = 0;
+    if (c->forget_later) {
+        c->forget_later = 0;
+        if (!c->enabled)
+            forget_all(c);
+    }
+    return v;
 }
 
 static const sim_mbox_ops censor_ops = {on_packet};

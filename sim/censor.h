@@ -91,6 +91,13 @@ enum sim_censor_label {
     SIM_CENSOR_LABELS = 3,
 };
 
+/* How sim_censor_match.sni compares (DNS names, case-insensitive). */
+enum sim_censor_sni_mode {
+    SIM_CENSOR_SNI_EXACT = 0,      /* the name itself */
+    SIM_CENSOR_SNI_DOMAIN = 1,     /* the name or any subdomain: "example.org", "a.example.org" */
+    SIM_CENSOR_SNI_SUBDOMAINS = 2, /* subdomains only, like a "*.example.org" pattern */
+};
+
 /* Match conditions; a zero / NULL field is no condition. */
 typedef struct sim_censor_match {
     uint8_t proto;             /* 0 any, SIM_PROTO_TCP or SIM_PROTO_UDP */
@@ -102,7 +109,7 @@ typedef struct sim_censor_match {
     double entropy_min;        /* Shannon entropy of the first payload, bits per byte */
     double entropy_max;        /* 0 = no condition; else min <= H <= max (max <= 8) */
     const char *sni;           /* copied; NULL = no condition */
-    int sni_suffix;            /* 1: sni matches the name or any subdomain of it */
+    int sni_suffix;            /* enum sim_censor_sni_mode */
     const char *alpn;          /* copied; matches when any offered protocol equals it */
     const char *ja3_md5;       /* copied; 32 hex digits, either case */
 } sim_censor_match;
@@ -174,6 +181,7 @@ void sim_censor_free(sim_censor *c);
 /* Append a rule (copied); *index (may be NULL) gets its position. Rules added later apply to
  * flows that start afterwards. MESH_OK; MESH_ERR_INVAL (unknown action, prefix > 32, port
  * range reversed, len or entropy range reversed or out of [0, 8], JA3 not 32 hex digits,
+ * unknown sni_suffix mode,
  * empty string, THROTTLE without rate, ALLOW with residual); MESH_ERR_LIMIT
  * (SIM_CENSOR_MAX_RULES); MESH_ERR_NOMEM. */
 int sim_censor_add_rule(sim_censor *c, const sim_censor_rule *r, int *index);

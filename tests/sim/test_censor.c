@@ -363,20 +363,30 @@ static void test_sni_suffix(void)
 {
     tw w;
     tw_init(&w, 0);
-    add_rule(&w, &(sim_censor_rule){.match = {.sni = "Example.ORG", .sni_suffix = 1}});
+    /* domain mode on port 443, subdomains-only ("*.example.org") on 8443 */
+    add_rule(&w, &(sim_censor_rule){.match = {.dst_port_lo = PORT_TLS,
+                                              .sni = "Example.ORG",
+                                              .sni_suffix = SIM_CENSOR_SNI_DOMAIN}});
+    add_rule(&w, &(sim_censor_rule){.match = {.dst_port_lo = PORT_ALT,
+                                              .sni = "example.org",
+                                              .sni_suffix = SIM_CENSOR_SNI_SUBDOMAINS}});
     const char *names[] = {"www.example.org", "example.org", "badexample.org", "example.org.evil"};
-    const size_t blocked[] = {0, 0, 1, 1}; /* bytes expected: 0 = blocked, 1 = all */
-    tconn *t[4];
+    const int passes[2][4] = {{0, 0, 1, 1}, {0, 1, 1, 1}};
+    tconn *t[2][4];
     hello h;
-    for (int i = 0; i < 4; i++) {
-        make_hello(&h, names[i], ALPN_BROWSER, NULL);
-        t[i] = flow_at(&w, MS(10) * (mesh_time)i, w.cli2, IP_SRV, PORT_TLS, h.b, h.len);
+    for (int p = 0; p < 2; p++) {
+        for (int i = 0; i < 4; i++) {
+            make_hello(&h, names[i], ALPN_BROWSER, NULL);
+            t[p][i] = flow_at(&w, MS(10) * (mesh_time)i, w.cli2, IP_SRV, p ? PORT_ALT : PORT_TLS,
+                              h.b, h.len);
+        }
     }
     run_until(&w, SEC(2));
-    for (int i = 0; i < 4; i++)
-        CU_ASSERT_EQUAL(t[i]->srv.rx, blocked[i] ? t[i]->len : 0);
-    CU_ASSERT_EQUAL(w.ndec, 2);
-    CU_ASSERT_STRING_EQUAL(w.dec[0].what, "sni=www.example.org");
+    for (int p = 0; p < 2; p++)
+        for (int i = 0; i < 4; i++)
+            CU_ASSERT_EQUAL(t[p][i]->srv.rx, passes[p][i] ? t[p][i]->len : 0);
+    CU_ASSERT_EQUAL(w.ndec, 3);
+    CU_ASSERT_STRING_EQUAL(w.dec[0].what, "dst=203.0.113.10:443 sni=www.example.org");
     tw_free(&w);
 }
 
@@ -867,6 +877,35 @@ static void test_switch_off_and_on(void)
     tw_free(&w);
 }
 
+static void off_after_decision(void *ud, const sim_censor_decision *d)
+{
+    tw *w = ud;
+    on_decision(ud, d);
+    sim_censor_set_enabled(w->cen, 0); /* from inside packet processing */
+}
+
+static void test_switch_off_inside_callback(void)
+{
+    tw w;
+    tw_init(&w, 0);
+    sim_censor_set_decision_cb(w.cen, off_after_decision, &w);
+    add_rule(&w, &(sim_censor_rule){.match.sni = "meshara.node", .residual = SEC(60)});
+    hello mesh;
+    make_hello(&mesh, "meshara.node", ALPN_MESH, NULL);
+    tconn *a = flow_at(&w, 0, w.cli, IP_SRV, PORT_TLS, mesh.b, mesh.len);
+    run_until(&w, SEC(2));
+    CU_ASSERT_EQUAL(w.ndec, 1);
+    CU_ASSERT_FALSE(sim_censor_enabled(w.cen));
+    /* the triggering segment was dropped; its retransmission found the box off */
+    CU_ASSERT_EQUAL(a->srv.rx, a->len);
+    CU_ASSERT_TRUE(a->srv.first_rx > w.dec[0].at + MS(100));
+    sim_censor_stats st = sim_censor_get_stats(w.cen);
+    CU_ASSERT_EQUAL(st.pkts_dropped, 1);
+    CU_ASSERT_EQUAL(st.live_flows, 0);
+    CU_ASSERT_EQUAL(st.live_residual, 0);
+    tw_free(&w);
+}
+
 static void test_allow_and_order(void)
 {
     tw w;
@@ -958,6 +997,7 @@ static void test_rule_validation(void)
         {.match = {.ja3_md5 = "zz112233445566778899aabbccddeeff"}},
         {.match = {.proto = SIM_PROTO_UDP, .sni = "x"}},
         {.match = {.proto = 1}},
+        {.match = {.sni = "x", .sni_suffix = 3}},
         {.action = SIM_CENSOR_THROTTLE},
         {.action = SIM_CENSOR_ALLOW, .residual = 1},
     };
@@ -983,7 +1023,7 @@ static void test_rule_validation(void)
 
 static CU_TestInfo tests[] = {
     {"SNI rule blocks meshara.node, not www.example.org", test_sni_rule},
-    {"SNI suffix rule matches subdomains only", test_sni_suffix},
+    {"SNI domain and subdomain modes", test_sni_suffix},
     {"ALPN rule with RST resets both ends", test_alpn_rule_rst},
     {"JA3 rule tells two cipher lists apart", test_ja3_rule},
     {"hellos from the node's own TLS module", test_node_tls_hello},
@@ -999,6 +1039,7 @@ static CU_TestInfo tests[] = {
     {"entropy and length of the first payload", test_entropy_and_length},
     {"UDP port rule", test_udp_port_rule},
     {"switched off passes everything", test_switch_off_and_on},
+    {"switched off from its own decision callback", test_switch_off_inside_callback},
     {"allow rule and decision order", test_allow_and_order},
     {"flow table full fails open", test_flow_limit_fails_open},
     {"idle flows are forgotten", test_idle_flows_forgotten},
