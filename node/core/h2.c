@@ -190,6 +190,17 @@ static int eq(const uint8_t *s, size_t n, const char *lit)
             NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE                           \
     }
 
+/* Detach the first queued message (the caller owns it). */
+static h2_msg *queue_pop(mesh_h2 *h)
+{
+    h2_msg *m = h->q_head;
+    h->q_head = m->next;
+    if (!h->q_head)
+        h->q_tail = NULL;
+    m->next = NULL;
+    return m;
+}
+
 /* ---- outgoing data ----------------------------------------------------------------------- */
 
 /* Client: the body of one message request, read from our copy of the message. */
@@ -252,17 +263,38 @@ static ssize_t read_events(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t
         h->queued_acc -= take;
         if (m->off < H2_PREFIX + m->len)
             break;
-        h->q_head = m->next;
-        if (!h->q_head)
-            h->q_tail = NULL;
         h->queued_acc -= MESH_H2_MSG_OVERHEAD;
-        free(m);
+        free(queue_pop(h));
     }
     if (n == 0) {
         h->ev_deferred = 1;
         return NGHTTP2_ERR_DEFERRED;
     }
     return (ssize_t)n;
+}
+
+/* Client: submit a POST to path as a new stream st (its id is set). clen: the
+ * content-length value, NULL for none; dp NULL: HEADERS with END_STREAM, an empty body. */
+static int submit_post(mesh_h2 *h, h2_stream *st, const char *path, const char *clen,
+                       nghttp2_data_provider *dp)
+{
+    const uint8_t flags = NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
+    nghttp2_nv nva[] = {
+        NV(":method", "POST"),
+        NV(":scheme", "https"),
+        {(uint8_t *)":authority", (uint8_t *)h->authority, 10, strlen(h->authority), flags},
+        {(uint8_t *)":path", (uint8_t *)path, 5, strlen(path), flags},
+        NV("content-type", CONTENT_TYPE),
+        /* value copied by nghttp2: clen lives on the caller's stack */
+        {(uint8_t *)"content-length", (uint8_t *)clen, 14, clen ? strlen(clen) : 0,
+         NGHTTP2_NV_FLAG_NO_COPY_NAME},
+    };
+    size_t n = sizeof nva / sizeof nva[0] - (clen ? 0 : 1);
+    int32_t id = nghttp2_submit_request(h->ng, NULL, nva, n, dp, st);
+    if (id < 0)
+        return map_ng(h, id);
+    st->id = id;
+    return 0;
 }
 
 /* Client: open the next message request when the previous body is out and a stream is free. */
@@ -279,60 +311,34 @@ static int client_pump(mesh_h2 *h)
         cap = (int)(peer_max - 1);
     if (h->open_msgs >= cap)
         return 0;
-    h2_msg *m = h->q_head;
     h2_stream *st = stream_new(h, H2_MESSAGE);
     if (!st)
         return MESH_ERR_NOMEM;
     char clen[24];
-    int clen_n = snprintf(clen, sizeof clen, "%zu", m->len);
-    nghttp2_nv nva[] = {
-        NV(":method", "POST"),
-        NV(":scheme", "https"),
-        {(uint8_t *)":authority", (uint8_t *)h->authority, 10, strlen(h->authority),
-         NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE},
-        NV(":path", PATH_MESSAGE),
-        NV("content-type", CONTENT_TYPE),
-        {(uint8_t *)"content-length", (uint8_t *)clen, 14, (size_t)clen_n,
-         NGHTTP2_NV_FLAG_NO_COPY_NAME},
-    };
+    snprintf(clen, sizeof clen, "%zu", h->q_head->len);
     nghttp2_data_provider dp = {.source.ptr = st, .read_callback = read_message};
-    int32_t id = nghttp2_submit_request(h->ng, NULL, nva, sizeof nva / sizeof nva[0], &dp, st);
-    if (id < 0) {
+    int rc = submit_post(h, st, PATH_MESSAGE, clen, &dp);
+    if (rc) {
         stream_free(h, st);
-        return map_ng(h, id);
+        return rc;
     }
-    st->id = id;
-    h->q_head = m->next;
-    if (!h->q_head)
-        h->q_tail = NULL;
-    m->next = NULL;
-    st->msg = m;
+    st->msg = queue_pop(h);
     h->sending = st;
     h->open_msgs++;
     return 0;
 }
 
-/* Client: the long-lived events request, submitted once, first. */
+/* Client: the long-lived events request, submitted once, first, with an empty body. */
 static int client_start(mesh_h2 *h)
 {
     h2_stream *st = stream_new(h, H2_EVENTS);
     if (!st)
         return MESH_ERR_NOMEM;
-    nghttp2_nv nva[] = {
-        NV(":method", "POST"),
-        NV(":scheme", "https"),
-        {(uint8_t *)":authority", (uint8_t *)h->authority, 10, strlen(h->authority),
-         NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE},
-        NV(":path", PATH_EVENTS),
-        NV("content-type", CONTENT_TYPE),
-    };
-    /* No data provider: HEADERS with END_STREAM, an empty request body. */
-    int32_t id = nghttp2_submit_request(h->ng, NULL, nva, sizeof nva / sizeof nva[0], NULL, st);
-    if (id < 0) {
+    int rc = submit_post(h, st, PATH_EVENTS, NULL, NULL);
+    if (rc) {
         stream_free(h, st);
-        return map_ng(h, id);
+        return rc;
     }
-    st->id = id;
     h->events = st;
     h->started = 1;
     return 0;
@@ -702,11 +708,8 @@ void mesh_h2_free(mesh_h2 *h)
     nghttp2_session_del(h->ng);
     while (h->streams)
         stream_free(h, h->streams);
-    while (h->q_head) {
-        h2_msg *m = h->q_head;
-        h->q_head = m->next;
-        free(m);
-    }
+    while (h->q_head)
+        free(queue_pop(h));
     free(h->ev_buf);
     free(h->out);
     free(h);

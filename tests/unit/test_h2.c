@@ -304,6 +304,55 @@ static void test_oversize(void)
     free(m);
 }
 
+/* on_message may send: a server echoing every message from inside the callback. */
+typedef struct echo {
+    mesh_h2 *h;
+    unsigned n;
+} echo;
+
+static int echo_on_message(void *ud, const uint8_t *data, size_t len)
+{
+    echo *e = ud;
+    e->n++;
+    return mesh_h2_send(e->h, data, len);
+}
+
+static void test_echo_from_callback(void)
+{
+    enum { COUNT = 200 };
+    sink cs = {0};
+    echo e = {0};
+    const mesh_h2_cbs ecbs = {.on_message = echo_on_message};
+    end c = {0}, s = {0};
+    CU_ASSERT_EQUAL_FATAL(mesh_h2_new(&c.h, 0, 100000, &SINK_CBS, &cs), MESH_OK);
+    CU_ASSERT_EQUAL_FATAL(mesh_h2_new(&s.h, 1, 100000, &ecbs, &e), MESH_OK);
+    e.h = s.h;
+    for (unsigned i = 0; i < COUNT; i++) {
+        uint8_t *b = pattern(i * 397, i);
+        int rc = mesh_h2_send(c.h, b, i * 397);
+        if (rc == MESH_ERR_AGAIN) { /* backpressure: let it drain, then it fits */
+            run(&c, &s);
+            rc = mesh_h2_send(c.h, b, i * 397);
+        }
+        CU_ASSERT_EQUAL(rc, MESH_OK);
+        free(b);
+        if (i % 7 == 0)
+            xfer(&c, &s);
+    }
+    run(&c, &s);
+    CU_ASSERT_EQUAL(c.rc, MESH_OK);
+    CU_ASSERT_EQUAL(s.rc, MESH_OK);
+    CU_ASSERT_EQUAL(e.n, COUNT);
+    CU_ASSERT_EQUAL_FATAL(cs.n, COUNT);
+    unsigned bad = 0;
+    for (unsigned i = 0; i < COUNT; i++)
+        bad += !sink_has(&cs, i, i * 397, i);
+    CU_ASSERT_EQUAL(bad, 0);
+    mesh_h2_free(c.h);
+    mesh_h2_free(s.h);
+    sink_clear(&cs);
+}
+
 /* What on_message returns fails the connection with that code. */
 static void test_callback_error(void)
 {
@@ -396,7 +445,9 @@ static void test_garbage(void)
 /* ---- tests: raw nghttp2 peers ------------------------------------------------------------ */
 
 typedef struct raw {
-    end e;
+    end e;                   /* the raw nghttp2 peer */
+    end m;                   /* the mesh_h2 of the other role it talks to */
+    sink s;                  /* what m received */
     int status[RAW_STREAMS]; /* :status per stream id */
     int closed[RAW_STREAMS];
     uint32_t close_code[RAW_STREAMS];
@@ -487,7 +538,7 @@ static ssize_t raw_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t le
     return (ssize_t)n;
 }
 
-static void raw_open(raw *r, int server)
+static void raw_open(raw *r, int server, size_t mesh_max)
 {
     memset(r, 0, sizeof *r);
     nghttp2_session_callbacks *cb;
@@ -501,6 +552,14 @@ static void raw_open(raw *r, int server)
     nghttp2_session_callbacks_del(cb);
     CU_ASSERT_EQUAL_FATAL(rv, 0);
     CU_ASSERT_EQUAL(nghttp2_submit_settings(r->e.ng, NGHTTP2_FLAG_NONE, NULL, 0), 0);
+    CU_ASSERT_EQUAL_FATAL(mesh_h2_new(&r->m.h, !server, mesh_max, &SINK_CBS, &r->s), MESH_OK);
+}
+
+static void raw_close(raw *r)
+{
+    nghttp2_session_del(r->e.ng);
+    mesh_h2_free(r->m.h);
+    sink_clear(&r->s);
 }
 
 static int32_t raw_request(raw *r, const char *method, const char *path, rawbody *body,
@@ -527,10 +586,7 @@ static int32_t raw_request(raw *r, const char *method, const char *path, rawbody
 static void test_raw_client_statuses(void)
 {
     raw r;
-    raw_open(&r, 0);
-    sink s = {0};
-    end srv = {0};
-    CU_ASSERT_EQUAL_FATAL(mesh_h2_new(&srv.h, 1, 1000, &SINK_CBS, &s), MESH_OK);
+    raw_open(&r, 0, 1000);
 
     int32_t get = raw_request(&r, "GET", "/api/v1/message", NULL, 0);
     rawbody other_body = {(const uint8_t *)"xyz", 3, 0, 0};
@@ -538,46 +594,44 @@ static void test_raw_client_statuses(void)
     rawbody put_body = {(const uint8_t *)"abc", 3, 0, 0};
     int32_t put = raw_request(&r, "PUT", "/api/v1/message", &put_body, 1);
     int32_t get_ev = raw_request(&r, "GET", "/api/v1/events", NULL, 0);
-    run(&r.e, &srv);
-    CU_ASSERT_EQUAL(srv.rc, MESH_OK);
+    run(&r.e, &r.m);
+    CU_ASSERT_EQUAL(r.m.rc, MESH_OK);
     CU_ASSERT_EQUAL(r.status[get], 405);
     CU_ASSERT_EQUAL(r.status[other], 404);
     CU_ASSERT_EQUAL(r.status[put], 405);
     CU_ASSERT_EQUAL(r.status[get_ev], 405);
     CU_ASSERT_TRUE(r.closed[get] && r.closed[other] && r.closed[put] && r.closed[get_ev]);
-    CU_ASSERT_EQUAL(s.n, 0);
+    CU_ASSERT_EQUAL(r.s.n, 0);
 
     /* the connection still works: a message, then the events stream */
     rawbody msg = {(const uint8_t *)"hello", 5, 0, 0};
     int32_t post = raw_request(&r, "POST", "/api/v1/message", &msg, 0);       /* no length */
-    CU_ASSERT_EQUAL(mesh_h2_send(srv.h, (const uint8_t *)"abc", 3), MESH_OK); /* waits */
+    CU_ASSERT_EQUAL(mesh_h2_send(r.m.h, (const uint8_t *)"abc", 3), MESH_OK); /* waits */
     int32_t ev = raw_request(&r, "POST", "/api/v1/events", NULL, 0);
-    run(&r.e, &srv);
-    CU_ASSERT_EQUAL(srv.rc, MESH_OK);
+    run(&r.e, &r.m);
+    CU_ASSERT_EQUAL(r.m.rc, MESH_OK);
     CU_ASSERT_EQUAL(r.status[post], 200);
     CU_ASSERT_TRUE(r.closed[post]);
-    CU_ASSERT_EQUAL_FATAL(s.n, 1);
-    CU_ASSERT_EQUAL(s.len[0], 5);
-    CU_ASSERT_EQUAL(memcmp(s.msg[0], "hello", 5), 0);
+    CU_ASSERT_EQUAL_FATAL(r.s.n, 1);
+    CU_ASSERT_EQUAL(r.s.len[0], 5);
+    CU_ASSERT_EQUAL(memcmp(r.s.msg[0], "hello", 5), 0);
     CU_ASSERT_EQUAL(r.status[ev], 200);
     CU_ASSERT_FALSE(r.closed[ev]); /* long-lived */
-    CU_ASSERT_EQUAL(mesh_h2_send(srv.h, (const uint8_t *)"", 0), MESH_OK);
-    CU_ASSERT_EQUAL(mesh_h2_send(srv.h, (const uint8_t *)"de", 2), MESH_OK);
-    run(&r.e, &srv);
+    CU_ASSERT_EQUAL(mesh_h2_send(r.m.h, (const uint8_t *)"", 0), MESH_OK);
+    CU_ASSERT_EQUAL(mesh_h2_send(r.m.h, (const uint8_t *)"de", 2), MESH_OK);
+    run(&r.e, &r.m);
     static const uint8_t want[] = {0, 0, 0, 3, 'a', 'b', 'c', 0, 0, 0, 0, 0, 0, 0, 2, 'd', 'e'};
     CU_ASSERT_EQUAL(r.body_len, sizeof want);
     CU_ASSERT_EQUAL(memcmp(r.body, want, sizeof want), 0);
 
     /* a second events request on the same connection: 409, the first one stays */
     int32_t ev2 = raw_request(&r, "POST", "/api/v1/events", NULL, 0);
-    run(&r.e, &srv);
+    run(&r.e, &r.m);
     CU_ASSERT_EQUAL(r.status[ev2], 409);
     CU_ASSERT_FALSE(r.closed[ev]);
-    CU_ASSERT_EQUAL(srv.rc, MESH_OK);
+    CU_ASSERT_EQUAL(r.m.rc, MESH_OK);
 
-    nghttp2_session_del(r.e.ng);
-    mesh_h2_free(srv.h);
-    sink_clear(&s);
+    raw_close(&r);
 }
 
 /* A raw client: a body with no content-length that grows past max_message is caught while it
@@ -588,10 +642,7 @@ static void test_raw_client_bounds(void)
     uint8_t *big = pattern(1001, 9);
     for (int variant = 0; variant < 3; variant++) {
         raw r;
-        raw_open(&r, 0);
-        sink s = {0};
-        end srv = {0};
-        CU_ASSERT_EQUAL_FATAL(mesh_h2_new(&srv.h, 1, 1000, &SINK_CBS, &s), MESH_OK);
+        raw_open(&r, 0, 1000);
         rawbody b[6] = {{big, 1001, 0, 0}, {big, 600, 0, 1}, {big, 600, 0, 1},
                         {big, 600, 0, 1},  {big, 600, 0, 1}, {big, 600, 0, 1}};
         if (variant < 2) {
@@ -599,19 +650,17 @@ static void test_raw_client_bounds(void)
         } else {
             for (int i = 1; i < 4; i++) /* 1800 bytes fit the 2000 budget */
                 raw_request(&r, "POST", "/api/v1/message", &b[i], 0);
-            run(&r.e, &srv);
-            CU_ASSERT_EQUAL(srv.rc, MESH_OK);
+            run(&r.e, &r.m);
+            CU_ASSERT_EQUAL(r.m.rc, MESH_OK);
             for (int i = 4; i < 6; i++) /* 3000 do not */
                 raw_request(&r, "POST", "/api/v1/message", &b[i], 0);
         }
-        run(&r.e, &srv);
-        CU_ASSERT_EQUAL(srv.rc, variant < 2 ? MESH_ERR_TOO_BIG : MESH_ERR_LIMIT);
-        CU_ASSERT_EQUAL(s.n, 0);
+        run(&r.e, &r.m);
+        CU_ASSERT_EQUAL(r.m.rc, variant < 2 ? MESH_ERR_TOO_BIG : MESH_ERR_LIMIT);
+        CU_ASSERT_EQUAL(r.s.n, 0);
         CU_ASSERT_TRUE(r.goaway); /* ours, saying why */
         CU_ASSERT_EQUAL(r.goaway_code, NGHTTP2_ENHANCE_YOUR_CALM);
-        nghttp2_session_del(r.e.ng);
-        mesh_h2_free(srv.h);
-        sink_clear(&s);
+        raw_close(&r);
     }
     free(big);
 }
@@ -621,28 +670,23 @@ static void test_raw_client_bounds(void)
 static void test_raw_client_resets(void)
 {
     raw r;
-    raw_open(&r, 0);
-    sink s = {0};
-    end srv = {0};
-    CU_ASSERT_EQUAL_FATAL(mesh_h2_new(&srv.h, 1, 1000, &SINK_CBS, &s), MESH_OK);
+    raw_open(&r, 0, 1000);
     rawbody open_body = {(const uint8_t *)"", 0, 0, 1}; /* never ends */
     for (int i = 0; i <= MESH_H2_MAX_PEER_RESETS; i++) {
         if (i == MESH_H2_MAX_PEER_RESETS) {
-            CU_ASSERT_EQUAL(mesh_h2_recv(srv.h, NULL, 0), MESH_OK);
+            CU_ASSERT_EQUAL(mesh_h2_recv(r.m.h, NULL, 0), MESH_OK);
             CU_ASSERT_FALSE(r.goaway);
         }
         int32_t id = raw_request(&r, "POST", "/api/v1/message", &open_body, 0);
-        run(&r.e, &srv);
+        run(&r.e, &r.m);
         CU_ASSERT_EQUAL(nghttp2_submit_rst_stream(r.e.ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL),
                         0);
-        run(&r.e, &srv);
+        run(&r.e, &r.m);
     }
     CU_ASSERT_TRUE(r.goaway);
-    CU_ASSERT_EQUAL(mesh_h2_recv(srv.h, NULL, 0), MESH_ERR_PROTOCOL);
-    CU_ASSERT_EQUAL(s.n, 0);
-    nghttp2_session_del(r.e.ng);
-    mesh_h2_free(srv.h);
-    sink_clear(&s);
+    CU_ASSERT_EQUAL(mesh_h2_recv(r.m.h, NULL, 0), MESH_ERR_PROTOCOL);
+    CU_ASSERT_EQUAL(r.s.n, 0);
+    raw_close(&r);
 }
 
 /* A raw server sees ordinary requests: our :authority, the events path first, then a POST
@@ -650,16 +694,13 @@ static void test_raw_client_resets(void)
 static void test_raw_server(void)
 {
     raw r;
-    raw_open(&r, 1);
-    sink s = {0};
-    end cli = {0};
-    CU_ASSERT_EQUAL_FATAL(mesh_h2_new(&cli.h, 0, 1000, &SINK_CBS, &s), MESH_OK);
-    CU_ASSERT_EQUAL(mesh_h2_set_authority(cli.h, "bad host"), MESH_ERR_INVAL);
-    CU_ASSERT_EQUAL(mesh_h2_set_authority(cli.h, ""), MESH_ERR_INVAL);
-    CU_ASSERT_EQUAL(mesh_h2_set_authority(cli.h, "cdn.example.net:443"), MESH_OK);
-    CU_ASSERT_EQUAL(mesh_h2_send(cli.h, (const uint8_t *)"m", 1), MESH_OK);
-    xfer(&cli, &r.e);
-    CU_ASSERT_EQUAL(mesh_h2_set_authority(cli.h, "late.example"), MESH_ERR_STATE);
+    raw_open(&r, 1, 1000);
+    CU_ASSERT_EQUAL(mesh_h2_set_authority(r.m.h, "bad host"), MESH_ERR_INVAL);
+    CU_ASSERT_EQUAL(mesh_h2_set_authority(r.m.h, ""), MESH_ERR_INVAL);
+    CU_ASSERT_EQUAL(mesh_h2_set_authority(r.m.h, "cdn.example.net:443"), MESH_OK);
+    CU_ASSERT_EQUAL(mesh_h2_send(r.m.h, (const uint8_t *)"m", 1), MESH_OK);
+    xfer(&r.m, &r.e);
+    CU_ASSERT_EQUAL(mesh_h2_set_authority(r.m.h, "late.example"), MESH_ERR_STATE);
     CU_ASSERT_EQUAL(r.e.rc, MESH_OK);
     CU_ASSERT_STRING_EQUAL(r.authority, "cdn.example.net:443");
     CU_ASSERT_EQUAL(r.requests, 2);
@@ -667,26 +708,20 @@ static void test_raw_server(void)
     /* a graceful GOAWAY from the server */
     CU_ASSERT_EQUAL(nghttp2_submit_goaway(r.e.ng, NGHTTP2_FLAG_NONE, 3, NGHTTP2_NO_ERROR, NULL, 0),
                     0);
-    xfer(&r.e, &cli);
-    CU_ASSERT_EQUAL(cli.rc, MESH_ERR_CLOSED);
-    CU_ASSERT_EQUAL(mesh_h2_send(cli.h, (const uint8_t *)"m", 1), MESH_ERR_CLOSED);
-    nghttp2_session_del(r.e.ng);
-    mesh_h2_free(cli.h);
-    sink_clear(&s);
+    xfer(&r.e, &r.m);
+    CU_ASSERT_EQUAL(r.m.rc, MESH_ERR_CLOSED);
+    CU_ASSERT_EQUAL(mesh_h2_send(r.m.h, (const uint8_t *)"m", 1), MESH_ERR_CLOSED);
+    raw_close(&r);
 
     /* a server answering our message with 404 fails the connection (the message is lost) */
-    raw_open(&r, 1);
-    CU_ASSERT_EQUAL_FATAL(mesh_h2_new(&cli.h, 0, 1000, &SINK_CBS, &s), MESH_OK);
-    cli.rc = 0;
-    CU_ASSERT_EQUAL(mesh_h2_send(cli.h, (const uint8_t *)"m", 1), MESH_OK);
-    xfer(&cli, &r.e);
+    raw_open(&r, 1, 1000);
+    CU_ASSERT_EQUAL(mesh_h2_send(r.m.h, (const uint8_t *)"m", 1), MESH_OK);
+    xfer(&r.m, &r.e);
     nghttp2_nv nf = {(uint8_t *)":status", (uint8_t *)"404", 7, 3, 0};
     CU_ASSERT_EQUAL(nghttp2_submit_response(r.e.ng, 3, &nf, 1, NULL), 0);
-    xfer(&r.e, &cli);
-    CU_ASSERT_EQUAL(cli.rc, MESH_ERR_PROTOCOL);
-    nghttp2_session_del(r.e.ng);
-    mesh_h2_free(cli.h);
-    sink_clear(&s);
+    xfer(&r.e, &r.m);
+    CU_ASSERT_EQUAL(r.m.rc, MESH_ERR_PROTOCOL);
+    raw_close(&r);
 }
 
 /* Freed with everything in flight (ASan checks nothing leaks). */
@@ -721,6 +756,7 @@ static CU_TestInfo tests[] = {
     {"send queue bound: MESH_ERR_AGAIN", test_queue_bound},
     {"oversize message: MESH_ERR_TOO_BIG both ways", test_oversize},
     {"on_message error fails the connection", test_callback_error},
+    {"on_message may send (echo)", test_echo_from_callback},
     {"garbage: MESH_ERR_PROTOCOL and a GOAWAY", test_garbage},
     {"raw client: 405, 404, 409, then messages and events", test_raw_client_statuses},
     {"raw client: body bounds", test_raw_client_bounds},
