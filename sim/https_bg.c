@@ -126,6 +126,31 @@ fail:
     return rc;
 }
 
+/* Intrusive doubly linked list of live connections (server) or exchanges (client): the
+ * member sits first in each struct, so a node pointer is the struct pointer. */
+typedef struct lnode {
+    struct lnode *prev, *next;
+} lnode;
+
+static void list_push(lnode **head, lnode *n)
+{
+    n->prev = NULL;
+    n->next = *head;
+    if (*head)
+        (*head)->prev = n;
+    *head = n;
+}
+
+static void list_unlink(lnode **head, lnode *n)
+{
+    if (n->prev)
+        n->prev->next = n->next;
+    else
+        *head = n->next;
+    if (n->next)
+        n->next->prev = n->prev;
+}
+
 typedef struct tconn {
     const mesh_env *env;
     mesh_stream *s; /* NULL once released */
@@ -258,7 +283,7 @@ static uint32_t get_u32(const uint8_t *p)
 /* ---- server ------------------------------------------------------------------------------ */
 
 typedef struct sconn {
-    struct sconn *prev, *next;
+    lnode link; /* first: see lnode */
     sim_https_server *sv;
     tconn t;
     mesh_timer *idle;
@@ -272,7 +297,7 @@ struct sim_https_server {
     tls_base b;
     mesh_listener *l;
     mesh_addr addr;
-    sconn *conns;
+    lnode *conns; /* of sconn */
     size_t nconns;
     sim_https_server_stats st;
 };
@@ -283,14 +308,16 @@ static void sconn_free(sconn *c, int how)
     tconn_free(&c->t, how);
     if (c->idle)
         sv->b.env.ops->timer_free(sv->b.env.obj, c->idle);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        sv->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    list_unlink(&sv->conns, &c->link);
     sv->nconns--;
     free(c);
+}
+
+/* (Re)arm the idle timeout. */
+static void sconn_touch(sconn *c)
+{
+    const mesh_env *e = &c->sv->b.env;
+    e->ops->timer_set(e->obj, c->idle, mesh_env_now(e) + SIM_HTTPS_SERVER_IDLE_S * MESH_NS_PER_S);
 }
 
 static void sconn_fail(sconn *c)
@@ -332,8 +359,7 @@ static void srv_data(mesh_stream *s, const uint8_t *data, size_t len, void *ud)
 {
     (void)s;
     sconn *c = ud;
-    const mesh_env *e = &c->sv->b.env;
-    e->ops->timer_set(e->obj, c->idle, mesh_env_now(e) + SIM_HTTPS_SERVER_IDLE_S * MESH_NS_PER_S);
+    sconn_touch(c);
     int rc = tconn_step(&c->t, data, len);
     if (rc <= 0) {
         if (rc < 0)
@@ -391,10 +417,7 @@ static void srv_accept(mesh_listener *l, mesh_stream *s, const mesh_addr *peer, 
     }
     c->sv = sv;
     c->t.s = s;
-    c->next = sv->conns;
-    if (sv->conns)
-        sv->conns->prev = c;
-    sv->conns = c;
+    list_push(&sv->conns, &c->link);
     sv->nconns++;
     sv->st.accepted++;
     e->ops->stream_set_cbs(e->obj, s, &SRV_CBS, c);
@@ -402,7 +425,7 @@ static void srv_accept(mesh_listener *l, mesh_stream *s, const mesh_addr *peer, 
         sconn_fail(c);
         return;
     }
-    e->ops->timer_set(e->obj, c->idle, mesh_env_now(e) + SIM_HTTPS_SERVER_IDLE_S * MESH_NS_PER_S);
+    sconn_touch(c);
 }
 
 int sim_https_server_new(sim_https_server **out, const mesh_env *env,
@@ -438,7 +461,7 @@ void sim_https_server_free(sim_https_server *sv)
     if (!sv)
         return;
     while (sv->conns)
-        sconn_free(sv->conns, MESH_CLOSE_ABORT);
+        sconn_free((sconn *)sv->conns, MESH_CLOSE_ABORT);
     sv->b.env.ops->listener_close(sv->b.env.obj, sv->l);
     base_free(&sv->b);
     free(sv);
@@ -457,7 +480,7 @@ sim_https_server_stats sim_https_server_get_stats(const sim_https_server *sv)
 /* ---- client ------------------------------------------------------------------------------ */
 
 typedef struct xchg {
-    struct xchg *prev, *next;
+    lnode link; /* first: see lnode */
     sim_https_client *cl;
     tconn t;
     mesh_timer *timer;
@@ -474,7 +497,7 @@ struct sim_https_client {
     mesh_timer *tick;
     uint32_t launched;
     int stopped;
-    xchg *live;
+    lnode *live; /* of xchg */
     size_t nlive;
     sim_https_exchange_fn fn;
     void *ud;
@@ -509,12 +532,7 @@ static void xchg_end(xchg *x, int result)
         cl->fn(cl->ud, result, &x->local, x->started, now - x->started);
     tconn_free(&x->t, result == MESH_OK ? MESH_CLOSE_GRACEFUL : MESH_CLOSE_ABORT);
     e->ops->timer_free(e->obj, x->timer);
-    if (x->prev)
-        x->prev->next = x->next;
-    else
-        cl->live = x->next;
-    if (x->next)
-        x->next->prev = x->prev;
+    list_unlink(&cl->live, &x->link);
     cl->nlive--;
     free(x);
 }
@@ -596,10 +614,7 @@ static void xchg_start(sim_https_client *cl)
     }
     x->cl = cl;
     x->started = mesh_env_now(e);
-    x->next = cl->live;
-    if (cl->live)
-        cl->live->prev = x;
-    cl->live = x;
+    list_push(&cl->live, &x->link);
     cl->nlive++;
     int err = tconn_new(&x->t, &cl->b, 0);
     if (err == MESH_OK && !SSL_set_tlsext_host_name(x->t.ssl, cl->sni))
@@ -681,7 +696,7 @@ void sim_https_client_free(sim_https_client *cl)
         return;
     cl->fn = NULL; /* no callbacks while tearing down */
     while (cl->live)
-        xchg_end(cl->live, MESH_ERR_CLOSED);
+        xchg_end((xchg *)cl->live, MESH_ERR_CLOSED);
     cl->b.env.ops->timer_free(cl->b.env.obj, cl->tick);
     base_free(&cl->b);
     free(cl);

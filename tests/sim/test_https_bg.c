@@ -280,6 +280,70 @@ static void test_deterministic_bytes(void)
     CU_ASSERT_NOT_EQUAL(h1, h3); /* another seed: other keys, other bytes */
 }
 
+static void stop_ev(void *ctx, void *arg)
+{
+    (void)arg;
+    sim_https_client_stop(ctx);
+}
+
+static void test_jitter_and_stop(void)
+{
+    bw w;
+    bw_init(&w, 5, 0);
+    sim_https_client_cfg cfg = client_cfg();
+    cfg.count = 0; /* until stopped */
+    cfg.interval = MS(400);
+    cfg.jitter = MS(200);
+    sim_https_client *c;
+    CU_ASSERT_EQUAL_FATAL(sim_https_client_new(&c, &w.e_mesh, &cfg), MESH_OK);
+    sim_sched_at(w.s, SEC(4), SIM_EV_USER, 0, stop_ev, c, NULL, NULL);
+    run(&w, SEC(4));
+    /* starts at 0, then every 400..600 ms: 7 to 10 starts in [0, 4 s] (a fixed 400 ms grid,
+     * without jitter, would give 10 or 11) */
+    sim_https_stats st = sim_https_client_get_stats(c);
+    CU_ASSERT_TRUE(st.started >= 7 && st.started <= 10);
+    run(&w, SEC(10));
+    sim_https_stats end = sim_https_client_get_stats(c);
+    CU_ASSERT_EQUAL(end.started, st.started); /* stopped: nothing new */
+    CU_ASSERT_EQUAL(end.completed, end.started);
+    CU_ASSERT_TRUE(sim_https_client_done(c));
+    printf("\n  %llu exchanges started in 4 s at 400 ms + [0, 200] ms ",
+           (unsigned long long)end.started);
+    sim_https_client_free(c);
+    bw_free(&w);
+}
+
+static void silent_connected(sim_tcp_conn *c, void *ud)
+{
+    (void)c, (void)ud;
+}
+
+static void silent_closed(sim_tcp_conn *c, int reason, void *ud)
+{
+    (void)c;
+    *(int *)ud = reason;
+}
+
+static void test_server_resets_idle(void)
+{
+    bw w;
+    bw_init(&w, 6, 0);
+    sim_https_client_stop(w.bg);
+    static const sim_tcp_cbs cbs = {silent_connected, NULL, NULL, silent_closed};
+    int reason = 1;
+    mesh_addr to = mesh_addr_v4(IP_WEB, SIM_HTTPS_DEFAULT_PORT);
+    sim_tcp_conn *c;
+    CU_ASSERT_EQUAL_FATAL(sim_tcp_connect(sim_world_tcp(w.world), w.mesh, &to, &cbs, &reason, &c),
+                          MESH_OK);
+    run(&w, SEC(SIM_HTTPS_SERVER_IDLE_S));
+    CU_ASSERT_EQUAL(reason, 1); /* still open just before the idle limit */
+    CU_ASSERT_EQUAL(sim_https_server_get_stats(w.srv).accepted, 1);
+    run(&w, SEC(SIM_HTTPS_SERVER_IDLE_S + 1));
+    CU_ASSERT_EQUAL(reason, MESH_ERR_RESET);
+    CU_ASSERT_EQUAL(sim_https_server_get_stats(w.srv).failed, 1);
+    bw_free(&w);
+}
+
 static void test_bad_config(void)
 {
     mesh_test_env te;
@@ -308,6 +372,8 @@ static CU_TestInfo tests[] = {
     {"broad ALPN h2 rule: collateral counted", test_broad_alpn_rule_collateral},
     {"IP drop: exchanges time out", test_ip_drop_times_out},
     {"same seed, same ciphertext", test_deterministic_bytes},
+    {"jitter and stop", test_jitter_and_stop},
+    {"server resets an idle connection", test_server_resets_idle},
     {"bad configuration", test_bad_config},
     CU_TEST_INFO_NULL,
 };
