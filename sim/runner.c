@@ -1,0 +1,1578 @@
+/* runner.c — build a world from a scenario, run it, record it (see runner.h). */
+#include "sim/runner.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/identity.h"
+#include "core/session.h"
+#include "core/tls.h"
+#include "sim/censor.h"
+#include "sim/driver.h"
+#include "sim/https_bg.h"
+#include "sim/nat.h"
+#include "sim/results.h"
+
+/* Address plan (host order). Public hosts and LAN gateways get addresses from their own /8s;
+ * private LANs number their hosts inside 10.0.0.0/8 (LANs may reuse them: scopes differ). */
+#define ADDR_PUBLIC_HOSTS SIM_IP4(11, 0, 0, 1)
+#define ADDR_LAN_PUBLIC SIM_IP4(12, 0, 0, 1)
+#define ADDR_BG_HOSTS SIM_IP4(13, 0, 0, 1)
+#define ADDR_PRIVATE SIM_IP4(10, 0, 0, 2)
+
+/* Random stream ids of the runner (sim_rng_derive(seed, id)). */
+#define RN_STREAM (SIM_RNG_STREAM_USER + (0x52554eULL << 36)) /* "RUN" */
+#define RN_STREAM_TRAFFIC (RN_STREAM + (1ULL << 32))
+#define RN_STREAM_CHURN (RN_STREAM + (2ULL << 32))
+#define RN_STREAM_LATENCY (RN_STREAM + (3ULL << 32))
+
+enum { MSG_PENDING = 0, MSG_DELIVERED = 1, MSG_FAILED = 2 };
+
+typedef struct runner runner;
+typedef struct rn_node rn_node;
+
+typedef struct rn_msg {
+    uint32_t src, dst;
+    uint64_t size;
+    mesh_time sent;
+    uint8_t state;
+} rn_msg;
+
+/* An outgoing session of a node towards one target node, with messages waiting for it. */
+typedef struct rn_conn {
+    rn_node *n;
+    uint32_t dst;
+    mesh_session *s;
+    int connected;
+    uint64_t pending[SIM_RUNNER_PENDING_MAX]; /* message ids, oldest first */
+    size_t npending;
+    struct rn_conn *next;
+} rn_conn;
+
+/* An accepted session. */
+typedef struct rn_in {
+    rn_node *n;
+    mesh_session *s;
+    struct rn_in *prev, *next;
+} rn_in;
+
+struct rn_node {
+    runner *r;
+    uint32_t idx;
+    size_t group;
+    sim_host *host;
+    sim_lan *lan;      /* the LAN the host sits on (scenario LAN or home LAN), or NULL */
+    sim_nat *nat;      /* the NAT in front of it, if any */
+    mesh_addr public_addr; /* how nodes outside its LAN reach it (if at all) */
+    int reachable;     /* 0: behind a NAT with no port mapping */
+    sim_driver *drv;
+    mesh_env env;
+    mesh_identity *id;
+    mesh_tls_ctx *tls;
+    mesh_listener *lst;
+    sim_link_cfg link;
+    int joined, online;
+    rn_conn *out;
+    rn_in *in;
+};
+
+typedef struct rn_traffic_src {
+    runner *r;
+    size_t pattern;
+    uint32_t node;
+    sim_rng rng;
+} rn_traffic_src;
+
+typedef struct rn_partition {
+    runner *r;
+    int active;
+    uint32_t *ips; /* sorted member addresses */
+    size_t nips;
+} rn_partition;
+
+struct runner {
+    const sim_scenario *scn;
+    const sim_run_opts *opts;
+    sim_world *w;
+    sim_sched *sched;
+    sim_net *net;
+    sim_lan **lans;
+    sim_link_cfg *lan_links;
+    sim_nat **lan_nats;
+    size_t *lan_region_of_id; /* sim LAN id -> region (for the matrix model) */
+    size_t nlan_ids;
+    size_t *host_region_of_id;
+    size_t nhost_ids;
+    sim_censor **censors;
+    rn_partition **parts;
+    size_t nparts;
+    sim_nat **home_nats;
+    size_t nhome;
+    rn_node *nodes;
+    /* background HTTPS: one server on the core, one client behind each censor target */
+    sim_host *bg_server_host;
+    sim_driver *bg_server_drv;
+    sim_https_server *bg_server;
+    sim_driver **bg_drvs;
+    sim_https_client **bg_clients;
+    size_t nbg;
+    rn_traffic_src *srcs;
+    size_t nsrcs;
+    rn_msg *msgs;
+    size_t nmsgs, capmsgs;
+    mesh_time *lat; /* delivery latencies */
+    size_t nlat;
+    uint8_t *zeros; /* payload source for messages */
+    sim_results *rec;
+    uint32_t next_public, next_lan_public;
+    /* counters */
+    uint64_t sessions_attempted, sessions_established, sessions_failed;
+    uint64_t msgs_failed, msgs_delivered, bytes_delivered;
+    uint64_t node_downs;
+    int fatal; /* a setup step failed inside an event: stop */
+    char *err;
+    size_t errlen;
+};
+
+static void rn_msg_fail(runner *r, uint64_t id, int reason);
+
+/* ---- recording ------------------------------------------------------------------------- */
+
+/* One events row; a failure code goes first in the detail as reason=MESH_ERR_... */
+static void rec_event(runner *r, int64_t node, const char *kind, int64_t peer, int code,
+                      const char *detail)
+{
+    if (!r->rec)
+        return;
+    mesh_time now = sim_sched_now(r->sched);
+    if (code != MESH_OK)
+        sim_results_eventf(r->rec, now, node, kind, peer, "reason=%s%s%s", mesh_errname(code),
+                           detail ? " " : "", detail ? detail : "");
+    else
+        sim_results_event(r->rec, now, node, kind, peer, detail);
+}
+
+/* ---- latency of the core --------------------------------------------------------------- */
+
+static uint64_t mix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+static size_t region_of_attach(const runner *r, uint64_t attach)
+{
+    if (attach & SIM_NET_ATTACH_HOST) {
+        uint64_t h = attach & ~SIM_NET_ATTACH_HOST;
+        return h < r->nhost_ids ? r->host_region_of_id[h] : SIM_SCN_NO_REGION;
+    }
+    return attach < r->nlan_ids ? r->lan_region_of_id[attach] : SIM_SCN_NO_REGION;
+}
+
+/* A pure function of (seed, the unordered pair): the same latency both ways, every packet. */
+static mesh_time core_latency(void *ud, uint64_t from, uint64_t to)
+{
+    const runner *r = ud;
+    const sim_scn_core *c = &r->scn->core;
+    if (c->model == SIM_SCN_LAT_UNIFORM) {
+        uint64_t a = from < to ? from : to, b = from < to ? to : from;
+        uint64_t h = mix64(mix64(r->scn->seed ^ RN_STREAM_LATENCY) ^ mix64(a) ^ (b * 31));
+        return c->lat_min + h % (c->lat_max - c->lat_min + 1);
+    }
+    size_t ra = region_of_attach(r, from), rb = region_of_attach(r, to);
+    if (ra == SIM_SCN_NO_REGION || rb == SIM_SCN_NO_REGION)
+        return c->latency;
+    return c->matrix[ra * c->region_count + rb];
+}
+
+/* ---- building the network -------------------------------------------------------------- */
+
+static sim_link_cfg link_of(const sim_scn_link *l)
+{
+    sim_link_cfg c = {0};
+    c.latency = l->latency;
+    c.jitter = l->jitter;
+    c.rate_bps = l->bandwidth_bps;
+    c.queue_bytes = (uint32_t)(l->queue_bytes > UINT32_MAX ? UINT32_MAX : l->queue_bytes);
+    c.loss = l->loss;
+    return c;
+}
+
+/* Apply the fields a link change names onto a current configuration. */
+static void link_merge(sim_link_cfg *c, const sim_scn_link *l)
+{
+    if (l->set & SIM_SCN_LINK_LATENCY)
+        c->latency = l->latency;
+    if (l->set & SIM_SCN_LINK_JITTER)
+        c->jitter = l->jitter;
+    if (l->set & SIM_SCN_LINK_BANDWIDTH)
+        c->rate_bps = l->bandwidth_bps;
+    if (l->set & SIM_SCN_LINK_QUEUE)
+        c->queue_bytes = (uint32_t)(l->queue_bytes > UINT32_MAX ? UINT32_MAX : l->queue_bytes);
+    if (l->set & SIM_SCN_LINK_LOSS)
+        c->loss = l->loss;
+}
+
+static sim_nat_cfg nat_cfg_of(const sim_scn_nat *n)
+{
+    sim_nat_cfg c = {0};
+    c.mapping = (uint8_t)n->mapping;
+    c.filtering = (uint8_t)n->filtering;
+    c.port_alloc = n->port_preserve ? SIM_NAT_PORT_PRESERVE : SIM_NAT_PORT_RANDOM;
+    c.hairpin = n->hairpin;
+    c.portmap = n->upnp;
+    c.udp_timeout = n->udp_timeout;
+    c.tcp_timeout = n->tcp_timeout;
+    return c;
+}
+
+static int fail(runner *r, int rc, const char *fmt, const char *what)
+{
+    snprintf(r->err, r->errlen, fmt, what, mesh_strerror(rc));
+    return rc;
+}
+
+static int build_lans(runner *r)
+{
+    const sim_scenario *s = r->scn;
+    size_t n = s->lan_count;
+    r->lans = calloc(n ? n : 1, sizeof *r->lans);
+    r->lan_links = calloc(n ? n : 1, sizeof *r->lan_links);
+    r->lan_nats = calloc(n ? n : 1, sizeof *r->lan_nats);
+    if (!r->lans || !r->lan_links || !r->lan_nats)
+        return MESH_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const sim_scn_lan *l = &s->lans[i];
+        sim_lan_cfg c = {0};
+        c.name = l->name;
+        c.up = c.down = r->lan_links[i] = link_of(&l->link);
+        c.is_private = l->is_private;
+        c.public_ip = r->next_lan_public++;
+        int rc = sim_net_add_lan(r->net, &c, &r->lans[i]);
+        if (rc != MESH_OK)
+            return fail(r, rc, "LAN %s: %s", l->name);
+    }
+    return MESH_OK;
+}
+
+/* NATs go on after the censors, so a censor on a LAN sees its hosts' own addresses. */
+static int build_lan_nats(runner *r)
+{
+    const sim_scenario *s = r->scn;
+    for (size_t i = 0; i < s->lan_count; i++) {
+        const sim_scn_lan *l = &s->lans[i];
+        if (!l->nat.present)
+            continue;
+        sim_nat_cfg c = nat_cfg_of(&l->nat);
+        int rc = sim_nat_new(&r->lan_nats[i], r->net, r->lans[i], &c);
+        if (rc != MESH_OK)
+            return fail(r, rc, "NAT of LAN %s: %s", l->name);
+    }
+    return MESH_OK;
+}
+
+static int grow_regions(size_t **arr, size_t *n, size_t need)
+{
+    if (need <= *n)
+        return MESH_OK;
+    size_t nn = *n ? *n : 64;
+    while (nn < need)
+        nn *= 2;
+    size_t *a = realloc(*arr, nn * sizeof *a);
+    if (!a)
+        return MESH_ERR_NOMEM;
+    for (size_t i = *n; i < nn; i++)
+        a[i] = SIM_SCN_NO_REGION;
+    *arr = a;
+    *n = nn;
+    return MESH_OK;
+}
+
+static int build_nodes(runner *r)
+{
+    const sim_scenario *s = r->scn;
+    r->nodes = calloc(s->node_count ? s->node_count : 1, sizeof *r->nodes);
+    r->home_nats = calloc(s->node_count ? s->node_count : 1, sizeof *r->home_nats);
+    if (!r->nodes || !r->home_nats)
+        return MESH_ERR_NOMEM;
+    uint32_t *lan_next = calloc(s->lan_count ? s->lan_count : 1, sizeof *lan_next);
+    if (!lan_next)
+        return MESH_ERR_NOMEM;
+    int rc = MESH_OK;
+    for (size_t g = 0; g < s->group_count && rc == MESH_OK; g++) {
+        const sim_scn_group *gr = &s->groups[g];
+        for (uint32_t k = 0; k < gr->count && rc == MESH_OK; k++) {
+            rn_node *n = &r->nodes[gr->first_node + k];
+            n->r = r;
+            n->idx = gr->first_node + k;
+            n->group = g;
+            n->link = link_of(&gr->link);
+            char name[SIM_SCN_MAX_NAME + 16];
+            snprintf(name, sizeof name, "%s-%u", gr->name, k);
+            sim_host_cfg hc = {0};
+            hc.name = name;
+            hc.up = hc.down = n->link;
+            if (gr->lan != SIM_SCN_INTERNET) {
+                n->lan = r->lans[gr->lan];
+                n->nat = r->lan_nats[gr->lan];
+                hc.lan = n->lan;
+                hc.ip = sim_lan_is_private(n->lan) ? ADDR_PRIVATE + lan_next[gr->lan]++
+                                                   : r->next_public++;
+            } else if (gr->nat.present) {
+                /* a home router of its own: a private one-host LAN with a NAT */
+                sim_lan_cfg lc = {0};
+                lc.name = name;
+                lc.is_private = 1;
+                lc.public_ip = r->next_lan_public++;
+                rc = sim_net_add_lan(r->net, &lc, &n->lan);
+                if (rc != MESH_OK)
+                    break;
+                sim_nat_cfg nc = nat_cfg_of(&gr->nat);
+                rc = sim_nat_new(&n->nat, r->net, n->lan, &nc);
+                if (rc != MESH_OK)
+                    break;
+                r->home_nats[r->nhome++] = n->nat;
+                hc.lan = n->lan;
+                hc.ip = ADDR_PRIVATE;
+                if ((rc = grow_regions(&r->lan_region_of_id, &r->nlan_ids,
+                                       sim_lan_id(n->lan) + 1)) != MESH_OK)
+                    break;
+                r->lan_region_of_id[sim_lan_id(n->lan)] = gr->region;
+            } else {
+                hc.ip = r->next_public++;
+            }
+            rc = sim_net_add_host(r->net, &hc, &n->host);
+            if (rc != MESH_OK)
+                break;
+            if ((rc = grow_regions(&r->host_region_of_id, &r->nhost_ids,
+                                   sim_host_id(n->host) + 1)) != MESH_OK)
+                break;
+            r->host_region_of_id[sim_host_id(n->host)] = gr->region;
+            n->public_addr = mesh_addr_v4(
+                n->lan && sim_lan_is_private(n->lan) ? sim_lan_public_ip(n->lan)
+                                                     : sim_host_ip(n->host),
+                MESH_RUNNER_NODE_PORT);
+            n->reachable = !(n->lan && sim_lan_is_private(n->lan));
+            if ((rc = sim_driver_new(&n->drv, r->w, n->host)) != MESH_OK)
+                break;
+            n->env = sim_driver_env(n->drv);
+            if ((rc = mesh_identity_generate(&n->id, &n->env)) != MESH_OK)
+                break;
+            mesh_tls_cfg tc = {0};
+            tc.sni = gr->tls_sni;
+            const char *alpn[MESH_TLS_ALPN_MAX + 1] = {0};
+            if (gr->alpn_count) {
+                for (size_t a = 0; a < gr->alpn_count && a < MESH_TLS_ALPN_MAX; a++)
+                    alpn[a] = gr->alpn[a];
+                tc.alpn = alpn;
+            }
+            if ((rc = mesh_tls_ctx_new(&n->tls, &n->env, n->id, &tc)) != MESH_OK)
+                break;
+        }
+        if (rc != MESH_OK)
+            snprintf(r->err, r->errlen, "group %s: node setup failed: %s", gr->name,
+                     mesh_strerror(rc));
+    }
+    /* LAN regions */
+    for (size_t i = 0; i < s->lan_count && rc == MESH_OK; i++) {
+        rc = grow_regions(&r->lan_region_of_id, &r->nlan_ids, sim_lan_id(r->lans[i]) + 1);
+        if (rc == MESH_OK)
+            r->lan_region_of_id[sim_lan_id(r->lans[i])] = s->lans[i].region;
+    }
+    free(lan_next);
+    return rc;
+}
+
+/* ---- messages ---------------------------------------------------------------------------- */
+
+static int msg_new(runner *r, uint32_t src, uint32_t dst, uint64_t size, uint64_t *id)
+{
+    if (r->nmsgs == r->capmsgs) {
+        size_t nc = r->capmsgs ? r->capmsgs * 2 : 4096;
+        rn_msg *m = realloc(r->msgs, nc * sizeof *m);
+        if (!m)
+            return MESH_ERR_NOMEM;
+        r->msgs = m;
+        r->capmsgs = nc;
+    }
+    *id = r->nmsgs;
+    r->msgs[r->nmsgs++] = (rn_msg){src, dst, size, sim_sched_now(r->sched), MSG_PENDING};
+    return MESH_OK;
+}
+
+static void rn_msg_fail(runner *r, uint64_t id, int reason)
+{
+    rn_msg *m = &r->msgs[id];
+    if (m->state != MSG_PENDING)
+        return;
+    m->state = MSG_FAILED;
+    r->msgs_failed++;
+    char d[64];
+    snprintf(d, sizeof d, "msg=%llu", (unsigned long long)id);
+    rec_event(r, m->src, SIM_RES_EV_MSG_FAILED, m->dst, reason, d);
+}
+
+static void msg_delivered(runner *r, rn_node *at, uint64_t id)
+{
+    if (id >= r->nmsgs)
+        return;
+    rn_msg *m = &r->msgs[id];
+    if (m->dst != at->idx || m->state != MSG_PENDING)
+        return;
+    m->state = MSG_DELIVERED;
+    mesh_time lat = sim_sched_now(r->sched) - m->sent;
+    r->msgs_delivered++;
+    r->bytes_delivered += m->size;
+    if (r->nlat < r->nmsgs) {
+        mesh_time *l = realloc(r->lat, r->capmsgs * sizeof *l);
+        if (l) {
+            r->lat = l;
+            r->lat[r->nlat++] = lat;
+        }
+    }
+    char d[64];
+    snprintf(d, sizeof d, "msg=%llu latency_ns=%llu", (unsigned long long)id,
+             (unsigned long long)lat);
+    rec_event(r, m->dst, SIM_RES_EV_MSG_DELIVERED, m->src, MESH_OK, d);
+}
+
+/* ---- sessions ------------------------------------------------------------------------------ */
+
+static mesh_session_cfg session_cfg(const runner *r, const rn_node *n)
+{
+    (void)r;
+    (void)n;
+    mesh_session_cfg c = {0};
+    return c;
+}
+
+static void conn_unlink(rn_conn *c)
+{
+    rn_conn **pp = &c->n->out;
+    while (*pp && *pp != c)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = c->next;
+}
+
+/* Fail what waits, free the session and the conn. */
+static void conn_drop(rn_conn *c, int reason)
+{
+    runner *r = c->n->r;
+    for (size_t i = 0; i < c->npending; i++)
+        rn_msg_fail(r, c->pending[i], reason);
+    conn_unlink(c);
+    mesh_session_free(c->s);
+    free(c);
+}
+
+/* Send queued messages in order until the session pushes back. */
+static void conn_flush(rn_conn *c)
+{
+    runner *r = c->n->r;
+    size_t i = 0;
+    for (; i < c->npending; i++) {
+        uint64_t id = c->pending[i];
+        int rc = mesh_session_send_data(c->s, id, r->zeros, (size_t)r->msgs[id].size);
+        if (rc == MESH_ERR_AGAIN)
+            break;
+        if (rc != MESH_OK)
+            rn_msg_fail(r, id, rc);
+    }
+    memmove(c->pending, c->pending + i, (c->npending - i) * sizeof *c->pending);
+    c->npending -= i;
+}
+
+static void out_on_connected(mesh_session *s, void *ud)
+{
+    rn_conn *c = ud;
+    runner *r = c->n->r;
+    c->connected = 1;
+    r->sessions_established++;
+    mesh_session_stats st;
+    mesh_session_get_stats(s, &st);
+    char d[96];
+    snprintf(d, sizeof d, "setup_ns=%llu alpn=%s",
+             (unsigned long long)(st.connected_at - st.created_at), mesh_session_alpn(s));
+    rec_event(r, c->n->idx, SIM_RES_EV_SESSION_ESTABLISHED, c->dst, MESH_OK, d);
+    conn_flush(c);
+}
+
+static void out_on_writable(mesh_session *s, void *ud)
+{
+    (void)s;
+    conn_flush(ud);
+}
+
+static void out_on_closed(mesh_session *s, int reason, void *ud)
+{
+    (void)s;
+    rn_conn *c = ud;
+    runner *r = c->n->r;
+    if (!c->connected) {
+        r->sessions_failed++;
+        rec_event(r, c->n->idx, SIM_RES_EV_SESSION_FAILED, c->dst, reason, mesh_errname(reason));
+    } else {
+        rec_event(r, c->n->idx, SIM_RES_EV_SESSION_CLOSED, c->dst, reason, mesh_errname(reason));
+    }
+    conn_drop(c, reason == MESH_OK ? MESH_ERR_CLOSED : reason);
+}
+
+static void in_on_message(mesh_session *s, const mesh_envelope *e, void *ud)
+{
+    (void)s;
+    rn_in *in = ud;
+    if (e->body_case == MESHARA__WIRE__ENVELOPE__BODY_DATA)
+        msg_delivered(in->n->r, in->n, e->data->msg_id);
+}
+
+static void in_unlink_free(rn_in *in)
+{
+    if (in->prev)
+        in->prev->next = in->next;
+    else
+        in->n->in = in->next;
+    if (in->next)
+        in->next->prev = in->prev;
+    mesh_session_free(in->s);
+    free(in);
+}
+
+static void in_on_closed(mesh_session *s, int reason, void *ud)
+{
+    (void)s;
+    rn_in *in = ud;
+    if (reason != MESH_OK && mesh_session_peer_key(in->s) == NULL)
+        rec_event(in->n->r, in->n->idx, "session_refused", -1, reason, mesh_errname(reason));
+    in_unlink_free(in);
+}
+
+static const mesh_session_cbs OUT_CBS = {
+    .on_connected = out_on_connected,
+    .on_writable = out_on_writable,
+    .on_closed = out_on_closed,
+};
+static const mesh_session_cbs IN_CBS = {
+    .on_message = in_on_message,
+    .on_closed = in_on_closed,
+};
+
+static void node_on_accept(mesh_listener *l, mesh_stream *st, const mesh_addr *peer, void *ud)
+{
+    (void)l;
+    (void)peer;
+    rn_node *n = ud;
+    rn_in *in = calloc(1, sizeof *in);
+    if (!in) {
+        n->env.ops->stream_close(n->env.obj, st, MESH_CLOSE_ABORT);
+        return;
+    }
+    in->n = n;
+    mesh_session_cfg cfg = session_cfg(n->r, n);
+    if (mesh_session_accept(&in->s, &n->env, n->tls, st, &cfg, &IN_CBS, in) != MESH_OK) {
+        free(in); /* the session closed the stream */
+        return;
+    }
+    in->next = n->in;
+    if (n->in)
+        n->in->prev = in;
+    n->in = in;
+}
+
+/* Where src reaches dst: inside one LAN by its own address, else by its public one (a NAT's
+ * port mapping when it has one). */
+static mesh_addr addr_for(const rn_node *src, const rn_node *dst)
+{
+    if (dst->lan && dst->lan == src->lan)
+        return mesh_addr_v4(sim_host_ip(dst->host), MESH_RUNNER_NODE_PORT);
+    return dst->public_addr;
+}
+
+static rn_conn *conn_get(rn_node *n, uint32_t dst, int *err)
+{
+    for (rn_conn *c = n->out; c; c = c->next)
+        if (c->dst == dst)
+            return c;
+    runner *r = n->r;
+    rn_conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        *err = MESH_ERR_NOMEM;
+        return NULL;
+    }
+    c->n = n;
+    c->dst = dst;
+    rn_node *d = &r->nodes[dst];
+    mesh_addr to = addr_for(n, d);
+    mesh_session_cfg cfg = session_cfg(r, n);
+    r->sessions_attempted++;
+    int rc = mesh_session_connect(&c->s, &n->env, n->tls, &to, mesh_identity_pubkey(d->id), &cfg,
+                                  &OUT_CBS, c);
+    if (rc != MESH_OK) {
+        free(c);
+        *err = rc;
+        r->sessions_failed++;
+        rec_event(r, n->idx, SIM_RES_EV_SESSION_FAILED, dst, rc, mesh_errname(rc));
+        return NULL;
+    }
+    c->next = n->out;
+    n->out = c;
+    return c;
+}
+
+static void node_send(runner *r, rn_node *n, uint32_t dst, uint64_t size)
+{
+    uint64_t id;
+    if (msg_new(r, n->idx, dst, size, &id) != MESH_OK) {
+        r->fatal = MESH_ERR_NOMEM;
+        sim_sched_stop(r->sched);
+        return;
+    }
+    char d[64];
+    snprintf(d, sizeof d, "msg=%llu size=%llu", (unsigned long long)id,
+             (unsigned long long)size);
+    rec_event(r, n->idx, SIM_RES_EV_MSG_SENT, dst, MESH_OK, d);
+    int err = MESH_OK;
+    rn_conn *c = conn_get(n, dst, &err);
+    if (!c) {
+        rn_msg_fail(r, id, err);
+        return;
+    }
+    if (c->npending == SIM_RUNNER_PENDING_MAX) {
+        rn_msg_fail(r, id, MESH_ERR_LIMIT);
+        return;
+    }
+    c->pending[c->npending++] = id;
+    if (c->connected && c->npending == 1)
+        conn_flush(c);
+}
+
+/* ---- node life ------------------------------------------------------------------------------- */
+
+static void node_join(void *ctx, void *arg)
+{
+    runner *r = ctx;
+    rn_node *n = arg;
+    mesh_addr any = mesh_addr_v4(0, MESH_RUNNER_NODE_PORT);
+    int err = MESH_OK;
+    n->lst = n->env.ops->listen(n->env.obj, &any, node_on_accept, n, &err);
+    if (!n->lst) {
+        rec_event(r, n->idx, "node_join_failed", -1, err, mesh_errname(err));
+        return;
+    }
+    if (n->nat && r->scn->groups[n->group].lan == SIM_SCN_INTERNET
+            ? r->scn->groups[n->group].nat.upnp
+            : (n->nat && r->scn->lans[r->scn->groups[n->group].lan].nat.upnp)) {
+        mesh_addr internal = mesh_addr_v4(sim_host_ip(n->host), MESH_RUNNER_NODE_PORT), ext;
+        if (sim_nat_portmap_request(n->nat, SIM_PROTO_TCP, &internal, 0, &ext) == MESH_OK) {
+            n->public_addr = ext;
+            n->reachable = 1;
+        }
+    }
+    n->joined = n->online = 1;
+    char d[96], a[MESH_ADDR_STRLEN];
+    snprintf(d, sizeof d, "joined reachable=%d public=%s", n->reachable,
+             mesh_addr_format(&n->public_addr, a, sizeof a));
+    rec_event(r, n->idx, SIM_RES_EV_NODE_UP, -1, MESH_OK, d);
+}
+
+static void node_close_sessions(rn_node *n, int reason)
+{
+    while (n->out)
+        conn_drop(n->out, reason);
+    while (n->in)
+        in_unlink_free(n->in);
+}
+
+static void node_down(runner *r, rn_node *n)
+{
+    if (!n->online)
+        return;
+    n->online = 0;
+    r->node_downs++;
+    sim_host_set_up(n->host, 0);
+    node_close_sessions(n, MESH_ERR_CLOSED); /* the node's process is gone */
+    rec_event(r, n->idx, SIM_RES_EV_NODE_DOWN, -1, MESH_OK, "churn");
+}
+
+static void node_up_ev(void *ctx, void *arg)
+{
+    runner *r = ctx;
+    rn_node *n = arg;
+    if (n->online || !n->joined)
+        return;
+    sim_host_set_up(n->host, 1);
+    n->online = 1;
+    rec_event(r, n->idx, SIM_RES_EV_NODE_UP, -1, MESH_OK, "back from churn");
+}
+
+/* ---- traffic --------------------------------------------------------------------------------- */
+
+static mesh_time draw_gap(const sim_scn_traffic *t, sim_rng *rng)
+{
+    if (t->arrivals == SIM_SCN_ARRIVALS_POISSON) {
+        double u = sim_rng_unit(rng);
+        double g = -log(1.0 - u) * (double)t->interval;
+        return g < 1.0 ? 1 : (mesh_time)g;
+    }
+    return t->interval;
+}
+
+static uint64_t draw_size(const sim_scn_size *z, sim_rng *rng)
+{
+    double v;
+    switch (z->dist) {
+    case SIM_SCN_SIZE_UNIFORM:
+        return z->min + sim_rng_below(rng, z->max - z->min + 1);
+    case SIM_SCN_SIZE_EXPONENTIAL:
+        v = -log(1.0 - sim_rng_unit(rng)) * (double)z->mean;
+        break;
+    case SIM_SCN_SIZE_PARETO: {
+        double xm = (double)z->mean * (z->shape - 1.0) / z->shape;
+        v = xm / pow(1.0 - sim_rng_unit(rng), 1.0 / z->shape);
+        break;
+    }
+    default:
+        return z->min;
+    }
+    uint64_t s = v >= (double)SIM_RUNNER_MAX_MSG ? SIM_RUNNER_MAX_MSG : (uint64_t)v;
+    if (z->max && s > z->max)
+        s = z->max;
+    return s;
+}
+
+static void traffic_fire(void *ctx, void *arg)
+{
+    runner *r = ctx;
+    rn_traffic_src *src = arg;
+    const sim_scn_traffic *t = &r->scn->traffic[src->pattern];
+    rn_node *n = &r->nodes[src->node];
+    mesh_time now = sim_sched_now(r->sched);
+    if (now >= t->stop)
+        return;
+    if (n->online) {
+        const sim_scenario *s = r->scn;
+        uint32_t first = 0, count = s->node_count;
+        if (t->to != SIM_SCN_TO_RANDOM) {
+            first = s->groups[t->to].first_node;
+            count = s->groups[t->to].count;
+        }
+        int self_in = src->node >= first && src->node < first + count;
+        uint32_t choices = count - (self_in ? 1 : 0);
+        if (choices > 0) {
+            uint32_t k = (uint32_t)sim_rng_below(&src->rng, choices);
+            uint32_t dst = first + k;
+            if (self_in && dst >= src->node)
+                dst++;
+            node_send(r, n, dst, draw_size(&t->size, &src->rng));
+        }
+    }
+    mesh_time next = now + draw_gap(t, &src->rng);
+    if (next < t->stop && next < r->scn->duration)
+        sim_sched_at(r->sched, next, SIM_EV_USER, src->node, traffic_fire, r, src, NULL);
+}
+
+/* ---- timed events ------------------------------------------------------------------------------ */
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int part_member(const rn_partition *p, uint32_t ip)
+{
+    return bsearch(&ip, p->ips, p->nips, sizeof ip, cmp_u32) != NULL;
+}
+
+/* Drops every packet between a member and a non-member while active. */
+static int part_on_packet(void *obj, sim_mbox *mb, sim_pkt *pkt, int dir, mesh_time *delay)
+{
+    (void)mb;
+    (void)delay;
+    rn_partition *p = obj;
+    if (!p->active)
+        return SIM_PASS;
+    uint32_t remote = sim_addr_ip4(dir == SIM_DIR_OUT ? &pkt->dst : &pkt->src);
+    return part_member(p, remote) ? SIM_PASS : SIM_DROP;
+}
+
+static const sim_mbox_ops PART_OPS = {.on_packet = part_on_packet};
+
+static int ref_has_node(const sim_scenario *s, const sim_scn_ref *ref, uint32_t node)
+{
+    size_t g = sim_scenario_node_group(s, node);
+    if (ref->kind == SIM_SCN_REF_GROUP)
+        return g == ref->index;
+    return s->groups[g].lan == ref->index;
+}
+
+static void ev_partition(runner *r, const sim_scn_event *e)
+{
+    const sim_scenario *s = r->scn;
+    rn_partition *p = calloc(1, sizeof *p);
+    rn_partition **parts = realloc(r->parts, (r->nparts + 1) * sizeof *parts);
+    if (!p || !parts) {
+        free(p);
+        r->fatal = MESH_ERR_NOMEM;
+        return;
+    }
+    r->parts = parts;
+    r->parts[r->nparts++] = p;
+    p->r = r;
+    p->ips = calloc(2 * (size_t)s->node_count + 1, sizeof *p->ips);
+    if (!p->ips) {
+        r->fatal = MESH_ERR_NOMEM;
+        return;
+    }
+    /* members' own addresses, and the public addresses of the NATs in front of them */
+    for (uint32_t i = 0; i < s->node_count; i++) {
+        for (size_t k = 0; k < e->target_count; k++) {
+            if (!ref_has_node(s, &e->targets[k], i))
+                continue;
+            rn_node *n = &r->nodes[i];
+            p->ips[p->nips++] = sim_host_ip(n->host);
+            if (n->lan && sim_lan_is_private(n->lan))
+                p->ips[p->nips++] = sim_lan_public_ip(n->lan);
+            break;
+        }
+    }
+    qsort(p->ips, p->nips, sizeof *p->ips, cmp_u32);
+    p->active = 1;
+    for (uint32_t i = 0; i < s->node_count; i++) {
+        for (size_t k = 0; k < e->target_count; k++) {
+            if (!ref_has_node(s, &e->targets[k], i))
+                continue;
+            if (sim_net_attach_host_mbox(r->net, r->nodes[i].host, &PART_OPS, p, NULL) !=
+                MESH_OK)
+                rec_event(r, i, "partition_failed", -1, MESH_ERR_LIMIT,
+                          "too many middleboxes on the host");
+            break;
+        }
+    }
+    }
+
+static void heal_ev(void *ctx, void *arg)
+{
+    runner *r = ctx;
+    rn_partition *p = arg;
+    p->active = 0;
+    rec_event(r, -1, SIM_RES_EV_SCENARIO, -1, MESH_OK, "partition healed");
+}
+
+static void ev_churn(runner *r, const sim_scn_event *e, size_t idx)
+{
+    const sim_scn_group *g = &r->scn->groups[e->group];
+    uint32_t k = (uint32_t)llround(e->fraction * g->count);
+    sim_rng rng;
+    sim_rng_derive(&rng, r->scn->seed, RN_STREAM_CHURN + idx);
+    /* a partial Fisher-Yates over the group's node indices picks k distinct nodes */
+    uint32_t *ix = malloc((g->count ? g->count : 1) * sizeof *ix);
+    if (!ix) {
+        r->fatal = MESH_ERR_NOMEM;
+        return;
+    }
+    for (uint32_t i = 0; i < g->count; i++)
+        ix[i] = g->first_node + i;
+    for (uint32_t i = 0; i < k; i++) {
+        uint32_t j = i + (uint32_t)sim_rng_below(&rng, g->count - i);
+        uint32_t t = ix[i];
+        ix[i] = ix[j];
+        ix[j] = t;
+        rn_node *n = &r->nodes[ix[i]];
+        node_down(r, n);
+        if (e->down_for != MESH_TIME_NEVER)
+            sim_sched_after(r->sched, e->down_for, SIM_EV_USER, n->idx, node_up_ev, r, n, NULL);
+    }
+    free(ix);
+}
+
+static void ev_link(runner *r, const sim_scn_event *e)
+{
+    if (e->target.kind == SIM_SCN_REF_LAN) {
+        sim_link_cfg *c = &r->lan_links[e->target.index];
+        link_merge(c, &e->link);
+        sim_lan_set_links(r->lans[e->target.index], c, c);
+        return;
+    }
+    const sim_scn_group *g = &r->scn->groups[e->target.index];
+    for (uint32_t i = 0; i < g->count; i++) {
+        rn_node *n = &r->nodes[g->first_node + i];
+        link_merge(&n->link, &e->link);
+        sim_host_set_links(n->host, &n->link, &n->link);
+    }
+}
+
+static void event_fire(void *ctx, void *arg)
+{
+    runner *r = ctx;
+    size_t idx = (size_t)(uintptr_t)arg;
+    const sim_scn_event *e = &r->scn->events[idx];
+    char what[64];
+    snprintf(what, sizeof what, "%s (events[%zu])", sim_scn_event_kind_name(e->kind), idx);
+    rec_event(r, -1, SIM_RES_EV_SCENARIO, -1, MESH_OK, what);
+    switch (e->kind) {
+    case SIM_SCN_EV_CHURN:
+        ev_churn(r, e, idx);
+        break;
+    case SIM_SCN_EV_PARTITION:
+        ev_partition(r, e);
+        if (!r->fatal && e->heal_at != MESH_TIME_NEVER)
+            sim_sched_at(r->sched, e->heal_at, SIM_EV_USER, idx, heal_ev, r,
+                         r->parts[r->nparts - 1], NULL);
+        break;
+    case SIM_SCN_EV_LINK:
+        ev_link(r, e);
+        break;
+    case SIM_SCN_EV_CENSOR:
+        sim_censor_set_enabled(r->censors[e->censor], e->enabled);
+        break;
+    }
+    if (r->fatal)
+        sim_sched_stop(r->sched);
+}
+
+/* ---- censors --------------------------------------------------------------------------------- */
+
+static void on_censor_decision(void *ud, const sim_censor_decision *d)
+{
+    runner *r = ud;
+    char detail[SIM_CENSOR_WHAT_MAX + 160], c[MESH_ADDR_STRLEN], s[MESH_ADDR_STRLEN];
+    snprintf(detail, sizeof detail, "rule=%s action=%s%s label=%s client=%s server=%s %s",
+             d->rule_name, sim_censor_action_name(d->action), d->residual ? " residual=1" : "",
+             d->label == SIM_CENSOR_LABEL_BACKGROUND ? "background"
+             : d->label == SIM_CENSOR_LABEL_MESHARA  ? "meshara"
+                                                     : "unknown",
+             mesh_addr_format(&d->client, c, sizeof c), mesh_addr_format(&d->server, s, sizeof s),
+             d->what ? d->what : "");
+    rec_event(r, -1, SIM_RES_EV_CENSOR, -1, MESH_OK, detail);
+}
+
+/* Ground truth for the censor's statistics: Meshara nodes listen on MESH_RUNNER_NODE_PORT;
+ * background servers live in their own address block. */
+static int classify_flow(void *ud, const mesh_addr *client, const mesh_addr *server,
+                         uint8_t proto)
+{
+    (void)ud;
+    (void)client;
+    if (proto != SIM_PROTO_TCP)
+        return SIM_CENSOR_LABEL_UNKNOWN;
+    uint32_t ip = sim_addr_ip4(server);
+    if (ip >= ADDR_BG_HOSTS && ip < ADDR_BG_HOSTS + (1u << 20))
+        return SIM_CENSOR_LABEL_BACKGROUND;
+    return server->port == MESH_RUNNER_NODE_PORT ? SIM_CENSOR_LABEL_MESHARA
+                                                 : SIM_CENSOR_LABEL_UNKNOWN;
+}
+
+static int censor_rule_of(const sim_scn_rule *sr, sim_censor_rule *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    out->name = sr->name;
+    sim_censor_match *m = &out->match;
+    if (sr->match & SIM_SCN_MATCH_DST_IP) {
+        m->dst_ip = sr->dst_ip;
+        m->dst_prefix = sr->dst_prefix;
+    }
+    if (sr->match & SIM_SCN_MATCH_DST_PORT) {
+        m->proto = SIM_PROTO_TCP;
+        m->dst_port_lo = sr->port_min;
+        m->dst_port_hi = sr->port_max;
+    }
+    if (sr->match & SIM_SCN_MATCH_SNI) {
+        if (strncmp(sr->sni, "*.", 2) == 0) {
+            m->sni = sr->sni + 2;
+            m->sni_suffix = 1;
+        } else {
+            m->sni = sr->sni;
+        }
+    }
+    if (sr->match & SIM_SCN_MATCH_ALPN)
+        m->alpn = sr->alpn;
+    if (sr->match & SIM_SCN_MATCH_JA3)
+        m->ja3_md5 = sr->ja3;
+    if (sr->match & SIM_SCN_MATCH_FIRST_LEN) {
+        m->len_min = (uint32_t)sr->len_min;
+        m->len_max = (uint32_t)(sr->len_max > UINT32_MAX ? UINT32_MAX : sr->len_max);
+    }
+    if (sr->match & SIM_SCN_MATCH_ENTROPY) {
+        m->entropy_min = sr->entropy_min;
+        m->entropy_max = sr->entropy_max;
+    }
+    switch (sr->action) {
+    case SIM_SCN_ACT_DROP:
+        out->action = SIM_CENSOR_DROP;
+        break;
+    case SIM_SCN_ACT_RST:
+        out->action = SIM_CENSOR_RST;
+        break;
+    case SIM_SCN_ACT_THROTTLE:
+        out->action = SIM_CENSOR_THROTTLE;
+        out->rate_bps = sr->throttle_bps;
+        out->burst_bytes = 16384;
+        break;
+    default:
+        snprintf(err, errlen, "%s:%u:%u: censor action 'probe' is not modelled yet",
+                 sr->loc.origin, sr->loc.line, sr->loc.col);
+        return MESH_ERR_UNSUPPORTED;
+    }
+    out->residual = sr->residual;
+    return MESH_OK;
+}
+
+static int build_censors(runner *r)
+{
+    const sim_scenario *s = r->scn;
+    r->censors = calloc(s->censor_count ? s->censor_count : 1, sizeof *r->censors);
+    if (!r->censors)
+        return MESH_ERR_NOMEM;
+    for (size_t i = 0; i < s->censor_count; i++) {
+        const sim_scn_censor *sc = &s->censors[i];
+        sim_censor_cfg cfg = {.name = sc->name, .start_disabled = !sc->enabled};
+        int rc = sim_censor_new(&r->censors[i], &cfg);
+        if (rc != MESH_OK)
+            return fail(r, rc, "censor %s: %s", sc->name);
+        sim_censor *c = r->censors[i];
+        sim_censor_set_decision_cb(c, on_censor_decision, r);
+        sim_censor_set_classifier(c, classify_flow, r);
+        for (size_t k = 0; k < sc->rule_count; k++) {
+            sim_censor_rule cr;
+            if ((rc = censor_rule_of(&sc->rules[k], &cr, r->err, r->errlen)) != MESH_OK)
+                return rc;
+            if ((rc = sim_censor_add_rule(c, &cr, NULL)) != MESH_OK) {
+                snprintf(r->err, r->errlen, "%s:%u:%u: censor rule refused: %s",
+                         sc->rules[k].loc.origin, sc->rules[k].loc.line, sc->rules[k].loc.col,
+                         mesh_strerror(rc));
+                return rc;
+            }
+        }
+        for (size_t t = 0; t < sc->target_count; t++) {
+            const sim_scn_ref *ref = &sc->targets[t];
+            if (ref->kind == SIM_SCN_REF_LAN) {
+                rc = sim_censor_attach_lan(c, r->net, r->lans[ref->index]);
+            } else {
+                const sim_scn_group *g = &s->groups[ref->index];
+                for (uint32_t k = 0; k < g->count && rc == MESH_OK; k++)
+                    rc = sim_censor_attach_host(c, r->net, r->nodes[g->first_node + k].host);
+            }
+            if (rc != MESH_OK)
+                return fail(r, rc, "censor %s: cannot attach: %s", sc->name);
+        }
+    }
+    return MESH_OK;
+}
+
+/* ---- background HTTPS ------------------------------------------------------------------ */
+
+static int bg_host(runner *r, const char *name, sim_lan *lan, uint32_t ip, sim_host **out)
+{
+    sim_host_cfg hc = {0};
+    hc.name = name;
+    hc.lan = lan;
+    hc.ip = ip;
+    hc.up = hc.down = link_of(&r->scn->access);
+    return sim_net_add_host(r->net, &hc, out);
+}
+
+/* One ordinary HTTPS client behind each censor target, all fetching from one server on the
+ * core, so the censor's collateral damage is measured on the same path as Meshara's. */
+static int build_background(runner *r)
+{
+    const sim_scenario *s = r->scn;
+    size_t targets = 0;
+    for (size_t i = 0; i < s->censor_count; i++)
+        targets += s->censors[i].target_count;
+    if (targets == 0)
+        return MESH_OK;
+    uint32_t next_bg = ADDR_BG_HOSTS;
+    int rc = bg_host(r, "bg-server", NULL, next_bg++, &r->bg_server_host);
+    if (rc == MESH_OK)
+        rc = sim_driver_new(&r->bg_server_drv, r->w, r->bg_server_host);
+    if (rc != MESH_OK)
+        return fail(r, rc, "background server %s: %s", "bg-server");
+    mesh_env senv = sim_driver_env(r->bg_server_drv);
+    if ((rc = sim_https_server_new(&r->bg_server, &senv, NULL)) != MESH_OK)
+        return fail(r, rc, "background server %s: %s", "bg-server");
+    r->bg_drvs = calloc(targets, sizeof *r->bg_drvs);
+    r->bg_clients = calloc(targets, sizeof *r->bg_clients);
+    if (!r->bg_drvs || !r->bg_clients)
+        return MESH_ERR_NOMEM;
+    uint32_t *lan_next = calloc(s->lan_count ? s->lan_count : 1, sizeof *lan_next);
+    if (!lan_next)
+        return MESH_ERR_NOMEM;
+    for (size_t i = 0; i < s->censor_count && rc == MESH_OK; i++) {
+        const sim_scn_censor *sc = &s->censors[i];
+        for (size_t t = 0; t < sc->target_count && rc == MESH_OK; t++) {
+            const sim_scn_ref *ref = &sc->targets[t];
+            char name[SIM_SCN_MAX_NAME * 2 + 16];
+            snprintf(name, sizeof name, "bg-%s-%zu", sc->name, t);
+            sim_lan *lan = NULL;
+            uint32_t ip = next_bg++;
+            size_t li = ref->kind == SIM_SCN_REF_LAN ? ref->index : s->groups[ref->index].lan;
+            if (li != SIM_SCN_INTERNET) {
+                lan = r->lans[li];
+                /* private LANs: addresses above the nodes' (10.0.128.0 on) */
+                if (sim_lan_is_private(lan))
+                    ip = SIM_IP4(10, 0, 128, 0) + ++lan_next[li];
+            }
+            sim_host *h = NULL;
+            rc = bg_host(r, name, lan, ip, &h);
+            if (rc == MESH_OK && ref->kind == SIM_SCN_REF_GROUP)
+                rc = sim_censor_attach_host(r->censors[i], r->net, h);
+            if (rc == MESH_OK)
+                rc = sim_driver_new(&r->bg_drvs[r->nbg], r->w, h);
+            if (rc != MESH_OK)
+                break;
+            mesh_env env = sim_driver_env(r->bg_drvs[r->nbg]);
+            sim_https_client_cfg cc = {0};
+            cc.server = mesh_addr_v4(ADDR_BG_HOSTS, sim_https_server_addr(r->bg_server).port);
+            cc.response_bytes = SIM_RUNNER_BG_RESPONSE;
+            cc.interval = SIM_RUNNER_BG_INTERVAL_MS * MESH_NS_PER_MS;
+            cc.jitter = cc.interval / 2;
+            rc = sim_https_client_new(&r->bg_clients[r->nbg], &env, &cc);
+            r->nbg++;
+        }
+    }
+    free(lan_next);
+    if (rc != MESH_OK)
+        snprintf(r->err, r->errlen, "background HTTPS client: %s", mesh_strerror(rc));
+    return rc;
+}
+
+/* ---- series, summary, progress ------------------------------------------------------------------ */
+
+static void sample_ev(void *ctx, void *arg)
+{
+    (void)arg;
+    runner *r = ctx;
+    uint64_t conns = 0, online = 0;
+    for (uint32_t i = 0; i < r->scn->node_count; i++) {
+        const rn_node *n = &r->nodes[i];
+        online += n->online;
+        for (const rn_conn *c = n->out; c; c = c->next)
+            conns += c->connected;
+    }
+    mesh_time now = sim_sched_now(r->sched);
+    if (r->rec) {
+        sim_results_series(r->rec, now, -1, "sessions_connected", (double)conns);
+        sim_results_series(r->rec, now, -1, "nodes_online", (double)online);
+        sim_results_series(r->rec, now, -1, "messages_delivered", (double)r->msgs_delivered);
+        sim_results_series(r->rec, now, -1, "messages_failed", (double)r->msgs_failed);
+    }
+    mesh_time next = now + SIM_RUNNER_SAMPLE_S * MESH_NS_PER_S;
+    if (next <= r->scn->duration)
+        sim_sched_at(r->sched, next, SIM_EV_USER, 0, sample_ev, r, NULL, NULL);
+}
+
+static int cmp_time(const void *a, const void *b)
+{
+    mesh_time x = *(const mesh_time *)a, y = *(const mesh_time *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* p in [0, 1]: nearest-rank percentile of sorted v, in milliseconds; NaN when empty. */
+static double pct_ms(const mesh_time *v, size_t n, double p)
+{
+    if (n == 0)
+        return NAN;
+    size_t k = (size_t)ceil(p * (double)n);
+    if (k > 0)
+        k--;
+    return (double)v[k] / 1e6;
+}
+
+typedef struct summary_row {
+    const char *name;
+    double value;
+} summary_row;
+
+enum { MAX_SUMMARY = 40 };
+
+static size_t make_summary(runner *r, summary_row *rows)
+{
+    size_t n = 0;
+#define ROW(nm, v) (rows[n++] = (summary_row){(nm), (double)(v)})
+    const sim_scenario *s = r->scn;
+    uint64_t joined = 0, reachable = 0;
+    for (uint32_t i = 0; i < s->node_count; i++) {
+        joined += r->nodes[i].joined;
+        reachable += r->nodes[i].joined && r->nodes[i].reachable;
+    }
+    uint64_t sent = r->nmsgs;
+    ROW("nodes", s->node_count);
+    ROW("nodes_joined", joined);
+    ROW("nodes_reachable", reachable);
+    ROW("node_downs", r->node_downs);
+    ROW("sessions_attempted", r->sessions_attempted);
+    ROW("sessions_established", r->sessions_established);
+    ROW("sessions_failed", r->sessions_failed);
+    ROW("session_success_ratio",
+        r->sessions_attempted ? (double)r->sessions_established / (double)r->sessions_attempted
+                              : NAN);
+    ROW("messages_sent", sent);
+    ROW("messages_delivered", r->msgs_delivered);
+    ROW("messages_failed", r->msgs_failed);
+    ROW("messages_lost", sent - r->msgs_delivered - r->msgs_failed);
+    ROW("delivery_ratio", sent ? (double)r->msgs_delivered / (double)sent : NAN);
+    ROW("bytes_delivered", r->bytes_delivered);
+    qsort(r->lat, r->nlat, sizeof *r->lat, cmp_time);
+    ROW("delivery_latency_p50_ms", pct_ms(r->lat, r->nlat, 0.50));
+    ROW("delivery_latency_p95_ms", pct_ms(r->lat, r->nlat, 0.95));
+    ROW("delivery_latency_p99_ms", pct_ms(r->lat, r->nlat, 0.99));
+    uint64_t flows[SIM_CENSOR_LABELS] = {0}, blocked[SIM_CENSOR_LABELS] = {0};
+    for (size_t i = 0; i < s->censor_count; i++) {
+        sim_censor_stats cs = sim_censor_get_stats(r->censors[i]);
+        for (int l = 0; l < SIM_CENSOR_LABELS; l++) {
+            flows[l] += cs.flows[l];
+            blocked[l] += cs.blocked[l];
+        }
+    }
+    ROW("censor_meshara_flows", flows[SIM_CENSOR_LABEL_MESHARA]);
+    ROW("censor_meshara_blocked", blocked[SIM_CENSOR_LABEL_MESHARA]);
+    ROW("censor_meshara_blocked_ratio",
+        flows[SIM_CENSOR_LABEL_MESHARA]
+            ? (double)blocked[SIM_CENSOR_LABEL_MESHARA] / (double)flows[SIM_CENSOR_LABEL_MESHARA]
+            : NAN);
+    ROW("censor_background_flows", flows[SIM_CENSOR_LABEL_BACKGROUND]);
+    ROW("censor_background_blocked", blocked[SIM_CENSOR_LABEL_BACKGROUND]);
+    ROW("censor_collateral_ratio",
+        flows[SIM_CENSOR_LABEL_BACKGROUND] ? (double)blocked[SIM_CENSOR_LABEL_BACKGROUND] /
+                                                 (double)flows[SIM_CENSOR_LABEL_BACKGROUND]
+                                           : NAN);
+    sim_https_stats bg = {0};
+    for (size_t i = 0; i < r->nbg; i++) {
+        sim_https_stats st = sim_https_client_get_stats(r->bg_clients[i]);
+        bg.started += st.started;
+        bg.completed += st.completed;
+        bg.failed += st.failed;
+    }
+    ROW("background_exchanges", bg.started);
+    ROW("background_completed", bg.completed);
+    ROW("background_failed", bg.failed);
+    ROW("background_success_ratio",
+        bg.completed + bg.failed ? (double)bg.completed / (double)(bg.completed + bg.failed)
+                                 : NAN);
+    sim_net_stats ns = sim_net_get_stats(r->net);
+    ROW("net_packets_sent", ns.sent);
+    ROW("net_packets_delivered", ns.delivered);
+    ROW("net_mbox_drops", ns.mbox_drops);
+    ROW("net_link_drops", ns.link_drops);
+    uint64_t nat_in_dropped = 0;
+    for (size_t i = 0; i < s->lan_count; i++)
+        if (r->lan_nats[i]) {
+            sim_nat_stats st = sim_nat_get_stats(r->lan_nats[i]);
+            nat_in_dropped += st.in_no_mapping + st.in_filtered;
+        }
+    for (size_t i = 0; i < r->nhome; i++) {
+        sim_nat_stats st = sim_nat_get_stats(r->home_nats[i]);
+        nat_in_dropped += st.in_no_mapping + st.in_filtered;
+    }
+    ROW("nat_inbound_dropped", nat_in_dropped);
+    ROW("sim_events", sim_sched_processed(r->sched));
+#undef ROW
+    return n;
+}
+
+static double wall_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* progress display and wall_s only */
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void progress(const runner *r, double t0, int final)
+{
+    mesh_time now = sim_sched_now(r->sched), dur = r->scn->duration;
+    double frac = dur ? (double)now / (double)dur : 1.0, el = wall_now() - t0;
+    double evs = el > 0 ? (double)sim_sched_processed(r->sched) / el : 0;
+    double eta = frac > 0 ? el / frac - el : 0;
+    char bar[31];
+    int fill = (int)(frac * 30);
+    for (int i = 0; i < 30; i++)
+        bar[i] = i < fill ? '#' : '.';
+    bar[30] = '\0';
+    fprintf(stderr, "\r[%s] %6.1fs / %.0fs virtual  %8.0f ev/s  ETA %5.0fs%s", bar,
+            (double)now / 1e9, (double)dur / 1e9, evs, final ? 0.0 : eta, final ? "\n" : "");
+    fflush(stderr);
+}
+
+/* ---- the run ------------------------------------------------------------------------------------ */
+
+static void record_node(runner *r, const rn_node *n)
+{
+    const sim_scenario *s = r->scn;
+    const sim_scn_group *g = &s->groups[n->group];
+    char name[SIM_SCN_MAX_NAME + 16], id[2 * MESH_NODE_ID_LEN + 1], nat[96] = "";
+    snprintf(name, sizeof name, "%s-%u", g->name, n->idx - g->first_node);
+    const sim_scn_nat *sn = g->lan != SIM_SCN_INTERNET ? &s->lans[g->lan].nat : &g->nat;
+    if (sn->present)
+        snprintf(nat, sizeof nat, "%s/%s", sim_scn_nat_behaviour_name(sn->mapping),
+                 sim_scn_nat_behaviour_name(sn->filtering));
+    mesh_time join = g->join_from;
+    if (g->count > 1 && g->join_to > g->join_from)
+        join += (g->join_to - g->join_from) / (g->count - 1) * (n->idx - g->first_node);
+    sim_results_node_info info = {
+        .node = n->idx,
+        .name = name,
+        .group = g->name,
+        .lan = g->lan != SIM_SCN_INTERNET ? s->lans[g->lan].name : NULL,
+        .ip = sim_host_ip(n->host),
+        .nat = sn->present ? nat : NULL,
+        .role = g->role == SIM_SCN_ROLE_BOOTSTRAP ? "bootstrap" : "normal",
+        .node_id = mesh_hex_encode(mesh_identity_node_id(n->id), MESH_NODE_ID_LEN, id),
+        .join_ns = join,
+    };
+    sim_results_node(r->rec, &info);
+}
+
+static int schedule_all(runner *r)
+{
+    const sim_scenario *s = r->scn;
+    int rc = MESH_OK;
+    for (size_t g = 0; g < s->group_count && rc == MESH_OK; g++) {
+        const sim_scn_group *gr = &s->groups[g];
+        for (uint32_t k = 0; k < gr->count && rc == MESH_OK; k++) {
+            mesh_time at = gr->join_from;
+            if (gr->count > 1 && gr->join_to > gr->join_from)
+                at += (gr->join_to - gr->join_from) / (gr->count - 1) * k;
+            rn_node *n = &r->nodes[gr->first_node + k];
+            rc = sim_sched_at(r->sched, at, SIM_EV_USER, n->idx, node_join, r, n, NULL);
+        }
+    }
+    for (size_t p = 0; p < s->traffic_count; p++)
+        r->nsrcs += s->groups[s->traffic[p].from].count;
+    r->srcs = calloc(r->nsrcs ? r->nsrcs : 1, sizeof *r->srcs);
+    if (!r->srcs)
+        return MESH_ERR_NOMEM;
+    size_t k = 0;
+    for (size_t p = 0; p < s->traffic_count && rc == MESH_OK; p++) {
+        const sim_scn_traffic *t = &s->traffic[p];
+        const sim_scn_group *g = &s->groups[t->from];
+        for (uint32_t i = 0; i < g->count && rc == MESH_OK; i++, k++) {
+            rn_traffic_src *src = &r->srcs[k];
+            src->r = r;
+            src->pattern = p;
+            src->node = g->first_node + i;
+            sim_rng_derive(&src->rng, s->seed, RN_STREAM_TRAFFIC + (p << 20) + src->node);
+            /* first message: a random phase within one gap after the later of the pattern's
+             * start and the node's join (so senders do not fire in lockstep) */
+            mesh_time join = g->join_from;
+            if (g->count > 1 && g->join_to > g->join_from)
+                join += (g->join_to - g->join_from) / (g->count - 1) * i;
+            mesh_time at = (t->start > join ? t->start : join) +
+                           sim_rng_below(&src->rng, t->interval ? t->interval : 1);
+            if (at < t->stop && at < s->duration)
+                rc = sim_sched_at(r->sched, at, SIM_EV_USER, src->node, traffic_fire, r, src,
+                                  NULL);
+        }
+    }
+    for (size_t e = 0; e < s->event_count && rc == MESH_OK; e++)
+        rc = sim_sched_at(r->sched, s->events[e].at, SIM_EV_USER, e, event_fire, r,
+                          (void *)(uintptr_t)e, NULL);
+    if (rc == MESH_OK)
+        rc = sim_sched_at(r->sched, 0, SIM_EV_USER, 0, sample_ev, r, NULL, NULL);
+    return rc;
+}
+
+static void teardown(runner *r)
+{
+    const sim_scenario *s = r->scn;
+    if (r->nodes) {
+        for (uint32_t i = 0; i < s->node_count; i++)
+            node_close_sessions(&r->nodes[i], MESH_ERR_CLOSED);
+        for (uint32_t i = 0; i < s->node_count; i++) {
+            rn_node *n = &r->nodes[i];
+            if (n->lst)
+                n->env.ops->listener_close(n->env.obj, n->lst);
+            mesh_tls_ctx_free(n->tls);
+            mesh_identity_free(n->id);
+            sim_driver_free(n->drv);
+        }
+    }
+    for (size_t i = 0; i < r->nbg; i++) {
+        sim_https_client_free(r->bg_clients[i]);
+        sim_driver_free(r->bg_drvs[i]);
+    }
+    sim_https_server_free(r->bg_server);
+    sim_driver_free(r->bg_server_drv);
+    free(r->bg_clients);
+    free(r->bg_drvs);
+    for (size_t i = 0; r->lan_nats && i < s->lan_count; i++)
+        sim_nat_free(r->lan_nats[i]);
+    for (size_t i = 0; i < r->nhome; i++)
+        sim_nat_free(r->home_nats[i]);
+    for (size_t i = 0; r->censors && i < s->censor_count; i++)
+        sim_censor_free(r->censors[i]);
+    sim_world_free(r->w);
+    for (size_t i = 0; i < r->nparts; i++) {
+        free(r->parts[i]->ips);
+        free(r->parts[i]);
+    }
+    free(r->parts);
+    free(r->nodes);
+    free(r->home_nats);
+    free(r->lans);
+    free(r->lan_links);
+    free(r->lan_nats);
+    free(r->lan_region_of_id);
+    free(r->host_region_of_id);
+    free(r->censors);
+    free(r->srcs);
+    free(r->msgs);
+    free(r->lat);
+    free(r->zeros);
+}
+
+static size_t check_expectations(const runner *r, const summary_row *rows, size_t nrows, FILE *out)
+{
+    size_t failed = 0;
+    for (size_t i = 0; i < r->scn->expect_count; i++) {
+        const sim_scn_expect *e = &r->scn->expects[i];
+        const summary_row *row = NULL;
+        for (size_t k = 0; k < nrows; k++)
+            if (strcmp(rows[k].name, e->summary) == 0)
+                row = &rows[k];
+        if (!row) {
+            fprintf(out, "expect FAILED %s:%u:%u: no summary figure named '%s'\n",
+                    e->loc.origin, e->loc.line, e->loc.col, e->summary);
+            failed++;
+        } else if (!sim_scn_expect_holds(e, row->value)) {
+            fprintf(out, "expect FAILED %s:%u:%u: %s %s %g, got %g (off by %g)\n",
+                    e->loc.origin, e->loc.line, e->loc.col, e->summary, sim_scn_op_name(e->op),
+                    e->value, row->value, fabs(row->value - e->value));
+            failed++;
+        } else {
+            fprintf(out, "expect ok     %s %s %g (got %g)\n", e->summary,
+                    sim_scn_op_name(e->op), e->value, row->value);
+        }
+    }
+    return failed;
+}
+
+int sim_run(const sim_scenario *scn, const sim_run_opts *opts, sim_run_result *res, char *err,
+            size_t errlen)
+{
+    static const sim_run_opts no_opts = {0};
+    char dummy[8];
+    runner rr = {0}, *r = &rr;
+    r->scn = scn;
+    r->opts = opts ? opts : &no_opts;
+    r->err = err ? err : dummy;
+    r->errlen = err ? errlen : sizeof dummy;
+    r->err[0] = '\0';
+    r->next_public = ADDR_PUBLIC_HOSTS;
+    r->next_lan_public = ADDR_LAN_PUBLIC;
+    FILE *out = r->opts->out ? r->opts->out : stdout;
+    double t0 = wall_now();
+    int rc = MESH_ERR_NOMEM;
+    r->zeros = calloc(1, SIM_RUNNER_MAX_MSG);
+    if (!r->zeros)
+        goto done;
+    if ((rc = sim_world_new(&r->w, scn->seed, NULL)) != MESH_OK)
+        goto done;
+    r->sched = sim_world_sched(r->w);
+    r->net = sim_world_net(r->w);
+    sim_link_cfg core = {.latency = scn->core.latency, .jitter = scn->core.jitter,
+                         .loss = scn->core.loss};
+    sim_net_set_core(r->net, &core,
+                     scn->core.model == SIM_SCN_LAT_CONSTANT ? NULL : core_latency, r);
+    if ((rc = build_lans(r)) != MESH_OK || (rc = build_nodes(r)) != MESH_OK ||
+        (rc = build_censors(r)) != MESH_OK || (rc = build_background(r)) != MESH_OK ||
+        (rc = build_lan_nats(r)) != MESH_OK)
+        goto done;
+    if (r->opts->db_path) {
+        struct timespec wt;
+        clock_gettime(CLOCK_REALTIME, &wt); /* the runs row's wall-clock column only */
+        sim_results_run run = {
+            .scenario = scn->name,
+            .scenario_file = scn->file,
+            .scenario_sha256 = scn->sha256,
+            .seed = scn->seed,
+            .git_rev = r->opts->git_rev ? r->opts->git_rev : "unknown",
+            .parameters = sim_scenario_params_json(scn),
+            .duration = scn->duration,
+            .started_at_ns = (int64_t)wt.tv_sec * 1000000000 + wt.tv_nsec,
+        };
+        if ((rc = sim_results_open(&r->rec, r->opts->db_path, SIM_RES_REPLACE, &run, r->err,
+                                   r->errlen)) != MESH_OK)
+            goto done;
+        for (uint32_t i = 0; i < scn->node_count; i++)
+            record_node(r, &r->nodes[i]);
+    }
+    if ((rc = schedule_all(r)) != MESH_OK)
+        goto done;
+
+    /* run in slices so the progress line can move; the slicing does not change the run */
+    mesh_time slice = scn->duration / 200 ? scn->duration / 200 : 1;
+    for (mesh_time t = 0; t < scn->duration && !r->fatal;) {
+        t = scn->duration - t > slice ? t + slice : scn->duration;
+        rc = sim_sched_run_until(r->sched, t);
+        if (rc != MESH_OK && rc != MESH_ERR_STATE)
+            goto done;
+        if (r->opts->progress)
+            progress(r, t0, 0);
+    }
+    if (r->fatal) {
+        rc = r->fatal;
+        snprintf(r->err, r->errlen, "run stopped: %s", mesh_strerror(rc));
+        goto done;
+    }
+    if (r->opts->progress)
+        progress(r, t0, 1);
+
+    summary_row rows[MAX_SUMMARY];
+    size_t nrows = make_summary(r, rows);
+    if (!r->opts->quiet) {
+        fprintf(out, "%-32s %s\n", "summary", "value");
+        for (size_t i = 0; i < nrows; i++)
+            fprintf(out, "%-32s %.6g\n", rows[i].name, rows[i].value);
+    }
+    size_t failed = check_expectations(r, rows, nrows, out);
+    char fp[96];
+    sim_sched_summary(r->sched, fp, sizeof fp);
+    fprintf(out, "%s\n", fp);
+    if (res) {
+        res->events = sim_sched_processed(r->sched);
+        res->fingerprint = sim_sched_fingerprint(r->sched);
+        res->expects_failed = failed;
+    }
+    if (r->rec) {
+        for (size_t i = 0; i < nrows; i++)
+            sim_results_summary(r->rec, rows[i].name, rows[i].value);
+        char fph[17];
+        snprintf(fph, sizeof fph, "%016llx", (unsigned long long)sim_sched_fingerprint(r->sched));
+        struct timespec wt;
+        clock_gettime(CLOCK_REALTIME, &wt);
+        sim_results_end end = {
+            .end_ns = sim_sched_now(r->sched),
+            .events_processed = sim_sched_processed(r->sched),
+            .fingerprint = fph,
+            .status = failed ? "expect_failed" : "ok",
+            .finished_at_ns = (int64_t)wt.tv_sec * 1000000000 + wt.tv_nsec,
+            .wall_s = wall_now() - t0,
+        };
+        if ((rc = sim_results_finish(r->rec, &end)) != MESH_OK) {
+            snprintf(r->err, r->errlen, "%s: cannot write results: %s", r->opts->db_path,
+                     sim_results_errmsg(r->rec));
+            goto done;
+        }
+    }
+    rc = MESH_OK;
+done:
+    if (rc != MESH_OK && !r->err[0])
+        snprintf(r->err, r->errlen, "run failed: %s", mesh_strerror(rc));
+    if (res)
+        res->wall_s = wall_now() - t0;
+    sim_results *rec = r->rec;
+    r->rec = NULL; /* messages still queued at the end are not failures of the run */
+    teardown(r);
+    if (sim_results_close(rec) != MESH_OK && rc == MESH_OK) {
+        snprintf(r->err, r->errlen, "%s: results incomplete", r->opts->db_path);
+        rc = MESH_ERR_IO;
+    }
+    return rc;
+}

@@ -1,0 +1,62 @@
+/* runner.h — runs a scenario (scenario.h) in one simulated world and records it (results.h).
+ *
+ * What a run builds, from the scenario struct:
+ *  - the core (constant latency, per-pair uniform latency drawn from the seed, or a region
+ *    matrix), LANs with their site links and NATs, one host per node with its access link;
+ *    a group with its own `nat:` puts each of its nodes behind a NAT of its own (a home
+ *    router: a private one-host LAN on the core, in the group's region);
+ *  - censors attached in front of their targets (a LAN's gateway, or each host of a group),
+ *    with one background HTTPS client per censor target and one server on the core, so
+ *    collateral damage is measured beside Meshara's blocked fraction;
+ *  - a node per host: Ed25519 identity and TLS context from the host's seeded randomness, a
+ *    session server on MESH_RUNNER_NODE_PORT from its join time on;
+ *  - traffic: each sending node opens (or reuses) an authenticated session to the target
+ *    node and sends AppData; the receiver records delivery. Until the DHT lands, a sender
+ *    knows the target's key and its address as reachable from the sender (its private
+ *    address on the same LAN, else its public one) — an oracle directory, recorded as such;
+ *  - timed events: churn (a node's host goes down and its sessions die with it, back after
+ *    down_for), partitions (a middlebox at each member drops traffic to non-members until
+ *    healed), link changes, censors switched on and off.
+ * Nothing reads the real clock or real randomness except the progress display (wall time
+ * to stderr) and the wall-clock columns of the runs row.
+ */
+#ifndef SIM_RUNNER_H
+#define SIM_RUNNER_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "sim/scenario.h"
+
+enum sim_runner_limits {
+    MESH_RUNNER_NODE_PORT = 443,
+    SIM_RUNNER_SAMPLE_S = 10,          /* series sampled every this many virtual seconds */
+    SIM_RUNNER_PENDING_MAX = 256,      /* messages queued per (sender, target) while connecting */
+    SIM_RUNNER_MAX_MSG = 16 << 20,     /* largest message a traffic pattern may draw */
+    SIM_RUNNER_BG_INTERVAL_MS = 2000,  /* background HTTPS: one exchange per client per 2 s */
+    SIM_RUNNER_BG_RESPONSE = 32768,    /* background HTTPS response size, bytes */
+};
+
+typedef struct sim_run_opts {
+    const char *db_path;   /* results database (replaced if it exists); NULL: no database */
+    const char *git_rev;   /* recorded in the runs row; NULL = "unknown" */
+    int progress;          /* 1: progress bar on stderr (a terminal) */
+    int quiet;             /* 1: no summary table on out */
+    FILE *out;             /* summary table and expectation report; NULL = stdout */
+} sim_run_opts;
+
+typedef struct sim_run_result {
+    uint64_t events;       /* scheduler events processed */
+    uint64_t fingerprint;  /* the scheduler's running hash of every event */
+    double wall_s;         /* wall-clock seconds (not part of the results' determinism) */
+    size_t expects_failed; /* expect: bounds not met */
+} sim_run_result;
+
+/* Run scn (with its seed) to its duration. err gets one line on failure.
+ * MESH_OK (whether or not expectations hold: see res->expects_failed); MESH_ERR_IO (the
+ * database could not be written); MESH_ERR_UNSUPPORTED (the scenario asks for something the
+ * runner does not model yet: err says what); MESH_ERR_LIMIT; MESH_ERR_NOMEM. */
+int sim_run(const sim_scenario *scn, const sim_run_opts *opts, sim_run_result *res, char *err,
+            size_t errlen);
+
+#endif
