@@ -533,8 +533,8 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint
                 return cb_fail(h, MESH_ERR_TOO_BIG);
             st->content_length = v > h->max_message ? -1 : (int64_t)v;
         }
-    } else if (!h->is_server && frame->headers.cat == NGHTTP2_HCAT_RESPONSE &&
-               eq(name, namelen, ":status")) {
+    } else if (!h->is_server && eq(name, namelen, ":status")) {
+        /* After an interim 1xx, the final answer comes as NGHTTP2_HCAT_HEADERS. */
         int s = 0;
         for (size_t i = 0; i < valuelen && i < 3; i++)
             s = s * 10 + (value[i] - '0'); /* nghttp2 checked: 3 digits */
@@ -573,8 +573,7 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
         return 0;
     if (!h->is_server) {
         /* Any final answer but 200 means the server did not take our request. */
-        if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_RESPONSE &&
-            st->status != 200)
+        if (frame->hd.type == NGHTTP2_HEADERS && st->status >= 200 && st->status != 200)
             return cb_fail(h, MESH_ERR_PROTOCOL);
         return 0;
     }

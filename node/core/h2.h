@@ -78,7 +78,10 @@ int mesh_h2_set_authority(mesh_h2 *h, const char *authority);
  * closed by the server); MESH_ERR_CLOSED (the peer's GOAWAY without error: it is going away);
  * MESH_ERR_TOO_BIG; MESH_ERR_LIMIT (too many request bytes in flight at once);
  * MESH_ERR_NOMEM; or what on_message returned. Any error is final: the same code is returned
- * by every later mesh_h2_recv; call mesh_h2_pull until 0 to flush our GOAWAY, then close. */
+ * by every later mesh_h2_recv; call mesh_h2_pull until 0 to flush our GOAWAY, then close.
+ * Some violations nghttp2 catches itself (a malformed SETTINGS frame, say) on a server
+ * surface one step later: recv returns MESH_OK, and the mesh_h2_pull after the one that hands
+ * out nghttp2's GOAWAY returns MESH_ERR_PROTOCOL (and so does every later recv). */
 int mesh_h2_recv(mesh_h2 *h, const uint8_t *data, size_t len);
 /* Queue one message (copied). MESH_OK; MESH_ERR_INVAL; MESH_ERR_TOO_BIG (len > max_message);
  * MESH_ERR_AGAIN (over MESH_H2_MAX_QUEUED_BYTES queued: pull, let the peer read, retry; a
@@ -87,9 +90,10 @@ int mesh_h2_recv(mesh_h2 *h, const uint8_t *data, size_t len);
  * wait for it (MESH_OK). */
 int mesh_h2_send(mesh_h2 *h, const uint8_t *data, size_t len);
 /* Bytes to send to the peer: *data points at them (borrowed, valid until the next call on
- * h). Returns the length (0 = nothing now, at most MESH_H2_PULL_MAX) or a negative MESH_ERR_*
- * (as mesh_h2_recv; the connection has then failed, keep pulling to flush the GOAWAY). Call
- * until 0 after every recv/send. */
+ * h). Returns the length (0 = nothing now, at most MESH_H2_PULL_MAX) or a negative MESH_ERR_*:
+ * MESH_ERR_INVAL; MESH_ERR_NOMEM (nothing changed, retry); or a connection failure not yet
+ * returned by mesh_h2_recv (codes as there; reported once, keep pulling until 0 to flush the
+ * GOAWAY, then close). Call until 0 after every recv/send. */
 long mesh_h2_pull(mesh_h2 *h, const uint8_t **data);
 /* Bytes of messages queued but not yet handed out by mesh_h2_pull (for backpressure). */
 size_t mesh_h2_queued(const mesh_h2 *h);

@@ -713,6 +713,22 @@ static void test_raw_server(void)
     CU_ASSERT_EQUAL(mesh_h2_send(r.m.h, (const uint8_t *)"m", 1), MESH_ERR_CLOSED);
     raw_close(&r);
 
+    /* an interim 103 before the 200 is fine; events then flow */
+    raw_open(&r, 1, 1000);
+    xfer(&r.m, &r.e);
+    nghttp2_nv early = {(uint8_t *)":status", (uint8_t *)"103", 7, 3, 0};
+    nghttp2_nv ok = {(uint8_t *)":status", (uint8_t *)"200", 7, 3, 0};
+    CU_ASSERT_EQUAL(nghttp2_submit_headers(r.e.ng, NGHTTP2_FLAG_NONE, 1, NULL, &early, 1, NULL), 0);
+    rawbody ev = {(const uint8_t *)"\0\0\0\2hi", 6, 0, 1};
+    nghttp2_data_provider dp = {.source.ptr = &ev, .read_callback = raw_read};
+    CU_ASSERT_EQUAL(nghttp2_submit_response(r.e.ng, 1, &ok, 1, &dp), 0);
+    run(&r.e, &r.m);
+    CU_ASSERT_EQUAL(r.m.rc, MESH_OK);
+    CU_ASSERT_EQUAL_FATAL(r.s.n, 1);
+    CU_ASSERT_EQUAL(r.s.len[0], 2);
+    CU_ASSERT_EQUAL(memcmp(r.s.msg[0], "hi", 2), 0);
+    raw_close(&r);
+
     /* a server answering our message with 404 fails the connection (the message is lost) */
     raw_open(&r, 1, 1000);
     CU_ASSERT_EQUAL(mesh_h2_send(r.m.h, (const uint8_t *)"m", 1), MESH_OK);
