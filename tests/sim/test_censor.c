@@ -420,6 +420,34 @@ static void test_alpn_rule_rst(void)
     tw_free(&w);
 }
 
+/* The same box in front of the server (at its host): the SYN comes IN, RSTs go both ways. */
+static void test_at_server_side(void)
+{
+    tw w;
+    tw_init(&w, 0);
+    w.spare = w.cen;
+    CU_ASSERT_EQUAL_FATAL(sim_censor_new(&w.cen, NULL), MESH_OK);
+    CU_ASSERT_EQUAL_FATAL(sim_censor_attach_host(w.cen, w.net, w.srv2), MESH_OK);
+    sim_censor_set_decision_cb(w.cen, on_decision, &w);
+    add_rule(&w, &(sim_censor_rule){.match.sni = "meshara.node", .action = SIM_CENSOR_RST});
+    hello h;
+    make_hello(&h, "meshara.node", ALPN_MESH, NULL);
+    tconn *a = flow_at(&w, 0, w.cli, IP_SRV2, PORT_TLS, h.b, h.len);
+    tconn *b = flow_at(&w, 0, w.cli, IP_SRV, PORT_TLS, h.b, h.len); /* not behind this box */
+    run_until(&w, SEC(2));
+    CU_ASSERT_EQUAL_FATAL(w.ndec, 1);
+    /* a host's box sits between the host and its access link: the hello meets it after the
+     * client's link, the core and the server's link (30 ms); the server's RST is delivered
+     * at once, the client's travels the whole path back */
+    CU_ASSERT_EQUAL(w.dec[0].at, a->cli.connected_at + MS(30));
+    CU_ASSERT_EQUAL(a->cli.reason, MESH_ERR_RESET);
+    CU_ASSERT_EQUAL(a->cli.closed_at, w.dec[0].at + MS(30));
+    CU_ASSERT_EQUAL(a->srv.reason, MESH_ERR_RESET);
+    CU_ASSERT_EQUAL(a->srv.closed_at, w.dec[0].at);
+    assert_passed(b);
+    tw_free(&w);
+}
+
 static void test_ja3_rule(void)
 {
     tw w;
@@ -1026,6 +1054,7 @@ static CU_TestInfo tests[] = {
     {"SNI domain and subdomain modes", test_sni_suffix},
     {"ALPN rule with RST resets both ends", test_alpn_rule_rst},
     {"JA3 rule tells two cipher lists apart", test_ja3_rule},
+    {"censor in front of the server", test_at_server_side},
     {"hellos from the node's own TLS module", test_node_tls_hello},
     {"hello in reordered segments is reassembled", test_segmented_reordered_hello},
     {"non-TLS first bytes never match a hello rule", test_not_tls},
