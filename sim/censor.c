@@ -16,6 +16,7 @@
 #include "meshara/error.h"
 
 enum stage { STAGE_SYN = 1, STAGE_PAYLOAD = 2, STAGE_HELLO = 3 };
+_Static_assert(SIM_CENSOR_MAX_RULES <= 64, "a flow's candidate rules are one uint64_t");
 enum flow_state { F_INSPECT = 0, F_PASSED = 1, F_BLOCKED = 2 };
 enum { HT_INITIAL = 64, TCP_DIR_C2S = 0, TCP_DIR_S2C = 1 };
 
@@ -559,6 +560,8 @@ static void decide(sim_censor *c, flow *f, int ri, int residual, mesh_time now)
 
 static int syn_match(const sim_censor_match *m, const flow *f)
 {
+    if ((m->sni || m->alpn || m->ja3_md5) && f->proto != SIM_PROTO_TCP)
+        return 0; /* no ClientHello to read: ruled out at once */
     if (m->proto && m->proto != f->proto)
         return 0;
     if (m->dst_prefix && ((f->srv_ip ^ m->dst_ip) & prefix_mask(m->dst_prefix)))
@@ -618,9 +621,9 @@ static void run_stage(sim_censor *c, flow *f, int stage, const sim_client_hello 
             continue;
         rule *x = &c->rules[i];
         const char *alpn = NULL;
-        int ok = stage == STAGE_PAYLOAD ? payload_match(&x->r.match, f)
-                 : stage == STAGE_HELLO ? hello_match(&x->r.match, ch, &alpn)
-                                        : 1;
+        int ok = stage == STAGE_SYN       ? syn_match(&x->r.match, f)
+                 : stage == STAGE_PAYLOAD ? payload_match(&x->r.match, f)
+                                          : hello_match(&x->r.match, ch, &alpn);
         if (ok && x->need != stage)
             continue; /* still possible: decided at a later stage */
         f->cand &= ~bit;
@@ -701,27 +704,10 @@ static flow *flow_start(sim_censor *c, const sim_pkt *p, mesh_time now)
         decide(c, f, e->rule, 1, now);
         return f;
     }
-    for (size_t i = 0; i < c->nrules; i++) {
-        rule *x = &c->rules[i];
-        int ok =
-            syn_match(&x->r.match, f) && !(f->proto == SIM_PROTO_UDP && x->need == STAGE_HELLO);
-        if (ok && x->need != STAGE_SYN) {
-            f->cand |= 1ULL << i;
-            continue;
-        }
-        x->st.evaluated[f->label]++;
-        if (!ok)
-            continue;
-        x->st.matched[f->label]++;
-        describe(c, x, f, NULL, NULL);
-        decide(c, f, (int)i, 0, now);
-        return f;
-    }
-    if (f->proto == SIM_PROTO_UDP)
+    f->cand = c->nrules == SIM_CENSOR_MAX_RULES ? ~0ULL : (1ULL << c->nrules) - 1;
+    run_stage(c, f, STAGE_SYN, NULL, now);
+    if (f->proto == SIM_PROTO_UDP && f->state == F_INSPECT)
         payload_stage(c, f, p, now);
-    else if (!f->cand) {
-        f->state = F_PASSED;
-    }
     return f;
 }
 
