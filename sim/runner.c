@@ -319,8 +319,7 @@ static int build_nodes(runner *r)
             hc.name = name;
             hc.up = hc.down = n->link;
             if (gr->lan != SIM_SCN_INTERNET) {
-                n->lan = r->lans[gr->lan];
-                n->nat = r->lan_nats[gr->lan];
+                n->lan = r->lans[gr->lan]; /* its NAT (lan_nats) comes later, at join */
                 hc.lan = n->lan;
                 hc.ip = sim_lan_is_private(n->lan) ? ADDR_PRIVATE + lan_next[gr->lan]++
                                                    : r->next_public++;
@@ -665,13 +664,18 @@ static void node_join(void *ctx, void *arg)
         rec_event(r, n->idx, "node_join_failed", -1, err, mesh_errname(err));
         return;
     }
-    if (n->nat && r->scn->groups[n->group].lan == SIM_SCN_INTERNET
-            ? r->scn->groups[n->group].nat.upnp
-            : (n->nat && r->scn->lans[r->scn->groups[n->group].lan].nat.upnp)) {
+    const sim_scn_group *g = &r->scn->groups[n->group];
+    if (g->lan != SIM_SCN_INTERNET)
+        n->nat = r->lan_nats[g->lan];
+    int upnp = g->lan != SIM_SCN_INTERNET ? r->scn->lans[g->lan].nat.upnp : g->nat.upnp;
+    if (n->nat && upnp) {
         mesh_addr internal = mesh_addr_v4(sim_host_ip(n->host), MESH_RUNNER_NODE_PORT), ext;
-        if (sim_nat_portmap_request(n->nat, SIM_PROTO_TCP, &internal, 0, &ext) == MESH_OK) {
+        int rc = sim_nat_portmap_request(n->nat, SIM_PROTO_TCP, &internal, 0, &ext);
+        if (rc == MESH_OK) {
             n->public_addr = ext;
             n->reachable = 1;
+        } else {
+            rec_event(r, n->idx, SIM_RES_EV_NAT, -1, rc, "port mapping refused");
         }
     }
     n->joined = n->online = 1;
@@ -986,7 +990,7 @@ static int censor_rule_of(const sim_scn_rule *sr, sim_censor_rule *out, char *er
     if (sr->match & SIM_SCN_MATCH_SNI) {
         if (strncmp(sr->sni, "*.", 2) == 0) {
             m->sni = sr->sni + 2;
-            m->sni_suffix = 1;
+            m->sni_suffix = SIM_CENSOR_SNI_SUBDOMAINS;
         } else {
             m->sni = sr->sni;
         }
