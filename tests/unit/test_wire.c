@@ -68,21 +68,31 @@ static int decode_raw(const mesh_envelope *e)
     return rc;
 }
 
+/* A valid Hello (key and signature of the right sizes) as the body of e. */
+static void make_hello(Meshara__Wire__Hello *h, mesh_envelope *e)
+{
+    Meshara__Wire__Hello hi = MESHARA__WIRE__HELLO__INIT;
+    hi.public_key = bin(KEY, sizeof KEY);
+    hi.signature = bin(SIG, sizeof SIG);
+    *h = hi;
+    mesh_envelope en = MESHARA__WIRE__ENVELOPE__INIT;
+    en.body_case = MESHARA__WIRE__ENVELOPE__BODY_HELLO;
+    en.hello = h;
+    *e = en;
+}
+
 static void test_hello(void)
 {
     static char f1[] = "h2", f2[] = "relay";
     char *features[] = {f1, f2};
-    Meshara__Wire__Hello h = MESHARA__WIRE__HELLO__INIT;
+    Meshara__Wire__Hello h;
+    mesh_envelope e;
+    make_hello(&h, &e);
     h.protocol_version = 3;
-    h.public_key = bin(KEY, sizeof KEY);
     h.role = MESHARA__WIRE__ROLE__ROLE_SERVER;
-    h.signature = bin(SIG, sizeof SIG);
     h.n_features = 2;
     h.features = features;
-    mesh_envelope e = MESHARA__WIRE__ENVELOPE__INIT;
     e.version = 99; /* forced to MESH_WIRE_VERSION by encode, and e is left as it was */
-    e.body_case = MESHARA__WIRE__ENVELOPE__BODY_HELLO;
-    e.hello = &h;
     mesh_envelope *d = round_trip(&e);
     CU_ASSERT_EQUAL(e.version, 99);
     CU_ASSERT_EQUAL(d->hello->protocol_version, 3);
@@ -325,11 +335,9 @@ static void test_wrong_field_sizes(void)
     static const uint8_t big[100];
     static const size_t key_bad[] = {0, 1, 31, 33, 64};
     static const size_t sig_bad[] = {0, 32, 63, 65};
-    Meshara__Wire__Hello h = MESHARA__WIRE__HELLO__INIT;
-    mesh_envelope e = MESHARA__WIRE__ENVELOPE__INIT;
-    e.body_case = MESHARA__WIRE__ENVELOPE__BODY_HELLO;
-    e.hello = &h;
-    h.signature = bin(SIG, sizeof SIG);
+    Meshara__Wire__Hello h;
+    mesh_envelope e;
+    make_hello(&h, &e);
     for (size_t i = 0; i < sizeof key_bad / sizeof key_bad[0]; i++) {
         h.public_key = bin(big, key_bad[i]);
         expect_bad_size(&e);
@@ -526,14 +534,11 @@ static void test_allocation_budget(void)
     char *feats[1000];
     for (size_t i = 0; i < 1000; i++)
         feats[i] = tiny;
-    Meshara__Wire__Hello h = MESHARA__WIRE__HELLO__INIT;
-    h.public_key = bin(KEY, sizeof KEY);
-    h.signature = bin(SIG, sizeof SIG);
+    Meshara__Wire__Hello h;
+    mesh_envelope e;
+    make_hello(&h, &e);
     h.n_features = 1000;
     h.features = feats;
-    mesh_envelope e = MESHARA__WIRE__ENVELOPE__INIT;
-    e.body_case = MESHARA__WIRE__ENVELOPE__BODY_HELLO;
-    e.hello = &h;
     d = round_trip(&e);
     CU_ASSERT_EQUAL(d->hello->n_features, 1000);
     mesh_wire_free(d);
