@@ -17,12 +17,14 @@
 #include <string.h>
 
 #include "core/frame.h"
+#include "core/h2.h"
 #include "core/pad.h"
 
 struct mesh_session {
     mesh_env env;
     mesh_tls_ctx *tls_ctx;
     mesh_tls *tls;
+    mesh_h2 *h2; /* HTTP/2 mode (ALPN "h2"), else NULL: 4-byte frames */
     mesh_stream *stream;
     mesh_timer *timer;
     mesh_session_cbs cbs;
@@ -33,6 +35,7 @@ struct mesh_session {
     int is_client;
     int has_pin;
     int depth, freed;
+    int in_h2; /* inside mesh_h2_recv: nghttp2 must not be re-entered to send */
     int want_writable;
     int write_err;
     int orderly;       /* the peer said goodbye or sent close_notify */
@@ -284,6 +287,7 @@ static void destroy(mesh_session *s)
         s->env.ops->stream_close(s->env.obj, s->stream, MESH_CLOSE_ABORT);
     if (s->timer)
         s->env.ops->timer_free(s->env.obj, s->timer);
+    mesh_h2_free(s->h2);
     mesh_tls_free(s->tls);
     mesh_frame_dec_free(&s->dec);
     OPENSSL_cleanse(s, sizeof *s);
@@ -349,9 +353,32 @@ static void tls_out(void *ud, const uint8_t *data, size_t len)
     s->st.last_sent_at = now_of(s);
 }
 
+/* Everything nghttp2 wants to send, through TLS. */
+static int h2_flush(mesh_session *s)
+{
+    const uint8_t *d = NULL;
+    long n;
+    while ((n = mesh_h2_pull(s->h2, &d)) > 0) {
+        int rc = mesh_tls_write(s->tls, d, (size_t)n);
+        if (rc != MESH_OK)
+            return rc;
+    }
+    return n < 0 ? (int)n : s->write_err;
+}
+
+/* One frame (4-byte prefix + padded envelope) to the peer: through TLS as it is, or in
+ * HTTP/2 mode the padded envelope as one HTTP/2 message (HTTP/2 delimits it). Inside
+ * mesh_h2_recv the message is only queued; process_input flushes after. */
 static int write_frame(mesh_session *s, const uint8_t *frame, size_t len)
 {
-    int rc = mesh_tls_write(s->tls, frame, len);
+    int rc;
+    if (s->h2) {
+        rc = mesh_h2_send(s->h2, frame + MESH_FRAME_HDR_LEN, len - MESH_FRAME_HDR_LEN);
+        if (rc == MESH_OK && !s->in_h2)
+            rc = h2_flush(s);
+    } else {
+        rc = mesh_tls_write(s->tls, frame, len);
+    }
     if (rc == MESH_OK && s->write_err)
         rc = s->write_err;
     if (rc == MESH_OK)
@@ -391,7 +418,8 @@ static int send_heartbeat(mesh_session *s, uint64_t seq, uint64_t sent_at, int r
  * caller's to report. Returns rc. */
 static int after_send(mesh_session *s, int rc)
 {
-    if (rc == MESH_OK || rc == MESH_ERR_TOO_BIG || rc == MESH_ERR_INVAL || rc == MESH_ERR_NOMEM)
+    if (rc == MESH_OK || rc == MESH_ERR_TOO_BIG || rc == MESH_ERR_INVAL || rc == MESH_ERR_NOMEM ||
+        rc == MESH_ERR_AGAIN) /* AGAIN: HTTP/2's queue; a heartbeat is skipped, not fatal */
         return rc;
     end_session(s, rc, 1);
     return rc;
@@ -483,6 +511,15 @@ static int on_frame(void *ud, const uint8_t *payload, size_t len)
     return rc;
 }
 
+static int h2_start(mesh_session *s)
+{
+    static const mesh_h2_cbs cbs = {.on_message = on_frame};
+    int rc = mesh_h2_new(&s->h2, !s->is_client, s->cfg.max_frame, &cbs, s);
+    if (rc == MESH_OK && s->is_client)
+        rc = mesh_h2_set_authority(s->h2, mesh_tls_ctx_sni(s->tls_ctx));
+    return rc;
+}
+
 static void tls_done(mesh_session *s)
 {
     set_state(s, MESH_SESSION_AUTHENTICATING);
@@ -490,7 +527,11 @@ static void tls_done(mesh_session *s)
     uint8_t exporter[MESH_SESSION_EXPORTER_LEN];
     uint8_t *f = NULL;
     size_t flen = 0;
-    int rc = mesh_tls_export(s->tls, MESH_SESSION_EXPORTER_LABEL, exporter, sizeof exporter);
+    int rc = MESH_OK;
+    if (strcmp(mesh_tls_alpn(s->tls), MESH_SESSION_H2_ALPN) == 0)
+        rc = h2_start(s);
+    if (rc == MESH_OK)
+        rc = mesh_tls_export(s->tls, MESH_SESSION_EXPORTER_LABEL, exporter, sizeof exporter);
     if (rc == MESH_OK)
         rc = mesh_hello_create(mesh_tls_ctx_identity(s->tls_ctx),
                                s->is_client ? MESH_SESSION_ROLE_CLIENT : MESH_SESSION_ROLE_SERVER,
@@ -534,7 +575,21 @@ static void process_input(mesh_session *s)
             end_session(s, (int)n, 0);
             return;
         }
-        int rc = mesh_frame_feed(&s->dec, buf, (size_t)n, on_frame, s);
+        int rc;
+        if (s->h2) {
+            s->in_h2 = 1;
+            rc = mesh_h2_recv(s->h2, buf, (size_t)n);
+            s->in_h2 = 0;
+            if (!stopped(s) && rc == MESH_OK)
+                rc = h2_flush(s); /* answers, window updates, what callbacks queued */
+            if (!stopped(s) && rc == MESH_ERR_CLOSED) { /* GOAWAY without error */
+                s->orderly = 1;
+                rc = MESH_OK;
+                end_session(s, MESH_OK, 0);
+            }
+        } else {
+            rc = mesh_frame_feed(&s->dec, buf, (size_t)n, on_frame, s);
+        }
         if (stopped(s))
             return;
         if (rc != MESH_OK) {
@@ -583,7 +638,8 @@ static void st_writable(mesh_stream *st, void *ud)
     (void)st;
     mesh_session *s = ud;
     enter(s);
-    if (s->want_writable && s->state == MESH_SESSION_CONNECTED) {
+    if (s->want_writable && s->state == MESH_SESSION_CONNECTED &&
+        mesh_session_queued(s) < s->cfg.send_queue_max) {
         s->want_writable = 0;
         if (s->cbs.on_writable)
             s->cbs.on_writable(s, s->ud);
@@ -690,7 +746,9 @@ static int session_new(mesh_session **out, const mesh_env *env, mesh_tls_ctx *tl
     mesh_frame_dec_init(&s->dec, s->cfg.max_frame);
     s->st.created_at = now_of(s);
     s->timer = env->ops->timer_new(env->obj, on_timer, s);
-    int rc = s->timer ? mesh_tls_new(&s->tls, tls, !is_client, NULL, tls_out, s) : MESH_ERR_NOMEM;
+    static const char *const h2_only[] = {MESH_SESSION_H2_ALPN, NULL};
+    const char *const *alpn = is_client && s->cfg.http2 ? h2_only : NULL;
+    int rc = s->timer ? mesh_tls_new(&s->tls, tls, !is_client, alpn, tls_out, s) : MESH_ERR_NOMEM;
     if (rc != MESH_OK) {
         destroy(s);
         return rc;
@@ -765,7 +823,8 @@ void mesh_session_set_cbs(mesh_session *s, const mesh_session_cbs *cbs, void *ud
 
 size_t mesh_session_queued(const mesh_session *s)
 {
-    return s->stream ? s->env.ops->stream_pending(s->env.obj, s->stream) : 0;
+    size_t q = s->stream ? s->env.ops->stream_pending(s->env.obj, s->stream) : 0;
+    return q + (s->h2 ? mesh_h2_queued(s->h2) : 0);
 }
 
 int mesh_session_send(mesh_session *s, const mesh_envelope *e)
@@ -781,7 +840,10 @@ int mesh_session_send(mesh_session *s, const mesh_envelope *e)
         s->want_writable = 1;
         return MESH_ERR_AGAIN;
     }
-    return after_send(s, send_envelope(s, e));
+    int rc = after_send(s, send_envelope(s, e));
+    if (rc == MESH_ERR_AGAIN) /* HTTP/2's own queue bound */
+        s->want_writable = 1;
+    return rc;
 }
 
 int mesh_session_send_data(mesh_session *s, uint64_t msg_id, const uint8_t *data, size_t len)

@@ -28,6 +28,12 @@
  * mid-record). Heartbeats and the hello are handled here; every other envelope goes to
  * on_message.
  *
+ * HTTP/2 mode. When TLS negotiated ALPN "h2" (mesh_session_cfg.http2 on the client), each
+ * padded envelope travels as one HTTP/2 message instead (h2.h: client→server as POST
+ * /api/v1/message bodies, server→client in the /api/v1/events response), the hello first like
+ * any other; everything else — hello, heartbeats, timeouts, backpressure — is the same. The
+ * HTTP/2 layer's own queue counts in mesh_session_queued().
+ *
  * Liveness. CONNECTED sessions send Heartbeat{seq, sent_at} every heartbeat_interval,
  * jittered uniformly by ±MESH_SESSION_HEARTBEAT_JITTER_PCT % from env randomness (a fixed
  * period would be a traffic signature); a heartbeat is answered at once with reply=1 echoing
@@ -89,6 +95,7 @@ enum mesh_session_limits {
 
 #define MESH_SESSION_HELLO_CONTEXT "meshara-hello-v1"
 #define MESH_SESSION_EXPORTER_LABEL "EXPORTER-meshara-hello"
+#define MESH_SESSION_H2_ALPN "h2"
 
 /* Zero fields take the defaults above. Times in ns. */
 typedef struct mesh_session_cfg {
@@ -97,6 +104,9 @@ typedef struct mesh_session_cfg {
     mesh_time heartbeat_timeout; /* 0 = interval * 5/2 */
     size_t send_queue_max;       /* bytes */
     size_t max_frame;            /* largest frame accepted or sent; 0 = MESH_FRAME_DEFAULT_MAX */
+    /* Client: offer only ALPN "h2" and carry messages over HTTP/2 (h2.h). A server runs
+     * HTTP/2 whenever "h2" was negotiated, so its TLS context must list it to allow it. */
+    int http2;
 } mesh_session_cfg;
 
 typedef struct mesh_session mesh_session;

@@ -477,6 +477,10 @@ void *mesh_tls_ctx_libctx(const mesh_tls_ctx *c)
 {
     return c->libctx;
 }
+const char *mesh_tls_ctx_sni(const mesh_tls_ctx *c)
+{
+    return c->sni;
+}
 
 int mesh_tls_ctx_cert_der(const mesh_tls_ctx *c, const uint8_t **der, size_t *len)
 {

@@ -84,6 +84,8 @@ const mesh_identity *mesh_tls_ctx_identity(const mesh_tls_ctx *c);
 const mesh_env *mesh_tls_ctx_env(const mesh_tls_ctx *c);
 /* The certificate in DER (what a peer or an active prober receives). */
 int mesh_tls_ctx_cert_der(const mesh_tls_ctx *c, const uint8_t **der, size_t *len);
+/* The server name clients send (NUL-terminated, borrowed). */
+const char *mesh_tls_ctx_sni(const mesh_tls_ctx *c);
 /* The library context (an OSSL_LIB_CTX *) for other OpenSSL objects of this node. */
 void *mesh_tls_ctx_libctx(const mesh_tls_ctx *c);
 

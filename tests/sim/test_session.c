@@ -71,6 +71,17 @@ static void world_init(world *W, uint64_t seed)
     }
 }
 
+/* Give node i a TLS context that also offers/accepts HTTP/2 ("h2" after the default). */
+static void node_allow_h2(world *W, int i)
+{
+    static const char *const list[] = {MESH_TLS_DEFAULT_ALPN, MESH_SESSION_H2_ALPN, NULL};
+    mesh_tls_cfg tc = {.alpn = list};
+    node *n = &W->n[i];
+    mesh_tls_ctx_free(n->tls);
+    n->tls = NULL;
+    CU_ASSERT_EQUAL_FATAL(mesh_tls_ctx_new(&n->tls, &n->env, n->id, &tc), MESH_OK);
+}
+
 static void world_free(world *W)
 {
     for (int i = 0; i < MAX_NODES; i++) {
@@ -259,21 +270,27 @@ static void app_connect(app *p, world *W, int from, int to, const uint8_t *pin,
  * and its hello together. B gets them at 5D: TLS done, sends its hello, verifies A's →
  * B CONNECTED at 5D. A gets B's hello at 6D → A CONNECTED at 6D: 3 RTT for the client,
  * 2.5 RTT after the SYN for the server. */
-static void test_handshake_round_trips(void)
+static void handshake_round_trips(int http2)
 {
     world W;
     world_init(&W, 1);
+    if (http2)
+        node_allow_h2(&W, B);
     srv_side ss;
     srv_start(&ss, &W, NULL);
     app a;
-    app_connect(&a, &W, A, B, NULL, NULL);
+    mesh_session_cfg cfg = {.http2 = http2};
+    app_connect(&a, &W, A, B, NULL, &cfg);
     run_until(&W, MS(1000));
     CU_ASSERT_EQUAL(a.connected, 1);
     CU_ASSERT_EQUAL(ss.napps, 1);
     CU_ASSERT_EQUAL(a.connected_at, 6 * D);
     CU_ASSERT_EQUAL(ss.apps[0].connected_at, 5 * D);
     CU_ASSERT_EQUAL(mesh_session_get_state(a.s), MESH_SESSION_CONNECTED);
-    CU_ASSERT_STRING_EQUAL(mesh_session_alpn(a.s), MESH_TLS_DEFAULT_ALPN);
+    CU_ASSERT_STRING_EQUAL(mesh_session_alpn(a.s),
+                           http2 ? MESH_SESSION_H2_ALPN : MESH_TLS_DEFAULT_ALPN);
+    CU_ASSERT_STRING_EQUAL(mesh_session_alpn(ss.apps[0].s),
+                           http2 ? MESH_SESSION_H2_ALPN : MESH_TLS_DEFAULT_ALPN);
     /* Each side proved the key it holds. */
     CU_ASSERT_EQUAL(memcmp(mesh_session_peer_key(a.s), mesh_identity_pubkey(W.n[B].id), 32), 0);
     CU_ASSERT_EQUAL(memcmp(mesh_session_peer_id(a.s), mesh_identity_node_id(W.n[B].id), 32), 0);
@@ -314,6 +331,37 @@ static void test_handshake_round_trips(void)
     CU_ASSERT_EQUAL(ss.apps[0].closed, 1);
     CU_ASSERT_EQUAL(ss.apps[0].reason, MESH_OK);
     CU_ASSERT_EQUAL(ss.apps[0].closed_at, t0 + 3 * D);
+    mesh_session_free(a.s);
+    srv_stop(&ss);
+    world_free(&W);
+}
+
+static void test_handshake_round_trips(void)
+{
+    handshake_round_trips(0);
+}
+static void test_handshake_round_trips_h2(void)
+{
+    handshake_round_trips(1);
+}
+
+/* A server that allows HTTP/2 still speaks 4-byte frames to a client that did not ask. */
+static void test_h2_server_frame_client(void)
+{
+    world W;
+    world_init(&W, 2);
+    node_allow_h2(&W, B);
+    srv_side ss;
+    srv_start(&ss, &W, NULL);
+    app a;
+    app_connect(&a, &W, A, B, NULL, NULL);
+    run_until(&W, MS(1000));
+    CU_ASSERT_EQUAL_FATAL(a.connected, 1);
+    CU_ASSERT_STRING_EQUAL(mesh_session_alpn(ss.apps[0].s), MESH_TLS_DEFAULT_ALPN);
+    CU_ASSERT_EQUAL(mesh_session_send_data(a.s, 0, g_pattern, 70000), MESH_OK);
+    run_until(&W, MS(2000));
+    CU_ASSERT_EQUAL(a.msgs, 1);
+    CU_ASSERT_EQUAL(a.bad, 0);
     mesh_session_free(a.s);
     srv_stop(&ss);
     world_free(&W);
@@ -419,7 +467,7 @@ static uint32_t *log_uniform_sizes(size_t n, uint64_t seed)
     return s;
 }
 
-static void test_many_messages(void)
+static void many_messages(int http2)
 {
     const char *env_n = getenv("MESH_SESSION_MSGS");
     size_t n = env_n ? (size_t)strtoul(env_n, NULL, 10) : 10000;
@@ -431,9 +479,11 @@ static void test_many_messages(void)
         total += sizes[i];
     world W;
     world_init(&W, 3);
+    if (http2)
+        node_allow_h2(&W, B);
     srv_side ss;
     srv_start(&ss, &W, NULL);
-    mesh_session_cfg cfg = {.send_queue_max = 1 << 20};
+    mesh_session_cfg cfg = {.send_queue_max = 1 << 20, .http2 = http2};
     app a;
     app_connect(&a, &W, A, B, NULL, &cfg);
     a.sizes = sizes;
@@ -457,14 +507,26 @@ static void test_many_messages(void)
     CU_ASSERT_EQUAL(a.closed + ss.apps[0].closed, 0);
     mesh_session_stats st;
     mesh_session_get_stats(ss.apps[0].s, &st);
-    printf("\n  %zu messages, %llu payload bytes, %llu bytes on the wire, %llu AGAIN, "
+    CU_ASSERT_STRING_EQUAL(mesh_session_alpn(a.s),
+                           http2 ? MESH_SESSION_H2_ALPN : MESH_TLS_DEFAULT_ALPN);
+    printf("\n  %s: %zu messages, %llu payload bytes, %llu bytes on the wire, %llu AGAIN, "
            "virtual %.1f s\n",
-           n, (unsigned long long)total, (unsigned long long)st.bytes_received,
-           (unsigned long long)a.again, (double)now_of(&W) / 1e9);
+           http2 ? "HTTP/2" : "frames", n, (unsigned long long)total,
+           (unsigned long long)st.bytes_received, (unsigned long long)a.again,
+           (double)now_of(&W) / 1e9);
     mesh_session_free(a.s);
     srv_stop(&ss);
     world_free(&W);
     free(sizes);
+}
+
+static void test_many_messages(void)
+{
+    many_messages(0);
+}
+static void test_many_messages_h2(void)
+{
+    many_messages(1);
 }
 
 /* ---- MITM relay and pinning ---------------------------------------------------------------- */
@@ -1167,8 +1229,11 @@ static int suite_clean(void)
 
 static CU_TestInfo tests[] = {
     {"TLS + auth in 3 RTT (A) / 2.5 RTT (B), exact virtual times", test_handshake_round_trips},
+    {"HTTP/2 mode: same round trips", test_handshake_round_trips_h2},
+    {"HTTP/2-capable server, frame client", test_h2_server_frame_client},
     {"same seed: byte-identical TLS; other seed differs", test_deterministic_tls_bytes},
     {"many messages, log-uniform 0..1 MiB, intact and in order", test_many_messages},
+    {"many messages over HTTP/2", test_many_messages_h2},
     {"MITM relaying hellos: BAD_SIGNATURE on both sides", test_mitm_relay_fails},
     {"pinned key mismatch: KEY_MISMATCH", test_pinned_key},
     {"silent link: heartbeat timeout at the predicted time", test_silent_link_detected},
