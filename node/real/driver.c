@@ -149,6 +149,9 @@ struct mesh_real {
     struct mesh_dgram *dgrams;
     mesh_resolve_req *resolves;
     int caught_signal;
+    mesh_env_ops ops;                 /* REAL_OPS plus the installed local-service adapters */
+    void *mdns_ctx;                   /* mesh_real_set_mdns() */
+    void (*mdns_free)(void *ctx);
     uint8_t dgram_buf[MESH_REAL_DGRAM_MAX]; /* receive buffer shared by this driver's sockets */
 };
 
@@ -1321,6 +1324,7 @@ int mesh_real_new(mesh_real **out, struct event_base *base, const mesh_real_conf
         }
         r->own_base = 1;
     }
+    r->ops = REAL_OPS;
     struct sigaction sa;
     if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
         signal(SIGPIPE, SIG_IGN);
@@ -1332,6 +1336,8 @@ void mesh_real_free(mesh_real *r)
 {
     if (!r)
         return;
+    if (r->mdns_free)
+        r->mdns_free(r->mdns_ctx); /* adapters first: they may still use handles and the base */
     /* Resolves: no core callback any more; evdns still has to hand back the ones it holds.
      * Its cancel answers come from deferred callbacks, so let the loop run them once (all
      * core-visible handles are gone by then); whatever it still holds after that is
@@ -1367,8 +1373,26 @@ void mesh_real_free(mesh_real *r)
 
 mesh_env mesh_real_env(mesh_real *r)
 {
-    mesh_env e = {.ops = &REAL_OPS, .obj = r};
+    mesh_env e = {.ops = &r->ops, .obj = r};
     return e;
+}
+
+int mesh_real_set_mdns(mesh_real *r, const mesh_mdns_ops *ops, void *ctx,
+                       void (*ctx_free)(void *ctx))
+{
+    if (!r || !ops)
+        return MESH_ERR_INVAL;
+    if (r->ops.mdns)
+        return MESH_ERR_EXISTS;
+    r->ops.mdns = ops;
+    r->mdns_ctx = ctx;
+    r->mdns_free = ctx_free;
+    return MESH_OK;
+}
+
+void *mesh_real_mdns_ctx(const mesh_real *r)
+{
+    return r ? r->mdns_ctx : NULL;
 }
 
 struct event_base *mesh_real_base(mesh_real *r)

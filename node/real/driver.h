@@ -5,7 +5,8 @@
  * the core a mesh_env whose ops are plain sockets: TCP streams are bufferevents, listeners are
  * evconnlisteners, datagrams are UDP sockets with a persistent read event, timers are
  * evtimers, names go through evdns. Clock = CLOCK_MONOTONIC, randomness = getrandom().
- * mDNS and port mapping are not provided yet (ops NULL): they are separate adapters.
+ * mDNS and port mapping are separate adapters: ops->mdns stays NULL until one is installed
+ * with mesh_real_set_mdns() (node/real/mdns.h does it); port mapping is not provided yet.
  *
  * Ownership and reentrancy (how env.h's rules are kept):
  *  - Rule 1 (no callback from inside an env call). Everything that could complete at once is
@@ -139,6 +140,17 @@ int mesh_real_run_for(mesh_real *r, mesh_time duration_ns);
  * mesh_real_run_for() to let them flush. Returns the signal number (SIGINT/SIGTERM), 0 when
  * stopped otherwise, or MESH_ERR_IO. */
 int mesh_real_run_until_signal(mesh_real *r);
+
+/* Install the mDNS adapter (node/real/mdns.c calls this; the core never does): from now on
+ * the env's ops->mdns is ops (borrowed: static storage), called with this driver as obj; the
+ * adapter finds its own state with mesh_real_mdns_ctx(). Envs handed out earlier see the
+ * change (each driver has its own ops table). ctx_free (may be NULL) runs first thing in
+ * mesh_real_free(), while the event_base and every handle still exist.
+ * MESH_OK, MESH_ERR_INVAL (r or ops NULL), MESH_ERR_EXISTS (an adapter is installed). */
+int mesh_real_set_mdns(mesh_real *r, const mesh_mdns_ops *ops, void *ctx,
+                       void (*ctx_free)(void *ctx));
+/* The ctx given to mesh_real_set_mdns(), NULL if none. */
+void *mesh_real_mdns_ctx(const mesh_real *r);
 
 /* Make the running loop return after the current callback. Safe from any driver callback;
  * not async-signal-safe. Has no effect when the loop is not running. */
