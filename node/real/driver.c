@@ -149,8 +149,8 @@ struct mesh_real {
     struct mesh_dgram *dgrams;
     mesh_resolve_req *resolves;
     int caught_signal;
-    mesh_env_ops ops;                 /* REAL_OPS plus the installed local-service adapters */
-    void *mdns_ctx;                   /* mesh_real_set_mdns() */
+    mesh_env_ops ops; /* REAL_OPS plus the installed local-service adapters */
+    void *mdns_ctx;   /* mesh_real_set_mdns() */
     void (*mdns_free)(void *ctx);
     uint8_t dgram_buf[MESH_REAL_DGRAM_MAX]; /* receive buffer shared by this driver's sockets */
 };
