@@ -79,8 +79,8 @@ static const char INDEXES[] =
 enum stmt_id { ST_NODE, ST_EVENT, ST_SERIES, ST_SUMMARY, ST_COUNT };
 
 static const char *const STMT_SQL[ST_COUNT] = {
-    "INSERT INTO nodes (run, node, name, grp, lan, ip, nat, role, node_id, join_ns)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    ("INSERT INTO nodes (run, node, name, grp, lan, ip, nat, role, node_id, join_ns)"
+     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
     "INSERT INTO events (run, t_ns, node, kind, peer, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     "INSERT INTO series (run, t_ns, node, name, value) VALUES (?1, ?2, ?3, ?4, ?5)",
     "INSERT OR REPLACE INTO summary (run, name, value) VALUES (?1, ?2, ?3)",
