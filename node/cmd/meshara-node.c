@@ -140,10 +140,13 @@ static void usage(FILE *f)
         "  --reconnect-min MS     run: first retry delay after a peer session closed (500)\n"
         "  --reconnect-max MS     run: the delay doubles up to this (30000); jittered ±25%\n"
         "Session options (run, send):\n"
-        "  --http2                HTTP/2 framing: ALPN h2, messages as POST /api/v1/message\n"
+        "  --http2                HTTP/2 framing: sessions this node opens offer only ALPN h2 and\n"
+        "                         carry messages as POST /api/v1/message bodies; the listener\n"
+        "                         accepts ALPN h2 (an HTTP/2 client such as curl gets 404/405)\n"
         "  --sni NAME             TLS server name sent (default meshara.node)\n"
         "  --alpn LIST            comma-separated ALPN protocols, preferred first\n"
-        "                         (default meshara/1.0; with --http2: h2)\n"
+        "                         (default meshara/1.0; with --http2: h2, and the list must\n"
+        "                         contain h2; the listener picks by its own order)\n"
         "  --connect-timeout MS   TCP connect timeout (default 10000)\n"
         "  --handshake-timeout MS TLS handshake timeout (default 10000)\n"
         "  --auth-timeout MS      time from TLS done to the peer's verified hello (10000)\n"
@@ -487,8 +490,15 @@ static int parse_args(opts *o, int argc, char **argv)
         if (!o->message == !o->ping)
             return usage_error("'send' needs exactly one of --message TEXT or --ping");
     }
-    if (!o->alpn[0] && o->http2)
-        o->alpn[0] = "h2";
+    if (o->http2) {
+        int has_h2 = !o->alpn[0];
+        for (size_t i = 0; o->alpn[i]; i++)
+            has_h2 |= strcmp(o->alpn[i], MESH_SESSION_H2_ALPN) == 0;
+        if (!has_h2)
+            return usage_error("--http2 needs \"%s\" in the --alpn list", MESH_SESSION_H2_ALPN);
+        if (!o->alpn[0])
+            o->alpn[0] = MESH_SESSION_H2_ALPN;
+    }
     return -1;
 }
 
@@ -972,6 +982,7 @@ static int node_start(node *n)
     n->scfg.handshake_timeout = o->handshake_ms * MESH_NS_PER_MS;
     n->scfg.auth_timeout = o->auth_ms * MESH_NS_PER_MS;
     n->scfg.heartbeat_interval = o->heartbeat_ms * MESH_NS_PER_MS;
+    n->scfg.http2 = o->http2; /* outbound sessions offer only "h2"; inbound follow the ALPN */
     if (o->has_listen) {
         mesh_server_cfg scfg = {.session = n->scfg, .max_handshakes = o->max_handshakes};
         mesh_server_cbs cbs = {.on_session = on_session, .on_failed = on_failed};

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# test_node_cli.sh — meshara-node's command line: key file rules (0600, never overwritten,
+# refused when readable by others, corrupt), pubkey, and exit code 2 with a clear message for
+# each kind of bad argument; --help lists every option and the exit codes.
+set -euo pipefail
+. "$(dirname "$0")/node_lib.sh"
+node_init
+
+# expect CODE REGEX CMD... : CMD exits with CODE and its stderr matches REGEX
+expect() {
+  local code=$1 re=$2 rc=0
+  shift 2
+  "$NODE" "$@" >"$WORK/cmd.out" 2>"$WORK/cmd.err" || rc=$?
+  [ "$rc" -eq "$code" ] || fail "'$*' exited $rc, expected $code; stderr: $(cat "$WORK/cmd.err")"
+  grep -Eq -- "$re" "$WORK/cmd.err" || fail "'$*': stderr lacks /$re/: $(cat "$WORK/cmd.err")"
+}
+
+# keygen: prints 64 hex chars, file mode 0600, never overwrites
+key=$WORK/a.key
+pub=$("$NODE" keygen --key "$key")
+[[ $pub =~ ^[0-9a-f]{64}$ ]] || fail "keygen printed '$pub'"
+[ "$(stat -c %a "$key")" = 600 ] || fail "key file mode $(stat -c %a "$key")"
+before=$(sha256sum <"$key")
+expect 3 'already exists|exists' keygen --key "$key"
+[ "$(sha256sum <"$key")" = "$before" ] || fail "keygen changed an existing key file"
+[ "$("$NODE" pubkey --key "$key")" = "$pub" ] || fail "pubkey differs from keygen's output"
+
+# a second key differs
+pub2=$("$NODE" keygen --key "$WORK/b.key")
+[ "$pub2" != "$pub" ] || fail "two keygens gave the same key"
+
+# key file problems: exit 3
+expect 3 'not exist|not found' pubkey --key "$WORK/missing.key"
+expect 3 'not exist|not found' run --key "$WORK/missing.key" --listen 127.0.0.1:0
+chmod 644 "$key"
+expect 3 'group or others|chmod' pubkey --key "$key"
+chmod 600 "$key"
+printf 'not a key\n' >"$WORK/bad.key"
+chmod 600 "$WORK/bad.key"
+expect 3 'bad.key' pubkey --key "$WORK/bad.key"
+
+# bad arguments: exit 2, each with a message naming the problem
+expect 2 'no command' 
+expect 2 "unknown command 'fly'" fly --key "$key"
+expect 2 'needs --key' pubkey
+expect 2 "unknown option '--bogus'" run --key "$key" --bogus
+expect 2 "'--listen' needs a value" run --key "$key" --listen
+expect 2 'not valid for .keygen.' keygen --key "$WORK/c.key" --listen 127.0.0.1:0
+expect 2 'not valid for .run.' run --key "$key" --ping
+expect 2 -- '--listen: expected ADDR:PORT' run --key "$key" --listen 127.0.0.1
+expect 2 -- '--listen: expected ADDR:PORT' run --key "$key" --listen 300.0.0.1:80
+expect 2 -- '--peer: expected ADDR:PORT' run --key "$key" --peer 127.0.0.1:0#"$pub"
+expect 2 'must be 64 hex' run --key "$key" --peer 127.0.0.1:9#abcd
+expect 2 'must be 64 hex' run --key "$key" --peer "127.0.0.1:9#${pub:0:63}z"
+expect 2 -- '--auth-timeout: expected milliseconds' run --key "$key" --listen 127.0.0.1:0 --auth-timeout 0
+expect 2 -- '--heartbeat: expected milliseconds' run --key "$key" --listen 127.0.0.1:0 --heartbeat 5s
+expect 2 -- '--max-handshakes: expected' run --key "$key" --listen 127.0.0.1:0 --max-handshakes 0
+expect 2 -- '--alpn: expected' run --key "$key" --listen 127.0.0.1:0 --alpn 'a,,b'
+expect 2 -- '--sni: expected' run --key "$key" --listen 127.0.0.1:0 --sni ''
+expect 2 -- '--log-level: expected' run --key "$key" --listen 127.0.0.1:0 --log-level loud
+expect 2 'needs --listen' run --key "$key"
+expect 2 'reconnect-min' run --key "$key" --listen 127.0.0.1:0 --reconnect-min 5000 --reconnect-max 10
+expect 2 'needs --to' send --key "$key" --ping
+expect 2 'exactly one of' send --key "$key" --to 127.0.0.1:9 --ping --message hi
+expect 2 "unexpected argument 'extra'" run --key "$key" --listen 127.0.0.1:0 extra
+[ "$(sha256sum <"$key")" = "$before" ] || fail "a failed command touched the key file"
+
+# --help: exit 0, every option and the exit codes
+"$NODE" --help >"$WORK/help.txt" || fail "--help exited $?"
+for word in keygen pubkey run send --key --listen --peer --to --message --ping --timeout \
+  --max-handshakes --max-sessions --reconnect-min --reconnect-max --http2 --sni --alpn \
+  --connect-timeout --handshake-timeout --auth-timeout --heartbeat --log-level 'Exit codes'; do
+  grep -q -- "$word" "$WORK/help.txt" || fail "--help does not mention $word"
+done
+"$NODE" run --help | cmp -s - "$WORK/help.txt" || fail "'run --help' differs from --help"
+
+# an unused port: connect refused → send exits 1 naming the reason
+expect 1 'MESH_ERR_REFUSED' send --key "$key" --to 127.0.0.1:1#"$pub" --ping --timeout 3000
+echo "PASS test_node_cli"
