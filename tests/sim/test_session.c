@@ -995,34 +995,49 @@ static void expect_closed_after_auth(bad_fixture *f, int reason)
     CU_ASSERT_EQUAL(f->ss.apps[1].reason, reason);
 }
 
-static void test_bad_garbage(void)
+/* What a raw client saw by the end of its case. */
+typedef struct rawc_seen {
+    int closed, tls_rc;
+    unsigned long ossl_err;
+} rawc_seen;
+
+/* One bad client from C against the fixture's server, given 1 s: the server side must end it
+ * with reason — through on_failed before CONNECTED, or (after_auth) in the session handed to
+ * the owner — and the good session must still work afterwards. */
+static rawc_seen bad_raw_case(int kind, rawc_script script, const char *garbage, int after_auth,
+                              int reason)
 {
     bad_fixture f;
     fixture_start(&f, 0);
-    static const char junk[] = "GET / HTTP/1.1\r\nHost: meshara.node\r\n\r\n";
     rawc r;
-    rawc_start(&r, &f.W, C, RAW_PLAIN, NULL);
-    r.garbage = (const uint8_t *)junk;
-    r.garbage_len = sizeof junk - 1;
+    rawc_start(&r, &f.W, C, kind, script);
+    if (garbage) {
+        r.garbage = (const uint8_t *)garbage;
+        r.garbage_len = strlen(garbage);
+    }
     run_until(&f.W, f.t_bad + MS(1000));
-    expect_failed(&f, MESH_ERR_TLS);
-    CU_ASSERT_EQUAL(r.closed, 1); /* the server hung up */
+    if (after_auth)
+        expect_closed_after_auth(&f, reason);
+    else
+        expect_failed(&f, reason);
+    rawc_seen seen = {r.closed, r.tls_rc, r.ossl_err};
     rawc_free(&r);
     fixture_check_and_stop(&f);
+    return seen;
+}
+
+static void test_bad_garbage(void)
+{
+    rawc_seen r = bad_raw_case(RAW_PLAIN, NULL, "GET / HTTP/1.1\r\nHost: meshara.node\r\n\r\n", 0,
+                               MESH_ERR_TLS);
+    CU_ASSERT_EQUAL(r.closed, 1); /* the server hung up */
 }
 
 static void test_bad_tls12_client(void)
 {
-    bad_fixture f;
-    fixture_start(&f, 0);
-    rawc r;
-    rawc_start(&r, &f.W, C, RAW_TLS12, NULL);
-    run_until(&f.W, f.t_bad + MS(1000));
-    expect_failed(&f, MESH_ERR_VERSION);
+    rawc_seen r = bad_raw_case(RAW_TLS12, NULL, NULL, 0, MESH_ERR_VERSION);
     /* The OpenSSL client got a protocol_version alert. */
     CU_ASSERT_EQUAL(ERR_GET_REASON(r.ossl_err), SSL_AD_REASON_OFFSET + SSL_AD_PROTOCOL_VERSION);
-    rawc_free(&r);
-    fixture_check_and_stop(&f);
 }
 
 static void test_bad_alpn(void)
@@ -1050,63 +1065,28 @@ static void test_bad_alpn(void)
 
 static void test_bad_signature(void)
 {
-    bad_fixture f;
-    fixture_start(&f, 0);
-    rawc r;
-    rawc_start(&r, &f.W, C, RAW_MESH_TLS, script_bad_signature);
-    run_until(&f.W, f.t_bad + MS(1000));
-    CU_ASSERT_EQUAL(r.tls_rc, MESH_OK);
-    expect_failed(&f, MESH_ERR_BAD_SIGNATURE);
-    rawc_free(&r);
-    fixture_check_and_stop(&f);
+    rawc_seen r = bad_raw_case(RAW_MESH_TLS, script_bad_signature, NULL, 0, MESH_ERR_BAD_SIGNATURE);
+    CU_ASSERT_EQUAL(r.tls_rc, MESH_OK); /* TLS itself was fine */
 }
 
 static void test_bad_first_message(void)
 {
-    bad_fixture f;
-    fixture_start(&f, 0);
-    rawc r;
-    rawc_start(&r, &f.W, C, RAW_MESH_TLS, script_not_hello);
-    run_until(&f.W, f.t_bad + MS(1000));
-    expect_failed(&f, MESH_ERR_PROTOCOL);
-    rawc_free(&r);
-    fixture_check_and_stop(&f);
+    bad_raw_case(RAW_MESH_TLS, script_not_hello, NULL, 0, MESH_ERR_PROTOCOL);
 }
 
 static void test_bad_oversize_prefix(void)
 {
-    bad_fixture f;
-    fixture_start(&f, 0);
-    rawc r;
-    rawc_start(&r, &f.W, C, RAW_MESH_TLS, script_oversize);
-    run_until(&f.W, f.t_bad + MS(1000));
-    expect_closed_after_auth(&f, MESH_ERR_TOO_BIG);
-    rawc_free(&r);
-    fixture_check_and_stop(&f);
+    bad_raw_case(RAW_MESH_TLS, script_oversize, NULL, 1, MESH_ERR_TOO_BIG);
 }
 
 static void test_bad_truncated_frame(void)
 {
-    bad_fixture f;
-    fixture_start(&f, 0);
-    rawc r;
-    rawc_start(&r, &f.W, C, RAW_MESH_TLS, script_truncated);
-    run_until(&f.W, f.t_bad + MS(1000));
-    expect_closed_after_auth(&f, MESH_ERR_TRUNCATED);
-    rawc_free(&r);
-    fixture_check_and_stop(&f);
+    bad_raw_case(RAW_MESH_TLS, script_truncated, NULL, 1, MESH_ERR_TRUNCATED);
 }
 
 static void test_bad_malformed_protobuf(void)
 {
-    bad_fixture f;
-    fixture_start(&f, 0);
-    rawc r;
-    rawc_start(&r, &f.W, C, RAW_MESH_TLS, script_malformed);
-    run_until(&f.W, f.t_bad + MS(1000));
-    expect_closed_after_auth(&f, MESH_ERR_MALFORMED);
-    rawc_free(&r);
-    fixture_check_and_stop(&f);
+    bad_raw_case(RAW_MESH_TLS, script_malformed, NULL, 1, MESH_ERR_MALFORMED);
 }
 
 /* Connects and sends nothing: accepted at t_bad + 1.5 RTT (the final ACK), closed exactly
