@@ -17,6 +17,7 @@
 #include <math.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -559,6 +560,24 @@ static void itempath(char *buf, const char *path, size_t i)
     pathf(buf, "%s[%zu]", path, i);
 }
 
+/* The value of optional key in map with its path in p (PATH_MAX_LEN bytes); NULL when
+ * absent or null (p then untouched). */
+static const ynode *opt(const ynode *map, const char *path, const char *key, char *p)
+{
+    const ynode *v = get(map, key);
+    if (v)
+        subpath(p, path, key);
+    return v;
+}
+
+/* need(), also giving the key's path in p. */
+static int need_at(dec *d, const ynode *map, const char *path, const char *key, const ynode **out,
+                   char *p)
+{
+    subpath(p, path, key);
+    return need(d, map, path, key, out);
+}
+
 static int out_of_range(dec *d, const ynode *n, const char *path, const char *hint)
 {
     char sb[SHOW_MAX + 4];
@@ -879,6 +898,31 @@ static int duplicate(dec *d, const ynode *n, const char *what, const sim_scn_loc
                   show(n->s, sb));
 }
 
+/* An item's optional `name:`, unique among the items before it, or "<what><idx>" when
+ * absent. Items are `size` bytes apart with their name (const char *) and loc (sim_scn_loc) at
+ * the given offsets; the item at idx gets the name. */
+static int item_name(dec *d, const ynode *map, const char *path, const char *what, size_t idx,
+                     void *items, size_t size, size_t name_off, size_t loc_off)
+{
+    char p[PATH_MAX_LEN], buf[32];
+    const ynode *v;
+    const char **name = (const char **)((char *)items + idx * size + name_off);
+    if ((v = opt(map, path, "name", p))) {
+        TRY(get_name(d, v, p, name));
+        for (size_t i = 0; i < idx; i++) {
+            const char *prev = *(const char **)((char *)items + i * size + name_off);
+            if (!strcmp(prev, *name))
+                return duplicate(d, v, what,
+                                 (const sim_scn_loc *)((char *)items + i * size + loc_off));
+        }
+        return MESH_OK;
+    }
+    snprintf(buf, sizeof buf, "%s%zu", what, idx);
+    if (!(*name = arena_strndup(d->a, buf, strlen(buf))))
+        return nomem(d, map);
+    return MESH_OK;
+}
+
 /* [a, b]: a list of exactly two items. */
 static int get_pair(dec *d, const ynode *n, const char *path, const char *what, const ynode **a,
                     const ynode **b)
@@ -902,28 +946,23 @@ static int decode_link_fields(dec *d, const ynode *map, const char *path, sim_sc
 {
     char p[PATH_MAX_LEN];
     const ynode *v;
-    if ((v = get(map, "latency"))) {
-        subpath(p, path, "latency");
+    if ((v = opt(map, path, "latency", p))) {
         TRY(get_duration(d, v, p, &l->latency));
         l->set |= SIM_SCN_LINK_LATENCY;
     }
-    if ((v = get(map, "jitter"))) {
-        subpath(p, path, "jitter");
+    if ((v = opt(map, path, "jitter", p))) {
         TRY(get_duration(d, v, p, &l->jitter));
         l->set |= SIM_SCN_LINK_JITTER;
     }
-    if ((v = get(map, "bandwidth"))) {
-        subpath(p, path, "bandwidth");
+    if ((v = opt(map, path, "bandwidth", p))) {
         TRY(get_units(d, v, p, &K_RATE, &l->bandwidth_bps));
         l->set |= SIM_SCN_LINK_BANDWIDTH;
     }
-    if ((v = get(map, "loss"))) {
-        subpath(p, path, "loss");
+    if ((v = opt(map, path, "loss", p))) {
         TRY(get_fraction(d, v, p, &l->loss));
         l->set |= SIM_SCN_LINK_LOSS;
     }
-    if ((v = get(map, "queue"))) {
-        subpath(p, path, "queue");
+    if ((v = opt(map, path, "queue", p))) {
         TRY(get_units(d, v, p, &K_SIZE, &l->queue_bytes));
         l->set |= SIM_SCN_LINK_QUEUE;
     }
@@ -1037,18 +1076,12 @@ static int decode_core(dec *d, const ynode *n, const char *path, sim_scn_core *c
     const ynode *v;
     TRY(want_map(d, n, path));
     TRY(check_keys(d, n, path, KEYS));
-    if ((v = get(n, "latency"))) {
-        subpath(p, path, "latency");
+    if ((v = opt(n, path, "latency", p)))
         TRY(decode_latency_model(d, v, p, c));
-    }
-    if ((v = get(n, "jitter"))) {
-        subpath(p, path, "jitter");
+    if ((v = opt(n, path, "jitter", p)))
         TRY(get_duration(d, v, p, &c->jitter));
-    }
-    if ((v = get(n, "loss"))) {
-        subpath(p, path, "loss");
+    if ((v = opt(n, path, "loss", p)))
         TRY(get_fraction(d, v, p, &c->loss));
-    }
     return MESH_OK;
 }
 
@@ -1089,42 +1122,29 @@ static int decode_nat(dec *d, const ynode *n, const char *path, sim_scn_nat *nat
         return wrong_type(d, n, path, "a NAT type or a mapping",
                           "write symmetric, or {mapping: ..., filtering: ...}");
     TRY(check_keys(d, n, path, KEYS));
-    if ((v = get(n, "type"))) {
-        subpath(p, path, "type");
+    if ((v = opt(n, path, "type", p))) {
         TRY(get_choice(d, v, p, NAT_PRESETS, N_PRESETS, &preset));
         nat->mapping = NAT_PRESET_MAP[preset][0];
         nat->filtering = NAT_PRESET_MAP[preset][1];
     }
     if (preset < 0 || get(n, "mapping")) {
-        TRY(need(d, n, path, "mapping", &v));
-        subpath(p, path, "mapping");
+        TRY(need_at(d, n, path, "mapping", &v, p));
         TRY(get_choice(d, v, p, NAT_BEHAVIOURS, 3, &nat->mapping));
     }
     if (preset < 0 || get(n, "filtering")) {
-        TRY(need(d, n, path, "filtering", &v));
-        subpath(p, path, "filtering");
+        TRY(need_at(d, n, path, "filtering", &v, p));
         TRY(get_choice(d, v, p, NAT_BEHAVIOURS, 3, &nat->filtering));
     }
-    if ((v = get(n, "udp_timeout"))) {
-        subpath(p, path, "udp_timeout");
+    if ((v = opt(n, path, "udp_timeout", p)))
         TRY(get_duration(d, v, p, &nat->udp_timeout));
-    }
-    if ((v = get(n, "tcp_timeout"))) {
-        subpath(p, path, "tcp_timeout");
+    if ((v = opt(n, path, "tcp_timeout", p)))
         TRY(get_duration(d, v, p, &nat->tcp_timeout));
-    }
-    if ((v = get(n, "hairpin"))) {
-        subpath(p, path, "hairpin");
+    if ((v = opt(n, path, "hairpin", p)))
         TRY(get_bool(d, v, p, &nat->hairpin));
-    }
-    if ((v = get(n, "ports"))) {
-        subpath(p, path, "ports");
+    if ((v = opt(n, path, "ports", p)))
         TRY(get_choice(d, v, p, PORTS, 2, &nat->port_preserve));
-    }
-    if ((v = get(n, "upnp"))) {
-        subpath(p, path, "upnp");
+    if ((v = opt(n, path, "upnp", p)))
         TRY(get_bool(d, v, p, &nat->upnp));
-    }
     return MESH_OK;
 }
 
@@ -1159,30 +1179,20 @@ static int decode_lan(dec *d, const ynode *n, const char *path, sim_scn_lan *l)
     TRY(check_keys(d, n, path, KEYS));
     l->loc = n->loc;
     l->region = SIM_SCN_NO_REGION;
-    TRY(need(d, n, path, "name", &v));
-    subpath(p, path, "name");
+    TRY(need_at(d, n, path, "name", &v, p));
     TRY(get_name(d, v, p, &l->name));
-    if ((v = get(n, "hosts"))) {
-        subpath(p, path, "hosts");
+    if ((v = opt(n, path, "hosts", p))) {
         TRY(get_uint(d, v, p, 1, SIM_SCN_MAX_NODES, &u));
         l->hosts = (uint32_t)u;
     }
-    if ((v = get(n, "private"))) {
-        subpath(p, path, "private");
+    if ((v = opt(n, path, "private", p)))
         TRY(get_bool(d, v, p, &l->is_private));
-    }
-    if ((v = get(n, "nat"))) {
-        subpath(p, path, "nat");
+    if ((v = opt(n, path, "nat", p)))
         TRY(decode_nat(d, v, p, &l->nat));
-    }
-    if ((v = get(n, "link"))) {
-        subpath(p, path, "link");
+    if ((v = opt(n, path, "link", p)))
         TRY(decode_link(d, v, p, &l->link));
-    }
-    if ((v = get(n, "region"))) {
-        subpath(p, path, "region");
+    if ((v = opt(n, path, "region", p)))
         TRY(get_region(d, v, p, &l->region));
-    }
     return MESH_OK;
 }
 
@@ -1323,12 +1333,9 @@ static int decode_tls(dec *d, const ynode *n, const char *path, sim_scn_group *g
     const ynode *v;
     TRY(want_map(d, n, path));
     TRY(check_keys(d, n, path, KEYS));
-    if ((v = get(n, "sni"))) {
-        subpath(p, path, "sni");
+    if ((v = opt(n, path, "sni", p)))
         TRY(get_string(d, v, p, SIM_SCN_MAX_STRING, &g->tls_sni));
-    }
-    if ((v = get(n, "alpn"))) {
-        subpath(p, path, "alpn");
+    if ((v = opt(n, path, "alpn", p))) {
         if (v->kind == Y_SCALAR) { /* one protocol: a list of one */
             const char **a = arena_alloc(d->a, sizeof *a);
             if (!a)
@@ -1367,16 +1374,13 @@ static int decode_group(dec *d, const ynode *n, const char *path, size_t idx, si
     g->loc = n->loc;
     g->lan = SIM_SCN_INTERNET;
     g->region = SIM_SCN_NO_REGION;
-    TRY(need(d, n, path, "name", &v));
-    subpath(p, path, "name");
+    TRY(need_at(d, n, path, "name", &v, p));
     TRY(get_name(d, v, p, &g->name));
     TRY(check_unique_site(d, v, idx, d->s->lan_count));
-    TRY(need(d, n, path, "count", &v));
-    subpath(p, path, "count");
+    TRY(need_at(d, n, path, "count", &v, p));
     TRY(get_uint(d, v, p, 1, SIM_SCN_MAX_NODES, &u));
     g->count = (uint32_t)u;
-    if ((v = get(n, "placement"))) {
-        subpath(p, path, "placement");
+    if ((v = opt(n, path, "placement", p))) {
         TRY(get_scalar(d, v, p, "a LAN name or internet", "write internet or a LAN's name"));
         if (strcmp(v->s, "internet")) {
             g->lan = sim_scenario_lan(d->s, v->s);
@@ -1385,39 +1389,26 @@ static int decode_group(dec *d, const ynode *n, const char *path, size_t idx, si
             g->region = d->s->lans[g->lan].region;
         }
     }
-    if ((v = get(n, "region"))) {
-        subpath(p, path, "region");
+    if ((v = opt(n, path, "region", p))) {
         if (g->lan != SIM_SCN_INTERNET)
             return report(d->err, d->errlen, MESH_ERR_MALFORMED, &v->key->loc,
                           "a group on a LAN is in its LAN's region: set region on the LAN",
                           "%s given for a group placed on a LAN", p);
         TRY(get_region(d, v, p, &g->region));
     }
-    if ((v = get(n, "nat"))) {
-        subpath(p, path, "nat");
+    if ((v = opt(n, path, "nat", p)))
         TRY(decode_nat(d, v, p, &g->nat));
-    }
-    if ((v = get(n, "join"))) {
-        subpath(p, path, "join");
+    if ((v = opt(n, path, "join", p)))
         TRY(decode_join(d, v, p, g));
-    }
-    if ((v = get(n, "role"))) {
-        subpath(p, path, "role");
+    if ((v = opt(n, path, "role", p)))
         TRY(get_choice(d, v, p, ROLES, 2, &g->role));
-    }
     g->mdns = g->lan != SIM_SCN_INTERNET;
-    if ((v = get(n, "mdns"))) {
-        subpath(p, path, "mdns");
+    if ((v = opt(n, path, "mdns", p)))
         TRY(get_bool(d, v, p, &g->mdns));
-    }
-    if ((v = get(n, "framing"))) {
-        subpath(p, path, "framing");
+    if ((v = opt(n, path, "framing", p)))
         TRY(get_choice(d, v, p, FRAMINGS, 2, &g->framing));
-    }
-    if ((v = get(n, "tls"))) {
-        subpath(p, path, "tls");
+    if ((v = opt(n, path, "tls", p)))
         TRY(decode_tls(d, v, p, g));
-    }
     g->link = d->s->access;
     g->link.set = d->s->access.set;
     if ((v = get(n, "link"))) {
@@ -1481,13 +1472,11 @@ static int decode_match(dec *d, const ynode *n, const char *path, sim_scn_rule *
     uint64_t u;
     TRY(want_map(d, n, path));
     TRY(check_keys(d, n, path, KEYS));
-    if ((v = get(n, "dst_ip"))) {
-        subpath(p, path, "dst_ip");
+    if ((v = opt(n, path, "dst_ip", p))) {
         TRY(get_ipv4_prefix(d, v, p, &r->dst_ip, &r->dst_prefix));
         r->match |= SIM_SCN_MATCH_DST_IP;
     }
-    if ((v = get(n, "dst_port"))) {
-        subpath(p, path, "dst_port");
+    if ((v = opt(n, path, "dst_port", p))) {
         if (v->kind == Y_SEQ) {
             TRY(get_pair(d, v, p, "ports", &a, &b));
         } else {
@@ -1499,21 +1488,18 @@ static int decode_match(dec *d, const ynode *n, const char *path, sim_scn_rule *
         r->port_max = (uint16_t)u;
         r->match |= SIM_SCN_MATCH_DST_PORT;
     }
-    if ((v = get(n, "sni"))) {
-        subpath(p, path, "sni");
+    if ((v = opt(n, path, "sni", p))) {
         TRY(get_string(d, v, p, SIM_SCN_MAX_STRING, &r->sni));
         for (char *c = (char *)r->sni; *c; c++) /* names compare case-insensitively */
             if (*c >= 'A' && *c <= 'Z')
                 *c = (char)(*c - 'A' + 'a');
         r->match |= SIM_SCN_MATCH_SNI;
     }
-    if ((v = get(n, "alpn"))) {
-        subpath(p, path, "alpn");
+    if ((v = opt(n, path, "alpn", p))) {
         TRY(get_string(d, v, p, SIM_SCN_MAX_STRING, &r->alpn));
         r->match |= SIM_SCN_MATCH_ALPN;
     }
-    if ((v = get(n, "ja3"))) {
-        subpath(p, path, "ja3");
+    if ((v = opt(n, path, "ja3", p))) {
         TRY(get_string(d, v, p, 32, &r->ja3));
         int ok = strlen(r->ja3) == 32;
         for (char *c = (char *)r->ja3; ok && *c; c++) {
@@ -1526,15 +1512,13 @@ static int decode_match(dec *d, const ynode *n, const char *path, sim_scn_rule *
                               "tshark shows it as tls.handshake.ja3");
         r->match |= SIM_SCN_MATCH_JA3;
     }
-    if ((v = get(n, "first_len"))) {
-        subpath(p, path, "first_len");
+    if ((v = opt(n, path, "first_len", p))) {
         TRY(get_pair(d, v, p, "sizes", &a, &b));
         TRY(get_units(d, a, p, &K_SIZE, &r->len_min));
         TRY(get_units(d, b, p, &K_SIZE, &r->len_max));
         r->match |= SIM_SCN_MATCH_FIRST_LEN;
     }
-    if ((v = get(n, "entropy"))) {
-        subpath(p, path, "entropy");
+    if ((v = opt(n, path, "entropy", p))) {
         TRY(get_pair(d, v, p, "numbers of bits per byte", &a, &b));
         TRY(get_real(d, a, p, 0, 0.0, 8.0, &r->entropy_min));
         TRY(get_real(d, b, p, 0, 0.0, 8.0, &r->entropy_max));
@@ -1588,28 +1572,14 @@ static int decode_rule(dec *d, const ynode *n, const char *path, size_t idx, sim
     TRY(want_map(d, n, path));
     TRY(check_keys(d, n, path, KEYS));
     r->loc = n->loc;
-    if ((v = get(n, "name"))) {
-        subpath(p, path, "name");
-        TRY(get_name(d, v, p, &r->name));
-        for (size_t i = 0; i < idx; i++)
-            if (!strcmp(rules[i].name, r->name))
-                return duplicate(d, v, "rule", &rules[i].loc);
-    } else {
-        char buf[32];
-        snprintf(buf, sizeof buf, "rule%zu", idx);
-        if (!(r->name = arena_strndup(d->a, buf, strlen(buf))))
-            return nomem(d, n);
-    }
-    TRY(need(d, n, path, "match", &v));
-    subpath(p, path, "match");
+    TRY(item_name(d, n, path, "rule", idx, rules, sizeof *rules, offsetof(sim_scn_rule, name),
+                  offsetof(sim_scn_rule, loc)));
+    TRY(need_at(d, n, path, "match", &v, p));
     TRY(decode_match(d, v, p, r));
-    TRY(need(d, n, path, "action", &v));
-    subpath(p, path, "action");
+    TRY(need_at(d, n, path, "action", &v, p));
     TRY(decode_action(d, v, p, r));
-    if ((v = get(n, "residual"))) {
-        subpath(p, path, "residual");
+    if ((v = opt(n, path, "residual", p)))
         TRY(get_duration(d, v, p, &r->residual));
-    }
     return MESH_OK;
 }
 
@@ -1622,14 +1592,12 @@ static int decode_censor(dec *d, const ynode *n, const char *path, size_t idx, s
     TRY(check_keys(d, n, path, KEYS));
     c->loc = n->loc;
     c->enabled = 1;
-    TRY(need(d, n, path, "name", &v));
-    subpath(p, path, "name");
+    TRY(need_at(d, n, path, "name", &v, p));
     TRY(get_name(d, v, p, &c->name));
     for (size_t i = 0; i < idx; i++)
         if (!strcmp(d->s->censors[i].name, c->name))
             return duplicate(d, v, "censor", &d->s->censors[i].loc);
-    TRY(need(d, n, path, "in_front_of", &v));
-    subpath(p, path, "in_front_of");
+    TRY(need_at(d, n, path, "in_front_of", &v, p));
     if (v->kind == Y_SCALAR) { /* one name: a list of one */
         sim_scn_ref *ref = arena_alloc(d->a, sizeof *ref);
         if (!ref)
@@ -1640,12 +1608,9 @@ static int decode_censor(dec *d, const ynode *n, const char *path, size_t idx, s
     } else {
         TRY(get_site_list(d, v, p, &c->targets, &c->target_count));
     }
-    if ((v = get(n, "enabled"))) {
-        subpath(p, path, "enabled");
+    if ((v = opt(n, path, "enabled", p)))
         TRY(get_bool(d, v, p, &c->enabled));
-    }
-    TRY(need(d, n, path, "rules", &v));
-    subpath(p, path, "rules");
+    TRY(need_at(d, n, path, "rules", &v, p));
     TRY(want_list(d, v, p, SIM_SCN_MAX_RULES, "SIM_SCN_MAX_RULES"));
     if (list_len(v) == 0)
         return report(d->err, d->errlen, MESH_ERR_MALFORMED, &v->loc, "give one rule or more",
@@ -1679,8 +1644,7 @@ static int decode_event(dec *d, const ynode *n, const char *path, sim_scn_event 
     TRY(want_map(d, n, path));
     TRY(check_keys(d, n, path, KEYS));
     e->loc = n->loc;
-    TRY(need(d, n, path, "at", &v));
-    subpath(p, path, "at");
+    TRY(need_at(d, n, path, "at", &v, p));
     TRY(get_duration(d, v, p, &e->at));
     for (int k = 0; k < 4; k++) {
         const ynode *b = map_find(n, EVENT_KINDS[k]);
@@ -1702,33 +1666,25 @@ static int decode_event(dec *d, const ynode *n, const char *path, sim_scn_event 
     switch (e->kind) {
     case SIM_SCN_EV_CHURN:
         TRY(check_keys(d, body, p, CHURN_KEYS));
-        TRY(need(d, body, p, "group", &v));
-        subpath(q, p, "group");
+        TRY(need_at(d, body, p, "group", &v, q));
         TRY(get_group_ref(d, v, q, &e->group));
-        TRY(need(d, body, p, "fraction", &v));
-        subpath(q, p, "fraction");
+        TRY(need_at(d, body, p, "fraction", &v, q));
         TRY(get_fraction(d, v, q, &e->fraction));
         e->down_for = MESH_TIME_NEVER;
-        if ((v = get(body, "down_for"))) {
-            subpath(q, p, "down_for");
+        if ((v = opt(body, p, "down_for", q)))
             TRY(get_duration(d, v, q, &e->down_for));
-        }
         break;
     case SIM_SCN_EV_PARTITION:
         TRY(check_keys(d, body, p, PART_KEYS));
-        TRY(need(d, body, p, "targets", &v));
-        subpath(q, p, "targets");
+        TRY(need_at(d, body, p, "targets", &v, q));
         TRY(get_site_list(d, v, q, &e->targets, &e->target_count));
         e->heal_at = MESH_TIME_NEVER;
-        if ((v = get(body, "heal_at"))) {
-            subpath(q, p, "heal_at");
+        if ((v = opt(body, p, "heal_at", q)))
             TRY(get_duration(d, v, q, &e->heal_at));
-        }
         break;
     case SIM_SCN_EV_LINK:
         TRY(check_keys(d, body, p, LINK_EV_KEYS));
-        TRY(need(d, body, p, "target", &v));
-        subpath(q, p, "target");
+        TRY(need_at(d, body, p, "target", &v, q));
         TRY(get_site_ref(d, v, q, &e->target));
         TRY(decode_link_fields(d, body, p, &e->link));
         if (!e->link.set)
@@ -1738,14 +1694,12 @@ static int decode_event(dec *d, const ynode *n, const char *path, sim_scn_event 
         break;
     default:
         TRY(check_keys(d, body, p, CENSOR_KEYS));
-        TRY(need(d, body, p, "name", &v));
-        subpath(q, p, "name");
+        TRY(need_at(d, body, p, "name", &v, q));
         TRY(get_scalar(d, v, q, "a censor name", "name a censor from network.censors"));
         e->censor = sim_scenario_censor(d->s, v->s);
         if (e->censor == (size_t)-1)
             return unknown_ref(d, v, q, "censor", 0, 0, 1);
-        TRY(need(d, body, p, "enabled", &v));
-        subpath(q, p, "enabled");
+        TRY(need_at(d, body, p, "enabled", &v, q));
         TRY(get_bool(d, v, q, &e->enabled));
         break;
     }
@@ -1772,25 +1726,20 @@ static int decode_size(dec *d, const ynode *n, const char *path, sim_scn_size *z
     }
     TRY(check_keys(d, n, path, KEYS));
     int dist;
-    TRY(need(d, n, path, "distribution", &v));
-    subpath(p, path, "distribution");
+    TRY(need_at(d, n, path, "distribution", &v, p));
     TRY(get_choice(d, v, p, DISTS, 2, &dist));
     z->dist = dist == 0 ? SIM_SCN_SIZE_EXPONENTIAL : SIM_SCN_SIZE_PARETO;
-    TRY(need(d, n, path, "mean", &v));
-    subpath(p, path, "mean");
+    TRY(need_at(d, n, path, "mean", &v, p));
     TRY(get_units(d, v, p, &K_SIZE, &z->mean));
-    if ((v = get(n, "max"))) {
-        subpath(p, path, "max");
+    if ((v = opt(n, path, "max", p)))
         TRY(get_units(d, v, p, &K_SIZE, &z->max));
-    }
     v = get(n, "shape");
     if (z->dist == SIM_SCN_SIZE_EXPONENTIAL && v)
         return report(d->err, d->errlen, MESH_ERR_MALFORMED, &v->key->loc,
                       "shape is a parameter of pareto only", "%s: shape given for exponential",
                       path);
     if (z->dist == SIM_SCN_SIZE_PARETO) {
-        TRY(need(d, n, path, "shape", &v));
-        subpath(p, path, "shape");
+        TRY(need_at(d, n, path, "shape", &v, p));
         TRY(get_real(d, v, p, 0, 0.0, 100.0, &z->shape));
     }
     return MESH_OK;
@@ -1839,29 +1788,16 @@ static int decode_traffic(dec *d, const ynode *n, const char *path, size_t idx, 
     TRY(want_map(d, n, path));
     TRY(check_keys(d, n, path, KEYS));
     t->loc = n->loc;
-    if ((v = get(n, "name"))) {
-        subpath(p, path, "name");
-        TRY(get_name(d, v, p, &t->name));
-        for (size_t i = 0; i < idx; i++)
-            if (!strcmp(tr[i].name, t->name))
-                return duplicate(d, v, "traffic", &tr[i].loc);
-    } else {
-        char buf[32];
-        snprintf(buf, sizeof buf, "traffic%zu", idx);
-        if (!(t->name = arena_strndup(d->a, buf, strlen(buf))))
-            return nomem(d, n);
-    }
-    TRY(need(d, n, path, "from", &v));
-    subpath(p, path, "from");
+    TRY(item_name(d, n, path, "traffic", idx, tr, sizeof *tr, offsetof(sim_scn_traffic, name),
+                  offsetof(sim_scn_traffic, loc)));
+    TRY(need_at(d, n, path, "from", &v, p));
     TRY(get_group_ref(d, v, p, &t->from));
-    TRY(need(d, n, path, "to", &v));
-    subpath(p, path, "to");
+    TRY(need_at(d, n, path, "to", &v, p));
     if (v->kind == Y_SCALAR && !strcmp(v->s, "random"))
         t->to = SIM_SCN_TO_RANDOM;
     else
         TRY(get_group_ref(d, v, p, &t->to));
-    TRY(need(d, n, path, "size", &v));
-    subpath(p, path, "size");
+    TRY(need_at(d, n, path, "size", &v, p));
     TRY(decode_size(d, v, p, &t->size));
     const ynode *iv = get(n, "interval"), *rate = get(n, "rate");
     if (iv && rate)
@@ -1872,23 +1808,16 @@ static int decode_traffic(dec *d, const ynode *n, const char *path, size_t idx, 
         subpath(p, path, "rate");
         TRY(get_rate_interval(d, rate, p, &t->interval));
     } else {
-        TRY(need(d, n, path, "interval", &v));
-        subpath(p, path, "interval");
+        TRY(need_at(d, n, path, "interval", &v, p));
         TRY(get_duration(d, v, p, &t->interval));
     }
-    if ((v = get(n, "arrivals"))) {
-        subpath(p, path, "arrivals");
+    if ((v = opt(n, path, "arrivals", p)))
         TRY(get_choice(d, v, p, ARRIVALS, 2, &t->arrivals));
-    }
     t->stop = d->s->duration;
-    if ((v = get(n, "start"))) {
-        subpath(p, path, "start");
+    if ((v = opt(n, path, "start", p)))
         TRY(get_duration(d, v, p, &t->start));
-    }
-    if ((v = get(n, "stop"))) {
-        subpath(p, path, "stop");
+    if ((v = opt(n, path, "stop", p)))
         TRY(get_duration(d, v, p, &t->stop));
-    }
     return MESH_OK;
 }
 
@@ -1902,14 +1831,11 @@ static int decode_expect(dec *d, const ynode *n, const char *path, sim_scn_expec
     TRY(want_map(d, n, path));
     TRY(check_keys(d, n, path, KEYS));
     x->loc = n->loc;
-    TRY(need(d, n, path, "summary", &v));
-    subpath(p, path, "summary");
+    TRY(need_at(d, n, path, "summary", &v, p));
     TRY(get_name_ex(d, v, p, 1, &x->summary));
-    TRY(need(d, n, path, "op", &v));
-    subpath(p, path, "op");
+    TRY(need_at(d, n, path, "op", &v, p));
     TRY(get_choice(d, v, p, OPS, 3, &x->op));
-    TRY(need(d, n, path, "value", &v));
-    subpath(p, path, "value");
+    TRY(need_at(d, n, path, "value", &v, p));
     return get_real(d, v, p, 0, -1e300, 1e300, &x->value);
 }
 
@@ -2410,6 +2336,25 @@ static void node_replace(ynode *parent, ynode *old, ynode *repl)
         parent->last = repl;
 }
 
+/* Put child into map `node`: in place of `old` (keeping its key), or as a new entry under
+ * key `name`. */
+static int place(tree *t, ynode *node, ynode *old, const char *name, ynode *child, char *err,
+                 size_t errlen)
+{
+    if (old) {
+        node_replace(node, old, child);
+        return MESH_OK;
+    }
+    ynode *k = node_new(t, Y_SCALAR, &child->loc);
+    if (!k || !(k->s = arena_strndup(&t->a, name, strlen(name))))
+        return report(err, errlen, MESH_ERR_NOMEM, &child->loc, NULL, "out of memory");
+    k->len = strlen(name);
+    k->plain = 1;
+    child->key = k;
+    node_append(node, child);
+    return MESH_OK;
+}
+
 /* Graft one override onto the tree: value parsed as YAML, placed at path. */
 static int apply_override(tree *t, ynode **root, const override *o, char *err, size_t errlen)
 {
@@ -2447,34 +2392,13 @@ static int apply_override(tree *t, ynode **root, const override *o, char *err, s
                           "the path goes through a scalar value", "cannot set '%s' inside a scalar",
                           name);
         if (!dot) {
-            if (c) {
-                node_replace(node, c, val);
-            } else {
-                ynode *k = node_new(t, Y_SCALAR, &l);
-                if (!k || !(k->s = arena_strndup(&t->a, name, sl)))
-                    return report(err, errlen, MESH_ERR_NOMEM, &l, NULL, "out of memory");
-                k->len = sl;
-                k->plain = 1;
-                val->key = k;
-                node_append(node, val);
-            }
-            return MESH_OK;
+            return place(t, node, c, name, val, err, errlen);
         }
         if (!c || is_null(c)) { /* create the missing mapping */
             ynode *m = node_new(t, Y_MAP, &l);
             if (!m)
                 return report(err, errlen, MESH_ERR_NOMEM, &l, NULL, "out of memory");
-            if (c) {
-                node_replace(node, c, m);
-            } else {
-                ynode *k = node_new(t, Y_SCALAR, &l);
-                if (!k || !(k->s = arena_strndup(&t->a, name, sl)))
-                    return report(err, errlen, MESH_ERR_NOMEM, &l, NULL, "out of memory");
-                k->len = sl;
-                k->plain = 1;
-                m->key = k;
-                node_append(node, m);
-            }
+            TRY(place(t, node, c, name, m, err, errlen));
             c = m;
         }
         node = c;
