@@ -310,6 +310,18 @@ static void handshake_round_trips(int http2)
     CU_ASSERT_EQUAL(sst.connected, 1);
     CU_ASSERT_EQUAL(sst.handshaking, 0);
 
+    /* What the application may not send, or not at this size. */
+    Meshara__Wire__Heartbeat hb = MESHARA__WIRE__HEARTBEAT__INIT;
+    mesh_envelope he = MESHARA__WIRE__ENVELOPE__INIT;
+    he.body_case = MESHARA__WIRE__ENVELOPE__BODY_HEARTBEAT;
+    he.heartbeat = &hb;
+    CU_ASSERT_EQUAL(mesh_session_send(a.s, &he), MESH_ERR_INVAL);
+    mesh_envelope none = MESHARA__WIRE__ENVELOPE__INIT;
+    CU_ASSERT_EQUAL(mesh_session_send(a.s, &none), MESH_ERR_INVAL);
+    static uint8_t too_big[(1 << 20) + 65536];
+    CU_ASSERT_EQUAL(mesh_session_send_data(a.s, 0, too_big, sizeof too_big), MESH_ERR_TOO_BIG);
+    CU_ASSERT_EQUAL(mesh_session_get_state(a.s), MESH_SESSION_CONNECTED); /* nothing broke */
+
     /* One message and its echo: one RTT. */
     mesh_time t0 = now_of(&W);
     CU_ASSERT_EQUAL(mesh_session_send_data(a.s, 0, g_pattern, 1000), MESH_OK);
@@ -1186,6 +1198,71 @@ static void test_free_inside_callback_and_connect_timeout(void)
     world_free(&W);
 }
 
+/* The hello's checks one by one, without a network (the order session.h documents). */
+static void test_hello_checks(void)
+{
+    mesh_test_env te;
+    mesh_test_env_init(&te, 99);
+    mesh_identity *id = NULL, *other = NULL;
+    CU_ASSERT_EQUAL_FATAL(mesh_identity_generate(&id, &te.env), MESH_OK);
+    CU_ASSERT_EQUAL_FATAL(mesh_identity_generate(&other, &te.env), MESH_OK);
+    uint8_t exp[MESH_SESSION_EXPORTER_LEN], exp2[MESH_SESSION_EXPORTER_LEN], key[32];
+    for (int i = 0; i < MESH_SESSION_EXPORTER_LEN; i++)
+        exp[i] = exp2[i] = (uint8_t)i;
+    exp2[31] ^= 0x80;
+    uint8_t *f = NULL;
+    size_t flen = 0;
+    CU_ASSERT_EQUAL_FATAL(mesh_hello_create(id, MESH_SESSION_ROLE_SERVER, exp, &f, &flen), MESH_OK);
+    CU_ASSERT_EQUAL(flen, MESH_FRAME_HDR_LEN + 256); /* one padding bucket */
+    mesh_envelope *e = NULL;
+    CU_ASSERT_EQUAL_FATAL(mesh_session_frame_consume(f + 4, flen - 4, &e), MESH_OK);
+    const uint8_t *pk = mesh_identity_pubkey(id);
+    CU_ASSERT_EQUAL(mesh_hello_consume(e, MESH_SESSION_ROLE_SERVER, exp, NULL, key), MESH_OK);
+    CU_ASSERT_EQUAL(memcmp(key, pk, 32), 0);
+    CU_ASSERT_EQUAL(mesh_hello_consume(e, MESH_SESSION_ROLE_SERVER, exp, pk, key), MESH_OK);
+    /* reflected to its sender (who expects the other role) */
+    CU_ASSERT_EQUAL(mesh_hello_consume(e, MESH_SESSION_ROLE_CLIENT, exp, NULL, key),
+                    MESH_ERR_PROTOCOL);
+    /* another TLS session */
+    CU_ASSERT_EQUAL(mesh_hello_consume(e, MESH_SESSION_ROLE_SERVER, exp2, NULL, key),
+                    MESH_ERR_BAD_SIGNATURE);
+    /* a valid proof of the wrong key; the signature is checked before the pin */
+    CU_ASSERT_EQUAL(
+        mesh_hello_consume(e, MESH_SESSION_ROLE_SERVER, exp, mesh_identity_pubkey(other), key),
+        MESH_ERR_KEY_MISMATCH);
+    CU_ASSERT_EQUAL(
+        mesh_hello_consume(e, MESH_SESSION_ROLE_SERVER, exp2, mesh_identity_pubkey(other), key),
+        MESH_ERR_BAD_SIGNATURE);
+    /* a key swapped in: the signature no longer matches it */
+    memcpy(e->hello->public_key.data, mesh_identity_pubkey(other), 32);
+    CU_ASSERT_EQUAL(mesh_hello_consume(e, MESH_SESSION_ROLE_SERVER, exp, NULL, key),
+                    MESH_ERR_BAD_SIGNATURE);
+    e->hello->protocol_version = 2;
+    CU_ASSERT_EQUAL(mesh_hello_consume(e, MESH_SESSION_ROLE_SERVER, exp, NULL, key),
+                    MESH_ERR_VERSION);
+    mesh_wire_free(e);
+    free(f);
+    /* not a hello at all */
+    Meshara__Wire__Goodbye g = MESHARA__WIRE__GOODBYE__INIT;
+    mesh_envelope ge = MESHARA__WIRE__ENVELOPE__INIT;
+    ge.body_case = MESHARA__WIRE__ENVELOPE__BODY_GOODBYE;
+    ge.goodbye = &g;
+    CU_ASSERT_EQUAL(mesh_hello_consume(&ge, MESH_SESSION_ROLE_SERVER, exp, NULL, key),
+                    MESH_ERR_PROTOCOL);
+    /* frames above the maximum are refused by the builder */
+    Meshara__Wire__AppData d = MESHARA__WIRE__APP_DATA__INIT;
+    d.payload.data = g_pattern;
+    d.payload.len = 1 << 20;
+    mesh_envelope de = MESHARA__WIRE__ENVELOPE__INIT;
+    de.body_case = MESHARA__WIRE__ENVELOPE__BODY_DATA;
+    de.data = &d;
+    CU_ASSERT_EQUAL(mesh_session_frame_create(&de, 0, &f, &flen), MESH_OK);
+    free(f);
+    CU_ASSERT_EQUAL(mesh_session_frame_create(&de, 1 << 20, &f, &flen), MESH_ERR_TOO_BIG);
+    mesh_identity_free(id);
+    mesh_identity_free(other);
+}
+
 static int suite_init(void)
 {
     g_pattern = malloc(PATTERN_LEN);
@@ -1208,6 +1285,7 @@ static int suite_clean(void)
 }
 
 static CU_TestInfo tests[] = {
+    {"hello checks: role, exporter, pin, key swap, version", test_hello_checks},
     {"TLS + auth in 3 RTT (A) / 2.5 RTT (B), exact virtual times", test_handshake_round_trips},
     {"HTTP/2 mode: same round trips", test_handshake_round_trips_h2},
     {"HTTP/2-capable server, frame client", test_h2_server_frame_client},
