@@ -64,6 +64,10 @@ static int is_grease(uint32_t v) { return (v & 0x0f0f) == 0x0a0a && (v >> 8) == 
 /* Append text to the JA3 buffer; flags truncation instead of overflowing. */
 static void ja3_put(sim_client_hello *h, size_t *o, const char *text)
 {
+    if (*o >= SIM_CH_MAX_JA3) { /* full: also tells gcc -O3 the copy below stays in bounds */
+        h->truncated_fields = 1;
+        return;
+    }
     size_t len = strlen(text);
     if (*o + len > SIM_CH_MAX_JA3) {
         h->truncated_fields = 1;
