@@ -1118,6 +1118,28 @@ static void test_bad_silent_client(void)
     fixture_check_and_stop(&f);
 }
 
+static void script_nothing(rawc *r)
+{
+    (void)r;
+}
+
+/* Completes TLS and never sends a hello: the server's TLS is done at t_bad + 5D (its
+ * client's Finished arrives), and the auth timeout runs from there. */
+static void test_bad_no_hello(void)
+{
+    bad_fixture f;
+    fixture_start(&f, 0);
+    rawc r;
+    rawc_start(&r, &f.W, C, RAW_MESH_TLS, script_nothing);
+    run_until(&f.W, f.t_bad + MS(20000));
+    CU_ASSERT_EQUAL(r.tls_rc, MESH_OK);
+    expect_failed(&f, MESH_ERR_TIMEOUT);
+    CU_ASSERT_EQUAL(f.ss.fail_at[0],
+                    f.t_bad + 5 * D + MESH_SESSION_DEFAULT_AUTH_TIMEOUT_MS * MESH_NS_PER_MS);
+    rawc_free(&r);
+    fixture_check_and_stop(&f);
+}
+
 /* Limit 3 handshakes; 5 silent clients at once: 3 held until their timeout, 2 reset at once
  * (the RST reaches them one way later); then a real client gets in. */
 static void test_bad_handshake_limit(void)
@@ -1304,6 +1326,7 @@ static CU_TestInfo tests[] = {
     {"bad input: truncated frame then FIN", test_bad_truncated_frame},
     {"bad input: malformed protobuf", test_bad_malformed_protobuf},
     {"bad input: silent client closed at the handshake timeout", test_bad_silent_client},
+    {"bad input: TLS but no hello, closed at the auth timeout", test_bad_no_hello},
     {"bad input: more handshakes than the limit", test_bad_handshake_limit},
     {"free inside a callback; connect timeout", test_free_inside_callback_and_connect_timeout},
     CU_TEST_INFO_NULL,
