@@ -532,7 +532,7 @@ static int bio_in_read(BIO *b, char *data, int len)
     t->in_off += n;
     if (t->in_off == t->in_len) {
         t->in_off = t->in_len = 0;
-        if (t->in_cap > MESH_TLS_IN_KEEP) { /* a burst is over: give the memory back */
+        if (t->in_cap > (size_t)MESH_TLS_IN_KEEP) { /* idle connections hold no input buffer */
             free(t->in);
             t->in = NULL;
             t->in_cap = 0;

@@ -43,7 +43,7 @@ enum mesh_tls_limits {
     MESH_TLS_SERIAL_LEN = 16,     /* certificate serial: random bytes, top bit clear */
     MESH_TLS_EXPORT_MAX = 64,     /* bytes mesh_tls_export() hands out at once */
     MESH_TLS_RECORD_MAX = 16384,  /* largest plaintext of one TLS record */
-    MESH_TLS_IN_KEEP = 16384,     /* input buffer kept when drained; larger ones are freed */
+    MESH_TLS_IN_KEEP = 0,         /* input buffer kept when drained (0: freed: idle = no buffer) */
     MESH_TLS_IN_MAX = 4 << 20,    /* ciphertext fed but not yet consumed: beyond, an error */
 };
 
