@@ -227,6 +227,19 @@ out:
     return rc;
 }
 
+int mesh_identity_parse_keyfile(const char *buf, size_t len, uint8_t seed[MESH_SEED_LEN])
+{
+    char hex[2 * MESH_SEED_LEN + 1];
+    if (len != KEYFILE_LINE_LEN || memcmp(buf, KEYFILE_TAG, KEYFILE_TAG_LEN) != 0 ||
+        buf[KEYFILE_LINE_LEN - 1] != '\n')
+        return MESH_ERR_CORRUPT;
+    memcpy(hex, buf + KEYFILE_TAG_LEN, 2 * MESH_SEED_LEN);
+    hex[2 * MESH_SEED_LEN] = '\0';
+    int rc = mesh_hex_decode(hex, seed, MESH_SEED_LEN) == MESH_OK ? MESH_OK : MESH_ERR_CORRUPT;
+    OPENSSL_cleanse(hex, sizeof hex);
+    return rc;
+}
+
 int mesh_identity_load_file(mesh_identity **out, const char *path, const mesh_env *env)
 {
     if (!out || !path)
@@ -269,17 +282,12 @@ int mesh_identity_load_file(mesh_identity **out, const char *path, const mesh_en
         if (n == 0 || (have += (size_t)n) == sizeof buf)
             break;
     }
-    if (have != KEYFILE_LINE_LEN || memcmp(buf, KEYFILE_TAG, KEYFILE_TAG_LEN) != 0 ||
-        buf[KEYFILE_LINE_LEN - 1] != '\n') {
-        rc = file_err(env, path, MESH_ERR_CORRUPT,
+    rc = mesh_identity_parse_keyfile(buf, have, seed);
+    if (rc != MESH_OK) {
+        rc = file_err(env, path, rc,
                       have < KEYFILE_LINE_LEN ? "is truncated or not a meshara key file"
                                               : "is not a meshara key file",
                       0);
-        goto out;
-    }
-    buf[KEYFILE_LINE_LEN - 1] = '\0';
-    if (mesh_hex_decode(buf + KEYFILE_TAG_LEN, seed, MESH_SEED_LEN) != MESH_OK) {
-        rc = file_err(env, path, MESH_ERR_CORRUPT, "holds a malformed key", 0);
         goto out;
     }
     rc = mesh_identity_from_seed(out, seed);

@@ -48,6 +48,10 @@ int mesh_identity_create_file(mesh_identity **out, const char *path, const mesh_
  * MESH_ERR_NOMEM; MESH_ERR_CRYPTO. env (may be NULL) receives a log line naming the file. */
 int mesh_identity_load_file(mesh_identity **out, const char *path, const mesh_env *env);
 
+/* The key file's bytes (len of them) to the 32-byte seed: exactly one line in the format
+ * above. MESH_OK or MESH_ERR_CORRUPT. (mesh_identity_load_file's parser, exposed for fuzzing.) */
+int mesh_identity_parse_keyfile(const char *buf, size_t len, uint8_t seed[MESH_SEED_LEN]);
+
 /* Borrowed views, valid as long as id. */
 const uint8_t *mesh_identity_pubkey(const mesh_identity *id);  /* MESH_PUBKEY_LEN bytes */
 const uint8_t *mesh_identity_node_id(const mesh_identity *id); /* MESH_NODE_ID_LEN bytes */
