@@ -65,10 +65,10 @@ struct rn_node {
     uint32_t idx;
     size_t group;
     sim_host *host;
-    sim_lan *lan;      /* the LAN the host sits on (scenario LAN or home LAN), or NULL */
-    sim_nat *nat;      /* the NAT in front of it, if any */
+    sim_lan *lan;          /* the LAN the host sits on (scenario LAN or home LAN), or NULL */
+    sim_nat *nat;          /* the NAT in front of it, if any */
     mesh_addr public_addr; /* how nodes outside its LAN reach it (if at all) */
-    int reachable;     /* 0: behind a NAT with no port mapping */
+    int reachable;         /* 0: behind a NAT with no port mapping */
     sim_driver *drv;
     mesh_env env;
     mesh_identity *id;
@@ -219,6 +219,36 @@ static void link_merge(sim_link_cfg *c, const sim_scn_link *l)
         c->loss = l->loss;
 }
 
+/* NAT decisions worth an events row: inbound refused, hairpin refused, table full, port
+ * mappings granted (per-packet passes and new mappings would drown the table). */
+#define RN_NAT_OBSERVE                                                                             \
+    ((1u << SIM_NAT_EV_IN_NO_MAPPING) | (1u << SIM_NAT_EV_IN_FILTERED) |                           \
+     (1u << SIM_NAT_EV_IN_RST) | (1u << SIM_NAT_EV_HAIRPIN_DROP) | (1u << SIM_NAT_EV_LIMIT_DROP) | \
+     (1u << SIM_NAT_EV_PORTMAP_ADD))
+
+static void on_nat_event(void *ud, const sim_nat_event *ev)
+{
+    runner *r = ud;
+    static const char *const names[SIM_NAT_EV_KINDS] = {
+        [SIM_NAT_EV_IN_NO_MAPPING] = "inbound_no_mapping",
+        [SIM_NAT_EV_IN_FILTERED] = "inbound_filtered",
+        [SIM_NAT_EV_IN_RST] = "inbound_rst",
+        [SIM_NAT_EV_HAIRPIN_DROP] = "hairpin_drop",
+        [SIM_NAT_EV_LIMIT_DROP] = "limit_drop",
+        [SIM_NAT_EV_PORTMAP_ADD] = "portmap_add",
+    };
+    const char *name =
+        ev->kind >= 0 && ev->kind < SIM_NAT_EV_KINDS && names[ev->kind] ? names[ev->kind] : "other";
+    char src[MESH_ADDR_STRLEN], dst[MESH_ADDR_STRLEN], in[MESH_ADDR_STRLEN], ex[MESH_ADDR_STRLEN],
+        d[320];
+    snprintf(d, sizeof d, "%s src=%s dst=%s internal=%s external=%s", name,
+             mesh_addr_format(&ev->src, src, sizeof src),
+             mesh_addr_format(&ev->dst, dst, sizeof dst),
+             mesh_addr_format(&ev->internal, in, sizeof in),
+             mesh_addr_format(&ev->external, ex, sizeof ex));
+    rec_event(r, -1, SIM_RES_EV_NAT, -1, MESH_OK, d);
+}
+
 static sim_nat_cfg nat_cfg_of(const sim_scn_nat *n)
 {
     sim_nat_cfg c = {0};
@@ -273,6 +303,7 @@ static int build_lan_nats(runner *r)
         int rc = sim_nat_new(&r->lan_nats[i], r->net, r->lans[i], &c);
         if (rc != MESH_OK)
             return fail(r, rc, "NAT of LAN %s: %s", l->name);
+        sim_nat_set_observer(r->lan_nats[i], on_nat_event, r, RN_NAT_OBSERVE);
     }
     return MESH_OK;
 }
@@ -337,6 +368,7 @@ static int build_nodes(runner *r)
                 if (rc != MESH_OK)
                     break;
                 r->home_nats[r->nhome++] = n->nat;
+                sim_nat_set_observer(n->nat, on_nat_event, r, RN_NAT_OBSERVE);
                 hc.lan = n->lan;
                 hc.ip = ADDR_PRIVATE;
                 if ((rc = grow_regions(&r->lan_region_of_id, &r->nlan_ids,
@@ -353,10 +385,10 @@ static int build_nodes(runner *r)
                                    sim_host_id(n->host) + 1)) != MESH_OK)
                 break;
             r->host_region_of_id[sim_host_id(n->host)] = gr->region;
-            n->public_addr = mesh_addr_v4(
-                n->lan && sim_lan_is_private(n->lan) ? sim_lan_public_ip(n->lan)
-                                                     : sim_host_ip(n->host),
-                MESH_RUNNER_NODE_PORT);
+            n->public_addr =
+                mesh_addr_v4(n->lan && sim_lan_is_private(n->lan) ? sim_lan_public_ip(n->lan)
+                                                                  : sim_host_ip(n->host),
+                             MESH_RUNNER_NODE_PORT);
             n->reachable = !(n->lan && sim_lan_is_private(n->lan));
             if ((rc = sim_driver_new(&n->drv, r->w, n->host)) != MESH_OK)
                 break;
@@ -633,8 +665,7 @@ static void node_send(runner *r, rn_node *n, uint32_t dst, uint64_t size)
         return;
     }
     char d[64];
-    snprintf(d, sizeof d, "msg=%llu size=%llu", (unsigned long long)id,
-             (unsigned long long)size);
+    snprintf(d, sizeof d, "msg=%llu size=%llu", (unsigned long long)id, (unsigned long long)size);
     rec_event(r, n->idx, SIM_RES_EV_MSG_SENT, dst, MESH_OK, d);
     int err = MESH_OK;
     rn_conn *c = conn_get(n, dst, &err);
@@ -781,7 +812,8 @@ static void traffic_fire(void *ctx, void *arg)
         sim_sched_at(r->sched, next, SIM_EV_USER, src->node, traffic_fire, r, src, NULL);
 }
 
-/* ---- timed events ------------------------------------------------------------------------------ */
+/* ---- timed events ------------------------------------------------------------------------------
+ */
 
 static int cmp_u32(const void *a, const void *b)
 {
@@ -852,14 +884,13 @@ static void ev_partition(runner *r, const sim_scn_event *e)
         for (size_t k = 0; k < e->target_count; k++) {
             if (!ref_has_node(s, &e->targets[k], i))
                 continue;
-            if (sim_net_attach_host_mbox(r->net, r->nodes[i].host, &PART_OPS, p, NULL) !=
-                MESH_OK)
+            if (sim_net_attach_host_mbox(r->net, r->nodes[i].host, &PART_OPS, p, NULL) != MESH_OK)
                 rec_event(r, i, "partition_failed", -1, MESH_ERR_LIMIT,
                           "too many middleboxes on the host");
             break;
         }
     }
-    }
+}
 
 static void heal_ev(void *ctx, void *arg)
 {
@@ -959,8 +990,7 @@ static void on_censor_decision(void *ud, const sim_censor_decision *d)
 
 /* Ground truth for the censor's statistics: Meshara nodes listen on MESH_RUNNER_NODE_PORT;
  * background servers live in their own address block. */
-static int classify_flow(void *ud, const mesh_addr *client, const mesh_addr *server,
-                         uint8_t proto)
+static int classify_flow(void *ud, const mesh_addr *client, const mesh_addr *server, uint8_t proto)
 {
     (void)ud;
     (void)client;
@@ -1020,8 +1050,8 @@ static int censor_rule_of(const sim_scn_rule *sr, sim_censor_rule *out, char *er
         out->burst_bytes = 16384;
         break;
     default:
-        snprintf(err, errlen, "%s:%u:%u: censor action 'probe' is not modelled yet",
-                 sr->loc.origin, sr->loc.line, sr->loc.col);
+        snprintf(err, errlen, "%s:%u:%u: censor action 'probe' is not modelled yet", sr->loc.origin,
+                 sr->loc.line, sr->loc.col);
         return MESH_ERR_UNSUPPORTED;
     }
     out->residual = sr->residual;
@@ -1147,7 +1177,8 @@ static int build_background(runner *r)
     return rc;
 }
 
-/* ---- series, summary, progress ------------------------------------------------------------------ */
+/* ---- series, summary, progress ------------------------------------------------------------------
+ */
 
 static void sample_ev(void *ctx, void *arg)
 {
@@ -1243,10 +1274,10 @@ static size_t make_summary(runner *r, summary_row *rows)
             : NAN);
     ROW("censor_background_flows", flows[SIM_CENSOR_LABEL_BACKGROUND]);
     ROW("censor_background_blocked", blocked[SIM_CENSOR_LABEL_BACKGROUND]);
-    ROW("censor_collateral_ratio",
-        flows[SIM_CENSOR_LABEL_BACKGROUND] ? (double)blocked[SIM_CENSOR_LABEL_BACKGROUND] /
-                                                 (double)flows[SIM_CENSOR_LABEL_BACKGROUND]
-                                           : NAN);
+    ROW("censor_collateral_ratio", flows[SIM_CENSOR_LABEL_BACKGROUND]
+                                       ? (double)blocked[SIM_CENSOR_LABEL_BACKGROUND] /
+                                             (double)flows[SIM_CENSOR_LABEL_BACKGROUND]
+                                       : NAN);
     sim_https_stats bg = {0};
     for (size_t i = 0; i < r->nbg; i++) {
         sim_https_stats st = sim_https_client_get_stats(r->bg_clients[i]);
@@ -1258,8 +1289,7 @@ static size_t make_summary(runner *r, summary_row *rows)
     ROW("background_completed", bg.completed);
     ROW("background_failed", bg.failed);
     ROW("background_success_ratio",
-        bg.completed + bg.failed ? (double)bg.completed / (double)(bg.completed + bg.failed)
-                                 : NAN);
+        bg.completed + bg.failed ? (double)bg.completed / (double)(bg.completed + bg.failed) : NAN);
     sim_net_stats ns = sim_net_get_stats(r->net);
     ROW("net_packets_sent", ns.sent);
     ROW("net_packets_delivered", ns.delivered);
@@ -1304,7 +1334,8 @@ static void progress(const runner *r, double t0, int final)
     fflush(stderr);
 }
 
-/* ---- the run ------------------------------------------------------------------------------------ */
+/* ---- the run ------------------------------------------------------------------------------------
+ */
 
 static void record_node(runner *r, const rn_node *n)
 {
@@ -1370,8 +1401,7 @@ static int schedule_all(runner *r)
             mesh_time at = (t->start > join ? t->start : join) +
                            sim_rng_below(&src->rng, t->interval ? t->interval : 1);
             if (at < t->stop && at < s->duration)
-                rc = sim_sched_at(r->sched, at, SIM_EV_USER, src->node, traffic_fire, r, src,
-                                  NULL);
+                rc = sim_sched_at(r->sched, at, SIM_EV_USER, src->node, traffic_fire, r, src, NULL);
         }
     }
     for (size_t e = 0; e < s->event_count && rc == MESH_OK; e++)
@@ -1441,17 +1471,17 @@ static size_t check_expectations(const runner *r, const summary_row *rows, size_
             if (strcmp(rows[k].name, e->summary) == 0)
                 row = &rows[k];
         if (!row) {
-            fprintf(out, "expect FAILED %s:%u:%u: no summary figure named '%s'\n",
-                    e->loc.origin, e->loc.line, e->loc.col, e->summary);
+            fprintf(out, "expect FAILED %s:%u:%u: no summary figure named '%s'\n", e->loc.origin,
+                    e->loc.line, e->loc.col, e->summary);
             failed++;
         } else if (!sim_scn_expect_holds(e, row->value)) {
-            fprintf(out, "expect FAILED %s:%u:%u: %s %s %g, got %g (off by %g)\n",
-                    e->loc.origin, e->loc.line, e->loc.col, e->summary, sim_scn_op_name(e->op),
-                    e->value, row->value, fabs(row->value - e->value));
+            fprintf(out, "expect FAILED %s:%u:%u: %s %s %g, got %g (off by %g)\n", e->loc.origin,
+                    e->loc.line, e->loc.col, e->summary, sim_scn_op_name(e->op), e->value,
+                    row->value, fabs(row->value - e->value));
             failed++;
         } else {
-            fprintf(out, "expect ok     %s %s %g (got %g)\n", e->summary,
-                    sim_scn_op_name(e->op), e->value, row->value);
+            fprintf(out, "expect ok     %s %s %g (got %g)\n", e->summary, sim_scn_op_name(e->op),
+                    e->value, row->value);
         }
     }
     return failed;
@@ -1480,10 +1510,10 @@ int sim_run(const sim_scenario *scn, const sim_run_opts *opts, sim_run_result *r
         goto done;
     r->sched = sim_world_sched(r->w);
     r->net = sim_world_net(r->w);
-    sim_link_cfg core = {.latency = scn->core.latency, .jitter = scn->core.jitter,
-                         .loss = scn->core.loss};
-    sim_net_set_core(r->net, &core,
-                     scn->core.model == SIM_SCN_LAT_CONSTANT ? NULL : core_latency, r);
+    sim_link_cfg core = {
+        .latency = scn->core.latency, .jitter = scn->core.jitter, .loss = scn->core.loss};
+    sim_net_set_core(r->net, &core, scn->core.model == SIM_SCN_LAT_CONSTANT ? NULL : core_latency,
+                     r);
     if ((rc = build_lans(r)) != MESH_OK || (rc = build_nodes(r)) != MESH_OK ||
         (rc = build_censors(r)) != MESH_OK || (rc = build_background(r)) != MESH_OK ||
         (rc = build_lan_nats(r)) != MESH_OK)

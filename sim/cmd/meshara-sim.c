@@ -25,26 +25,26 @@ enum { EXIT_RUN_FAILED = 1, EXIT_BAD_INPUT = 2, EXIT_EXPECT = 3, MAX_SETS = 256 
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: meshara-sim run FILE.yaml [options]   run a scenario, write one SQLite db\n"
-            "       meshara-sim check FILE.yaml [--set k=v ...]   validate without running\n"
-            "       meshara-sim dump DB   print every deterministic column of a results db\n"
-            "                             (two runs with one scenario and seed print the same)\n"
-            "       meshara-sim --help | --version\n"
-            "\n"
-            "options (run):\n"
-            "  --seed N          override the scenario's seed (same seed: same results)\n"
-            "  --db PATH         results database (default results/out/NAME-seedN.db;\n"
-            "                    an existing file is replaced)\n"
-            "  --set KEY=VALUE   override one scenario value, e.g. --set network.core.latency=80ms\n"
-            "                    (repeatable; recorded in the runs table)\n"
-            "  --rev REV         source revision recorded in the runs table\n"
-            "                    (default: $MESHARA_GIT_REV, else 'unknown')\n"
-            "  --quiet           no summary table (expectation lines still print)\n"
-            "  --no-progress     no progress bar (default: shown when stderr is a terminal)\n"
-            "\n"
-            "exit codes: 0 ok, 1 run failed, 2 bad usage or scenario, 3 expect: bound not met\n"
-            "docs: docs/scenarios.md (format), docs/results.md (database schema)\n");
+    fprintf(
+        f, "usage: meshara-sim run FILE.yaml [options]   run a scenario, write one SQLite db\n"
+           "       meshara-sim check FILE.yaml [--set k=v ...]   validate without running\n"
+           "       meshara-sim dump DB   print every deterministic column of a results db\n"
+           "                             (two runs with one scenario and seed print the same)\n"
+           "       meshara-sim --help | --version\n"
+           "\n"
+           "options (run):\n"
+           "  --seed N          override the scenario's seed (same seed: same results)\n"
+           "  --db PATH         results database (default results/out/NAME-seedN.db;\n"
+           "                    an existing file is replaced)\n"
+           "  --set KEY=VALUE   override one scenario value, e.g. --set network.core.latency=80ms\n"
+           "                    (repeatable; recorded in the runs table)\n"
+           "  --rev REV         source revision recorded in the runs table\n"
+           "                    (default: $MESHARA_GIT_REV, else 'unknown')\n"
+           "  --quiet           no summary table (expectation lines still print)\n"
+           "  --no-progress     no progress bar (default: shown when stderr is a terminal)\n"
+           "\n"
+           "exit codes: 0 ok, 1 run failed, 2 bad usage or scenario, 3 expect: bound not met\n"
+           "docs: docs/scenarios.md (format), docs/results.md (database schema)\n");
 }
 
 static int mkdir_p(const char *dir)
