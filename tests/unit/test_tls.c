@@ -3,6 +3,7 @@
  * the env's randomness, a TLS 1.2-only client refused, garbage refused, the certificate. */
 #include "mesh_test.h"
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -215,6 +216,48 @@ static void test_alpn_mismatch(void)
     node_free(&s);
 }
 
+/* A plain OpenSSL TLS 1.3 server (default library context, our certificate) that ignores
+ * ALPN: the handshake itself completes, and our client refuses it with MESH_ERR_ALPN. */
+static void test_server_selects_nothing(void)
+{
+    node c, s;
+    node_init(&c, 1, 0, NULL);
+    node_init(&s, 2, 1, NULL); /* only for its certificate and key */
+    const uint8_t *der;
+    size_t len;
+    CU_ASSERT_EQUAL_FATAL(mesh_tls_ctx_cert_der(s.ctx, &der, &len), MESH_OK);
+    X509 *x = d2i_X509(NULL, &der, (long)len);
+    SSL_CTX *sc = SSL_CTX_new(TLS_server_method());
+    CU_ASSERT_FATAL(x && sc);
+    CU_ASSERT_FATAL(SSL_CTX_use_certificate(sc, x) == 1 &&
+                    SSL_CTX_use_PrivateKey(sc, mesh_identity_pkey(s.id)) == 1 &&
+                    SSL_CTX_set_min_proto_version(sc, TLS1_3_VERSION) == 1);
+    SSL *ss = SSL_new(sc);
+    BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
+    BIO_set_mem_eof_return(rb, -1);
+    SSL_set_bio(ss, rb, wb);
+    SSL_set_accept_state(ss);
+    for (int i = 0; i < PUMP_ROUNDS && c.hs == MESH_ERR_AGAIN; i++) {
+        c.hs = mesh_tls_handshake(c.t);
+        BIO_write(rb, c.out.b, (int)c.out.len);
+        c.out.len = 0;
+        (void)SSL_do_handshake(ss);
+        char tmp[8192];
+        int n;
+        while ((n = BIO_read(wb, tmp, sizeof tmp)) > 0)
+            CU_ASSERT_EQUAL(mesh_tls_feed(c.t, (const uint8_t *)tmp, (size_t)n), MESH_OK);
+    }
+    CU_ASSERT_EQUAL(c.hs, MESH_ERR_ALPN);
+    CU_ASSERT_STRING_EQUAL(mesh_tls_alpn(c.t), "");
+    CU_ASSERT_EQUAL(mesh_tls_is_done(c.t), 0);
+    SSL_free(ss);
+    SSL_CTX_free(sc);
+    X509_free(x);
+    ERR_clear_error();
+    node_free(&c);
+    node_free(&s);
+}
+
 static void test_tls12_client_refused(void)
 {
     mesh_tls_cfg old = {.max_version = TLS1_2_VERSION};
@@ -292,6 +335,7 @@ static CU_TestInfo tests[] = {
     {"handshake, exporter, data, close_notify", test_handshake_data_close},
     {"same seed, same bytes; other seed, other bytes", test_deterministic_bytes},
     {"ALPN mismatch on both sides; server preference", test_alpn_mismatch},
+    {"a server that selects no ALPN is refused", test_server_selects_nothing},
     {"TLS 1.2-only client refused (protocol_version)", test_tls12_client_refused},
     {"non-TLS garbage refused", test_garbage_refused},
     {"certificate: reproducible, self-signed, identity key", test_certificate},
