@@ -47,6 +47,8 @@ struct sim_driver {
     sim_world *w;
     sim_host *host;
     sim_rng rng;
+    mesh_env_ops ops; /* sim_ops plus the services enabled on this host */
+    sim_mdns *mdns;   /* sim_driver_enable_mdns() */
     dnode timers, streams, listeners, dgrams, resolves;
 };
 
@@ -655,6 +657,39 @@ static const mesh_env_ops sim_ops = {
     .portmap = NULL,
 };
 
+/* ---- mDNS: obj is the driver, the service is its sim_mdns --------------------------------- */
+
+static int op_mdns_publish(void *obj, const char *name, const char *type, uint16_t port,
+                           const char *const *txt)
+{
+    return sim_mdns_publish(((sim_driver *)obj)->mdns, name, type, port, txt);
+}
+
+static int op_mdns_browse(void *obj, const char *type, mesh_mdns_cb cb, void *ud)
+{
+    return sim_mdns_browse(((sim_driver *)obj)->mdns, type, cb, ud);
+}
+
+static void op_mdns_stop(void *obj) { sim_mdns_stop(((sim_driver *)obj)->mdns); }
+
+static const mesh_mdns_ops sim_mdns_ops = {op_mdns_publish, op_mdns_browse, op_mdns_stop};
+
+int sim_driver_enable_mdns(sim_driver *d)
+{
+    if (!d)
+        return MESH_ERR_INVAL;
+    if (d->mdns)
+        return MESH_ERR_EXISTS;
+    mesh_env env = sim_driver_env(d);
+    int rc = sim_mdns_new(&d->mdns, d->w->udp, d->host, &env);
+    if (rc != MESH_OK)
+        return rc;
+    d->ops.mdns = &sim_mdns_ops;
+    return MESH_OK;
+}
+
+sim_mdns *sim_driver_mdns(const sim_driver *d) { return d->mdns; }
+
 static void dlist_init(dnode *h) { h->prev = h->next = h; }
 
 int sim_driver_new(sim_driver **out, sim_world *w, sim_host *h)
@@ -666,6 +701,7 @@ int sim_driver_new(sim_driver **out, sim_world *w, sim_host *h)
         return MESH_ERR_NOMEM;
     d->w = w;
     d->host = h;
+    d->ops = sim_ops;
     sim_rng_derive(&d->rng, sim_net_seed(w->net), SIM_RNG_STREAM_HOST + sim_host_id(h));
     dlist_init(&d->timers);
     dlist_init(&d->streams);
@@ -680,6 +716,7 @@ void sim_driver_free(sim_driver *d)
 {
     if (!d)
         return;
+    sim_mdns_free(d->mdns); /* no goodbyes: the host vanishes */
     while (d->timers.next != &d->timers)
         op_timer_free(d, (mesh_timer *)d->timers.next);
     while (d->streams.next != &d->streams)
@@ -697,5 +734,5 @@ void sim_driver_free(sim_driver *d)
     free(d);
 }
 
-mesh_env sim_driver_env(sim_driver *d) { return (mesh_env){&sim_ops, d}; }
+mesh_env sim_driver_env(sim_driver *d) { return (mesh_env){&d->ops, d}; }
 sim_host *sim_driver_host(const sim_driver *d) { return d->host; }

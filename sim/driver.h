@@ -22,13 +22,14 @@
  * listen with MESH_ERR_ADDR). listen/dgram_bind accept the host's own address or 0.0.0.0.
  * Connect timeout: the world's sim_tcp_cfg (default 10 s virtual). resolve: numeric
  * addresses, then names added with sim_world_add_name(); MESH_ERR_NOT_FOUND otherwise.
- * random(): a stream derived from (seed, host id): reproducible, not secret. mdns and
- * portmap: not provided (NULL).
+ * random(): a stream derived from (seed, host id): reproducible, not secret. mdns: NULL
+ * until sim_driver_enable_mdns() (then sim/mdns.h's LAN multicast model); portmap: NULL.
  */
 #ifndef SIM_DRIVER_H
 #define SIM_DRIVER_H
 
 #include "meshara/env.h"
+#include "sim/mdns.h"
 #include "sim/net.h"
 #include "sim/sched.h"
 #include "sim/tcp.h"
@@ -67,5 +68,13 @@ int sim_driver_new(sim_driver **out, sim_world *w, sim_host *h);
 void sim_driver_free(sim_driver *d);
 mesh_env sim_driver_env(sim_driver *d);
 sim_host *sim_driver_host(const sim_driver *d);
+
+/* Give this host mDNS (sim/mdns.h): binds UDP port 5353 on it and sets the env's ops->mdns
+ * (envs handed out earlier see it too: each driver has its own ops table). The service is
+ * the driver's: sim_driver_free() frees it. MESH_OK, MESH_ERR_INVAL, MESH_ERR_EXISTS (already
+ * enabled), MESH_ERR_NOMEM, or sim_mdns_new()'s errors. */
+int sim_driver_enable_mdns(sim_driver *d);
+/* The host's mDNS service (NULL until enabled), for tests and statistics. */
+sim_mdns *sim_driver_mdns(const sim_driver *d);
 
 #endif
