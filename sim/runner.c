@@ -65,7 +65,7 @@ struct rn_node {
     uint32_t idx;
     size_t group;
     sim_host *host;
-    sim_lan *lan;          /* the LAN the host sits on (scenario LAN or home LAN), or NULL */
+    sim_lan *lan;          /* the LAN the host sits on, or NULL (on the core) */
     sim_nat *nat;          /* the NAT in front of it, if any */
     mesh_addr public_addr; /* how nodes outside its LAN reach it (if at all) */
     int reachable;         /* 0: behind a NAT with no port mapping */
@@ -110,8 +110,6 @@ struct runner {
     sim_censor **censors;
     rn_partition **parts;
     size_t nparts;
-    sim_nat **home_nats;
-    size_t nhome;
     rn_node *nodes;
     /* background HTTPS: one server on the core, one client behind each censor target */
     sim_host *bg_server_host;
@@ -328,9 +326,18 @@ static int grow_regions(size_t **arr, size_t *n, size_t need)
 static int build_nodes(runner *r)
 {
     const sim_scenario *s = r->scn;
+    for (size_t g = 0; g < s->group_count; g++) {
+        const sim_scn_group *gr = &s->groups[g];
+        if (gr->nat.present) { /* sim/net.h: one NAT level per LAN */
+            snprintf(r->err, r->errlen,
+                     "%s:%u:%u: group %s: a NAT per node inside a LAN (NAT444) is not modelled "
+                     "yet (hint: put the NAT on the LAN)",
+                     gr->loc.origin, gr->loc.line, gr->loc.col, gr->name);
+            return MESH_ERR_UNSUPPORTED;
+        }
+    }
     r->nodes = calloc(s->node_count ? s->node_count : 1, sizeof *r->nodes);
-    r->home_nats = calloc(s->node_count ? s->node_count : 1, sizeof *r->home_nats);
-    if (!r->nodes || !r->home_nats)
+    if (!r->nodes)
         return MESH_ERR_NOMEM;
     uint32_t *lan_next = calloc(s->lan_count ? s->lan_count : 1, sizeof *lan_next);
     if (!lan_next)
@@ -354,27 +361,6 @@ static int build_nodes(runner *r)
                 hc.lan = n->lan;
                 hc.ip = sim_lan_is_private(n->lan) ? ADDR_PRIVATE + lan_next[gr->lan]++
                                                    : r->next_public++;
-            } else if (gr->nat.present) {
-                /* a home router of its own: a private one-host LAN with a NAT */
-                sim_lan_cfg lc = {0};
-                lc.name = name;
-                lc.is_private = 1;
-                lc.public_ip = r->next_lan_public++;
-                rc = sim_net_add_lan(r->net, &lc, &n->lan);
-                if (rc != MESH_OK)
-                    break;
-                sim_nat_cfg nc = nat_cfg_of(&gr->nat);
-                rc = sim_nat_new(&n->nat, r->net, n->lan, &nc);
-                if (rc != MESH_OK)
-                    break;
-                r->home_nats[r->nhome++] = n->nat;
-                sim_nat_set_observer(n->nat, on_nat_event, r, RN_NAT_OBSERVE);
-                hc.lan = n->lan;
-                hc.ip = ADDR_PRIVATE;
-                if ((rc = grow_regions(&r->lan_region_of_id, &r->nlan_ids,
-                                       sim_lan_id(n->lan) + 1)) != MESH_OK)
-                    break;
-                r->lan_region_of_id[sim_lan_id(n->lan)] = gr->region;
             } else {
                 hc.ip = r->next_public++;
             }
@@ -1301,10 +1287,6 @@ static size_t make_summary(runner *r, summary_row *rows)
             sim_nat_stats st = sim_nat_get_stats(r->lan_nats[i]);
             nat_in_dropped += st.in_no_mapping + st.in_filtered;
         }
-    for (size_t i = 0; i < r->nhome; i++) {
-        sim_nat_stats st = sim_nat_get_stats(r->home_nats[i]);
-        nat_in_dropped += st.in_no_mapping + st.in_filtered;
-    }
     ROW("nat_inbound_dropped", nat_in_dropped);
     ROW("sim_events", sim_sched_processed(r->sched));
 #undef ROW
@@ -1437,8 +1419,6 @@ static void teardown(runner *r)
     free(r->bg_drvs);
     for (size_t i = 0; r->lan_nats && i < s->lan_count; i++)
         sim_nat_free(r->lan_nats[i]);
-    for (size_t i = 0; i < r->nhome; i++)
-        sim_nat_free(r->home_nats[i]);
     for (size_t i = 0; r->censors && i < s->censor_count; i++)
         sim_censor_free(r->censors[i]);
     sim_world_free(r->w);
@@ -1448,7 +1428,6 @@ static void teardown(runner *r)
     }
     free(r->parts);
     free(r->nodes);
-    free(r->home_nats);
     free(r->lans);
     free(r->lan_links);
     free(r->lan_nats);

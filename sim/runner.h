@@ -2,9 +2,9 @@
  *
  * What a run builds, from the scenario struct:
  *  - the core (constant latency, per-pair uniform latency drawn from the seed, or a region
- *    matrix), LANs with their site links and NATs, one host per node with its access link;
- *    a group with its own `nat:` puts each of its nodes behind a NAT of its own (a home
- *    router: a private one-host LAN on the core, in the group's region);
+ *    matrix), LANs with their site links and NATs, one host per node with its access link
+ *    (a group's own `nat:` — a NAT per node inside a LAN — is refused: the network model has
+ *    one NAT level per LAN);
  *  - censors attached in front of their targets (a LAN's gateway, or each host of a group),
  *    with one background HTTPS client per censor target and one server on the core, so
  *    collateral damage is measured beside Meshara's blocked fraction;
