@@ -21,8 +21,12 @@
 #include "meshara/env.h"
 
 enum mesh_peer_limits {
-    MESH_PEER_MAX_ADDRS = 8,      /* addresses in one record; more is malformed */
-    MESH_PEER_LIST_MAX = 64,      /* records in one PeerList; more is malformed */
+    MESH_PEER_MAX_ADDRS = 8, /* addresses in one record; more is malformed */
+    MESH_PEER_LIST_MAX = 64, /* records in one PeerList; more is malformed */
+    /* Encoded PeerList bytes mesh_peer_list_decode accepts: 64 records of 8 addresses in
+     * their longest text form take about 32 KiB; the rest is room for fields a later version
+     * adds. */
+    MESH_PEER_LIST_MAX_BYTES = 64 * 1024,
 };
 
 #define MESH_PEER_SIG_CONTEXT "meshara-peer-v1"
@@ -37,29 +41,46 @@ typedef struct mesh_peer_record {
     uint8_t sig[MESH_SIG_LEN];
 } mesh_peer_record;
 
-/* Make and sign id's record. MESH_OK; MESH_ERR_INVAL (naddrs > MESH_PEER_MAX_ADDRS, NULL);
- * MESH_ERR_CRYPTO. */
+/* Make and sign id's record (addresses copied; unused ip bytes zeroed). MESH_OK;
+ * MESH_ERR_INVAL (naddrs > MESH_PEER_MAX_ADDRS, NULL, an address family other than INET4 or
+ * INET6); MESH_ERR_CRYPTO. *out is written only on success. */
 int mesh_peer_record_make(mesh_peer_record *out, const mesh_identity *id, const mesh_addr *addrs,
                           size_t naddrs, uint64_t seq);
-/* Check the signature (and that node_id matches the key). MESH_OK; MESH_ERR_BAD_SIGNATURE;
- * MESH_ERR_INVAL (not a valid key). */
+/* Check the signature (and that node_id matches the key). About 50 us: callers that see the
+ * same record again compare it with mesh_peer_record_equal instead. MESH_OK;
+ * MESH_ERR_BAD_SIGNATURE (also a node_id that is not SHA-256 of the key); MESH_ERR_INVAL (not
+ * a valid key, naddrs too large, an address without family); MESH_ERR_NOMEM. */
 int mesh_peer_record_verify(const mesh_peer_record *r);
+/* 1 if a and b are the same record (key, id, seq, addresses, signature), else 0. */
+int mesh_peer_record_equal(const mesh_peer_record *a, const mesh_peer_record *b);
 
 /* Fill a protobuf PeerRecord that borrows r's memory (valid while r lives and is unchanged);
  * addr_text must hold MESH_PEER_MAX_ADDRS strings of MESH_ADDR_STRLEN bytes and addr_ptrs
  * MESH_PEER_MAX_ADDRS pointers. */
 void mesh_peer_record_to_pb(const mesh_peer_record *r, Meshara__Wire__PeerRecord *pb,
                             char addr_text[][MESH_ADDR_STRLEN], char **addr_ptrs);
-/* Parse and verify a protobuf PeerRecord. MESH_OK; MESH_ERR_MALFORMED (sizes, too many or
- * unparsable addresses); MESH_ERR_BAD_SIGNATURE. */
+/* Parse and verify a protobuf PeerRecord; *out is written only on success. MESH_OK;
+ * MESH_ERR_MALFORMED (sizes, too many addresses, an address not in the canonical text form
+ * mesh_addr_format writes, a key that is not an Ed25519 point); MESH_ERR_BAD_SIGNATURE;
+ * MESH_ERR_NOMEM; MESH_ERR_INVAL (NULL). */
 int mesh_peer_record_from_pb(const Meshara__Wire__PeerRecord *pb, mesh_peer_record *out);
+/* The verified records of a decoded PeerList (e.g. Response.peers of an envelope) into out
+ * (cap entries): *n gets how many were kept, *dropped (may be NULL) how many were not (refused,
+ * or beyond cap). MESH_OK; MESH_ERR_MALFORMED (more than MESH_PEER_LIST_MAX entries: nothing
+ * kept); MESH_ERR_NOMEM; MESH_ERR_INVAL (NULL). */
+int mesh_peer_list_from_pb(const Meshara__Wire__PeerList *pb, mesh_peer_record *out, size_t cap,
+                           size_t *n, size_t *dropped);
 
-/* A PeerList of n records as protobuf bytes, malloc'd (caller frees). MESH_OK; MESH_ERR_INVAL
- * (n > MESH_PEER_LIST_MAX); MESH_ERR_NOMEM. */
+/* A PeerList of n records as protobuf bytes, malloc'd (caller frees); the records are not
+ * verified again (they came from a table that holds only verified ones). MESH_OK;
+ * MESH_ERR_INVAL (n > MESH_PEER_LIST_MAX, NULL); MESH_ERR_NOMEM; MESH_ERR_INTERNAL. */
 int mesh_peer_list_encode(const mesh_peer_record *recs, size_t n, uint8_t **out, size_t *outlen);
 /* Decode a PeerList's bytes into out (cap entries), keeping only records that verify; *n gets
- * how many were kept and *dropped (may be NULL) how many were refused. MESH_OK;
- * MESH_ERR_MALFORMED (not a PeerList, or more than MESH_PEER_LIST_MAX entries); MESH_ERR_NOMEM. */
+ * how many were kept and *dropped (may be NULL) how many were not (refused, or beyond cap).
+ * Unpacking may allocate at most wire.h's budget (MESH_WIRE_ALLOC_*) for len. MESH_OK;
+ * MESH_ERR_MALFORMED (not a PeerList, or more than MESH_PEER_LIST_MAX entries);
+ * MESH_ERR_TOO_BIG (len > MESH_PEER_LIST_MAX_BYTES); MESH_ERR_LIMIT (would allocate beyond the
+ * budget: hostile input); MESH_ERR_NOMEM; MESH_ERR_INVAL (NULL). */
 int mesh_peer_list_decode(const uint8_t *buf, size_t len, mesh_peer_record *out, size_t cap,
                           size_t *n, size_t *dropped);
 

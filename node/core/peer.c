@@ -1,0 +1,288 @@
+/* peer.c — signed peer records: the signed byte layout, protobuf conversions and PeerList
+ * encoding (peer.h; format in docs/dht.md).
+ *
+ * Addresses are signed in their text form, the same text that travels in PeerRecord.addresses,
+ * so a receiver checks exactly the bytes it was given. A decoded address must be in the
+ * canonical form mesh_addr_format() writes ("1.2.3.4:80", "[2001:db8::1]:80"): any other
+ * spelling of the same address is refused as malformed, so one record has one encoding and
+ * whatever we accept encodes back to the same bytes.
+ */
+#include "core/peer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/wire.h"
+
+enum {
+    CONTEXT_LEN = sizeof(MESH_PEER_SIG_CONTEXT) - 1, /* no NUL in the signed bytes */
+    ADDR_TEXT_MAX = MESH_ADDR_STRLEN - 1,            /* fits the 1-byte length prefix */
+    SIGNED_MAX = CONTEXT_LEN + MESH_PUBKEY_LEN + 8 + 1 + MESH_PEER_MAX_ADDRS * (1 + ADDR_TEXT_MAX),
+};
+
+static int addr_ok(const mesh_addr *a)
+{
+    return a->family == MESH_AF_INET4 || a->family == MESH_AF_INET6;
+}
+
+/* A copy of a with the unused bytes of ip[] (and struct padding) zeroed, so two records that
+ * mean the same compare equal field by field. */
+static mesh_addr addr_clean(const mesh_addr *a)
+{
+    mesh_addr c;
+    memset(&c, 0, sizeof c);
+    c.family = a->family;
+    c.port = a->port;
+    memcpy(c.ip, a->ip, a->family == MESH_AF_INET6 ? 16 : 4);
+    return c;
+}
+
+/* The bytes the signature covers (layout in peer.h); returns their length. r's addresses
+ * must have a valid family and r->naddrs <= MESH_PEER_MAX_ADDRS. */
+static size_t signed_bytes(const mesh_peer_record *r, uint8_t out[SIGNED_MAX])
+{
+    size_t o = 0;
+    memcpy(out + o, MESH_PEER_SIG_CONTEXT, CONTEXT_LEN);
+    o += CONTEXT_LEN;
+    memcpy(out + o, r->pubkey, MESH_PUBKEY_LEN);
+    o += MESH_PUBKEY_LEN;
+    for (int i = 7; i >= 0; i--)
+        out[o++] = (uint8_t)(r->seq >> (8 * i));
+    out[o++] = (uint8_t)r->naddrs;
+    for (size_t i = 0; i < r->naddrs; i++) {
+        char text[MESH_ADDR_STRLEN];
+        mesh_addr_format(&r->addrs[i], text, sizeof text);
+        size_t n = strlen(text);
+        out[o++] = (uint8_t)n;
+        memcpy(out + o, text, n);
+        o += n;
+    }
+    return o;
+}
+
+int mesh_peer_record_make(mesh_peer_record *out, const mesh_identity *id, const mesh_addr *addrs,
+                          size_t naddrs, uint64_t seq)
+{
+    if (!out || !id || naddrs > MESH_PEER_MAX_ADDRS || (naddrs > 0 && !addrs))
+        return MESH_ERR_INVAL;
+    mesh_peer_record r;
+    memset(&r, 0, sizeof r);
+    for (size_t i = 0; i < naddrs; i++) {
+        if (!addr_ok(&addrs[i]))
+            return MESH_ERR_INVAL;
+        r.addrs[i] = addr_clean(&addrs[i]);
+    }
+    memcpy(r.pubkey, mesh_identity_pubkey(id), MESH_PUBKEY_LEN);
+    memcpy(r.node_id, mesh_identity_node_id(id), MESH_NODE_ID_LEN);
+    r.seq = seq;
+    r.naddrs = naddrs;
+    uint8_t msg[SIGNED_MAX];
+    size_t len = signed_bytes(&r, msg);
+    int rc = mesh_identity_sign(id, msg, len, r.sig);
+    if (rc != MESH_OK)
+        return rc;
+    *out = r;
+    return MESH_OK;
+}
+
+int mesh_peer_record_verify(const mesh_peer_record *r)
+{
+    if (!r || r->naddrs > MESH_PEER_MAX_ADDRS)
+        return MESH_ERR_INVAL;
+    for (size_t i = 0; i < r->naddrs; i++)
+        if (!addr_ok(&r->addrs[i]))
+            return MESH_ERR_INVAL;
+    uint8_t id[MESH_NODE_ID_LEN];
+    mesh_node_id_of(r->pubkey, id);
+    if (memcmp(id, r->node_id, MESH_NODE_ID_LEN) != 0)
+        return MESH_ERR_BAD_SIGNATURE;
+    uint8_t msg[SIGNED_MAX];
+    size_t len = signed_bytes(r, msg);
+    return mesh_ed25519_verify(r->pubkey, msg, len, r->sig);
+}
+
+int mesh_peer_record_equal(const mesh_peer_record *a, const mesh_peer_record *b)
+{
+    if (a->seq != b->seq || a->naddrs != b->naddrs || a->naddrs > MESH_PEER_MAX_ADDRS ||
+        memcmp(a->pubkey, b->pubkey, MESH_PUBKEY_LEN) != 0 ||
+        memcmp(a->node_id, b->node_id, MESH_NODE_ID_LEN) != 0 ||
+        memcmp(a->sig, b->sig, MESH_SIG_LEN) != 0)
+        return 0;
+    for (size_t i = 0; i < a->naddrs; i++)
+        if (!mesh_addr_equal(&a->addrs[i], &b->addrs[i]))
+            return 0;
+    return 1;
+}
+
+void mesh_peer_record_to_pb(const mesh_peer_record *r, Meshara__Wire__PeerRecord *pb,
+                            char addr_text[][MESH_ADDR_STRLEN], char **addr_ptrs)
+{
+    meshara__wire__peer_record__init(pb);
+    /* protobuf-c's fields are not const; packing only reads them */
+    pb->public_key.data = (uint8_t *)r->pubkey;
+    pb->public_key.len = MESH_PUBKEY_LEN;
+    size_t n = r->naddrs <= MESH_PEER_MAX_ADDRS ? r->naddrs : MESH_PEER_MAX_ADDRS;
+    for (size_t i = 0; i < n; i++) {
+        mesh_addr_format(&r->addrs[i], addr_text[i], MESH_ADDR_STRLEN);
+        addr_ptrs[i] = addr_text[i];
+    }
+    pb->n_addresses = n;
+    pb->addresses = n ? addr_ptrs : NULL;
+    pb->seq = r->seq;
+    pb->signature.data = (uint8_t *)r->sig;
+    pb->signature.len = MESH_SIG_LEN;
+}
+
+/* Parse one address in canonical text form. MESH_OK or MESH_ERR_MALFORMED. */
+static int addr_from_text(const char *text, mesh_addr *out)
+{
+    if (!text || strnlen(text, MESH_ADDR_STRLEN) > ADDR_TEXT_MAX)
+        return MESH_ERR_MALFORMED;
+    mesh_addr a;
+    if (mesh_addr_parse(&a, text) != MESH_OK)
+        return MESH_ERR_MALFORMED;
+    char again[MESH_ADDR_STRLEN];
+    if (strcmp(mesh_addr_format(&a, again, sizeof again), text) != 0)
+        return MESH_ERR_MALFORMED;
+    *out = addr_clean(&a);
+    return MESH_OK;
+}
+
+int mesh_peer_record_from_pb(const Meshara__Wire__PeerRecord *pb, mesh_peer_record *out)
+{
+    if (!pb || !out)
+        return MESH_ERR_INVAL;
+    if (pb->public_key.len != MESH_PUBKEY_LEN || pb->signature.len != MESH_SIG_LEN ||
+        pb->n_addresses > MESH_PEER_MAX_ADDRS)
+        return MESH_ERR_MALFORMED;
+    mesh_peer_record r;
+    memset(&r, 0, sizeof r);
+    for (size_t i = 0; i < pb->n_addresses; i++)
+        if (addr_from_text(pb->addresses[i], &r.addrs[i]) != MESH_OK)
+            return MESH_ERR_MALFORMED;
+    r.naddrs = pb->n_addresses;
+    memcpy(r.pubkey, pb->public_key.data, MESH_PUBKEY_LEN);
+    mesh_node_id_of(r.pubkey, r.node_id);
+    r.seq = pb->seq;
+    memcpy(r.sig, pb->signature.data, MESH_SIG_LEN);
+    int rc = mesh_peer_record_verify(&r);
+    if (rc == MESH_ERR_INVAL)
+        return MESH_ERR_MALFORMED; /* the key is not an Ed25519 point */
+    if (rc != MESH_OK)
+        return rc;
+    *out = r;
+    return MESH_OK;
+}
+
+int mesh_peer_list_from_pb(const Meshara__Wire__PeerList *pb, mesh_peer_record *out, size_t cap,
+                           size_t *n, size_t *dropped)
+{
+    if (!pb || !n || (cap > 0 && !out))
+        return MESH_ERR_INVAL;
+    if (pb->n_peers > MESH_PEER_LIST_MAX)
+        return MESH_ERR_MALFORMED;
+    size_t kept = 0, refused = 0;
+    for (size_t i = 0; i < pb->n_peers; i++) {
+        mesh_peer_record r;
+        int rc = mesh_peer_record_from_pb(pb->peers[i], &r);
+        if (rc == MESH_ERR_NOMEM)
+            return rc;
+        if (rc != MESH_OK || kept == cap) {
+            refused++;
+            continue;
+        }
+        out[kept++] = r;
+    }
+    *n = kept;
+    if (dropped)
+        *dropped = refused;
+    return MESH_OK;
+}
+
+/* Scratch for encoding: the protobuf structs borrow the records and these buffers. */
+typedef struct list_scratch {
+    Meshara__Wire__PeerRecord pbs[MESH_PEER_LIST_MAX];
+    Meshara__Wire__PeerRecord *ptrs[MESH_PEER_LIST_MAX];
+    char text[MESH_PEER_LIST_MAX][MESH_PEER_MAX_ADDRS][MESH_ADDR_STRLEN];
+    char *text_ptrs[MESH_PEER_LIST_MAX][MESH_PEER_MAX_ADDRS];
+} list_scratch;
+
+int mesh_peer_list_encode(const mesh_peer_record *recs, size_t n, uint8_t **out, size_t *outlen)
+{
+    if (!out || !outlen || n > MESH_PEER_LIST_MAX || (n > 0 && !recs))
+        return MESH_ERR_INVAL;
+    list_scratch *s = malloc(sizeof *s);
+    if (!s)
+        return MESH_ERR_NOMEM;
+    Meshara__Wire__PeerList list = MESHARA__WIRE__PEER_LIST__INIT;
+    for (size_t i = 0; i < n; i++) {
+        mesh_peer_record_to_pb(&recs[i], &s->pbs[i], s->text[i], s->text_ptrs[i]);
+        s->ptrs[i] = &s->pbs[i];
+    }
+    list.n_peers = n;
+    list.peers = n ? s->ptrs : NULL;
+    int rc = MESH_ERR_NOMEM;
+    size_t len = meshara__wire__peer_list__get_packed_size(&list);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        goto out;
+    if (meshara__wire__peer_list__pack(&list, buf) != len) {
+        free(buf);
+        rc = MESH_ERR_INTERNAL;
+        goto out;
+    }
+    *out = buf;
+    *outlen = len;
+    rc = MESH_OK;
+out:
+    free(s);
+    return rc;
+}
+
+/* Allocation budget for unpacking a PeerList: the same rule as wire.c's for envelopes
+ * (MESH_WIRE_ALLOC_*), so hostile input made of empty sub-messages costs a bounded multiple
+ * of its own size. */
+typedef struct list_budget {
+    size_t left;
+    int over, nomem;
+} list_budget;
+
+static void *list_alloc(void *data, size_t size)
+{
+    list_budget *b = data;
+    size_t cost = size + MESH_WIRE_ALLOC_OVERHEAD;
+    if (cost < size || cost > b->left) {
+        b->over = 1;
+        return NULL;
+    }
+    void *p = malloc(size);
+    if (!p)
+        b->nomem = 1;
+    else
+        b->left -= cost;
+    return p;
+}
+
+static void list_free(void *data, void *ptr)
+{
+    (void)data;
+    free(ptr);
+}
+
+int mesh_peer_list_decode(const uint8_t *buf, size_t len, mesh_peer_record *out, size_t cap,
+                          size_t *n, size_t *dropped)
+{
+    if ((!buf && len > 0) || !n || (cap > 0 && !out))
+        return MESH_ERR_INVAL;
+    if (len > MESH_PEER_LIST_MAX_BYTES)
+        return MESH_ERR_TOO_BIG;
+    list_budget b = {.left = MESH_WIRE_ALLOC_BASE + len * MESH_WIRE_ALLOC_FACTOR};
+    ProtobufCAllocator a = {.alloc = list_alloc, .free = list_free, .allocator_data = &b};
+    Meshara__Wire__PeerList *pb = meshara__wire__peer_list__unpack(&a, len, buf);
+    if (!pb)
+        return b.nomem ? MESH_ERR_NOMEM : b.over ? MESH_ERR_LIMIT : MESH_ERR_MALFORMED;
+    int rc = mesh_peer_list_from_pb(pb, out, cap, n, dropped);
+    /* the budget allocator took its memory from malloc */
+    meshara__wire__peer_list__free_unpacked(pb, NULL);
+    return rc;
+}
