@@ -29,6 +29,7 @@
 #define RN_STREAM_TRAFFIC (RN_STREAM + (1ULL << 32))
 #define RN_STREAM_CHURN (RN_STREAM + (2ULL << 32))
 #define RN_STREAM_LATENCY (RN_STREAM + (3ULL << 32))
+#define RN_STREAM_TLS (RN_STREAM + (4ULL << 32))
 
 enum { MSG_PENDING = 0, MSG_DELIVERED = 1, MSG_FAILED = 2 };
 
@@ -126,6 +127,11 @@ struct runner {
     size_t nlat;
     uint8_t *zeros; /* payload source for messages */
     sim_results *rec;
+    /* one OpenSSL library context for every node of the world (tls.h: a process holds only
+     * about 500), whose randomness is the world's own stream */
+    sim_rng tls_rng;
+    mesh_env tls_env;
+    mesh_tls_lib *tls_lib;
     uint32_t next_public, next_lan_public;
     /* counters */
     uint64_t sessions_attempted, sessions_established, sessions_failed;
@@ -153,6 +159,26 @@ static void rec_event(runner *r, int64_t node, const char *kind, int64_t peer, i
     else
         sim_results_event(r->rec, now, node, kind, peer, detail);
 }
+
+/* ---- the world's TLS randomness ------------------------------------------------------------ */
+
+static mesh_time tls_env_now(void *obj)
+{
+    return sim_sched_now(((runner *)obj)->sched);
+}
+static void tls_env_random(void *obj, uint8_t *buf, size_t len)
+{
+    sim_rng_fill(&((runner *)obj)->tls_rng, buf, len);
+}
+static void tls_env_log(void *obj, int level, const char *msg)
+{
+    (void)obj, (void)level, (void)msg;
+}
+static const mesh_env_ops TLS_ENV_OPS = {
+    .now = tls_env_now,
+    .random = tls_env_random,
+    .log = tls_env_log,
+};
 
 /* ---- latency of the core --------------------------------------------------------------- */
 
@@ -382,6 +408,7 @@ static int build_nodes(runner *r)
             if ((rc = mesh_identity_generate(&n->id, &n->env)) != MESH_OK)
                 break;
             mesh_tls_cfg tc = {0};
+            tc.lib = r->tls_lib;
             tc.sni = gr->tls_sni;
             const char *alpn[MESH_TLS_ALPN_MAX + 1] = {0};
             if (gr->alpn_count) {
@@ -1422,6 +1449,7 @@ static void teardown(runner *r)
     for (size_t i = 0; r->censors && i < s->censor_count; i++)
         sim_censor_free(r->censors[i]);
     sim_world_free(r->w);
+    mesh_tls_lib_free(r->tls_lib);
     for (size_t i = 0; i < r->nparts; i++) {
         free(r->parts[i]->ips);
         free(r->parts[i]);
@@ -1489,6 +1517,10 @@ int sim_run(const sim_scenario *scn, const sim_run_opts *opts, sim_run_result *r
         goto done;
     r->sched = sim_world_sched(r->w);
     r->net = sim_world_net(r->w);
+    sim_rng_derive(&r->tls_rng, scn->seed, RN_STREAM_TLS);
+    r->tls_env = (mesh_env){&TLS_ENV_OPS, r};
+    if ((rc = mesh_tls_lib_new(&r->tls_lib, &r->tls_env)) != MESH_OK)
+        goto done;
     sim_link_cfg core = {
         .latency = scn->core.latency, .jitter = scn->core.jitter, .loss = scn->core.loss};
     sim_net_set_core(r->net, &core, scn->core.model == SIM_SCN_LAT_CONSTANT ? NULL : core_latency,

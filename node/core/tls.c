@@ -214,17 +214,24 @@ static int envrand_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
 
 /* ---- the node context ------------------------------------------------------------------- */
 
+/* An OpenSSL library context with env randomness, and the BIO methods of its connections. */
+struct mesh_tls_lib {
+    OSSL_LIB_CTX *libctx;
+    OSSL_PROVIDER *prov_rand, *prov_default;
+    BIO_METHOD *bio_out, *bio_in;
+};
+
 struct mesh_tls_ctx {
     const mesh_env *env;
     const mesh_identity *id;
-    OSSL_LIB_CTX *libctx;
-    OSSL_PROVIDER *prov_rand, *prov_default;
+    mesh_tls_lib *own_lib;        /* NULL when the configuration lent one */
+    OSSL_LIB_CTX *libctx;         /* the lib's */
+    BIO_METHOD *bio_out, *bio_in; /* the lib's */
     EVP_PKEY *pkey;
     X509 *cert;
     uint8_t *cert_der;
     size_t cert_der_len;
     SSL_CTX *ssl;
-    BIO_METHOD *bio_out, *bio_in;
     uint8_t alpn_wire[MESH_TLS_ALPN_MAX * (MESH_TLS_ALPN_NAME_MAX + 1)]; /* RFC 7301 list */
     size_t alpn_len;
     char sni[MESH_TLS_SNI_MAX + 1];
@@ -354,16 +361,70 @@ static int bio_create(BIO *b)
     return 1;
 }
 
-static int make_bio_methods(mesh_tls_ctx *c)
+/* The type index is a fixed private number, not BIO_get_new_index(): that is a process-wide
+ * counter, and nothing here looks BIOs up by type. */
+#define MESH_TLS_BIO_TYPE (0xe0 | BIO_TYPE_SOURCE_SINK)
+
+static int make_bio_methods(mesh_tls_lib *l)
 {
-    c->bio_out = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "mesh-tls-out");
-    c->bio_in = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "mesh-tls-in");
-    if (!c->bio_out || !c->bio_in || !BIO_meth_set_write(c->bio_out, bio_out_write) ||
-        !BIO_meth_set_ctrl(c->bio_out, bio_ctrl) || !BIO_meth_set_create(c->bio_out, bio_create) ||
-        !BIO_meth_set_read(c->bio_in, bio_in_read) || !BIO_meth_set_ctrl(c->bio_in, bio_ctrl) ||
-        !BIO_meth_set_create(c->bio_in, bio_create))
+    l->bio_out = BIO_meth_new(MESH_TLS_BIO_TYPE, "mesh-tls-out");
+    l->bio_in = BIO_meth_new(MESH_TLS_BIO_TYPE, "mesh-tls-in");
+    if (!l->bio_out || !l->bio_in || !BIO_meth_set_write(l->bio_out, bio_out_write) ||
+        !BIO_meth_set_ctrl(l->bio_out, bio_ctrl) || !BIO_meth_set_create(l->bio_out, bio_create) ||
+        !BIO_meth_set_read(l->bio_in, bio_in_read) || !BIO_meth_set_ctrl(l->bio_in, bio_ctrl) ||
+        !BIO_meth_set_create(l->bio_in, bio_create))
         return MESH_ERR_NOMEM;
     return MESH_OK;
+}
+
+int mesh_tls_lib_new(mesh_tls_lib **out, const mesh_env *env)
+{
+    if (!out || !env)
+        return MESH_ERR_INVAL;
+    mesh_tls_lib *l = calloc(1, sizeof *l);
+    if (!l)
+        return MESH_ERR_NOMEM;
+    ERR_clear_error();
+    int rc = MESH_ERR_NOMEM;
+    l->libctx = OSSL_LIB_CTX_new();
+    if (!l->libctx)
+        goto fail;
+    rc = MESH_ERR_CRYPTO;
+    /* Randomness first: the DRBG types must be set before anything draws from them. */
+    if (!OSSL_PROVIDER_add_builtin(l->libctx, ENVRAND_PROVIDER, envrand_init) ||
+        !RAND_set_seed_source_type(l->libctx, ENVRAND_ALG, ENVRAND_PROPQ) ||
+        !RAND_set_DRBG_type(l->libctx, ENVRAND_ALG, ENVRAND_PROPQ, NULL, NULL))
+        goto fail;
+    envrand_loading = env;
+    l->prov_rand = OSSL_PROVIDER_load(l->libctx, ENVRAND_PROVIDER);
+    envrand_loading = NULL;
+    l->prov_default = OSSL_PROVIDER_load(l->libctx, "default");
+    if (!l->prov_rand || !l->prov_default)
+        goto fail;
+    if ((rc = make_bio_methods(l)) != MESH_OK)
+        goto fail;
+    *out = l;
+    return MESH_OK;
+fail:
+    drain_errors(env, "library context setup", NULL, 0);
+    mesh_log(env, MESH_LOG_ERROR, "tls: library context setup failed: %s", mesh_errname(rc));
+    mesh_tls_lib_free(l);
+    return rc;
+}
+
+void mesh_tls_lib_free(mesh_tls_lib *l)
+{
+    if (!l)
+        return;
+    BIO_meth_free(l->bio_out);
+    BIO_meth_free(l->bio_in);
+    if (l->prov_default)
+        OSSL_PROVIDER_unload(l->prov_default);
+    if (l->prov_rand)
+        OSSL_PROVIDER_unload(l->prov_rand);
+    OSSL_LIB_CTX_free(l->libctx);
+    ERR_clear_error();
+    free(l);
 }
 
 static int make_ssl_ctx(mesh_tls_ctx *c, int max_version)
@@ -411,29 +472,19 @@ int mesh_tls_ctx_new(mesh_tls_ctx **out, const mesh_env *env, const mesh_identit
     int rc = alpn_encode(cfg->alpn, c->alpn_wire, sizeof c->alpn_wire, &c->alpn_len);
     if (rc != MESH_OK)
         goto fail;
-    ERR_clear_error();
-    rc = MESH_ERR_CRYPTO;
-    c->libctx = OSSL_LIB_CTX_new();
-    if (!c->libctx) {
-        rc = MESH_ERR_NOMEM;
-        goto fail;
+    mesh_tls_lib *lib = cfg->lib;
+    if (!lib) {
+        if ((rc = mesh_tls_lib_new(&c->own_lib, env)) != MESH_OK)
+            goto fail;
+        lib = c->own_lib;
     }
-    /* Randomness first: the DRBG types must be set before anything draws from them. */
-    if (!OSSL_PROVIDER_add_builtin(c->libctx, ENVRAND_PROVIDER, envrand_init) ||
-        !RAND_set_seed_source_type(c->libctx, ENVRAND_ALG, ENVRAND_PROPQ) ||
-        !RAND_set_DRBG_type(c->libctx, ENVRAND_ALG, ENVRAND_PROPQ, NULL, NULL))
-        goto fail;
-    envrand_loading = env;
-    c->prov_rand = OSSL_PROVIDER_load(c->libctx, ENVRAND_PROVIDER);
-    envrand_loading = NULL;
-    c->prov_default = OSSL_PROVIDER_load(c->libctx, "default");
-    if (!c->prov_rand || !c->prov_default)
-        goto fail;
+    c->libctx = lib->libctx;
+    c->bio_out = lib->bio_out;
+    c->bio_in = lib->bio_in;
+    ERR_clear_error();
     if ((rc = mesh_identity_pkey_in(id, c->libctx, &c->pkey)) != MESH_OK)
         goto fail;
     if ((rc = make_cert(c)) != MESH_OK)
-        goto fail;
-    if ((rc = make_bio_methods(c)) != MESH_OK)
         goto fail;
     if ((rc = make_ssl_ctx(c, cfg->max_version)) != MESH_OK)
         goto fail;
@@ -451,16 +502,10 @@ void mesh_tls_ctx_free(mesh_tls_ctx *c)
     if (!c)
         return;
     SSL_CTX_free(c->ssl);
-    BIO_meth_free(c->bio_out);
-    BIO_meth_free(c->bio_in);
     X509_free(c->cert);
     free(c->cert_der);
     EVP_PKEY_free(c->pkey);
-    if (c->prov_default)
-        OSSL_PROVIDER_unload(c->prov_default);
-    if (c->prov_rand)
-        OSSL_PROVIDER_unload(c->prov_rand);
-    OSSL_LIB_CTX_free(c->libctx);
+    mesh_tls_lib_free(c->own_lib);
     ERR_clear_error();
     free(c);
 }

@@ -1,18 +1,21 @@
 /* tls.h — TLS 1.3 for sessions, sans-I/O: OpenSSL over in-memory byte pipes.
  *
- * The only module that uses libssl. Two objects:
+ * The only module that uses libssl. Three objects:
  *
- *  mesh_tls_ctx — one per node. It owns a private OpenSSL library context (OSSL_LIB_CTX) whose
- *  random source is the node's env: a tiny RAND provider registered in that library context
- *  (OSSL_PROVIDER_add_builtin) is made the seed source and the DRBG type, and its generate()
- *  calls mesh_env_random(). So the real driver's TLS gets the OS's randomness (getrandom) and a
- *  simulated node's TLS bytes are a pure function of the simulation seed — core code never
- *  calls RAND_bytes, and no two nodes share OpenSSL state (the "default" provider is loaded
- *  into each library context for the algorithms). It also owns the node's self-signed X.509
- *  certificate, made in memory from the Ed25519 identity (serial from env randomness, validity
- *  from fixed strings: nothing reads the real clock), and the SSL_CTX: TLS 1.3 only, no
- *  session tickets, no session cache, the peer's certificate accepted as-is (the peer proves
- *  its identity afterwards with a hello bound to the TLS exporter: session.h).
+ *  mesh_tls_lib — an OpenSSL library context (OSSL_LIB_CTX) whose random source is an env: a
+ *  tiny RAND provider registered in it (OSSL_PROVIDER_add_builtin) is made the seed source and
+ *  the DRBG type, and its generate() calls mesh_env_random(). So the real driver's TLS gets the
+ *  OS's randomness (getrandom) and simulated TLS bytes are a pure function of the simulation
+ *  seed — core code never calls RAND_bytes (the "default" provider is loaded for the
+ *  algorithms).
+ *
+ *  mesh_tls_ctx — one per node. It uses a library context of its own (no OpenSSL state shared
+ *  with any other node: what the real node does) or one lent by its configuration (what the
+ *  simulator does for the nodes of one world, see mesh_tls_lib_new). It also owns the node's
+ * self-signed X.509 certificate, made in memory from the Ed25519 identity (serial from env
+ * randomness, validity from fixed strings: nothing reads the real clock), and the SSL_CTX: TLS 1.3
+ * only, no session tickets, no session cache, the peer's certificate accepted as-is (the peer
+ * proves its identity afterwards with a hello bound to the TLS exporter: session.h).
  *
  *  mesh_tls — one per connection. Ciphertext from the network goes in with mesh_tls_feed();
  *  ciphertext to send comes out through the `out` callback given at creation, synchronously
@@ -55,8 +58,19 @@ enum mesh_tls_limits {
 #define MESH_TLS_CERT_NOT_BEFORE "20240101000000Z"
 #define MESH_TLS_CERT_NOT_AFTER "99991231235959Z"
 
+typedef struct mesh_tls_lib mesh_tls_lib;
 typedef struct mesh_tls_ctx mesh_tls_ctx;
 typedef struct mesh_tls mesh_tls;
+
+/* An OpenSSL library context whose random source is env (copied; its driver object must
+ * outlive the lib), with the default provider loaded. A node context makes its own unless
+ * its configuration lends one: a process can hold only about 500 library contexts (each
+ * takes two of the 1024 pthread keys for its per-thread DRBGs), so the simulator lends one
+ * to every node of a world — still reproducible, as one world runs on one thread in event
+ * order. MESH_OK; MESH_ERR_INVAL; MESH_ERR_NOMEM; MESH_ERR_CRYPTO (logged). */
+int mesh_tls_lib_new(mesh_tls_lib **out, const mesh_env *env);
+/* Free it after every context that borrows it. NULL: no-op. */
+void mesh_tls_lib_free(mesh_tls_lib *l);
 
 typedef struct mesh_tls_cfg {
     /* Server name a client sends (and the certificate's common name). NULL = default. */
@@ -68,6 +82,9 @@ typedef struct mesh_tls_cfg {
     /* Test hook: highest TLS version a connection may use (0 = TLS 1.3, the only value a
      * node uses). Tests set TLS1_2_VERSION (0x0303) to play an outdated client. */
     int max_version;
+    /* A library context to share (borrowed: it must outlive the context); NULL = the
+     * context makes one of its own, drawing randomness from the context's env. */
+    mesh_tls_lib *lib;
 } mesh_tls_cfg;
 
 /* A node's TLS context for identity id (borrowed), randomness and logs from env (borrowed).
