@@ -753,8 +753,12 @@ static int op_publish(void *obj, const char *name, const char *type, uint16_t po
         !avahi_is_valid_service_name(name) || !avahi_is_valid_service_type_strict(type))
         return MESH_ERR_INVAL;
     size_t ntxt = 0, txt_bytes = 0;
-    for (; txt && txt[ntxt]; ntxt++)
-        txt_bytes += strlen(txt[ntxt]) + 1;
+    for (; txt && txt[ntxt]; ntxt++) {
+        size_t n = strlen(txt[ntxt]);
+        if (n > MESH_REAL_MDNS_TXT_STR_MAX)
+            return MESH_ERR_LIMIT;
+        txt_bytes += n + 1;
+    }
     if (txt_bytes > MESH_REAL_MDNS_TXT_MAX || ntxt > MESH_REAL_MDNS_MAX_TXT)
         return MESH_ERR_LIMIT;
     for (mdns_pub *p = m->pubs; p; p = p->next)

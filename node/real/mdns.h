@@ -12,8 +12,9 @@
  *    AVAHI_ERR_COLLISION) the adapter renames it the way avahi does ("name" → "name #2"...),
  *    logs the new name at INFO ("mdns: published 'NAME' ...") and registers again.
  *    MESH_OK; MESH_ERR_INVAL (bad name/type, port 0, NULL); MESH_ERR_EXISTS (same name and
- *    type already published here); MESH_ERR_LIMIT (MESH_REAL_MDNS_MAX_PUBS, or TXT larger than
- *    MESH_REAL_MDNS_TXT_MAX); MESH_ERR_NOMEM.
+ *    type already published here); MESH_ERR_LIMIT (MESH_REAL_MDNS_MAX_PUBS; TXT of more than
+ *    MESH_REAL_MDNS_MAX_TXT strings, MESH_REAL_MDNS_TXT_MAX bytes, or a string over
+ *    MESH_REAL_MDNS_TXT_STR_MAX); MESH_ERR_NOMEM. Failures avahi reports later are logged.
  *  - browse(type, cb, ud): a service browser, and a resolver for each instance it reports.
  *    cb(found, 0) runs once per resolved instance (address with the service port, TXT as
  *    "key=value" strings in the order they were published); cb(found, 1) when it goes away.
@@ -54,6 +55,7 @@ enum mesh_real_mdns_limits {
     MESH_REAL_MDNS_MAX_FOUND = 256,   /* instances tracked per browser */
     MESH_REAL_MDNS_MAX_TXT = 32,      /* TXT strings passed to a found callback */
     MESH_REAL_MDNS_TXT_MAX = 1300,    /* bytes of TXT one publication may carry */
+    MESH_REAL_MDNS_TXT_STR_MAX = 255, /* one TXT string (DNS: a length byte) */
     MESH_REAL_MDNS_NAME_MAX = 63,     /* bytes of an instance name (one DNS label) */
     MESH_REAL_MDNS_MAX_RENAMES = 32,  /* collisions before a publication gives up */
     MESH_REAL_MDNS_RETRY_MS = 1000,   /* reconnect attempt when the system bus is gone */
