@@ -163,6 +163,8 @@ static int watch_arm(AvahiWatch *w, short evflags)
     return 0;
 }
 
+static void watch_free(AvahiWatch *w);
+
 static AvahiWatch *watch_new(const AvahiPoll *api, int fd, AvahiWatchEvent event,
                              AvahiWatchCallback cb, void *ud)
 {
@@ -174,9 +176,7 @@ static AvahiWatch *watch_new(const AvahiPoll *api, int fd, AvahiWatchEvent event
     w->cb = cb;
     w->ud = ud;
     if (watch_arm(w, watch_evflags(event)) != 0) {
-        if (w->ev)
-            event_free(w->ev);
-        free(w);
+        watch_free(w);
         return NULL;
     }
     return w;
@@ -835,12 +835,9 @@ static const mesh_mdns_ops MDNS_OPS = {
 
 /* ---- lifecycle ------------------------------------------------------------------------------ */
 
-static void mdns_free(void *ctx)
+/* The client (which frees every avahi object with it), our events and m itself. */
+static void mdns_destroy(mesh_real_mdns *m)
 {
-    mesh_real_mdns *m = ctx;
-    if (!m)
-        return;
-    op_stop(m->r);
     if (m->client)
         avahi_client_free(m->client);
     if (m->work)
@@ -850,6 +847,15 @@ static void mdns_free(void *ctx)
     if (m->retry)
         event_free(m->retry);
     free(m);
+}
+
+static void mdns_free(void *ctx)
+{
+    mesh_real_mdns *m = ctx;
+    if (!m)
+        return;
+    op_stop(m->r); /* goodbyes while the client is still there */
+    mdns_destroy(m);
 }
 
 int mesh_real_mdns_attach(mesh_real *r)
@@ -896,14 +902,6 @@ int mesh_real_mdns_attach(mesh_real *r)
         goto fail;
     return MESH_OK;
 fail:
-    if (m->client)
-        avahi_client_free(m->client);
-    if (m->work)
-        event_free(m->work);
-    if (m->deliver)
-        event_free(m->deliver);
-    if (m->retry)
-        event_free(m->retry);
-    free(m);
+    mdns_destroy(m);
     return rc;
 }

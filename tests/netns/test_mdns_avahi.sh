@@ -14,7 +14,8 @@
 # daemons are private; commands enter it with nsenter (net + mount) and find the bus through
 # DBUS_SYSTEM_BUS_ADDRESS. Checks:
 #  1. B's adapter finds A's service with A's address, port and TXT (in order), and
-#     `avahi-browse -rtp _meshara._tcp` in B lists it too.
+#     `avahi-browse -rtp _meshara._tcp` in B lists it too; the ops' argument errors and
+#     limits hold, and a stop() inside a callback silences every browser.
 #  2. C publishes the same name: its adapter renames it ("NAME #2") and B finds that.
 #  3. A's publisher exits (goodbye): B's adapter reports the removal.
 #  4. A's avahi-daemon restarts under a running publisher: it is published again.
@@ -195,6 +196,10 @@ LINE=$(grep "^=;veth0;IPv4;meshara-aaaa;_meshara._tcp;local;mdns-a.local;10.77.0
 [[ $LINE == *'"pk='$PK'"'* && $LINE == *'"v=1"'* ]] ||
     { show browse1.out; fail "avahi-browse in B does not list A"; }
 echo "ok 1b: avahi-browse -rtp in B lists A"
+
+# ---- 1c. the ops' contract against a live daemon (errors, limits, stop() inside a callback)
+in_ns b timeout 20 "$PEER" --check-api >"$TMP/api.out" 2>&1 || { show api.out; fail "check-api"; }
+echo "ok 1c: $(grep check-api: "$TMP/api.out")"
 
 # ---- 2. name collision: C publishes the same name and becomes "meshara-aaaa #2"
 peer_bg c pubC --publish meshara-aaaa --port 4003 --txt v=3
