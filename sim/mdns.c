@@ -163,6 +163,7 @@ typedef struct pub {
     int step;  /* probes sent, or announcements sent */
     int renames;
     mesh_time announced_at; /* first announcement under the current name */
+    mesh_time last_sent;    /* last multicast of its record (MESH_TIME_NEVER: none) */
     sim_event_id ev;        /* next probe or announcement */
     sim_event_id reply_ev;  /* pending answer to a query */
 } pub;
@@ -190,7 +191,8 @@ struct browser {
     size_t ninsts;
     sim_event_id query_ev;
     mesh_time query_interval;
-    mesh_time last_query; /* MESH_TIME_NEVER before the first */
+    mesh_time last_query; /* sent by us; MESH_TIME_NEVER before the first */
+    mesh_time last_heard; /* the same question from anyone, ourselves included */
 };
 
 struct sim_mdns {
@@ -267,8 +269,9 @@ static void send_msg(sim_mdns *m, const sim_mdns_msg *msg)
         m->st.sent++;
 }
 
-static void send_announce(sim_mdns *m, const pub *p, uint32_t ttl_s)
+static void send_announce(sim_mdns *m, pub *p, uint32_t ttl_s)
 {
+    p->last_sent = now_of(m);
     sim_mdns_msg msg = {.kind = SIM_MDNS_ANNOUNCE,
                         .name = str_of(p->name),
                         .type = str_of(p->type),
@@ -278,6 +281,16 @@ static void send_announce(sim_mdns *m, const pub *p, uint32_t ttl_s)
     for (size_t i = 0; i < p->ntxt; i++)
         msg.txt[i] = str_of(p->txt[i]);
     send_msg(m, &msg);
+}
+
+/* Duplicate question suppression (RFC 6762 §7.3, avahi's query history): no query when the
+ * same question went out, from us or anyone, within SIM_MDNS_QUERY_HISTORY_MS: its answers
+ * reach us too. */
+static int query_due(const sim_mdns *m, const browser *b)
+{
+    mesh_time now = now_of(m), hist = MS(SIM_MDNS_QUERY_HISTORY_MS);
+    return (b->last_query == MESH_TIME_NEVER || now - b->last_query >= hist) &&
+           (b->last_heard == MESH_TIME_NEVER || now - b->last_heard >= hist);
 }
 
 static void send_query(sim_mdns *m, browser *b)
@@ -297,6 +310,7 @@ static void pub_probe_start(pub *p)
     p->state = PUB_PROBING;
     p->step = 0;
     p->announced_at = MESH_TIME_NEVER;
+    p->last_sent = MESH_TIME_NEVER;
     cancel(p->m, &p->reply_ev);
     at(p->m, rand_between(p->m, 0, MS(SIM_MDNS_PROBE_JITTER_MS)), pub_tick, p, &p->ev);
 }
@@ -338,6 +352,13 @@ static void pub_reply(void *ctx, void *arg)
     p->reply_ev = SIM_EVENT_NONE;
     if (p->state != PUB_ANNOUNCED)
         return;
+    /* RFC 6762 §6: a record is multicast at most once a second; whoever asked within that
+     * second heard the last one. */
+    if (p->last_sent != MESH_TIME_NEVER &&
+        now_of(p->m) - p->last_sent < MS(SIM_MDNS_RECORD_MIN_INTERVAL_MS)) {
+        p->m->st.answers_suppressed++;
+        return;
+    }
     send_announce(p->m, p, SIM_MDNS_TTL_S);
     p->m->st.answers++;
 }
@@ -455,9 +476,7 @@ static void inst_tick(void *ctx, void *arg)
     sim_mdns *m = b->m;
     in->ev = SIM_EVENT_NONE;
     if (in->stage < 2) {
-        /* One query refreshes every instance of the type: skip if one just went out. */
-        if (b->last_query == MESH_TIME_NEVER ||
-            now_of(m) - b->last_query >= MS(SIM_MDNS_REPLY_MAX_MS))
+        if (query_due(m, b)) /* one query refreshes every instance of the type */
             send_query(m, b);
         in->stage++;
         inst_schedule(m, in);
@@ -549,7 +568,10 @@ static void browser_query(void *ctx, void *arg)
     browser *b = ctx;
     sim_mdns *m = b->m;
     b->query_ev = SIM_EVENT_NONE;
-    send_query(m, b);
+    if (query_due(m, b))
+        send_query(m, b);
+    else
+        m->st.queries_suppressed++;
     at(m, b->query_interval, browser_query, b, &b->query_ev);
     b->query_interval *= 2;
     if (b->query_interval > MS(SIM_MDNS_QUERY_MAX_MS))
@@ -582,6 +604,10 @@ static void on_dgram(sim_udp_sock *s, const mesh_addr *from, const uint8_t *data
         return;
     }
     int self = sim_addr_ip4(from) == sim_host_ip(m->host);
+    if (msg.kind == SIM_MDNS_QUERY)
+        for (browser *b = m->browsers; b; b = b->next)
+            if (str_eq(&msg.type, b->type))
+                b->last_heard = now_of(m);
     for (pub *p = m->pubs, *next; p; p = next) {
         next = p->next;
         if (!str_eq(&msg.type, p->type) || p->state == PUB_FAILED)
@@ -744,6 +770,7 @@ int sim_mdns_browse(sim_mdns *m, const char *type, mesh_mdns_cb cb, void *ud)
     b->ud = ud;
     b->query_interval = MS(SIM_MDNS_QUERY_FIRST_MS);
     b->last_query = MESH_TIME_NEVER;
+    b->last_heard = MESH_TIME_NEVER;
     browser **tail = &m->browsers;
     while (*tail)
         tail = &(*tail)->next;

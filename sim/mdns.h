@@ -14,8 +14,12 @@
  *    name at once: the lower address (ip, then port) loses (RFC 6762 §8.2 compares record
  *    data; ours is the address).
  *  - browse: queries after a random 20–120 ms, then 1 s, 2 s, 4 s... apart (at most
- *    SIM_MDNS_QUERY_MAX_MS). Each announced service of that type answers each query after a
- *    random 20–120 ms (no known-answer suppression: every responder answers every query).
+ *    SIM_MDNS_QUERY_MAX_MS); a query is skipped when the same question was heard on the LAN
+ *    within the last SIM_MDNS_QUERY_HISTORY_MS (duplicate question suppression, as avahi).
+ *    Each announced service of that type answers a query after a random 20–120 ms, unless it
+ *    was multicast less than a second before (RFC 6762 §6). Known-answer suppression is not
+ *    modelled: every responder answers every query it may, so a LAN of N browsing and
+ *    publishing hosts carries O(N) answers per query round, each delivered to N hosts.
  *  - cache: an instance lives SIM_MDNS_TTL_S after its last announcement/answer; at 80 % and
  *    90 % of that the browser queries again (avahi's cache maintenance); an instance not
  *    refreshed is reported removed at 100 %. A goodbye (announcement with TTL 0, sent by
@@ -66,12 +70,14 @@ enum sim_mdns_timing {
     SIM_MDNS_PROBES = 3,
     SIM_MDNS_ANNOUNCES = 2, /* announcements after probing */
     SIM_MDNS_ANNOUNCE_INTERVAL_MS = 1000,
-    SIM_MDNS_REPLY_MIN_MS = 20,      /* answer delay, and first query delay: uniform in */
-    SIM_MDNS_REPLY_MAX_MS = 120,     /* [min, max) */
-    SIM_MDNS_QUERY_FIRST_MS = 1000,  /* interval after the first query; doubles */
-    SIM_MDNS_QUERY_MAX_MS = 3600000, /* longest interval between queries */
-    SIM_MDNS_TTL_S = 120,            /* TTL of announced services */
-    SIM_MDNS_GOODBYE_MS = 1000,      /* a goodbye removes the instance this much later */
+    SIM_MDNS_REPLY_MIN_MS = 20,             /* answer delay, and first query delay: uniform in */
+    SIM_MDNS_REPLY_MAX_MS = 120,            /* [min, max) */
+    SIM_MDNS_QUERY_FIRST_MS = 1000,         /* interval after the first query; doubles */
+    SIM_MDNS_QUERY_MAX_MS = 3600000,        /* longest interval between queries */
+    SIM_MDNS_QUERY_HISTORY_MS = 100,        /* a question heard this recently is not asked again */
+    SIM_MDNS_RECORD_MIN_INTERVAL_MS = 1000, /* a service answers at most this often */
+    SIM_MDNS_TTL_S = 120,                   /* TTL of announced services */
+    SIM_MDNS_GOODBYE_MS = 1000,             /* a goodbye removes the instance this much later */
 };
 
 /* ---- the message format (exposed for tests and the fuzz target) ------------------------ */
@@ -117,8 +123,9 @@ int sim_mdns_msg_consume(sim_mdns_msg *m, const uint8_t *data, size_t len);
 typedef struct sim_mdns_stats {
     uint64_t sent, received, malformed;
     uint64_t probes, announces, goodbyes, answers, queries;
-    uint64_t conflicts;      /* renames of our own publications */
-    uint64_t found, removed; /* reports made to browsers */
+    uint64_t queries_suppressed, answers_suppressed; /* RFC 6762 §7.3 and §6 */
+    uint64_t conflicts;                              /* renames of our own publications */
+    uint64_t found, removed;                         /* reports made to browsers */
 } sim_mdns_stats;
 
 /* Start mDNS on host h: binds port 5353 and joins the group. log (may be NULL; copied) is

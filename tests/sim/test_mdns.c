@@ -233,6 +233,22 @@ static void test_ten_hosts_find_each_other_within_1s(void)
             CU_ASSERT_EQUAL(x.h[i].seen[j].found, 1);
             CU_ASSERT_EQUAL(x.h[i].seen[j].removed, 0);
         }
+    /* Query rounds at 20–120 ms, then +1, +2, +4, +8 s: 5 per browser by 30 s, sent or
+     * skipped because the same question had just been heard (RFC 6762 §7.3). */
+    uint64_t asked = 0, skipped = 0, answered = 0, held = 0;
+    for (int i = 0; i < N_ONE; i++) {
+        sim_mdns_stats s = sim_mdns_get_stats(sim_driver_mdns(x.h[i].d));
+        asked += s.queries;
+        skipped += s.queries_suppressed;
+        answered += s.answers;
+        held += s.answers_suppressed;
+    }
+    printf("\n    by 30 s: %llu queries sent, %llu suppressed; %llu answers, %llu held back ",
+           (unsigned long long)asked, (unsigned long long)skipped, (unsigned long long)answered,
+           (unsigned long long)held);
+    CU_ASSERT_EQUAL(asked + skipped, 5 * N_ONE);
+    CU_ASSERT(skipped > 0);
+    CU_ASSERT(held > 0);
     sim_mdns_stats st = sim_mdns_get_stats(sim_driver_mdns(x.h[0].d));
     CU_ASSERT_EQUAL(st.probes, SIM_MDNS_PROBES);
     CU_ASSERT_EQUAL(st.announces, SIM_MDNS_ANNOUNCES);
