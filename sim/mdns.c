@@ -1,7 +1,7 @@
 /* mdns.c — the simulator's mDNS responder and browser for one host. See mdns.h.
  *
  * Everything happens in scheduler events: datagrams arriving on port 5353 and this module's
- * own timers (kind SIM_EV_DRV_TIMER, target = host id). Publications and browsers are small
+ * own timers (kind SIM_EV_MDNS, target = host id). Publications and browsers are small
  * linked lists (a host has a handful); a browser's instances are a list too, since a LAN's
  * mDNS traffic grows with the square of its hosts long before a list walk matters.
  *
@@ -227,7 +227,7 @@ static void at(sim_mdns *m, mesh_time delay, sim_event_fn fn, void *ctx, sim_eve
 {
     sim_sched_cancel(m->sched, *id);
     *id = SIM_EVENT_NONE;
-    if (sim_sched_after(m->sched, delay, SIM_EV_DRV_TIMER, sim_host_id(m->host), fn, ctx, NULL,
+    if (sim_sched_after(m->sched, delay, SIM_EV_MDNS, sim_host_id(m->host), fn, ctx, NULL,
                         id) != MESH_OK &&
         m->has_log)
         mesh_log(&m->log, MESH_LOG_ERROR, "mdns: cannot schedule (event queue full)");

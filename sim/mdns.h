@@ -48,7 +48,7 @@ typedef struct sim_mdns sim_mdns;
 
 #define SIM_MDNS_GROUP SIM_IP4(224, 0, 0, 251)
 /* Random stream of host h's mDNS delays: SIM_MDNS_RNG_STREAM + host id. */
-#define SIM_MDNS_RNG_STREAM (SIM_RNG_STREAM_USER + (0x6d646e73ULL << 24))
+#define SIM_MDNS_RNG_STREAM SIM_RNG_STREAM_MDNS
 
 enum sim_mdns_limits {
     SIM_MDNS_PORT = 5353,
