@@ -1,0 +1,303 @@
+/*
+ * meshara/meshara.h — the Meshara node: one identity, one listening address, a pool of
+ * authenticated sessions to other nodes, a Kademlia DHT, and peer-addressed messaging.
+ *
+ * What a node does (docs/architecture.md has the picture):
+ *  - Listens (TLS 1.3 + an exporter-bound Ed25519 hello: core/session.h) and keeps a pool of
+ *    sessions to other nodes: at most one usable session per peer, min/max bounds, LRU
+ *    eviction that spares pinned peers and new connections (core/pool.h).
+ *  - Joins the mesh at mesh_node_start(): records remembered in its peer store first, then
+ *    the configured bootstrap nodes (each key pinned) in parallel, then the manual peers; then
+ *    a DHT lookup of its own id (core/bootstrap.h). on_joined reports the outcome.
+ *  - Exchanges signed peer records with every peer it connects to (an Announce right after
+ *    the session is up; a record claiming another key than the session proved is dropped),
+ *    and answers PING, GET_PEERS and FIND_NODE queries.
+ *  - Publishes itself and browses on mDNS when asked to and the env offers it.
+ *  - Delivers application messages to a public key: an existing session, else a DHT lookup
+ *    of SHA-256(key), a connection pinned to that key, then AppData{ack_requested}; the
+ *    sender learns the outcome through its completion callback.
+ *
+ * Callbacks. Every callback (mesh_node_cbs, send/query/lookup completions) runs from an env
+ * event, never from inside a mesh_node_* call. Inside a callback the application may call any
+ * mesh_node_* function except mesh_node_free() on the node making the callback. Buffers
+ * passed to callbacks are borrowed for the call.
+ *
+ * Completion guarantee. Every mesh_node_send/query/lookup that returned MESH_OK gets exactly
+ * one completion callback — delivered (MESH_OK) or a named failure — unless the node is freed
+ * first: mesh_node_free() makes no callbacks at all, and operations still pending are dropped
+ * silently (the caller, who freed the node, knows they were abandoned; their ud are not
+ * touched again).
+ *
+ * Threading: a node and its env belong to one thread (the env's loop).
+ */
+#ifndef MESHARA_MESHARA_H
+#define MESHARA_MESHARA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "meshara/env.h"
+#include "meshara/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mesh_node mesh_node;
+typedef struct mesh_identity mesh_identity; /* core/identity.h: key pair, key file */
+typedef struct mesh_tls_lib mesh_tls_lib;   /* core/tls.h: an OpenSSL library context */
+
+enum mesh_node_limits {
+    MESH_NODE_KEY_BYTES = 32, /* Ed25519 public key */
+    MESH_NODE_ID_BYTES = 32,  /* node id = SHA-256(public key) */
+    MESH_NODE_MAX_BOOTSTRAP = 64,
+    MESH_NODE_MAX_MANUAL = 64,
+    MESH_NODE_MAX_ADVERTISED = 8,        /* = MESH_PEER_MAX_ADDRS */
+    MESH_NODE_MAX_MESSAGE = 1 << 20,     /* bytes in one mesh_node_send */
+    MESH_NODE_MAX_QUERY_PAYLOAD = 16384, /* bytes in one query payload */
+    MESH_NODE_MAX_PENDING = 65536,       /* sends + queries in flight (MESH_ERR_LIMIT) */
+    MESH_NODE_DEFAULT_POOL_MIN = 8,
+    MESH_NODE_DEFAULT_POOL_MAX = 64,
+    MESH_NODE_DEFAULT_GRACE_MS = 10000,        /* new connections are not evicted this long */
+    MESH_NODE_DEFAULT_SEND_TIMEOUT_MS = 30000, /* lookup + connect + auth + ack */
+    MESH_NODE_DEFAULT_QUERY_TIMEOUT_MS = 10000,
+    MESH_NODE_DEFAULT_BOOTSTRAP_TIMEOUT_MS = 15000, /* connect + auth + GET_PEERS, per node */
+    MESH_NODE_DEFAULT_MAINTAIN_MS = 30000,          /* pool maintenance period (jittered ±10 %) */
+};
+
+#define MESH_NODE_MDNS_TYPE "_meshara._tcp"
+#define MESH_NODE_MDNS_PREFIX "meshara-" /* + the first 16 hex digits of the node id */
+#define MESH_NODE_MDNS_TXT_KEY "pk="     /* + the 64 hex digits of the public key */
+
+/* Query types (= meshara.proto QueryType). */
+enum mesh_query_type {
+    MESH_QUERY_PING = 1,      /* payload echoed back */
+    MESH_QUERY_GET_PEERS = 2, /* records the peer knows closest to our id */
+    MESH_QUERY_FIND_NODE = 3, /* payload: a 32-byte target id; the peer's k closest to it */
+};
+
+/* A peer to contact: a bootstrap node or a manual peer. The key is pinned: the session is
+ * refused with MESH_ERR_KEY_MISMATCH unless the node at addr proves that very key. */
+typedef struct mesh_node_peer {
+    mesh_addr addr;
+    uint8_t key[MESH_NODE_KEY_BYTES];
+} mesh_node_peer;
+
+/* The peer store: where a node remembers the signed records of peers it talked to, so a
+ * restart can join without bootstrap nodes (node/real/peerstore.h: SQLite). Records are the
+ * protobuf PeerRecord bytes (node/wire/meshara.proto); the node verifies every record it
+ * loads, so a store holding garbage costs nothing but a log line. Both calls are made from
+ * the node's loop; neither may call back into the node. */
+typedef void (*mesh_peer_store_each_fn)(void *ud, const uint8_t *record, size_t len);
+typedef struct mesh_peer_store_ops {
+    /* Call each(ud, record, len) for every stored record (record borrowed for the call).
+     * Called once, from mesh_node_start(). MESH_OK or an error (logged; the node goes on). */
+    int (*load)(void *obj, mesh_peer_store_each_fn each, void *ud);
+    /* Insert or replace the record of node_id (seq: the record's sequence number; a store
+     * may ignore a lower one). Errors are logged and otherwise ignored. */
+    int (*save)(void *obj, const uint8_t node_id[MESH_NODE_ID_BYTES], uint64_t seq,
+                const uint8_t *record, size_t len);
+} mesh_peer_store_ops;
+typedef struct mesh_peer_store {
+    const mesh_peer_store_ops *ops; /* NULL = no store */
+    void *obj;
+} mesh_peer_store;
+
+/* Node configuration. Zero fields take the defaults above; times in ns. Everything is copied
+ * by mesh_node_new() except identity (borrowed: must outlive the node) and the store's obj
+ * (borrowed likewise). */
+typedef struct mesh_node_cfg {
+    const mesh_identity *identity;
+    mesh_addr listen; /* port 0 = any (see mesh_node_addr) */
+    /* Addresses put in our signed record (what others connect to). None: the bound listen
+     * address (useless when it is 0.0.0.0: then others learn no address for us). */
+    mesh_addr advertised[MESH_NODE_MAX_ADVERTISED];
+    size_t n_advertised;
+    /* Our record's sequence number: must grow across restarts so peers replace the record
+     * they hold (the real driver passes the wall clock in seconds). 0 = 1. */
+    uint64_t record_seq;
+
+    /* TLS: SNI a client sends (NULL = MESH_TLS_DEFAULT_SNI); ALPN list (NULL-terminated,
+     * NULL = the default); http2: carry messages over HTTP/2 (the server then also accepts
+     * ALPN "h2", added to the list if missing). */
+    const char *sni;
+    const char *const *alpn;
+    int http2;
+    /* An OpenSSL library context to share (borrowed; the simulator lends one per world);
+     * NULL = the node makes its own. */
+    mesh_tls_lib *tls_lib;
+
+    /* Session timeouts (0 = core/session.h defaults). */
+    mesh_time connect_timeout, handshake_timeout, auth_timeout;
+    mesh_time heartbeat_interval, heartbeat_timeout;
+    size_t max_handshakes; /* inbound sessions authenticating at once (0 = default) */
+
+    /* Connection pool. pool_min: maintenance tops up to this from the DHT. pool_max: peers
+     * connected or connecting (pinned peers may exceed it when nothing else can be evicted).
+     * grace: a new connection is not evicted before this or its first completed exchange. */
+    size_t pool_min, pool_max;
+    mesh_time grace;
+    mesh_time maintain_interval;
+
+    /* Timeouts of the node's own operations. */
+    mesh_time send_timeout, query_timeout, bootstrap_timeout;
+
+    /* Joining. Bootstrap nodes (contacted in parallel, GET_PEERS) and manual peers (the
+     * fallback, and kept connected: pinned in the pool). Typically loaded from the node's
+     * configuration file, never compiled in. */
+    mesh_node_peer bootstrap[MESH_NODE_MAX_BOOTSTRAP];
+    size_t n_bootstrap;
+    mesh_node_peer manual[MESH_NODE_MAX_MANUAL];
+    size_t n_manual;
+    mesh_peer_store store;
+
+    /* mDNS: publish MESH_NODE_MDNS_TYPE and connect to what is found (only if the env has
+     * ops->mdns; otherwise logged and ignored). */
+    int mdns;
+} mesh_node_cfg;
+
+/* Application callbacks; any member may be NULL. */
+typedef struct mesh_node_cbs {
+    /* Bytes a peer sent with mesh_node_send (from: its proven key). Delivered once even if
+     * the sender retransmits after a lost acknowledgement. */
+    void (*on_message)(mesh_node *n, const uint8_t from[MESH_NODE_KEY_BYTES], const uint8_t *data,
+                       size_t len, void *ud);
+    /* A peer became reachable (connected = 1: a session is up) or not any more (0; reason:
+     * MESH_OK for an orderly close, MESH_ERR_LIMIT for an eviction, else why it broke). */
+    void (*on_peer)(mesh_node *n, const uint8_t key[MESH_NODE_KEY_BYTES], int connected, int reason,
+                    void *ud);
+    /* The join started by mesh_node_start() ended: MESH_OK (a DHT lookup of our own id
+     * succeeded, or there was nothing to join: no store records, bootstrap nodes nor manual
+     * peers — the first node of a mesh); MESH_ERR_UNREACHABLE (no bootstrap node, stored
+     * peer nor manual peer answered). Once per mesh_node_start(). */
+    void (*on_joined)(mesh_node *n, int status, void *ud);
+} mesh_node_cbs;
+
+/* Create a node on env (borrowed: must outlive the node). Nothing happens on the network
+ * until mesh_node_start(). cbs copied (NULL = none); ud passed back. *out untouched on
+ * failure. MESH_OK; MESH_ERR_INVAL (NULL identity, more bootstrap/manual/advertised entries
+ * than the limits, pool_min > pool_max, bad ALPN/SNI); MESH_ERR_NOMEM; MESH_ERR_TLS /
+ * MESH_ERR_CRYPTO (TLS context or our record could not be made). */
+int mesh_node_new(mesh_node **out, const mesh_env *env, const mesh_node_cfg *cfg,
+                  const mesh_node_cbs *cbs, void *ud);
+/* Listen, publish on mDNS, start maintenance and the join (on_joined reports it).
+ * MESH_OK; MESH_ERR_STATE (already started); the env's listen error (MESH_ERR_ADDR...);
+ * MESH_ERR_NOMEM. */
+int mesh_node_start(mesh_node *n);
+/* Abort every session, stop listening and mDNS, free everything. No callback is made (see
+ * "Completion guarantee"). Not from inside one of this node's callbacks. NULL: no-op. */
+void mesh_node_free(mesh_node *n);
+
+/* ---- messaging ------------------------------------------------------------------------ */
+
+/* result: MESH_OK = the peer acknowledged the message (it reached its on_message); else
+ * MESH_ERR_NOT_FOUND (the DHT lookup did not find the key), MESH_ERR_TIMEOUT (no
+ * acknowledgement within send_timeout), MESH_ERR_CLOSED (the session closed before the
+ * acknowledgement), MESH_ERR_KEY_MISMATCH (the node at the peer's address proved another
+ * key), MESH_ERR_LIMIT (the pool is full of connections it may not evict), MESH_ERR_AGAIN
+ * (the session's send queue was full when the message was due to go out), or the
+ * connection's failure (MESH_ERR_REFUSED, MESH_ERR_UNREACHABLE, MESH_ERR_TLS...). */
+typedef void (*mesh_node_done_fn)(mesh_node *n, int result, void *ud);
+
+/* Send len bytes (copied) to the node whose public key is key. done is called exactly once,
+ * later. MESH_OK (done follows); MESH_ERR_INVAL (NULL argument, len > MESH_NODE_MAX_MESSAGE,
+ * our own key); MESH_ERR_STATE (not started); MESH_ERR_AGAIN (a session is up but its send
+ * queue is full: retry later); MESH_ERR_LIMIT (MESH_NODE_MAX_PENDING operations in flight,
+ * or the pool is full); MESH_ERR_NOMEM. On an error return done is never called. */
+int mesh_node_send(mesh_node *n, const uint8_t key[MESH_NODE_KEY_BYTES], const uint8_t *data,
+                   size_t len, mesh_node_done_fn done, void *ud);
+
+/* The answer to a query: status MESH_OK (answered; payload: the PING echo), the peer's
+ * error status, or a failure as for sends (MESH_ERR_TIMEOUT...). npeers / peer_keys: the
+ * verified records a GET_PEERS or FIND_NODE answer carried (their keys; borrowed). */
+typedef struct mesh_node_answer {
+    int status;
+    const uint8_t *payload;
+    size_t payload_len;
+    size_t npeers;
+    const uint8_t (*peer_keys)[MESH_NODE_KEY_BYTES];
+    mesh_time rtt; /* from sending the query to the answer (connect time excluded) */
+} mesh_node_answer;
+typedef void (*mesh_node_answer_fn)(mesh_node *n, const mesh_node_answer *a, void *ud);
+
+/* Ask the node with key a query of type (enum mesh_query_type) with payload (copied; for
+ * FIND_NODE exactly MESH_NODE_ID_BYTES of target id), waiting at most timeout ns (0 = the
+ * configured query_timeout) from now. cb called exactly once, later. MESH_OK; MESH_ERR_INVAL
+ * (bad type, payload size, our own key); MESH_ERR_STATE; MESH_ERR_LIMIT; MESH_ERR_NOMEM. */
+int mesh_node_query(mesh_node *n, const uint8_t key[MESH_NODE_KEY_BYTES], int type,
+                    const uint8_t *payload, size_t len, mesh_time timeout, mesh_node_answer_fn cb,
+                    void *ud);
+
+/* A DHT lookup of node_id finished: MESH_OK when that very node was found (key: its public
+ * key, borrowed), MESH_ERR_NOT_FOUND when not (key NULL); hops and queries as in
+ * core/dht.h. */
+typedef void (*mesh_node_lookup_fn)(mesh_node *n, int status, const uint8_t *key, unsigned hops,
+                                    unsigned queries, void *ud);
+/* Look node_id up in the DHT (for tests, benchmarks and diagnostics). MESH_OK (cb follows);
+ * MESH_ERR_INVAL; MESH_ERR_STATE; MESH_ERR_LIMIT (too many lookups in progress);
+ * MESH_ERR_NOMEM. */
+int mesh_node_lookup(mesh_node *n, const uint8_t node_id[MESH_NODE_ID_BYTES],
+                     mesh_node_lookup_fn cb, void *ud);
+
+/* Connect to a peer now (key pinned), without sending anything; pin = 1 keeps it from
+ * eviction (like a manual peer). The outcome shows through on_peer. MESH_OK (connecting or
+ * already connected); MESH_ERR_INVAL; MESH_ERR_STATE; MESH_ERR_LIMIT (pool full);
+ * MESH_ERR_NOMEM; the env's immediate connect errors. */
+int mesh_node_connect(mesh_node *n, const mesh_addr *addr, const uint8_t key[MESH_NODE_KEY_BYTES],
+                      int pin);
+
+/* ---- introspection ---------------------------------------------------------------------- */
+
+/* Borrowed, valid as long as n. */
+const uint8_t *mesh_node_key(const mesh_node *n); /* MESH_NODE_KEY_BYTES */
+const uint8_t *mesh_node_id(const mesh_node *n);  /* MESH_NODE_ID_BYTES */
+/* The address actually listened on (after mesh_node_start). MESH_OK; MESH_ERR_STATE. */
+int mesh_node_addr(const mesh_node *n, mesh_addr *out);
+
+typedef struct mesh_node_stats {
+    int joined;       /* 1 after on_joined(MESH_OK) */
+    size_t peers;     /* in the pool: connected or connecting */
+    size_t connected; /* with a usable session */
+    size_t sessions;  /* sessions open, duplicates being retired included */
+    size_t pinned;
+    size_t dht_entries;
+    uint64_t connects, connect_failures, accepted; /* outbound attempts, their failures, inbound */
+    uint64_t evicted, refused_full, duplicates_closed;
+    uint64_t key_mismatches;
+    uint64_t msgs_sent, msgs_acked, msgs_failed, msgs_received, msgs_duplicate;
+    uint64_t queries_sent, queries_ok, queries_failed, queries_answered;
+    uint64_t lookups, lookups_ok; /* DHT lookups (joins and refreshes included) and those
+                                     that got answers (core/dht.h) */
+    uint64_t records_accepted, records_rejected; /* from announces, answers and the store */
+    uint64_t mdns_found;
+    size_t pending; /* sends + queries in flight */
+} mesh_node_stats;
+void mesh_node_get_stats(const mesh_node *n, mesh_node_stats *out);
+
+typedef struct mesh_node_peer_stats {
+    int connected; /* a usable session is up */
+    int pinned;
+    int outbound;    /* the usable session is one we opened */
+    size_t sessions; /* open sessions to this peer (2 only while a duplicate is retired) */
+    uint64_t connects, connect_failures;
+    uint64_t msgs_sent, msgs_received;
+    mesh_time connected_at, last_used; /* 0 = never */
+    mesh_time rtt;                     /* smoothed heartbeat RTT, 0 = none yet */
+} mesh_node_peer_stats;
+/* Stats of the peer with key. MESH_OK; MESH_ERR_NOT_FOUND (not in the pool). */
+int mesh_node_get_peer_stats(const mesh_node *n, const uint8_t key[MESH_NODE_KEY_BYTES],
+                             mesh_node_peer_stats *out);
+
+typedef struct mesh_node_bootstrap_stats {
+    int score; /* reliability: up on answers, down on failures, far down on a key
+                  mismatch (an impostor at that address) */
+    uint64_t attempts, answers, failures;
+    int last_result; /* MESH_OK or the last failure */
+} mesh_node_bootstrap_stats;
+/* Stats of configured bootstrap node i. MESH_OK; MESH_ERR_NOT_FOUND (no such index). */
+int mesh_node_get_bootstrap_stats(const mesh_node *n, size_t i, mesh_node_bootstrap_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
