@@ -1,0 +1,811 @@
+/* bench_sessions.c — Meshara sessions on real loopback sockets, each figure next to a baseline
+ * measured in the same run on the same machine:
+ *
+ *   BENCH handshake_rate <n>/s ratio=<x>   sequential connect + TLS 1.3 + hello exchange,
+ *                                          one at a time for S seconds, vs `openssl s_time
+ *                                          -new` against `openssl s_server -tls1_3` for the
+ *                                          same S seconds (Ed25519 certificate like ours)
+ *   BENCH handshake_p50_us <n>             median connect+TLS+auth latency of those handshakes
+ *   BENCH throughput <n>B/s ratio=<x>      payload bytes/s through one session (S seconds of
+ *                                          THROUGHPUT_MSG-byte AppData, ended by a ping the
+ *                                          server answers after the last byte), vs `openssl
+ *                                          speed -evp aes-128-gcm -bytes 16384`
+ *   BENCH idle_conn_bytes <n>              heap bytes per idle authenticated session end with
+ *                                          1,000 open (the larger of the client and server
+ *                                          side; mallinfo2 deltas), RSS per session alongside
+ *
+ * Shape: the server side always runs in a forked child with its own libevent loop (as
+ * s_server runs apart from s_time), the client side in this process. Lines starting with
+ * "#" are details (baselines, sides). Usage: bench_sessions [seconds] [handshake]
+ * [throughput] [idle] (default: 3 seconds, all parts; env MESH_BENCH_SECONDS sets the seconds
+ * when no argument does). The wall clock is read only through the real driver's env
+ * and to time the baselines. */
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "core/identity.h"
+#include "core/server.h"
+#include "core/session.h"
+#include "core/tls.h"
+#include "real/driver.h"
+
+enum {
+    DEFAULT_SECONDS = 3,
+    THROUGHPUT_MSG = 256 * 1024, /* default payload of one AppData in the throughput run */
+    THROUGHPUT_MSG_MAX = 1 << 20,
+    IDLE_CONNS = 1000,  /* the idle-memory figure is per connection of these */
+    IDLE_WARMUP = 50,   /* opened first, so one-time allocations are not counted */
+    IDLE_INFLIGHT = 64, /* handshakes in progress at once while opening them */
+    SERVER_MAX_HANDSHAKES = 256,
+    MAX_SAMPLES = 1 << 20,
+    SLICE_MS = 20,
+    FD_NEEDED = 2 * (IDLE_CONNS + IDLE_WARMUP) + 256,
+};
+
+/* Fixed identities: the client pins the server's key without asking it. */
+static const uint8_t SERVER_SEED[MESH_SEED_LEN] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+static const uint8_t CLIENT_SEED[MESH_SEED_LEN] = {9, 8, 7, 6, 5, 4, 3, 2, 1};
+
+static double wall(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static size_t heap_in_use(void)
+{
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+}
+
+static size_t rss_bytes(void)
+{
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+            resident = 0;
+        fclose(f);
+    }
+    return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < FD_NEEDED) {
+        rl.rlim_cur = rl.rlim_max < FD_NEEDED ? rl.rlim_max : FD_NEEDED;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < FD_NEEDED)
+            fprintf(stderr, "# warning: RLIMIT_NOFILE %lu < %d\n", (unsigned long)rl.rlim_cur,
+                    FD_NEEDED);
+    }
+}
+
+/* One side's node objects on its own driver. */
+typedef struct side {
+    mesh_real *r;
+    mesh_env env;
+    mesh_identity *id;
+    mesh_tls_ctx *tls;
+} side;
+
+static int side_new(side *s, const uint8_t seed[MESH_SEED_LEN])
+{
+    mesh_real_config cfg;
+    mesh_real_config_default(&cfg);
+    cfg.dns_hosts_only = 1;
+    cfg.log_level = MESH_LOG_ERROR;
+    memset(s, 0, sizeof *s);
+    if (mesh_real_new(&s->r, NULL, &cfg) != MESH_OK)
+        return -1;
+    s->env = mesh_real_env(s->r);
+    if (mesh_identity_from_seed(&s->id, seed) != MESH_OK ||
+        mesh_tls_ctx_new(&s->tls, &s->env, s->id, NULL) != MESH_OK)
+        return -1;
+    return 0;
+}
+
+static void side_free(side *s)
+{
+    mesh_tls_ctx_free(s->tls);
+    mesh_identity_free(s->id);
+    mesh_real_free(s->r);
+}
+
+/* ---- the server child -------------------------------------------------------------------- */
+
+typedef struct srv_state {
+    side sd;
+    int report_fd;    /* pipe to the parent */
+    size_t sessions;  /* authenticated, still open */
+    size_t report_at; /* idle mode: report memory at these session counts */
+    size_t heap0, rss0;
+    int reported;
+} srv_state;
+
+static void srv_closed(mesh_session *s, int reason, void *ud)
+{
+    (void)reason;
+    srv_state *st = ud;
+    st->sessions--;
+    mesh_session_free(s);
+}
+
+/* Throughput: count nothing (the client measures end to end); answer the final ping after
+ * every byte before it has been processed (messages are handled in order). */
+static void srv_message(mesh_session *s, const mesh_envelope *e, void *ud)
+{
+    (void)ud;
+    if (e->body_case != MESHARA__WIRE__ENVELOPE__BODY_QUERY)
+        return;
+    Meshara__Wire__Response r = MESHARA__WIRE__RESPONSE__INIT;
+    r.query_id = e->query->query_id;
+    r.type = e->query->type;
+    mesh_envelope out = MESHARA__WIRE__ENVELOPE__INIT;
+    out.body_case = MESHARA__WIRE__ENVELOPE__BODY_RESPONSE;
+    out.response = &r;
+    (void)mesh_session_send(s, &out);
+}
+
+static const mesh_session_cbs SRV_CBS = {.on_message = srv_message, .on_closed = srv_closed};
+
+static void srv_report(srv_state *st, const char *tag)
+{
+    char line[128];
+    int n = snprintf(line, sizeof line, "%s %zu %zu\n", tag, heap_in_use(), rss_bytes());
+    if (write(st->report_fd, line, (size_t)n) != n)
+        _exit(3);
+}
+
+static void srv_session(mesh_server *srv, mesh_session *s, void *ud)
+{
+    (void)srv;
+    srv_state *st = ud;
+    st->sessions++;
+    mesh_session_set_cbs(s, &SRV_CBS, st);
+    if (st->report_at && st->sessions == IDLE_WARMUP)
+        srv_report(st, "warm");
+    if (st->report_at && st->sessions == st->report_at)
+        srv_report(st, "full");
+}
+
+/* Fork a server; *port gets its port, *fd the pipe it reports on. idle: report memory at
+ * IDLE_WARMUP and IDLE_WARMUP + IDLE_CONNS sessions. Returns the child's pid or -1. */
+static pid_t spawn_server(int idle, uint16_t *port, int *fd)
+{
+    int p[2];
+    if (pipe(p) != 0)
+        return -1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid > 0) {
+        close(p[1]);
+        *fd = p[0];
+        char line[64];
+        ssize_t n = read(p[0], line, sizeof line - 1);
+        unsigned v = 0;
+        if (n <= 0 || (line[n] = '\0', sscanf(line, "port %u", &v) != 1)) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            return -1;
+        }
+        *port = (uint16_t)v;
+        return pid;
+    }
+    close(p[0]);
+    signal(SIGTERM, SIG_DFL);
+    srv_state st = {.report_fd = p[1], .report_at = idle ? IDLE_WARMUP + IDLE_CONNS : 0};
+    mesh_server *srv = NULL;
+    mesh_addr la = mesh_addr_v4(0x7f000001, 0), bound;
+    mesh_server_cfg cfg = {.max_handshakes = SERVER_MAX_HANDSHAKES};
+    mesh_server_cbs cbs = {.on_session = srv_session};
+    if (side_new(&st.sd, SERVER_SEED) != 0 ||
+        mesh_server_new(&srv, &st.sd.env, st.sd.tls, &la, &cfg, &cbs, &st) != MESH_OK ||
+        mesh_server_addr(srv, &bound) != MESH_OK)
+        _exit(2);
+    char line[32];
+    int n = snprintf(line, sizeof line, "port %u\n", bound.port);
+    if (write(p[1], line, (size_t)n) != n)
+        _exit(2);
+    mesh_real_run(st.sd.r); /* until killed */
+    _exit(0);
+}
+
+static void stop_child(pid_t pid, int fd)
+{
+    if (pid > 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    if (fd >= 0)
+        close(fd);
+}
+
+/* ---- client side ------------------------------------------------------------------------- */
+
+typedef struct client {
+    side sd;
+    mesh_addr to;
+    const uint8_t *pin;
+    mesh_session_cfg cfg;
+    /* handshake run */
+    mesh_time t0, end;
+    mesh_time *lat;
+    size_t nlat;
+    size_t failed;
+    /* idle run */
+    size_t open, inflight, target;
+    mesh_session **idle;
+    /* throughput run */
+    mesh_session *bulk;
+    uint8_t *payload;
+    uint64_t sent_bytes, msg_id;
+    size_t msg_size;
+    mesh_time bulk_start, bulk_stop, bulk_done;
+    int pinged, done;
+} client;
+
+static int client_new(client *c, uint16_t port)
+{
+    memset(c, 0, sizeof *c);
+    if (side_new(&c->sd, CLIENT_SEED) != 0)
+        return -1;
+    c->to = mesh_addr_v4(0x7f000001, port);
+    mesh_identity *srv_id = NULL;
+    if (mesh_identity_from_seed(&srv_id, SERVER_SEED) != MESH_OK)
+        return -1;
+    static uint8_t pin[MESH_PUBKEY_LEN];
+    memcpy(pin, mesh_identity_pubkey(srv_id), sizeof pin);
+    mesh_identity_free(srv_id);
+    c->pin = pin;
+    return 0;
+}
+
+static void run_until(client *c, const int *flag, double max_s)
+{
+    double stop = wall() + max_s;
+    while (!*flag && wall() < stop)
+        mesh_real_run_for(c->sd.r, SLICE_MS * MESH_NS_PER_MS);
+}
+
+/* -- handshakes: one at a time, like s_time -new -- */
+
+static void hs_next(client *c);
+
+static void hs_connected(mesh_session *s, void *ud)
+{
+    client *c = ud;
+    mesh_time now = mesh_env_now(&c->sd.env);
+    if (c->nlat < MAX_SAMPLES)
+        c->lat[c->nlat++] = now - c->t0;
+    mesh_session_set_cbs(s, NULL, NULL);
+    (void)mesh_session_close(s); /* Goodbye + close_notify + FIN */
+    mesh_session_free(s);
+    hs_next(c);
+}
+
+static void hs_closed(mesh_session *s, int reason, void *ud)
+{
+    client *c = ud;
+    if (c->failed++ < 3)
+        fprintf(stderr, "# handshake failed: %s\n", mesh_errname(reason));
+    mesh_session_free(s);
+    hs_next(c);
+}
+
+static const mesh_session_cbs HS_CBS = {.on_connected = hs_connected, .on_closed = hs_closed};
+
+static void hs_next(client *c)
+{
+    c->t0 = mesh_env_now(&c->sd.env);
+    if (c->t0 >= c->end || c->failed > 100) {
+        c->done = 1;
+        mesh_real_stop(c->sd.r);
+        return;
+    }
+    mesh_session *s = NULL;
+    if (mesh_session_connect(&s, &c->sd.env, c->sd.tls, &c->to, c->pin, &c->cfg, &HS_CBS, c) !=
+        MESH_OK) {
+        c->failed++;
+        c->done = 1;
+    }
+}
+
+static int cmp_time(const void *a, const void *b)
+{
+    mesh_time x = *(const mesh_time *)a, y = *(const mesh_time *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* -- the openssl baselines -- */
+
+/* Run argv with stdout+stderr into a string (malloc'd); returns the exit status or -1. */
+static int run_capture(char *const argv[], char **out)
+{
+    int p[2];
+    if (pipe(p) != 0)
+        return -1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        dup2(p[1], 1);
+        dup2(p[1], 2);
+        close(p[0]);
+        close(p[1]);
+        int devnull = open("/dev/null", 0);
+        if (devnull >= 0)
+            dup2(devnull, 0);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    close(p[1]);
+    size_t len = 0, cap = 4096;
+    char *buf = malloc(cap);
+    ssize_t n;
+    while (buf && (n = read(p[0], buf + len, cap - len - 1)) > 0) {
+        len += (size_t)n;
+        if (cap - len < 1024) {
+            char *nb = realloc(buf, cap *= 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+            }
+            buf = nb;
+        }
+    }
+    close(p[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (buf)
+        buf[len] = '\0';
+    *out = buf;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static uint16_t free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    uint16_t port = 0;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+/* Poll until something accepts TCP connections on 127.0.0.1:port (at most ~5 s). */
+static int wait_listening(uint16_t port)
+{
+    struct sockaddr_in a = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    for (int i = 0; i < 500; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0)
+            return -1;
+        int rc = connect(fd, (struct sockaddr *)&a, sizeof a);
+        close(fd);
+        if (rc == 0)
+            return 0;
+        usleep(10000);
+    }
+    return -1;
+}
+
+/* openssl s_time -new against openssl s_server -tls1_3 for `seconds`: connections/s, or a
+ * negative value when openssl is missing or failed (reason printed). */
+static double openssl_handshake_rate(int seconds)
+{
+    char dir[] = "/tmp/meshara-bench-XXXXXX";
+    if (!mkdtemp(dir))
+        return -1;
+    char key[64], cert[64], port_s[16], connect[32], secs[16], *out = NULL;
+    snprintf(key, sizeof key, "%s/key.pem", dir);
+    snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+    double rate = -1;
+    pid_t srv = -1;
+    int stdin_w = -1;
+    char *const req[] = {
+        "openssl", "req", "-x509",   "-newkey", "ed25519", "-nodes", "-subj", "/CN=meshara.node",
+        "-days",   "1",   "-keyout", key,       "-out",    cert,     NULL};
+    if (run_capture(req, &out) != 0) {
+        fprintf(stderr, "# openssl req failed: %s\n", out ? out : "?");
+        goto out;
+    }
+    free(out);
+    out = NULL;
+    uint16_t port = free_port();
+    snprintf(port_s, sizeof port_s, "127.0.0.1:%u", port);
+    snprintf(connect, sizeof connect, "127.0.0.1:%u", port);
+    snprintf(secs, sizeof secs, "%d", seconds);
+    /* s_server quits at EOF on stdin: give it a pipe we keep open until we kill it */
+    int in[2];
+    if (pipe(in) != 0)
+        goto out;
+    stdin_w = in[1];
+    fflush(NULL);
+    srv = fork();
+    if (srv == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(in[0], 0);
+        if (devnull >= 0) {
+            dup2(devnull, 1);
+            dup2(devnull, 2);
+        }
+        close(in[0]);
+        close(in[1]);
+        execlp("openssl", "openssl", "s_server", "-quiet", "-tls1_3", "-accept", port_s, "-cert",
+               cert, "-key", key, "-num_tickets", "0", NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    if (srv < 0 || wait_listening(port) != 0) {
+        fprintf(stderr, "# openssl s_server did not start\n");
+        goto out;
+    }
+    char *const st[] = {"openssl", "s_time", "-connect", connect, "-new", "-time", secs, NULL};
+    double t0 = wall();
+    int rc = run_capture(st, &out);
+    double t1 = wall();
+    unsigned long conns = 0;
+    const char *line = out ? strstr(out, "connections in") : NULL;
+    /* the first "N connections in X.XXs;" line is the -new run */
+    while (line && line > out && line[-1] != '\n')
+        line--;
+    if (rc != 0 || !line || sscanf(line, "%lu connections in", &conns) != 1 || conns == 0) {
+        fprintf(stderr, "# openssl s_time failed (%d): %.300s\n", rc, out ? out : "");
+        goto out;
+    }
+    rate = (double)conns / (t1 - t0);
+    printf("# openssl s_time -new: %lu connections in %.2f s = %.0f/s\n", conns, t1 - t0, rate);
+out:
+    if (srv > 0) {
+        kill(srv, SIGKILL);
+        waitpid(srv, NULL, 0);
+    }
+    if (stdin_w >= 0)
+        close(stdin_w);
+    free(out);
+    unlink(key);
+    unlink(cert);
+    rmdir(dir);
+    return rate;
+}
+
+/* openssl speed -evp aes-128-gcm -bytes 16384: bytes/s, or negative. */
+static double openssl_aes_gcm(int seconds)
+{
+    char secs[16], *out = NULL;
+    snprintf(secs, sizeof secs, "%d", seconds);
+    char *const argv[] = {"openssl", "speed",    "-evp", "aes-128-gcm", "-bytes",
+                          "16384",   "-seconds", secs,   NULL};
+    double rate = -1;
+    int rc = run_capture(argv, &out);
+    /* last table line: "AES-128-GCM  <n>k" (1000s of bytes per second) */
+    const char *line = out ? strstr(out, "\nAES-128-GCM") : NULL;
+    if (!line && out)
+        line = strstr(out, "\naes-128-gcm");
+    double k = 0;
+    if (rc == 0 && line && sscanf(line + 1, "%*s %lfk", &k) == 1 && k > 0) {
+        rate = k * 1000;
+        printf("# openssl speed -evp aes-128-gcm -bytes 16384: %.0f B/s\n", rate);
+    } else {
+        fprintf(stderr, "# openssl speed failed (%d): %.300s\n", rc, out ? out : "");
+    }
+    free(out);
+    return rate;
+}
+
+static void print_ratio(const char *name, double n, const char *unit, double base)
+{
+    if (base > 0)
+        printf("BENCH %s %.0f%s ratio=%.2f\n", name, n, unit, n / base);
+    else
+        printf("BENCH %s %.0f%s ratio=nan\n", name, n, unit);
+}
+
+static int bench_handshakes(int seconds)
+{
+    uint16_t port = 0;
+    int fd = -1;
+    pid_t pid = spawn_server(0, &port, &fd);
+    client c;
+    if (pid < 0 || client_new(&c, port) != 0) {
+        fprintf(stderr, "bench_sessions: cannot start the handshake run\n");
+        stop_child(pid, fd);
+        return 1;
+    }
+    c.lat = malloc(MAX_SAMPLES * sizeof *c.lat);
+    c.end = mesh_env_now(&c.sd.env) + (mesh_time)seconds * MESH_NS_PER_S;
+    double t0 = wall();
+    hs_next(&c);
+    run_until(&c, &c.done, seconds + 10.0);
+    double t1 = wall();
+    /* let the last graceful closes flush before tearing down */
+    mesh_real_run_for(c.sd.r, 50 * MESH_NS_PER_MS);
+    stop_child(pid, fd);
+    if (c.nlat == 0) {
+        fprintf(stderr, "bench_sessions: no handshake completed\n");
+        return 1;
+    }
+    double rate = (double)c.nlat / (t1 - t0);
+    qsort(c.lat, c.nlat, sizeof *c.lat, cmp_time);
+    printf("# meshara: %zu handshakes (connect+TLS+auth) in %.2f s, %zu failed; p90 %.0f us, "
+           "p99 %.0f us\n",
+           c.nlat, t1 - t0, c.failed, (double)c.lat[c.nlat * 9 / 10] / 1e3,
+           (double)c.lat[c.nlat * 99 / 100] / 1e3);
+    double base = openssl_handshake_rate(seconds);
+    print_ratio("handshake_rate", rate, "/s", base);
+    printf("BENCH handshake_p50_us %.0f\n", (double)c.lat[c.nlat / 2] / 1e3);
+    free(c.lat);
+    side_free(&c.sd);
+    return 0;
+}
+
+/* -- throughput: one session, the client sends for S seconds, then pings -- */
+
+static void bulk_pump(client *c)
+{
+    mesh_time now = mesh_env_now(&c->sd.env);
+    while (!c->pinged) {
+        if (now >= c->bulk_stop) {
+            Meshara__Wire__Query q = MESHARA__WIRE__QUERY__INIT;
+            q.query_id = 1;
+            q.type = MESHARA__WIRE__QUERY_TYPE__QUERY_PING;
+            mesh_envelope e = MESHARA__WIRE__ENVELOPE__INIT;
+            e.body_case = MESHARA__WIRE__ENVELOPE__BODY_QUERY;
+            e.query = &q;
+            int rc = mesh_session_send(c->bulk, &e);
+            if (rc == MESH_ERR_AGAIN)
+                return;
+            c->pinged = 1;
+            if (rc != MESH_OK)
+                c->done = -1;
+            return;
+        }
+        int rc = mesh_session_send_data(c->bulk, ++c->msg_id, c->payload, c->msg_size);
+        if (rc == MESH_ERR_AGAIN)
+            return; /* on_writable resumes */
+        if (rc != MESH_OK) {
+            c->done = -1;
+            return;
+        }
+        c->sent_bytes += c->msg_size;
+    }
+}
+
+static void bulk_connected(mesh_session *s, void *ud)
+{
+    (void)s;
+    client *c = ud;
+    c->bulk_start = mesh_env_now(&c->sd.env);
+    c->bulk_stop = c->bulk_start + (c->end - c->bulk_start);
+    bulk_pump(c);
+}
+
+static void bulk_writable(mesh_session *s, void *ud)
+{
+    (void)s;
+    bulk_pump(ud);
+}
+
+static void bulk_message(mesh_session *s, const mesh_envelope *e, void *ud)
+{
+    (void)s;
+    client *c = ud;
+    if (e->body_case == MESHARA__WIRE__ENVELOPE__BODY_RESPONSE && e->response->query_id == 1) {
+        c->bulk_done = mesh_env_now(&c->sd.env);
+        c->done = 1;
+    }
+}
+
+static void bulk_closed(mesh_session *s, int reason, void *ud)
+{
+    (void)s;
+    client *c = ud;
+    fprintf(stderr, "# throughput session closed: %s\n", mesh_errname(reason));
+    c->done = -1;
+}
+
+static const mesh_session_cbs BULK_CBS = {.on_connected = bulk_connected,
+                                          .on_message = bulk_message,
+                                          .on_writable = bulk_writable,
+                                          .on_closed = bulk_closed};
+
+static int bench_throughput(int seconds)
+{
+    uint16_t port = 0;
+    int fd = -1;
+    pid_t pid = spawn_server(0, &port, &fd);
+    client c;
+    if (pid < 0 || client_new(&c, port) != 0) {
+        fprintf(stderr, "bench_sessions: cannot start the throughput run\n");
+        stop_child(pid, fd);
+        return 1;
+    }
+    const char *msg_env = getenv("MESH_BENCH_MSG"); /* bytes, to explore other sizes */
+    c.msg_size = msg_env ? (size_t)atol(msg_env) : THROUGHPUT_MSG;
+    if (c.msg_size < 1 || c.msg_size > THROUGHPUT_MSG_MAX)
+        c.msg_size = THROUGHPUT_MSG;
+    c.payload = malloc(c.msg_size);
+    for (size_t i = 0; i < c.msg_size; i++)
+        c.payload[i] = (uint8_t)(i * 131 + 7);
+    int rc =
+        mesh_session_connect(&c.bulk, &c.sd.env, c.sd.tls, &c.to, c.pin, &c.cfg, &BULK_CBS, &c);
+    /* the run lasts `seconds` from the moment the session is up */
+    c.end = mesh_env_now(&c.sd.env) + (mesh_time)seconds * MESH_NS_PER_S;
+    if (rc == MESH_OK)
+        run_until(&c, &c.done, seconds + 30.0);
+    int ok = c.done == 1 && c.bulk_done > c.bulk_start;
+    double rate = ok ? (double)c.sent_bytes / ((double)(c.bulk_done - c.bulk_start) / 1e9) : 0;
+    mesh_session_free(c.bulk);
+    stop_child(pid, fd);
+    free(c.payload);
+    side_free(&c.sd);
+    if (!ok) {
+        fprintf(stderr, "bench_sessions: throughput run failed\n");
+        return 1;
+    }
+    printf("# meshara: %llu payload bytes in %zu-byte AppData messages, %.2f s end to end\n",
+           (unsigned long long)c.sent_bytes, c.msg_size,
+           (double)(c.bulk_done - c.bulk_start) / 1e9);
+    print_ratio("throughput", rate, "B/s", openssl_aes_gcm(seconds));
+    return 0;
+}
+
+/* -- idle connections: open IDLE_WARMUP, snapshot, open IDLE_CONNS more, snapshot -- */
+
+static void idle_next(client *c);
+
+static void idle_connected(mesh_session *s, void *ud)
+{
+    client *c = ud;
+    c->idle[c->open++] = s;
+    c->inflight--;
+    if (c->open == IDLE_WARMUP || c->open == c->target)
+        mesh_real_stop(c->sd.r);
+    idle_next(c);
+}
+
+static void idle_closed(mesh_session *s, int reason, void *ud)
+{
+    client *c = ud;
+    fprintf(stderr, "# idle session closed: %s\n", mesh_errname(reason));
+    c->failed++;
+    c->done = -1;
+    (void)s;
+}
+
+static const mesh_session_cbs IDLE_CBS = {.on_connected = idle_connected, .on_closed = idle_closed};
+
+static void idle_next(client *c)
+{
+    size_t limit = c->open < IDLE_WARMUP ? IDLE_WARMUP : c->target;
+    while (c->inflight < IDLE_INFLIGHT && c->open + c->inflight < limit) {
+        mesh_session *s = NULL;
+        if (mesh_session_connect(&s, &c->sd.env, c->sd.tls, &c->to, c->pin, &c->cfg, &IDLE_CBS,
+                                 c) != MESH_OK) {
+            c->done = -1;
+            return;
+        }
+        c->inflight++;
+    }
+}
+
+static int read_report(int fd, const char *tag, size_t *heap, size_t *rss)
+{
+    char line[128];
+    size_t len = 0;
+    while (len < sizeof line - 1) { /* one line, byte by byte: the pipe carries two */
+        ssize_t n = read(fd, line + len, 1);
+        if (n <= 0)
+            return -1;
+        if (line[len++] == '\n')
+            break;
+    }
+    line[len] = '\0';
+    char t[16];
+    return sscanf(line, "%15s %zu %zu", t, heap, rss) == 3 && strcmp(t, tag) == 0 ? 0 : -1;
+}
+
+static int bench_idle(void)
+{
+    uint16_t port = 0;
+    int fd = -1;
+    pid_t pid = spawn_server(1, &port, &fd);
+    client c;
+    if (pid < 0 || client_new(&c, port) != 0) {
+        fprintf(stderr, "bench_sessions: cannot start the idle run\n");
+        stop_child(pid, fd);
+        return 1;
+    }
+    c.target = IDLE_WARMUP + IDLE_CONNS;
+    c.idle = calloc(c.target, sizeof *c.idle);
+    idle_next(&c);
+    while (c.open < IDLE_WARMUP && c.done == 0)
+        mesh_real_run_for(c.sd.r, SLICE_MS * MESH_NS_PER_MS);
+    size_t heap0 = heap_in_use(), rss0 = rss_bytes();
+    idle_next(&c);
+    double stop = wall() + 60;
+    while (c.open < c.target && c.done == 0 && wall() < stop)
+        mesh_real_run_for(c.sd.r, SLICE_MS * MESH_NS_PER_MS);
+    /* let the last hellos and writes drain, so buffers are as idle as they will be */
+    mesh_real_run_for(c.sd.r, 200 * MESH_NS_PER_MS);
+    size_t heap1 = heap_in_use(), rss1 = rss_bytes();
+    size_t sh0 = 0, sr0 = 0, sh1 = 0, sr1 = 0;
+    int srv_ok = c.open == c.target && read_report(fd, "warm", &sh0, &sr0) == 0 &&
+                 read_report(fd, "full", &sh1, &sr1) == 0;
+    for (size_t i = 0; i < c.open; i++)
+        mesh_session_free(c.idle[i]);
+    free(c.idle);
+    stop_child(pid, fd);
+    side_free(&c.sd);
+    if (!srv_ok) {
+        fprintf(stderr, "bench_sessions: idle run failed (%zu of %zu open)\n", c.open, c.target);
+        return 1;
+    }
+    double ch = ((double)heap1 - (double)heap0) / IDLE_CONNS;
+    double cr = ((double)rss1 - (double)rss0) / IDLE_CONNS;
+    double sh = ((double)sh1 - (double)sh0) / IDLE_CONNS;
+    double sr = ((double)sr1 - (double)sr0) / IDLE_CONNS;
+    printf("# idle sessions: client heap %.0f B, RSS %.0f B; server heap %.0f B, RSS %.0f B "
+           "per session (%d open, kernel socket buffers not counted)\n",
+           ch, cr, sh, sr, IDLE_CONNS);
+    printf("BENCH idle_conn_bytes %.0f\n", ch > sh ? ch : sh);
+    return 0;
+}
+
+/* 1 if part is selected: no names after the seconds means all of them. */
+static int wanted(int argc, char **argv, const char *part)
+{
+    if (argc <= 2)
+        return 1;
+    for (int i = 2; i < argc; i++)
+        if (strcmp(argv[i], part) == 0)
+            return 1;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int seconds = DEFAULT_SECONDS;
+    const char *env = getenv("MESH_BENCH_SECONDS");
+    if (argc > 1)
+        seconds = atoi(argv[1]);
+    else if (env)
+        seconds = atoi(env);
+    if (seconds < 1 || seconds > 600) {
+        fprintf(stderr, "usage: bench_sessions [seconds 1..600] [handshake] [throughput] [idle]\n");
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    raise_nofile();
+    int rc = 0;
+    if (wanted(argc, argv, "handshake"))
+        rc |= bench_handshakes(seconds);
+    if (wanted(argc, argv, "throughput"))
+        rc |= bench_throughput(seconds);
+    if (wanted(argc, argv, "idle"))
+        rc |= bench_idle();
+    return rc;
+}
