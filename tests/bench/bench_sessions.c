@@ -185,15 +185,26 @@ static void srv_session(mesh_server *srv, mesh_session *s, void *ud)
         srv_report(st, "full");
 }
 
+/* pipe(p) then fork(): the pid (0 in the child), or -1 with no descriptor left open. */
+static pid_t fork_piped(int p[2])
+{
+    if (pipe(p) != 0)
+        return -1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(p[0]);
+        close(p[1]);
+    }
+    return pid;
+}
+
 /* Fork a server; *port gets its port, *fd the pipe it reports on. idle: report memory at
  * IDLE_WARMUP and IDLE_WARMUP + IDLE_CONNS sessions. Returns the child's pid or -1. */
 static pid_t spawn_server(int idle, uint16_t *port, int *fd)
 {
     int p[2];
-    if (pipe(p) != 0)
-        return -1;
-    fflush(NULL);
-    pid_t pid = fork();
+    pid_t pid = fork_piped(p);
     if (pid < 0)
         return -1;
     if (pid > 0) {
@@ -279,6 +290,20 @@ static int client_new(client *c, uint16_t port)
     return 0;
 }
 
+/* A server child (idle: see spawn_server) and a client connected to its port. Returns the
+ * child's pid, or -1 with the reason printed and nothing left running. */
+static pid_t start_pair(int idle, client *c, int *fd, const char *what)
+{
+    uint16_t port = 0;
+    pid_t pid = spawn_server(idle, &port, fd);
+    if (pid < 0 || client_new(c, port) != 0) {
+        fprintf(stderr, "bench_sessions: cannot start the %s run\n", what);
+        stop_child(pid, *fd);
+        return -1;
+    }
+    return pid;
+}
+
 static void run_until(client *c, const int *flag, double max_s)
 {
     double stop = wall() + max_s;
@@ -341,10 +366,7 @@ static int cmp_time(const void *a, const void *b)
 static int run_capture(char *const argv[], char **out)
 {
     int p[2];
-    if (pipe(p) != 0)
-        return -1;
-    fflush(NULL);
-    pid_t pid = fork();
+    pid_t pid = fork_piped(p);
     if (pid < 0)
         return -1;
     if (pid == 0) {
@@ -461,13 +483,7 @@ static int ossl_server_start(ossl_server *o)
     snprintf(o->connect, sizeof o->connect, "127.0.0.1:%u", port);
     /* s_server quits at EOF on stdin: give it a pipe we keep open until we kill it */
     int in[2];
-    if (pipe(in) != 0) {
-        ossl_server_stop(o);
-        return -1;
-    }
-    o->stdin_w = in[1];
-    fflush(NULL);
-    o->pid = fork();
+    o->pid = fork_piped(in);
     if (o->pid == 0) {
         int devnull = open("/dev/null", O_WRONLY);
         dup2(in[0], 0);
@@ -481,7 +497,10 @@ static int ossl_server_start(ossl_server *o)
                o->cert, "-key", o->key, "-num_tickets", "0", NULL);
         _exit(127);
     }
-    close(in[0]);
+    if (o->pid > 0) {
+        close(in[0]);
+        o->stdin_w = in[1];
+    }
     if (o->pid < 0 || wait_listening(port) != 0) {
         fprintf(stderr, "# openssl s_server did not start\n");
         ossl_server_stop(o);
@@ -551,15 +570,11 @@ static void print_ratio(const char *name, double n, const char *unit, double bas
  * same machine load (other jobs share these cores). */
 static int bench_handshakes(int seconds)
 {
-    uint16_t port = 0;
     int fd = -1;
-    pid_t pid = spawn_server(0, &port, &fd);
     client c;
-    if (pid < 0 || client_new(&c, port) != 0) {
-        fprintf(stderr, "bench_sessions: cannot start the handshake run\n");
-        stop_child(pid, fd);
+    pid_t pid = start_pair(0, &c, &fd, "handshake");
+    if (pid < 0)
         return 1;
-    }
     ossl_server o;
     int have_ossl = ossl_server_start(&o) == 0;
     c.lat = malloc(MAX_SAMPLES * sizeof *c.lat);
@@ -675,15 +690,11 @@ static const mesh_session_cbs BULK_CBS = {.on_connected = bulk_connected,
 /* `seconds` rounds of one second through the session then one `openssl speed -seconds 1`. */
 static int bench_throughput(int seconds)
 {
-    uint16_t port = 0;
     int fd = -1;
-    pid_t pid = spawn_server(0, &port, &fd);
     client c;
-    if (pid < 0 || client_new(&c, port) != 0) {
-        fprintf(stderr, "bench_sessions: cannot start the throughput run\n");
-        stop_child(pid, fd);
+    pid_t pid = start_pair(0, &c, &fd, "throughput");
+    if (pid < 0)
         return 1;
-    }
     const char *msg_env = getenv("MESH_BENCH_MSG"); /* bytes, to explore other sizes */
     c.msg_size = msg_env ? (size_t)atol(msg_env) : THROUGHPUT_MSG;
     if (c.msg_size < 1 || c.msg_size > THROUGHPUT_MSG_MAX)
@@ -790,15 +801,11 @@ static int read_report(int fd, const char *tag, size_t *heap, size_t *rss)
 
 static int bench_idle(void)
 {
-    uint16_t port = 0;
     int fd = -1;
-    pid_t pid = spawn_server(1, &port, &fd);
     client c;
-    if (pid < 0 || client_new(&c, port) != 0) {
-        fprintf(stderr, "bench_sessions: cannot start the idle run\n");
-        stop_child(pid, fd);
+    pid_t pid = start_pair(1, &c, &fd, "idle");
+    if (pid < 0)
         return 1;
-    }
     c.target = IDLE_WARMUP + IDLE_CONNS;
     c.idle = calloc(c.target, sizeof *c.idle);
     idle_next(&c);
