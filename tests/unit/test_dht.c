@@ -708,6 +708,42 @@ static void test_lookup_basics(void)
     net_free();
 }
 
+static const uint8_t *SORT_TARGET;
+static int farther_first(const void *a, const void *b)
+{
+    return -mesh_dht_cmp(SORT_TARGET, NET.nodes[*(const size_t *)a].rec.node_id,
+                         NET.nodes[*(const size_t *)b].rec.node_id);
+}
+
+/* A chain longer than a lookup may walk, each link closer to the target than the one before
+ * (so every answer brings the new closest node): the lookup stops sending at
+ * MESH_DHT_MAX_LOOKUP_QUERIES and ends with the closest that answered. */
+static void test_lookup_query_bound(void)
+{
+    enum { CHAIN = MESH_DHT_MAX_LOOKUP_QUERIES + 30 };
+    net_build(CHAIN, 17);
+    tnode *target = &NET.nodes[0];
+    size_t order[CHAIN - 1];
+    for (size_t i = 0; i < CHAIN - 1; i++)
+        order[i] = i + 1;
+    SORT_TARGET = target->rec.node_id;
+    qsort(order, CHAIN - 1, sizeof order[0], farther_first);
+    for (size_t i = 0; i + 1 < CHAIN - 1; i++)
+        mesh_dht_add(NET.nodes[order[i]].dht, &NET.nodes[order[i + 1]].rec, 1);
+    mesh_dht_add(NET.nodes[order[CHAIN - 2]].dht, &target->rec, 1);
+    tnode *start = &NET.nodes[order[0]];
+    result r = {0};
+    CU_ASSERT_EQUAL(mesh_dht_lookup(start->dht, target->rec.node_id, on_lookup, &r), MESH_OK);
+    world_run(W.now + 600 * MESH_NS_PER_S);
+    CU_ASSERT_EQUAL(r.done, 1);
+    CU_ASSERT_EQUAL(r.queries, MESH_DHT_MAX_LOOKUP_QUERIES);
+    CU_ASSERT_EQUAL(start->finds, MESH_DHT_MAX_LOOKUP_QUERIES);
+    CU_ASSERT_EQUAL(r.status, MESH_OK);
+    CU_ASSERT_EQUAL(r.hops, MESH_DHT_MAX_LOOKUP_QUERIES - 1); /* the last link that answered */
+    CU_ASSERT_NOT_EQUAL(memcmp(r.first, target->rec.node_id, 32), 0);
+    net_free();
+}
+
 static void on_lookup_free(void *ud, int status, const mesh_peer_record *closest, size_t n,
                            unsigned hops, unsigned queries)
 {
@@ -932,6 +968,7 @@ static CU_TestInfo dht_tests[] = {
     {"per-IP bound per bucket", test_sybil_bound},
     {"bad signatures and older seqs ignored", test_bad_and_old_records},
     {"lookup: empty table, a chain of hops, the lookup limit", test_lookup_basics},
+    {"a lookup sends at most MESH_DHT_MAX_LOOKUP_QUERIES", test_lookup_query_bound},
     {"free from a lookup callback", test_free_in_callback},
     {"1,000 nodes: hops, and 30% dead", test_network_lookups},
     {"bucket refresh", test_refresh},
