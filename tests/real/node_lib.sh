@@ -7,7 +7,8 @@
 #   node_start NAME ARGS...        meshara-node run --key $WORK/NAME.key ARGS... in the
 #                                  background (stdout $WORK/NAME.out, stderr $WORK/NAME.err);
 #                                  waits for its "listening" line; sets PORT_<NAME>
-#   node_stop NAME                 SIGTERM, wait, check exit status 0 and the "shutting down" line
+#   node_stop NAME [SIG]           SIGTERM (or SIG), wait, check exit status 0 and the
+#                                  "shutting down" line
 #   wait_log FILE REGEX [SECONDS]  poll until FILE has a line matching REGEX (grep -E)
 #   count_log FILE REGEX           number of matching lines
 #   bg_start VAR CMD...            run CMD in the background, its PID recorded and put in VAR
@@ -89,11 +90,11 @@ node_start() {
 }
 
 node_stop() {
-  local name=$1 rc=0
-  kill -TERM "${NODE_PID[$name]}"
+  local name=$1 sig=${2:-TERM} rc=0
+  kill -"$sig" "${NODE_PID[$name]}"
   wait "${NODE_PID[$name]}" || rc=$?
   unset "NODE_PID[$name]"
-  [ "$rc" -eq 0 ] || fail "$name exited with $rc after SIGTERM (expected 0)"
+  [ "$rc" -eq 0 ] || fail "$name exited with $rc after SIG$sig (expected 0)"
   grep -q 'shutting down' "$WORK/$name.err" || fail "$name did not log its shutdown"
 }
 

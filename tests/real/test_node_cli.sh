@@ -76,4 +76,8 @@ done
 
 # an unused port: connect refused → send exits 1 naming the reason
 expect 1 'MESH_ERR_REFUSED' send --key "$key" --to 127.0.0.1:1#"$pub" --ping --timeout 3000
+# a port in use: exit 1 naming the address
+node_start a --listen 127.0.0.1:0
+expect 1 "cannot listen on 127.0.0.1:$PORT_a" run --key "$key" --listen "127.0.0.1:$PORT_a"
+node_stop a
 echo "PASS test_node_cli"

@@ -17,9 +17,9 @@ curl --version | grep -q HTTP2 || { echo "SKIP: this curl has no HTTP/2"; exit 7
 
 KEY_A=$(node_key a)
 KEY_B=$(node_key b)
-node_start b --listen 127.0.0.1:0 --http2 --heartbeat 200 --auth-timeout 2000
+node_start b --listen 127.0.0.1:0 --http2 --heartbeat 400 --auth-timeout 2000
 B=127.0.0.1:$PORT_b
-node_start a --listen 127.0.0.1:0 --http2 --peer "$B#$KEY_B" --heartbeat 200
+node_start a --listen 127.0.0.1:0 --http2 --peer "$B#$KEY_B" --heartbeat 400
 wait_log "$WORK/b.err" "session up: in .* key=$KEY_A alpn=h2" || fail "A and B did not connect over h2"
 
 status() { # METHOD-less GET of URL path with curl's HTTP/2; prints "code version"

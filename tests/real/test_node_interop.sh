@@ -9,7 +9,7 @@
 #
 # Each bad client is refused with its named reason in B's log (MESH_ERR_VERSION, MESH_ERR_ALPN,
 # MESH_ERR_TLS, MESH_ERR_TIMEOUT); s_client -tls1_3 completes TLS (ALPN meshara/1.0) and is
-# closed at the auth timeout; the A–B session (heartbeats every 200 ms) never goes down and a
+# closed at the auth timeout; the A–B session (heartbeats every 400 ms) never goes down and a
 # message still gets through afterwards.
 set -euo pipefail
 . "$(dirname "$0")/node_lib.sh"
@@ -21,9 +21,9 @@ HS_MS=1000
 KEY_A=$(node_key a)
 KEY_B=$(node_key b)
 node_start b --listen 127.0.0.1:0 --auth-timeout $AUTH_MS --handshake-timeout $HS_MS \
-  --max-handshakes 4 --heartbeat 200
+  --max-handshakes 4 --heartbeat 400
 B=127.0.0.1:$PORT_b
-node_start a --listen 127.0.0.1:0 --peer "$B#$KEY_B" --heartbeat 200
+node_start a --listen 127.0.0.1:0 --peer "$B#$KEY_B" --heartbeat 400
 wait_log "$WORK/b.err" "session up: in .* key=$KEY_A" || fail "A and B did not connect"
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }

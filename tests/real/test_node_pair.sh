@@ -6,14 +6,15 @@
 # Both log the authenticated session with the other's key; heartbeats keep it up past 2.5
 # intervals; `send` with A's identity delivers a message B logs (and acknowledges) and a ping
 # A answers; B restarts on the same port and A reconnects by itself; SIGTERM closes sessions
-# cleanly (the other side logs reason=MESH_OK with the peer's Goodbye) and exits 0.
+# cleanly (the other side logs reason=MESH_OK with the peer's Goodbye) and exits 0; so does
+# SIGINT.
 set -euo pipefail
 . "$(dirname "$0")/node_lib.sh"
 node_init
 FRAMING=${NODE_FRAMING:-}
 ALPN=meshara/1.0
 [ "$FRAMING" = "--http2" ] && ALPN=h2
-HB=200 # ms: heartbeats often enough that a silent peer would be caught within the test
+HB=400 # ms: a silent peer would be caught (after 2.5 intervals) within the idle wait below
 
 KEY_A=$(node_key a)
 KEY_B=$(node_key b)
@@ -27,8 +28,8 @@ wait_log "$WORK/a.err" "session up: out $B key=$KEY_B alpn=$ALPN" ||
 wait_log "$WORK/b.err" "session up: in 127\.0\.0\.1:[0-9]+ key=$KEY_A alpn=$ALPN" ||
   fail "B did not authenticate A"
 
-# heartbeats: 2.5 intervals of silence would close the session; wait 8 intervals
-sleep 1.6
+# heartbeats: 2.5 intervals of silence would close the session; wait 6 intervals
+sleep 2.4
 [ "$(count_log "$WORK/a.err" 'session down')" = 0 ] || fail "A's session went down while idle"
 [ "$(count_log "$WORK/b.err" 'session down')" = 0 ] || fail "B's session went down while idle"
 
@@ -62,8 +63,8 @@ node_start b --listen "$B" --heartbeat $HB $FRAMING
 wait_log "$WORK/b.err" "session up: in 127\.0\.0\.1:[0-9]+ key=$KEY_A" 5 || fail "A did not reconnect"
 [ "$(count_log "$WORK/a.err" "session up: out $B")" = 2 ] || fail "A's session count is not 2"
 
-# A stops: B sees A's Goodbye and a clean close; both exit 0
-node_stop a
+# A stops (SIGINT, like Ctrl-C): B sees A's Goodbye and a clean close; both exit 0
+node_stop a INT
 wait_log "$WORK/b.err" "session down: in 127\.0\.0\.1:[0-9]+ key=$KEY_A reason=MESH_OK peer_reason=MESH_OK" ||
   fail "B did not see A's clean close"
 grep -q 'closing 1 sessions' "$WORK/a.err" || fail "A did not close its session on SIGTERM"
