@@ -60,8 +60,9 @@ typedef struct op {
     mesh_addr addrs[MESH_PEER_MAX_ADDRS]; /* where to connect, when known up front */
     size_t naddrs;
     int pool_flags;
-    int no_lookup; /* DHT transport: the record is all we know; never look up from inside */
-    uint8_t *data; /* AppData payload or query payload (owned) */
+    int no_lookup;  /* DHT transport: the record is all we know; never look up from inside */
+    int reconnects; /* after orderly closes of the session it was sent on */
+    uint8_t *data;  /* AppData payload or query payload (owned) */
     size_t len;
     int qtype;
     uint8_t target[MESH_NODE_ID_LEN];
@@ -369,16 +370,17 @@ static int start_lookup(mesh_node *n, const uint8_t target[MESH_NODE_ID_LEN], op
 static int op_go(op *o)
 {
     mesh_node *n = o->n;
-    if (!mesh_pool_find(n->pool, o->peer_id) && o->naddrs == 0) {
+    if (o->naddrs == 0) {
         const mesh_peer_record *r = mesh_dht_get(n->dht, o->peer_id);
         if (r && r->naddrs) {
             o->naddrs = r->naddrs;
             memcpy(o->addrs, r->addrs, r->naddrs * sizeof r->addrs[0]);
-        } else if (o->no_lookup) {
-            return MESH_ERR_UNREACHABLE;
-        } else {
-            return start_lookup(n, o->peer_id, o, NULL, NULL);
         }
+    }
+    if (o->naddrs == 0 && !mesh_pool_find(n->pool, o->peer_id)) {
+        if (o->no_lookup)
+            return MESH_ERR_UNREACHABLE;
+        return start_lookup(n, o->peer_id, o, NULL, NULL);
     }
     mesh_pool_conn *ready = NULL;
     int rc = mesh_pool_get(n->pool, o->key, o->addrs, o->naddrs, o->pool_flags, op_conn_ready, o,
@@ -758,7 +760,6 @@ static void pool_up(void *ud, mesh_pool_conn *c)
 
 static void pool_session_closed(void *ud, mesh_pool_conn *c, mesh_session *s, int reason)
 {
-    (void)reason;
     mesh_node *n = ud;
     /* Ops waiting for an answer on s: again on the peer's other session, else failed. A
      * failure's callback may start or end other ops, so collect the ids first and look each
@@ -783,8 +784,21 @@ static void pool_session_closed(void *ud, mesh_pool_conn *c, mesh_session *s, in
         op *o = op_find(n, ids[i]);
         if (!o || o->state != OP_SENT || o->sess != s)
             continue;
-        if (!mesh_pool_session(c) || op_transmit(o, c) != MESH_OK)
-            op_fail(o, MESH_ERR_CLOSED);
+        if (mesh_pool_session(c) && op_transmit(o, c) == MESH_OK)
+            continue;
+        /* An orderly close (the peer evicted us to make room, or refused us when full) came
+         * after everything the peer answered, so o was not handled: connecting again cannot
+         * deliver it twice. The pool keeps c while the new attempt runs. */
+        if (reason == MESH_OK && o->reconnects < MESH_NODE_RECONNECTS) {
+            o->reconnects++;
+            mesh_pool_release(o->conn);
+            o->conn = NULL;
+            o->sess = NULL;
+            o->state = OP_NEW;
+            if (op_go(o) == MESH_OK)
+                continue;
+        }
+        op_fail(o, MESH_ERR_CLOSED);
     }
     free(ids);
 }

@@ -17,6 +17,7 @@
 enum mesh_node_internal_limits {
     MESH_NODE_OP_BUCKETS = 4096,       /* hash buckets of operations by id */
     MESH_NODE_STORE_RECORD_MAX = 4096, /* bytes of one stored record; longer is garbage */
+    MESH_NODE_RECONNECTS = 2, /* an op's new attempts after orderly closes of its session */
 };
 
 /* Borrowed; NULL before mesh_node_start(). */

@@ -80,7 +80,8 @@ typedef struct mesh_pool_cbs {
     void (*on_message)(void *ud, mesh_pool_conn *c, mesh_session *s, const mesh_envelope *e);
     /* Session s of c (one that had reached the pool CONNECTED) closed with reason; s is
      * freed after this returns. c may still have another usable session
-     * (mesh_pool_session): answers expected on s can be asked again there. */
+     * (mesh_pool_session): answers expected on s can be asked again there; or the owner may
+     * mesh_pool_get() c again from here, and c then stays for that new attempt. */
     void (*on_session_closed)(void *ud, mesh_pool_conn *c, mesh_session *s, int reason);
     /* c, which had been up, lost its last session (reason: the last one's, MESH_ERR_LIMIT
      * for an eviction); c is freed after this returns. */

@@ -25,7 +25,7 @@
 enum {
     ACCESS_MS = 10,
     PORT = 7000,
-    MAX_NODES = 32,
+    MAX_NODES = 256,
     EVENT_CAP = 400 * 1000 * 1000,
     MSG_MAX = 256,
     STORE_MAX = 64,
@@ -353,6 +353,32 @@ static void test_send_through_bootstrap(void)
                     MESH_ERR_INVAL);
     run_for(&W, SEC(1));
     CU_ASSERT_EQUAL(r.calls, 0);
+    world_free(&W);
+}
+
+/* The same exchange with messages carried over HTTP/2 (ALPN h2) and a custom SNI. */
+static void test_send_http2(void)
+{
+    tworld W;
+    world_init(&W, 2, 21, 0);
+    for (int i = 0; i < 2; i++) {
+        W.t[i].cfg.http2 = 1;
+        W.t[i].cfg.sni = "cdn.example.org";
+    }
+    add_bootstrap(&W, 1, 0, NULL);
+    node_start(&W, 0);
+    node_start(&W, 1);
+    run_for(&W, SEC(3));
+    CU_ASSERT_EQUAL(W.t[1].joined_status, MESH_OK);
+    done_rec r;
+    CU_ASSERT_EQUAL(send_text(&W, 1, 0, "over h2", &r), MESH_OK);
+    run_for(&W, SEC(1));
+    CU_ASSERT_EQUAL(r.result, MESH_OK);
+    CU_ASSERT_STRING_EQUAL(W.t[0].last_msg, "over h2");
+    CU_ASSERT_EQUAL(send_text(&W, 0, 1, "back over h2", &r), MESH_OK);
+    run_for(&W, SEC(1));
+    CU_ASSERT_EQUAL(r.result, MESH_OK);
+    CU_ASSERT_STRING_EQUAL(W.t[1].last_msg, "back over h2");
     world_free(&W);
 }
 
@@ -996,8 +1022,143 @@ static void test_mdns_lan(void)
     world_free(&W);
 }
 
+/* ---- tests: a 200-node mesh (issue 4's mesh-200, until its scenario file runs) ------------ */
+
+/* 5 bootstrap nodes and 200 nodes whose access links take 10-100 ms each way (so 20-200 ms
+ * between two hosts), joining at times spread over 60 s; then every node sends to a random
+ * other by key, and looks a random other up. Everything must succeed. */
+enum { MESH_BOOT = 5, MESH_N = 200, MESH_JOIN_S = 60 };
+
+typedef struct starter {
+    tworld *W;
+    int node;
+    mesh_timer *t;
+} starter;
+
+static void start_fired(mesh_timer *t, void *ud)
+{
+    (void)t;
+    starter *s = ud;
+    node_start(s->W, s->node);
+}
+
+typedef struct lookup_rec {
+    int calls, status;
+    unsigned hops;
+} lookup_rec;
+
+static void lookup_cb(mesh_node *n, int status, const uint8_t *key, unsigned hops, unsigned queries,
+                      void *ud)
+{
+    (void)n, (void)key, (void)queries;
+    lookup_rec *l = ud;
+    l->calls++;
+    l->status = status;
+    l->hops = hops;
+}
+
+static uint64_t lcg(uint64_t *x)
+{
+    *x = *x * 6364136223846793005ULL + 1442695040888963407ULL;
+    return *x >> 33;
+}
+
+static void test_mesh_200(void)
+{
+    enum { TOTAL = MESH_BOOT + MESH_N };
+    static tworld W;
+    static starter st[TOTAL];
+    static done_rec sends[TOTAL];
+    static lookup_rec looks[TOTAL];
+    static mesh_time start_at[TOTAL], join_took[TOTAL];
+    world_init(&W, TOTAL, 20, 0);
+    uint64_t x = 20;
+    for (int i = 0; i < TOTAL; i++) {
+        sim_link_cfg l = {.latency = MS(10 + lcg(&x) % 91)};
+        CU_ASSERT_EQUAL(sim_host_set_links(W.t[i].h, &l, &l), MESH_OK);
+        for (int b = 0; b < MESH_BOOT; b++)
+            if (b != i)
+                add_bootstrap(&W, i, b, NULL);
+    }
+    for (int i = 0; i < TOTAL; i++) {
+        st[i] = (starter){.W = &W, .node = i};
+        st[i].t = W.t[i].env.ops->timer_new(W.t[i].env.obj, start_fired, &st[i]);
+        mesh_time at = i < MESH_BOOT ? 0 : MS(lcg(&x) % (MESH_JOIN_S * 1000));
+        start_at[i] = at;
+        W.t[i].env.ops->timer_set(W.t[i].env.obj, st[i].t, at);
+    }
+    run_until(&W, SEC(MESH_JOIN_S + 30));
+    int joined = 0;
+    uint64_t connects = 0;
+    for (int i = MESH_BOOT; i < TOTAL; i++) {
+        if (W.t[i].joined_calls == 1 && W.t[i].joined_status == MESH_OK)
+            join_took[joined++] = W.t[i].joined_at - start_at[i];
+        mesh_node_stats ns = stats_of(&W, i);
+        CU_ASSERT(ns.peers <= MESH_NODE_DEFAULT_POOL_MAX);
+        connects += ns.connects;
+    }
+    /* median join time (insertion sort: 200 values) */
+    for (int i = 1; i < joined; i++)
+        for (int j = i; j > 0 && join_took[j] < join_took[j - 1]; j--) {
+            mesh_time tmp = join_took[j];
+            join_took[j] = join_took[j - 1];
+            join_took[j - 1] = tmp;
+        }
+    printf("\n    mesh-200: join p50 %.0f ms, p95 %.0f ms; %llu outbound sessions opened",
+           (double)join_took[joined / 2] / 1e6, (double)join_took[joined * 95 / 100] / 1e6,
+           (unsigned long long)connects);
+    for (int i = MESH_BOOT; i < TOTAL; i++) {
+        int to = MESH_BOOT + (int)(lcg(&x) % MESH_N);
+        if (to == i)
+            to = MESH_BOOT + (to - MESH_BOOT + 1) % MESH_N;
+        char text[32];
+        snprintf(text, sizeof text, "from %d", i);
+        CU_ASSERT_EQUAL(send_text(&W, i, to, text, &sends[i]), MESH_OK);
+        int target = MESH_BOOT + (int)(lcg(&x) % MESH_N);
+        if (target == i)
+            target = MESH_BOOT + (target - MESH_BOOT + 1) % MESH_N;
+        CU_ASSERT_EQUAL(
+            mesh_node_lookup(W.t[i].n, mesh_node_id(W.t[target].n), lookup_cb, &looks[i]), MESH_OK);
+    }
+    run_for(&W, SEC(40));
+    int delivered = 0, found = 0;
+    unsigned hops_hist[8] = {0};
+    for (int i = MESH_BOOT; i < TOTAL; i++) {
+        delivered += sends[i].calls == 1 && sends[i].result == MESH_OK;
+        if (sends[i].result != MESH_OK)
+            printf("\n    send from %d: %d calls, %s at %.3f", i, sends[i].calls,
+                   mesh_errname(sends[i].result), (double)sends[i].at / 1e9);
+        found += looks[i].calls == 1 && looks[i].status == MESH_OK;
+        if (looks[i].calls == 1 && looks[i].status == MESH_OK)
+            hops_hist[looks[i].hops < 7 ? looks[i].hops : 7]++;
+    }
+    printf("\n    mesh-200: join_ratio %.3f delivery_ratio %.3f lookup_success_ratio %.3f; "
+           "hops:",
+           (double)joined / MESH_N, (double)delivered / MESH_N, (double)found / MESH_N);
+    for (int h = 0; h < 8; h++)
+        printf(" %d:%u", h, hops_hist[h]);
+    printf("\n");
+    CU_ASSERT_EQUAL(joined, MESH_N);
+    CU_ASSERT_EQUAL(delivered, MESH_N);
+    CU_ASSERT_EQUAL(found, MESH_N);
+    /* ceil(log20(200)) + 2 = 4 hops at p95 */
+    unsigned within = 0;
+    for (int h = 0; h <= 4; h++)
+        within += hops_hist[h];
+    CU_ASSERT(within * 100 >= 95u * (unsigned)found);
+    for (int i = 0; i < TOTAL; i++)
+        W.t[i].env.ops->timer_free(W.t[i].env.obj, st[i].t);
+    world_free(&W);
+}
+
+static CU_TestInfo mesh_tests[] = {
+    {"200 nodes join, deliver and look up", test_mesh_200},
+    CU_TEST_INFO_NULL,
+};
+
 static CU_TestInfo node_tests[] = {
     {"send to a key through a bootstrap node", test_send_through_bootstrap},
+    {"send over HTTP/2 framing", test_send_http2},
     {"send to an unknown key: MESH_ERR_NOT_FOUND", test_unknown_key_not_found},
     {"impostor at a bootstrap address", test_impostor_bootstrap},
     {"restart joins from the peer store alone", test_restart_from_store},
@@ -1022,6 +1183,7 @@ static CU_SuiteInfo suites[] = {
     {"node", NULL, NULL, NULL, NULL, node_tests},
     {"pool", NULL, NULL, NULL, NULL, pool_tests},
     {"mdns", NULL, NULL, NULL, NULL, mdns_tests},
+    {"mesh", NULL, NULL, NULL, NULL, mesh_tests},
     CU_SUITE_INFO_NULL,
 };
 
