@@ -239,36 +239,6 @@ out:
     return rc;
 }
 
-/* Allocation budget for unpacking a PeerList: the same rule as wire.c's for envelopes
- * (MESH_WIRE_ALLOC_*), so hostile input made of empty sub-messages costs a bounded multiple
- * of its own size. */
-typedef struct list_budget {
-    size_t left;
-    int over, nomem;
-} list_budget;
-
-static void *list_alloc(void *data, size_t size)
-{
-    list_budget *b = data;
-    size_t cost = size + MESH_WIRE_ALLOC_OVERHEAD;
-    if (cost < size || cost > b->left) {
-        b->over = 1;
-        return NULL;
-    }
-    void *p = malloc(size);
-    if (!p)
-        b->nomem = 1;
-    else
-        b->left -= cost;
-    return p;
-}
-
-static void list_free(void *data, void *ptr)
-{
-    (void)data;
-    free(ptr);
-}
-
 int mesh_peer_list_decode(const uint8_t *buf, size_t len, mesh_peer_record *out, size_t cap,
                           size_t *n, size_t *dropped)
 {
@@ -276,11 +246,12 @@ int mesh_peer_list_decode(const uint8_t *buf, size_t len, mesh_peer_record *out,
         return MESH_ERR_INVAL;
     if (len > MESH_PEER_LIST_MAX_BYTES)
         return MESH_ERR_TOO_BIG;
-    list_budget b = {.left = MESH_WIRE_ALLOC_BASE + len * MESH_WIRE_ALLOC_FACTOR};
-    ProtobufCAllocator a = {.alloc = list_alloc, .free = list_free, .allocator_data = &b};
+    mesh_wire_budget b; /* the same rule as for envelopes: hostile input costs bounded memory */
+    ProtobufCAllocator a;
+    mesh_wire_budget_init(&b, &a, len);
     Meshara__Wire__PeerList *pb = meshara__wire__peer_list__unpack(&a, len, buf);
     if (!pb)
-        return b.nomem ? MESH_ERR_NOMEM : b.over ? MESH_ERR_LIMIT : MESH_ERR_MALFORMED;
+        return mesh_wire_budget_error(&b);
     int rc = mesh_peer_list_from_pb(pb, out, cap, n, dropped);
     /* the budget allocator took its memory from malloc */
     meshara__wire__peer_list__free_unpacked(pb, NULL);

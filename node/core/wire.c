@@ -14,15 +14,9 @@
 
 #include "core/frame.h"
 
-typedef struct alloc_budget {
-    size_t left;
-    int over;  /* the budget ran out: hostile input */
-    int nomem; /* malloc itself failed */
-} alloc_budget;
-
 static void *budget_alloc(void *data, size_t size)
 {
-    alloc_budget *b = data;
+    mesh_wire_budget *b = data;
     size_t cost = size + MESH_WIRE_ALLOC_OVERHEAD;
     if (cost < size || cost > b->left) {
         b->over = 1;
@@ -42,6 +36,17 @@ static void budget_free(void *data, void *ptr)
 {
     (void)data;
     free(ptr);
+}
+
+void mesh_wire_budget_init(mesh_wire_budget *b, ProtobufCAllocator *a, size_t input_len)
+{
+    *b = (mesh_wire_budget){.left = MESH_WIRE_ALLOC_BASE + input_len * MESH_WIRE_ALLOC_FACTOR};
+    *a = (ProtobufCAllocator){.alloc = budget_alloc, .free = budget_free, .allocator_data = b};
+}
+
+int mesh_wire_budget_error(const mesh_wire_budget *b)
+{
+    return b->nomem ? MESH_ERR_NOMEM : b->over ? MESH_ERR_LIMIT : MESH_ERR_MALFORMED;
 }
 
 static int is_msg(const void *msg, const ProtobufCMessageDescriptor *desc)
@@ -158,11 +163,12 @@ int mesh_wire_decode(const uint8_t *buf, size_t len, mesh_envelope **out)
      * budget below cannot overflow whoever the caller is. */
     if (len > MESH_FRAME_ABS_MAX)
         return MESH_ERR_TOO_BIG;
-    alloc_budget b = {.left = MESH_WIRE_ALLOC_BASE + len * MESH_WIRE_ALLOC_FACTOR};
-    ProtobufCAllocator a = {.alloc = budget_alloc, .free = budget_free, .allocator_data = &b};
+    mesh_wire_budget b;
+    ProtobufCAllocator a;
+    mesh_wire_budget_init(&b, &a, len);
     mesh_envelope *e = meshara__wire__envelope__unpack(&a, len, buf);
     if (!e)
-        return b.nomem ? MESH_ERR_NOMEM : b.over ? MESH_ERR_LIMIT : MESH_ERR_MALFORMED;
+        return mesh_wire_budget_error(&b);
     int rc = MESH_OK;
     if (e->version != MESH_WIRE_VERSION)
         rc = MESH_ERR_VERSION;

@@ -31,6 +31,19 @@ enum mesh_wire_limits {
 
 typedef Meshara__Wire__Envelope mesh_envelope;
 
+/* The allocation budget above, for any protobuf-c unpack of input_len bytes of untrusted
+ * input: mesh_wire_budget_init() sets up b and an allocator a drawing on it (a points at b:
+ * keep both alive during the unpack); free what was unpacked with the *_free_unpacked(.., NULL)
+ * of its type (the memory comes from malloc). After a failed unpack,
+ * mesh_wire_budget_error() names why: MESH_ERR_NOMEM, MESH_ERR_LIMIT (budget spent: hostile
+ * input) or MESH_ERR_MALFORMED. */
+typedef struct mesh_wire_budget {
+    size_t left;
+    int over, nomem;
+} mesh_wire_budget;
+void mesh_wire_budget_init(mesh_wire_budget *b, ProtobufCAllocator *a, size_t input_len);
+int mesh_wire_budget_error(const mesh_wire_budget *b);
+
 /* Pack env (version forced to MESH_WIRE_VERSION; env itself is not modified) into a malloc'd
  * buffer the caller frees with free(); *out and *outlen are set only on success. MESH_OK;
  * MESH_ERR_INVAL (no body, a NULL or uninitialised message, or a fixed-size field of the
