@@ -1725,7 +1725,7 @@ static int decode_size(dec *d, const ynode *n, const char *path, sim_scn_size *z
         return get_units(d, b, path, &K_SIZE, &z->max);
     }
     TRY(check_keys(d, n, path, KEYS));
-    int dist;
+    int dist = 0; /* set by get_choice; initialised for gcc -O3, which cannot see that */
     TRY(need_at(d, n, path, "distribution", &v, p));
     TRY(get_choice(d, v, p, DISTS, 2, &dist));
     z->dist = dist == 0 ? SIM_SCN_SIZE_EXPONENTIAL : SIM_SCN_SIZE_PARETO;
