@@ -1151,7 +1151,71 @@ static void test_mesh_200(void)
     world_free(&W);
 }
 
+/* 60 nodes joined through 2 bootstrap nodes; then 30 % of them vanish at once (host cut off,
+ * no goodbye). Lookups and sends from live nodes to live targets all still succeed: dead
+ * contacts cost their query or connect timeouts, nothing more. */
+static void test_churn(void)
+{
+    enum { NB = 2, NC = 60, DEAD = NC * 30 / 100, ALL = NB + NC };
+    static tworld W;
+    static done_rec sends[ALL];
+    static lookup_rec looks[ALL];
+    static int dead[ALL];
+    world_init(&W, ALL, 22, 0);
+    uint64_t x = 22;
+    for (int i = 0; i < ALL; i++) {
+        mesh_node_cfg *c = &W.t[i].cfg;
+        c->connect_timeout = SEC(2);
+        c->query_timeout = SEC(2);
+        c->send_timeout = SEC(30);
+        for (int b = 0; b < NB; b++)
+            if (b != i)
+                add_bootstrap(&W, i, b, NULL);
+        node_start(&W, i);
+        run_for(&W, MS(200));
+    }
+    run_for(&W, SEC(20));
+    for (int i = NB; i < ALL; i++)
+        CU_ASSERT_EQUAL(W.t[i].joined_status, MESH_OK);
+    for (int k = 0; k < DEAD;) {
+        int v = NB + (int)(lcg(&x) % NC);
+        if (dead[v])
+            continue;
+        dead[v] = 1;
+        k++;
+        sim_host_set_up(W.t[v].h, 0);
+    }
+    int live = 0;
+    for (int i = NB; i < ALL; i++) {
+        if (dead[i])
+            continue;
+        live++;
+        int to;
+        do
+            to = NB + (int)(lcg(&x) % NC);
+        while (to == i || dead[to]);
+        CU_ASSERT_EQUAL(mesh_node_lookup(W.t[i].n, mesh_node_id(W.t[to].n), lookup_cb, &looks[i]),
+                        MESH_OK);
+        do
+            to = NB + (int)(lcg(&x) % NC);
+        while (to == i || dead[to]);
+        CU_ASSERT_EQUAL(send_text(&W, i, to, "through churn", &sends[i]), MESH_OK);
+    }
+    run_for(&W, SEC(60));
+    int found = 0, delivered = 0;
+    for (int i = NB; i < ALL; i++) {
+        found += looks[i].calls == 1 && looks[i].status == MESH_OK;
+        delivered += sends[i].calls == 1 && sends[i].result == MESH_OK;
+    }
+    printf("\n    churn: %d of %d live nodes found their target, %d delivered\n", found, live,
+           delivered);
+    CU_ASSERT_EQUAL(found, live);
+    CU_ASSERT_EQUAL(delivered, live);
+    world_free(&W);
+}
+
 static CU_TestInfo mesh_tests[] = {
+    {"30% of the nodes vanish: lookups and sends to live ones succeed", test_churn},
     {"200 nodes join, deliver and look up", test_mesh_200},
     CU_TEST_INFO_NULL,
 };
