@@ -1231,7 +1231,33 @@ static CU_TestInfo node_tests[] = {
     CU_TEST_INFO_NULL,
 };
 
+/* Maintenance (every 1 s here, jittered ±10 %) tops the pool up to min from the DHT. */
+static void test_top_up(void)
+{
+    tworld W;
+    world_init(&W, 6, 23, 0);
+    enum { X = 0 };
+    W.t[X].cfg.pool_min = 3;
+    W.t[X].cfg.maintain_interval = SEC(1);
+    for (int i = 0; i < 6; i++)
+        node_start(&W, i);
+    for (int i = 1; i < 6; i++)
+        CU_ASSERT_EQUAL(mesh_dht_add(mesh_node_dht(W.t[X].n), mesh_node_record(W.t[i].n), 0),
+                        MESH_OK);
+    run_for(&W, MS(800)); /* before the first run (0.9-1.1 s) */
+    CU_ASSERT_EQUAL(stats_of(&W, X).peers, 0);
+    run_for(&W, MS(1000));
+    mesh_node_stats st = stats_of(&W, X);
+    CU_ASSERT_EQUAL(st.peers, 3);
+    CU_ASSERT_EQUAL(st.connected, 3);
+    CU_ASSERT_EQUAL(W.t[X].peers_up, 3);
+    run_for(&W, SEC(5)); /* at min: no more */
+    CU_ASSERT_EQUAL(stats_of(&W, X).peers, 3);
+    world_free(&W);
+}
+
 static CU_TestInfo pool_tests[] = {
+    {"maintenance tops up to min from the DHT", test_top_up},
     {"bounds hold with 5x more candidates than max", test_pool_bounds},
     {"eviction spares pinned and new connections", test_eviction_spares_pinned_and_new},
     {"simultaneous open leaves one session", test_simultaneous_open},
