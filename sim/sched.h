@@ -2,7 +2,7 @@
  *
  * Events are ordered by (time, insertion sequence): two events at the same virtual time run
  * in the order they were scheduled, so a run is a pure function of its inputs. The queue is
- * an implicit 4-ary min-heap of (time, seq, slot) keys; event bodies live in a slot array
+ * an implicit 8-ary min-heap of (time, seq, slot) keys; event bodies live in a slot array
  * recycled through a free list, so scheduling does not allocate once the arrays have grown.
  *
  * Handles: sim_sched_at() returns a sim_event_id that names (slot, generation). A slot's
@@ -73,7 +73,7 @@ int sim_sched_at(sim_sched *s, mesh_time when, uint32_t kind, uint64_t target, s
 /* Same, `delay` ns from now (saturating). */
 int sim_sched_after(sim_sched *s, mesh_time delay, uint32_t kind, uint64_t target,
                     sim_event_fn fn, void *ctx, void *arg, sim_event_id *id_out);
-/* Cancel a pending event in O(log n). MESH_OK, or MESH_ERR_NOT_FOUND if the id is
+/* Cancel a pending event in O(1) (lazily: sched.c says how). MESH_OK, or MESH_ERR_NOT_FOUND if the id is
  * SIM_EVENT_NONE, already fired, already cancelled or not from this scheduler. */
 int sim_sched_cancel(sim_sched *s, sim_event_id id);
 /* 1 if id names a pending event. */

@@ -146,6 +146,59 @@ static void test_random_against_model(void)
     sim_sched_free(r.s);
 }
 
+/* Cancellation is lazy: most of 30,000 events cancelled (so the heap is rebuilt without the
+ * stale entries, more than once), the rest still fire in (time, insertion) order, and
+ * pending() counts only live events throughout. */
+typedef struct order_check {
+    uint64_t last_i, fired;
+} order_check;
+
+static void check_order(void *ctx, void *arg)
+{
+    order_check *o = ctx;
+    o->fired++;
+    o->last_i = (uint64_t)(uintptr_t)arg;
+}
+
+static void test_lazy_cancel_compaction(void)
+{
+    enum { N = 30000 };
+    static sim_event_id ids[N];
+    sim_sched *s = NULL;
+    CU_ASSERT_EQUAL_FATAL(sim_sched_new(&s), MESH_OK);
+    order_check o = {0};
+    for (uint64_t i = 0; i < N; i++)
+        CU_ASSERT_EQUAL_FATAL(
+            sim_sched_at(s, i % 97, SIM_EV_USER, i, check_order, &o, (void *)(uintptr_t)i, &ids[i]),
+            MESH_OK);
+    size_t live = N;
+    for (uint64_t i = 0; i < N; i++) {
+        if (i % 5 == 0)
+            continue;
+        CU_ASSERT_EQUAL(sim_sched_cancel(s, ids[i]), MESH_OK);
+        live--;
+        CU_ASSERT_EQUAL(sim_sched_pending(s), live);
+    }
+    CU_ASSERT_EQUAL(sim_sched_cancel(s, ids[1]), MESH_ERR_NOT_FOUND);
+    CU_ASSERT_TRUE(sim_sched_pending_id(s, ids[5]));
+    /* fire them one by one and check the order: time first, then insertion */
+    mesh_time last_t = 0;
+    uint64_t last_i = 0, fired = 0;
+    while (sim_sched_pending(s) > 0) {
+        CU_ASSERT_EQUAL_FATAL(sim_sched_step(s), 1);
+        mesh_time t = sim_sched_now(s);
+        CU_ASSERT_TRUE(o.last_i % 5 == 0);
+        CU_ASSERT_TRUE(t > last_t || (t == last_t && (fired == 0 || o.last_i > last_i)));
+        CU_ASSERT_EQUAL(t, o.last_i % 97);
+        last_t = t;
+        last_i = o.last_i;
+        fired++;
+    }
+    CU_ASSERT_EQUAL(fired, N / 5);
+    CU_ASSERT_EQUAL(sim_sched_step(s), 0); /* only stale entries were left, if any */
+    sim_sched_free(s);
+}
+
 static void test_time_never_backwards(void)
 {
     rec r;
@@ -154,15 +207,12 @@ static void test_time_never_backwards(void)
     CU_ASSERT_EQUAL(sim_sched_run(r.s), MESH_OK);
     CU_ASSERT_EQUAL(sim_sched_now(r.s), 1000);
     /* the past is refused and nothing is queued */
-    CU_ASSERT_EQUAL(sim_sched_at(r.s, 999, SIM_EV_USER, 0, note, &r, NULL, NULL),
-                    MESH_ERR_INVAL);
+    CU_ASSERT_EQUAL(sim_sched_at(r.s, 999, SIM_EV_USER, 0, note, &r, NULL, NULL), MESH_ERR_INVAL);
     CU_ASSERT_EQUAL(sim_sched_at(r.s, 5, SIM_EV_USER, 0, note, &r, NULL, NULL), MESH_ERR_INVAL);
-    CU_ASSERT_EQUAL(sim_sched_at(r.s, 2000, SIM_EV_USER, 0, NULL, &r, NULL, NULL),
-                    MESH_ERR_INVAL);
+    CU_ASSERT_EQUAL(sim_sched_at(r.s, 2000, SIM_EV_USER, 0, NULL, &r, NULL, NULL), MESH_ERR_INVAL);
     CU_ASSERT_EQUAL(sim_sched_pending(r.s), 0);
     /* now is allowed */
-    CU_ASSERT_EQUAL(sim_sched_at(r.s, 1000, SIM_EV_USER, 0, note, &r, (void *)1, NULL),
-                    MESH_OK);
+    CU_ASSERT_EQUAL(sim_sched_at(r.s, 1000, SIM_EV_USER, 0, note, &r, (void *)1, NULL), MESH_OK);
     /* run_until moves the clock to t even with nothing to do, but never back */
     CU_ASSERT_EQUAL(sim_sched_run_until(r.s, 5000), MESH_OK);
     CU_ASSERT_EQUAL(sim_sched_now(r.s), 5000);
@@ -215,8 +265,8 @@ static void work_ev(void *ctx, void *arg)
     if (w->left-- <= 0)
         return;
     for (int i = 0; i < 2; i++)
-        sim_sched_after(w->s, sim_rng_below(&w->g, 1000), SIM_EV_USER,
-                        sim_rng_below(&w->g, 16), work_ev, w, NULL, NULL);
+        sim_sched_after(w->s, sim_rng_below(&w->g, 1000), SIM_EV_USER, sim_rng_below(&w->g, 16),
+                        work_ev, w, NULL, NULL);
 }
 
 static uint64_t run_work(uint64_t seed)
@@ -294,6 +344,7 @@ static CU_TestInfo tests[] = {
     {"many ties keep insertion order", test_many_ties_keep_insertion_order},
     {"cancel, stale handles, cancel inside a handler", test_cancel},
     {"random schedule matches a sorted model", test_random_against_model},
+    {"lazy cancel with heap rebuilds keeps order and counts", test_lazy_cancel_compaction},
     {"time never goes backwards", test_time_never_backwards},
     {"event cap and stop", test_cap_and_stop},
     {"fingerprint: same run equal, one event differs", test_fingerprint},
@@ -302,4 +353,7 @@ static CU_TestInfo tests[] = {
 };
 static CU_SuiteInfo suites[] = {{"sched", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};
 
-int main(void) { return mesh_test_main(suites); }
+int main(void)
+{
+    return mesh_test_main(suites);
+}
