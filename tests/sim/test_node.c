@@ -1089,14 +1089,21 @@ static void test_mesh_200(void)
     }
     run_until(&W, SEC(MESH_JOIN_S + 30));
     int joined = 0;
-    uint64_t connects = 0;
+    uint64_t connects = 0, qfail = 0, qok = 0, refused = 0, evicted = 0;
     for (int i = MESH_BOOT; i < TOTAL; i++) {
         if (W.t[i].joined_calls == 1 && W.t[i].joined_status == MESH_OK)
             join_took[joined++] = W.t[i].joined_at - start_at[i];
         mesh_node_stats ns = stats_of(&W, i);
         CU_ASSERT(ns.peers <= MESH_NODE_DEFAULT_POOL_MAX);
         connects += ns.connects;
+        qfail += ns.queries_failed;
+        qok += ns.queries_ok;
+        refused += ns.refused_full;
+        evicted += ns.evicted;
     }
+    printf("\n    mesh-200: queries ok %llu failed %llu; refused %llu evicted %llu",
+           (unsigned long long)qok, (unsigned long long)qfail, (unsigned long long)refused,
+           (unsigned long long)evicted);
     /* median join time (insertion sort: 200 values) */
     for (int i = 1; i < joined; i++)
         for (int j = i; j > 0 && join_took[j] < join_took[j - 1]; j--) {
