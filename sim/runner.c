@@ -9,8 +9,8 @@
 #include <unistd.h>
 
 #include "core/identity.h"
-#include "core/session.h"
 #include "core/tls.h"
+#include "meshara/meshara.h"
 #include "sim/censor.h"
 #include "sim/driver.h"
 #include "sim/https_bg.h"
@@ -30,6 +30,7 @@
 #define RN_STREAM_CHURN (RN_STREAM + (2ULL << 32))
 #define RN_STREAM_LATENCY (RN_STREAM + (3ULL << 32))
 #define RN_STREAM_TLS (RN_STREAM + (4ULL << 32))
+#define RN_STREAM_LOOKUP (RN_STREAM + (5ULL << 32))
 
 enum { MSG_PENDING = 0, MSG_DELIVERED = 1, MSG_FAILED = 2 };
 
@@ -43,23 +44,14 @@ typedef struct rn_msg {
     uint8_t state;
 } rn_msg;
 
-/* An outgoing session of a node towards one target node, with messages waiting for it. */
-typedef struct rn_conn {
-    rn_node *n;
-    uint32_t dst;
-    mesh_session *s;
-    int connected;
-    uint64_t pending[SIM_RUNNER_PENDING_MAX]; /* message ids, oldest first */
-    size_t npending;
-    struct rn_conn *next;
-} rn_conn;
-
-/* An accepted session. */
-typedef struct rn_in {
-    rn_node *n;
-    mesh_session *s;
-    struct rn_in *prev, *next;
-} rn_in;
+/* A node's peer store, in memory: the signed records it saved, so a node back from churn
+ * rejoins through them (as a real node does through its SQLite store). */
+typedef struct rn_store_rec {
+    uint8_t id[MESH_NODE_ID_BYTES];
+    uint64_t seq;
+    uint8_t *bytes;
+    size_t len;
+} rn_store_rec;
 
 struct rn_node {
     runner *r;
@@ -73,12 +65,11 @@ struct rn_node {
     sim_driver *drv;
     mesh_env env;
     mesh_identity *id;
-    mesh_tls_ctx *tls;
-    mesh_listener *lst;
+    mesh_node *node; /* NULL before its join and while down */
     sim_link_cfg link;
-    int joined, online;
-    rn_conn *out;
-    rn_in *in;
+    int joined, online, lookup_armed;
+    rn_store_rec store[SIM_RUNNER_STORE_MAX];
+    size_t nstore;
 };
 
 typedef struct rn_traffic_src {
@@ -134,15 +125,18 @@ struct runner {
     mesh_tls_lib *tls_lib;
     uint32_t next_public, next_lan_public;
     /* counters */
-    uint64_t sessions_attempted, sessions_established, sessions_failed;
-    uint64_t msgs_failed, msgs_delivered, bytes_delivered;
-    uint64_t node_downs;
+    uint64_t msgs_failed, msgs_delivered, bytes_delivered, acks_lost;
+    uint64_t node_downs, joins_ok, joins_failed;
+    uint64_t lookups, lookups_ok;
+    unsigned *hops; /* of successful lookups */
+    size_t nhops, caphops;
+    mesh_node_stats gone; /* stats of node instances freed by churn, summed */
+    uint32_t *boot;       /* bootstrap-role nodes */
+    size_t nboot;
     int fatal; /* a setup step failed inside an event: stop */
     char *err;
     size_t errlen;
 };
-
-static void rn_msg_fail(runner *r, uint64_t id, int reason);
 
 /* ---- recording ------------------------------------------------------------------------- */
 
@@ -363,7 +357,8 @@ static int build_nodes(runner *r)
         }
     }
     r->nodes = calloc(s->node_count ? s->node_count : 1, sizeof *r->nodes);
-    if (!r->nodes)
+    r->boot = calloc(s->node_count ? s->node_count : 1, sizeof *r->boot);
+    if (!r->nodes || !r->boot)
         return MESH_ERR_NOMEM;
     uint32_t *lan_next = calloc(s->lan_count ? s->lan_count : 1, sizeof *lan_next);
     if (!lan_next)
@@ -407,17 +402,10 @@ static int build_nodes(runner *r)
             n->env = sim_driver_env(n->drv);
             if ((rc = mesh_identity_generate(&n->id, &n->env)) != MESH_OK)
                 break;
-            mesh_tls_cfg tc = {0};
-            tc.lib = r->tls_lib;
-            tc.sni = gr->tls_sni;
-            const char *alpn[MESH_TLS_ALPN_MAX + 1] = {0};
-            if (gr->alpn_count) {
-                for (size_t a = 0; a < gr->alpn_count && a < MESH_TLS_ALPN_MAX; a++)
-                    alpn[a] = gr->alpn[a];
-                tc.alpn = alpn;
-            }
-            if ((rc = mesh_tls_ctx_new(&n->tls, &n->env, n->id, &tc)) != MESH_OK)
+            if (gr->mdns && n->lan && (rc = sim_driver_enable_mdns(n->drv)) != MESH_OK)
                 break;
+            if (gr->role == SIM_SCN_ROLE_BOOTSTRAP)
+                r->boot[r->nboot++] = n->idx;
         }
         if (rc != MESH_OK)
             snprintf(r->err, r->errlen, "group %s: node setup failed: %s", gr->name,
@@ -435,14 +423,27 @@ static int build_nodes(runner *r)
 
 /* ---- messages ---------------------------------------------------------------------------- */
 
+/* A message's first 8 bytes carry its id (little endian), so the receiver can record its
+ * delivery and one-way latency; sizes below 8 are sent as 8. */
+enum { MSG_ID_BYTES = 8 };
+
+typedef struct rn_send {
+    runner *r;
+    uint64_t id;
+} rn_send;
+
 static int msg_new(runner *r, uint32_t src, uint32_t dst, uint64_t size, uint64_t *id)
 {
     if (r->nmsgs == r->capmsgs) {
         size_t nc = r->capmsgs ? r->capmsgs * 2 : 4096;
         rn_msg *m = realloc(r->msgs, nc * sizeof *m);
-        if (!m)
+        mesh_time *l = realloc(r->lat, nc * sizeof *l);
+        if (m)
+            r->msgs = m;
+        if (l)
+            r->lat = l;
+        if (!m || !l)
             return MESH_ERR_NOMEM;
-        r->msgs = m;
         r->capmsgs = nc;
     }
     *id = r->nmsgs;
@@ -450,9 +451,13 @@ static int msg_new(runner *r, uint32_t src, uint32_t dst, uint64_t size, uint64_
     return MESH_OK;
 }
 
-static void rn_msg_fail(runner *r, uint64_t id, int reason)
+static void msg_fail(runner *r, uint64_t id, int reason)
 {
     rn_msg *m = &r->msgs[id];
+    if (m->state == MSG_DELIVERED) { /* it arrived; only its acknowledgement was lost */
+        r->acks_lost++;
+        return;
+    }
     if (m->state != MSG_PENDING)
         return;
     m->state = MSG_FAILED;
@@ -462,216 +467,38 @@ static void rn_msg_fail(runner *r, uint64_t id, int reason)
     rec_event(r, m->src, SIM_RES_EV_MSG_FAILED, m->dst, reason, d);
 }
 
-static void msg_delivered(runner *r, rn_node *at, uint64_t id)
+static void msg_delivered(runner *r, uint64_t id)
 {
-    if (id >= r->nmsgs)
-        return;
     rn_msg *m = &r->msgs[id];
-    if (m->dst != at->idx || m->state != MSG_PENDING)
+    if (m->state == MSG_DELIVERED)
         return;
+    if (m->state == MSG_FAILED) /* the sender gave up (timeout) before it arrived */
+        r->msgs_failed--;
     m->state = MSG_DELIVERED;
     mesh_time lat = sim_sched_now(r->sched) - m->sent;
     r->msgs_delivered++;
     r->bytes_delivered += m->size;
-    if (r->nlat < r->nmsgs) {
-        mesh_time *l = realloc(r->lat, r->capmsgs * sizeof *l);
-        if (l) {
-            r->lat = l;
-            r->lat[r->nlat++] = lat;
-        }
-    }
+    r->lat[r->nlat++] = lat;
     char d[64];
     snprintf(d, sizeof d, "msg=%llu latency_ns=%llu", (unsigned long long)id,
              (unsigned long long)lat);
     rec_event(r, m->dst, SIM_RES_EV_MSG_DELIVERED, m->src, MESH_OK, d);
 }
 
-/* ---- sessions ------------------------------------------------------------------------------ */
-
-static mesh_session_cfg session_cfg(const runner *r, const rn_node *n)
+static void on_send_done(mesh_node *node, int result, void *ud)
 {
-    (void)r;
-    (void)n;
-    mesh_session_cfg c = {0};
-    return c;
-}
-
-static void conn_unlink(rn_conn *c)
-{
-    rn_conn **pp = &c->n->out;
-    while (*pp && *pp != c)
-        pp = &(*pp)->next;
-    if (*pp)
-        *pp = c->next;
-}
-
-/* Fail what waits, free the session and the conn. */
-static void conn_drop(rn_conn *c, int reason)
-{
-    runner *r = c->n->r;
-    for (size_t i = 0; i < c->npending; i++)
-        rn_msg_fail(r, c->pending[i], reason);
-    conn_unlink(c);
-    mesh_session_free(c->s);
-    free(c);
-}
-
-/* Send queued messages in order until the session pushes back. */
-static void conn_flush(rn_conn *c)
-{
-    runner *r = c->n->r;
-    size_t i = 0;
-    for (; i < c->npending; i++) {
-        uint64_t id = c->pending[i];
-        int rc = mesh_session_send_data(c->s, id, r->zeros, (size_t)r->msgs[id].size);
-        if (rc == MESH_ERR_AGAIN)
-            break;
-        if (rc != MESH_OK)
-            rn_msg_fail(r, id, rc);
-    }
-    memmove(c->pending, c->pending + i, (c->npending - i) * sizeof *c->pending);
-    c->npending -= i;
-}
-
-static void out_on_connected(mesh_session *s, void *ud)
-{
-    rn_conn *c = ud;
-    runner *r = c->n->r;
-    c->connected = 1;
-    r->sessions_established++;
-    mesh_session_stats st;
-    mesh_session_get_stats(s, &st);
-    char d[96];
-    snprintf(d, sizeof d, "setup_ns=%llu alpn=%s",
-             (unsigned long long)(st.connected_at - st.created_at), mesh_session_alpn(s));
-    rec_event(r, c->n->idx, SIM_RES_EV_SESSION_ESTABLISHED, c->dst, MESH_OK, d);
-    conn_flush(c);
-}
-
-static void out_on_writable(mesh_session *s, void *ud)
-{
-    (void)s;
-    conn_flush(ud);
-}
-
-static void out_on_closed(mesh_session *s, int reason, void *ud)
-{
-    (void)s;
-    rn_conn *c = ud;
-    runner *r = c->n->r;
-    if (!c->connected) {
-        r->sessions_failed++;
-        rec_event(r, c->n->idx, SIM_RES_EV_SESSION_FAILED, c->dst, reason, mesh_errname(reason));
-    } else {
-        rec_event(r, c->n->idx, SIM_RES_EV_SESSION_CLOSED, c->dst, reason, mesh_errname(reason));
-    }
-    conn_drop(c, reason == MESH_OK ? MESH_ERR_CLOSED : reason);
-}
-
-static void in_on_message(mesh_session *s, const mesh_envelope *e, void *ud)
-{
-    (void)s;
-    rn_in *in = ud;
-    if (e->body_case == MESHARA__WIRE__ENVELOPE__BODY_DATA)
-        msg_delivered(in->n->r, in->n, e->data->msg_id);
-}
-
-static void in_unlink_free(rn_in *in)
-{
-    if (in->prev)
-        in->prev->next = in->next;
-    else
-        in->n->in = in->next;
-    if (in->next)
-        in->next->prev = in->prev;
-    mesh_session_free(in->s);
-    free(in);
-}
-
-static void in_on_closed(mesh_session *s, int reason, void *ud)
-{
-    (void)s;
-    rn_in *in = ud;
-    if (reason != MESH_OK && mesh_session_peer_key(in->s) == NULL)
-        rec_event(in->n->r, in->n->idx, "session_refused", -1, reason, mesh_errname(reason));
-    in_unlink_free(in);
-}
-
-static const mesh_session_cbs OUT_CBS = {
-    .on_connected = out_on_connected,
-    .on_writable = out_on_writable,
-    .on_closed = out_on_closed,
-};
-static const mesh_session_cbs IN_CBS = {
-    .on_message = in_on_message,
-    .on_closed = in_on_closed,
-};
-
-static void node_on_accept(mesh_listener *l, mesh_stream *st, const mesh_addr *peer, void *ud)
-{
-    (void)l;
-    (void)peer;
-    rn_node *n = ud;
-    rn_in *in = calloc(1, sizeof *in);
-    if (!in) {
-        n->env.ops->stream_close(n->env.obj, st, MESH_CLOSE_ABORT);
-        return;
-    }
-    in->n = n;
-    mesh_session_cfg cfg = session_cfg(n->r, n);
-    if (mesh_session_accept(&in->s, &n->env, n->tls, st, &cfg, &IN_CBS, in) != MESH_OK) {
-        free(in); /* the session closed the stream */
-        return;
-    }
-    in->next = n->in;
-    if (n->in)
-        n->in->prev = in;
-    n->in = in;
-}
-
-/* Where src reaches dst: inside one LAN by its own address, else by its public one (a NAT's
- * port mapping when it has one). */
-static mesh_addr addr_for(const rn_node *src, const rn_node *dst)
-{
-    if (dst->lan && dst->lan == src->lan)
-        return mesh_addr_v4(sim_host_ip(dst->host), MESH_RUNNER_NODE_PORT);
-    return dst->public_addr;
-}
-
-static rn_conn *conn_get(rn_node *n, uint32_t dst, int *err)
-{
-    for (rn_conn *c = n->out; c; c = c->next)
-        if (c->dst == dst)
-            return c;
-    runner *r = n->r;
-    rn_conn *c = calloc(1, sizeof *c);
-    if (!c) {
-        *err = MESH_ERR_NOMEM;
-        return NULL;
-    }
-    c->n = n;
-    c->dst = dst;
-    rn_node *d = &r->nodes[dst];
-    mesh_addr to = addr_for(n, d);
-    mesh_session_cfg cfg = session_cfg(r, n);
-    r->sessions_attempted++;
-    int rc = mesh_session_connect(&c->s, &n->env, n->tls, &to, mesh_identity_pubkey(d->id), &cfg,
-                                  &OUT_CBS, c);
-    if (rc != MESH_OK) {
-        free(c);
-        *err = rc;
-        r->sessions_failed++;
-        rec_event(r, n->idx, SIM_RES_EV_SESSION_FAILED, dst, rc, mesh_errname(rc));
-        return NULL;
-    }
-    c->next = n->out;
-    n->out = c;
-    return c;
+    (void)node;
+    rn_send *sd = ud;
+    if (result != MESH_OK)
+        msg_fail(sd->r, sd->id, result);
+    free(sd);
 }
 
 static void node_send(runner *r, rn_node *n, uint32_t dst, uint64_t size)
 {
     uint64_t id;
+    if (size < MSG_ID_BYTES)
+        size = MSG_ID_BYTES;
     if (msg_new(r, n->idx, dst, size, &id) != MESH_OK) {
         r->fatal = MESH_ERR_NOMEM;
         sim_sched_stop(r->sched);
@@ -680,61 +507,294 @@ static void node_send(runner *r, rn_node *n, uint32_t dst, uint64_t size)
     char d[64];
     snprintf(d, sizeof d, "msg=%llu size=%llu", (unsigned long long)id, (unsigned long long)size);
     rec_event(r, n->idx, SIM_RES_EV_MSG_SENT, dst, MESH_OK, d);
-    int err = MESH_OK;
-    rn_conn *c = conn_get(n, dst, &err);
-    if (!c) {
-        rn_msg_fail(r, id, err);
+    rn_send *sd = malloc(sizeof *sd);
+    if (size > SIM_RUNNER_MAX_MSG || !sd) {
+        free(sd);
+        msg_fail(r, id, sd ? MESH_ERR_TOO_BIG : MESH_ERR_NOMEM);
         return;
     }
-    if (c->npending == SIM_RUNNER_PENDING_MAX) {
-        rn_msg_fail(r, id, MESH_ERR_LIMIT);
-        return;
+    *sd = (rn_send){r, id};
+    for (int i = 0; i < MSG_ID_BYTES; i++)
+        r->zeros[i] = (uint8_t)(id >> (8 * i));
+    int rc = mesh_node_send(n->node, mesh_identity_pubkey(r->nodes[dst].id), r->zeros, (size_t)size,
+                            on_send_done, sd);
+    if (rc != MESH_OK) {
+        free(sd);
+        msg_fail(r, id, rc);
     }
-    c->pending[c->npending++] = id;
-    if (c->connected && c->npending == 1)
-        conn_flush(c);
 }
 
-/* ---- node life ------------------------------------------------------------------------------- */
+/* ---- node callbacks ------------------------------------------------------------------------ */
+
+static void on_node_message(mesh_node *node, const uint8_t from[MESH_NODE_KEY_BYTES],
+                            const uint8_t *data, size_t len, void *ud)
+{
+    (void)node, (void)from;
+    rn_node *n = ud;
+    runner *r = n->r;
+    if (len < MSG_ID_BYTES)
+        return;
+    uint64_t id = 0;
+    for (int i = 0; i < MSG_ID_BYTES; i++)
+        id |= (uint64_t)data[i] << (8 * i);
+    if (id < r->nmsgs && r->msgs[id].dst == n->idx)
+        msg_delivered(r, id);
+}
+
+static int64_t node_of_key(const runner *r, const uint8_t key[MESH_NODE_KEY_BYTES])
+{
+    /* ids are the first 4 bytes of a sorted table would be faster; a run records few of
+     * these (session changes), so a scan is fine */
+    for (uint32_t i = 0; i < r->scn->node_count; i++)
+        if (memcmp(mesh_identity_pubkey(r->nodes[i].id), key, MESH_NODE_KEY_BYTES) == 0)
+            return i;
+    return SIM_RES_NONE;
+}
+
+static void on_node_peer(mesh_node *node, const uint8_t key[MESH_NODE_KEY_BYTES], int connected,
+                         int reason, void *ud)
+{
+    (void)node;
+    rn_node *n = ud;
+    runner *r = n->r;
+    if (!r->rec)
+        return;
+    rec_event(r, n->idx,
+              connected
+                  ? SIM_RES_EV_SESSION_ESTABLISHED
+                  : (reason == MESH_OK ? SIM_RES_EV_SESSION_CLOSED : SIM_RES_EV_SESSION_FAILED),
+              node_of_key(r, key), connected ? MESH_OK : reason, NULL);
+}
+
+static void lookup_fire(void *ctx, void *arg);
+
+static void on_node_joined(mesh_node *node, int status, void *ud)
+{
+    (void)node;
+    rn_node *n = ud;
+    runner *r = n->r;
+    if (status == MESH_OK)
+        r->joins_ok++;
+    else
+        r->joins_failed++;
+    n->joined = status == MESH_OK;
+    rec_event(r, n->idx, SIM_RES_EV_NODE_UP, SIM_RES_NONE, status,
+              status == MESH_OK ? "joined" : "join failed");
+    if (n->joined && !n->lookup_armed) {
+        n->lookup_armed = 1;
+        sim_rng rng;
+        sim_rng_derive(&rng, r->scn->seed, RN_STREAM_LOOKUP + n->idx);
+        mesh_time at = sim_sched_now(r->sched) + SIM_RUNNER_LOOKUP_FIRST_S * MESH_NS_PER_S +
+                       sim_rng_below(&rng, SIM_RUNNER_LOOKUP_EVERY_S * MESH_NS_PER_S);
+        if (at < r->scn->duration)
+            sim_sched_at(r->sched, at, SIM_EV_USER, n->idx, lookup_fire, r, n, NULL);
+    }
+}
+
+static const mesh_node_cbs NODE_CBS = {
+    .on_message = on_node_message,
+    .on_peer = on_node_peer,
+    .on_joined = on_node_joined,
+};
+
+/* ---- lookups: every joined node looks a random live node up now and then ------------------ */
+
+typedef struct rn_lookup {
+    runner *r;
+    uint32_t from, target;
+} rn_lookup;
+
+static void on_lookup_done(mesh_node *node, int status, const uint8_t *key, unsigned hops,
+                           unsigned queries, void *ud)
+{
+    (void)node, (void)key;
+    rn_lookup *lk = ud;
+    runner *r = lk->r;
+    r->lookups++;
+    if (status == MESH_OK) {
+        r->lookups_ok++;
+        if (r->nhops == r->caphops) {
+            size_t nc = r->caphops ? r->caphops * 2 : 1024;
+            unsigned *h = realloc(r->hops, nc * sizeof *h);
+            if (h) {
+                r->hops = h;
+                r->caphops = nc;
+            }
+        }
+        if (r->nhops < r->caphops)
+            r->hops[r->nhops++] = hops;
+    }
+    char d[64];
+    snprintf(d, sizeof d, "hops=%u queries=%u", hops, queries);
+    rec_event(r, lk->from, SIM_RES_EV_LOOKUP, lk->target, status, d);
+    free(lk);
+}
+
+static void lookup_fire(void *ctx, void *arg)
+{
+    runner *r = ctx;
+    rn_node *n = arg;
+    mesh_time now = sim_sched_now(r->sched);
+    if (n->online && n->node && n->joined && r->scn->node_count > 1) {
+        /* a random other node that is up, has joined and can be reached (one behind a NAT
+         * without a port mapping publishes no address, so there is nothing to find) */
+        sim_rng rng;
+        sim_rng_derive(&rng, r->scn->seed, RN_STREAM_LOOKUP + n->idx + (now << 20));
+        for (int tries = 0; tries < 16; tries++) {
+            uint32_t t = (uint32_t)sim_rng_below(&rng, r->scn->node_count);
+            if (t == n->idx || !r->nodes[t].online || !r->nodes[t].joined || !r->nodes[t].reachable)
+                continue;
+            rn_lookup *lk = malloc(sizeof *lk);
+            if (!lk)
+                break;
+            *lk = (rn_lookup){r, n->idx, t};
+            if (mesh_node_lookup(n->node, mesh_identity_node_id(r->nodes[t].id), on_lookup_done,
+                                 lk) != MESH_OK)
+                free(lk);
+            break;
+        }
+    }
+    mesh_time next = now + SIM_RUNNER_LOOKUP_EVERY_S * MESH_NS_PER_S;
+    if (next < r->scn->duration)
+        sim_sched_at(r->sched, next, SIM_EV_USER, n->idx, lookup_fire, r, n, NULL);
+}
+
+/* ---- the in-memory peer store -----------------------------------------------------------------
+ */
+
+static int store_load(void *obj, mesh_peer_store_each_fn each, void *ud)
+{
+    rn_node *n = obj;
+    for (size_t i = 0; i < n->nstore; i++)
+        each(ud, n->store[i].bytes, n->store[i].len);
+    return MESH_OK;
+}
+
+static int store_save(void *obj, const uint8_t node_id[MESH_NODE_ID_BYTES], uint64_t seq,
+                      const uint8_t *record, size_t len)
+{
+    rn_node *n = obj;
+    size_t i = 0;
+    while (i < n->nstore && memcmp(n->store[i].id, node_id, MESH_NODE_ID_BYTES) != 0)
+        i++;
+    if (i == n->nstore) {
+        if (n->nstore == SIM_RUNNER_STORE_MAX)
+            return MESH_ERR_LIMIT;
+        n->nstore++;
+        n->store[i].bytes = NULL;
+    } else if (seq < n->store[i].seq) {
+        return MESH_OK;
+    }
+    uint8_t *b = malloc(len ? len : 1);
+    if (!b)
+        return MESH_ERR_NOMEM;
+    memcpy(b, record, len);
+    free(n->store[i].bytes);
+    n->store[i] = (rn_store_rec){.seq = seq, .bytes = b, .len = len};
+    memcpy(n->store[i].id, node_id, MESH_NODE_ID_BYTES);
+    return MESH_OK;
+}
+
+static const mesh_peer_store_ops STORE_OPS = {.load = store_load, .save = store_save};
+
+/* ---- node life ----------------------------------------------------------------------------- */
+
+/* Start (or restart after churn) node n's mesh_node. */
+static int node_start(runner *r, rn_node *n)
+{
+    const sim_scenario *s = r->scn;
+    const sim_scn_group *g = &s->groups[n->group];
+    mesh_node_cfg cfg = {0};
+    cfg.identity = n->id;
+    cfg.listen = mesh_addr_v4(0, MESH_RUNNER_NODE_PORT);
+    /* our record: the address others can reach us at, if any. A node behind a NAT without a
+     * port mapping advertises none (a private address would send every remote peer to a
+     * stranger with the same address on its own LAN); its LAN neighbours find it by mDNS. */
+    if (n->reachable)
+        cfg.advertised[cfg.n_advertised++] = n->public_addr;
+    else
+        cfg.advertise_none = 1;
+    cfg.record_seq = 1 + sim_sched_now(r->sched) / MESH_NS_PER_S; /* grows across restarts */
+    cfg.sni = g->tls_sni;
+    const char *alpn[MESH_TLS_ALPN_MAX + 1] = {0};
+    if (g->alpn_count) {
+        for (size_t a = 0; a < g->alpn_count && a < MESH_TLS_ALPN_MAX; a++)
+            alpn[a] = g->alpn[a];
+        cfg.alpn = alpn;
+    }
+    cfg.http2 = g->framing == SIM_SCN_FRAMING_HTTP2;
+    cfg.tls_lib = r->tls_lib;
+    for (size_t i = 0; i < r->nboot && cfg.n_bootstrap < MESH_NODE_MAX_BOOTSTRAP; i++) {
+        const rn_node *b = &r->nodes[r->boot[i]];
+        if (b == n)
+            continue;
+        mesh_node_peer *p = &cfg.bootstrap[cfg.n_bootstrap++];
+        p->addr = b->lan && b->lan == n->lan
+                      ? mesh_addr_v4(sim_host_ip(b->host), MESH_RUNNER_NODE_PORT)
+                      : b->public_addr;
+        memcpy(p->key, mesh_identity_pubkey(b->id), MESH_NODE_KEY_BYTES);
+    }
+    cfg.store = (mesh_peer_store){&STORE_OPS, n};
+    cfg.mdns = g->mdns && n->lan;
+    int rc = mesh_node_new(&n->node, &n->env, &cfg, &NODE_CBS, n);
+    if (rc == MESH_OK && (rc = mesh_node_start(n->node)) != MESH_OK) {
+        mesh_node_free(n->node);
+        n->node = NULL;
+    }
+    return rc;
+}
 
 static void node_join(void *ctx, void *arg)
 {
     runner *r = ctx;
     rn_node *n = arg;
-    mesh_addr any = mesh_addr_v4(0, MESH_RUNNER_NODE_PORT);
-    int err = MESH_OK;
-    n->lst = n->env.ops->listen(n->env.obj, &any, node_on_accept, n, &err);
-    if (!n->lst) {
-        rec_event(r, n->idx, "node_join_failed", -1, err, mesh_errname(err));
-        return;
-    }
     const sim_scn_group *g = &r->scn->groups[n->group];
     if (g->lan != SIM_SCN_INTERNET)
         n->nat = r->lan_nats[g->lan];
-    int upnp = g->lan != SIM_SCN_INTERNET ? r->scn->lans[g->lan].nat.upnp : g->nat.upnp;
-    if (n->nat && upnp) {
+    if (n->nat && r->scn->lans[g->lan].nat.upnp) {
         mesh_addr internal = mesh_addr_v4(sim_host_ip(n->host), MESH_RUNNER_NODE_PORT), ext;
         int rc = sim_nat_portmap_request(n->nat, SIM_PROTO_TCP, &internal, 0, &ext);
         if (rc == MESH_OK) {
             n->public_addr = ext;
             n->reachable = 1;
         } else {
-            rec_event(r, n->idx, SIM_RES_EV_NAT, -1, rc, "port mapping refused");
+            rec_event(r, n->idx, SIM_RES_EV_NAT, SIM_RES_NONE, rc, "port mapping refused");
         }
     }
-    n->joined = n->online = 1;
+    int rc = node_start(r, n);
+    if (rc != MESH_OK) {
+        rec_event(r, n->idx, SIM_RES_EV_NODE_UP, SIM_RES_NONE, rc, "node failed to start");
+        return;
+    }
+    n->online = 1;
     char d[96], a[MESH_ADDR_STRLEN];
-    snprintf(d, sizeof d, "joined reachable=%d public=%s", n->reachable,
+    snprintf(d, sizeof d, "started reachable=%d public=%s", n->reachable,
              mesh_addr_format(&n->public_addr, a, sizeof a));
-    rec_event(r, n->idx, SIM_RES_EV_NODE_UP, -1, MESH_OK, d);
+    rec_event(r, n->idx, SIM_RES_EV_NODE_UP, SIM_RES_NONE, MESH_OK, d);
 }
 
-static void node_close_sessions(rn_node *n, int reason)
+/* Add a node instance's stats to the run's totals before it goes away. */
+static void stats_add(mesh_node_stats *t, const mesh_node_stats *s)
 {
-    while (n->out)
-        conn_drop(n->out, reason);
-    while (n->in)
-        in_unlink_free(n->in);
+    t->connects += s->connects;
+    t->connect_failures += s->connect_failures;
+    t->accepted += s->accepted;
+    t->evicted += s->evicted;
+    t->key_mismatches += s->key_mismatches;
+    t->duplicates_closed += s->duplicates_closed;
+    t->records_rejected += s->records_rejected;
+    t->mdns_found += s->mdns_found;
+}
+
+static void node_stop(runner *r, rn_node *n)
+{
+    if (!n->node)
+        return;
+    mesh_node_stats st;
+    mesh_node_get_stats(n->node, &st);
+    stats_add(&r->gone, &st);
+    mesh_node_free(n->node); /* no callbacks: sends in flight from it are lost, not failed */
+    n->node = NULL;
 }
 
 static void node_down(runner *r, rn_node *n)
@@ -742,21 +802,23 @@ static void node_down(runner *r, rn_node *n)
     if (!n->online)
         return;
     n->online = 0;
+    n->joined = 0;
     r->node_downs++;
     sim_host_set_up(n->host, 0);
-    node_close_sessions(n, MESH_ERR_CLOSED); /* the node's process is gone */
-    rec_event(r, n->idx, SIM_RES_EV_NODE_DOWN, -1, MESH_OK, "churn");
+    node_stop(r, n); /* the node's process is gone */
+    rec_event(r, n->idx, SIM_RES_EV_NODE_DOWN, SIM_RES_NONE, MESH_OK, "churn");
 }
 
 static void node_up_ev(void *ctx, void *arg)
 {
     runner *r = ctx;
     rn_node *n = arg;
-    if (n->online || !n->joined)
+    if (n->online)
         return;
     sim_host_set_up(n->host, 1);
-    n->online = 1;
-    rec_event(r, n->idx, SIM_RES_EV_NODE_UP, -1, MESH_OK, "back from churn");
+    int rc = node_start(r, n); /* a restart: it rejoins through its peer store first */
+    n->online = rc == MESH_OK;
+    rec_event(r, n->idx, SIM_RES_EV_NODE_UP, SIM_RES_NONE, rc, "restarted after churn");
 }
 
 /* ---- traffic --------------------------------------------------------------------------------- */
@@ -803,7 +865,7 @@ static void traffic_fire(void *ctx, void *arg)
     mesh_time now = sim_sched_now(r->sched);
     if (now >= t->stop)
         return;
-    if (n->online) {
+    if (n->online && n->node) {
         const sim_scenario *s = r->scn;
         uint32_t first = 0, count = s->node_count;
         if (t->to != SIM_SCN_TO_RANDOM) {
@@ -1197,16 +1259,21 @@ static void sample_ev(void *ctx, void *arg)
 {
     (void)arg;
     runner *r = ctx;
-    uint64_t conns = 0, online = 0;
+    uint64_t conns = 0, online = 0, joined = 0;
     for (uint32_t i = 0; i < r->scn->node_count; i++) {
         const rn_node *n = &r->nodes[i];
         online += n->online;
-        for (const rn_conn *c = n->out; c; c = c->next)
-            conns += c->connected;
+        joined += n->joined;
+        if (n->node) {
+            mesh_node_stats st;
+            mesh_node_get_stats(n->node, &st);
+            conns += st.connected;
+        }
     }
     mesh_time now = sim_sched_now(r->sched);
     if (r->rec) {
         sim_results_series(r->rec, now, -1, "sessions_connected", (double)conns);
+        sim_results_series(r->rec, now, -1, "nodes_joined", (double)joined);
         sim_results_series(r->rec, now, -1, "nodes_online", (double)online);
         sim_results_series(r->rec, now, -1, "messages_delivered", (double)r->msgs_delivered);
         sim_results_series(r->rec, now, -1, "messages_failed", (double)r->msgs_failed);
@@ -1238,7 +1305,7 @@ typedef struct summary_row {
     double value;
 } summary_row;
 
-enum { MAX_SUMMARY = 40 };
+enum { MAX_SUMMARY = 56 };
 
 static size_t make_summary(runner *r, summary_row *rows)
 {
@@ -1255,16 +1322,63 @@ static size_t make_summary(runner *r, summary_row *rows)
     ROW("nodes_joined", joined);
     ROW("nodes_reachable", reachable);
     ROW("node_downs", r->node_downs);
-    ROW("sessions_attempted", r->sessions_attempted);
-    ROW("sessions_established", r->sessions_established);
-    ROW("sessions_failed", r->sessions_failed);
+    ROW("join_ratio", r->joins_ok + r->joins_failed
+                          ? (double)r->joins_ok / (double)(r->joins_ok + r->joins_failed)
+                          : NAN);
+    ROW("joins_failed", r->joins_failed);
+    mesh_node_stats t = r->gone;
+    for (uint32_t i = 0; i < s->node_count; i++)
+        if (r->nodes[i].node) {
+            mesh_node_stats st;
+            mesh_node_get_stats(r->nodes[i].node, &st);
+            stats_add(&t, &st);
+        }
+    ROW("sessions_attempted", t.connects);
+    ROW("sessions_failed", t.connect_failures);
     ROW("session_success_ratio",
-        r->sessions_attempted ? (double)r->sessions_established / (double)r->sessions_attempted
-                              : NAN);
+        t.connects ? (double)(t.connects - t.connect_failures) / (double)t.connects : NAN);
+    ROW("sessions_accepted", t.accepted);
+    ROW("sessions_evicted", t.evicted);
+    ROW("sessions_duplicate_closed", t.duplicates_closed);
+    ROW("key_mismatches", t.key_mismatches);
+    ROW("records_rejected", t.records_rejected);
+    ROW("mdns_found", t.mdns_found);
+    ROW("lookups", r->lookups);
+    ROW("lookup_success_ratio", r->lookups ? (double)r->lookups_ok / (double)r->lookups : NAN);
+    {
+        unsigned hmax = 0;
+        double hsum = 0;
+        size_t hist[64] = {0};
+        for (size_t i = 0; i < r->nhops; i++) {
+            unsigned h = r->hops[i] < 63 ? r->hops[i] : 63;
+            hist[h]++;
+            hsum += r->hops[i];
+            if (r->hops[i] > hmax)
+                hmax = r->hops[i];
+        }
+        size_t acc = 0, p50 = 0, p95 = 0;
+        int got50 = 0;
+        for (unsigned h = 0; h < 64 && r->nhops; h++) {
+            acc += hist[h];
+            if (!got50 && acc * 2 >= r->nhops) {
+                p50 = h;
+                got50 = 1;
+            }
+            if (acc * 100 >= r->nhops * 95) {
+                p95 = h;
+                break;
+            }
+        }
+        ROW("lookup_hops_mean", r->nhops ? hsum / (double)r->nhops : NAN);
+        ROW("lookup_hops_p50", r->nhops ? (double)p50 : NAN);
+        ROW("lookup_hops_p95", r->nhops ? (double)p95 : NAN);
+        ROW("lookup_hops_max", r->nhops ? (double)hmax : NAN);
+    }
     ROW("messages_sent", sent);
     ROW("messages_delivered", r->msgs_delivered);
     ROW("messages_failed", r->msgs_failed);
     ROW("messages_lost", sent - r->msgs_delivered - r->msgs_failed);
+    ROW("acks_lost", r->acks_lost);
     ROW("delivery_ratio", sent ? (double)r->msgs_delivered / (double)sent : NAN);
     ROW("bytes_delivered", r->bytes_delivered);
     qsort(r->lat, r->nlat, sizeof *r->lat, cmp_time);
@@ -1373,6 +1487,12 @@ static void record_node(runner *r, const rn_node *n)
     sim_results_node(r->rec, &info);
 }
 
+static void dbg_log(void *ud, mesh_time t, const char *host, int level, const char *line)
+{
+    (void)ud, (void)t, (void)host, (void)level;
+    fprintf(stderr, "%s\n", line);
+}
+
 static int schedule_all(runner *r)
 {
     const sim_scenario *s = r->scn;
@@ -1426,14 +1546,13 @@ static void teardown(runner *r)
     const sim_scenario *s = r->scn;
     if (r->nodes) {
         for (uint32_t i = 0; i < s->node_count; i++)
-            node_close_sessions(&r->nodes[i], MESH_ERR_CLOSED);
+            node_stop(r, &r->nodes[i]);
         for (uint32_t i = 0; i < s->node_count; i++) {
             rn_node *n = &r->nodes[i];
-            if (n->lst)
-                n->env.ops->listener_close(n->env.obj, n->lst);
-            mesh_tls_ctx_free(n->tls);
             mesh_identity_free(n->id);
             sim_driver_free(n->drv);
+            for (size_t k = 0; k < n->nstore; k++)
+                free(n->store[k].bytes);
         }
     }
     for (size_t i = 0; i < r->nbg; i++) {
@@ -1456,6 +1575,8 @@ static void teardown(runner *r)
     }
     free(r->parts);
     free(r->nodes);
+    free(r->boot);
+    free(r->hops);
     free(r->lans);
     free(r->lan_links);
     free(r->lan_nats);
@@ -1516,6 +1637,8 @@ int sim_run(const sim_scenario *scn, const sim_run_opts *opts, sim_run_result *r
     if ((rc = sim_world_new(&r->w, scn->seed, NULL)) != MESH_OK)
         goto done;
     r->sched = sim_world_sched(r->w);
+    if (getenv("MESHARA_SIM_LOG"))
+        sim_world_set_log(r->w, dbg_log, NULL);
     r->net = sim_world_net(r->w);
     sim_rng_derive(&r->tls_rng, scn->seed, RN_STREAM_TLS);
     r->tls_env = (mesh_env){&TLS_ENV_OPS, r};

@@ -31,7 +31,9 @@
 enum sim_runner_limits {
     MESH_RUNNER_NODE_PORT = 443,
     SIM_RUNNER_SAMPLE_S = 10,          /* series sampled every this many virtual seconds */
-    SIM_RUNNER_PENDING_MAX = 256,      /* messages queued per (sender, target) while connecting */
+    SIM_RUNNER_STORE_MAX = 256,        /* records a node's in-memory peer store keeps */
+    SIM_RUNNER_LOOKUP_FIRST_S = 30,    /* a joined node's first lookup comes 30..90 s later */
+    SIM_RUNNER_LOOKUP_EVERY_S = 60,    /* then one lookup of a random live node a minute */
     SIM_RUNNER_MAX_MSG = 16 << 20,     /* largest message a traffic pattern may draw */
     SIM_RUNNER_BG_INTERVAL_MS = 2000,  /* background HTTPS: one exchange per client per 2 s */
     SIM_RUNNER_BG_RESPONSE = 32768,    /* background HTTPS response size, bytes */

@@ -78,6 +78,7 @@ struct dht_lookup {
 
 struct mesh_dht {
     mesh_env env;
+    mesh_peer_cache *cache; /* borrowed from the owner, may be NULL */
     mesh_peer_record self;
     const mesh_dht_transport *tr;
     void *ud;
@@ -371,7 +372,12 @@ static int verify_unless_held(const mesh_dht *d, const mesh_peer_record *r)
     const dht_entry *held = table_find(d, r->node_id, &cached);
     if (held && mesh_peer_record_equal(&held->rec, r))
         return MESH_OK;
-    return mesh_peer_record_verify(r);
+    return mesh_peer_record_verify_cached(r, d->cache);
+}
+
+void mesh_dht_set_cache(mesh_dht *d, mesh_peer_cache *cache)
+{
+    d->cache = cache;
 }
 
 int mesh_dht_add(mesh_dht *d, const mesh_peer_record *r, int live)

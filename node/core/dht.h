@@ -85,6 +85,9 @@ int mesh_dht_new(mesh_dht **out, const mesh_env *env, const mesh_peer_record *se
  * them must be ignored — so the owner must cancel its outstanding transport queries first or
  * make their replies no-ops. NULL: no-op. */
 void mesh_dht_free(mesh_dht *d);
+/* Verify offered records through cache (borrowed, must outlive the DHT; NULL = none): the
+ * node shares its cache with the DHT so a record it just verified is not verified twice. */
+void mesh_dht_set_cache(mesh_dht *d, mesh_peer_cache *cache);
 /* Replace our own record (new addresses, higher seq); a record for another key or with a
  * lower seq is ignored (and logged). */
 void mesh_dht_set_self(mesh_dht *d, const mesh_peer_record *self);

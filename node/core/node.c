@@ -111,6 +111,7 @@ struct mesh_node {
     mesh_bootstrap *boot;
     mesh_dht_transport transport;
     mesh_peer_record self;
+    mesh_peer_cache vcache; /* records verified before (shared with the DHT) */
     mesh_addr bound;
     int started, joined, join_reported;
     uint64_t next_id;
@@ -514,7 +515,7 @@ static void store_each(void *ud, const uint8_t *rec, size_t len)
     Meshara__Wire__PeerRecord *pb = NULL;
     int ok = len <= MESH_NODE_STORE_RECORD_MAX && rec &&
              (pb = meshara__wire__peer_record__unpack(NULL, len, rec)) != NULL &&
-             mesh_peer_record_from_pb(pb, &r) == MESH_OK &&
+             mesh_peer_record_from_pb_cached(pb, &r, &n->vcache) == MESH_OK &&
              memcmp(r.pubkey, mesh_identity_pubkey(n->id), MESH_PUBKEY_LEN) != 0 &&
              mesh_dht_add(n->dht, &r, 0) == MESH_OK;
     if (pb)
@@ -558,7 +559,7 @@ static void send_announce(mesh_node *n, mesh_session *s)
 static void on_record(mesh_node *n, mesh_pool_conn *c, const Meshara__Wire__PeerRecord *pb)
 {
     mesh_peer_record r;
-    int rc = mesh_peer_record_from_pb(pb, &r);
+    int rc = mesh_peer_record_from_pb_cached(pb, &r, &n->vcache);
     if (rc == MESH_OK && memcmp(r.pubkey, mesh_pool_conn_key(c), MESH_PUBKEY_LEN) != 0)
         rc = MESH_ERR_KEY_MISMATCH;
     if (rc != MESH_OK) {
@@ -582,7 +583,7 @@ static size_t response_records(mesh_node *n, const Meshara__Wire__Response *r,
     if (!r->peers)
         return 0;
     for (size_t i = 0; i < r->peers->n_peers && k < cap; i++) {
-        if (mesh_peer_record_from_pb(r->peers->peers[i], &out[k]) == MESH_OK)
+        if (mesh_peer_record_from_pb_cached(r->peers->peers[i], &out[k], &n->vcache) == MESH_OK)
             k++;
         else
             n->st.records_rejected++;
@@ -1062,6 +1063,8 @@ static size_t self_addrs(const mesh_node *n, mesh_addr *out)
         memcpy(out, n->cfg.advertised, n->cfg.n_advertised * sizeof *out);
         return n->cfg.n_advertised;
     }
+    if (n->cfg.advertise_none)
+        return 0;
     static const uint8_t zero[16];
     size_t iplen = n->bound.family == MESH_AF_INET4 ? 4 : 16;
     if (n->bound.family == MESH_AF_NONE || memcmp(n->bound.ip, zero, iplen) == 0)
@@ -1088,7 +1091,9 @@ int mesh_node_start(mesh_node *n)
     size_t na = self_addrs(n, addrs);
     if ((rc = mesh_peer_record_make(&n->self, n->id, addrs, na, n->cfg.record_seq)) != MESH_OK)
         goto fail_srv;
-    if ((rc = mesh_dht_new(&n->dht, &n->env, &n->self, &n->transport, n)) != MESH_OK)
+    if ((rc = mesh_dht_new(&n->dht, &n->env, &n->self, &n->transport, n)) == MESH_OK)
+        mesh_dht_set_cache(n->dht, &n->vcache);
+    if (rc != MESH_OK)
         goto fail_srv;
     static const mesh_bootstrap_ops BOPS = {boot_get_peers, boot_joined};
     if ((rc = mesh_bootstrap_new(&n->boot, &n->env, n->dht, n->cfg.bootstrap, n->cfg.n_bootstrap,

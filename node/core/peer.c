@@ -9,6 +9,8 @@
  */
 #include "core/peer.h"
 
+#include <openssl/sha.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,6 +89,11 @@ int mesh_peer_record_make(mesh_peer_record *out, const mesh_identity *id, const 
 
 int mesh_peer_record_verify(const mesh_peer_record *r)
 {
+    return mesh_peer_record_verify_cached(r, NULL);
+}
+
+int mesh_peer_record_verify_cached(const mesh_peer_record *r, mesh_peer_cache *cache)
+{
     if (!r || r->naddrs > MESH_PEER_MAX_ADDRS)
         return MESH_ERR_INVAL;
     for (size_t i = 0; i < r->naddrs; i++)
@@ -96,9 +103,23 @@ int mesh_peer_record_verify(const mesh_peer_record *r)
     mesh_node_id_of(r->pubkey, id);
     if (memcmp(id, r->node_id, MESH_NODE_ID_LEN) != 0)
         return MESH_ERR_BAD_SIGNATURE;
-    uint8_t msg[SIGNED_MAX];
+    uint8_t msg[SIGNED_MAX + MESH_SIG_LEN];
     size_t len = signed_bytes(r, msg);
-    return mesh_ed25519_verify(r->pubkey, msg, len, r->sig);
+    uint8_t *slot = NULL, digest[SHA256_DIGEST_LENGTH];
+    if (cache) {
+        memcpy(msg + len, r->sig, MESH_SIG_LEN);
+        SHA256(msg, len + MESH_SIG_LEN, digest);
+        slot = cache->digest[(digest[0] | (unsigned)digest[1] << 8) % MESH_PEER_CACHE_SLOTS];
+        if (memcmp(slot, digest, MESH_PEER_CACHE_DIGEST) == 0) {
+            cache->hits++;
+            return MESH_OK;
+        }
+        cache->misses++;
+    }
+    int rc = mesh_ed25519_verify(r->pubkey, msg, len, r->sig);
+    if (rc == MESH_OK && slot)
+        memcpy(slot, digest, MESH_PEER_CACHE_DIGEST);
+    return rc;
 }
 
 int mesh_peer_record_equal(const mesh_peer_record *a, const mesh_peer_record *b)
@@ -150,6 +171,12 @@ static int addr_from_text(const char *text, mesh_addr *out)
 
 int mesh_peer_record_from_pb(const Meshara__Wire__PeerRecord *pb, mesh_peer_record *out)
 {
+    return mesh_peer_record_from_pb_cached(pb, out, NULL);
+}
+
+int mesh_peer_record_from_pb_cached(const Meshara__Wire__PeerRecord *pb, mesh_peer_record *out,
+                                    mesh_peer_cache *cache)
+{
     if (!pb || !out)
         return MESH_ERR_INVAL;
     if (pb->public_key.len != MESH_PUBKEY_LEN || pb->signature.len != MESH_SIG_LEN ||
@@ -165,7 +192,7 @@ int mesh_peer_record_from_pb(const Meshara__Wire__PeerRecord *pb, mesh_peer_reco
     mesh_node_id_of(r.pubkey, r.node_id);
     r.seq = pb->seq;
     memcpy(r.sig, pb->signature.data, MESH_SIG_LEN);
-    int rc = mesh_peer_record_verify(&r);
+    int rc = mesh_peer_record_verify_cached(&r, cache);
     if (rc == MESH_ERR_INVAL)
         return MESH_ERR_MALFORMED; /* the key is not an Ed25519 point */
     if (rc != MESH_OK)

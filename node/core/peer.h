@@ -41,6 +41,18 @@ typedef struct mesh_peer_record {
     uint8_t sig[MESH_SIG_LEN];
 } mesh_peer_record;
 
+/* Records that verified before, so one heard again is not verified again: a node hears the
+ * same records over and over (every GET_PEERS and FIND_NODE answer), and Ed25519 verification
+ * was 85 % of a simulated mesh's CPU time. A direct-mapped table of 128-bit SHA-256 digests
+ * of (signed bytes || signature): a hit means exactly these bytes verified before, so a
+ * forged record cannot ride on a cached one without a SHA-256 collision. Zero-initialise it;
+ * a plain value (4 KiB), no free. */
+enum { MESH_PEER_CACHE_SLOTS = 256, MESH_PEER_CACHE_DIGEST = 16 };
+typedef struct mesh_peer_cache {
+    uint8_t digest[MESH_PEER_CACHE_SLOTS][MESH_PEER_CACHE_DIGEST];
+    uint64_t hits, misses;
+} mesh_peer_cache;
+
 /* Make and sign id's record (addresses copied; unused ip bytes zeroed). MESH_OK;
  * MESH_ERR_INVAL (naddrs > MESH_PEER_MAX_ADDRS, NULL, an address family other than INET4 or
  * INET6); MESH_ERR_CRYPTO. *out is written only on success. */
@@ -51,6 +63,9 @@ int mesh_peer_record_make(mesh_peer_record *out, const mesh_identity *id, const 
  * MESH_ERR_BAD_SIGNATURE (also a node_id that is not SHA-256 of the key); MESH_ERR_INVAL (not
  * a valid key, naddrs too large, an address without family); MESH_ERR_NOMEM. */
 int mesh_peer_record_verify(const mesh_peer_record *r);
+/* The same through cache (NULL: no cache): a record whose digest is cached is accepted
+ * without the signature check; one that verifies now is cached. Same codes. */
+int mesh_peer_record_verify_cached(const mesh_peer_record *r, mesh_peer_cache *cache);
 /* 1 if a and b are the same record (key, id, seq, addresses, signature), else 0. */
 int mesh_peer_record_equal(const mesh_peer_record *a, const mesh_peer_record *b);
 
@@ -64,6 +79,9 @@ void mesh_peer_record_to_pb(const mesh_peer_record *r, Meshara__Wire__PeerRecord
  * mesh_addr_format writes, a key that is not an Ed25519 point); MESH_ERR_BAD_SIGNATURE;
  * MESH_ERR_NOMEM; MESH_ERR_INVAL (NULL). */
 int mesh_peer_record_from_pb(const Meshara__Wire__PeerRecord *pb, mesh_peer_record *out);
+/* The same, verifying through cache (may be NULL). */
+int mesh_peer_record_from_pb_cached(const Meshara__Wire__PeerRecord *pb, mesh_peer_record *out,
+                                    mesh_peer_cache *cache);
 /* The verified records of a decoded PeerList (e.g. Response.peers of an envelope) into out
  * (cap entries): *n gets how many were kept, *dropped (may be NULL) how many were not (refused,
  * or beyond cap). MESH_OK; MESH_ERR_MALFORMED (more than MESH_PEER_LIST_MAX entries: nothing

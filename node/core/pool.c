@@ -361,16 +361,11 @@ static void sess_up(psess *ps)
         c->active = win;
         retire(lose);
     }
-    /* An outbound attempt still connecting that would lose against the active session: the
-     * peer applies the same rule, so it is useless; stop it now. */
-    for (size_t i = 0; i < c->nsess; i++) {
-        psess *o = c->sess[i];
-        if (o->outbound && !o->up && winner(c, c->active, o) == c->active) {
-            conn_remove_sess(c, o);
-            ps_free(o);
-            break;
-        }
-    }
+    /* An outbound attempt still connecting that will lose against the active session is not
+     * aborted: the accepting side reaches CONNECTED half a round trip before the client, so
+     * at the peer it may already be up and carrying a query (a bootstrap node's GET_PEERS
+     * was reset that way when bootstrap nodes started together). It comes up and is retired
+     * like any duplicate, closing in order after the linger. */
     if (p->cbs.on_session_up)
         p->cbs.on_session_up(p->ud, c, ps->s);
     if (!c->was_up) {

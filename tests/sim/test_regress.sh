@@ -10,7 +10,7 @@ rc=$?
 echo "$out"
 fail=0
 [ $rc -ne 0 ] || { echo "FAIL: ci/regress passed a broken bound"; fail=1; }
-echo "$out" | grep -q 'expect FAILED .*broken-bound.yaml:14:5: delivery_ratio >= 2, got 1 (off by 1)' ||
+echo "$out" | grep -q 'expect FAILED .*broken-bound.yaml:15:5: delivery_ratio >= 2, got 1 (off by 1)' ||
   { echo "FAIL: the broken bound is not named with its position and distance"; fail=1; }
 echo "$out" | grep -q 'regress FAIL broken-bound' || { echo "FAIL: no FAIL line"; fail=1; }
 # the same scenario with a bound it meets passes

@@ -110,9 +110,13 @@ typedef struct mesh_node_cfg {
     const mesh_identity *identity;
     mesh_addr listen; /* port 0 = any (see mesh_node_addr) */
     /* Addresses put in our signed record (what others connect to). None: the bound listen
-     * address (useless when it is 0.0.0.0: then others learn no address for us). */
+     * address (useless when it is 0.0.0.0: then others learn no address for us).
+     * advertise_none: put no address in the record even so — for a node known to be
+     * unreachable from outside (behind a NAT without a port mapping): a private address in
+     * a record sends remote peers to whoever has that address on their own network. */
     mesh_addr advertised[MESH_NODE_MAX_ADVERTISED];
     size_t n_advertised;
+    int advertise_none;
     /* Our record's sequence number: must grow across restarts so peers replace the record
      * they hold (the real driver passes the wall clock in seconds). 0 = 1. */
     uint64_t record_seq;
