@@ -538,19 +538,6 @@ static void send_announce(mesh_node *n, mesh_session *s)
     e.body_case = MESHARA__WIRE__ENVELOPE__BODY_ANNOUNCE;
     e.announce = &an;
     int rc = mesh_session_send(s, &e);
-    if (rc == MESH_ERR_INVAL) {
-        /* A wire module that does not know Announce yet: the same record as an unsolicited
-         * answer (query_id 0), which every version accepts. */
-        Meshara__Wire__PeerRecord *one = &pb;
-        Meshara__Wire__PeerList list = MESHARA__WIRE__PEER_LIST__INIT;
-        list.n_peers = 1;
-        list.peers = &one;
-        Meshara__Wire__Response r = MESHARA__WIRE__RESPONSE__INIT;
-        r.peers = &list;
-        e.body_case = MESHARA__WIRE__ENVELOPE__BODY_RESPONSE;
-        e.response = &r;
-        rc = mesh_session_send(s, &e);
-    }
     if (rc != MESH_OK)
         mesh_log(&n->env, MESH_LOG_INFO, "node: announce not sent: %s", mesh_errname(rc));
 }
@@ -719,11 +706,6 @@ static void pool_message(void *ud, mesh_pool_conn *c, mesh_session *s, const mes
         break;
     case MESHARA__WIRE__ENVELOPE__BODY_RESPONSE: {
         const Meshara__Wire__Response *r = e->response;
-        if (r->query_id == 0) { /* an unsolicited record (see send_announce) */
-            if (r->peers && r->peers->n_peers == 1)
-                on_record(n, c, r->peers->peers[0]);
-            break;
-        }
         if (!(o = answered_op(n, c, r->query_id, OP_QUERY)))
             break;
         mesh_pool_touch(c, 0);

@@ -130,6 +130,9 @@ static int body_ok(const mesh_envelope *e)
         return is_msg(e->ack, &meshara__wire__app_ack__descriptor);
     case MESHARA__WIRE__ENVELOPE__BODY_GOODBYE:
         return is_msg(e->goodbye, &meshara__wire__goodbye__descriptor);
+    case MESHARA__WIRE__ENVELOPE__BODY_ANNOUNCE:
+        return is_msg(e->announce, &meshara__wire__announce__descriptor) &&
+               peer_ok(e->announce->record);
     default:
         return 0; /* no body, or one added by a later version of this same wire version */
     }

@@ -243,6 +243,33 @@ static void test_response(void)
     peers_free(&f);
 }
 
+/* Announce: a node's own record, sent when a session comes up; a short key is refused on
+ * both sides. */
+static void test_announce(void)
+{
+    peers_fixture f;
+    peers_make(&f, 1);
+    Meshara__Wire__Announce an = MESHARA__WIRE__ANNOUNCE__INIT;
+    an.record = &f.recs[0];
+    mesh_envelope e = MESHARA__WIRE__ENVELOPE__INIT;
+    e.body_case = MESHARA__WIRE__ENVELOPE__BODY_ANNOUNCE;
+    e.announce = &an;
+    mesh_envelope *d = round_trip(&e);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d->announce->record);
+    CU_ASSERT_EQUAL(d->announce->record->seq, 1);
+    CU_ASSERT_STRING_EQUAL(d->announce->record->addresses[0], ADDR_A);
+    mesh_wire_free(d);
+    f.recs[0].public_key.len = 31;
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    CU_ASSERT_EQUAL(mesh_wire_encode(&e, &buf, &n), MESH_ERR_INVAL);
+    e.version = MESH_WIRE_VERSION; /* decode_raw packs e as it is */
+    CU_ASSERT_EQUAL(decode_raw(&e), MESH_ERR_MALFORMED);
+    an.record = NULL; /* an Announce without a record */
+    CU_ASSERT_EQUAL(decode_raw(&e), MESH_ERR_MALFORMED);
+    peers_free(&f);
+}
+
 static void test_app_data(void)
 {
     size_t n = 1 << 20; /* a 1 MiB message: the largest the default frame is sized for */
@@ -549,6 +576,7 @@ static CU_TestInfo wire_tests[] = {
     {"Heartbeat, AppAck, Goodbye round trip", test_heartbeat_ack_goodbye},
     {"Query round trip", test_query},
     {"Response with peers round trip", test_response},
+    {"announce carries one well-formed record", test_announce},
     {"AppData 1 MiB round trip", test_app_data},
     {"version mismatch", test_version_mismatch},
     {"no body", test_no_body},
