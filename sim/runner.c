@@ -68,6 +68,7 @@ struct rn_node {
     mesh_node *node; /* NULL before its join and while down */
     sim_link_cfg link;
     int joined, online, lookup_armed;
+    mesh_time started_at; /* when its current mesh_node started */
     rn_store_rec store[SIM_RUNNER_STORE_MAX];
     size_t nstore;
 };
@@ -128,6 +129,8 @@ struct runner {
     uint64_t msgs_failed, msgs_delivered, bytes_delivered, acks_lost;
     uint64_t node_downs, joins_ok, joins_failed;
     uint64_t lookups, lookups_ok;
+    mesh_time *join_took; /* start to on_joined(MESH_OK), per successful join */
+    size_t njoin;
     unsigned *hops; /* of successful lookups */
     size_t nhops, caphops;
     mesh_node_stats gone; /* stats of node instances freed by churn, summed */
@@ -573,10 +576,16 @@ static void on_node_joined(mesh_node *node, int status, void *ud)
     (void)node;
     rn_node *n = ud;
     runner *r = n->r;
-    if (status == MESH_OK)
+    if (status == MESH_OK) {
         r->joins_ok++;
-    else
+        mesh_time *jt = realloc(r->join_took, (r->njoin + 1) * sizeof *jt);
+        if (jt) {
+            r->join_took = jt;
+            r->join_took[r->njoin++] = sim_sched_now(r->sched) - n->started_at;
+        }
+    } else {
         r->joins_failed++;
+    }
     n->joined = status == MESH_OK;
     rec_event(r, n->idx, SIM_RES_EV_NODE_UP, SIM_RES_NONE, status,
               status == MESH_OK ? "joined" : "join failed");
@@ -736,6 +745,7 @@ static int node_start(runner *r, rn_node *n)
     }
     cfg.store = (mesh_peer_store){&STORE_OPS, n};
     cfg.mdns = g->mdns && n->lan;
+    n->started_at = sim_sched_now(r->sched);
     int rc = mesh_node_new(&n->node, &n->env, &cfg, &NODE_CBS, n);
     if (rc == MESH_OK && (rc = mesh_node_start(n->node)) != MESH_OK) {
         mesh_node_free(n->node);
@@ -1305,7 +1315,7 @@ typedef struct summary_row {
     double value;
 } summary_row;
 
-enum { MAX_SUMMARY = 56 };
+enum { MAX_SUMMARY = 64 };
 
 static size_t make_summary(runner *r, summary_row *rows)
 {
@@ -1326,6 +1336,9 @@ static size_t make_summary(runner *r, summary_row *rows)
                           ? (double)r->joins_ok / (double)(r->joins_ok + r->joins_failed)
                           : NAN);
     ROW("joins_failed", r->joins_failed);
+    qsort(r->join_took, r->njoin, sizeof *r->join_took, cmp_time);
+    ROW("join_time_p50_ms", pct_ms(r->join_took, r->njoin, 0.50));
+    ROW("join_time_p95_ms", pct_ms(r->join_took, r->njoin, 0.95));
     mesh_node_stats t = r->gone;
     for (uint32_t i = 0; i < s->node_count; i++)
         if (r->nodes[i].node) {
@@ -1577,6 +1590,7 @@ static void teardown(runner *r)
     free(r->nodes);
     free(r->boot);
     free(r->hops);
+    free(r->join_took);
     free(r->lans);
     free(r->lan_links);
     free(r->lan_nats);
@@ -1699,6 +1713,9 @@ int sim_run(const sim_scenario *scn, const sim_run_opts *opts, sim_run_result *r
         for (size_t i = 0; i < nrows; i++)
             fprintf(out, "%-32s %.6g\n", rows[i].name, rows[i].value);
     }
+    if (r->opts->on_summary)
+        for (size_t i = 0; i < nrows; i++)
+            r->opts->on_summary(r->opts->summary_ud, rows[i].name, rows[i].value);
     size_t failed = check_expectations(r, rows, nrows, out);
     char fp[96];
     sim_sched_summary(r->sched, fp, sizeof fp);

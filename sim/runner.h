@@ -45,6 +45,9 @@ typedef struct sim_run_opts {
     int progress;          /* 1: progress bar on stderr (a terminal) */
     int quiet;             /* 1: no summary table on out */
     FILE *out;             /* summary table and expectation report; NULL = stdout */
+    /* called for every summary figure at the end (benchmarks read them here); may be NULL */
+    void (*on_summary)(void *ud, const char *name, double value);
+    void *summary_ud;
 } sim_run_opts;
 
 typedef struct sim_run_result {

@@ -129,7 +129,11 @@ static void got_peers(void *ctx, int status, const mesh_peer_record *peers, size
     if (e->gen != b->gen || !cur || e < cur || e >= cur + ne)
         return; /* an earlier join or phase: records kept, nothing moves */
     if (status == MESH_OK && !b->answered) {
+        /* Joined: a pinned peer answered and its records are in our table (connect, TLS,
+         * hello, GET_PEERS: 4 round trips). The self lookup that fills our neighbourhood
+         * goes on in the background; waiting for it made joins take ~30 round trips. */
         b->answered = 1;
+        finish(b, MESH_OK);
         start_lookup(b);
         return;
     }

@@ -1,15 +1,16 @@
 /* bootstrap.h — joining the mesh: from what a node knows to a filled DHT neighbourhood.
  *
- * A join runs in phases, each tried only if the ones before did not end in a successful
- * DHT self lookup (mesh_dht_bootstrap):
+ * A join runs in phases, each tried only if the ones before did not succeed:
  *   1. STORED — records loaded from the peer store are already in the DHT: look ourselves up
  *      through them. A restarted node thus joins without any bootstrap node.
  *   2. SEEDS — the configured bootstrap nodes, MESH_BOOTSTRAP_PARALLEL at a time in order of
  *      their reliability score: connect with the key pinned, ask GET_PEERS, add the records
- *      to the DHT. The first answer starts the self lookup; the other answers still add
+ *      to the DHT. The first answer ends the join (joined(MESH_OK): four round trips to that
+ *      node) and starts the self lookup in the background; the other answers still add
  *      their records.
  *   3. MANUAL — the manual peers, the same way (every node answers GET_PEERS).
- * The join ends with joined(MESH_OK) after a successful self lookup, joined(MESH_OK) at once
+ * STORED succeeds with a successful self lookup; SEEDS and MANUAL with the first answer.
+ * The join ends with joined(MESH_OK) then, joined(MESH_OK) at once
  * when there was nothing to try at all (the first node of a mesh), or
  * joined(MESH_ERR_UNREACHABLE) when every phase failed.
  *

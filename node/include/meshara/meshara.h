@@ -7,8 +7,9 @@
  *    sessions to other nodes: at most one usable session per peer, min/max bounds, LRU
  *    eviction that spares pinned peers and new connections (core/pool.h).
  *  - Joins the mesh at mesh_node_start(): records remembered in its peer store first, then
- *    the configured bootstrap nodes (each key pinned) in parallel, then the manual peers; then
- *    a DHT lookup of its own id (core/bootstrap.h). on_joined reports the outcome.
+ *    the configured bootstrap nodes (each key pinned) in parallel, then the manual peers; the
+ *    first answer joins it, and a DHT lookup of its own id fills its neighbourhood
+ *    (core/bootstrap.h). on_joined reports the outcome.
  *  - Exchanges signed peer records with every peer it connects to (an Announce right after
  *    the session is up; a record claiming another key than the session proved is dropped),
  *    and answers PING, GET_PEERS and FIND_NODE queries.
@@ -170,8 +171,10 @@ typedef struct mesh_node_cbs {
      * MESH_OK for an orderly close, MESH_ERR_LIMIT for an eviction, else why it broke). */
     void (*on_peer)(mesh_node *n, const uint8_t key[MESH_NODE_KEY_BYTES], int connected, int reason,
                     void *ud);
-    /* The join started by mesh_node_start() ended: MESH_OK (a DHT lookup of our own id
-     * succeeded, or there was nothing to join: no store records, bootstrap nodes nor manual
+    /* The join started by mesh_node_start() ended: MESH_OK (a bootstrap node or manual peer
+     * answered GET_PEERS — the DHT self lookup then goes on in the background — or, joining
+     * from the peer store, a self lookup through the stored peers succeeded, or there was
+     * nothing to join: no store records, bootstrap nodes nor manual
      * peers — the first node of a mesh); MESH_ERR_UNREACHABLE (no bootstrap node, stored
      * peer nor manual peer answered). Once per mesh_node_start(). */
     void (*on_joined)(mesh_node *n, int status, void *ud);
