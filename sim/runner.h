@@ -8,15 +8,22 @@
  *  - censors attached in front of their targets (a LAN's gateway, or each host of a group),
  *    with one background HTTPS client per censor target and one server on the core, so
  *    collateral damage is measured beside Meshara's blocked fraction;
- *  - a node per host: Ed25519 identity and TLS context from the host's seeded randomness, a
- *    session server on MESH_RUNNER_NODE_PORT from its join time on;
- *  - traffic: each sending node opens (or reuses) an authenticated session to the target
- *    node and sends AppData; the receiver records delivery. Until the DHT lands, a sender
- *    knows the target's key and its address as reachable from the sender (its private
- *    address on the same LAN, else its public one) — an oracle directory, recorded as such;
- *  - timed events: churn (a node's host goes down and its sessions die with it, back after
- *    down_for), partitions (a middlebox at each member drops traffic to non-members until
- *    healed), link changes, censors switched on and off.
+ *  - a mesh_node (meshara.h) per host, started at its join time on MESH_RUNNER_NODE_PORT:
+ *    identity from the host's seeded randomness, every `role: bootstrap` node as a pinned
+ *    bootstrap node, mDNS on LANs when the group has it, an in-memory peer store, one shared
+ *    OpenSSL library context for the world. It advertises its public address (the host's,
+ *    or its UPnP mapping) or, behind a NAT without a mapping, none;
+ *  - traffic: mesh_node_send to the target's key (the node looks it up in the DHT, connects,
+ *    authenticates, sends, waits for the acknowledgement); the message's first 8 bytes carry
+ *    its id, so the receiver records delivery and one-way latency; a failed completion is
+ *    recorded with its reason;
+ *  - lookups: every joined node looks a random joined, reachable node up every
+ *    SIM_RUNNER_LOOKUP_EVERY_S, recording hops (summary: lookup_success_ratio, hop
+ *    percentiles);
+ *  - timed events: churn (a node's host goes down and its mesh_node is freed — its process
+ *    died; back after down_for it restarts and rejoins through its peer store), partitions (a
+ *    middlebox at each member drops traffic to non-members until healed), link changes,
+ *    censors switched on and off.
  * Nothing reads the real clock or real randomness except the progress display (wall time
  * to stderr) and the wall-clock columns of the runs row.
  */
