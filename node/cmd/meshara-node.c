@@ -1,27 +1,29 @@
-/* meshara-node — one Meshara node on real sockets (the libevent driver, node/real/).
+/* meshara-node — one Meshara node on real sockets (the libevent driver, node/real/), driven
+ * through the node API (meshara/meshara.h).
  *
  *   meshara-node keygen --key FILE      new identity (0600, never overwrites), prints its key
  *   meshara-node pubkey --key FILE      prints the public key of an existing key file
- *   meshara-node run --key FILE ...     listens, keeps sessions to its --peer list, logs
- *   meshara-node send --key FILE ...    one-shot: deliver one message (or a ping) to a peer
+ *   meshara-node run --key FILE ...     a mesh node: joins, keeps its --peer list connected,
+ *                                       answers queries, logs the messages it receives
+ *   meshara-node send --key FILE ...    a short-lived node: joins, delivers one message (or a
+ *                                       ping) to a public key, waits for the ack, exits
  *
  * `meshara-node --help` lists every option and the exit codes; usage() below is that text.
  *
- * Shape. Everything runs on one mesh_real loop. A mesh_server accepts and authenticates
- * inbound sessions and hands them over once CONNECTED; outbound sessions are made for each
- * --peer (its key pinned) and remade with a jittered exponential backoff whenever they close.
- * Each live session is a `conn` on one list, whatever its direction, so shutdown and the
- * session limit treat both alike. On SIGINT/SIGTERM every session is closed in order
- * (Goodbye + close_notify + FIN), and the loop runs until the driver has flushed and closed
- * every socket (or NODE_SHUTDOWN_MAX_MS passed), then the process exits 0.
+ * Shape. Everything runs on one mesh_real loop holding one mesh_node. The node does the
+ * sessions, pool, DHT, bootstrap, mDNS and peer store; this program only turns options into a
+ * mesh_node_cfg, logs what the node reports, and supervises the --peer list: the node pins
+ * manual peers and reconnects them at pool maintenance, but it tells the application nothing
+ * about a connection that fails, so each manual peer not connected is probed here (connect +
+ * PING) with a jittered exponential backoff, and a failure is logged with its reason.
  *
  * Log lines a script may rely on (stderr, after the driver's "[time] LEVEL " prefix):
- *   session up: <in|out> ADDR key=HEX alpn=NAME
- *   session down: <in|out> ADDR key=HEX reason=MESH_X peer_reason=MESH_Y
- *   connect failed: out ADDR reason=MESH_X (...); retry in N ms
- *   handshake failed: in ADDR reason=MESH_X (...)
- *   message from HEX (ADDR): id=N len=N text="..."
- *   ping from HEX answered
+ *   peer up: <in|out> key=HEX
+ *   peer down: key=HEX reason=MESH_X
+ *   connect failed: out ADDR key=HEX reason=MESH_X (...); retry in N ms      (--peer only)
+ *   joined the mesh: N peers connected   /   join failed: MESH_X (...)
+ *   message from HEX: len=N text="..."
+ *   shutting down (signal N)
  * and on stdout, once the listener is bound: "listening ADDR" then "pubkey HEX".
  */
 #include <event2/event.h>
@@ -31,35 +33,40 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/identity.h"
 #include "core/server.h"
 #include "core/session.h"
 #include "core/tls.h"
 #include "meshara/env.h"
+#include "meshara/meshara.h"
 #include "real/driver.h"
+#include "real/mdns.h"
+#include "real/peerstore.h"
 
 /* Exit codes (also in usage()). */
 enum node_exit {
     NODE_EXIT_OK = 0,
-    NODE_EXIT_FAIL = 1,  /* runtime failure: cannot listen, peer unreachable/refused, no ack */
+    NODE_EXIT_FAIL = 1,  /* runtime failure: cannot listen, join or deliver */
     NODE_EXIT_USAGE = 2, /* bad command line */
     NODE_EXIT_KEY = 3,   /* key file: exists (keygen), missing, bad permissions, corrupt */
 };
 
 enum node_limits {
-    NODE_MAX_PEERS = 64,              /* --peer options */
-    NODE_DEFAULT_MAX_SESSIONS = 1024, /* live sessions, both directions */
-    NODE_MAX_SESSIONS = 1 << 20,
-    NODE_DEFAULT_RECONNECT_MIN_MS = 500,   /* first retry after a session to a peer closed */
-    NODE_DEFAULT_RECONNECT_MAX_MS = 30000, /* backoff doubles up to this */
-    NODE_RECONNECT_JITTER_PCT = 25,        /* ± on every retry delay */
-    NODE_MAX_MS = 24 * 3600 * 1000,        /* largest time option */
-    NODE_SHUTDOWN_MAX_MS = 3000,           /* flushing after a signal stops after this */
-    NODE_SHUTDOWN_POLL_MS = 5,             /* how often shutdown checks for open sockets */
-    NODE_DEFAULT_SEND_TIMEOUT_MS = 10000,  /* send: connect + auth + ack */
-    NODE_MAX_MESSAGE = 1 << 20,            /* --message bytes */
-    NODE_LOG_TEXT_MAX = 200,               /* message bytes shown in a log line */
+    NODE_MAX_PEERS = MESH_NODE_MAX_MANUAL,        /* --peer options */
+    NODE_MAX_BOOTSTRAP = MESH_NODE_MAX_BOOTSTRAP, /* --bootstrap options */
+    NODE_MAX_ADVERTISE = MESH_NODE_MAX_ADVERTISED,
+    NODE_MAX_POOL = 1 << 16,                  /* = MESH_POOL_MAX_PEERS */
+    NODE_DEFAULT_RECONNECT_MIN_MS = 500,      /* first probe after a manual peer went down */
+    NODE_DEFAULT_RECONNECT_MAX_MS = 30000,    /* backoff doubles up to this */
+    NODE_RECONNECT_JITTER_PCT = 25,           /* ± on every retry delay */
+    NODE_MAX_MS = 24 * 3600 * 1000,           /* largest time option */
+    NODE_SHUTDOWN_MAX_MS = 3000,              /* flushing after a signal stops after this */
+    NODE_SHUTDOWN_POLL_MS = 5,                /* how often shutdown checks for open sockets */
+    NODE_DEFAULT_SEND_TIMEOUT_MS = 10000,     /* send: join + lookup + connect + auth + ack */
+    NODE_MAX_MESSAGE = MESH_NODE_MAX_MESSAGE, /* --message bytes */
+    NODE_LOG_TEXT_MAX = 200,                  /* message bytes shown in a log line */
     NODE_ALPN_BUF = MESH_TLS_ALPN_MAX * (MESH_TLS_ALPN_NAME_MAX + 1),
 };
 
@@ -70,7 +77,7 @@ enum node_cmd { CMD_KEYGEN = 1, CMD_PUBKEY = 2, CMD_RUN = 4, CMD_SEND = 8 };
 typedef struct peer_opt {
     mesh_addr addr;
     uint8_t key[MESH_PUBKEY_LEN];
-    int pinned;
+    int has_addr; /* --to may name a key alone */
 } peer_opt;
 
 typedef struct opts {
@@ -81,11 +88,17 @@ typedef struct opts {
     int has_listen;
     peer_opt peers[NODE_MAX_PEERS];
     size_t npeers;
+    peer_opt boot[NODE_MAX_BOOTSTRAP];
+    size_t nboot;
+    mesh_addr advertise[NODE_MAX_ADVERTISE];
+    size_t nadvertise;
+    int mdns;
+    const char *peers_db;
     int http2;
     const char *sni;
     char alpn_buf[NODE_ALPN_BUF];
     const char *alpn[MESH_TLS_ALPN_MAX + 1]; /* NULL-terminated; alpn[0] NULL = default */
-    uint64_t max_handshakes, max_sessions;
+    uint64_t max_handshakes, pool_min, pool_max, maintain_ms;
     uint64_t connect_ms, handshake_ms, auth_ms, heartbeat_ms;
     uint64_t reconnect_min_ms, reconnect_max_ms;
     int log_level;
@@ -102,42 +115,62 @@ static void usage(FILE *f)
         "Usage:\n"
         "  meshara-node keygen --key FILE\n"
         "  meshara-node pubkey --key FILE\n"
-        "  meshara-node run    --key FILE [--listen ADDR:PORT] [--peer ADDR:PORT[#PUBKEYHEX]]...\n"
-        "                      [session options] [--max-handshakes N] [--max-sessions N]\n"
+        "  meshara-node run    --key FILE [--listen ADDR:PORT] [--advertise ADDR:PORT]...\n"
+        "                      [--bootstrap ADDR:PORT#PUBKEYHEX]... [--peer "
+        "ADDR:PORT#PUBKEYHEX]...\n"
+        "                      [--mdns] [--peers-db FILE] [session options] [--max-handshakes N]\n"
+        "                      [--pool-min N] [--pool-max N] [--maintain MS]\n"
         "                      [--reconnect-min MS] [--reconnect-max MS]\n"
-        "  meshara-node send   --key FILE --to ADDR:PORT[#PUBKEYHEX] (--message TEXT | --ping)\n"
-        "                      [session options] [--timeout MS]\n"
+        "  meshara-node send   --key FILE --to PUBKEYHEX|ADDR:PORT#PUBKEYHEX\n"
+        "                      (--message TEXT | --ping) [--bootstrap ADDR:PORT#PUBKEYHEX]...\n"
+        "                      [--mdns] [--listen ADDR:PORT] [session options] [--timeout MS]\n"
         "  meshara-node --help\n"
         "\n"
         "Commands:\n"
         "  keygen   create a new Ed25519 identity in FILE (mode 0600; an existing file is never\n"
         "           overwritten) and print its public key (64 hex chars) on stdout\n"
         "  pubkey   print the public key of the identity in FILE\n"
-        "  run      run a node until SIGINT/SIGTERM: accept sessions on --listen, keep one\n"
-        "           session to each --peer (reconnecting with backoff when it closes), answer\n"
-        "           pings, log sessions and received messages to stderr. On a signal, close\n"
-        "           every session cleanly (Goodbye, TLS close_notify, FIN), flush, exit 0.\n"
+        "  run      run a mesh node until SIGINT/SIGTERM: listen, join through the peer store,\n"
+        "           the --bootstrap nodes and the --peer list, keep the --peer list connected,\n"
+        "           answer queries, deliver messages to and from public keys, log peers and\n"
+        "           received messages to stderr. On a signal, stop, flush, exit 0.\n"
         "           Prints \"listening ADDR:PORT\" and \"pubkey HEX\" on stdout once bound\n"
         "           (port 0 picks a free port: read the bound one there).\n"
-        "  send     connect to --to, authenticate, deliver one message and wait for the peer's\n"
-        "           acknowledgement (prints \"delivered to HEX\"), or with --ping send one ping\n"
-        "           (prints \"pong from HEX rtt_us=N\"); then close cleanly. The receiving\n"
-        "           node (run) logs: message from HEX (ADDR): id=N len=N text=\"...\"\n"
+        "  send     a short-lived node: join (--bootstrap, --mdns), look --to's key up in the\n"
+        "           mesh (or connect to its address when --to gives one), deliver one message\n"
+        "           and wait for the acknowledgement (prints \"delivered to HEX\"), or with\n"
+        "           --ping send one ping (prints \"pong from HEX rtt_us=N\"). The receiving\n"
+        "           node (run) logs: message from HEX: len=N text=\"...\"\n"
         "\n"
         "Options:\n"
         "  --key FILE             identity key file (required by every command)\n"
-        "  --listen ADDR:PORT     run: address to accept sessions on (127.0.0.1:0, [::1]:7000)\n"
-        "  --peer ADDR:PORT[#KEY] run: a peer to stay connected to (repeatable, at most 64);\n"
-        "                         with #KEY (its public key, 64 hex chars) the key is pinned:\n"
-        "                         any other key is refused with MESH_ERR_KEY_MISMATCH\n"
-        "  --to ADDR:PORT[#KEY]   send: the peer (KEY pinned as for --peer)\n"
+        "  --listen ADDR:PORT     address to accept sessions on (127.0.0.1:0, [::1]:7000);\n"
+        "                         send: default 0.0.0.0:0\n"
+        "  --advertise ADDR:PORT  address put in this node's signed record, what others\n"
+        "                         connect to (repeatable, at most 8; default: the bound\n"
+        "                         --listen address unless it is 0.0.0.0; send: none)\n"
+        "  --bootstrap ADDR:PORT#KEY  a bootstrap node and its public key (64 hex chars),\n"
+        "                         pinned: any other key is refused with MESH_ERR_KEY_MISMATCH\n"
+        "                         (repeatable, at most 64; contacted in parallel to join)\n"
+        "  --peer ADDR:PORT#KEY   run: a manual peer (key pinned as for --bootstrap) the node\n"
+        "                         joins through when nothing else answers and keeps connected\n"
+        "                         (repeatable, at most 64)\n"
+        "  --mdns                 publish _meshara._tcp through avahi-daemon and connect to the\n"
+        "                         nodes found; without a daemon: a warning, then no mDNS\n"
+        "  --peers-db FILE        run: SQLite peer store (WAL): the records of peers seen, so a\n"
+        "                         restart joins without bootstrap nodes\n"
+        "  --to KEY|ADDR:PORT#KEY send: the receiver's public key (looked up in the mesh), or\n"
+        "                         its address too (connected to directly, key pinned)\n"
         "  --message TEXT         send: the message (at most 1 MiB)\n"
         "  --ping                 send: a ping instead of a message\n"
         "  --timeout MS           send: give up after MS (default 10000)\n"
         "  --max-handshakes N     run: sessions between accept and authenticated at once\n"
         "                         (default 64; more are reset at once)\n"
-        "  --max-sessions N       run: live sessions, both directions (default 1024)\n"
-        "  --reconnect-min MS     run: first retry delay after a peer session closed (500)\n"
+        "  --pool-min N           run: pool maintenance tops up to N peers from the DHT (8)\n"
+        "  --pool-max N           run: peers connected or connecting at most (64); the least\n"
+        "                         recently used unpinned one is evicted to make room\n"
+        "  --maintain MS          run: pool maintenance period (default 30000)\n"
+        "  --reconnect-min MS     run: first probe of a --peer that went down (500)\n"
         "  --reconnect-max MS     run: the delay doubles up to this (30000); jittered ±25%\n"
         "Session options (run, send):\n"
         "  --http2                HTTP/2 framing: sessions this node opens offer only ALPN h2 and\n"
@@ -156,8 +189,8 @@ static void usage(FILE *f)
         "\n"
         "Exit codes:\n"
         "  0  success (run: stopped by SIGINT/SIGTERM)\n"
-        "  1  runtime failure (cannot listen; send: peer unreachable, refused, wrong key,\n"
-        "     closed or timed out before acknowledging)\n"
+        "  1  runtime failure (cannot listen or open --peers-db; send: key not found, peer\n"
+        "     unreachable, refused, wrong key, closed or timed out before acknowledging)\n"
         "  2  bad command line\n"
         "  3  key file problem (keygen: file exists; otherwise missing, readable by others,\n"
         "     or corrupt)\n",
@@ -193,23 +226,27 @@ static int parse_num(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
     return MESH_OK;
 }
 
-/* "ADDR:PORT" or "ADDR:PORT#PUBKEYHEX"; port must not be 0. */
-static int parse_peer(const char *text, peer_opt *p)
+/* "ADDR:PORT#PUBKEYHEX" (port > 0), or with key_alone also a bare "PUBKEYHEX".
+ * MESH_OK; MESH_ERR_MALFORMED (bad key); MESH_ERR_INVAL (bad address, or no key). */
+static int parse_peer(const char *text, int key_alone, peer_opt *p)
 {
     char buf[MESH_ADDR_STRLEN + 1 + MESH_PUBKEY_HEX_LEN + 1];
     if (strlen(text) >= sizeof buf)
         return MESH_ERR_INVAL;
     strcpy(buf, text);
-    char *hash = strchr(buf, '#');
     memset(p, 0, sizeof *p);
-    if (hash) {
-        *hash = '\0';
-        if (mesh_hex_decode(hash + 1, p->key, MESH_PUBKEY_LEN) != MESH_OK)
-            return MESH_ERR_MALFORMED;
-        p->pinned = 1;
-    }
+    if (key_alone && !strchr(buf, ':') && !strchr(buf, '#'))
+        return mesh_hex_decode(buf, p->key, MESH_PUBKEY_LEN) == MESH_OK ? MESH_OK
+                                                                        : MESH_ERR_MALFORMED;
+    char *hash = strchr(buf, '#');
+    if (!hash)
+        return MESH_ERR_INVAL;
+    *hash = '\0';
     if (mesh_addr_parse(&p->addr, buf) != MESH_OK || p->addr.port == 0)
         return MESH_ERR_INVAL;
+    if (mesh_hex_decode(hash + 1, p->key, MESH_PUBKEY_LEN) != MESH_OK)
+        return MESH_ERR_MALFORMED;
+    p->has_addr = 1;
     return MESH_OK;
 }
 
@@ -247,12 +284,18 @@ static int parse_level(const char *s, int *out)
 enum opt_id {
     OPT_KEY = 256,
     OPT_LISTEN,
+    OPT_ADVERTISE,
+    OPT_BOOTSTRAP,
     OPT_PEER,
+    OPT_MDNS,
+    OPT_PEERS_DB,
     OPT_HTTP2,
     OPT_SNI,
     OPT_ALPN,
     OPT_MAX_HANDSHAKES,
-    OPT_MAX_SESSIONS,
+    OPT_POOL_MIN,
+    OPT_POOL_MAX,
+    OPT_MAINTAIN,
     OPT_CONNECT_TIMEOUT,
     OPT_HANDSHAKE_TIMEOUT,
     OPT_AUTH_TIMEOUT,
@@ -274,13 +317,19 @@ enum opt_id {
 #define OPT_ROW(id) [(id)-OPT_KEY]
 static const int OPT_CMDS[] = {
     OPT_ROW(OPT_KEY) = ALL_CMDS,
-    OPT_ROW(OPT_LISTEN) = CMD_RUN,
+    OPT_ROW(OPT_LISTEN) = SESSION_CMDS,
+    OPT_ROW(OPT_ADVERTISE) = SESSION_CMDS,
+    OPT_ROW(OPT_BOOTSTRAP) = SESSION_CMDS,
     OPT_ROW(OPT_PEER) = CMD_RUN,
+    OPT_ROW(OPT_MDNS) = SESSION_CMDS,
+    OPT_ROW(OPT_PEERS_DB) = CMD_RUN,
     OPT_ROW(OPT_HTTP2) = SESSION_CMDS,
     OPT_ROW(OPT_SNI) = SESSION_CMDS,
     OPT_ROW(OPT_ALPN) = SESSION_CMDS,
     OPT_ROW(OPT_MAX_HANDSHAKES) = CMD_RUN,
-    OPT_ROW(OPT_MAX_SESSIONS) = CMD_RUN,
+    OPT_ROW(OPT_POOL_MIN) = CMD_RUN,
+    OPT_ROW(OPT_POOL_MAX) = CMD_RUN,
+    OPT_ROW(OPT_MAINTAIN) = CMD_RUN,
     OPT_ROW(OPT_CONNECT_TIMEOUT) = SESSION_CMDS,
     OPT_ROW(OPT_HANDSHAKE_TIMEOUT) = SESSION_CMDS,
     OPT_ROW(OPT_AUTH_TIMEOUT) = SESSION_CMDS,
@@ -298,12 +347,18 @@ static const int OPT_CMDS[] = {
 static const struct option LONG_OPTS[] = {
     {"key", required_argument, NULL, OPT_KEY},
     {"listen", required_argument, NULL, OPT_LISTEN},
+    {"advertise", required_argument, NULL, OPT_ADVERTISE},
+    {"bootstrap", required_argument, NULL, OPT_BOOTSTRAP},
     {"peer", required_argument, NULL, OPT_PEER},
+    {"mdns", no_argument, NULL, OPT_MDNS},
+    {"peers-db", required_argument, NULL, OPT_PEERS_DB},
     {"http2", no_argument, NULL, OPT_HTTP2},
     {"sni", required_argument, NULL, OPT_SNI},
     {"alpn", required_argument, NULL, OPT_ALPN},
     {"max-handshakes", required_argument, NULL, OPT_MAX_HANDSHAKES},
-    {"max-sessions", required_argument, NULL, OPT_MAX_SESSIONS},
+    {"pool-min", required_argument, NULL, OPT_POOL_MIN},
+    {"pool-max", required_argument, NULL, OPT_POOL_MAX},
+    {"maintain", required_argument, NULL, OPT_MAINTAIN},
     {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
     {"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT},
     {"auth-timeout", required_argument, NULL, OPT_AUTH_TIMEOUT},
@@ -332,11 +387,30 @@ static int ms_opt(const char *name, const char *arg, uint64_t *out)
     return NODE_EXIT_OK;
 }
 
+/* A count option: 1 .. hi. */
+static int count_opt(const char *name, const char *arg, uint64_t hi, uint64_t *out)
+{
+    if (parse_num(arg, 1, hi, out) != MESH_OK)
+        return usage_error("--%s: expected 1..%" PRIu64 ", got '%s'", name, hi, arg);
+    return NODE_EXIT_OK;
+}
+
+/* --peer, --bootstrap, --to; NODE_EXIT_OK or NODE_EXIT_USAGE. */
+static int peer_arg(int id, const char *name, const char *arg, peer_opt *p)
+{
+    int rc = parse_peer(arg, id == OPT_TO, p);
+    if (rc == MESH_ERR_MALFORMED)
+        return usage_error("--%s '%s': the key must be %d hex characters", name, arg,
+                           MESH_PUBKEY_HEX_LEN);
+    if (rc != MESH_OK)
+        return usage_error("--%s: expected %sADDR:PORT#PUBKEYHEX with a port > 0, got '%s'", name,
+                           id == OPT_TO ? "PUBKEYHEX or " : "", arg);
+    return NODE_EXIT_OK;
+}
+
 /* One option; NODE_EXIT_OK or NODE_EXIT_USAGE (message printed). */
 static int take_opt(opts *o, int id, const char *name, const char *arg)
 {
-    peer_opt p;
-    int rc;
     switch (id) {
     case OPT_KEY:
         if (!*arg)
@@ -344,30 +418,49 @@ static int take_opt(opts *o, int id, const char *name, const char *arg)
         o->key_path = arg;
         return NODE_EXIT_OK;
     case OPT_LISTEN:
-        if (mesh_addr_parse(&o->listen, arg) != MESH_OK)
-            return usage_error("--listen: expected ADDR:PORT (127.0.0.1:7000, [::1]:0), got '%s'",
-                               arg);
-        o->has_listen = 1;
-        return NODE_EXIT_OK;
-    case OPT_PEER:
-    case OPT_TO:
-        rc = parse_peer(arg, &p);
-        if (rc == MESH_ERR_MALFORMED)
-            return usage_error("--%s '%s': the key after '#' must be %d hex characters", name, arg,
-                               MESH_PUBKEY_HEX_LEN);
-        if (rc != MESH_OK)
-            return usage_error("--%s: expected ADDR:PORT[#PUBKEYHEX] with a port > 0, got '%s'",
-                               name, arg);
-        if (id == OPT_TO) {
-            if (o->has_to)
-                return usage_error("--to given twice");
-            o->to = p;
-            o->has_to = 1;
+    case OPT_ADVERTISE: {
+        mesh_addr a;
+        if (mesh_addr_parse(&a, arg) != MESH_OK || (id == OPT_ADVERTISE && a.port == 0))
+            return usage_error("--%s: expected ADDR:PORT (127.0.0.1:7000, [::1]:%s), got '%s'",
+                               name, id == OPT_LISTEN ? "0" : "7000", arg);
+        if (id == OPT_LISTEN) {
+            o->listen = a;
+            o->has_listen = 1;
         } else {
-            if (o->npeers == NODE_MAX_PEERS)
-                return usage_error("too many --peer options (at most %d)", NODE_MAX_PEERS);
-            o->peers[o->npeers++] = p;
+            if (o->nadvertise == NODE_MAX_ADVERTISE)
+                return usage_error("too many --advertise options (at most %d)", NODE_MAX_ADVERTISE);
+            o->advertise[o->nadvertise++] = a;
         }
+        return NODE_EXIT_OK;
+    }
+    case OPT_PEER:
+        if (o->npeers == NODE_MAX_PEERS)
+            return usage_error("too many --peer options (at most %d)", NODE_MAX_PEERS);
+        if (peer_arg(id, name, arg, &o->peers[o->npeers]) != NODE_EXIT_OK)
+            return NODE_EXIT_USAGE;
+        o->npeers++;
+        return NODE_EXIT_OK;
+    case OPT_BOOTSTRAP:
+        if (o->nboot == NODE_MAX_BOOTSTRAP)
+            return usage_error("too many --bootstrap options (at most %d)", NODE_MAX_BOOTSTRAP);
+        if (peer_arg(id, name, arg, &o->boot[o->nboot]) != NODE_EXIT_OK)
+            return NODE_EXIT_USAGE;
+        o->nboot++;
+        return NODE_EXIT_OK;
+    case OPT_TO:
+        if (o->has_to)
+            return usage_error("--to given twice");
+        if (peer_arg(id, name, arg, &o->to) != NODE_EXIT_OK)
+            return NODE_EXIT_USAGE;
+        o->has_to = 1;
+        return NODE_EXIT_OK;
+    case OPT_MDNS:
+        o->mdns = 1;
+        return NODE_EXIT_OK;
+    case OPT_PEERS_DB:
+        if (!*arg)
+            return usage_error("--peers-db: empty file name");
+        o->peers_db = arg;
         return NODE_EXIT_OK;
     case OPT_HTTP2:
         o->http2 = 1;
@@ -385,14 +478,13 @@ static int take_opt(opts *o, int id, const char *name, const char *arg)
                                MESH_TLS_ALPN_MAX, MESH_TLS_ALPN_NAME_MAX, arg);
         return NODE_EXIT_OK;
     case OPT_MAX_HANDSHAKES:
-        if (parse_num(arg, 1, MESH_SERVER_MAX_HANDSHAKES, &o->max_handshakes) != MESH_OK)
-            return usage_error("--max-handshakes: expected 1..%d, got '%s'",
-                               MESH_SERVER_MAX_HANDSHAKES, arg);
-        return NODE_EXIT_OK;
-    case OPT_MAX_SESSIONS:
-        if (parse_num(arg, 1, NODE_MAX_SESSIONS, &o->max_sessions) != MESH_OK)
-            return usage_error("--max-sessions: expected 1..%d, got '%s'", NODE_MAX_SESSIONS, arg);
-        return NODE_EXIT_OK;
+        return count_opt(name, arg, MESH_SERVER_MAX_HANDSHAKES, &o->max_handshakes);
+    case OPT_POOL_MIN:
+        return count_opt(name, arg, NODE_MAX_POOL, &o->pool_min);
+    case OPT_POOL_MAX:
+        return count_opt(name, arg, NODE_MAX_POOL, &o->pool_max);
+    case OPT_MAINTAIN:
+        return ms_opt(name, arg, &o->maintain_ms);
     case OPT_CONNECT_TIMEOUT:
         return ms_opt(name, arg, &o->connect_ms);
     case OPT_HANDSHAKE_TIMEOUT:
@@ -431,7 +523,6 @@ static int parse_args(opts *o, int argc, char **argv)
     o->log_level = MESH_LOG_INFO;
     o->reconnect_min_ms = NODE_DEFAULT_RECONNECT_MIN_MS;
     o->reconnect_max_ms = NODE_DEFAULT_RECONNECT_MAX_MS;
-    o->max_sessions = NODE_DEFAULT_MAX_SESSIONS;
     o->timeout_ms = NODE_DEFAULT_SEND_TIMEOUT_MS;
     if (argc < 2)
         return usage_error("no command given (keygen, pubkey, run or send)");
@@ -479,17 +570,24 @@ static int parse_args(opts *o, int argc, char **argv)
         return usage_error("unexpected argument '%s'", argv1[optind]);
     if (!o->key_path)
         return usage_error("'%s' needs --key FILE", o->cmd_name);
-    if (o->cmd == CMD_RUN && !o->has_listen && o->npeers == 0)
-        return usage_error("'run' needs --listen ADDR:PORT or at least one --peer");
+    /* a node with neither a chosen address nor a way to find or be found is a typo */
+    if (o->cmd == CMD_RUN && !o->has_listen && !o->npeers && !o->nboot && !o->mdns && !o->peers_db)
+        return usage_error("'run' needs --listen ADDR:PORT, or one of --peer, --bootstrap, "
+                           "--mdns, --peers-db");
     if (o->reconnect_min_ms > o->reconnect_max_ms)
         return usage_error("--reconnect-min (%" PRIu64 ") is above --reconnect-max (%" PRIu64 ")",
                            o->reconnect_min_ms, o->reconnect_max_ms);
+    if (o->pool_min && o->pool_max && o->pool_min > o->pool_max)
+        return usage_error("--pool-min (%" PRIu64 ") is above --pool-max (%" PRIu64 ")",
+                           o->pool_min, o->pool_max);
     if (o->cmd == CMD_SEND) {
         if (!o->has_to)
-            return usage_error("'send' needs --to ADDR:PORT[#PUBKEYHEX]");
+            return usage_error("'send' needs --to PUBKEYHEX or ADDR:PORT#PUBKEYHEX");
         if (!o->message == !o->ping)
             return usage_error("'send' needs exactly one of --message TEXT or --ping");
     }
+    if (!o->has_listen)
+        (void)mesh_addr_parse(&o->listen, "0.0.0.0:0");
     if (o->http2) {
         int has_h2 = !o->alpn[0];
         for (size_t i = 0; o->alpn[i]; i++)
@@ -504,49 +602,31 @@ static int parse_args(opts *o, int argc, char **argv)
 
 /* ---- the node ---------------------------------------------------------------------------- */
 
-typedef struct node node;
-typedef struct peer peer;
+typedef struct cli cli;
 
-/* One live session (either direction). */
-typedef struct conn {
-    node *n;
-    peer *p; /* the configured peer this session dials, or NULL (accepted) */
-    mesh_session *s;
-    struct conn *prev, *next;
-    int up; /* CONNECTED was reported */
-} conn;
-
-/* A configured --peer: at most one outbound session at a time, retried with backoff. */
-struct peer {
-    node *n;
-    peer_opt o;
-    conn *c; /* current outbound session, or NULL while waiting to retry */
+/* A --peer: the node pins it; this program probes it while it is not connected, so a
+ * failure is logged with its reason and retried with backoff. */
+typedef struct manual {
+    cli *c;
+    mesh_node_peer p;
     mesh_timer *retry;
     uint64_t backoff_ms; /* next retry delay */
-};
+    int probing;         /* a probe (connect + PING) is in flight */
+} manual;
 
-struct node {
+struct cli {
     const opts *o;
     mesh_real *r;
     mesh_env env;
     mesh_identity *id;
-    mesh_tls_ctx *tls;
-    mesh_server *srv;
-    mesh_session_cfg scfg;
-    peer *peers;
+    mesh_peerstore *store;
+    mesh_node *node;
+    manual *peers;
     size_t npeers;
-    conn *conns; /* every live session */
-    size_t nconns;
-    int result;       /* send: exit code once finished, -1 while running */
-    uint64_t send_id; /* send: msg_id / query_id awaited */
-    mesh_time send_at;
+    int result;           /* send: exit code once finished, -1 while running */
+    int op_begun;         /* send: the message or ping was handed to the node */
     mesh_timer *deadline; /* send: --timeout */
 };
-
-static const char *dir_of(const conn *c)
-{
-    return c->p ? "out" : "in";
-}
 
 static char *key_hex(const uint8_t *key, char out[MESH_PUBKEY_HEX_LEN + 1])
 {
@@ -574,293 +654,194 @@ static char *printable(const uint8_t *data, size_t len, char *out)
     return out;
 }
 
-static conn *conn_add(node *n, peer *p, mesh_session *s)
+static manual *manual_of(cli *c, const uint8_t *key)
 {
-    conn *c = calloc(1, sizeof *c);
-    if (!c)
-        return NULL;
-    c->n = n;
-    c->p = p;
-    c->s = s;
-    c->next = n->conns;
-    if (n->conns)
-        n->conns->prev = c;
-    n->conns = c;
-    n->nconns++;
-    return c;
+    for (size_t i = 0; i < c->npeers; i++)
+        if (memcmp(c->peers[i].p.key, key, MESH_PUBKEY_LEN) == 0)
+            return &c->peers[i];
+    return NULL;
 }
 
-/* Unlink and free c and its session (allowed inside the session's callbacks). */
-static void conn_free(conn *c)
-{
-    node *n = c->n;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        n->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    n->nconns--;
-    if (c->p && c->p->c == c)
-        c->p->c = NULL;
-    mesh_session_free(c->s);
-    free(c);
-}
-
-static void log_up(conn *c)
-{
-    char a[MESH_ADDR_STRLEN], k[MESH_PUBKEY_HEX_LEN + 1];
-    mesh_addr pa = mesh_session_peer_addr(c->s);
-    c->up = 1;
-    mesh_log(&c->n->env, MESH_LOG_INFO, "session up: %s %s key=%s alpn=%s", dir_of(c),
-             mesh_addr_format(&pa, a, sizeof a), key_hex(mesh_session_peer_key(c->s), k),
-             mesh_session_alpn(c->s));
-}
-
-/* Arm p's retry timer with the current backoff (jittered) and double the backoff for next
+/* Arm m's retry timer with the current backoff (jittered) and double the backoff for next
  * time. Returns the delay chosen, in ms. */
-static uint64_t schedule_retry(peer *p)
+static uint64_t schedule_retry(manual *m)
 {
-    node *n = p->n;
-    uint64_t span = p->backoff_ms * NODE_RECONNECT_JITTER_PCT / 100;
-    uint64_t ms = p->backoff_ms - span + mesh_env_random_below(&n->env, 2 * span + 1);
-    n->env.ops->timer_set(n->env.obj, p->retry, mesh_env_now(&n->env) + ms * MESH_NS_PER_MS);
-    p->backoff_ms =
-        p->backoff_ms * 2 > n->o->reconnect_max_ms ? n->o->reconnect_max_ms : p->backoff_ms * 2;
+    cli *c = m->c;
+    uint64_t span = m->backoff_ms * NODE_RECONNECT_JITTER_PCT / 100;
+    uint64_t ms = m->backoff_ms - span + mesh_env_random_below(&c->env, 2 * span + 1);
+    c->env.ops->timer_set(c->env.obj, m->retry, mesh_env_now(&c->env) + ms * MESH_NS_PER_MS);
+    m->backoff_ms =
+        m->backoff_ms * 2 > c->o->reconnect_max_ms ? c->o->reconnect_max_ms : m->backoff_ms * 2;
     return ms;
 }
 
-/* ---- session callbacks --------------------------------------------------------------------- */
-
-static void send_ack(conn *c, uint64_t msg_id)
+static void probe_done(mesh_node *n, const mesh_node_answer *a, void *ud)
 {
-    Meshara__Wire__AppAck ack = MESHARA__WIRE__APP_ACK__INIT;
-    ack.msg_id = msg_id;
-    ack.status = MESH_OK;
-    mesh_envelope e = MESHARA__WIRE__ENVELOPE__INIT;
-    e.body_case = MESHARA__WIRE__ENVELOPE__BODY_ACK;
-    e.ack = &ack;
-    int rc = mesh_session_send(c->s, &e);
-    if (rc != MESH_OK)
-        mesh_log(&c->n->env, MESH_LOG_WARN, "ack of message %" PRIu64 " not sent: %s", msg_id,
-                 mesh_errname(rc));
-}
-
-static void answer_ping(conn *c, const Meshara__Wire__Query *q, const char *khex)
-{
-    Meshara__Wire__Response r = MESHARA__WIRE__RESPONSE__INIT;
-    r.query_id = q->query_id;
-    r.type = MESHARA__WIRE__QUERY_TYPE__QUERY_PING;
-    r.status = MESH_OK;
-    r.payload = q->payload; /* echoed */
-    mesh_envelope e = MESHARA__WIRE__ENVELOPE__INIT;
-    e.body_case = MESHARA__WIRE__ENVELOPE__BODY_RESPONSE;
-    e.response = &r;
-    int rc = mesh_session_send(c->s, &e);
-    mesh_log(&c->n->env, rc == MESH_OK ? MESH_LOG_INFO : MESH_LOG_WARN, "ping from %s %s%s", khex,
-             rc == MESH_OK ? "answered" : "not answered: ", rc == MESH_OK ? "" : mesh_errname(rc));
-}
-
-/* send: the peer confirmed; print the result and close in order. */
-static void send_done(conn *c, const char *what, mesh_time rtt)
-{
-    node *n = c->n;
-    char k[MESH_PUBKEY_HEX_LEN + 1];
-    key_hex(mesh_session_peer_key(c->s), k);
-    if (rtt)
-        printf("%s from %s rtt_us=%" PRIu64 "\n", what, k, (uint64_t)(rtt / MESH_NS_PER_US));
-    else
-        printf("%s to %s\n", what, k);
-    fflush(stdout);
-    n->result = NODE_EXIT_OK;
-    mesh_real_stop(n->r);
-}
-
-static void on_message(mesh_session *s, const mesh_envelope *e, void *ud)
-{
-    (void)s;
-    conn *c = ud;
-    node *n = c->n;
-    char a[MESH_ADDR_STRLEN], k[MESH_PUBKEY_HEX_LEN + 1], text[4 * NODE_LOG_TEXT_MAX + 1];
-    mesh_addr pa = mesh_session_peer_addr(c->s);
-    key_hex(mesh_session_peer_key(c->s), k);
-    switch (e->body_case) {
-    case MESHARA__WIRE__ENVELOPE__BODY_DATA:
-        mesh_log(&n->env, MESH_LOG_INFO,
-                 "message from %s (%s): id=%" PRIu64 " len=%zu text=\"%s\"%s", k,
-                 mesh_addr_format(&pa, a, sizeof a), e->data->msg_id, e->data->payload.len,
-                 printable(e->data->payload.data, e->data->payload.len, text),
-                 e->data->payload.len > NODE_LOG_TEXT_MAX ? " (cut)" : "");
-        if (e->data->ack_requested)
-            send_ack(c, e->data->msg_id);
-        break;
-    case MESHARA__WIRE__ENVELOPE__BODY_QUERY:
-        if (e->query->type == MESHARA__WIRE__QUERY_TYPE__QUERY_PING)
-            answer_ping(c, e->query, k);
-        else
-            mesh_log(&n->env, MESH_LOG_DEBUG, "query type %d from %s ignored", e->query->type, k);
-        break;
-    case MESHARA__WIRE__ENVELOPE__BODY_ACK:
-        if (n->o->cmd == CMD_SEND && n->result < 0 && e->ack->msg_id == n->send_id)
-            send_done(c, "delivered", 0);
-        break;
-    case MESHARA__WIRE__ENVELOPE__BODY_RESPONSE:
-        if (n->o->cmd == CMD_SEND && n->result < 0 && e->response->query_id == n->send_id) {
-            mesh_time rtt = mesh_env_now(&n->env) - n->send_at;
-            send_done(c, "pong", rtt ? rtt : 1);
-        }
-        break;
-    default:
-        mesh_log(&n->env, MESH_LOG_DEBUG, "message kind %d from %s ignored", e->body_case, k);
-        break;
-    }
-}
-
-static void on_closed(mesh_session *s, int reason, void *ud)
-{
-    conn *c = ud;
-    node *n = c->n;
-    peer *p = c->p;
-    char a[MESH_ADDR_STRLEN], k[MESH_PUBKEY_HEX_LEN + 1], retry[48] = "";
-    mesh_addr pa = mesh_session_peer_addr(s);
-    mesh_addr_format(&pa, a, sizeof a);
-    if (p && n->o->cmd == CMD_RUN) {
-        if (c->up)
-            p->backoff_ms = n->o->reconnect_min_ms;
-        snprintf(retry, sizeof retry, "; retry in %" PRIu64 " ms", schedule_retry(p));
-    }
-    if (c->up)
-        mesh_log(&n->env, reason == MESH_OK ? MESH_LOG_INFO : MESH_LOG_WARN,
-                 "session down: %s %s key=%s reason=%s peer_reason=%s%s", dir_of(c), a,
-                 key_hex(mesh_session_peer_key(s), k), mesh_errname(reason),
-                 mesh_errname(mesh_session_peer_reason(s)), retry);
-    else
-        mesh_log(&n->env, MESH_LOG_WARN, "connect failed: out %s reason=%s (%s)%s", a,
-                 mesh_errname(reason), mesh_strerror(reason), retry);
-    if (n->o->cmd == CMD_SEND && n->result < 0) {
-        fprintf(stderr, "meshara-node: send to %s failed: %s (%s)\n", a, mesh_errname(reason),
-                mesh_strerror(reason));
-        n->result = NODE_EXIT_FAIL;
-        mesh_real_stop(n->r);
-    }
-    conn_free(c);
-}
-
-/* send: authenticated; deliver the one message or ping. */
-static void send_payload(conn *c)
-{
-    node *n = c->n;
-    mesh_env_random(&n->env, &n->send_id, sizeof n->send_id);
-    n->send_at = mesh_env_now(&n->env);
-    mesh_envelope e = MESHARA__WIRE__ENVELOPE__INIT;
-    Meshara__Wire__AppData d = MESHARA__WIRE__APP_DATA__INIT;
-    Meshara__Wire__Query q = MESHARA__WIRE__QUERY__INIT;
-    if (n->o->ping) {
-        q.query_id = n->send_id;
-        q.type = MESHARA__WIRE__QUERY_TYPE__QUERY_PING;
-        e.body_case = MESHARA__WIRE__ENVELOPE__BODY_QUERY;
-        e.query = &q;
-    } else {
-        d.msg_id = n->send_id;
-        d.payload.data = (uint8_t *)n->o->message;
-        d.payload.len = strlen(n->o->message);
-        d.ack_requested = 1;
-        e.body_case = MESHARA__WIRE__ENVELOPE__BODY_DATA;
-        e.data = &d;
-    }
-    int rc = mesh_session_send(c->s, &e);
-    if (rc != MESH_OK) {
-        fprintf(stderr, "meshara-node: send failed: %s (%s)\n", mesh_errname(rc),
-                mesh_strerror(rc));
-        n->result = NODE_EXIT_FAIL;
-        mesh_real_stop(n->r);
-    }
-}
-
-static void on_connected(mesh_session *s, void *ud)
-{
-    (void)s;
-    conn *c = ud;
-    log_up(c);
-    if (c->p)
-        c->p->backoff_ms = c->n->o->reconnect_min_ms;
-    if (c->n->o->cmd == CMD_SEND)
-        send_payload(c);
-}
-
-static const mesh_session_cbs CONN_CBS = {
-    .on_connected = on_connected, .on_message = on_message, .on_closed = on_closed};
-
-static void dial(peer *p)
-{
-    node *n = p->n;
-    char a[MESH_ADDR_STRLEN];
-    mesh_session *s = NULL;
-    conn *c = conn_add(n, p, NULL);
-    int rc = c ? mesh_session_connect(&s, &n->env, n->tls, &p->o.addr,
-                                      p->o.pinned ? p->o.key : NULL, &n->scfg, &CONN_CBS, c)
-               : MESH_ERR_NOMEM;
-    if (rc != MESH_OK) {
-        if (c)
-            conn_free(c);
-        mesh_addr_format(&p->o.addr, a, sizeof a);
-        if (n->o->cmd == CMD_SEND) {
-            fprintf(stderr, "meshara-node: cannot connect to %s: %s (%s)\n", a, mesh_errname(rc),
-                    mesh_strerror(rc));
-            n->result = NODE_EXIT_FAIL;
-            return;
-        }
-        mesh_log(&n->env, MESH_LOG_WARN,
-                 "connect failed: out %s reason=%s (%s); retry in %" PRIu64 " ms", a,
-                 mesh_errname(rc), mesh_strerror(rc), schedule_retry(p));
+    (void)n;
+    manual *m = ud;
+    cli *c = m->c;
+    char at[MESH_ADDR_STRLEN], k[MESH_PUBKEY_HEX_LEN + 1];
+    m->probing = 0;
+    if (a->status == MESH_OK) {
+        m->backoff_ms = c->o->reconnect_min_ms;
         return;
     }
-    c->s = s;
-    p->c = c;
+    mesh_log(&c->env, MESH_LOG_WARN,
+             "connect failed: out %s key=%s reason=%s (%s); retry in %" PRIu64 " ms",
+             mesh_addr_format(&m->p.addr, at, sizeof at), key_hex(m->p.key, k),
+             mesh_errname(a->status), mesh_strerror(a->status), schedule_retry(m));
+}
+
+/* Connect to a manual peer (pinned) and ping it: the answer, or the failure, tells. */
+static void probe(manual *m)
+{
+    cli *c = m->c;
+    mesh_node_peer_stats ps;
+    if (m->probing || (mesh_node_get_peer_stats(c->node, m->p.key, &ps) == MESH_OK && ps.connected))
+        return;
+    int rc = mesh_node_connect(c->node, &m->p.addr, m->p.key, 1);
+    if (rc == MESH_OK)
+        rc = mesh_node_query(c->node, m->p.key, MESH_QUERY_PING, NULL, 0, 0, probe_done, m);
+    if (rc == MESH_OK) {
+        m->probing = 1;
+        return;
+    }
+    mesh_node_answer a = {.status = rc};
+    probe_done(c->node, &a, m);
 }
 
 static void on_retry(mesh_timer *t, void *ud)
 {
     (void)t;
-    peer *p = ud;
-    if (!p->c)
-        dial(p);
+    probe(ud);
 }
 
-/* ---- server callbacks ------------------------------------------------------------------------ */
+/* ---- node callbacks ------------------------------------------------------------------------ */
 
-static void on_session(mesh_server *srv, mesh_session *s, void *ud)
+static void on_message(mesh_node *n, const uint8_t from[MESH_NODE_KEY_BYTES], const uint8_t *data,
+                       size_t len, void *ud)
 {
-    (void)srv;
-    node *n = ud;
-    char a[MESH_ADDR_STRLEN];
-    mesh_addr pa = mesh_session_peer_addr(s);
-    if (n->nconns >= n->o->max_sessions) {
-        mesh_log(&n->env, MESH_LOG_WARN, "session from %s refused: %zu sessions (--max-sessions)",
-                 mesh_addr_format(&pa, a, sizeof a), n->nconns);
-        mesh_session_set_cbs(s, NULL, NULL);
-        (void)mesh_session_close(s);
-        mesh_session_free(s);
+    (void)n;
+    cli *c = ud;
+    char k[MESH_PUBKEY_HEX_LEN + 1], text[4 * NODE_LOG_TEXT_MAX + 1];
+    mesh_log(&c->env, MESH_LOG_INFO, "message from %s: len=%zu text=\"%s\"%s", key_hex(from, k),
+             len, printable(data, len, text), len > NODE_LOG_TEXT_MAX ? " (cut)" : "");
+}
+
+static void on_peer(mesh_node *n, const uint8_t key[MESH_NODE_KEY_BYTES], int connected, int reason,
+                    void *ud)
+{
+    cli *c = ud;
+    char k[MESH_PUBKEY_HEX_LEN + 1];
+    manual *m = manual_of(c, key);
+    key_hex(key, k);
+    if (connected) {
+        mesh_node_peer_stats ps;
+        int out = mesh_node_get_peer_stats(n, key, &ps) == MESH_OK && ps.outbound;
+        mesh_log(&c->env, MESH_LOG_INFO, "peer up: %s key=%s%s", out ? "out" : "in", k,
+                 m ? " (manual)" : "");
+        if (m)
+            m->backoff_ms = c->o->reconnect_min_ms;
         return;
     }
-    conn *c = conn_add(n, NULL, s);
-    if (!c) {
-        mesh_session_free(s);
+    char retry[48] = "";
+    if (m && c->o->cmd == CMD_RUN)
+        snprintf(retry, sizeof retry, "; retry in %" PRIu64 " ms", schedule_retry(m));
+    mesh_log(&c->env, reason == MESH_OK ? MESH_LOG_INFO : MESH_LOG_WARN,
+             "peer down: key=%s reason=%s%s", k, mesh_errname(reason), retry);
+}
+
+static void finish(cli *c, int result)
+{
+    if (c->result < 0)
+        c->result = result;
+    mesh_real_stop(c->r);
+}
+
+static void send_failed(cli *c, const char *what, int rc)
+{
+    char k[MESH_PUBKEY_HEX_LEN + 1];
+    fprintf(stderr, "meshara-node: %s %s failed: %s (%s)\n", what, key_hex(c->o->to.key, k),
+            mesh_errname(rc), mesh_strerror(rc));
+    finish(c, NODE_EXIT_FAIL);
+}
+
+static void sent(mesh_node *n, int result, void *ud)
+{
+    (void)n;
+    cli *c = ud;
+    char k[MESH_PUBKEY_HEX_LEN + 1];
+    if (result != MESH_OK) {
+        send_failed(c, "send to", result);
         return;
     }
-    mesh_session_set_cbs(s, &CONN_CBS, c);
-    log_up(c);
+    printf("delivered to %s\n", key_hex(c->o->to.key, k));
+    fflush(stdout);
+    finish(c, NODE_EXIT_OK);
 }
 
-static void on_failed(mesh_server *srv, int reason, const mesh_addr *peer_addr, void *ud)
+static void ponged(mesh_node *n, const mesh_node_answer *a, void *ud)
 {
-    (void)srv;
-    node *n = ud;
-    char a[MESH_ADDR_STRLEN];
-    mesh_log(&n->env, MESH_LOG_WARN, "handshake failed: in %s reason=%s (%s)",
-             mesh_addr_format(peer_addr, a, sizeof a), mesh_errname(reason), mesh_strerror(reason));
+    (void)n;
+    cli *c = ud;
+    char k[MESH_PUBKEY_HEX_LEN + 1];
+    if (a->status != MESH_OK) {
+        send_failed(c, "ping of", a->status);
+        return;
+    }
+    mesh_time rtt = a->rtt ? a->rtt : 1;
+    printf("pong from %s rtt_us=%" PRIu64 "\n", key_hex(c->o->to.key, k),
+           (uint64_t)((rtt + MESH_NS_PER_US - 1) / MESH_NS_PER_US));
+    fflush(stdout);
+    finish(c, NODE_EXIT_OK);
 }
 
+/* send: hand the message or ping to the node (once). */
+static void send_begin(cli *c)
+{
+    const opts *o = c->o;
+    if (c->op_begun)
+        return;
+    c->op_begun = 1;
+    int rc;
+    if (o->ping)
+        rc = mesh_node_query(c->node, o->to.key, MESH_QUERY_PING, NULL, 0, 0, ponged, c);
+    else
+        rc = mesh_node_send(c->node, o->to.key, (const uint8_t *)o->message, strlen(o->message),
+                            sent, c);
+    if (rc != MESH_OK)
+        send_failed(c, o->ping ? "ping of" : "send to", rc);
+}
+
+static void on_joined(mesh_node *n, int status, void *ud)
+{
+    cli *c = ud;
+    mesh_node_stats st;
+    mesh_node_get_stats(n, &st);
+    if (status == MESH_OK)
+        mesh_log(&c->env, MESH_LOG_INFO, "joined the mesh: %zu peers connected, %zu known",
+                 st.connected, st.dht_entries);
+    else
+        mesh_log(&c->env, MESH_LOG_WARN, "join failed: %s (%s)", mesh_errname(status),
+                 mesh_strerror(status));
+    if (c->o->cmd != CMD_SEND || c->o->to.has_addr)
+        return;
+    /* A key alone is looked up in the DHT, which needs someone to ask: with mDNS only, the
+     * join has nothing to do, so wait for the first peer found (on_peer_send below). */
+    if (st.connected || !c->o->mdns)
+        send_begin(c);
+}
+
+static void on_peer_send(mesh_node *n, const uint8_t key[MESH_NODE_KEY_BYTES], int connected,
+                         int reason, void *ud)
+{
+    cli *c = ud;
+    on_peer(n, key, connected, reason, ud);
+    mesh_node_stats st;
+    mesh_node_get_stats(n, &st);
+    if (connected && st.joined && !c->o->to.has_addr)
+        send_begin(c);
+}
 /* ---- setup, shutdown ------------------------------------------------------------------------ */
 
 /* keygen/pubkey print the identity module's own lines (they name the file and errno). */
@@ -934,142 +915,209 @@ static void flush_and_wait(mesh_real *r)
         event_free(poll);
 }
 
-/* Close every session in order and release everything but the driver and TLS context. */
-static void node_close_all(node *n)
-{
-    if (n->nconns)
-        mesh_log(&n->env, MESH_LOG_INFO, "closing %zu sessions", n->nconns);
-    while (n->conns) {
-        conn *c = n->conns;
-        mesh_session_set_cbs(c->s, NULL, NULL);
-        (void)mesh_session_close(c->s); /* Goodbye + close_notify + FIN; MESH_ERR_STATE: closing */
-        conn_free(c);
-    }
-    for (size_t i = 0; i < n->npeers; i++) {
-        if (n->peers[i].retry)
-            n->env.ops->timer_free(n->env.obj, n->peers[i].retry);
-        n->peers[i].retry = NULL;
-    }
-    if (n->deadline)
-        n->env.ops->timer_free(n->env.obj, n->deadline);
-    n->deadline = NULL;
-    mesh_server_free(n->srv);
-    n->srv = NULL;
-}
-
 static void on_send_deadline(mesh_timer *t, void *ud)
 {
     (void)t;
-    node *n = ud;
-    if (n->result < 0) {
-        fprintf(stderr, "meshara-node: send timed out after %" PRIu64 " ms\n", n->o->timeout_ms);
-        n->result = NODE_EXIT_FAIL;
-    }
-    mesh_real_stop(n->r);
+    cli *c = ud;
+    if (c->result < 0)
+        fprintf(stderr, "meshara-node: send timed out after %" PRIu64 " ms (%s)\n",
+                c->o->timeout_ms, c->op_begun ? "no answer" : "still joining");
+    finish(c, NODE_EXIT_FAIL);
 }
 
-static int node_start(node *n)
+/* The node's configuration from the options. */
+static void node_cfg(const cli *c, mesh_node_cfg *cfg)
 {
-    const opts *o = n->o;
+    const opts *o = c->o;
+    memset(cfg, 0, sizeof *cfg);
+    cfg->identity = c->id;
+    cfg->listen = o->listen;
+    memcpy(cfg->advertised, o->advertise, o->nadvertise * sizeof o->advertise[0]);
+    cfg->n_advertised = o->nadvertise;
+    /* a send node is gone in seconds: an address in its record would only mislead */
+    cfg->advertise_none = o->cmd == CMD_SEND && !o->nadvertise;
+    /* must grow across restarts so peers replace the record they hold */
+    cfg->record_seq = (uint64_t)time(NULL);
+    cfg->sni = o->sni;
+    cfg->alpn = o->alpn[0] ? o->alpn : NULL;
+    cfg->http2 = o->http2;
+    cfg->connect_timeout = o->connect_ms * MESH_NS_PER_MS;
+    cfg->handshake_timeout = o->handshake_ms * MESH_NS_PER_MS;
+    cfg->auth_timeout = o->auth_ms * MESH_NS_PER_MS;
+    cfg->heartbeat_interval = o->heartbeat_ms * MESH_NS_PER_MS;
+    cfg->max_handshakes = o->max_handshakes;
+    cfg->pool_max = o->pool_max;
+    cfg->pool_min = o->pool_min;
+    if (o->pool_max && !o->pool_min && o->pool_max < MESH_NODE_DEFAULT_POOL_MIN)
+        cfg->pool_min = o->pool_max;
+    cfg->maintain_interval = o->maintain_ms * MESH_NS_PER_MS;
+    if (o->cmd == CMD_SEND) {
+        cfg->send_timeout = o->timeout_ms * MESH_NS_PER_MS;
+        cfg->query_timeout = o->timeout_ms * MESH_NS_PER_MS;
+        cfg->bootstrap_timeout = o->timeout_ms * MESH_NS_PER_MS;
+    }
+    for (size_t i = 0; i < o->nboot; i++) {
+        cfg->bootstrap[i].addr = o->boot[i].addr;
+        memcpy(cfg->bootstrap[i].key, o->boot[i].key, MESH_PUBKEY_LEN);
+    }
+    cfg->n_bootstrap = o->nboot;
+    for (size_t i = 0; i < c->npeers; i++)
+        cfg->manual[i] = c->peers[i].p;
+    cfg->n_manual = c->npeers;
+    cfg->store = c->store ? mesh_peerstore_store(c->store) : (mesh_peer_store){0};
+    cfg->mdns = o->mdns;
+}
+
+/* Open what the node needs (mDNS, peer store, manual peers), make and start it. */
+static int node_start(cli *c)
+{
+    const opts *o = c->o;
     char a[MESH_ADDR_STRLEN], k[MESH_PUBKEY_HEX_LEN + 1];
-    mesh_tls_cfg tcfg = {.sni = o->sni, .alpn = o->alpn[0] ? o->alpn : NULL};
-    int rc = mesh_tls_ctx_new(&n->tls, &n->env, n->id, &tcfg);
-    if (rc != MESH_OK) {
-        fprintf(stderr, "meshara-node: TLS setup failed: %s\n", mesh_errname(rc));
+    int rc;
+    if (o->mdns && (rc = mesh_real_mdns_attach(c->r)) != MESH_OK)
+        mesh_log(&c->env, MESH_LOG_WARN, "mdns: %s (%s): running without mDNS", mesh_errname(rc),
+                 mesh_strerror(rc)); /* the node then logs and ignores cfg.mdns */
+    if (o->peers_db &&
+        (rc = mesh_peerstore_open(&c->store, o->peers_db, &c->env, NULL)) != MESH_OK) {
+        fprintf(stderr, "meshara-node: cannot open --peers-db %s: %s (%s)\n", o->peers_db,
+                mesh_errname(rc), mesh_strerror(rc));
         return NODE_EXIT_FAIL;
     }
-    n->scfg.connect_timeout = o->connect_ms * MESH_NS_PER_MS;
-    n->scfg.handshake_timeout = o->handshake_ms * MESH_NS_PER_MS;
-    n->scfg.auth_timeout = o->auth_ms * MESH_NS_PER_MS;
-    n->scfg.heartbeat_interval = o->heartbeat_ms * MESH_NS_PER_MS;
-    n->scfg.http2 = o->http2; /* outbound sessions offer only "h2"; inbound follow the ALPN */
-    if (o->has_listen) {
-        mesh_server_cfg scfg = {.session = n->scfg, .max_handshakes = o->max_handshakes};
-        mesh_server_cbs cbs = {.on_session = on_session, .on_failed = on_failed};
-        mesh_addr bound;
-        rc = mesh_server_new(&n->srv, &n->env, n->tls, &o->listen, &scfg, &cbs, n);
-        if (rc == MESH_OK)
-            rc = mesh_server_addr(n->srv, &bound);
-        if (rc != MESH_OK) {
-            fprintf(stderr, "meshara-node: cannot listen on %s: %s (%s)\n",
-                    mesh_addr_format(&o->listen, a, sizeof a), mesh_errname(rc), mesh_strerror(rc));
+    if (o->cmd == CMD_SEND &&
+        memcmp(o->to.key, mesh_identity_pubkey(c->id), MESH_PUBKEY_LEN) == 0) {
+        fprintf(stderr, "meshara-node: --to is this node's own key (%s)\n", o->key_path);
+        return NODE_EXIT_FAIL;
+    }
+    /* send --to ADDR:PORT#KEY: that peer is connected to directly, like a manual peer */
+    c->npeers = o->cmd == CMD_SEND ? (size_t)o->to.has_addr : o->npeers;
+    if (c->npeers && !(c->peers = calloc(c->npeers, sizeof *c->peers)))
+        return NODE_EXIT_FAIL;
+    for (size_t i = 0; i < c->npeers; i++) {
+        manual *m = &c->peers[i];
+        const peer_opt *po = o->cmd == CMD_SEND ? &o->to : &o->peers[i];
+        m->c = c;
+        m->p.addr = po->addr;
+        memcpy(m->p.key, po->key, MESH_PUBKEY_LEN);
+        m->backoff_ms = o->reconnect_min_ms;
+        if (!(m->retry = c->env.ops->timer_new(c->env.obj, on_retry, m)))
             return NODE_EXIT_FAIL;
-        }
-        mesh_addr_format(&bound, a, sizeof a);
-        mesh_log(&n->env, MESH_LOG_INFO, "listening on %s as %s%s", a,
-                 key_hex(mesh_identity_pubkey(n->id), k), o->http2 ? " (HTTP/2 framing)" : "");
+    }
+    mesh_node_cfg cfg;
+    node_cfg(c, &cfg);
+    mesh_node_cbs cbs = {.on_message = on_message,
+                         .on_peer = o->cmd == CMD_SEND ? on_peer_send : on_peer,
+                         .on_joined = on_joined};
+    rc = mesh_node_new(&c->node, &c->env, &cfg, &cbs, c);
+    if (rc != MESH_OK) {
+        fprintf(stderr, "meshara-node: cannot make the node: %s (%s)\n", mesh_errname(rc),
+                mesh_strerror(rc));
+        return NODE_EXIT_FAIL;
+    }
+    mesh_addr bound;
+    rc = mesh_node_start(c->node);
+    if (rc == MESH_OK)
+        rc = mesh_node_addr(c->node, &bound);
+    if (rc != MESH_OK) {
+        fprintf(stderr, "meshara-node: cannot listen on %s: %s (%s)\n",
+                mesh_addr_format(&o->listen, a, sizeof a), mesh_errname(rc), mesh_strerror(rc));
+        return NODE_EXIT_FAIL;
+    }
+    mesh_addr_format(&bound, a, sizeof a);
+    key_hex(mesh_node_key(c->node), k);
+    mesh_log(&c->env, MESH_LOG_INFO, "listening on %s as %s%s%s", a, k,
+             o->http2 ? " (HTTP/2 framing)" : "", c->store ? " (peer store open)" : "");
+    if (o->cmd == CMD_RUN) {
         printf("listening %s\npubkey %s\n", a, k);
         fflush(stdout);
     }
-    n->npeers = o->cmd == CMD_SEND ? 1 : o->npeers;
-    if (n->npeers && !(n->peers = calloc(n->npeers, sizeof *n->peers)))
-        return NODE_EXIT_FAIL;
-    for (size_t i = 0; i < n->npeers; i++) {
-        peer *p = &n->peers[i];
-        p->n = n;
-        p->o = o->cmd == CMD_SEND ? o->to : o->peers[i];
-        p->backoff_ms = o->reconnect_min_ms;
-        if (!p->o.pinned)
-            mesh_log(&n->env, MESH_LOG_WARN, "peer %s has no pinned key: any key is accepted",
-                     mesh_addr_format(&p->o.addr, a, sizeof a));
-        if (!(p->retry = n->env.ops->timer_new(n->env.obj, on_retry, p)))
-            return NODE_EXIT_FAIL;
-        dial(p);
-    }
+    for (size_t i = 0; i < c->npeers; i++)
+        if (o->cmd == CMD_RUN)
+            probe(&c->peers[i]);
     if (o->cmd == CMD_SEND) {
-        if (n->result >= 0)
-            return n->result;
-        if (!(n->deadline = n->env.ops->timer_new(n->env.obj, on_send_deadline, n)))
+        if (o->to.has_addr) {
+            /* connect first: the send then waits on that very connection, pinned */
+            rc = mesh_node_connect(c->node, &o->to.addr, o->to.key, 1);
+            if (rc != MESH_OK) {
+                send_failed(c, "connect to", rc);
+                return NODE_EXIT_FAIL;
+            }
+            send_begin(c);
+            if (c->result >= 0)
+                return c->result;
+        }
+        if (!(c->deadline = c->env.ops->timer_new(c->env.obj, on_send_deadline, c)))
             return NODE_EXIT_FAIL;
-        n->env.ops->timer_set(n->env.obj, n->deadline,
-                              mesh_env_now(&n->env) + o->timeout_ms * MESH_NS_PER_MS);
+        c->env.ops->timer_set(c->env.obj, c->deadline,
+                              mesh_env_now(&c->env) + o->timeout_ms * MESH_NS_PER_MS);
     }
     return NODE_EXIT_OK;
 }
 
+/* Free the node (its sessions go with it), then everything else but the driver. */
+static void node_close_all(cli *c)
+{
+    if (c->node) {
+        mesh_node_stats st;
+        mesh_node_get_stats(c->node, &st);
+        if (st.sessions)
+            mesh_log(&c->env, MESH_LOG_INFO, "closing %zu sessions", st.sessions);
+    }
+    mesh_node_free(c->node);
+    c->node = NULL;
+    for (size_t i = 0; i < c->npeers; i++)
+        if (c->peers[i].retry)
+            c->env.ops->timer_free(c->env.obj, c->peers[i].retry);
+    free(c->peers);
+    c->peers = NULL;
+    c->npeers = 0;
+    if (c->deadline)
+        c->env.ops->timer_free(c->env.obj, c->deadline);
+    c->deadline = NULL;
+    mesh_peerstore_close(c->store);
+    c->store = NULL;
+}
+
 static int cmd_node(const opts *o)
 {
-    node n = {.o = o, .result = -1};
+    cli c = {.o = o, .result = -1};
     mesh_real_config rcfg;
     mesh_real_config_default(&rcfg);
     rcfg.log_level = o->log_level;
     rcfg.dns_hosts_only = 1; /* addresses are numeric: never ask a nameserver */
     if (o->connect_ms)
         rcfg.connect_timeout_ms = (uint32_t)o->connect_ms;
-    if (mesh_real_new(&n.r, NULL, &rcfg) != MESH_OK) {
+    if (mesh_real_new(&c.r, NULL, &rcfg) != MESH_OK) {
         fprintf(stderr, "meshara-node: cannot start the event loop\n");
         return NODE_EXIT_FAIL;
     }
-    n.env = mesh_real_env(n.r);
+    c.env = mesh_real_env(c.r);
     int ex;
-    int rc = mesh_identity_load_file(&n.id, o->key_path, &n.env);
+    int rc = mesh_identity_load_file(&c.id, o->key_path, &c.env);
     if (rc != MESH_OK) {
         ex = key_exit(rc, o->key_path);
         goto out;
     }
-    ex = node_start(&n);
+    ex = node_start(&c);
     if (ex != NODE_EXIT_OK)
         goto out;
     if (o->cmd == CMD_RUN) {
-        int sig = mesh_real_run_until_signal(n.r);
+        int sig = mesh_real_run_until_signal(c.r);
         if (sig < 0) {
             fprintf(stderr, "meshara-node: event loop failed: %s\n", mesh_errname(sig));
             ex = NODE_EXIT_FAIL;
         } else {
-            mesh_log(&n.env, MESH_LOG_INFO, "shutting down (signal %d)", sig);
+            mesh_log(&c.env, MESH_LOG_INFO, "shutting down (signal %d)", sig);
         }
     } else {
-        if (mesh_real_run(n.r) != MESH_OK)
-            n.result = NODE_EXIT_FAIL;
-        ex = n.result < 0 ? NODE_EXIT_FAIL : n.result;
+        if (mesh_real_run(c.r) != MESH_OK)
+            c.result = NODE_EXIT_FAIL;
+        ex = c.result < 0 ? NODE_EXIT_FAIL : c.result;
     }
 out:
-    node_close_all(&n);
-    flush_and_wait(n.r);
-    free(n.peers);
-    mesh_tls_ctx_free(n.tls);
-    mesh_identity_free(n.id);
-    mesh_real_free(n.r);
+    node_close_all(&c);
+    flush_and_wait(c.r);
+    mesh_identity_free(c.id);
+    mesh_real_free(c.r);
     return ex;
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_node_cli.sh — meshara-node's command line: key file rules (0600, never overwritten,
 # refused when readable by others, corrupt), pubkey, and exit code 2 with a clear message for
-# each kind of bad argument; --help lists every option and the exit codes.
+# each kind of bad argument; --help lists every option and the exit codes; runtime failures
+# (refused, key not found, unusable --peers-db, port in use) exit 1 naming the reason.
 set -euo pipefail
 . "$(dirname "$0")/node_lib.sh"
 node_init
@@ -61,21 +62,35 @@ expect 2 -- '--log-level: expected' run --key "$key" --listen 127.0.0.1:0 --log-
 expect 2 'needs --listen' run --key "$key"
 expect 2 'reconnect-min' run --key "$key" --listen 127.0.0.1:0 --reconnect-min 5000 --reconnect-max 10
 expect 2 'needs --to' send --key "$key" --ping
-expect 2 'exactly one of' send --key "$key" --to 127.0.0.1:9 --ping --message hi
+expect 2 'exactly one of' send --key "$key" --to "127.0.0.1:9#$pub" --ping --message hi
+expect 2 -- '--to: expected PUBKEYHEX or ADDR:PORT#PUBKEYHEX' send --key "$key" --to 127.0.0.1:9 --ping
+expect 2 'must be 64 hex' send --key "$key" --to "${pub:0:62}" --ping
+expect 2 -- '--peer: expected ADDR:PORT#PUBKEYHEX' run --key "$key" --peer 127.0.0.1:9
+expect 2 -- '--bootstrap: expected ADDR:PORT#PUBKEYHEX' run --key "$key" --bootstrap 127.0.0.1:9
+expect 2 -- '--advertise: expected ADDR:PORT' run --key "$key" --listen 127.0.0.1:0 --advertise 127.0.0.1:0
+expect 2 -- '--pool-min \(9\) is above --pool-max \(4\)' run --key "$key" --listen 127.0.0.1:0 --pool-min 9 --pool-max 4
+expect 2 'not valid for .send.' send --key "$key" --to "$pub" --ping --peers-db "$WORK/x.db"
 expect 2 "unexpected argument 'extra'" run --key "$key" --listen 127.0.0.1:0 extra
 [ "$(sha256sum <"$key")" = "$before" ] || fail "a failed command touched the key file"
 
 # --help: exit 0, every option and the exit codes
 "$NODE" --help >"$WORK/help.txt" || fail "--help exited $?"
 for word in keygen pubkey run send --key --listen --peer --to --message --ping --timeout \
-  --max-handshakes --max-sessions --reconnect-min --reconnect-max --http2 --sni --alpn \
+  --bootstrap --mdns --peers-db --advertise --pool-min --pool-max --maintain \
+  --max-handshakes --reconnect-min --reconnect-max --http2 --sni --alpn \
   --connect-timeout --handshake-timeout --auth-timeout --heartbeat --log-level 'Exit codes'; do
   grep -q -- "$word" "$WORK/help.txt" || fail "--help does not mention $word"
 done
 "$NODE" run --help | cmp -s - "$WORK/help.txt" || fail "'run --help' differs from --help"
 
 # an unused port: connect refused → send exits 1 naming the reason
-expect 1 'MESH_ERR_REFUSED' send --key "$key" --to 127.0.0.1:1#"$pub" --ping --timeout 3000
+expect 1 'MESH_ERR_REFUSED' send --key "$key" --to 127.0.0.1:1#"$pub2" --ping --timeout 3000
+expect 1 "is this node.s own key" send --key "$key" --to "$pub" --ping
+# a peer store that cannot be opened: exit 1 naming the file
+expect 1 'cannot open --peers-db /nonexistent/dir/p.db' run --key "$key" --listen 127.0.0.1:0 \
+  --peers-db /nonexistent/dir/p.db
+# a key nobody knows, with no mesh to ask: MESH_ERR_NOT_FOUND
+expect 1 'MESH_ERR_NOT_FOUND' send --key "$key" --to "$pub2" --message hi --timeout 3000
 # a port in use: exit 1 naming the address
 node_start a --listen 127.0.0.1:0
 expect 1 "cannot listen on 127.0.0.1:$PORT_a" run --key "$key" --listen "127.0.0.1:$PORT_a"
