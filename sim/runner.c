@@ -68,6 +68,8 @@ struct rn_node {
     mesh_node *node; /* NULL before its join and while down */
     sim_link_cfg link;
     int joined, online, lookup_armed;
+    int lookup_pending; /* one lookup at a time: its target below */
+    uint32_t lookup_target;
     mesh_time started_at; /* when its current mesh_node started */
     rn_store_rec store[SIM_RUNNER_STORE_MAX];
     size_t nstore;
@@ -129,7 +131,8 @@ struct runner {
     uint64_t msgs_failed, msgs_delivered, bytes_delivered, acks_lost;
     uint64_t node_downs, joins_ok, joins_failed;
     uint64_t lookups, lookups_ok;
-    mesh_time *join_took; /* start to on_joined(MESH_OK), per successful join */
+    struct rn_send *sends; /* sends not completed yet */
+    mesh_time *join_took;  /* start to on_joined(MESH_OK), per successful join */
     size_t njoin;
     unsigned *hops; /* of successful lookups */
     size_t nhops, caphops;
@@ -430,10 +433,23 @@ static int build_nodes(runner *r)
  * delivery and one-way latency; sizes below 8 are sent as 8. */
 enum { MSG_ID_BYTES = 8 };
 
+/* A send's completion context. Linked into the runner's list so the ones a node never
+ * completes (mesh_node_free makes no callbacks: churn, the end of the run) are freed too. */
 typedef struct rn_send {
     runner *r;
     uint64_t id;
+    struct rn_send *prev, *next;
 } rn_send;
+
+static void send_unlink(rn_send *sd)
+{
+    if (sd->prev)
+        sd->prev->next = sd->next;
+    else
+        sd->r->sends = sd->next;
+    if (sd->next)
+        sd->next->prev = sd->prev;
+}
 
 static int msg_new(runner *r, uint32_t src, uint32_t dst, uint64_t size, uint64_t *id)
 {
@@ -494,6 +510,7 @@ static void on_send_done(mesh_node *node, int result, void *ud)
     rn_send *sd = ud;
     if (result != MESH_OK)
         msg_fail(sd->r, sd->id, result);
+    send_unlink(sd);
     free(sd);
 }
 
@@ -516,12 +533,16 @@ static void node_send(runner *r, rn_node *n, uint32_t dst, uint64_t size)
         msg_fail(r, id, sd ? MESH_ERR_TOO_BIG : MESH_ERR_NOMEM);
         return;
     }
-    *sd = (rn_send){r, id};
+    *sd = (rn_send){r, id, NULL, r->sends};
+    if (r->sends)
+        r->sends->prev = sd;
+    r->sends = sd;
     for (int i = 0; i < MSG_ID_BYTES; i++)
         r->zeros[i] = (uint8_t)(id >> (8 * i));
     int rc = mesh_node_send(n->node, mesh_identity_pubkey(r->nodes[dst].id), r->zeros, (size_t)size,
                             on_send_done, sd);
     if (rc != MESH_OK) {
+        send_unlink(sd);
         free(sd);
         msg_fail(r, id, rc);
     }
@@ -608,17 +629,13 @@ static const mesh_node_cbs NODE_CBS = {
 
 /* ---- lookups: every joined node looks a random live node up now and then ------------------ */
 
-typedef struct rn_lookup {
-    runner *r;
-    uint32_t from, target;
-} rn_lookup;
-
 static void on_lookup_done(mesh_node *node, int status, const uint8_t *key, unsigned hops,
                            unsigned queries, void *ud)
 {
     (void)node, (void)key;
-    rn_lookup *lk = ud;
-    runner *r = lk->r;
+    rn_node *n = ud;
+    runner *r = n->r;
+    n->lookup_pending = 0;
     r->lookups++;
     if (status == MESH_OK) {
         r->lookups_ok++;
@@ -635,8 +652,7 @@ static void on_lookup_done(mesh_node *node, int status, const uint8_t *key, unsi
     }
     char d[64];
     snprintf(d, sizeof d, "hops=%u queries=%u", hops, queries);
-    rec_event(r, lk->from, SIM_RES_EV_LOOKUP, lk->target, status, d);
-    free(lk);
+    rec_event(r, n->idx, SIM_RES_EV_LOOKUP, n->lookup_target, status, d);
 }
 
 static void lookup_fire(void *ctx, void *arg)
@@ -644,7 +660,7 @@ static void lookup_fire(void *ctx, void *arg)
     runner *r = ctx;
     rn_node *n = arg;
     mesh_time now = sim_sched_now(r->sched);
-    if (n->online && n->node && n->joined && r->scn->node_count > 1) {
+    if (n->online && n->node && n->joined && !n->lookup_pending && r->scn->node_count > 1) {
         /* a random other node that is up, has joined and can be reached (one behind a NAT
          * without a port mapping publishes no address, so there is nothing to find) */
         sim_rng rng;
@@ -653,13 +669,9 @@ static void lookup_fire(void *ctx, void *arg)
             uint32_t t = (uint32_t)sim_rng_below(&rng, r->scn->node_count);
             if (t == n->idx || !r->nodes[t].online || !r->nodes[t].joined || !r->nodes[t].reachable)
                 continue;
-            rn_lookup *lk = malloc(sizeof *lk);
-            if (!lk)
-                break;
-            *lk = (rn_lookup){r, n->idx, t};
-            if (mesh_node_lookup(n->node, mesh_identity_node_id(r->nodes[t].id), on_lookup_done,
-                                 lk) != MESH_OK)
-                free(lk);
+            n->lookup_target = t;
+            n->lookup_pending = mesh_node_lookup(n->node, mesh_identity_node_id(r->nodes[t].id),
+                                                 on_lookup_done, n) == MESH_OK;
             break;
         }
     }
@@ -805,6 +817,7 @@ static void node_stop(runner *r, rn_node *n)
     stats_add(&r->gone, &st);
     mesh_node_free(n->node); /* no callbacks: sends in flight from it are lost, not failed */
     n->node = NULL;
+    n->lookup_pending = 0;
 }
 
 static void node_down(runner *r, rn_node *n)
@@ -1591,6 +1604,11 @@ static void teardown(runner *r)
     free(r->boot);
     free(r->hops);
     free(r->join_took);
+    while (r->sends) {
+        rn_send *sd = r->sends;
+        r->sends = sd->next;
+        free(sd);
+    }
     free(r->lans);
     free(r->lan_links);
     free(r->lan_nats);
