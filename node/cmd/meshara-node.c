@@ -1061,6 +1061,12 @@ static void node_close_all(cli *c)
         mesh_node_get_stats(c->node, &st);
         if (st.sessions)
             mesh_log(&c->env, MESH_LOG_INFO, "closing %zu sessions", st.sessions);
+        /* Goodbye, close_notify and FIN on every session, then let them finish */
+        if (mesh_node_close(c->node) == MESH_OK)
+            for (int i = 0; i < NODE_SHUTDOWN_MAX_MS / NODE_SHUTDOWN_POLL_MS && st.sessions; i++) {
+                (void)mesh_real_run_for(c->r, (mesh_time)NODE_SHUTDOWN_POLL_MS * MESH_NS_PER_MS);
+                mesh_node_get_stats(c->node, &st);
+            }
     }
     mesh_node_free(c->node);
     c->node = NULL;

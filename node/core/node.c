@@ -113,7 +113,7 @@ struct mesh_node {
     mesh_peer_record self;
     mesh_peer_cache vcache; /* records verified before (shared with the DHT) */
     mesh_addr bound;
-    int started, joined, join_reported;
+    int started, joined, join_reported, closing;
     uint64_t next_id;
     op *ops;
     op *buckets[MESH_NODE_OP_BUCKETS];
@@ -1146,11 +1146,28 @@ void mesh_node_free(mesh_node *n)
     free(n);
 }
 
+int mesh_node_close(mesh_node *n)
+{
+    if (!n || !n->started)
+        return MESH_ERR_STATE;
+    if (n->closing)
+        return MESH_OK;
+    n->closing = 1;
+    mesh_server_free(n->srv); /* stop listening; handshakes in progress are aborted */
+    n->srv = NULL;
+    if (n->mdns_on) {
+        n->env.ops->mdns->stop(n->env.obj);
+        n->mdns_on = 0;
+    }
+    mesh_pool_close_all(n->pool);
+    return MESH_OK;
+}
+
 static int check_peer_key(const mesh_node *n, const uint8_t *key)
 {
     if (!key || memcmp(key, mesh_identity_pubkey(n->id), MESH_PUBKEY_LEN) == 0)
         return MESH_ERR_INVAL;
-    if (!n->started)
+    if (!n->started || n->closing)
         return MESH_ERR_STATE;
     return MESH_OK;
 }
@@ -1235,7 +1252,7 @@ int mesh_node_lookup(mesh_node *n, const uint8_t node_id[MESH_NODE_ID_BYTES],
 {
     if (!n || !node_id || !cb)
         return MESH_ERR_INVAL;
-    if (!n->started)
+    if (!n->started || n->closing)
         return MESH_ERR_STATE;
     return start_lookup(n, node_id, NULL, cb, ud);
 }
@@ -1264,7 +1281,7 @@ const uint8_t *mesh_node_id(const mesh_node *n)
 
 int mesh_node_addr(const mesh_node *n, mesh_addr *out)
 {
-    if (!n->started)
+    if (!n->started || n->closing)
         return MESH_ERR_STATE;
     *out = n->bound;
     return MESH_OK;

@@ -61,6 +61,7 @@ struct mesh_pool {
     size_t nconns, cap;
     psess *orphans;
     mesh_timer *maint;
+    int closing; /* mesh_pool_close_all: no new sessions */
     uint64_t seq;
     mesh_pool_stats st;
 };
@@ -517,6 +518,22 @@ void mesh_pool_free(mesh_pool *p)
     free(p);
 }
 
+void mesh_pool_close_all(mesh_pool *p)
+{
+    if (!p || p->closing)
+        return;
+    p->closing = 1;
+    if (p->maint)
+        p->env->ops->timer_stop(p->env->obj, p->maint);
+    for (size_t i = 0; i < p->nconns; i++) {
+        mesh_pool_conn *c = p->conns[i];
+        for (size_t j = 0; j < c->nsess; j++)
+            (void)mesh_session_close(c->sess[j]->s); /* MESH_ERR_STATE: closing already */
+    }
+    for (psess *ps = p->orphans; ps; ps = ps->next)
+        (void)mesh_session_close(ps->s);
+}
+
 static void arm_maintenance(mesh_pool *p)
 {
     mesh_time iv = p->cfg.maintain_interval;
@@ -551,6 +568,8 @@ int mesh_pool_get(mesh_pool *p, const uint8_t key[MESH_PUBKEY_LEN], const mesh_a
     *ready = NULL;
     if (memcmp(key, p->self_key, MESH_PUBKEY_LEN) == 0)
         return MESH_ERR_INVAL;
+    if (p->closing)
+        return MESH_ERR_STATE;
     uint8_t id[MESH_NODE_ID_LEN];
     mesh_node_id_of(key, id);
     mesh_pool_conn *c = mesh_pool_find(p, id);
@@ -625,7 +644,7 @@ static void refuse(mesh_pool *p, mesh_session *s)
 void mesh_pool_adopt(mesh_pool *p, mesh_session *s)
 {
     const uint8_t *key = mesh_session_peer_key(s);
-    if (!key || memcmp(key, p->self_key, MESH_PUBKEY_LEN) == 0) {
+    if (p->closing || !key || memcmp(key, p->self_key, MESH_PUBKEY_LEN) == 0) {
         refuse(p, s);
         return;
     }

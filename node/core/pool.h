@@ -148,5 +148,9 @@ void mesh_pool_get_stats(const mesh_pool *p, mesh_pool_stats *out);
 void mesh_pool_conn_stats(const mesh_pool_conn *c, mesh_node_peer_stats *out);
 /* Run maintenance now (tests). */
 void mesh_pool_maintain(mesh_pool *p);
+/* Close every session in order (Goodbye, close_notify, FIN: mesh_session_close) and take no
+ * new one (mesh_pool_get: MESH_ERR_STATE; adopted sessions are refused); maintenance stops.
+ * The sessions' closes then come through the usual callbacks. */
+void mesh_pool_close_all(mesh_pool *p);
 
 #endif

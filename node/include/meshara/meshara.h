@@ -191,6 +191,11 @@ int mesh_node_new(mesh_node **out, const mesh_env *env, const mesh_node_cfg *cfg
  * MESH_OK; MESH_ERR_STATE (already started); the env's listen error (MESH_ERR_ADDR...);
  * MESH_ERR_NOMEM. */
 int mesh_node_start(mesh_node *n);
+/* Leave in order: stop listening and mDNS, close every session with Goodbye, TLS
+ * close_notify and FIN, and accept no new operation (MESH_ERR_STATE). The closes finish
+ * from the env's loop (on_peer reports each); run it a little, then mesh_node_free().
+ * MESH_OK (also when already closing); MESH_ERR_STATE (not started). */
+int mesh_node_close(mesh_node *n);
 /* Abort every session, stop listening and mDNS, free everything. No callback is made (see
  * "Completion guarantee"). Not from inside one of this node's callbacks. NULL: no-op. */
 void mesh_node_free(mesh_node *n);
