@@ -9,10 +9,23 @@
  *    callback only marks the session freed (releasing the stream and timer at once), and the
  *    outermost entry frees the memory when it unwinds. Loops check s->freed and the state
  *    after every application callback.
+ *
+ * Copies (throughput: a session should move bytes at a good fraction of AES-GCM speed).
+ *  - Receiving (framed mode): TLS plaintext is read straight into rx, each read stopping at
+ *    the end of the frame being assembled, so a frame of any size is contiguous there and is
+ *    handed out in place — no reassembly copy. rx is kept while a frame is unfinished and
+ *    freed whenever it empties at the end of an input event (an idle session holds none).
+ *  - Sending AppData (framed mode): the frame is never built. Its bytes are produced in order
+ *    (frame prefix, pad header, protobuf-c packing into a ProtobufCBuffer, zero padding) into
+ *    a writer that passes whole TLS records' worth of the payload to TLS straight from the
+ *    caller's memory and stages only the rest (at most one record). Records on the wire are
+ *    the same as with one mesh_tls_write of the whole frame. Other envelopes are small and
+ *    take the plain path (mesh_session_frame_create).
  */
 #include "core/session.h"
 
 #include <openssl/crypto.h>
+#include <protobuf-c/protobuf-c.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,7 +57,10 @@ struct mesh_session {
     uint8_t peer_key[MESH_PUBKEY_LEN];
     uint8_t peer_id[MESH_NODE_ID_LEN];
     mesh_addr peer_addr;
-    mesh_frame_dec dec;
+    /* Framed mode, receiving: plaintext [rx_off, rx_len) of rx is not handed out yet; a frame
+     * starts at rx_off. Grows to the largest frame seen (<= 4 + max_frame). */
+    uint8_t *rx;
+    size_t rx_cap, rx_off, rx_len;
     mesh_time phase_start; /* when the current state began */
     mesh_time next_hb;
     uint64_t hb_seq;
@@ -289,7 +305,7 @@ static void destroy(mesh_session *s)
         s->env.ops->timer_free(s->env.obj, s->timer);
     mesh_h2_free(s->h2);
     mesh_tls_free(s->tls);
-    mesh_frame_dec_free(&s->dec);
+    free(s->rx);
     OPENSSL_cleanse(s, sizeof *s);
     free(s);
 }
@@ -335,6 +351,14 @@ static int leave(mesh_session *s)
 static int stopped(const mesh_session *s)
 {
     return s->freed || s->state >= MESH_SESSION_CLOSING;
+}
+
+/* The reason for an orderly end the peer chose (Goodbye, close_notify, GOAWAY, FIN after
+ * them): MESH_OK once it was authenticated; before that the session failed to come up, and
+ * the owner (e.g. a server's on_failed) must not read it as success. */
+static int peer_close_reason(const mesh_session *s)
+{
+    return s->authenticated ? MESH_OK : MESH_ERR_CLOSED;
 }
 
 /* ---- output --------------------------------------------------------------------------- */
@@ -386,9 +410,111 @@ static int write_frame(mesh_session *s, const uint8_t *frame, size_t len)
     return rc;
 }
 
+/* Streams one frame into TLS in order (see "Copies" at the top). Every mesh_tls_write starts
+ * at a multiple of MESH_TLS_RECORD_MAX from the frame's start and all but the last write are
+ * multiples of it, which is what keeps the records the same as one write of the frame. */
+typedef struct tx_writer {
+    ProtobufCBuffer base; /* first member: protobuf-c appends through it */
+    mesh_session *s;
+    uint8_t *stage; /* the bytes of the current record not written yet */
+    size_t staged, cap;
+    size_t written; /* bytes handed to TLS */
+    int rc;         /* first failure; later bytes are dropped */
+} tx_writer;
+
+static void tx_write(tx_writer *w, const uint8_t *data, size_t len)
+{
+    w->rc = mesh_tls_write(w->s->tls, data, len);
+    if (w->rc == MESH_OK)
+        w->written += len;
+}
+
+/* len bytes of data in order, or len zero bytes when data is NULL. */
+static void tx_put(tx_writer *w, const uint8_t *data, size_t len)
+{
+    while (len > 0 && w->rc == MESH_OK) {
+        if (w->staged == 0 && data && len >= MESH_TLS_RECORD_MAX) {
+            size_t n = len / MESH_TLS_RECORD_MAX * MESH_TLS_RECORD_MAX;
+            tx_write(w, data, n);
+            data += n;
+            len -= n;
+            continue;
+        }
+        size_t take = w->cap - w->staged < len ? w->cap - w->staged : len;
+        if (data) {
+            memcpy(w->stage + w->staged, data, take);
+            data += take;
+        } else {
+            memset(w->stage + w->staged, 0, take);
+        }
+        w->staged += take;
+        len -= take;
+        if (w->staged == w->cap) {
+            tx_write(w, w->stage, w->staged);
+            w->staged = 0;
+        }
+    }
+}
+
+static void tx_append(ProtobufCBuffer *b, size_t len, const uint8_t *data)
+{
+    tx_put((tx_writer *)(void *)b, data, len);
+}
+
+/* The envelope types that take the streamed path: AppData, checked as mesh_wire_encode would
+ * (an initialised envelope and body); everything else goes through mesh_wire_encode. */
+static int is_plain_data(const mesh_envelope *e)
+{
+    return e->base.descriptor == &meshara__wire__envelope__descriptor &&
+           e->body_case == MESHARA__WIRE__ENVELOPE__BODY_DATA && e->data &&
+           e->data->base.descriptor == &meshara__wire__app_data__descriptor;
+}
+
+/* Framed mode: e (is_plain_data) as frame(pad(wire(e))), streamed (the same bytes as
+ * mesh_session_frame_create makes). Codes as write_frame, plus MESH_ERR_TOO_BIG. */
+static int send_data_streamed(mesh_session *s, const mesh_envelope *e)
+{
+    mesh_envelope v = *e; /* shallow: only the version differs (as mesh_wire_encode) */
+    v.version = MESH_WIRE_VERSION;
+    size_t wlen = meshara__wire__envelope__get_packed_size(&v);
+    size_t padded = mesh_pad_size(wlen);
+    uint8_t hdr[MESH_FRAME_HDR_LEN + MESH_PAD_HDR_LEN];
+    if (padded == 0 || mesh_frame_header(hdr, padded, s->cfg.max_frame) != MESH_OK)
+        return MESH_ERR_TOO_BIG;
+    /* pad.h: the padded block starts with the payload length, 4 bytes big-endian */
+    hdr[4] = (uint8_t)(wlen >> 24);
+    hdr[5] = (uint8_t)(wlen >> 16);
+    hdr[6] = (uint8_t)(wlen >> 8);
+    hdr[7] = (uint8_t)wlen;
+    size_t total = MESH_FRAME_HDR_LEN + padded;
+    tx_writer w = {.base.append = tx_append, .s = s};
+    w.cap = total < MESH_TLS_RECORD_MAX ? total : MESH_TLS_RECORD_MAX;
+    w.stage = malloc(w.cap);
+    if (!w.stage)
+        return MESH_ERR_NOMEM;
+    tx_put(&w, hdr, sizeof hdr);
+    size_t packed = meshara__wire__envelope__pack_to_buffer(&v, &w.base);
+    tx_put(&w, NULL, padded - MESH_PAD_HDR_LEN - wlen);
+    if (w.staged && w.rc == MESH_OK)
+        tx_write(&w, w.stage, w.staged);
+    free(w.stage);
+    int rc = w.rc;
+    if (rc == MESH_OK && packed != wlen)
+        rc = MESH_ERR_INTERNAL; /* a frame with a wrong length went out: the stream is lost */
+    else if (rc == MESH_ERR_NOMEM && w.written > 0)
+        rc = MESH_ERR_TLS; /* part of the frame went out: not "nothing sent" */
+    if (rc == MESH_OK && s->write_err)
+        rc = s->write_err;
+    if (rc == MESH_OK)
+        s->st.msgs_sent++;
+    return rc;
+}
+
 /* Encode and send an envelope now (no queue check): hello, heartbeats, application. */
 static int send_envelope(mesh_session *s, const mesh_envelope *e)
 {
+    if (!s->h2 && is_plain_data(e))
+        return send_data_streamed(s, e);
     uint8_t *f = NULL;
     size_t flen = 0;
     int rc = mesh_session_frame_create(e, s->cfg.max_frame, &f, &flen);
@@ -486,7 +612,7 @@ static int dispatch(mesh_session *s, const mesh_envelope *e)
     case MESHARA__WIRE__ENVELOPE__BODY_GOODBYE:
         s->peer_reason = e->goodbye->reason;
         s->orderly = 1;
-        end_session(s, MESH_OK, 0);
+        end_session(s, peer_close_reason(s), 0);
         return MESH_OK;
     default:
         if (s->cbs.on_message)
@@ -495,17 +621,92 @@ static int dispatch(mesh_session *s, const mesh_envelope *e)
     }
 }
 
-/* Frame decoder callback. A non-OK return stops the decoder. */
+/* A protobuf varint of at most max bytes at p (< end). Returns the byte after it, or NULL. */
+static const uint8_t *varint(const uint8_t *p, const uint8_t *end, int max, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (int i = 0; i < max && p < end; i++) {
+        uint8_t b = *p++;
+        x |= (uint64_t)(b & 0x7f) << (7 * i);
+        if (!(b & 0x80)) {
+            *v = x;
+            return p;
+        }
+    }
+    return NULL;
+}
+
+enum data_view_tags { /* one-byte protobuf tags: field number << 3 | wire type */
+    TAG_VERSION = 1 << 3 | 0,
+    TAG_DATA = MESHARA__WIRE__ENVELOPE__BODY_DATA << 3 | 2,
+    TAG_MSG_ID = 1 << 3 | 0,
+    TAG_PAYLOAD = 2 << 3 | 2,
+    TAG_ACK = 3 << 3 | 0,
+    VARINT_MAX = 9, /* bytes: values < 2^63, read exactly as protobuf-c reads them */
+    LENGTH_MAX = 5, /* bytes of a length prefix (protobuf-c's limit) */
+};
+_Static_assert(TAG_DATA < 0x80, "the data tag is one byte");
+
+/* The AppData fast path: an envelope in the exact form every encoder (ours included) gives
+ * Envelope{version 1, data AppData{msg_id, payload, ack_requested}} — fields in order, each at
+ * most once, one-byte tags, no unknown fields — is viewed in place: d->payload points into p
+ * (borrowed like any envelope handed to on_message) instead of protobuf-c copying it. For such
+ * input protobuf-c yields the same values and mesh_wire_decode accepts it. Returns 1 with *e
+ * set, or 0 for anything else, which mesh_wire_decode then judges (so this path never decides
+ * what is rejected). */
+static int data_view(const uint8_t *p, size_t len, mesh_envelope *e, Meshara__Wire__AppData *d)
+{
+    const uint8_t *end = p + len;
+    uint64_t v = 0;
+    if (p == end || *p++ != TAG_VERSION || !(p = varint(p, end, VARINT_MAX, &v)) ||
+        v != MESH_WIRE_VERSION)
+        return 0;
+    if (p == end || *p++ != TAG_DATA || !(p = varint(p, end, LENGTH_MAX, &v)) ||
+        v != (uint64_t)(end - p))
+        return 0;
+    *d = (Meshara__Wire__AppData)MESHARA__WIRE__APP_DATA__INIT;
+    if (p < end && *p == TAG_MSG_ID && !(p = varint(p + 1, end, VARINT_MAX, &d->msg_id)))
+        return 0;
+    if (p < end && *p == TAG_PAYLOAD) {
+        if (!(p = varint(p + 1, end, LENGTH_MAX, &v)) || v > (uint64_t)(end - p))
+            return 0;
+        d->payload.len = (size_t)v;
+        d->payload.data = v ? (uint8_t *)p : NULL;
+        p += v;
+    }
+    if (p < end && *p == TAG_ACK) {
+        if (end - p < 2 || p[1] > 1) /* a bool as 0 or 1 in one byte */
+            return 0;
+        d->ack_requested = p[1];
+        p += 2;
+    }
+    if (p != end)
+        return 0;
+    *e = (mesh_envelope)MESHARA__WIRE__ENVELOPE__INIT;
+    e->version = MESH_WIRE_VERSION;
+    e->body_case = MESHARA__WIRE__ENVELOPE__BODY_DATA;
+    e->data = d;
+    return 1;
+}
+
+/* One frame's payload (framed mode) or HTTP/2 message: the padded envelope. A non-OK return
+ * ends the input. */
 static int on_frame(void *ud, const uint8_t *payload, size_t len)
 {
     mesh_session *s = ud;
-    mesh_envelope *e = NULL;
-    int rc = mesh_session_frame_consume(payload, len, &e);
+    const uint8_t *body = NULL;
+    size_t blen = 0;
+    int rc = mesh_pad_decode(payload, len, &body, &blen);
     if (rc != MESH_OK)
+        return rc;
+    mesh_envelope view, *e = &view;
+    Meshara__Wire__AppData data;
+    if (!data_view(body, blen, &view, &data) && (rc = mesh_wire_decode(body, blen, &e)) != MESH_OK)
         return rc;
     s->st.msgs_received++;
     rc = dispatch(s, e);
-    mesh_wire_free(e);
+    if (e != &view)
+        mesh_wire_free(e);
     if (rc == MESH_OK && stopped(s))
         rc = MESH_ERR_CLOSED; /* stop feeding: the session is going away */
     return rc;
@@ -543,7 +744,100 @@ static void tls_done(mesh_session *s)
         end_session(s, rc, 0);
 }
 
-/* Drive TLS with what was fed: handshake, then plaintext through the frame decoder. */
+/* Bytes of an unfinished frame held in rx: non-zero at the end of the stream = truncated. */
+static size_t rx_partial(const mesh_session *s)
+{
+    return s->rx_len - s->rx_off;
+}
+
+/* Room for want more bytes at rx + rx_len: moves the unfinished frame to the front first
+ * (at most one TLS record of it: reads stop at frame ends), then grows rx. */
+static int rx_reserve(mesh_session *s, size_t want)
+{
+    if (s->rx_len + want <= s->rx_cap)
+        return MESH_OK;
+    size_t have = rx_partial(s);
+    if (s->rx_off > 0) {
+        memmove(s->rx, s->rx + s->rx_off, have);
+        s->rx_off = 0;
+        s->rx_len = have;
+    }
+    if (have + want <= s->rx_cap)
+        return MESH_OK;
+    uint8_t *n = realloc(s->rx, have + want);
+    if (!n)
+        return MESH_ERR_NOMEM;
+    s->rx = n;
+    s->rx_cap = have + want;
+    return MESH_OK;
+}
+
+/* An idle session holds no receive buffer. */
+static void rx_release_if_empty(mesh_session *s)
+{
+    if (s->rx && rx_partial(s) == 0) {
+        free(s->rx);
+        s->rx = NULL;
+        s->rx_cap = s->rx_off = s->rx_len = 0;
+    }
+}
+
+/* Framed mode: read plaintext into rx and hand out every complete frame in place (4-byte
+ * big-endian length, frame.h; a length above max_frame is refused as soon as its 4 bytes are
+ * in). While a frame's length is known, reads stop at its end, so the next frame starts at
+ * the front of rx. Returns MESH_OK when TLS has nothing more to give, MESH_ERR_CLOSED at the
+ * peer's close_notify, else the code that ends the session. Callers check stopped(s) first:
+ * an application callback may have closed or freed the session. */
+static int framed_input(mesh_session *s)
+{
+    for (;;) {
+        size_t want = MESH_TLS_RECORD_MAX; /* no length known yet: take what TLS has */
+        while (rx_partial(s) >= MESH_FRAME_HDR_LEN) {
+            const uint8_t *f = s->rx + s->rx_off;
+            size_t len = (size_t)f[0] << 24 | (size_t)f[1] << 16 | (size_t)f[2] << 8 | f[3];
+            if (len > s->cfg.max_frame)
+                return MESH_ERR_TOO_BIG;
+            if (rx_partial(s) - MESH_FRAME_HDR_LEN < len) {
+                want = MESH_FRAME_HDR_LEN + len - rx_partial(s);
+                break;
+            }
+            s->rx_off += MESH_FRAME_HDR_LEN + len;
+            int rc = on_frame(s, f + MESH_FRAME_HDR_LEN, len);
+            if (rc != MESH_OK)
+                return rc;
+        }
+        if (rx_partial(s) == 0)
+            s->rx_off = s->rx_len = 0;
+        int rc = rx_reserve(s, want);
+        if (rc != MESH_OK)
+            return rc;
+        long n = mesh_tls_read(s->tls, s->rx + s->rx_len, want);
+        if (n <= 0)
+            return (int)n;
+        s->rx_len += (size_t)n;
+    }
+}
+
+/* HTTP/2 mode: plaintext through nghttp2 (which delimits the messages), then whatever it
+ * wants to send. Returns like framed_input; a GOAWAY without error counts as close_notify. */
+static int h2_input(mesh_session *s)
+{
+    uint8_t buf[MESH_TLS_RECORD_MAX];
+    for (;;) {
+        long n = mesh_tls_read(s->tls, buf, sizeof buf);
+        if (n <= 0)
+            return (int)n;
+        s->in_h2 = 1;
+        int rc = mesh_h2_recv(s->h2, buf, (size_t)n);
+        s->in_h2 = 0;
+        if (!stopped(s) && rc == MESH_OK)
+            rc = h2_flush(s); /* answers, window updates, what callbacks queued */
+        if (rc != MESH_OK || stopped(s))
+            return rc;
+    }
+}
+
+/* Drive TLS with what was fed: handshake, then the plaintext. */
 static void process_input(mesh_session *s)
 {
     if (s->state == MESH_SESSION_HANDSHAKING) {
@@ -561,41 +855,17 @@ static void process_input(mesh_session *s)
         if (stopped(s))
             return;
     }
-    uint8_t buf[MESH_TLS_RECORD_MAX];
-    for (;;) {
-        long n = mesh_tls_read(s->tls, buf, sizeof buf);
-        if (n == 0)
-            break;
-        if (n == MESH_ERR_CLOSED) { /* close_notify */
-            s->orderly = 1;
-            end_session(s, mesh_frame_partial(&s->dec) ? MESH_ERR_TRUNCATED : MESH_OK, 0);
-            return;
-        }
-        if (n < 0) {
-            end_session(s, (int)n, 0);
-            return;
-        }
-        int rc;
-        if (s->h2) {
-            s->in_h2 = 1;
-            rc = mesh_h2_recv(s->h2, buf, (size_t)n);
-            s->in_h2 = 0;
-            if (!stopped(s) && rc == MESH_OK)
-                rc = h2_flush(s); /* answers, window updates, what callbacks queued */
-            if (!stopped(s) && rc == MESH_ERR_CLOSED) { /* GOAWAY without error */
-                s->orderly = 1;
-                rc = MESH_OK;
-                end_session(s, MESH_OK, 0);
-            }
-        } else {
-            rc = mesh_frame_feed(&s->dec, buf, (size_t)n, on_frame, s);
-        }
-        if (stopped(s))
-            return;
-        if (rc != MESH_OK) {
-            end_session(s, rc, 0);
-            return;
-        }
+    int rc = s->h2 ? h2_input(s) : framed_input(s);
+    if (stopped(s))
+        return;
+    if (rc == MESH_ERR_CLOSED) { /* close_notify (or GOAWAY without error) */
+        s->orderly = 1;
+        end_session(s, rx_partial(s) ? MESH_ERR_TRUNCATED : peer_close_reason(s), 0);
+        return;
+    }
+    if (rc != MESH_OK) {
+        end_session(s, rc, 0);
+        return;
     }
     if (s->write_err)
         end_session(s, s->write_err, 1);
@@ -630,6 +900,7 @@ static void st_data(mesh_stream *st, const uint8_t *data, size_t len, void *ud)
         else
             process_input(s);
     }
+    rx_release_if_empty(s);
     leave(s);
 }
 
@@ -655,10 +926,12 @@ static void st_closed(mesh_stream *st, int reason, void *ud)
     s->stream = NULL; /* released by the driver (env rule 4) */
     int r = reason;
     if (reason == MESH_OK) { /* FIN */
-        if (mesh_frame_partial(&s->dec) || (s->tls && mesh_tls_partial(s->tls)))
+        if (rx_partial(s) || (s->tls && mesh_tls_partial(s->tls)))
             r = MESH_ERR_TRUNCATED;
         else if (!s->orderly)
             r = MESH_ERR_CLOSED; /* no goodbye, no close_notify */
+        else
+            r = peer_close_reason(s);
     }
     end_session(s, r, 0);
     leave(s);
@@ -743,7 +1016,6 @@ static int session_new(mesh_session **out, const mesh_env *env, mesh_tls_ctx *tl
         s->cbs = *cbs;
     s->ud = ud;
     fill_defaults(&s->cfg, cfg);
-    mesh_frame_dec_init(&s->dec, s->cfg.max_frame);
     s->st.created_at = now_of(s);
     s->timer = env->ops->timer_new(env->obj, on_timer, s);
     static const char *const h2_only[] = {MESH_SESSION_H2_ALPN, NULL};

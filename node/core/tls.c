@@ -427,6 +427,12 @@ void mesh_tls_lib_free(mesh_tls_lib *l)
     free(l);
 }
 
+/* TLS 1.3 suites in the order Chrome and Firefox offer them: AES-128-GCM first (OpenSSL's
+ * default list starts with AES-256-GCM, 40 % slower per byte and a rarer first choice on the
+ * wire), ChaCha20 for machines without AES instructions, AES-256-GCM last. */
+#define MESH_TLS_CIPHERSUITES                                                                      \
+    "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384"
+
 static int make_ssl_ctx(mesh_tls_ctx *c, int max_version)
 {
     c->ssl = SSL_CTX_new_ex(c->libctx, NULL, TLS_method());
@@ -437,7 +443,9 @@ static int make_ssl_ctx(mesh_tls_ctx *c, int max_version)
         min_version = TLS1_2_VERSION;
     if (!SSL_CTX_set_min_proto_version(c->ssl, min_version) ||
         !SSL_CTX_set_max_proto_version(c->ssl, max_version ? max_version : TLS1_3_VERSION) ||
-        !SSL_CTX_set_num_tickets(c->ssl, 0) || SSL_CTX_use_certificate(c->ssl, c->cert) != 1 ||
+        !SSL_CTX_set_num_tickets(c->ssl, 0) ||
+        SSL_CTX_set_ciphersuites(c->ssl, MESH_TLS_CIPHERSUITES) != 1 ||
+        SSL_CTX_use_certificate(c->ssl, c->cert) != 1 ||
         SSL_CTX_use_PrivateKey(c->ssl, c->pkey) != 1 || SSL_CTX_check_private_key(c->ssl) != 1)
         return MESH_ERR_TLS;
     SSL_CTX_set_options(c->ssl, SSL_OP_NO_TICKET);
@@ -750,8 +758,11 @@ int mesh_tls_handshake(mesh_tls *t)
     unsigned int sel_len = 0;
     SSL_get0_alpn_selected(t->ssl, &sel, &sel_len);
     if (sel_len == 0) {
-        /* A server that ignored our ALPN offer; we require a protocol. */
-        snprintf(t->err, sizeof t->err, "peer selected no application protocol");
+        /* We require a protocol. A client met a server that ignored its offer; a server met
+         * a client that offered none (alpn_select only runs for a client that offers). */
+        snprintf(t->err, sizeof t->err,
+                 t->is_server ? "client offered no application protocol"
+                              : "server selected no application protocol");
         mesh_log(t->ctx->env, MESH_LOG_DEBUG, "tls: %s", t->err);
         return t->failed = MESH_ERR_ALPN;
     }

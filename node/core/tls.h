@@ -15,7 +15,10 @@
  * self-signed X.509 certificate, made in memory from the Ed25519 identity (serial from env
  * randomness, validity from fixed strings: nothing reads the real clock), and the SSL_CTX: TLS 1.3
  * only, no session tickets, no session cache, the peer's certificate accepted as-is (the peer
- * proves its identity afterwards with a hello bound to the TLS exporter: session.h).
+ * proves its identity afterwards with a hello bound to the TLS exporter: session.h). Cipher
+ * suites in browsers' order, TLS_AES_128_GCM_SHA256, TLS_CHACHA20_POLY1305_SHA256,
+ * TLS_AES_256_GCM_SHA384 (OpenSSL's default puts AES-256 first: slower, and less common on the
+ * wire), so two nodes use AES-128-GCM.
  *
  *  mesh_tls — one per connection. Ciphertext from the network goes in with mesh_tls_feed();
  *  ciphertext to send comes out through the `out` callback given at creation, synchronously

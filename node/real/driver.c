@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -28,6 +29,41 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/util.h>
+
+/* Stream I/O sizes (private to this driver). libevent 2.1's bufferevent reads at most 4096
+ * bytes per readiness event (EVBUFFER_MAX_READ, not configurable before 2.2) and writes at
+ * most 16 KiB: at gigabytes per second that is one epoll_wait + ioctl + readv per 4 KiB, which
+ * cost the receiver of a bulk session most of its time. So streams read with recv() straight
+ * into one buffer per driver (on_data gets it contiguous, no evbuffer in between), and the
+ * bufferevent, used for output only, may write a whole queue in one writev. */
+enum real_stream_io {
+    REAL_STREAM_READ_MAX = 256 * 1024,   /* bytes one recv() may deliver to on_data */
+    REAL_STREAM_READS_PER_TURN = 4,      /* full reads per stream per loop turn (fairness) */
+    REAL_STREAM_WRITE_MAX = 1024 * 1024, /* bytes one writev() may take from the queue */
+    REAL_OUT_BLOCK = 16384 + 512,        /* an out_block: one TLS record (16 KiB + overhead) */
+    REAL_OUT_BLOCK_MIN = 8192,           /* smaller writes are copied into libevent's chains */
+    REAL_OUT_POOL_MAX = 256,             /* blocks kept for reuse per driver (~4 MiB) */
+};
+
+/* Output memory for record-sized stream writes. A bulk sender queues megabytes (a session's
+ * send queue) that drain a moment later; as libevent chains (malloc/free) that memory went back
+ * to the system each time glibc trimmed the heap and was faulted in again on the next fill —
+ * a quarter of a sender's time. Blocks from this pool are copied into once and handed to the
+ * output evbuffer by reference; libevent gives them back when they are sent. libevent may do
+ * that late (bufferevents are finalized from the loop, even from event_base_free() after
+ * mesh_real_free()), so the pool is counted and outlives the driver while blocks are out. */
+typedef struct out_block {
+    struct out_pool *pool;
+    struct out_block *next; /* in the pool's free list */
+    uint8_t data[REAL_OUT_BLOCK];
+} out_block;
+
+typedef struct out_pool {
+    out_block *free; /* kept for reuse, at most REAL_OUT_POOL_MAX */
+    size_t nfree;
+    size_t refs; /* blocks out in evbuffers, + 1 while the driver lives */
+    int alive;   /* the driver has not been freed: keep returning blocks */
+} out_pool;
 
 /* ---- object layouts ------------------------------------------------------------------- */
 
@@ -76,7 +112,8 @@ enum stream_state {
 struct mesh_stream {
     LIST_LINKS(struct mesh_stream);
     mesh_real *r;
-    struct bufferevent *bev; /* owns the socket (BEV_OPT_CLOSE_ON_FREE) */
+    struct bufferevent *bev; /* owns the socket (BEV_OPT_CLOSE_ON_FREE); output only */
+    struct event *rd_ev;     /* readability of the socket: stream_read_cb */
     struct event *conn_ev;   /* connect completion (outgoing streams while connecting) */
     struct event *timer;     /* connect timeout, then linger timeout */
     mesh_stream_cbs cbs;
@@ -153,6 +190,10 @@ struct mesh_real {
     void *mdns_ctx;   /* mesh_real_set_mdns() */
     void (*mdns_free)(void *ctx);
     uint8_t dgram_buf[MESH_REAL_DGRAM_MAX]; /* receive buffer shared by this driver's sockets */
+    /* Receive buffer shared by this driver's streams: on_data borrows it for the callback
+     * only (rule 3), and no read happens inside a callback (rule 1), so one is enough. */
+    uint8_t stream_buf[REAL_STREAM_READ_MAX];
+    out_pool *out; /* see out_block */
 };
 
 static const mesh_env_ops REAL_OPS;
@@ -397,7 +438,7 @@ static void real_timer_free(void *obj, mesh_timer *t)
 
 /* ---- streams ------------------------------------------------------------------------------ */
 
-static void stream_readcb(struct bufferevent *bev, void *arg);
+static void stream_read_cb(evutil_socket_t fd, short what, void *arg);
 static void stream_writecb(struct bufferevent *bev, void *arg);
 static void stream_eventcb(struct bufferevent *bev, short what, void *arg);
 static void stream_finish_release(mesh_stream *s);
@@ -409,6 +450,8 @@ static void stream_destroy(mesh_stream *s)
         event_free(s->conn_ev);
     if (s->timer)
         event_free(s->timer);
+    if (s->rd_ev)
+        event_free(s->rd_ev); /* before the socket it watches is closed */
     if (s->bev)
         bufferevent_free(s->bev); /* closes the socket */
     free(s);
@@ -431,18 +474,40 @@ static mesh_stream *stream_alloc(mesh_real *r, evutil_socket_t fd)
     mesh_stream *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
-    s->bev = bufferevent_socket_new(r->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    /* The read event first: on failure the caller still owns fd (the bufferevent would
+     * close it). */
+    s->rd_ev = event_new(r->base, fd, EV_READ | EV_PERSIST, stream_read_cb, s);
+    s->bev = s->rd_ev ? bufferevent_socket_new(r->base, fd, BEV_OPT_CLOSE_ON_FREE) : NULL;
     if (!s->bev) {
+        if (s->rd_ev)
+            event_free(s->rd_ev);
         free(s);
         return NULL;
     }
     s->r = r;
-    bufferevent_setcb(s->bev, stream_readcb, stream_writecb, stream_eventcb, s);
+    /* Output only: input is read by stream_read_cb (see enum real_stream_io). */
+    bufferevent_setcb(s->bev, NULL, stream_writecb, stream_eventcb, s);
+    bufferevent_set_max_single_write(s->bev, REAL_STREAM_WRITE_MAX);
     /* Low write watermark 0: the write callback (→ on_writable) runs when the output buffer
      * is completely drained to the kernel. */
     bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
     LIST_INSERT(r->streams, s);
     return s;
+}
+
+/* Start (or resume) both directions; reading only while the peer has not sent its FIN (a
+ * FIN stays readable for ever). */
+static void stream_io_enable(mesh_stream *s)
+{
+    bufferevent_enable(s->bev, EV_WRITE);
+    if (!s->peer_eof)
+        event_add(s->rd_ev, NULL);
+}
+
+static void stream_io_disable(mesh_stream *s)
+{
+    bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+    event_del(s->rd_ev);
 }
 
 /* Report the end of the stream to the core, then finish it: after a peer FIN our queued
@@ -458,23 +523,6 @@ static void stream_report_closed(mesh_stream *s, int reason)
     }
     if (s->busy == 0)
         stream_finish_release(s);
-}
-
-/* Hand everything in the input buffer to the core, one contiguous chunk at a time, draining
- * each chunk after its callback (rule 3: the pointer is only valid during the call). */
-static void stream_deliver(mesh_stream *s)
-{
-    struct evbuffer *in = bufferevent_get_input(s->bev);
-    s->busy++;
-    while (!s->released && evbuffer_get_length(in) > 0) {
-        struct evbuffer_iovec vec;
-        if (evbuffer_peek(in, -1, NULL, &vec, 1) < 1 || vec.iov_len == 0)
-            break;
-        if (s->cbs.on_data)
-            s->cbs.on_data(s, vec.iov_base, vec.iov_len, s->ud);
-        evbuffer_drain(in, vec.iov_len);
-    }
-    s->busy--;
 }
 
 /* Graceful close of a stream the core no longer holds: flush, FIN, discard input, close. */
@@ -507,10 +555,7 @@ static void stream_enter_linger(mesh_stream *s)
         return;
     }
     evtimer_add(s->timer, &tv);
-    if (!s->peer_eof)
-        bufferevent_enable(s->bev, EV_READ | EV_WRITE);
-    else
-        bufferevent_enable(s->bev, EV_WRITE);
+    stream_io_enable(s); /* reads are discarded now, until the peer's FIN */
     linger_check(s);
 }
 
@@ -525,16 +570,73 @@ static void stream_finish_release(mesh_stream *s)
         stream_abort(s);
 }
 
-static void stream_readcb(struct bufferevent *bev, void *arg)
+/* The peer's FIN (recv() returned 0). */
+static void stream_read_eof(mesh_stream *s)
 {
-    mesh_stream *s = arg;
+    s->peer_eof = 1;
+    event_del(s->rd_ev);
+    if (s->state == STREAM_LINGER)
+        linger_check(s);
+    else
+        stream_report_closed(s, MESH_OK); /* after every byte before it was delivered */
+}
+
+/* recv() failed with err (not EAGAIN). */
+static void stream_read_failed(mesh_stream *s, int err)
+{
+    event_del(s->rd_ev);
     if (s->state == STREAM_LINGER) {
-        evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
+        stream_destroy(s);
         return;
     }
-    stream_deliver(s);
-    if (s->released && s->busy == 0)
-        stream_finish_release(s);
+    real_logf(s->r, MESH_LOG_DEBUG, "stream %p: %s", (void *)s,
+              evutil_socket_error_to_string(err));
+    stream_report_closed(s, errno_to_mesh(err));
+}
+
+/* Read up to `turns` full buffers from the socket, handing each read to on_data (the buffer
+ * is drained by the callback's return: rule 3); in LINGER the bytes are discarded. A FIN or
+ * an error ends the stream. Returns 1 if the stream is still open for the core, 0 if it was
+ * released, reported closed or destroyed (s must not be touched then). */
+static int stream_read(mesh_stream *s, int turns)
+{
+    mesh_real *r = s->r;
+    evutil_socket_t fd = bufferevent_getfd(s->bev);
+    for (int turn = 0; turn < turns; turn++) {
+        ssize_t n = recv(fd, r->stream_buf, sizeof r->stream_buf, 0);
+        if (n < 0) {
+            int err = errno;
+            if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR)
+                break;
+            stream_read_failed(s, err);
+            return 0;
+        }
+        if (n == 0) {
+            stream_read_eof(s);
+            return 0;
+        }
+        if (s->state != STREAM_LINGER) {
+            s->busy++;
+            if (s->cbs.on_data)
+                s->cbs.on_data(s, r->stream_buf, (size_t)n, s->ud);
+            s->busy--;
+            if (s->released) {
+                if (s->busy == 0)
+                    stream_finish_release(s);
+                return 0;
+            }
+        }
+        if ((size_t)n < sizeof r->stream_buf)
+            break; /* the socket is drained */
+    }
+    return s->state != STREAM_LINGER;
+}
+
+static void stream_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)stream_read(arg, REAL_STREAM_READS_PER_TURN);
 }
 
 static void stream_writecb(struct bufferevent *bev, void *arg)
@@ -559,44 +661,29 @@ static void stream_writecb(struct bufferevent *bev, void *arg)
         stream_finish_release(s);
 }
 
+/* The bufferevent only writes, so what it reports is a failed write (or a write of 0 bytes,
+ * which libevent calls EOF). */
 static void stream_eventcb(struct bufferevent *bev, short what, void *arg)
 {
+    (void)bev;
     mesh_stream *s = arg;
     int err = EVUTIL_SOCKET_ERROR();
+    if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+        return;
     if (s->state == STREAM_LINGER) {
-        if (what & BEV_EVENT_EOF) {
-            s->peer_eof = 1;
-            evbuffer_drain(bufferevent_get_input(bev),
-                           evbuffer_get_length(bufferevent_get_input(bev)));
-            linger_check(s);
-        } else if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
-            stream_destroy(s);
-        }
+        stream_destroy(s);
         return;
     }
     if (s->released)
         return;
-    if (what & BEV_EVENT_EOF) {
-        /* All received bytes first, then the FIN (env.h: MESH_OK after all data). */
-        stream_deliver(s);
-        if (s->released) {
-            if (s->busy == 0)
-                stream_finish_release(s);
-            return;
-        }
-        s->peer_eof = 1;
-        stream_report_closed(s, MESH_OK);
-    } else if (what & BEV_EVENT_ERROR) {
-        stream_deliver(s);
-        if (s->released) {
-            if (s->busy == 0)
-                stream_finish_release(s);
-            return;
-        }
-        real_logf(s->r, MESH_LOG_DEBUG, "stream %p: %s", (void *)s,
-                  evutil_socket_error_to_string(err));
-        stream_report_closed(s, errno_to_mesh(err));
-    }
+    /* Whatever the peer sent before the failure is delivered first (its FIN or the error
+     * may be reported from there). */
+    if (!stream_read(s, INT_MAX))
+        return;
+    real_logf(s->r, MESH_LOG_DEBUG, "stream %p: write: %s", (void *)s,
+              evutil_socket_error_to_string(err));
+    event_del(s->rd_ev);
+    stream_report_closed(s, (what & BEV_EVENT_ERROR) ? errno_to_mesh(err) : MESH_ERR_RESET);
 }
 
 static void stream_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -636,7 +723,7 @@ static void stream_connect_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     s->state = STREAM_OPEN;
-    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+    stream_io_enable(s);
     if (s->cbs.on_connected) {
         s->busy++;
         s->cbs.on_connected(s, s->ud);
@@ -674,7 +761,7 @@ static mesh_stream *real_connect(void *obj, const mesh_addr *to, const mesh_stre
         return NULL;
     }
     /* Until connected the bufferevent stays disabled: writes just queue in its output. */
-    bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+    stream_io_disable(s);
     s->state = STREAM_CONNECTING;
     if (cbs)
         s->cbs = *cbs;
@@ -710,17 +797,63 @@ static void real_stream_set_cbs(void *obj, mesh_stream *s, const mesh_stream_cbs
     s->ud = ud;
 }
 
+static void out_pool_unref(out_pool *p)
+{
+    if (--p->refs == 0)
+        free(p);
+}
+
+/* evbuffer cleanup of a referenced block: back to the pool (or freed). */
+static void out_block_done(const void *data, size_t len, void *extra)
+{
+    (void)data;
+    (void)len;
+    out_block *b = extra;
+    out_pool *p = b->pool;
+    if (p->alive && p->nfree < REAL_OUT_POOL_MAX) {
+        b->next = p->free;
+        p->free = b;
+        p->nfree++;
+    } else {
+        free(b);
+    }
+    out_pool_unref(p);
+}
+
+/* Copy data (len <= REAL_OUT_BLOCK) into a pool block referenced by out. 0 or -1. */
+static int out_add(out_pool *p, struct evbuffer *out, const void *data, size_t len)
+{
+    out_block *b = p->free;
+    if (b) {
+        p->free = b->next;
+        p->nfree--;
+    } else if (!(b = malloc(sizeof *b))) {
+        return -1;
+    }
+    b->pool = p;
+    memcpy(b->data, data, len);
+    if (evbuffer_add_reference(out, b->data, len, out_block_done, b) != 0) {
+        free(b); /* libevent did not take it: no cleanup will come */
+        return -1;
+    }
+    p->refs++;
+    return 0;
+}
+
 static int real_stream_write(void *obj, mesh_stream *s, const void *data, size_t len)
 {
-    (void)obj;
+    mesh_real *r = obj;
     if (!s || (!data && len > 0))
         return MESH_ERR_INVAL;
     if (s->released || s->peer_eof)
         return MESH_ERR_CLOSED;
     if (len == 0)
         return MESH_OK;
-    /* bufferevent_write only appends (copying) and schedules the socket write for the loop. */
-    if (bufferevent_write(s->bev, data, len) != 0)
+    /* Both only append (copying) and schedule the socket write for the loop. */
+    int rc = len >= REAL_OUT_BLOCK_MIN && len <= REAL_OUT_BLOCK
+                 ? out_add(r->out, bufferevent_get_output(s->bev), data, len)
+                 : bufferevent_write(s->bev, data, len);
+    if (rc != 0)
         return MESH_ERR_NOMEM;
     s->want_writable = 1;
     return MESH_OK;
@@ -802,7 +935,7 @@ static void listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, s
         close(fd);
         return;
     }
-    bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+    stream_io_disable(s);
     s->state = STREAM_OPEN;
     if (l->cb) {
         l->busy++;
@@ -814,7 +947,7 @@ static void listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, s
     if (s->released)
         stream_finish_release(s);
     else
-        bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+        stream_io_enable(s);
     if (l->released && l->busy == 0)
         listener_destroy(l);
 }
@@ -1308,6 +1441,13 @@ int mesh_real_new(mesh_real **out, struct event_base *base, const mesh_real_conf
         r->cfg.connect_timeout_ms = MESH_REAL_CONNECT_TIMEOUT_MS;
     if (r->cfg.linger_timeout_ms == 0)
         r->cfg.linger_timeout_ms = MESH_REAL_LINGER_TIMEOUT_MS;
+    r->out = calloc(1, sizeof *r->out);
+    if (!r->out) {
+        free(r);
+        return MESH_ERR_NOMEM;
+    }
+    r->out->refs = 1;
+    r->out->alive = 1;
     if (base) {
         r->base = base;
     } else {
@@ -1319,6 +1459,7 @@ int mesh_real_new(mesh_real **out, struct event_base *base, const mesh_real_conf
         if (ec)
             event_config_free(ec);
         if (!r->base) {
+            free(r->out);
             free(r);
             return MESH_ERR_IO;
         }
@@ -1368,6 +1509,15 @@ void mesh_real_free(mesh_real *r)
         resolve_destroy(r->resolves);
     if (r->own_base)
         event_base_free(r->base);
+    /* Blocks still out come back to a pool that frees them (out_block_done). */
+    while (r->out->free) {
+        out_block *b = r->out->free;
+        r->out->free = b->next;
+        free(b);
+    }
+    r->out->nfree = 0;
+    r->out->alive = 0;
+    out_pool_unref(r->out);
     free(r);
 }
 
