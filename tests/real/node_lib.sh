@@ -81,6 +81,9 @@ count_log() {
 node_start() {
   local name=$1
   shift
+  # a restarted node's old output must not satisfy the wait below before the new process
+  # has truncated it (the redirection happens in the background job, later)
+  rm -f "$WORK/$name.out"
   "$NODE" run --key "$WORK/$name.key" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
   NODE_PID[$name]=$!
   wait_log "$WORK/$name.out" '^listening ' 5 || fail "$name did not start listening"
