@@ -13,8 +13,8 @@
  * Copies (throughput: a session should move bytes at a good fraction of AES-GCM speed).
  *  - Receiving (framed mode): TLS plaintext is read straight into rx, each read stopping at
  *    the end of the frame being assembled, so a frame of any size is contiguous there and is
- *    handed out in place — no reassembly copy. rx is kept while a frame is unfinished and
- *    freed whenever it empties at the end of an input event (an idle session holds none).
+ *    handed out in place — no reassembly copy. rx is kept while a frame or a TLS record is
+ *    unfinished and freed when an input event leaves neither (an idle session holds none).
  *  - Sending AppData (framed mode): the frame is never built. Its bytes are produced in order
  *    (frame prefix, pad header, protobuf-c packing into a ProtobufCBuffer, zero padding) into
  *    a writer that passes whole TLS records' worth of the payload to TLS straight from the
@@ -772,10 +772,12 @@ static int rx_reserve(mesh_session *s, size_t want)
     return MESH_OK;
 }
 
-/* An idle session holds no receive buffer. */
+/* An idle session holds no receive buffer: rx is freed once it is empty and TLS holds no part
+ * of a record either. While a bulk stream is mid-record, the next input is coming and needs a
+ * buffer as large: freeing and refilling it then cost page faults on every input event. */
 static void rx_release_if_empty(mesh_session *s)
 {
-    if (s->rx && rx_partial(s) == 0) {
+    if (s->rx && rx_partial(s) == 0 && (!s->tls || mesh_tls_partial(s->tls) == 0)) {
         free(s->rx);
         s->rx = NULL;
         s->rx_cap = s->rx_off = s->rx_len = 0;

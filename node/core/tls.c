@@ -583,15 +583,22 @@ static int bio_in_read(BIO *b, char *data, int len)
     size_t n = len > 0 && (size_t)len < avail ? (size_t)len : avail;
     memcpy(data, t->in + t->in_off, n);
     t->in_off += n;
-    if (t->in_off == t->in_len) {
-        t->in_off = t->in_len = 0;
-        if (t->in_cap > (size_t)MESH_TLS_IN_KEEP) { /* idle connections hold no input buffer */
-            free(t->in);
-            t->in = NULL;
-            t->in_cap = 0;
-        }
-    }
+    if (t->in_off == t->in_len)
+        t->in_off = t->in_len = 0; /* kept: in_release_if_idle() decides */
     return (int)n;
+}
+
+/* Free the drained input buffer unless OpenSSL holds part of a record: then more ciphertext is
+ * on its way and the buffer is about to be needed again (freeing and refilling a large buffer
+ * on every feed of a bulk stream cost page faults). An idle connection holds none. */
+static void in_release_if_idle(mesh_tls *t)
+{
+    if (t->in && t->in_len == t->in_off && t->in_cap > (size_t)MESH_TLS_IN_KEEP &&
+        !SSL_has_pending(t->ssl)) {
+        free(t->in);
+        t->in = NULL;
+        t->in_cap = t->in_off = t->in_len = 0;
+    }
 }
 
 static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
@@ -746,6 +753,7 @@ int mesh_tls_handshake(mesh_tls *t)
         return MESH_OK;
     ERR_clear_error();
     int ret = SSL_do_handshake(t->ssl);
+    in_release_if_idle(t);
     if (ret != 1) {
         int rc = ssl_failure(t, ret, "handshake");
         if (rc == MESH_ERR_CLOSED) { /* close_notify during the handshake */
@@ -792,6 +800,7 @@ long mesh_tls_read(mesh_tls *t, uint8_t *buf, size_t cap)
     int ret = SSL_read_ex(t->ssl, buf, cap, &got);
     if (ret == 1)
         return (long)got;
+    in_release_if_idle(t);
     int rc = ssl_failure(t, ret, "read");
     return rc == MESH_ERR_AGAIN ? 0 : rc;
 }

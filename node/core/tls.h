@@ -49,7 +49,8 @@ enum mesh_tls_limits {
     MESH_TLS_SERIAL_LEN = 16,     /* certificate serial: random bytes, top bit clear */
     MESH_TLS_EXPORT_MAX = 64,     /* bytes mesh_tls_export() hands out at once */
     MESH_TLS_RECORD_MAX = 16384,  /* largest plaintext of one TLS record */
-    MESH_TLS_IN_KEEP = 0,         /* input buffer kept when drained (0: freed: idle = no buffer) */
+    MESH_TLS_IN_KEEP = 0, /* input buffer kept when drained and no record is half read (0: freed:
+                           * idle = no buffer; kept while a bulk stream is mid-record) */
     MESH_TLS_IN_MAX = 4 << 20,    /* ciphertext fed but not yet consumed: beyond, an error */
 };
 

@@ -37,8 +37,8 @@
  * into one buffer per driver (on_data gets it contiguous, no evbuffer in between), and the
  * bufferevent, used for output only, may write a whole queue in one writev. */
 enum real_stream_io {
-    REAL_STREAM_READ_MAX = 256 * 1024,   /* bytes one recv() may deliver to on_data */
-    REAL_STREAM_READS_PER_TURN = 4,      /* full reads per stream per loop turn (fairness) */
+    REAL_STREAM_READ_MAX = 64 * 1024,    /* bytes one recv() may deliver to on_data */
+    REAL_STREAM_READS_PER_TURN = 16,     /* full reads per stream per loop turn (fairness) */
     REAL_STREAM_WRITE_MAX = 1024 * 1024, /* bytes one writev() may take from the queue */
     REAL_OUT_BLOCK = 16384 + 512,        /* an out_block: one TLS record (16 KiB + overhead) */
     REAL_OUT_BLOCK_MIN = 8192,           /* smaller writes are copied into libevent's chains */
