@@ -2,8 +2,10 @@
  *
  * Events are ordered by (time, insertion sequence): two events at the same virtual time run
  * in the order they were scheduled, so a run is a pure function of its inputs. The queue is
- * an implicit 8-ary min-heap of (time, seq, slot) keys; event bodies live in a slot array
- * recycled through a free list, so scheduling does not allocate once the arrays have grown.
+ * a ladder queue of (time, seq, slot) keys (a small heap of the nearest keys, calendars of
+ * unsorted buckets, an unsorted far-future array; sched.c says why); event bodies live in a
+ * slot array recycled through a free list, so scheduling rarely allocates once the arrays
+ * have grown.
  *
  * Handles: sim_sched_at() returns a sim_event_id that names (slot, generation). A slot's
  * generation changes when its event fires or is cancelled, so cancelling a stale id (already

@@ -199,6 +199,231 @@ static void test_lazy_cancel_compaction(void)
     sim_sched_free(s);
 }
 
+/* Differential test of the tiered queue against a brute-force model: a random mix of
+ * schedules (at now, near, spread, far, bursts at one time, next to MESH_TIME_NEVER),
+ * cancels and steps; every step must fire the model's (time, insertion)-least pending event.
+ * The bulk loads are large enough that the queue builds rungs, splits crowded buckets into
+ * finer rungs, and caps the ladder depth, and the cancels hit keys in every tier. */
+enum { MODEL_MAX = 60000 };
+
+typedef struct model {
+    sim_sched *s;
+    mesh_time when[MODEL_MAX];
+    sim_event_id id[MODEL_MAX];
+    unsigned char live[MODEL_MAX];
+    int n;     /* events ever scheduled (their index is their insertion order) */
+    int fired; /* index of the event that just ran, or -1 */
+    int *pend; /* indices of live events, unordered */
+    int npend;
+    sim_rng g;
+} model;
+
+static void model_fire(void *ctx, void *arg)
+{
+    model *m = ctx;
+    m->fired = (int)(intptr_t)arg;
+}
+
+static void model_at(model *m, mesh_time t)
+{
+    CU_ASSERT_FATAL(m->n < MODEL_MAX);
+    int i = m->n++;
+    CU_ASSERT_EQUAL_FATAL(sim_sched_at(m->s, t, SIM_EV_USER, (uint64_t)i, model_fire, m,
+                                       (void *)(intptr_t)i, &m->id[i]),
+                          MESH_OK);
+    m->when[i] = t;
+    m->live[i] = 1;
+    m->pend[m->npend++] = i;
+}
+
+static void model_drop(model *m, int k)
+{
+    m->live[m->pend[k]] = 0;
+    m->pend[k] = m->pend[--m->npend];
+}
+
+static void model_cancel_random(model *m)
+{
+    if (m->npend == 0)
+        return;
+    int k = (int)sim_rng_below(&m->g, (uint64_t)m->npend);
+    int i = m->pend[k];
+    CU_ASSERT_EQUAL(sim_sched_cancel(m->s, m->id[i]), MESH_OK);
+    CU_ASSERT_EQUAL(sim_sched_cancel(m->s, m->id[i]), MESH_ERR_NOT_FOUND);
+    CU_ASSERT_FALSE(sim_sched_pending_id(m->s, m->id[i]));
+    model_drop(m, k);
+}
+
+/* One step; checks the fired event against the model. */
+static void model_step(model *m)
+{
+    int best = -1, bk = -1;
+    for (int k = 0; k < m->npend; k++) {
+        int i = m->pend[k];
+        if (best < 0 || m->when[i] < m->when[best] || (m->when[i] == m->when[best] && i < best)) {
+            best = i;
+            bk = k;
+        }
+    }
+    m->fired = -1;
+    int rc = sim_sched_step(m->s);
+    if (best < 0) {
+        CU_ASSERT_EQUAL_FATAL(rc, 0);
+        return;
+    }
+    CU_ASSERT_EQUAL_FATAL(rc, 1);
+    CU_ASSERT_EQUAL_FATAL(m->fired, best);
+    CU_ASSERT_EQUAL_FATAL(sim_sched_now(m->s), m->when[best]);
+    CU_ASSERT_FALSE(sim_sched_pending_id(m->s, m->id[best]));
+    CU_ASSERT_EQUAL(sim_sched_cancel(m->s, m->id[best]), MESH_ERR_NOT_FOUND);
+    model_drop(m, bk);
+}
+
+static mesh_time model_pick_time(model *m, mesh_time burst)
+{
+    mesh_time now = sim_sched_now(m->s);
+    switch (sim_rng_below(&m->g, 8)) {
+    case 0:
+        return now;
+    case 1:
+        return now + sim_rng_below(&m->g, 100);
+    case 2:
+        return burst > now ? burst : now;
+    case 3:
+        return now + sim_rng_below(&m->g, 1000000000ULL);
+    case 4: /* far future, close to the largest time there is */
+        return MESH_TIME_NEVER - 1 - sim_rng_below(&m->g, 4);
+    default:
+        return now + sim_rng_below(&m->g, 10000000ULL);
+    }
+}
+
+static model *model_new(uint64_t seed)
+{
+    static model mm;
+    static int pend[MODEL_MAX];
+    model *m = &mm;
+    memset(m, 0, sizeof *m);
+    m->pend = pend;
+    sim_rng_seed(&m->g, seed);
+    CU_ASSERT_EQUAL_FATAL(sim_sched_new(&m->s), MESH_OK);
+    return m;
+}
+
+static void model_check_pending(model *m)
+{
+    CU_ASSERT_EQUAL(sim_sched_pending(m->s), (size_t)m->npend);
+}
+
+static void test_tiers_against_model(void)
+{
+    for (uint64_t seed = 1; seed <= 3; seed++) {
+        model *m = model_new(seed);
+        /* bulk: a spread-out population (one rung), a crowded burst (a bucket to split), and
+         * far-future outliers (the first rung's buckets become huge: the ladder deepens) */
+        for (int i = 0; i < 6000; i++)
+            model_at(m, sim_rng_below(&m->g, 10000000ULL));
+        for (int i = 0; i < 4000; i++)
+            model_at(m, 5000000 + sim_rng_below(&m->g, 50));
+        if (seed != 2)
+            for (int i = 0; i < 3; i++)
+                model_at(m, MESH_TIME_NEVER - 1 - (mesh_time)i);
+        model_check_pending(m);
+        mesh_time burst = 7000000;
+        for (int it = 0; it < 30000 && m->n < MODEL_MAX - 10; it++) {
+            uint64_t a = sim_rng_below(&m->g, 10);
+            if (a < 4)
+                model_at(m, model_pick_time(m, burst));
+            else if (a < 5)
+                model_cancel_random(m);
+            else
+                model_step(m);
+            if (it % 5000 == 0)
+                burst = sim_sched_now(m->s) + sim_rng_below(&m->g, 1000000);
+        }
+        model_check_pending(m);
+        /* cancel half of what is left (keys now sit in the heap, in rungs and in top) */
+        for (int k = m->npend / 2; k > 0; k--)
+            model_cancel_random(m);
+        model_check_pending(m);
+        while (m->npend > 0)
+            model_step(m);
+        model_step(m); /* empty: returns 0 */
+        CU_ASSERT_EQUAL(sim_sched_pending(m->s), 0);
+        sim_sched_free(m->s);
+    }
+}
+
+/* Every event at one time: they form one bucket of width 1 (no rung can split it) and must
+ * still run in insertion order, with events scheduled at now during the run going last. */
+static void test_all_at_one_time(void)
+{
+    model *m = model_new(11);
+    for (int i = 0; i < 20000; i++)
+        model_at(m, 123456789);
+    for (int i = 0; i < 5000; i++)
+        model_cancel_random(m);
+    for (int i = 0; i < 100; i++)
+        model_step(m);
+    for (int i = 0; i < 300; i++)
+        model_at(m, 123456789);
+    model_check_pending(m);
+    while (m->npend > 0)
+        model_step(m);
+    model_step(m);
+    sim_sched_free(m->s);
+}
+
+/* Times at the very end of the clock (bucket ranges that would overflow 64 bits), reached
+ * with run_until: the clock lands there and events can still be scheduled at it. */
+static void test_far_future(void)
+{
+    model *m = model_new(12);
+    for (int i = 0; i < 3000; i++)
+        model_at(m, MESH_TIME_NEVER - 1 - sim_rng_below(&m->g, 3000));
+    for (int i = 0; i < 3000; i++)
+        model_at(m, sim_rng_below(&m->g, 1ULL << 62));
+    for (int i = 0; i < 3000; i++)
+        model_step(m);
+    CU_ASSERT_EQUAL(sim_sched_run_until(m->s, MESH_TIME_NEVER - 4000), MESH_OK);
+    CU_ASSERT_EQUAL(sim_sched_now(m->s), MESH_TIME_NEVER - 4000);
+    /* run_until ran nothing here: every pending event is later */
+    CU_ASSERT_EQUAL(sim_sched_pending(m->s), (size_t)m->npend);
+    for (int i = 0; i < 500; i++)
+        model_at(m, MESH_TIME_NEVER - 1 - sim_rng_below(&m->g, 3000));
+    CU_ASSERT_EQUAL(sim_sched_at(m->s, MESH_TIME_NEVER, SIM_EV_USER, 0, model_fire, m, NULL, NULL),
+                    MESH_ERR_INVAL);
+    while (m->npend > 0)
+        model_step(m);
+    CU_ASSERT_EQUAL(sim_sched_now(m->s), MESH_TIME_NEVER - 1);
+    sim_sched_free(m->s);
+}
+
+/* Cancel everything in every tier, then the queue is reused: the stale keys (and the
+ * rungs they sat in) must not resurface, and counts stay exact. */
+static void test_cancel_all_then_reuse(void)
+{
+    model *m = model_new(13);
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 8000; i++)
+            model_at(m, sim_sched_now(m->s) + sim_rng_below(&m->g, 1000000));
+        for (int i = 0; i < 50; i++)
+            model_step(m); /* heap, rungs and top all hold keys now */
+        for (int i = 0; i < 30; i++)
+            model_at(m, sim_sched_now(m->s) + sim_rng_below(&m->g, 2000000));
+        while (m->npend > 0)
+            model_cancel_random(m);
+        CU_ASSERT_EQUAL(sim_sched_pending(m->s), 0);
+        model_step(m);
+        CU_ASSERT_EQUAL(sim_sched_run(m->s), MESH_OK);
+    }
+    for (int i = 0; i < 100; i++)
+        model_at(m, sim_sched_now(m->s) + sim_rng_below(&m->g, 100));
+    while (m->npend > 0)
+        model_step(m);
+    sim_sched_free(m->s);
+}
+
 static void test_time_never_backwards(void)
 {
     rec r;
@@ -344,7 +569,11 @@ static CU_TestInfo tests[] = {
     {"many ties keep insertion order", test_many_ties_keep_insertion_order},
     {"cancel, stale handles, cancel inside a handler", test_cancel},
     {"random schedule matches a sorted model", test_random_against_model},
-    {"lazy cancel with heap rebuilds keeps order and counts", test_lazy_cancel_compaction},
+    {"lazy cancel with compaction keeps order and counts", test_lazy_cancel_compaction},
+    {"tiers (heap, rungs, split buckets, top) match a brute-force model", test_tiers_against_model},
+    {"all events at one time", test_all_at_one_time},
+    {"far-future events next to MESH_TIME_NEVER", test_far_future},
+    {"cancel everything in every tier, then reuse", test_cancel_all_then_reuse},
     {"time never goes backwards", test_time_never_backwards},
     {"event cap and stop", test_cap_and_stop},
     {"fingerprint: same run equal, one event differs", test_fingerprint},
