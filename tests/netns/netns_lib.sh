@@ -112,3 +112,22 @@ avahi_start() {
 avahi_pid() {
     in_ns "$1" cat /run/avahi-daemon/pid
 }
+
+# wait_for FILE ERE SECONDS: until grep -E finds ERE in FILE.
+wait_for() {
+    local i
+    for i in $(seq $(($3 * 10))); do
+        grep -Eq -- "$2" "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# show FILE...: the last lines of files in TMP, for a failure's context.
+show() {
+    local f
+    for f in "$@"; do
+        echo "--- $f"
+        tail -n 60 "$TMP/$f" 2>/dev/null
+    done
+}

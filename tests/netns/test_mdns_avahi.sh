@@ -50,23 +50,6 @@ peer_bg() {
     STARTED+=("$PEER_PID")
 }
 
-# wait_for FILE PATTERN SECONDS: until grep finds PATTERN in FILE.
-wait_for() {
-    local i
-    for i in $(seq $(($3 * 10))); do
-        grep -q -- "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
-
-show() {
-    local f
-    for f in "$@"; do
-        echo "--- $f"
-        cat "$TMP/$f" 2>/dev/null
-    done
-}
 
 host_add a 1
 host_add b 2

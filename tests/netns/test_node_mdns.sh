@@ -42,21 +42,6 @@ node_bg() { # node_bg NAME: meshara-node run --mdns in namespace NAME, logs in $
         --heartbeat 1000 >"$TMP/$name.out" 2>"$TMP/$name.err") &
     STARTED+=($!)
 }
-wait_for() {
-    local i
-    for i in $(seq $(($3 * 10))); do
-        grep -Eq -- "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
-show() {
-    local f
-    for f in "$@"; do
-        echo "--- $f"
-        tail -n 30 "$TMP/$f" 2>/dev/null
-    done
-}
 
 host_add a 1
 host_add b 2
