@@ -43,7 +43,10 @@ void mesh_test_require_root(const char *what)
     }
 }
 
-static mesh_time tenv_now(void *obj) { return ((mesh_test_env *)obj)->now; }
+static mesh_time tenv_now(void *obj)
+{
+    return ((mesh_test_env *)obj)->now;
+}
 
 static void tenv_random(void *obj, uint8_t *buf, size_t len)
 {
@@ -76,4 +79,19 @@ void mesh_test_env_init(mesh_test_env *t, uint64_t seed)
     t->rng = seed ? seed : 0x9e3779b97f4a7c15ULL;
     t->env.ops = &TEST_ENV_OPS;
     t->env.obj = t;
+}
+
+void mesh_test_buf_add(mesh_test_buf *x, const void *d, size_t n)
+{
+    if (x->len + n > x->cap) {
+        size_t cap = x->cap ? x->cap : 4096;
+        while (cap < x->len + n)
+            cap *= 2;
+        x->b = realloc(x->b, cap);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(x->b);
+        x->cap = cap;
+    }
+    if (n)
+        memcpy(x->b + x->len, d, n);
+    x->len += n;
 }

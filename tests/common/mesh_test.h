@@ -28,4 +28,12 @@ typedef struct mesh_test_env {
 } mesh_test_env;
 void mesh_test_env_init(mesh_test_env *t, uint64_t seed);
 
+/* A growable byte buffer (zero-initialise it; free b when done). */
+typedef struct mesh_test_buf {
+    uint8_t *b;
+    size_t len, cap;
+} mesh_test_buf;
+/* Append n bytes (d may be NULL when n is 0); out of memory fails the test. */
+void mesh_test_buf_add(mesh_test_buf *x, const void *d, size_t n);
+
 #endif

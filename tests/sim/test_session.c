@@ -543,32 +543,13 @@ static void test_many_messages_h2(void)
 
 /* ---- MITM relay and pinning ---------------------------------------------------------------- */
 
-typedef struct buf {
-    uint8_t *b;
-    size_t len, cap;
-} buf;
-
-static void buf_add(buf *x, const uint8_t *d, size_t n)
-{
-    if (x->len + n > x->cap) {
-        size_t cap = x->cap ? x->cap : 4096;
-        while (cap < x->len + n)
-            cap *= 2;
-        x->b = realloc(x->b, cap);
-        CU_ASSERT_PTR_NOT_NULL_FATAL(x->b);
-        x->cap = cap;
-    }
-    memcpy(x->b + x->len, d, n);
-    x->len += n;
-}
-
 /* A middleman on C: terminates TLS with A (as a server, its own certificate) and with B (as
  * a client), and relays the plaintext — hello envelopes included — verbatim both ways. */
 typedef struct mitm_side {
     struct mitm *m;
     mesh_stream *st;
     mesh_tls *tls;
-    buf pending; /* plaintext for this side, waiting for its TLS */
+    mesh_test_buf pending; /* plaintext for this side, waiting for its TLS */
     int closed;
 } mitm_side;
 
@@ -602,7 +583,7 @@ static void mitm_pump(mitm_side *from, mitm_side *to)
         if (mesh_tls_is_done(to->tls)) {
             CU_ASSERT_EQUAL(mesh_tls_write(to->tls, tmp, (size_t)n), MESH_OK);
         } else {
-            buf_add(&to->pending, tmp, (size_t)n);
+            mesh_test_buf_add(&to->pending, tmp, (size_t)n);
         }
     }
 }

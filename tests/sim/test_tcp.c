@@ -35,10 +35,9 @@ typedef struct ep {
     int connected, accepted, closed, writable;
     mesh_time connected_at, accepted_at, closed_at, writable_at;
     int reason;
-    int after_close; /* callbacks received after on_closed or our own close: must stay 0 */
-    int released;    /* we closed it ourselves */
-    uint8_t *rx;
-    size_t rxlen, rxcap;
+    int after_close;  /* callbacks received after on_closed or our own close: must stay 0 */
+    int released;     /* we closed it ourselves */
+    mesh_test_buf rx; /* bytes received */
     int ndata;
     mesh_time data_at[MAX_DATA_EVENTS];
     size_t data_len[MAX_DATA_EVENTS];
@@ -92,8 +91,8 @@ static void tw_free(tw *w)
     sim_tcp_free(w->tcp);
     sim_net_free(w->net);
     sim_sched_free(w->s);
-    free(w->cli.rx);
-    free(w->srv.rx);
+    free(w->cli.rx.b);
+    free(w->srv.rx.b);
 }
 
 static mesh_time now_of(const ep *e)
@@ -131,16 +130,7 @@ static void on_data(sim_tcp_conn *c, const uint8_t *data, size_t len, void *ud)
         e->data_len[e->ndata] = len;
     }
     e->ndata++;
-    if (e->rxlen + len > e->rxcap) {
-        size_t nc = e->rxcap ? e->rxcap : 4096;
-        while (nc < e->rxlen + len)
-            nc *= 2;
-        e->rx = realloc(e->rx, nc);
-        CU_ASSERT_PTR_NOT_NULL_FATAL(e->rx);
-        e->rxcap = nc;
-    }
-    memcpy(e->rx + e->rxlen, data, len);
-    e->rxlen += len;
+    mesh_test_buf_add(&e->rx, data, len);
     if (e->close_in_data)
         ep_close(e, c, e->close_how);
 }
@@ -224,7 +214,7 @@ static void tw_run(tw *w)
 /* A new client connecting now is refused one RTT later (the old client record is dropped). */
 static void expect_refused_now(tw *w)
 {
-    free(w->cli.rx);
+    free(w->cli.rx.b);
     memset(&w->cli, 0, sizeof w->cli);
     w->cli.w = w;
     mesh_time t0 = sim_sched_now(w->s);
@@ -260,8 +250,8 @@ static uint8_t *send_on_connect(ep *e, size_t n, uint32_t salt)
 /* e received exactly these n bytes, in order. */
 static void expect_rx(const ep *e, const void *bytes, size_t n)
 {
-    CU_ASSERT_EQUAL_FATAL(e->rxlen, n);
-    CU_ASSERT_EQUAL(memcmp(e->rx, bytes, n), 0);
+    CU_ASSERT_EQUAL_FATAL(e->rx.len, n);
+    CU_ASSERT_EQUAL(memcmp(e->rx.b, bytes, n), 0);
 }
 
 /* ---- a middlebox that counts (and optionally drops) matching TCP segments ---------------- */
@@ -653,8 +643,8 @@ static void test_abort_drops_queued_bytes(void)
     CU_ASSERT_EQUAL(sim_sched_at(w.s, T, SIM_EV_USER, 0, abort_cli, &w, NULL, NULL), MESH_OK);
     tw_run(&w);
     CU_ASSERT_EQUAL(w.srv.reason, MESH_ERR_RESET);
-    CU_ASSERT_TRUE(w.srv.rxlen > 0 && w.srv.rxlen < N);
-    CU_ASSERT_EQUAL(memcmp(w.srv.rx, buf, w.srv.rxlen), 0);
+    CU_ASSERT_TRUE(w.srv.rx.len > 0 && w.srv.rx.len < N);
+    CU_ASSERT_EQUAL(memcmp(w.srv.rx.b, buf, w.srv.rx.len), 0);
     CU_ASSERT_EQUAL(w.srv.after_close, 0);
     free(buf);
     tw_free(&w);
@@ -677,8 +667,8 @@ static void test_lost_segment_waits_for_rto(void)
         tw_connect(&w);
         tw_run(&w);
         CU_ASSERT_EQUAL_FATAL(w.srv.ndata, 1);
-        CU_ASSERT_EQUAL(w.srv.rxlen, sizeof msg);
-        CU_ASSERT_EQUAL(memcmp(w.srv.rx, msg, sizeof msg), 0);
+        CU_ASSERT_EQUAL(w.srv.rx.len, sizeof msg);
+        CU_ASSERT_EQUAL(memcmp(w.srv.rx.b, msg, sizeof msg), 0);
         mesh_time expect = RTT + ONE_WAY + (lose ? SIM_TCP_DEFAULT_MIN_RTO_MS * MS : 0);
         CU_ASSERT_EQUAL(w.srv.data_at[0], expect);
         CU_ASSERT_EQUAL(sim_tcp_get_stats(w.tcp).retransmits, (uint64_t)lose);
@@ -822,8 +812,8 @@ static void test_bottleneck_tail_drops_recovered(void)
         w.cli.close_how = MESH_CLOSE_GRACEFUL;
         tw_connect(&w);
         tw_run(&w);
-        CU_ASSERT_EQUAL(w.srv.rxlen, N);
-        CU_ASSERT_TRUE(w.srv.rxlen == N && memcmp(w.srv.rx, buf, N) == 0);
+        CU_ASSERT_EQUAL(w.srv.rx.len, N);
+        CU_ASSERT_TRUE(w.srv.rx.len == N && memcmp(w.srv.rx.b, buf, N) == 0);
         CU_ASSERT_EQUAL(w.srv.reason, MESH_OK);
         CU_ASSERT_TRUE(sim_host_down_stats(w.b).tail_drops > 0);
         CU_ASSERT_TRUE(sim_tcp_get_stats(w.tcp).retransmits > 0);
@@ -927,7 +917,7 @@ static void test_close_inside_on_data(void)
     tw_connect(&w);
     tw_run(&w);
     CU_ASSERT_EQUAL(w.srv.ndata, 1);
-    CU_ASSERT_EQUAL(w.srv.rxlen, SIM_TCP_DEFAULT_MSS);
+    CU_ASSERT_EQUAL(w.srv.rx.len, SIM_TCP_DEFAULT_MSS);
     CU_ASSERT_EQUAL(w.srv.after_close, 0);
     CU_ASSERT_EQUAL(w.srv.closed, 0);
     CU_ASSERT_EQUAL(w.cli.closed, 1);
@@ -970,7 +960,7 @@ static void test_close_inside_on_connected(void)
     CU_ASSERT_EQUAL(w.srv.accepted_at, RTT + ONE_WAY);
     CU_ASSERT_EQUAL(w.srv.reason, MESH_ERR_RESET);
     CU_ASSERT_EQUAL(w.srv.closed_at, RTT + ONE_WAY);
-    CU_ASSERT_EQUAL(w.srv.rxlen, 0);
+    CU_ASSERT_EQUAL(w.srv.rx.len, 0);
     CU_ASSERT_EQUAL(sim_tcp_get_stats(w.tcp).conns_live, 0);
     tw_free(&w);
 }
@@ -998,7 +988,7 @@ static void test_close_inside_accept(void)
     tw_connect(&w);
     tw_run(&w);
     CU_ASSERT_EQUAL(w.srv.accepted, 1);
-    CU_ASSERT_EQUAL(w.srv.rxlen, sizeof msg);
+    CU_ASSERT_EQUAL(w.srv.rx.len, sizeof msg);
     CU_ASSERT_EQUAL(w.cli.closed + w.srv.closed, 0);
     /* a second client: refused now */
     expect_refused_now(&w);

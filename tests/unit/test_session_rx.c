@@ -22,25 +22,7 @@
 
 enum { MAX_MSGS = 64, BIG = 300000 };
 
-typedef struct bytes {
-    uint8_t *d;
-    size_t len, cap;
-} bytes;
-
-static void bytes_add(bytes *b, const uint8_t *d, size_t n)
-{
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n)
-            cap *= 2;
-        b->d = realloc(b->d, cap);
-        CU_ASSERT_PTR_NOT_NULL_FATAL(b->d);
-        b->cap = cap;
-    }
-    if (n)
-        memcpy(b->d + b->len, d, n);
-    b->len += n;
-}
+typedef mesh_test_buf bytes;
 
 /* The server side's env: a test env for clock/rng/log plus one fake stream and dummy timers. */
 typedef struct harness {
@@ -105,7 +87,7 @@ static int h_write(void *o, mesh_stream *s, const void *d, size_t n)
     harness *h = o;
     if (h->stream_closed)
         return MESH_ERR_CLOSED;
-    bytes_add(&h->to_client, d, n);
+    mesh_test_buf_add(&h->to_client, d, n);
     return MESH_OK;
 }
 static size_t h_pending(void *o, mesh_stream *s)
@@ -130,7 +112,7 @@ static void h_close(void *o, mesh_stream *s, int how)
 
 static void cli_out(void *ud, const uint8_t *d, size_t n)
 {
-    bytes_add(&((harness *)ud)->to_server, d, n);
+    mesh_test_buf_add(&((harness *)ud)->to_server, d, n);
 }
 
 static void srv_connected(mesh_session *s, void *ud)
@@ -148,7 +130,7 @@ static void srv_message(mesh_session *s, const mesh_envelope *e, void *ud)
     CU_ASSERT_EQUAL_FATAL(mesh_wire_encode(e, &w, &wlen), MESH_OK);
     bytes *b = &h->msgs[h->nmsgs++];
     b->len = 0;
-    bytes_add(b, w, wlen);
+    mesh_test_buf_add(b, w, wlen);
     free(w);
 }
 static void srv_closed(mesh_session *s, int reason, void *ud)
@@ -168,13 +150,13 @@ static void pump(harness *h, size_t piece)
             h->to_server = (bytes){0};
             for (size_t off = 0; off < in.len && !h->stream_closed;) {
                 size_t n = piece && in.len - off > piece ? piece : in.len - off;
-                h->scbs.on_data((mesh_stream *)(void *)&g_stream, in.d + off, n, h->sud);
+                h->scbs.on_data((mesh_stream *)(void *)&g_stream, in.b + off, n, h->sud);
                 off += n;
             }
-            free(in.d);
+            free(in.b);
         }
         if (h->to_client.len) {
-            CU_ASSERT_EQUAL(mesh_tls_feed(h->cli, h->to_client.d, h->to_client.len), MESH_OK);
+            CU_ASSERT_EQUAL(mesh_tls_feed(h->cli, h->to_client.b, h->to_client.len), MESH_OK);
             h->to_client.len = 0;
             if (mesh_tls_handshake(h->cli) == MESH_OK)
                 while (mesh_tls_read(h->cli, tmp, sizeof tmp) > 0) {
@@ -248,10 +230,10 @@ static void harness_stop(harness *h)
     mesh_tls_ctx_free(h->ctx_c);
     mesh_identity_free(h->id_s);
     mesh_identity_free(h->id_c);
-    free(h->to_client.d);
-    free(h->to_server.d);
+    free(h->to_client.b);
+    free(h->to_server.b);
     for (size_t i = 0; i < MAX_MSGS; i++)
-        free(h->msgs[i].d);
+        free(h->msgs[i].b);
 }
 
 /* Envelope bytes → one frame (prefix + padded block), appended to out. */
@@ -263,7 +245,7 @@ static void frame_of(const uint8_t *env, size_t len, bytes *out)
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
     CU_ASSERT_EQUAL_FATAL(mesh_pad_encode(env, len, f + MESH_FRAME_HDR_LEN, padded), (long)padded);
     CU_ASSERT_EQUAL_FATAL(mesh_frame_header(f, padded, MESH_FRAME_ABS_MAX), MESH_OK);
-    bytes_add(out, f, MESH_FRAME_HDR_LEN + padded);
+    mesh_test_buf_add(out, f, MESH_FRAME_HDR_LEN + padded);
     free(f);
 }
 
@@ -279,7 +261,7 @@ static int reference(const uint8_t *env, size_t len, bytes *enc, int *body)
     size_t wlen = 0;
     CU_ASSERT_EQUAL_FATAL(mesh_wire_encode(e, &w, &wlen), MESH_OK);
     enc->len = 0;
-    bytes_add(enc, w, wlen);
+    mesh_test_buf_add(enc, w, wlen);
     free(w);
     mesh_wire_free(e);
     return MESH_OK;
@@ -297,7 +279,7 @@ static int check_one(harness *h, const uint8_t *env, size_t len, size_t chunk, s
     size_t before = h->nmsgs;
     for (size_t off = 0; off < frame.len;) {
         size_t n = chunk && frame.len - off > chunk ? chunk : frame.len - off;
-        CU_ASSERT_EQUAL_FATAL(mesh_tls_write(h->cli, frame.d + off, n), MESH_OK);
+        CU_ASSERT_EQUAL_FATAL(mesh_tls_write(h->cli, frame.b + off, n), MESH_OK);
         off += n;
     }
     pump(h, piece);
@@ -310,13 +292,13 @@ static int check_one(harness *h, const uint8_t *env, size_t len, size_t chunk, s
     } else if (body == MESHARA__WIRE__ENVELOPE__BODY_DATA) {
         CU_ASSERT_EQUAL_FATAL(h->nmsgs, before + 1);
         CU_ASSERT_EQUAL(h->msgs[before].len, ref.len);
-        CU_ASSERT(memcmp(h->msgs[before].d, ref.d, ref.len) == 0);
+        CU_ASSERT(memcmp(h->msgs[before].b, ref.b, ref.len) == 0);
         h->nmsgs = 0;
     } else {
         usable = 0; /* hello, goodbye, heartbeat...: the session's own business */
     }
-    free(ref.d);
-    free(frame.d);
+    free(ref.b);
+    free(frame.b);
     return usable && mesh_session_get_state(h->srv) == MESH_SESSION_CONNECTED;
 }
 
@@ -334,11 +316,11 @@ static void put_varint(bytes *b, uint64_t v, int extra) /* extra: overlong by th
     t[n - 1] &= 0x7f;
     if (extra)
         t[n - 1] = 0; /* the last of the overlong bytes */
-    bytes_add(b, t, n);
+    mesh_test_buf_add(b, t, n);
 }
 static void put_byte(bytes *b, uint8_t x)
 {
-    bytes_add(b, &x, 1);
+    mesh_test_buf_add(b, &x, 1);
 }
 
 enum { T_VERSION = 0x08, T_DATA = 14 << 3 | 2, T_MSG = 0x08, T_PAY = 0x12, T_ACK = 0x18 };
@@ -351,7 +333,7 @@ static void wrap(bytes *out, uint64_t version, const bytes *inner, int extra)
     put_varint(out, version, 0);
     put_byte(out, T_DATA);
     put_varint(out, inner->len, extra);
-    bytes_add(out, inner->d, inner->len);
+    mesh_test_buf_add(out, inner->b, inner->len);
 }
 
 static uint8_t *g_payload; /* BIG bytes of a pattern */
@@ -370,7 +352,7 @@ static void canonical(bytes *out, uint64_t id, size_t plen, int ack)
     size_t wlen = 0;
     CU_ASSERT_EQUAL_FATAL(mesh_wire_encode(&e, &w, &wlen), MESH_OK);
     out->len = 0;
-    bytes_add(out, w, wlen);
+    mesh_test_buf_add(out, w, wlen);
     free(w);
 }
 
@@ -394,8 +376,8 @@ static int suite_clean(void)
 static void test_canonical_sizes(void)
 {
     static const size_t sizes[] = {0, 1, 100, 243, 244, 16000, 16372, 16373, 16384, 70000, BIG};
-    static const uint64_t ids[] = {0, 1, 127, 128, 1ULL << 62, (1ULL << 63) - 1, 1ULL << 63,
-                                   UINT64_MAX};
+    static const uint64_t ids[] = {0,          1,         127, 128, 1ULL << 62, (1ULL << 63) - 1,
+                                   1ULL << 63, UINT64_MAX};
     harness h;
     harness_start(&h);
     bytes env = {0};
@@ -403,10 +385,10 @@ static void test_canonical_sizes(void)
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         for (int mode = 0; mode < 3; mode++, k++) {
             canonical(&env, ids[k % 8], sizes[i], mode == 2);
-            CU_ASSERT_FATAL(check_one(&h, env.d, env.len, mode == 1 ? 1000 : 0,
-                                      mode == 1 ? 777 : 0));
+            CU_ASSERT_FATAL(
+                check_one(&h, env.b, env.len, mode == 1 ? 1000 : 0, mode == 1 ? 777 : 0));
         }
-    free(env.d);
+    free(env.b);
     harness_stop(&h);
 }
 
@@ -418,11 +400,11 @@ static void test_batched_frames(void)
     bytes env = {0}, frames = {0};
     for (int i = 0; i < 20; i++) {
         canonical(&env, (uint64_t)i, (size_t)i * 37, 0);
-        frame_of(env.d, env.len, &frames);
+        frame_of(env.b, env.len, &frames);
     }
     canonical(&env, 99, 50000, 1);
-    frame_of(env.d, env.len, &frames);
-    CU_ASSERT_EQUAL(mesh_tls_write(h.cli, frames.d, frames.len), MESH_OK);
+    frame_of(env.b, env.len, &frames);
+    CU_ASSERT_EQUAL(mesh_tls_write(h.cli, frames.b, frames.len), MESH_OK);
     pump(&h, 5000);
     CU_ASSERT_EQUAL_FATAL(h.nmsgs, 21);
     for (int i = 0; i < 21; i++) {
@@ -432,13 +414,13 @@ static void test_batched_frames(void)
             canonical(&env, (uint64_t)i, (size_t)i * 37, 0);
         else
             canonical(&env, 99, 50000, 1);
-        CU_ASSERT_EQUAL(reference(env.d, env.len, &ref, &body), MESH_OK);
-        CU_ASSERT(h.msgs[i].len == ref.len && memcmp(h.msgs[i].d, ref.d, ref.len) == 0);
-        free(ref.d);
+        CU_ASSERT_EQUAL(reference(env.b, env.len, &ref, &body), MESH_OK);
+        CU_ASSERT(h.msgs[i].len == ref.len && memcmp(h.msgs[i].b, ref.b, ref.len) == 0);
+        free(ref.b);
     }
     CU_ASSERT_EQUAL(mesh_session_get_state(h.srv), MESH_SESSION_CONNECTED);
-    free(env.d);
-    free(frames.d);
+    free(env.b);
+    free(frames.b);
     harness_stop(&h);
 }
 
@@ -454,7 +436,7 @@ static void test_noncanonical(void)
         int extra = 0;
         switch (c) {
         case 0: /* payload before msg_id */
-            put_byte(&in, T_PAY), put_varint(&in, 3, 0), bytes_add(&in, g_payload, 3);
+            put_byte(&in, T_PAY), put_varint(&in, 3, 0), mesh_test_buf_add(&in, g_payload, 3);
             put_byte(&in, T_MSG), put_varint(&in, 5, 0);
             break;
         case 1: /* msg_id twice: the last wins */
@@ -463,11 +445,12 @@ static void test_noncanonical(void)
             break;
         case 2: /* payload twice */
             for (int i = 0; i < 2; i++)
-                put_byte(&in, T_PAY), put_varint(&in, 4, 0), bytes_add(&in, g_payload + i, 4);
+                put_byte(&in, T_PAY), put_varint(&in, 4, 0),
+                    mesh_test_buf_add(&in, g_payload + i, 4);
             break;
         case 3: /* overlong varints */
             put_byte(&in, T_MSG), put_varint(&in, 5, 3);
-            put_byte(&in, T_PAY), put_varint(&in, 10, 2), bytes_add(&in, g_payload, 10);
+            put_byte(&in, T_PAY), put_varint(&in, 10, 2), mesh_test_buf_add(&in, g_payload, 10);
             break;
         case 4: /* overlong data length */
             put_byte(&in, T_MSG), put_varint(&in, 5, 0);
@@ -483,14 +466,14 @@ static void test_noncanonical(void)
             break;
         case 7: /* ack before payload */
             put_byte(&in, T_ACK), put_varint(&in, 1, 0);
-            put_byte(&in, T_PAY), put_varint(&in, 2, 0), bytes_add(&in, g_payload, 2);
+            put_byte(&in, T_PAY), put_varint(&in, 2, 0), mesh_test_buf_add(&in, g_payload, 2);
             break;
         case 8: /* version 2 (refused: MESH_ERR_VERSION) */
             put_byte(&in, T_MSG), put_varint(&in, 5, 0);
             version = 2;
             break;
         case 9: /* payload length beyond the message (malformed) */
-            put_byte(&in, T_PAY), put_varint(&in, 50, 0), bytes_add(&in, g_payload, 10);
+            put_byte(&in, T_PAY), put_varint(&in, 50, 0), mesh_test_buf_add(&in, g_payload, 10);
             break;
         case 10: /* a 10-byte msg_id */
             put_byte(&in, T_MSG), put_varint(&in, UINT64_MAX, 0);
@@ -507,11 +490,11 @@ static void test_noncanonical(void)
         if (c == 11) { /* rewrite the version as 0x81 0x00 */
             bytes v = {0};
             put_byte(&v, T_VERSION), put_varint(&v, 1, 1);
-            bytes_add(&v, env.d + 2, env.len - 2);
-            free(env.d);
+            mesh_test_buf_add(&v, env.b + 2, env.len - 2);
+            free(env.b);
             env = v;
         }
-        if (!check_one(&h, env.d, env.len, 0, 0)) {
+        if (!check_one(&h, env.b, env.len, 0, 0)) {
             harness_stop(&h);
             harness_start(&h);
         }
@@ -522,14 +505,15 @@ done:
     put_byte(&in, T_MSG), put_varint(&in, 5, 0);
     wrap(&env, 1, &in, 0);
     bytes twice = {0};
-    bytes_add(&twice, env.d, env.len);
+    mesh_test_buf_add(&twice, env.b, env.len);
     in.len = 0;
-    put_byte(&in, T_PAY), put_varint(&in, 2, 0), bytes_add(&in, g_payload, 2);
-    put_byte(&twice, T_DATA), put_varint(&twice, in.len, 0), bytes_add(&twice, in.d, in.len);
-    (void)check_one(&h, twice.d, twice.len, 0, 0);
-    free(twice.d);
-    free(in.d);
-    free(env.d);
+    put_byte(&in, T_PAY), put_varint(&in, 2, 0), mesh_test_buf_add(&in, g_payload, 2);
+    put_byte(&twice, T_DATA), put_varint(&twice, in.len, 0),
+        mesh_test_buf_add(&twice, in.b, in.len);
+    (void)check_one(&h, twice.b, twice.len, 0, 0);
+    free(twice.b);
+    free(in.b);
+    free(env.b);
     harness_stop(&h);
 }
 
@@ -546,14 +530,14 @@ static void test_random_mutations(void)
         int flips = 1 + (int)(x >> 9) % 3;
         for (int j = 0; j < flips; j++) {
             x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-            env.d[x % env.len] ^= (uint8_t)(1u << (x >> 8) % 8);
+            env.b[x % env.len] ^= (uint8_t)(1u << (x >> 8) % 8);
         }
-        if (!check_one(&h, env.d, env.len, 0, 0)) {
+        if (!check_one(&h, env.b, env.len, 0, 0)) {
             harness_stop(&h);
             harness_start(&h);
         }
     }
-    free(env.d);
+    free(env.b);
     harness_stop(&h);
 }
 

@@ -16,8 +16,7 @@ enum { PUMP_ROUNDS = 32, BIG = 200 * 1000 };
 
 /* A byte pipe: what one side's out_fn produced, and a hash of everything that went through. */
 typedef struct pipe_buf {
-    uint8_t *b;
-    size_t len, cap;
+    mesh_test_buf buf;
     EVP_MD_CTX *all;
     size_t total;
 } pipe_buf;
@@ -25,16 +24,7 @@ typedef struct pipe_buf {
 static void pipe_out(void *ud, const uint8_t *data, size_t len)
 {
     pipe_buf *p = ud;
-    if (p->len + len > p->cap) {
-        size_t cap = p->cap ? p->cap : 4096;
-        while (cap < p->len + len)
-            cap *= 2;
-        p->b = realloc(p->b, cap);
-        CU_ASSERT_PTR_NOT_NULL_FATAL(p->b);
-        p->cap = cap;
-    }
-    memcpy(p->b + p->len, data, len);
-    p->len += len;
+    mesh_test_buf_add(&p->buf, data, len);
     EVP_DigestUpdate(p->all, data, len);
     p->total += len;
 }
@@ -66,16 +56,16 @@ static void node_free(node *n)
     mesh_tls_free(n->t);
     mesh_tls_ctx_free(n->ctx);
     mesh_identity_free(n->id);
-    free(n->out.b);
+    free(n->out.buf.b);
     EVP_MD_CTX_free(n->out.all);
 }
 
 /* Move a's output into b. */
 static void deliver(node *a, node *b)
 {
-    if (a->out.len) {
-        CU_ASSERT_EQUAL(mesh_tls_feed(b->t, a->out.b, a->out.len), MESH_OK);
-        a->out.len = 0;
+    if (a->out.buf.len) {
+        CU_ASSERT_EQUAL(mesh_tls_feed(b->t, a->out.buf.b, a->out.buf.len), MESH_OK);
+        a->out.buf.len = 0;
     }
 }
 
@@ -89,7 +79,8 @@ static void pump(node *c, node *s)
         if (s->hs == MESH_ERR_AGAIN)
             s->hs = mesh_tls_handshake(s->t);
         deliver(s, c);
-        if (c->hs != MESH_ERR_AGAIN && s->hs != MESH_ERR_AGAIN && !c->out.len && !s->out.len)
+        if (c->hs != MESH_ERR_AGAIN && s->hs != MESH_ERR_AGAIN && !c->out.buf.len &&
+            !s->out.buf.len)
             break;
     }
 }
@@ -99,7 +90,7 @@ static void test_handshake_data_close(void)
     node c, s;
     node_init(&c, 1, 0, NULL);
     node_init(&s, 2, 1, NULL);
-    CU_ASSERT_EQUAL(c.out.len, 0); /* nothing until the first handshake call */
+    CU_ASSERT_EQUAL(c.out.buf.len, 0); /* nothing until the first handshake call */
     pump(&c, &s);
     CU_ASSERT_EQUAL(c.hs, MESH_OK);
     CU_ASSERT_EQUAL(s.hs, MESH_OK);
@@ -124,7 +115,7 @@ static void test_handshake_data_close(void)
     for (size_t i = 0; i < BIG; i++)
         big[i] = (uint8_t)(i * 7 + (i >> 8));
     CU_ASSERT_EQUAL(mesh_tls_write(c.t, big, BIG), MESH_OK);
-    CU_ASSERT(c.out.len > BIG); /* records went out at once, with their overhead */
+    CU_ASSERT(c.out.buf.len > BIG); /* records went out at once, with their overhead */
     deliver(&c, &s);
     size_t have = 0;
     long n;
@@ -136,19 +127,19 @@ static void test_handshake_data_close(void)
 
     /* A record fed in two halves: partial until the rest comes. */
     CU_ASSERT_EQUAL(mesh_tls_write(s.t, (const uint8_t *)"pong", 4), MESH_OK);
-    size_t half = s.out.len / 2;
-    CU_ASSERT_EQUAL(mesh_tls_feed(c.t, s.out.b, half), MESH_OK);
+    size_t half = s.out.buf.len / 2;
+    CU_ASSERT_EQUAL(mesh_tls_feed(c.t, s.out.buf.b, half), MESH_OK);
     CU_ASSERT_EQUAL(mesh_tls_read(c.t, got, BIG), 0);
     CU_ASSERT(mesh_tls_partial(c.t) > 0);
-    CU_ASSERT_EQUAL(mesh_tls_feed(c.t, s.out.b + half, s.out.len - half), MESH_OK);
-    s.out.len = 0;
+    CU_ASSERT_EQUAL(mesh_tls_feed(c.t, s.out.buf.b + half, s.out.buf.len - half), MESH_OK);
+    s.out.buf.len = 0;
     CU_ASSERT_EQUAL(mesh_tls_read(c.t, got, BIG), 4);
     CU_ASSERT_EQUAL(memcmp(got, "pong", 4), 0);
     CU_ASSERT_EQUAL(mesh_tls_partial(c.t), 0);
 
     /* close_notify: the peer reads MESH_ERR_CLOSED; writing after our close is refused. */
     CU_ASSERT_EQUAL(mesh_tls_close(c.t), MESH_OK);
-    CU_ASSERT(c.out.len > 0);
+    CU_ASSERT(c.out.buf.len > 0);
     CU_ASSERT_EQUAL(mesh_tls_write(c.t, big, 1), MESH_ERR_STATE);
     deliver(&c, &s);
     CU_ASSERT_EQUAL(mesh_tls_read(s.t, got, BIG), MESH_ERR_CLOSED);
@@ -239,8 +230,8 @@ static void test_server_selects_nothing(void)
     SSL_set_accept_state(ss);
     for (int i = 0; i < PUMP_ROUNDS && c.hs == MESH_ERR_AGAIN; i++) {
         c.hs = mesh_tls_handshake(c.t);
-        BIO_write(rb, c.out.b, (int)c.out.len);
-        c.out.len = 0;
+        BIO_write(rb, c.out.buf.b, (int)c.out.buf.len);
+        c.out.buf.len = 0;
         (void)SSL_do_handshake(ss);
         char tmp[8192];
         int n;
