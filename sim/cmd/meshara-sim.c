@@ -43,6 +43,9 @@ static void usage(FILE *f)
            "  --quiet           no summary table (expectation lines still print)\n"
            "  --no-progress     no progress bar (default: shown when stderr is a terminal)\n"
            "\n"
+           "environment: MESHARA_GIT_REV (see --rev); MESHARA_SIM_LOG=1 prints every simulated\n"
+           "             node's log lines to stderr (large: for debugging one run)\n"
+           "\n"
            "exit codes: 0 ok, 1 run failed, 2 bad usage or scenario, 3 expect: bound not met\n"
            "docs: docs/scenarios.md (format), docs/results.md (database schema)\n");
 }
