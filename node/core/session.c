@@ -377,6 +377,28 @@ static void tls_out(void *ud, const uint8_t *data, size_t len)
     s->st.last_sent_at = now_of(s);
 }
 
+/* Records sealed in the driver's memory (env stream_reserve), when the driver offers it. */
+static uint8_t *tls_reserve(void *ud, size_t len)
+{
+    mesh_session *s = ud;
+    if (!s->stream || s->write_err)
+        return NULL;
+    return s->env.ops->stream_reserve(s->env.obj, s->stream, len);
+}
+
+static void tls_commit(void *ud, size_t len)
+{
+    mesh_session *s = ud;
+    int rc = s->env.ops->stream_commit(s->env.obj, s->stream, len);
+    if (rc != MESH_OK) {
+        s->write_err = rc;
+        return;
+    }
+    s->st.bytes_sent += len;
+    if (len)
+        s->st.last_sent_at = now_of(s);
+}
+
 /* Everything nghttp2 wants to send, through TLS. */
 static int h2_flush(mesh_session *s)
 {
@@ -487,17 +509,14 @@ static int send_data_streamed(mesh_session *s, const mesh_envelope *e)
     hdr[6] = (uint8_t)(wlen >> 8);
     hdr[7] = (uint8_t)wlen;
     size_t total = MESH_FRAME_HDR_LEN + padded;
-    tx_writer w = {.base.append = tx_append, .s = s};
+    uint8_t stage[MESH_TLS_RECORD_MAX];
+    tx_writer w = {.base.append = tx_append, .s = s, .stage = stage};
     w.cap = total < MESH_TLS_RECORD_MAX ? total : MESH_TLS_RECORD_MAX;
-    w.stage = malloc(w.cap);
-    if (!w.stage)
-        return MESH_ERR_NOMEM;
     tx_put(&w, hdr, sizeof hdr);
     size_t packed = meshara__wire__envelope__pack_to_buffer(&v, &w.base);
     tx_put(&w, NULL, padded - MESH_PAD_HDR_LEN - wlen);
     if (w.staged && w.rc == MESH_OK)
         tx_write(&w, w.stage, w.staged);
-    free(w.stage);
     int rc = w.rc;
     if (rc == MESH_OK && packed != wlen)
         rc = MESH_ERR_INTERNAL; /* a frame with a wrong length went out: the stream is lost */
@@ -896,11 +915,15 @@ static void st_data(mesh_stream *st, const uint8_t *data, size_t len, void *ud)
     s->st.bytes_received += len;
     s->st.last_received_at = now_of(s);
     if (s->state >= MESH_SESSION_HANDSHAKING && s->state <= MESH_SESSION_CONNECTED) {
-        int rc = mesh_tls_feed(s->tls, data, len);
-        if (rc != MESH_OK)
+        int rc = mesh_tls_lend(s->tls, data, len); /* read in place, the rest kept below */
+        if (rc != MESH_OK) {
             end_session(s, rc, 1);
-        else
+        } else {
             process_input(s);
+            rc = s->tls ? mesh_tls_keep(s->tls) : MESH_OK;
+            if (rc != MESH_OK && !stopped(s))
+                end_session(s, rc, 1);
+        }
     }
     rx_release_if_empty(s);
     leave(s);
@@ -1023,6 +1046,8 @@ static int session_new(mesh_session **out, const mesh_env *env, mesh_tls_ctx *tl
     static const char *const h2_only[] = {MESH_SESSION_H2_ALPN, NULL};
     const char *const *alpn = is_client && s->cfg.http2 ? h2_only : NULL;
     int rc = s->timer ? mesh_tls_new(&s->tls, tls, !is_client, alpn, tls_out, s) : MESH_ERR_NOMEM;
+    if (rc == MESH_OK && env->ops->stream_reserve && env->ops->stream_commit)
+        mesh_tls_set_reserve(s->tls, tls_reserve, tls_commit);
     if (rc != MESH_OK) {
         destroy(s);
         return rc;

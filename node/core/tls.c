@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/record.h"
+
 /* ---- the env RAND provider ------------------------------------------------------------- */
 
 #define ENVRAND_PROVIDER "meshara-env-rand"
@@ -235,6 +237,7 @@ struct mesh_tls_ctx {
     uint8_t alpn_wire[MESH_TLS_ALPN_MAX * (MESH_TLS_ALPN_NAME_MAX + 1)]; /* RFC 7301 list */
     size_t alpn_len;
     char sni[MESH_TLS_SNI_MAX + 1];
+    uint64_t key_update_after; /* records per key before a KeyUpdate */
 };
 
 /* Log OpenSSL's error queue through the env and empty it. Returns the last packed error. */
@@ -433,6 +436,8 @@ void mesh_tls_lib_free(mesh_tls_lib *l)
 #define MESH_TLS_CIPHERSUITES                                                                      \
     "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384"
 
+static void keylog(const SSL *ssl, const char *line);
+
 static int make_ssl_ctx(mesh_tls_ctx *c, int max_version)
 {
     c->ssl = SSL_CTX_new_ex(c->libctx, NULL, TLS_method());
@@ -454,6 +459,7 @@ static int make_ssl_ctx(mesh_tls_ctx *c, int max_version)
     SSL_CTX_set_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_cert_verify_callback(c->ssl, accept_any_cert, NULL);
     SSL_CTX_set_alpn_select_cb(c->ssl, alpn_select, c);
+    SSL_CTX_set_keylog_callback(c->ssl, keylog);
     return MESH_OK;
 }
 
@@ -477,6 +483,7 @@ int mesh_tls_ctx_new(mesh_tls_ctx **out, const mesh_env *env, const mesh_identit
     c->env = env;
     c->id = id;
     strcpy(c->sni, sni);
+    c->key_update_after = cfg->key_update_after ? cfg->key_update_after : MESH_REC_UPDATE_AFTER;
     int rc = alpn_encode(cfg->alpn, c->alpn_wire, sizeof c->alpn_wire, &c->alpn_len);
     if (rc != MESH_OK)
         goto fail;
@@ -550,9 +557,20 @@ struct mesh_tls {
     mesh_tls_ctx *ctx;
     SSL *ssl;
     mesh_tls_out_fn out_fn;
+    mesh_tls_reserve_fn reserve; /* optional: seal into the sink's memory */
+    mesh_tls_commit_fn commit;
     void *out_ud;
-    uint8_t *in; /* ciphertext fed, [in_off, in_len) not yet read by OpenSSL */
+    uint8_t *in; /* ciphertext fed (copied), [in_off, in_len) not yet consumed */
     size_t in_off, in_len, in_cap;
+    const uint8_t *lent; /* ciphertext lent (mesh_tls_lend), consumed after in */
+    size_t lent_off, lent_len;
+    /* Application records, once the handshake is complete (record.h): OpenSSL's traffic
+     * secrets arrive through the key-log callback and are wiped once the keys are made. */
+    mesh_rec *rx, *tx;
+    uint8_t secret[2][MESH_REC_SECRET_MAX]; /* [0] client's, [1] server's */
+    size_t secret_len[2];
+    uint8_t *pt; /* opened content not read yet: [pt_off, pt_len) (room MESH_REC_INNER_MAX) */
+    size_t pt_off, pt_len;
     int is_server;
     int done;        /* handshake complete */
     int failed;      /* sticky error code (0 = none) */
@@ -571,34 +589,105 @@ static int bio_out_write(BIO *b, const char *data, int len)
     return len;
 }
 
+/* The traffic secrets, as OpenSSL derives them: "CLIENT_TRAFFIC_SECRET_0 <random> <hex>" and
+ * the server's. The only lines kept; handshake_done() turns them into keys and wipes them. */
+static void keylog(const SSL *ssl, const char *line)
+{
+    mesh_tls *t = SSL_get_app_data((SSL *)ssl);
+    int which = strncmp(line, "CLIENT_TRAFFIC_SECRET_0 ", 24) == 0   ? 0
+                : strncmp(line, "SERVER_TRAFFIC_SECRET_0 ", 24) == 0 ? 1
+                                                                      : -1;
+    if (!t || which < 0)
+        return;
+    const char *hex = strchr(line + 24, ' ');
+    size_t n = 0;
+    for (hex = hex ? hex + 1 : ""; hex[0] && hex[1] && n < MESH_REC_SECRET_MAX; hex += 2) {
+        int hi = OPENSSL_hexchar2int((unsigned char)hex[0]);
+        int lo = OPENSSL_hexchar2int((unsigned char)hex[1]);
+        if (hi < 0 || lo < 0)
+            break;
+        t->secret[which][n++] = (uint8_t)(hi << 4 | lo);
+    }
+    t->secret_len[which] = hex[0] ? 0 : n; /* anything unparsed: no secret */
+}
+
+static size_t in_held(const mesh_tls *t)
+{
+    return (t->in_len - t->in_off) + (t->lent_len - t->lent_off);
+}
+
+/* Append len bytes to the owned input buffer. */
+static int in_append(mesh_tls *t, const uint8_t *data, size_t len)
+{
+    size_t held = t->in_len - t->in_off;
+    if (held + len > MESH_TLS_IN_MAX)
+        return MESH_ERR_LIMIT;
+    if (t->in_off && held + len > t->in_cap - t->in_off) { /* compact first */
+        memmove(t->in, t->in + t->in_off, held);
+        t->in_off = 0;
+        t->in_len = held;
+    }
+    if (t->in_len + len > t->in_cap) {
+        size_t cap = t->in_cap ? t->in_cap : 4096;
+        while (cap < t->in_len + len)
+            cap *= 2;
+        uint8_t *n = realloc(t->in, cap);
+        if (!n)
+            return MESH_ERR_NOMEM;
+        t->in = n;
+        t->in_cap = cap;
+    }
+    memcpy(t->in + t->in_len, data, len);
+    t->in_len += len;
+    return MESH_OK;
+}
+
+/* OpenSSL's input (the handshake): the owned bytes first, then the lent ones. */
 static int bio_in_read(BIO *b, char *data, int len)
 {
     mesh_tls *t = BIO_get_data(b);
     BIO_clear_retry_flags(b);
-    size_t avail = t->in_len - t->in_off;
+    const uint8_t *src;
+    size_t avail;
+    if (t->in_len > t->in_off) {
+        src = t->in + t->in_off;
+        avail = t->in_len - t->in_off;
+    } else {
+        src = t->lent ? t->lent + t->lent_off : NULL;
+        avail = t->lent_len - t->lent_off;
+    }
     if (avail == 0) {
         BIO_set_retry_read(b);
         return -1;
     }
     size_t n = len > 0 && (size_t)len < avail ? (size_t)len : avail;
-    memcpy(data, t->in + t->in_off, n);
-    t->in_off += n;
-    if (t->in_off == t->in_len)
-        t->in_off = t->in_len = 0; /* kept: in_release_if_idle() decides */
+    memcpy(data, src, n);
+    if (src == t->in + t->in_off) {
+        t->in_off += n;
+        if (t->in_off == t->in_len)
+            t->in_off = t->in_len = 0; /* kept: in_release_if_idle() decides */
+    } else {
+        t->lent_off += n;
+    }
     return (int)n;
 }
 
-/* Free the drained input buffer unless OpenSSL holds part of a record: then more ciphertext is
- * on its way and the buffer is about to be needed again (freeing and refilling a large buffer
- * on every feed of a bulk stream cost page faults). An idle connection holds none. */
+/* Free the buffers once nothing at all is held: while a record is half there (in OpenSSL, in
+ * our buffer, or among lent bytes about to be kept) more ciphertext is on its way and they are
+ * about to be needed again (freeing and refilling them on every input event of a bulk stream
+ * cost page faults). An idle connection holds none. */
 static void in_release_if_idle(mesh_tls *t)
 {
-    if (t->in && t->in_len == t->in_off && t->in_cap > (size_t)MESH_TLS_IN_KEEP &&
-        !SSL_has_pending(t->ssl)) {
+    if (in_held(t) || t->pt_len > t->pt_off || SSL_has_pending(t->ssl))
+        return;
+    if (t->in && t->in_cap > (size_t)MESH_TLS_IN_KEEP) {
         free(t->in);
         t->in = NULL;
         t->in_cap = t->in_off = t->in_len = 0;
     }
+    free(t->pt);
+    t->pt = NULL;
+    t->pt_off = t->pt_len = 0;
 }
 
 static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
@@ -641,6 +730,7 @@ int mesh_tls_new(mesh_tls **out, mesh_tls_ctx *ctx, int is_server, const char *c
         goto fail;
     BIO_set_data(rb, t);
     BIO_set_data(wb, t);
+    SSL_set_app_data(t->ssl, t);
     SSL_set_bio(t->ssl, rb, wb); /* the SSL owns both now */
     rb = wb = NULL;
     rc = MESH_ERR_TLS;
@@ -668,41 +758,55 @@ fail:
     return rc;
 }
 
+void mesh_tls_set_reserve(mesh_tls *t, mesh_tls_reserve_fn reserve, mesh_tls_commit_fn commit)
+{
+    t->reserve = reserve && commit ? reserve : NULL;
+    t->commit = reserve && commit ? commit : NULL;
+}
+
 void mesh_tls_free(mesh_tls *t)
 {
     if (!t)
         return;
     SSL_free(t->ssl);
+    mesh_rec_free(t->rx);
+    mesh_rec_free(t->tx);
     free(t->in);
-    free(t);
+    free(t->pt);
+    OPENSSL_clear_free(t, sizeof *t);
     ERR_clear_error();
 }
 
 int mesh_tls_feed(mesh_tls *t, const uint8_t *data, size_t len)
 {
-    if (len == 0)
-        return MESH_OK;
-    size_t held = t->in_len - t->in_off;
-    if (held + len > MESH_TLS_IN_MAX)
+    if (t->lent)
+        return MESH_ERR_STATE;
+    return len ? in_append(t, data, len) : MESH_OK;
+}
+
+int mesh_tls_lend(mesh_tls *t, const uint8_t *data, size_t len)
+{
+    if (t->lent)
+        return MESH_ERR_STATE;
+    if ((t->in_len - t->in_off) + len > MESH_TLS_IN_MAX)
         return MESH_ERR_LIMIT;
-    if (t->in_off && held + len > t->in_cap - t->in_off) { /* compact first */
-        memmove(t->in, t->in + t->in_off, held);
-        t->in_off = 0;
-        t->in_len = held;
-    }
-    if (t->in_len + len > t->in_cap) {
-        size_t cap = t->in_cap ? t->in_cap : 4096;
-        while (cap < t->in_len + len)
-            cap *= 2;
-        uint8_t *n = realloc(t->in, cap);
-        if (!n)
-            return MESH_ERR_NOMEM;
-        t->in = n;
-        t->in_cap = cap;
-    }
-    memcpy(t->in + t->in_len, data, len);
-    t->in_len += len;
+    t->lent = data;
+    t->lent_off = 0;
+    t->lent_len = len;
     return MESH_OK;
+}
+
+int mesh_tls_keep(mesh_tls *t)
+{
+    if (!t->lent)
+        return MESH_OK;
+    const uint8_t *rest = t->lent + t->lent_off;
+    size_t n = t->lent_len - t->lent_off;
+    t->lent = NULL;
+    t->lent_off = t->lent_len = 0;
+    int rc = n ? in_append(t, rest, n) : MESH_OK;
+    in_release_if_idle(t);
+    return rc;
 }
 
 /* Classify a failed SSL call. Empties the error queue (logging it) and makes the failure
@@ -745,6 +849,70 @@ static int ssl_failure(mesh_tls *t, int ret, const char *what)
     return rc;
 }
 
+/* The connection fails with rc; why goes to the error text and the debug log. */
+static int rec_fail(mesh_tls *t, int rc, const char *why)
+{
+    if (why != t->err)
+        snprintf(t->err, sizeof t->err, "%s", why);
+    mesh_log(t->ctx->env, MESH_LOG_DEBUG, "tls: %s", t->err);
+    return t->failed = rc;
+}
+
+/* One record of type with content data (≤ MESH_REC_PLAIN_MAX) out through out_fn. */
+static int seal_out(mesh_tls *t, int type, const uint8_t *data, size_t len)
+{
+    uint8_t local[MESH_REC_SEAL_MAX];
+    size_t want = MESH_REC_HDR + len + 1 + MESH_REC_TAG;
+    uint8_t *room = t->reserve ? t->reserve(t->out_ud, want) : NULL;
+    long n = mesh_rec_seal(t->tx, type, data, len, room ? room : local);
+    if (room)
+        t->commit(t->out_ud, n < 0 ? 0 : (size_t)n);
+    if (n < 0)
+        return rec_fail(t, MESH_ERR_TLS, n == MESH_ERR_LIMIT ? "record sequence exhausted"
+                                                             : "record sealing failed");
+    if (!room)
+        t->out_fn(t->out_ud, local, (size_t)n);
+    return MESH_OK;
+}
+
+/* KeyUpdate(update_not_requested) under the current key, then the next key (RFC 8446 §4.6.3). */
+static int send_key_update(mesh_tls *t)
+{
+    static const uint8_t msg[5] = {24, 0, 0, 1, 0};
+    int rc = seal_out(t, MESH_REC_HANDSHAKE, msg, sizeof msg);
+    if (rc == MESH_OK && mesh_rec_update(t->tx) != MESH_OK)
+        rc = rec_fail(t, MESH_ERR_TLS, "key update failed");
+    return rc;
+}
+
+/* Handshake complete: application records from now on are ours (record.h), keyed with the
+ * traffic secrets OpenSSL logged. OpenSSL must not hold input past its Finished (it reads
+ * record by record without read-ahead, so the next record is still in our input). */
+static int switch_records(mesh_tls *t)
+{
+    int rc = MESH_OK;
+    if (SSL_version(t->ssl) != TLS1_3_VERSION)
+        rc = rec_fail(t, MESH_ERR_VERSION, "not TLS 1.3");
+    else if (SSL_has_pending(t->ssl))
+        rc = rec_fail(t, MESH_ERR_TLS, "OpenSSL holds input past the handshake");
+    if (rc == MESH_OK) {
+        int suite = SSL_CIPHER_get_protocol_id(SSL_get_current_cipher(t->ssl));
+        int own = t->is_server ? 1 : 0;
+        rc = mesh_rec_new(&t->tx, t->ctx->libctx, suite, t->secret[own], t->secret_len[own], 1);
+        if (rc == MESH_OK)
+            rc = mesh_rec_new(&t->rx, t->ctx->libctx, suite, t->secret[!own],
+                              t->secret_len[!own], 0);
+        if (rc != MESH_OK)
+            rc = rec_fail(t, rc == MESH_ERR_NOMEM ? rc : MESH_ERR_TLS,
+                          "no traffic keys from the handshake");
+    }
+    OPENSSL_cleanse(t->secret, sizeof t->secret);
+    ERR_clear_error();
+    if (rc == MESH_OK)
+        t->done = 1;
+    return rc;
+}
+
 int mesh_tls_handshake(mesh_tls *t)
 {
     if (t->failed)
@@ -776,13 +944,98 @@ int mesh_tls_handshake(mesh_tls *t)
     }
     memcpy(t->alpn, sel, sel_len);
     t->alpn[sel_len] = '\0';
-    t->done = 1;
-    return MESH_OK;
+    return switch_records(t);
 }
 
 int mesh_tls_is_done(const mesh_tls *t)
 {
     return t->done;
+}
+
+/* The next whole record of the input, contiguous: in the owned buffer (topped up from the lent
+ * bytes just enough to complete it: only a record split between two feeds is copied) or in
+ * place among the lent bytes. Consumed from the input. MESH_OK; MESH_ERR_AGAIN (incomplete);
+ * or the connection fails (not application data, oversize: record_overflow). */
+static int next_record(mesh_tls *t, const uint8_t **rec, size_t *len)
+{
+    const char *why = NULL;
+    size_t owned = t->in_len - t->in_off;
+    const uint8_t *lent = t->lent ? t->lent + t->lent_off : NULL;
+    size_t lent_n = t->lent_len - t->lent_off;
+    long n;
+    if (owned) {
+        for (size_t need = MESH_REC_HDR;;) {
+            if (owned < need) {
+                size_t k = need - owned < lent_n ? need - owned : lent_n;
+                int rc = k ? in_append(t, lent, k) : MESH_OK;
+                if (rc != MESH_OK)
+                    return rec_fail(t, rc, "input buffer");
+                t->lent_off += k, lent += k, lent_n -= k, owned += k;
+                if (owned < need)
+                    return MESH_ERR_AGAIN;
+            }
+            if ((n = mesh_rec_length(t->in + t->in_off, &why)) < 0)
+                return rec_fail(t, MESH_ERR_TLS, why);
+            if ((size_t)n <= owned)
+                break;
+            need = (size_t)n;
+        }
+        *rec = t->in + t->in_off;
+        t->in_off += (size_t)n;
+        if (t->in_off == t->in_len)
+            t->in_off = t->in_len = 0; /* *rec stays valid: nothing is appended before use */
+    } else {
+        if (lent_n < MESH_REC_HDR)
+            return MESH_ERR_AGAIN;
+        if ((n = mesh_rec_length(lent, &why)) < 0)
+            return rec_fail(t, MESH_ERR_TLS, why);
+        if (lent_n < (size_t)n)
+            return MESH_ERR_AGAIN;
+        *rec = lent;
+        t->lent_off += (size_t)n;
+    }
+    *len = (size_t)n;
+    return MESH_OK;
+}
+
+/* A record of another type than application data, its content contiguous at p. */
+static int control_record(mesh_tls *t, int type, const uint8_t *p, size_t n)
+{
+    if (type == MESH_REC_ALERT) {
+        if (n != 2)
+            return rec_fail(t, MESH_ERR_TLS, "malformed alert");
+        if (p[1] == 0) { /* close_notify */
+            t->peer_closed = 1;
+            return MESH_ERR_CLOSED;
+        }
+        snprintf(t->err, sizeof t->err, "peer sent alert %u", p[1]);
+        return rec_fail(t, MESH_ERR_TLS, t->err);
+    }
+    if (type != MESH_REC_HANDSHAKE) {
+        snprintf(t->err, sizeof t->err, "unexpected content type %d after the handshake", type);
+        return rec_fail(t, MESH_ERR_TLS, t->err);
+    }
+    while (n > 0) { /* whole handshake messages (one split over records is refused) */
+        if (n < 4 || 4 + ((size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3]) > n)
+            return rec_fail(t, MESH_ERR_TLS, "post-handshake message split across records");
+        size_t ml = (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
+        if (p[0] == 24 && ml == 1 && p[4] <= 1) { /* KeyUpdate */
+            if (mesh_rec_update(t->rx) != MESH_OK)
+                return rec_fail(t, MESH_ERR_TLS, "key update failed");
+            if (p[4] == 1 && !t->closed_sent) { /* update_requested: answer before any data */
+                int rc = send_key_update(t);
+                if (rc != MESH_OK)
+                    return rc;
+            }
+        } else if (p[0] != 4) { /* NewSessionTicket: ignored (we resume nothing) */
+            snprintf(t->err, sizeof t->err, "unexpected handshake message %u after the handshake",
+                     p[0]);
+            return rec_fail(t, MESH_ERR_TLS, t->err);
+        }
+        p += 4 + ml;
+        n -= 4 + ml;
+    }
+    return MESH_OK;
 }
 
 long mesh_tls_read(mesh_tls *t, uint8_t *buf, size_t cap)
@@ -795,14 +1048,49 @@ long mesh_tls_read(mesh_tls *t, uint8_t *buf, size_t cap)
         return MESH_ERR_CLOSED;
     if (cap == 0)
         return 0;
-    ERR_clear_error();
-    size_t got = 0;
-    int ret = SSL_read_ex(t->ssl, buf, cap, &got);
-    if (ret == 1)
-        return (long)got;
-    in_release_if_idle(t);
-    int rc = ssl_failure(t, ret, "read");
-    return rc == MESH_ERR_AGAIN ? 0 : rc;
+    for (;;) {
+        if (t->pt_len > t->pt_off) { /* the rest of a record opened for a smaller buffer */
+            size_t n = t->pt_len - t->pt_off < cap ? t->pt_len - t->pt_off : cap;
+            memcpy(buf, t->pt + t->pt_off, n);
+            t->pt_off += n;
+            if (t->pt_off == t->pt_len)
+                t->pt_off = t->pt_len = 0;
+            return (long)n;
+        }
+        const uint8_t *rec = NULL;
+        size_t len = 0;
+        int rc = next_record(t, &rec, &len);
+        if (rc == MESH_ERR_AGAIN) {
+            in_release_if_idle(t);
+            return 0;
+        }
+        if (rc != MESH_OK)
+            return rc;
+        if (!t->pt && !(t->pt = malloc(MESH_REC_INNER_MAX)))
+            return rec_fail(t, MESH_ERR_NOMEM, "out of memory");
+        int type = 0;
+        const char *why = NULL;
+        long n = mesh_rec_open(t->rx, rec, len, buf, cap, t->pt, &type, &why);
+        if (n < 0)
+            return rec_fail(t, MESH_ERR_TLS, why);
+        if (type == MESH_REC_APPDATA) {
+            if ((size_t)n > cap) { /* the rest waits in pt */
+                t->pt_len = (size_t)n - cap;
+                return (long)cap;
+            }
+            if (n > 0)
+                return n;
+            continue; /* an empty record is legal */
+        }
+        const uint8_t *p = buf;
+        if ((size_t)n > cap) { /* make the content contiguous in pt */
+            memmove(t->pt + cap, t->pt, (size_t)n - cap);
+            memcpy(t->pt, buf, cap);
+            p = t->pt;
+        }
+        if ((rc = control_record(t, type, p, (size_t)n)) != MESH_OK)
+            return rc;
+    }
 }
 
 int mesh_tls_write(mesh_tls *t, const uint8_t *data, size_t len)
@@ -811,14 +1099,30 @@ int mesh_tls_write(mesh_tls *t, const uint8_t *data, size_t len)
         return t->failed;
     if (!t->done || t->closed_sent)
         return MESH_ERR_STATE;
-    if (len == 0)
-        return MESH_OK;
-    ERR_clear_error();
-    size_t done = 0;
-    if (SSL_write_ex(t->ssl, data, len, &done) == 1 && done == len)
-        return MESH_OK;
-    int rc = ssl_failure(t, 0, "write");
-    return rc == MESH_ERR_AGAIN ? MESH_ERR_INTERNAL : rc; /* the sink never blocks */
+    while (len > 0) {
+        int rc = MESH_OK;
+        if (mesh_rec_seq(t->tx) >= t->ctx->key_update_after)
+            rc = send_key_update(t);
+        size_t k = len < MESH_REC_PLAIN_MAX ? len : MESH_REC_PLAIN_MAX;
+        if (rc == MESH_OK)
+            rc = seal_out(t, MESH_REC_APPDATA, data, k);
+        if (rc != MESH_OK)
+            return rc;
+        data += k;
+        len -= k;
+    }
+    return MESH_OK;
+}
+
+int mesh_tls_send_record(mesh_tls *t, int type, const uint8_t *data, size_t len)
+{
+    if (type < 0 || type > 255 || len > MESH_REC_PLAIN_MAX || (!data && len))
+        return MESH_ERR_INVAL;
+    if (t->failed)
+        return t->failed;
+    if (!t->done || t->closed_sent)
+        return MESH_ERR_STATE;
+    return seal_out(t, type, data, len);
 }
 
 int mesh_tls_close(mesh_tls *t)
@@ -828,15 +1132,14 @@ int mesh_tls_close(mesh_tls *t)
     if (t->closed_sent || t->failed)
         return MESH_OK;
     t->closed_sent = 1;
-    ERR_clear_error();
-    (void)SSL_shutdown(t->ssl); /* sends close_notify; we do not wait for the peer's */
-    ERR_clear_error();
+    static const uint8_t close_notify[2] = {1, 0}; /* level warning, description 0 */
+    (void)seal_out(t, MESH_REC_ALERT, close_notify, sizeof close_notify);
     return MESH_OK;
 }
 
 size_t mesh_tls_partial(const mesh_tls *t)
 {
-    return (t->in_len - t->in_off) + (SSL_has_pending(t->ssl) ? 1 : 0);
+    return in_held(t) + (t->pt_len - t->pt_off) + (!t->done && SSL_has_pending(t->ssl) ? 1 : 0);
 }
 
 int mesh_tls_export(mesh_tls *t, const char *label, uint8_t *out, size_t len)

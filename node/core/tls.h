@@ -24,7 +24,9 @@
  *  ciphertext to send comes out through the `out` callback given at creation, synchronously
  *  from inside the call that produced it (handshake, write, close_notify). Plaintext is read
  *  with mesh_tls_read() and written with mesh_tls_write(). No call blocks, reads a clock or
- *  touches a socket.
+ *  touches a socket. OpenSSL runs the handshake; application records after it are sealed and
+ *  opened by record.h with the traffic secrets OpenSSL derived (read from its key-log
+ *  callback, then wiped), because OpenSSL's own record layer copies every byte twice more.
  *
  * OpenSSL's error queue is per thread, not per object: every entry point here clears it first
  * and empties it before returning, so one node's errors never show up in another's.
@@ -89,6 +91,9 @@ typedef struct mesh_tls_cfg {
     /* A library context to share (borrowed: it must outlive the context); NULL = the
      * context makes one of its own, drawing randomness from the context's env. */
     mesh_tls_lib *lib;
+    /* Records a connection seals under one key before it sends a KeyUpdate (0 = 2^24, the
+     * default; RFC 8446 §5.5). Tests set a few to exercise key updates. */
+    uint64_t key_update_after;
 } mesh_tls_cfg;
 
 /* A node's TLS context for identity id (borrowed), randomness and logs from env (borrowed).
@@ -121,10 +126,25 @@ typedef void (*mesh_tls_out_fn)(void *ud, const uint8_t *data, size_t len);
 int mesh_tls_new(mesh_tls **out, mesh_tls_ctx *ctx, int is_server, const char *const *alpn,
                  mesh_tls_out_fn out_fn, void *out_ud);
 void mesh_tls_free(mesh_tls *t); /* NULL: no-op. Sends nothing (see mesh_tls_close). */
+/* Optional, for application records: seal each straight into the sink's memory. reserve(ud,
+ * len) returns room for len bytes, or NULL (the record then goes to out_fn); commit(ud, n)
+ * hands over n <= len bytes of it (0: none). Same ud and rule as out_fn. NULL: off. */
+typedef uint8_t *(*mesh_tls_reserve_fn)(void *ud, size_t len);
+typedef void (*mesh_tls_commit_fn)(void *ud, size_t len);
+void mesh_tls_set_reserve(mesh_tls *t, mesh_tls_reserve_fn reserve, mesh_tls_commit_fn commit);
 
 /* Ciphertext from the peer (copied). MESH_OK; MESH_ERR_LIMIT (more than MESH_TLS_IN_MAX
- * unconsumed: the caller is not reading); MESH_ERR_NOMEM. */
+ * unconsumed: the caller is not reading); MESH_ERR_NOMEM; MESH_ERR_STATE (bytes are lent). */
 int mesh_tls_feed(mesh_tls *t, const uint8_t *data, size_t len);
+/* Ciphertext from the peer, lent rather than copied (the receive path of a bulk session:
+ * records are opened where the network delivered them). Read (mesh_tls_handshake,
+ * mesh_tls_read) as after a feed, then call mesh_tls_keep() before data goes away: it copies
+ * what was not consumed (at most a partial record, unless the caller stopped reading).
+ * MESH_OK; MESH_ERR_LIMIT; MESH_ERR_STATE (bytes already lent). */
+int mesh_tls_lend(mesh_tls *t, const uint8_t *data, size_t len);
+/* End a lend: keep (copy) its unconsumed bytes. MESH_OK (also with nothing lent);
+ * MESH_ERR_LIMIT; MESH_ERR_NOMEM (the bytes are lost: end the connection). */
+int mesh_tls_keep(mesh_tls *t);
 /* Advance the handshake with what was fed (a client's first call sends its ClientHello).
  * MESH_OK: complete (also on every later call); MESH_ERR_AGAIN: needs more input;
  * MESH_ERR_VERSION (the peer speaks no TLS 1.3, or refused ours: protocol_version alert);
@@ -137,17 +157,25 @@ int mesh_tls_handshake(mesh_tls *t);
 int mesh_tls_is_done(const mesh_tls *t);
 /* Plaintext received: up to cap bytes into buf. Returns the byte count (> 0); 0 when nothing
  * more can be read from what was fed; MESH_ERR_CLOSED once the peer's close_notify was read;
- * MESH_ERR_TLS (bad record, unexpected message); MESH_ERR_STATE (handshake not complete).
- * Call until it returns 0 after every feed. */
+ * MESH_ERR_TLS (bad record, unexpected message, any alert but close_notify; the text says
+ * which); MESH_ERR_STATE (handshake not complete); MESH_ERR_NOMEM. Call until it returns 0
+ * after every feed. Bytes of buf past the count returned may have been written (a record is
+ * opened in place; the rest of one larger than cap waits inside for the next call).
+ * KeyUpdate from the peer is followed (and answered when it asks); NewSessionTicket ignored. */
 long mesh_tls_read(mesh_tls *t, uint8_t *buf, size_t cap);
 /* Encrypt len bytes (all of them; records come out through out_fn before this returns).
  * MESH_OK; MESH_ERR_STATE (handshake not complete, or closed); MESH_ERR_TLS; MESH_ERR_NOMEM. */
 int mesh_tls_write(mesh_tls *t, const uint8_t *data, size_t len);
+/* Test and fuzzing hook: one record of any content type (21 alert, 22 handshake, 23 data, or
+ * anything else) with content data (at most MESH_TLS_RECORD_MAX bytes), as the peer's record
+ * layer would receive it. MESH_OK; MESH_ERR_INVAL; MESH_ERR_STATE; MESH_ERR_TLS. */
+int mesh_tls_send_record(mesh_tls *t, int type, const uint8_t *data, size_t len);
 /* Send close_notify (once; later calls do nothing). MESH_OK or MESH_ERR_STATE (handshake
  * not complete: nothing to send). */
 int mesh_tls_close(mesh_tls *t);
-/* Unconsumed ciphertext fed, plus an incomplete record held by OpenSSL: non-zero when the
- * stream ends means the peer stopped mid-record. */
+/* Unconsumed ciphertext fed or lent, plus opened plaintext not read yet (and, during the
+ * handshake, an incomplete record held by OpenSSL): non-zero when the stream ends means the
+ * peer stopped mid-record. */
 size_t mesh_tls_partial(const mesh_tls *t);
 
 /* RFC 8446 §7.5 exporter: len (1..MESH_TLS_EXPORT_MAX) bytes for label, no context.

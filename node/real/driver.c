@@ -42,7 +42,7 @@ enum real_stream_io {
     REAL_STREAM_WRITE_MAX = 1024 * 1024, /* bytes one writev() may take from the queue */
     REAL_OUT_BLOCK = 16384 + 512,        /* an out_block: one TLS record (16 KiB + overhead) */
     REAL_OUT_BLOCK_MIN = 8192,           /* smaller writes are copied into libevent's chains */
-    REAL_OUT_POOL_MAX = 256,             /* blocks kept for reuse per driver (~4 MiB) */
+    REAL_OUT_POOL_MAX = 320,             /* blocks kept per driver (~5 MiB: a 4 MiB send queue) */
 };
 
 /* Output memory for record-sized stream writes. A bulk sender queues megabytes (a session's
@@ -194,6 +194,9 @@ struct mesh_real {
      * only (rule 3), and no read happens inside a callback (rule 1), so one is enough. */
     uint8_t stream_buf[REAL_STREAM_READ_MAX];
     out_pool *out; /* see out_block */
+    out_block *reserved; /* stream_reserve() handed out its data; stream_commit() takes it */
+    size_t reserved_len;
+    mesh_stream *reserved_for;
 };
 
 static const mesh_env_ops REAL_OPS;
@@ -443,9 +446,16 @@ static void stream_writecb(struct bufferevent *bev, void *arg);
 static void stream_eventcb(struct bufferevent *bev, short what, void *arg);
 static void stream_finish_release(mesh_stream *s);
 
+static void out_put(out_pool *p, out_block *b);
+
 static void stream_destroy(mesh_stream *s)
 {
     LIST_REMOVE(s->r->streams, s);
+    if (s->r->reserved_for == s) { /* reserved and never committed: a caller bug */
+        out_put(s->r->out, s->r->reserved);
+        s->r->reserved = NULL;
+        s->r->reserved_for = NULL;
+    }
     if (s->conn_ev)
         event_free(s->conn_ev);
     if (s->timer)
@@ -820,18 +830,30 @@ static void out_block_done(const void *data, size_t len, void *extra)
     out_pool_unref(p);
 }
 
-/* Copy data (len <= REAL_OUT_BLOCK) into a pool block referenced by out. 0 or -1. */
-static int out_add(out_pool *p, struct evbuffer *out, const void *data, size_t len)
+/* A block from the pool (or a new one), NULL without memory. */
+static out_block *out_get(out_pool *p)
 {
     out_block *b = p->free;
     if (b) {
         p->free = b->next;
         p->nfree--;
     } else if (!(b = malloc(sizeof *b))) {
-        return -1;
+        return NULL;
     }
     b->pool = p;
-    memcpy(b->data, data, len);
+    return b;
+}
+
+/* A block that never went out: back to the pool. */
+static void out_put(out_pool *p, out_block *b)
+{
+    p->refs++;
+    out_block_done(b->data, 0, b);
+}
+
+/* Hand len bytes of b to out by reference. 0, or -1 (b is freed). */
+static int out_ref(out_pool *p, struct evbuffer *out, out_block *b, size_t len)
+{
     if (evbuffer_add_reference(out, b->data, len, out_block_done, b) != 0) {
         free(b); /* libevent did not take it: no cleanup will come */
         return -1;
@@ -849,11 +871,50 @@ static int real_stream_write(void *obj, mesh_stream *s, const void *data, size_t
         return MESH_ERR_CLOSED;
     if (len == 0)
         return MESH_OK;
-    /* Both only append (copying) and schedule the socket write for the loop. */
-    int rc = len >= REAL_OUT_BLOCK_MIN && len <= REAL_OUT_BLOCK
-                 ? out_add(r->out, bufferevent_get_output(s->bev), data, len)
-                 : bufferevent_write(s->bev, data, len);
+    /* Both only append (copying) and schedule the socket write for the loop. Record-sized
+     * writes are copied into a pool block, smaller ones into libevent's chains. */
+    int rc;
+    if (len >= REAL_OUT_BLOCK_MIN && len <= REAL_OUT_BLOCK) {
+        out_block *b = out_get(r->out);
+        if (b)
+            memcpy(b->data, data, len);
+        rc = b ? out_ref(r->out, bufferevent_get_output(s->bev), b, len) : -1;
+    } else {
+        rc = bufferevent_write(s->bev, data, len);
+    }
     if (rc != 0)
+        return MESH_ERR_NOMEM;
+    s->want_writable = 1;
+    return MESH_OK;
+}
+
+/* Room in a pool block, for record-sized writes only (smaller ones are cheaper copied). */
+static uint8_t *real_stream_reserve(void *obj, mesh_stream *s, size_t len)
+{
+    mesh_real *r = obj;
+    if (!s || s->released || s->peer_eof || r->reserved || len < REAL_OUT_BLOCK_MIN ||
+        len > REAL_OUT_BLOCK)
+        return NULL;
+    if (!(r->reserved = out_get(r->out)))
+        return NULL;
+    r->reserved_len = len;
+    r->reserved_for = s;
+    return r->reserved->data;
+}
+
+static int real_stream_commit(void *obj, mesh_stream *s, size_t len)
+{
+    mesh_real *r = obj;
+    out_block *b = r->reserved;
+    if (!b || s != r->reserved_for || len > r->reserved_len)
+        return MESH_ERR_INVAL; /* the reservation stays: a caller bug, not lost memory */
+    r->reserved = NULL;
+    r->reserved_for = NULL;
+    if (len == 0 || s->released || s->peer_eof) {
+        out_put(r->out, b);
+        return len == 0 ? MESH_OK : MESH_ERR_CLOSED;
+    }
+    if (out_ref(r->out, bufferevent_get_output(s->bev), b, len) != 0)
         return MESH_ERR_NOMEM;
     s->want_writable = 1;
     return MESH_OK;
@@ -1405,6 +1466,8 @@ static const mesh_env_ops REAL_OPS = {
     .connect = real_connect,
     .stream_set_cbs = real_stream_set_cbs,
     .stream_write = real_stream_write,
+    .stream_reserve = real_stream_reserve,
+    .stream_commit = real_stream_commit,
     .stream_pending = real_stream_pending,
     .stream_addrs = real_stream_addrs,
     .stream_close = real_stream_close,
@@ -1510,6 +1573,8 @@ void mesh_real_free(mesh_real *r)
     if (r->own_base)
         event_base_free(r->base);
     /* Blocks still out come back to a pool that frees them (out_block_done). */
+    if (r->reserved)
+        out_put(r->out, r->reserved);
     while (r->out->free) {
         out_block *b = r->out->free;
         r->out->free = b->next;

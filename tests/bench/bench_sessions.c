@@ -687,6 +687,11 @@ static const mesh_session_cbs BULK_CBS = {.on_connected = bulk_connected,
                                           .on_writable = bulk_writable,
                                           .on_closed = bulk_closed};
 
+static double tv_diff(const struct timeval *a, const struct timeval *b)
+{
+    return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_usec - a->tv_usec) / 1e6;
+}
+
 /* `seconds` rounds of one second through the session then one `openssl speed -seconds 1`. */
 static int bench_throughput(int seconds)
 {
@@ -708,9 +713,11 @@ static int bench_throughput(int seconds)
         run_until(&c, &c.up, 10.0);
     ok = ok && c.up == 1;
     uint64_t bytes = 0;
-    double ours_s = 0, ossl_sum = 0;
+    double ours_s = 0, ossl_sum = 0, user_s = 0, sys_s = 0;
     int ossl_rounds = 0;
     for (int round = 0; ok && round < seconds; round++) {
+        struct rusage ru0, ru1;
+        getrusage(RUSAGE_SELF, &ru0);
         c.round_id = (uint64_t)round + 1;
         c.pinged = c.done = 0;
         c.round_bytes = 0;
@@ -718,6 +725,9 @@ static int bench_throughput(int seconds)
         c.bulk_stop = c.bulk_start + MESH_NS_PER_S;
         bulk_pump(&c);
         run_until(&c, &c.done, 30.0);
+        getrusage(RUSAGE_SELF, &ru1);
+        user_s += tv_diff(&ru0.ru_utime, &ru1.ru_utime);
+        sys_s += tv_diff(&ru0.ru_stime, &ru1.ru_stime);
         ok = c.done == 1 && c.bulk_done > c.bulk_start;
         bytes += c.round_bytes;
         ours_s += (double)(c.bulk_done - c.bulk_start) / 1e9;
@@ -737,6 +747,8 @@ static int bench_throughput(int seconds)
     double base = ossl_rounds > 0 ? ossl_sum / ossl_rounds : -1;
     printf("# meshara: %llu payload bytes in %zu-byte AppData messages, %.2f s end to end\n",
            (unsigned long long)bytes, c.msg_size, ours_s);
+    printf("# sender CPU: user %.2f s, system %.2f s (%.3f + %.3f ns per byte)\n", user_s, sys_s,
+           user_s * 1e9 / (double)bytes, sys_s * 1e9 / (double)bytes);
     if (base > 0)
         printf("# openssl speed -evp aes-128-gcm -bytes 16384: %.0f B/s (mean of %d runs)\n", base,
                ossl_rounds);

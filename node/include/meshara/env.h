@@ -183,6 +183,15 @@ typedef struct mesh_env_ops {
     /* Queue len bytes (copied). MESH_OK, or MESH_ERR_CLOSED if the stream is closing/dead.
      * The driver's buffer is unbounded: the core bounds itself using stream_pending(). */
     int (*stream_write)(void *obj, mesh_stream *s, const void *data, size_t len);
+    /* Optional zero-copy write; both NULL in a driver without it. stream_reserve returns room
+     * for len bytes at the end of the stream's queue, or NULL (closed stream, a length the
+     * driver does not pool, no memory: use stream_write). The core fills it, then calls
+     * stream_commit(s, n), n <= len, before any other env call: the n bytes are queued as if
+     * written (n = 0 gives the room back). Returns as stream_write. An exception to rule 3:
+     * the room is the driver's, written in place (the point: a TLS record is sealed straight
+     * into the memory the socket sends from). */
+    uint8_t *(*stream_reserve)(void *obj, mesh_stream *s, size_t len);
+    int (*stream_commit)(void *obj, mesh_stream *s, size_t len);
     /* Bytes queued in the driver and not yet handed to the network. */
     size_t (*stream_pending)(void *obj, mesh_stream *s);
     /* Local and remote address of the stream; either pointer may be NULL. */
