@@ -293,6 +293,62 @@ static void test_echo_ipv6(void)
         skip_case("cannot listen on ::1 (IPv6 disabled on this host)");
 }
 
+/* Zero-copy writes (stream_reserve/commit) interleaved with copied ones keep the byte order:
+ * the pattern goes out as record-sized reserved pieces, small stream_write pieces between
+ * them, and rooms given back unused (commit 0) or partly used. Sizes the driver does not pool
+ * and a second reservation get NULL; a commit without a reservation is refused. */
+static void test_reserve_commit(void)
+{
+    mesh_real *r = new_driver(0);
+    mesh_env e = mesh_real_env(r);
+    server sv;
+    mesh_addr bound;
+    CU_ASSERT_EQUAL_FATAL(server_start(&sv, e, "127.0.0.1:0", &bound), MESH_OK);
+    side c;
+    client_connect(&c, e, &bound);
+    CU_ASSERT_FATAL(RUN_UNTIL(r, c.connected));
+    CU_ASSERT_PTR_NULL(e.ops->stream_reserve(e.obj, c.s, 100));     /* small: copy instead */
+    CU_ASSERT_PTR_NULL(e.ops->stream_reserve(e.obj, c.s, 1 << 20)); /* larger than a block */
+    CU_ASSERT_EQUAL(e.ops->stream_commit(e.obj, c.s, 10), MESH_ERR_INVAL);
+    enum { PIECE = 16406, SMALL = 77 };
+    size_t off = 0;
+    for (int i = 0; off < ECHO_BYTES; i++) {
+        size_t n = ECHO_BYTES - off < PIECE ? ECHO_BYTES - off : PIECE;
+        if (i % 3 == 2 && n > SMALL) { /* a small copied write between reserved pieces */
+            uint8_t small[SMALL];
+            for (size_t k = 0; k < SMALL; k++)
+                small[k] = pattern_byte(off + k);
+            CU_ASSERT_EQUAL(e.ops->stream_write(e.obj, c.s, small, SMALL), MESH_OK);
+            off += SMALL;
+            continue;
+        }
+        uint8_t *room = e.ops->stream_reserve(e.obj, c.s, PIECE);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(room);
+        CU_ASSERT_PTR_NULL(e.ops->stream_reserve(e.obj, c.s, PIECE)); /* one at a time */
+        if (i % 5 == 4) { /* given back unused: nothing goes out */
+            memset(room, 0xee, PIECE);
+            CU_ASSERT_EQUAL(e.ops->stream_commit(e.obj, c.s, 0), MESH_OK);
+            continue;
+        }
+        for (size_t k = 0; k < n; k++)
+            room[k] = pattern_byte(off + k);
+        CU_ASSERT_EQUAL(e.ops->stream_commit(e.obj, c.s, n), MESH_OK);
+        off += n;
+    }
+    CU_ASSERT(e.ops->stream_pending(e.obj, c.s) > 0);
+    CU_ASSERT(RUN_UNTIL(r, sv.sd.rxlen >= ECHO_BYTES));
+    CU_ASSERT_EQUAL(sv.sd.rxlen, ECHO_BYTES);
+    CU_ASSERT(sv.sd.rxlen == ECHO_BYTES && check_pattern(sv.sd.rx, sv.sd.rxlen));
+    e.ops->stream_close(e.obj, sv.sd.s, MESH_CLOSE_GRACEFUL);
+    sv.sd.s = NULL;
+    sv.sd.closed = 1;
+    CU_ASSERT(RUN_UNTIL(r, c.closed));
+    e.ops->listener_close(e.obj, sv.l);
+    mesh_real_free(r);
+    side_free(&c);
+    side_free(&sv.sd);
+}
+
 /* The server sends FIN_BYTES and closes gracefully at once: the client must get every byte,
  * then on_closed(MESH_OK) — the driver flushed before the FIN. */
 static void test_fin_after_data(void)
@@ -1137,6 +1193,7 @@ static CU_TestInfo stream_tests[] = {
     {"echo 1 MiB over 127.0.0.1", test_echo_ipv4},
     {"echo 1 MiB over ::1", test_echo_ipv6},
     {"FIN after all data", test_fin_after_data},
+    {"zero-copy reserve/commit keeps order", test_reserve_commit},
     {"graceful close flushes queued output", test_graceful_close_flushes},
     {"write before connected is queued", test_write_before_connected},
     {"ABORT is seen as RESET", test_abort_is_reset},
