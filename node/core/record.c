@@ -11,69 +11,23 @@
 
 enum { IV_LEN = 12, KEY_MAX = 32 };
 
+struct mesh_rec_suite {
+    EVP_CIPHER *cipher;
+    EVP_KDF *hkdf;
+    const char *md; /* the suite's hash, for HKDF */
+    size_t key_len, hash_len;
+};
+
 struct mesh_rec {
     EVP_CIPHER_CTX *ctx;
-    OSSL_LIB_CTX *libctx;
-    const char *md;   /* the suite's hash, for HKDF */
-    size_t key_len;
+    const mesh_rec_suite *suite;
     uint8_t secret[MESH_REC_SECRET_MAX];
-    size_t secret_len;
     uint8_t iv[IV_LEN];
     uint64_t seq;
     int seal;
 };
 
-/* HKDF-Expand-Label(secret, label, "", len) (RFC 8446 §7.1). */
-static int expand_label(const mesh_rec *r, const uint8_t *secret, const char *label,
-                        uint8_t *out, size_t len)
-{
-    uint8_t info[2 + 1 + 6 + 32 + 1];
-    size_t ll = strlen(label);
-    if (ll > 32)
-        return MESH_ERR_INTERNAL;
-    size_t n = 0;
-    info[n++] = (uint8_t)(len >> 8);
-    info[n++] = (uint8_t)len;
-    info[n++] = (uint8_t)(6 + ll);
-    memcpy(info + n, "tls13 ", 6);
-    n += 6;
-    memcpy(info + n, label, ll);
-    n += ll;
-    info[n++] = 0; /* empty context */
-    EVP_KDF *kdf = EVP_KDF_fetch(r->libctx, "HKDF", NULL);
-    EVP_KDF_CTX *k = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
-    EVP_KDF_free(kdf);
-    if (!k)
-        return MESH_ERR_CRYPTO;
-    int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY;
-    OSSL_PARAM p[] = {
-        OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode),
-        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)r->md, 0),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)secret, r->secret_len),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info, n),
-        OSSL_PARAM_construct_end(),
-    };
-    int ok = EVP_KDF_derive(k, out, len, p) == 1;
-    EVP_KDF_CTX_free(k);
-    return ok ? MESH_OK : MESH_ERR_CRYPTO;
-}
-
-/* Key and IV from r->secret into the cipher context; sequence 0. */
-static int set_keys(mesh_rec *r)
-{
-    uint8_t key[KEY_MAX];
-    int rc = expand_label(r, r->secret, "key", key, r->key_len);
-    if (rc == MESH_OK)
-        rc = expand_label(r, r->secret, "iv", r->iv, IV_LEN);
-    if (rc == MESH_OK && EVP_CipherInit_ex(r->ctx, NULL, NULL, key, NULL, r->seal) != 1)
-        rc = MESH_ERR_CRYPTO;
-    OPENSSL_cleanse(key, sizeof key);
-    r->seq = 0;
-    return rc;
-}
-
-int mesh_rec_new(mesh_rec **out, void *libctx, int suite, const uint8_t *secret,
-                 size_t secret_len, int seal)
+int mesh_rec_suite_new(mesh_rec_suite **out, void *libctx, int suite)
 {
     const char *cipher, *md;
     size_t key_len, hash_len;
@@ -90,24 +44,97 @@ int mesh_rec_new(mesh_rec **out, void *libctx, int suite, const uint8_t *secret,
     default:
         return MESH_ERR_INVAL;
     }
-    if (!out || !secret || secret_len != hash_len)
+    if (!out)
+        return MESH_ERR_INVAL;
+    mesh_rec_suite *s = OPENSSL_zalloc(sizeof *s);
+    if (!s)
+        return MESH_ERR_NOMEM;
+    s->md = md;
+    s->key_len = key_len;
+    s->hash_len = hash_len;
+    s->cipher = EVP_CIPHER_fetch(libctx, cipher, NULL);
+    s->hkdf = EVP_KDF_fetch(libctx, "HKDF", NULL);
+    if (!s->cipher || !s->hkdf) {
+        mesh_rec_suite_free(s);
+        return MESH_ERR_CRYPTO;
+    }
+    *out = s;
+    return MESH_OK;
+}
+
+void mesh_rec_suite_free(mesh_rec_suite *s)
+{
+    if (!s)
+        return;
+    EVP_CIPHER_free(s->cipher);
+    EVP_KDF_free(s->hkdf);
+    OPENSSL_free(s);
+}
+
+/* HKDF-Expand-Label(secret, label, "", len) (RFC 8446 §7.1). */
+static int expand_label(const mesh_rec_suite *su, const uint8_t *secret, const char *label,
+                        uint8_t *out, size_t len)
+{
+    uint8_t info[2 + 1 + 6 + 32 + 1];
+    size_t ll = strlen(label);
+    if (ll > 32)
+        return MESH_ERR_INTERNAL;
+    size_t n = 0;
+    info[n++] = (uint8_t)(len >> 8);
+    info[n++] = (uint8_t)len;
+    info[n++] = (uint8_t)(6 + ll);
+    memcpy(info + n, "tls13 ", 6);
+    n += 6;
+    memcpy(info + n, label, ll);
+    n += ll;
+    info[n++] = 0; /* empty context */
+    EVP_KDF_CTX *k = EVP_KDF_CTX_new(su->hkdf);
+    if (!k)
+        return MESH_ERR_NOMEM;
+    int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY;
+    OSSL_PARAM p[] = {
+        OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode),
+        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)su->md, 0),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)secret, su->hash_len),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info, n),
+        OSSL_PARAM_construct_end(),
+    };
+    int ok = EVP_KDF_derive(k, out, len, p) == 1;
+    EVP_KDF_CTX_free(k);
+    return ok ? MESH_OK : MESH_ERR_CRYPTO;
+}
+
+/* Key and IV from r->secret into the cipher context; sequence 0. */
+static int set_keys(mesh_rec *r)
+{
+    uint8_t key[KEY_MAX];
+    int rc = expand_label(r->suite, r->secret, "key", key, r->suite->key_len);
+    if (rc == MESH_OK)
+        rc = expand_label(r->suite, r->secret, "iv", r->iv, IV_LEN);
+    if (rc == MESH_OK && EVP_CipherInit_ex(r->ctx, NULL, NULL, key, NULL, r->seal) != 1)
+        rc = MESH_ERR_CRYPTO;
+    OPENSSL_cleanse(key, sizeof key);
+    r->seq = 0;
+    return rc;
+}
+
+int mesh_rec_new(mesh_rec **out, const mesh_rec_suite *suite, const uint8_t *secret,
+                 size_t secret_len, int seal)
+{
+    if (!out || !suite || !secret || secret_len != suite->hash_len)
         return MESH_ERR_INVAL;
     mesh_rec *r = OPENSSL_zalloc(sizeof *r);
     if (!r)
         return MESH_ERR_NOMEM;
-    r->libctx = libctx;
-    r->md = md;
-    r->key_len = key_len;
-    r->secret_len = secret_len;
+    r->suite = suite;
     r->seal = seal ? 1 : 0;
     memcpy(r->secret, secret, secret_len);
-    EVP_CIPHER *c = EVP_CIPHER_fetch(libctx, cipher, NULL);
     r->ctx = EVP_CIPHER_CTX_new();
-    int rc = c && r->ctx ? MESH_OK : MESH_ERR_NOMEM;
-    if (rc == MESH_OK && (EVP_CipherInit_ex(r->ctx, c, NULL, NULL, NULL, r->seal) != 1 ||
-                          EVP_CIPHER_CTX_ctrl(r->ctx, EVP_CTRL_AEAD_SET_IVLEN, IV_LEN, NULL) != 1))
+    int rc = r->ctx ? MESH_OK : MESH_ERR_NOMEM;
+    if (rc == MESH_OK &&
+        (EVP_CipherInit_ex(r->ctx, suite->cipher, NULL, NULL, NULL, r->seal) != 1 ||
+         EVP_CIPHER_CTX_ctrl(r->ctx, EVP_CTRL_AEAD_SET_IVLEN, IV_LEN, NULL) != 1))
         rc = MESH_ERR_CRYPTO;
-    EVP_CIPHER_free(c);
     if (rc == MESH_OK)
         rc = set_keys(r);
     if (rc != MESH_OK) {
@@ -230,9 +257,9 @@ long mesh_rec_open(mesh_rec *r, const uint8_t *rec, size_t len, uint8_t *out1, s
 int mesh_rec_update(mesh_rec *r)
 {
     uint8_t next[MESH_REC_SECRET_MAX];
-    int rc = expand_label(r, r->secret, "traffic upd", next, r->secret_len);
+    int rc = expand_label(r->suite, r->secret, "traffic upd", next, r->suite->hash_len);
     if (rc == MESH_OK) {
-        memcpy(r->secret, next, r->secret_len);
+        memcpy(r->secret, next, r->suite->hash_len);
         rc = set_keys(r);
     }
     OPENSSL_cleanse(next, sizeof next);

@@ -37,15 +37,22 @@ enum mesh_rec_type { /* content types (RFC 8446 §5.1) */
     MESH_REC_APPDATA = 23,
 };
 
+typedef struct mesh_rec_suite mesh_rec_suite;
 typedef struct mesh_rec mesh_rec;
 
-/* Keys for one direction from a traffic secret (copied, then wiped by the caller) of the TLS
- * 1.3 suite `suite` (0x1301 AES-128-GCM-SHA256, 0x1302 AES-256-GCM-SHA384, 0x1303
- * ChaCha20-Poly1305-SHA256; its hash's length is the secret's), in OpenSSL library context
- * libctx (an OSSL_LIB_CTX *, NULL = default). seal: 1 to write, 0 to read. Sequence 0.
- * MESH_OK; MESH_ERR_INVAL (unknown suite, wrong secret length); MESH_ERR_NOMEM;
- * MESH_ERR_CRYPTO. */
-int mesh_rec_new(mesh_rec **out, void *libctx, int suite, const uint8_t *secret,
+/* The algorithms of TLS 1.3 suite `suite` (0x1301 AES-128-GCM-SHA256, 0x1302
+ * AES-256-GCM-SHA384, 0x1303 ChaCha20-Poly1305-SHA256), fetched once from OpenSSL library
+ * context libctx (an OSSL_LIB_CTX *, NULL = default) and shared by the connections that use
+ * it (a fetch per connection cost a visible part of the handshake rate). MESH_OK;
+ * MESH_ERR_INVAL (unknown suite); MESH_ERR_NOMEM; MESH_ERR_CRYPTO (not available). */
+int mesh_rec_suite_new(mesh_rec_suite **out, void *libctx, int suite);
+void mesh_rec_suite_free(mesh_rec_suite *s); /* after every mesh_rec using it; NULL: no-op */
+
+/* Keys for one direction from a traffic secret (copied; the caller wipes its own copy) of
+ * suite (borrowed: it must outlive the object; the secret's length is its hash's). seal: 1 to
+ * write, 0 to read. Sequence 0. MESH_OK; MESH_ERR_INVAL (wrong secret length);
+ * MESH_ERR_NOMEM; MESH_ERR_CRYPTO. */
+int mesh_rec_new(mesh_rec **out, const mesh_rec_suite *suite, const uint8_t *secret,
                  size_t secret_len, int seal);
 void mesh_rec_free(mesh_rec *r); /* wipes the keys; NULL: no-op */
 

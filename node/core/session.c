@@ -53,6 +53,7 @@ struct mesh_session {
     int write_err;
     int orderly;       /* the peer said goodbye or sent close_notify */
     int authenticated; /* the peer's hello verified: peer_key valid */
+    int hello_sent;    /* ours went out (a framed-mode server sends it at 0.5-RTT) */
     uint8_t pinned[MESH_PUBKEY_LEN];
     uint8_t peer_key[MESH_PUBKEY_LEN];
     uint8_t peer_id[MESH_NODE_ID_LEN];
@@ -740,18 +741,15 @@ static int h2_start(mesh_session *s)
     return rc;
 }
 
-static void tls_done(mesh_session *s)
+/* Our hello (see session.h), once. MESH_OK or the code that ends the session. */
+static int send_hello(mesh_session *s)
 {
-    set_state(s, MESH_SESSION_AUTHENTICATING);
-    arm(s);
+    if (s->hello_sent)
+        return MESH_OK;
     uint8_t exporter[MESH_SESSION_EXPORTER_LEN];
     uint8_t *f = NULL;
     size_t flen = 0;
-    int rc = MESH_OK;
-    if (strcmp(mesh_tls_alpn(s->tls), MESH_SESSION_H2_ALPN) == 0)
-        rc = h2_start(s);
-    if (rc == MESH_OK)
-        rc = mesh_tls_export(s->tls, MESH_SESSION_EXPORTER_LABEL, exporter, sizeof exporter);
+    int rc = mesh_tls_export(s->tls, MESH_SESSION_EXPORTER_LABEL, exporter, sizeof exporter);
     if (rc == MESH_OK)
         rc = mesh_hello_create(mesh_tls_ctx_identity(s->tls_ctx),
                                s->is_client ? MESH_SESSION_ROLE_CLIENT : MESH_SESSION_ROLE_SERVER,
@@ -759,6 +757,34 @@ static void tls_done(mesh_session *s)
     if (rc == MESH_OK)
         rc = write_frame(s, f, flen);
     free(f);
+    s->hello_sent = rc == MESH_OK;
+    return rc;
+}
+
+/* A framed-mode server sends its hello with its TLS flight, before the client's Finished
+ * (0.5-RTT data, RFC 8446 §2): the client can verify it the moment its own handshake
+ * completes, which saves it a round trip. The exporter it signs is fixed by then (it covers
+ * the transcript up to the server's Finished), so the binding is the same. In HTTP/2 mode a
+ * server may only answer a stream the client opened, so it waits. */
+static void early_hello(mesh_session *s)
+{
+    if (s->is_client || s->hello_sent || mesh_tls_early(s->tls) != MESH_OK ||
+        strcmp(mesh_tls_alpn(s->tls), MESH_SESSION_H2_ALPN) == 0)
+        return;
+    int rc = send_hello(s);
+    if (rc != MESH_OK)
+        end_session(s, rc, 0);
+}
+
+static void tls_done(mesh_session *s)
+{
+    set_state(s, MESH_SESSION_AUTHENTICATING);
+    arm(s);
+    int rc = MESH_OK;
+    if (strcmp(mesh_tls_alpn(s->tls), MESH_SESSION_H2_ALPN) == 0)
+        rc = h2_start(s);
+    if (rc == MESH_OK)
+        rc = send_hello(s);
     if (rc != MESH_OK)
         end_session(s, rc, 0);
 }
@@ -864,7 +890,9 @@ static void process_input(mesh_session *s)
     if (s->state == MESH_SESSION_HANDSHAKING) {
         int rc = mesh_tls_handshake(s->tls);
         if (rc == MESH_ERR_AGAIN) {
-            if (s->write_err)
+            if (!s->write_err)
+                early_hello(s);
+            if (s->write_err && !stopped(s))
                 end_session(s, s->write_err, 1);
             return;
         }

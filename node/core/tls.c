@@ -238,6 +238,7 @@ struct mesh_tls_ctx {
     size_t alpn_len;
     char sni[MESH_TLS_SNI_MAX + 1];
     uint64_t key_update_after; /* records per key before a KeyUpdate */
+    mesh_rec_suite *suites[3];  /* record algorithms by suite (0x1301..0x1303), on first use */
 };
 
 /* Log OpenSSL's error queue through the env and empty it. Returns the last packed error. */
@@ -517,6 +518,8 @@ void mesh_tls_ctx_free(mesh_tls_ctx *c)
     if (!c)
         return;
     SSL_CTX_free(c->ssl);
+    for (size_t i = 0; i < sizeof c->suites / sizeof c->suites[0]; i++)
+        mesh_rec_suite_free(c->suites[i]);
     X509_free(c->cert);
     free(c->cert_der);
     EVP_PKEY_free(c->pkey);
@@ -885,9 +888,27 @@ static int send_key_update(mesh_tls *t)
     return rc;
 }
 
+/* Keys for one direction (own: ours, to seal; else the peer's, to open) from the traffic
+ * secret OpenSSL logged, for the negotiated suite. */
+static int make_rec(mesh_tls *t, int own, mesh_rec **out)
+{
+    int suite = SSL_CIPHER_get_protocol_id(SSL_get_current_cipher(t->ssl));
+    mesh_rec_suite **su =
+        suite >= 0x1301 && suite <= 0x1303 ? &t->ctx->suites[suite - 0x1301] : NULL;
+    int which = own ? t->is_server : !t->is_server; /* secret[0] client's, [1] server's */
+    int rc = !su ? MESH_ERR_INVAL : *su ? MESH_OK : mesh_rec_suite_new(su, t->ctx->libctx, suite);
+    if (rc == MESH_OK)
+        rc = mesh_rec_new(out, *su, t->secret[which], t->secret_len[which], own);
+    if (rc != MESH_OK)
+        rc = rec_fail(t, rc == MESH_ERR_NOMEM ? rc : MESH_ERR_TLS,
+                      "no traffic keys from the handshake");
+    return rc;
+}
+
 /* Handshake complete: application records from now on are ours (record.h), keyed with the
  * traffic secrets OpenSSL logged. OpenSSL must not hold input past its Finished (it reads
- * record by record without read-ahead, so the next record is still in our input). */
+ * record by record without read-ahead, so the next record is still in our input). A server
+ * that wrote early (mesh_tls_early) has its sealing keys already. */
 static int switch_records(mesh_tls *t)
 {
     int rc = MESH_OK;
@@ -895,21 +916,33 @@ static int switch_records(mesh_tls *t)
         rc = rec_fail(t, MESH_ERR_VERSION, "not TLS 1.3");
     else if (SSL_has_pending(t->ssl))
         rc = rec_fail(t, MESH_ERR_TLS, "OpenSSL holds input past the handshake");
-    if (rc == MESH_OK) {
-        int suite = SSL_CIPHER_get_protocol_id(SSL_get_current_cipher(t->ssl));
-        int own = t->is_server ? 1 : 0;
-        rc = mesh_rec_new(&t->tx, t->ctx->libctx, suite, t->secret[own], t->secret_len[own], 1);
-        if (rc == MESH_OK)
-            rc = mesh_rec_new(&t->rx, t->ctx->libctx, suite, t->secret[!own],
-                              t->secret_len[!own], 0);
-        if (rc != MESH_OK)
-            rc = rec_fail(t, rc == MESH_ERR_NOMEM ? rc : MESH_ERR_TLS,
-                          "no traffic keys from the handshake");
-    }
+    if (rc == MESH_OK && !t->tx)
+        rc = make_rec(t, 1, &t->tx);
+    if (rc == MESH_OK)
+        rc = make_rec(t, 0, &t->rx);
     OPENSSL_cleanse(t->secret, sizeof t->secret);
     ERR_clear_error();
     if (rc == MESH_OK)
         t->done = 1;
+    return rc;
+}
+
+int mesh_tls_early(mesh_tls *t)
+{
+    if (t->failed)
+        return t->failed;
+    if (t->done || t->tx)
+        return MESH_OK;
+    const unsigned char *sel = NULL;
+    unsigned int sel_len = 0;
+    SSL_get0_alpn_selected(t->ssl, &sel, &sel_len);
+    if (!t->is_server || !t->secret_len[1] || SSL_version(t->ssl) != TLS1_3_VERSION ||
+        sel_len == 0)
+        return MESH_ERR_AGAIN;
+    memcpy(t->alpn, sel, sel_len);
+    t->alpn[sel_len] = '\0';
+    int rc = make_rec(t, 1, &t->tx);
+    ERR_clear_error();
     return rc;
 }
 
@@ -1097,7 +1130,7 @@ int mesh_tls_write(mesh_tls *t, const uint8_t *data, size_t len)
 {
     if (t->failed)
         return t->failed;
-    if (!t->done || t->closed_sent)
+    if (!t->tx || t->closed_sent)
         return MESH_ERR_STATE;
     while (len > 0) {
         int rc = MESH_OK;
@@ -1120,7 +1153,7 @@ int mesh_tls_send_record(mesh_tls *t, int type, const uint8_t *data, size_t len)
         return MESH_ERR_INVAL;
     if (t->failed)
         return t->failed;
-    if (!t->done || t->closed_sent)
+    if (!t->tx || t->closed_sent)
         return MESH_ERR_STATE;
     return seal_out(t, type, data, len);
 }
@@ -1146,7 +1179,7 @@ int mesh_tls_export(mesh_tls *t, const char *label, uint8_t *out, size_t len)
 {
     if (!label || !out || len == 0 || len > MESH_TLS_EXPORT_MAX)
         return MESH_ERR_INVAL;
-    if (!t->done || t->failed)
+    if (!(t->done || t->tx) || t->failed)
         return MESH_ERR_STATE;
     ERR_clear_error();
     if (SSL_export_keying_material(t->ssl, out, len, label, strlen(label), NULL, 0, 0) != 1) {

@@ -153,6 +153,13 @@ int mesh_tls_keep(mesh_tls *t);
  * error, any alert has already gone out through out_fn; the connection is dead (every
  * later call returns the same code). */
 int mesh_tls_handshake(mesh_tls *t);
+/* Server only: once its flight (ServerHello … Finished) is out, TLS 1.3 lets it send
+ * application data before the client's Finished arrives (0.5-RTT, RFC 8446 §2): MESH_OK when
+ * mesh_tls_write and mesh_tls_export work already (also once the handshake is complete);
+ * MESH_ERR_AGAIN not yet (or a client); an error code once the connection failed. Data so
+ * written is read by the client as soon as its handshake completes. mesh_tls_alpn() gives the
+ * selected protocol from then on. */
+int mesh_tls_early(mesh_tls *t);
 /* 1 once the handshake completed. */
 int mesh_tls_is_done(const mesh_tls *t);
 /* Plaintext received: up to cap bytes into buf. Returns the byte count (> 0); 0 when nothing
@@ -164,7 +171,7 @@ int mesh_tls_is_done(const mesh_tls *t);
  * KeyUpdate from the peer is followed (and answered when it asks); NewSessionTicket ignored. */
 long mesh_tls_read(mesh_tls *t, uint8_t *buf, size_t cap);
 /* Encrypt len bytes (all of them; records come out through out_fn before this returns).
- * MESH_OK; MESH_ERR_STATE (handshake not complete, or closed); MESH_ERR_TLS; MESH_ERR_NOMEM. */
+ * MESH_OK; MESH_ERR_STATE (handshake not complete and not mesh_tls_early, or closed); MESH_ERR_TLS; MESH_ERR_NOMEM. */
 int mesh_tls_write(mesh_tls *t, const uint8_t *data, size_t len);
 /* Test and fuzzing hook: one record of any content type (21 alert, 22 handshake, 23 data, or
  * anything else) with content data (at most MESH_TLS_RECORD_MAX bytes), as the peer's record

@@ -266,10 +266,12 @@ static void app_connect(app *p, world *W, int from, int to, const uint8_t *pin,
 
 /* TCP: SYN at 0, SYN-ACK back at 2D: the client's TCP is up and its ClientHello leaves.
  * TLS 1.3, 1 RTT: the ClientHello reaches B at 3D (with the final ACK: accept), B answers
- * ServerHello..Finished at once, which reaches A at 4D. A's TLS is done: it sends Finished
- * and its hello together. B gets them at 5D: TLS done, sends its hello, verifies A's →
- * B CONNECTED at 5D. A gets B's hello at 6D → A CONNECTED at 6D: 3 RTT for the client,
- * 2.5 RTT after the SYN for the server. */
+ * ServerHello..Finished and, in frame mode, its hello right behind (0.5-RTT data), which
+ * reach A at 4D. A's TLS is done: it verifies B's hello → A CONNECTED at 4D, and sends
+ * Finished and its hello together. B gets them at 5D: TLS done, verifies A's → B CONNECTED
+ * at 5D. So 2 RTT for the client (what TCP + TLS alone take), 2.5 RTT after the SYN for the
+ * server. In HTTP/2 mode B may only answer a stream A opened: B sends its hello at 5D and A
+ * is CONNECTED at 6D (3 RTT). */
 static void handshake_round_trips(int http2)
 {
     world W;
@@ -284,7 +286,8 @@ static void handshake_round_trips(int http2)
     run_until(&W, MS(1000));
     CU_ASSERT_EQUAL(a.connected, 1);
     CU_ASSERT_EQUAL(ss.napps, 1);
-    CU_ASSERT_EQUAL(a.connected_at, 6 * D);
+    const mesh_time client_at = (http2 ? 6 : 4) * D;
+    CU_ASSERT_EQUAL(a.connected_at, client_at);
     CU_ASSERT_EQUAL(ss.apps[0].connected_at, 5 * D);
     CU_ASSERT_EQUAL(mesh_session_get_state(a.s), MESH_SESSION_CONNECTED);
     CU_ASSERT_STRING_EQUAL(mesh_session_alpn(a.s),
@@ -300,7 +303,7 @@ static void handshake_round_trips(int http2)
     CU_ASSERT(!mesh_session_is_client(ss.apps[0].s));
     mesh_session_stats st;
     mesh_session_get_stats(a.s, &st);
-    CU_ASSERT_EQUAL(st.connected_at, 6 * D);
+    CU_ASSERT_EQUAL(st.connected_at, client_at);
     CU_ASSERT_EQUAL(st.msgs_sent, 1); /* the hello */
     CU_ASSERT_EQUAL(st.msgs_received, 1);
     CU_ASSERT(st.bytes_sent > 0 && st.bytes_received > st.bytes_sent); /* the certificate */
@@ -681,7 +684,7 @@ static void test_pinned_key(void)
     CU_ASSERT_EQUAL(bad.connected, 0);
     CU_ASSERT_EQUAL(bad.closed, 1);
     CU_ASSERT_EQUAL(bad.reason, MESH_ERR_KEY_MISMATCH);
-    CU_ASSERT_EQUAL(bad.closed_at, 6 * D); /* decided on the server's hello */
+    CU_ASSERT_EQUAL(bad.closed_at, 4 * D); /* decided on the server's (0.5-RTT) hello */
     CU_ASSERT_PTR_NULL(mesh_session_peer_key(bad.s));
     /* The server had accepted C (C's hello was fine) and learns why it left. */
     CU_ASSERT_EQUAL(ss.napps, 2);
@@ -701,9 +704,9 @@ static void test_pinned_key(void)
 
 /* ---- dead peer ------------------------------------------------------------------------------ */
 
-/* After both are CONNECTED (A at 6D, B at 5D) B's host is cut off at 300 ms. Nothing arrives
+/* After both are CONNECTED (A at 4D, B at 5D) B's host is cut off at 300 ms. Nothing arrives
  * any more; each side closes at (last byte received) + heartbeat_timeout = 75 s by default:
- * A at 6D + 75 s (B's hello was its last input), B at 5D + 75 s. Heartbeats sent meanwhile
+ * A at 4D + 75 s (B's flight and hello were its last input), B at 5D + 75 s. Heartbeats sent meanwhile
  * are lost; TCP's own give-up (8 retransmissions) would come later. */
 static void test_silent_link_detected(void)
 {
@@ -723,7 +726,7 @@ static void test_silent_link_detected(void)
     run_until(&W, MS(200000));
     CU_ASSERT_EQUAL(a.closed, 1);
     CU_ASSERT_EQUAL(a.reason, MESH_ERR_TIMEOUT);
-    CU_ASSERT_EQUAL(a.closed_at, 6 * D + timeout);
+    CU_ASSERT_EQUAL(a.closed_at, 4 * D + timeout);
     CU_ASSERT_EQUAL(ss.apps[0].closed, 1);
     CU_ASSERT_EQUAL(ss.apps[0].reason, MESH_ERR_TIMEOUT);
     CU_ASSERT_EQUAL(ss.apps[0].closed_at, 5 * D + timeout);
@@ -1289,8 +1292,8 @@ static int suite_clean(void)
 
 static CU_TestInfo tests[] = {
     {"hello checks: role, exporter, pin, key swap, version", test_hello_checks},
-    {"TLS + auth in 3 RTT (A) / 2.5 RTT (B), exact virtual times", test_handshake_round_trips},
-    {"HTTP/2 mode: same round trips", test_handshake_round_trips_h2},
+    {"TLS + auth in 2 RTT (A) / 2.5 RTT (B), exact virtual times", test_handshake_round_trips},
+    {"HTTP/2 mode: 3 RTT (A) / 2.5 RTT (B)", test_handshake_round_trips_h2},
     {"HTTP/2-capable server, frame client", test_h2_server_frame_client},
     {"same seed: byte-identical TLS; other seed differs", test_deterministic_tls_bytes},
     {"many messages, log-uniform 0..1 MiB, intact and in order", test_many_messages},
