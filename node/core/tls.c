@@ -1053,6 +1053,8 @@ static int control_record(mesh_tls *t, int type, const uint8_t *p, size_t n)
             return rec_fail(t, MESH_ERR_TLS, "post-handshake message split across records");
         size_t ml = (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
         if (p[0] == 24 && ml == 1 && p[4] <= 1) { /* KeyUpdate */
+            if (n != 5) /* a key change must end its record (RFC 8446 §5.1) */
+                return rec_fail(t, MESH_ERR_TLS, "KeyUpdate not at the end of its record");
             if (mesh_rec_update(t->rx) != MESH_OK)
                 return rec_fail(t, MESH_ERR_TLS, "key update failed");
             if (p[4] == 1 && !t->closed_sent) { /* update_requested: answer before any data */
@@ -1060,7 +1062,7 @@ static int control_record(mesh_tls *t, int type, const uint8_t *p, size_t n)
                 if (rc != MESH_OK)
                     return rc;
             }
-        } else if (p[0] != 4) { /* NewSessionTicket: ignored (we resume nothing) */
+        } else if (p[0] != 4 || t->is_server) { /* a client ignores NewSessionTicket */
             snprintf(t->err, sizeof t->err, "unexpected handshake message %u after the handshake",
                      p[0]);
             return rec_fail(t, MESH_ERR_TLS, t->err);
