@@ -1048,6 +1048,8 @@ static int control_record(mesh_tls *t, int type, const uint8_t *p, size_t n)
         snprintf(t->err, sizeof t->err, "unexpected content type %d after the handshake", type);
         return rec_fail(t, MESH_ERR_TLS, t->err);
     }
+    if (n == 0) /* RFC 8446 §5.1: no zero-length handshake fragments */
+        return rec_fail(t, MESH_ERR_TLS, "empty handshake record");
     while (n > 0) { /* whole handshake messages (one split over records is refused) */
         if (n < 4 || 4 + ((size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3]) > n)
             return rec_fail(t, MESH_ERR_TLS, "post-handshake message split across records");
