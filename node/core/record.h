@@ -66,8 +66,9 @@ long mesh_rec_seal(mesh_rec *r, int type, const uint8_t *data, size_t len, uint8
 long mesh_rec_length(const uint8_t hdr[MESH_REC_HDR], const char **why);
 
 /* Open one whole record (rec, len = mesh_rec_length). The inner plaintext is written to out1
- * (its first cap1 bytes) then out2 (the rest; room for MESH_REC_INNER_MAX), so a caller can
- * decrypt straight into a buffer smaller than the record. On success *type is the content
+ * (its first cap1 bytes) then out2 (the rest; room for MESH_REC_INNER_MAX, or NULL when
+ * len - MESH_REC_HDR - MESH_REC_TAG <= cap1), so a caller can decrypt straight into a buffer
+ * smaller than the record. On success *type is the content
  * type and the content length (bytes before the type; they span out1 then out2) is returned.
  * Advances the sequence. Negative: MESH_ERR_CRYPTO (bad tag: the record was forged, damaged or
  * out of order), MESH_ERR_MALFORMED (no content type), MESH_ERR_LIMIT (sequence exhausted);

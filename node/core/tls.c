@@ -1103,7 +1103,9 @@ long mesh_tls_read(mesh_tls *t, uint8_t *buf, size_t cap)
         }
         if (rc != MESH_OK)
             return rc;
-        if (!t->pt && !(t->pt = malloc(MESH_REC_INNER_MAX)))
+        /* room for what does not fit in buf (only then: most records fit) */
+        if (len - MESH_REC_HDR - MESH_REC_TAG > cap && !t->pt &&
+            !(t->pt = malloc(MESH_REC_INNER_MAX)))
             return rec_fail(t, MESH_ERR_NOMEM, "out of memory");
         int type = 0;
         const char *why = NULL;
