@@ -218,17 +218,17 @@ static void test_length(void)
         size_t body;
         long want;
     } cases[] = {
-        {23, 17, MESH_REC_HDR + 17},
-        {23, 16384 + 256, MESH_REC_HDR + 16384 + 256},
-        {23, 16384 + 257, MESH_ERR_MALFORMED},
+        {23, 17, MESH_REC_HDR + 17},                   /* type byte + tag: the least */
+        {23, 16384 + 256, MESH_REC_HDR + 16384 + 256}, /* the most */
+        {23, 16384 + 257, MESH_ERR_MALFORMED},         /* record_overflow */
         {23, 0xffff, MESH_ERR_MALFORMED},
-        {23, 16, MESH_ERR_MALFORMED},
+        {23, 16, MESH_ERR_MALFORMED}, /* a tag and no type */
         {23, 0, MESH_ERR_MALFORMED},
         {22, 100, MESH_ERR_MALFORMED}, /* a plaintext handshake record after the handshake */
         {21, 100, MESH_ERR_MALFORMED}, /* a plaintext alert */
         {20, 1, MESH_ERR_MALFORMED},   /* change_cipher_spec */
-        {0, 100, MESH_ERR_MALFORMED},
-        {99, 100, MESH_ERR_MALFORMED},
+        {0, 100, MESH_ERR_MALFORMED},  /* no such type */
+        {99, 100, MESH_ERR_MALFORMED}, /* no such type */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         h[0] = cases[i].type;
@@ -284,6 +284,18 @@ static void test_split_output(void)
                 CU_ASSERT_FATAL(n > 0);
                 open_split(rx, rec, (size_t)n, caps[c], data, len, MESH_REC_APPDATA);
             }
+        }
+        /* The whole inner plaintext fits out1: out2 may be NULL (record.h). */
+        for (size_t len = 0; len < 40; len += 13) {
+            fill(data, len, 1);
+            long n = mesh_rec_seal(tx, MESH_REC_APPDATA, data, len, rec);
+            uint8_t *out1 = malloc(len + 1);
+            int type = -1;
+            const char *why = NULL;
+            CU_ASSERT_EQUAL(mesh_rec_open(rx, rec, (size_t)n, out1, len + 1, NULL, &type, &why),
+                            (long)len);
+            CU_ASSERT(type == MESH_REC_APPDATA && memcmp(out1, data, len) == 0);
+            free(out1);
         }
         /* A control record whose type byte lands in out2. */
         static const uint8_t ku[5] = {24, 0, 0, 1, 0};
@@ -351,8 +363,7 @@ static void test_update(void)
         uint8_t rec[64], rec0[64], got[MESH_REC_INNER_MAX];
         int type;
         for (int i = 0; i < 3; i++) {
-            CU_ASSERT_EQUAL(mesh_rec_seal(tx, MESH_REC_APPDATA, (const uint8_t *)"x", 1, rec),
-                            23);
+            CU_ASSERT_EQUAL(mesh_rec_seal(tx, MESH_REC_APPDATA, (const uint8_t *)"x", 1, rec), 23);
             CU_ASSERT_EQUAL(open_all(rx, rec, 23, got, &type), 1);
         }
         for (int round = 1; round <= 3; round++) {
@@ -500,8 +511,7 @@ static void test_rfc8448_server(void)
 /* An independent sealer: AES-128-GCM with the RFC's client key and IV, any inner plaintext
  * (so padding and sizes the record layer itself never produces), any header length field.
  * Returns the record length. */
-static size_t raw_seal(uint64_t seq, const uint8_t *inner, size_t n, size_t hdr_body,
-                       uint8_t *out)
+static size_t raw_seal(uint64_t seq, const uint8_t *inner, size_t n, size_t hdr_body, uint8_t *out)
 {
     uint8_t key[16], nonce[IV_LEN];
     hex(RFC8448_C_AP_KEY, key, sizeof key);
@@ -562,8 +572,7 @@ static void test_sizes_from_another_sealer(void)
     inner[MESH_REC_PLAIN_MAX + 1] = MESH_REC_APPDATA;
     len = raw_seal(seq++, inner, MESH_REC_PLAIN_MAX + 2 + 10, MESH_REC_PLAIN_MAX + 28, rec);
     why = NULL;
-    CU_ASSERT_EQUAL(mesh_rec_open(rx, rec, len, out1, 100, out2, &type, &why),
-                    MESH_ERR_MALFORMED);
+    CU_ASSERT_EQUAL(mesh_rec_open(rx, rec, len, out1, 100, out2, &type, &why), MESH_ERR_MALFORMED);
     CU_ASSERT(why && why[0]);
     mesh_rec_free(rx);
 

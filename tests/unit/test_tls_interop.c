@@ -13,6 +13,7 @@
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,10 +21,10 @@
 
 enum {
     PUMP_ROUNDS = 32,
-    READ_MAX = 100000, /* largest read buffer used */
-    MSG_MAX = 70000,   /* largest message in the size sweep */
-    HDR = 5,           /* TLS record header */
-    TAG = 16,          /* AEAD tag */
+    READ_MAX = 100000,                  /* largest read buffer used */
+    MSG_MAX = 70000,                    /* largest message in the size sweep */
+    HDR = 5,                            /* TLS record header */
+    TAG = 16,                           /* AEAD tag */
     KEY_UPDATE_REC = HDR + 5 + 1 + TAG, /* one KeyUpdate message, sealed */
 };
 
@@ -158,14 +159,14 @@ static void peer_cert(peer *p)
     p->cert = X509_new();
     CU_ASSERT_FATAL(p->key && p->cert);
     X509_NAME *name = X509_get_subject_name(p->cert);
-    CU_ASSERT_FATAL(
-        ASN1_INTEGER_set(X509_get_serialNumber(p->cert), 1) == 1 &&
-        X509_gmtime_adj(X509_getm_notBefore(p->cert), 0) &&
-        X509_gmtime_adj(X509_getm_notAfter(p->cert), 86400) &&
-        X509_set_pubkey(p->cert, p->key) == 1 &&
-        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"openssl",
-                                   -1, -1, 0) == 1 &&
-        X509_set_issuer_name(p->cert, name) == 1 && X509_sign(p->cert, p->key, EVP_sha256()) > 0);
+    CU_ASSERT_FATAL(ASN1_INTEGER_set(X509_get_serialNumber(p->cert), 1) == 1 &&
+                    X509_gmtime_adj(X509_getm_notBefore(p->cert), 0) &&
+                    X509_gmtime_adj(X509_getm_notAfter(p->cert), 86400) &&
+                    X509_set_pubkey(p->cert, p->key) == 1 &&
+                    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                                               (const unsigned char *)"openssl", -1, -1, 0) == 1 &&
+                    X509_set_issuer_name(p->cert, name) == 1 &&
+                    X509_sign(p->cert, p->key, EVP_sha256()) > 0);
 }
 
 /* suites: an OpenSSL TLS 1.3 ciphersuite list (NULL = its default); tickets: how many
@@ -271,7 +272,7 @@ static size_t handshake(node *n, peer *p)
 
 /* One of our nodes connected to an OpenSSL peer. ours_server: which side is ours. */
 static size_t join(node *n, peer *p, int ours_server, const char *suites, int tickets,
-                      const mesh_tls_cfg *cfg)
+                   const mesh_tls_cfg *cfg)
 {
     node_init(n, ours_server ? 21 : 12, ours_server, cfg);
     peer_init(p, !ours_server, suites, tickets);
@@ -304,8 +305,8 @@ static void exchange(node *n, peer *p, const uint8_t *data, size_t len)
  * boundaries. Returns the count written to sizes. */
 static size_t sweep_sizes(size_t *sizes)
 {
-    static const size_t edges[] = {16383, 16384, 16385, 32767, 32768, 32769, 49152,
-                                   65535, 65536, 69999, MSG_MAX};
+    static const size_t edges[] = {16383, 16384, 16385, 32767, 32768,  32769,
+                                   49152, 65535, 65536, 69999, MSG_MAX};
     size_t n = 0;
     for (size_t s = 0; s <= 300; s++)
         sizes[n++] = s;
@@ -545,7 +546,7 @@ static void test_early_server_data(void)
     node_init(&n, 21, 1, NULL);
     peer_init(&p, 0, NULL, 0);
     CU_ASSERT_EQUAL(mesh_tls_early(n.t), MESH_ERR_AGAIN); /* nothing received yet */
-    (void)SSL_do_handshake(p.ssl);                         /* ClientHello */
+    (void)SSL_do_handshake(p.ssl);                        /* ClientHello */
     to_node(&p, &n);
     CU_ASSERT_EQUAL(mesh_tls_handshake(n.t), MESH_ERR_AGAIN); /* its flight out */
     CU_ASSERT_EQUAL(mesh_tls_early(n.t), MESH_OK);
@@ -720,8 +721,9 @@ static void write_stream(node *c, mesh_test_buf *want)
 }
 
 /* Lend a copy of len bytes (allocated to the byte, so ASan sees any read past the end or
- * after mesh_tls_keep), read everything with buffer size cap, keep, free the copy. */
-static void lend_read_keep(node *s, const uint8_t *p, size_t len, size_t cap, int read,
+ * after mesh_tls_keep), read with buffer size cap (everything, or at most `reads` times: a
+ * caller that stops reading, leaving plaintext waiting inside), keep, free the copy. */
+static void lend_read_keep(node *s, const uint8_t *p, size_t len, size_t cap, size_t reads,
                            mesh_test_buf *got)
 {
     uint8_t *copy = malloc(len ? len : 1);
@@ -731,16 +733,16 @@ static void lend_read_keep(node *s, const uint8_t *p, size_t len, size_t cap, in
     CU_ASSERT_EQUAL(mesh_tls_lend(s->t, copy, len), MESH_OK);
     CU_ASSERT_EQUAL(mesh_tls_lend(s->t, copy, len), MESH_ERR_STATE);
     CU_ASSERT_EQUAL(mesh_tls_feed(s->t, copy, len), MESH_ERR_STATE);
-    if (read) {
+    if (reads) {
         uint8_t *buf = malloc(cap);
         CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
-        long r;
+        long r = 0;
         size_t over = 0;
-        while ((r = mesh_tls_read(s->t, buf, cap)) > 0) {
+        for (size_t i = 0; i < reads && (r = mesh_tls_read(s->t, buf, cap)) > 0; i++) {
             over += (size_t)r > cap;
             mesh_test_buf_add(got, buf, (size_t)r);
         }
-        CU_ASSERT_EQUAL(r, 0);
+        CU_ASSERT(r >= 0);
         CU_ASSERT_EQUAL(over, 0);
         free(buf);
     }
@@ -766,8 +768,8 @@ static void test_lend_every_offset(void)
         if (off == 0)
             len0 = len;
         size_t cap = caps[off % 5];
-        lend_read_keep(&s, c.out.b, cut, cap, 1, &got);
-        lend_read_keep(&s, c.out.b + cut, len - cut, cap, 1, &got);
+        lend_read_keep(&s, c.out.b, cut, cap, SIZE_MAX, &got);
+        lend_read_keep(&s, c.out.b + cut, len - cut, cap, SIZE_MAX, &got);
         c.out.len = 0;
         CU_ASSERT_EQUAL(mesh_tls_partial(s.t), 0);
         if (got.len != want.len || memcmp(got.b, want.b, want.len) != 0) {
@@ -795,8 +797,9 @@ static uint64_t xorshift(uint64_t *x)
 }
 
 /* A long stream of random-size writes (0..70000) delivered in random pieces of 1..5000
- * bytes, each lent (or, one time in six, fed), read with a random buffer size or, one time
- * in eight, not read before the keep (the caller stopped reading). The writer seals into the
+ * bytes, each lent (or, one time in six, fed), read with a random buffer size until nothing
+ * is left or, one time in four, only a few times or not at all before the keep (a caller
+ * that stopped reading: plaintext and ciphertext wait inside). The writer seals into the
  * sink's memory on one run of two. */
 static void test_lend_random_pieces(void)
 {
@@ -827,11 +830,12 @@ static void test_lend_random_pieces(void)
             if (how % 6 == 0) {
                 CU_ASSERT_EQUAL(mesh_tls_feed(s.t, c.out.b + off, piece), MESH_OK);
             } else {
-                lend_read_keep(&s, c.out.b + off, piece, cap, how % 8 != 1, &got);
+                size_t reads = how % 4 == 1 ? (how >> 8) % 4 : SIZE_MAX;
+                lend_read_keep(&s, c.out.b + off, piece, cap, reads, &got);
             }
             off += piece;
         }
-        lend_read_keep(&s, NULL, 0, READ_MAX, 1, &got); /* read what a skipped read left */
+        lend_read_keep(&s, NULL, 0, READ_MAX, SIZE_MAX, &got); /* what skipped reads left */
         CU_ASSERT_EQUAL(got.len, want.len);
         CU_ASSERT(got.len == want.len && memcmp(got.b, want.b, want.len) == 0);
         CU_ASSERT_EQUAL(mesh_tls_partial(s.t), 0);
@@ -841,6 +845,39 @@ static void test_lend_random_pieces(void)
         node_free(&s);
     }
     free(data);
+}
+
+/* A caller that stops reading when the lent bytes are used up but the record it opened is
+ * not: the rest of that record's plaintext waits inside across the keep, the next lend and a
+ * feed, and comes out first, in order. */
+static void test_lend_stop_mid_record(void)
+{
+    static const size_t caps[] = {1, 100, 999};
+    uint8_t data[1000], buf[1000];
+    fill(data, sizeof data, 4);
+    for (size_t k = 0; k < sizeof caps / sizeof caps[0]; k++) {
+        node c, s;
+        pair_up(&c, &s, NULL);
+        CU_ASSERT_EQUAL(mesh_tls_write(c.t, data, sizeof data), MESH_OK);
+        size_t rec1 = c.out.len;
+        CU_ASSERT_EQUAL(mesh_tls_write(c.t, data, 10), MESH_OK);
+        mesh_test_buf got = {0};
+        lend_read_keep(&s, c.out.b, rec1, caps[k], 1, &got); /* exactly one record, one read */
+        CU_ASSERT_EQUAL(got.len, caps[k]);
+        CU_ASSERT_EQUAL(mesh_tls_partial(s.t), sizeof data - caps[k]);
+        CU_ASSERT_EQUAL(mesh_tls_feed(s.t, c.out.b + rec1, c.out.len - rec1), MESH_OK);
+        long r;
+        while ((r = mesh_tls_read(s.t, buf, sizeof buf)) > 0)
+            mesh_test_buf_add(&got, buf, (size_t)r);
+        CU_ASSERT_EQUAL(r, 0);
+        CU_ASSERT_EQUAL(got.len, sizeof data + 10);
+        CU_ASSERT(got.len == sizeof data + 10 && memcmp(got.b, data, sizeof data) == 0 &&
+                  memcmp(got.b + sizeof data, data, 10) == 0);
+        CU_ASSERT_EQUAL(mesh_tls_partial(s.t), 0);
+        free(got.b);
+        node_free(&c);
+        node_free(&s);
+    }
 }
 
 /* Sealing into the sink's memory changes nothing on the wire: two identical connections
@@ -886,6 +923,7 @@ static CU_TestInfo tests[] = {
     {"empty records, tickets, KeyUpdate between our nodes", test_accepted_records},
     {"lent ciphertext cut at every byte offset", test_lend_every_offset},
     {"lent ciphertext in random pieces, random reads", test_lend_random_pieces},
+    {"reading stopped mid-record across a keep", test_lend_stop_mid_record},
     {"zero-copy sink: same bytes on the wire", test_reserve_same_bytes},
     CU_TEST_INFO_NULL,
 };
