@@ -14,7 +14,8 @@
  *     is called for. After such a close/free returns, the driver makes no further callback for
  *     that object, and the handle must not be used again.
  *  3. Buffers passed to callbacks are borrowed: valid only until the callback returns.
- *     Buffers passed into env calls are copied before the call returns.
+ *     Buffers passed into env calls are copied before the call returns (the optional
+ *     stream_reserve/stream_commit pair is the exception: room the core fills in place).
  *  4. All handles are owned by the driver. The core releases them with the matching
  *     close/free call, exactly once. A stream whose on_closed callback has run is already
  *     released: the core must not close it again.
