@@ -1000,7 +1000,9 @@ static int next_record(mesh_tls *t, const uint8_t **rec, size_t *len)
         for (size_t need = MESH_REC_HDR;;) {
             if (owned < need) {
                 size_t k = need - owned < lent_n ? need - owned : lent_n;
-                int rc = k ? in_append(t, lent, k) : MESH_OK;
+                if (k == 0) /* nothing lent (or all of it used): wait for more */
+                    return MESH_ERR_AGAIN;
+                int rc = in_append(t, lent, k);
                 if (rc != MESH_OK)
                     return rec_fail(t, rc, "input buffer");
                 t->lent_off += k, lent += k, lent_n -= k, owned += k;
