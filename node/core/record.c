@@ -209,7 +209,8 @@ long mesh_rec_length(const uint8_t hdr[MESH_REC_HDR], const char **why)
 long mesh_rec_open(mesh_rec *r, const uint8_t *rec, size_t len, uint8_t *out1, size_t cap1,
                    uint8_t *out2, int *type, const char **why)
 {
-    if (r->seal || len < MESH_REC_HDR + 1 + MESH_REC_TAG || len > MESH_REC_HDR + MESH_REC_BODY_MAX) {
+    if (r->seal || len < MESH_REC_HDR + 1 + MESH_REC_TAG ||
+        len > MESH_REC_HDR + MESH_REC_BODY_MAX) {
         *why = "bad record length";
         return MESH_ERR_INVAL;
     }
@@ -226,7 +227,8 @@ long mesh_rec_open(mesh_rec *r, const uint8_t *rec, size_t len, uint8_t *out1, s
     if (EVP_DecryptInit_ex(r->ctx, NULL, NULL, NULL, nonce) != 1 ||
         EVP_DecryptUpdate(r->ctx, NULL, &l0, rec, MESH_REC_HDR) != 1 ||
         (n1 && EVP_DecryptUpdate(r->ctx, out1, &l1, rec + MESH_REC_HDR, (int)n1) != 1) ||
-        (n > n1 && EVP_DecryptUpdate(r->ctx, out2, &l2, rec + MESH_REC_HDR + n1, (int)(n - n1)) != 1) ||
+        (n > n1 &&
+         EVP_DecryptUpdate(r->ctx, out2, &l2, rec + MESH_REC_HDR + n1, (int)(n - n1)) != 1) ||
         EVP_CIPHER_CTX_ctrl(r->ctx, EVP_CTRL_AEAD_SET_TAG, MESH_REC_TAG,
                             (void *)(rec + len - MESH_REC_TAG)) != 1 ||
         EVP_DecryptFinal_ex(r->ctx, fin, &l3) != 1 || (size_t)l1 + (size_t)l2 + (size_t)l3 != n) {

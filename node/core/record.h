@@ -32,9 +32,9 @@ enum mesh_rec_limits {
 };
 
 enum mesh_rec_type { /* content types (RFC 8446 §5.1) */
-    MESH_REC_ALERT = 21,
-    MESH_REC_HANDSHAKE = 22,
-    MESH_REC_APPDATA = 23,
+                     MESH_REC_ALERT = 21,
+                     MESH_REC_HANDSHAKE = 22,
+                     MESH_REC_APPDATA = 23,
 };
 
 typedef struct mesh_rec_suite mesh_rec_suite;

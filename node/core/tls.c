@@ -238,7 +238,7 @@ struct mesh_tls_ctx {
     size_t alpn_len;
     char sni[MESH_TLS_SNI_MAX + 1];
     uint64_t key_update_after; /* records per key before a KeyUpdate */
-    mesh_rec_suite *suites[3];  /* record algorithms by suite (0x1301..0x1303), on first use */
+    mesh_rec_suite *suites[3]; /* record algorithms by suite (0x1301..0x1303), on first use */
 };
 
 /* Log OpenSSL's error queue through the env and empty it. Returns the last packed error. */
@@ -599,7 +599,7 @@ static void keylog(const SSL *ssl, const char *line)
     mesh_tls *t = SSL_get_app_data((SSL *)ssl);
     int which = strncmp(line, "CLIENT_TRAFFIC_SECRET_0 ", 24) == 0   ? 0
                 : strncmp(line, "SERVER_TRAFFIC_SECRET_0 ", 24) == 0 ? 1
-                                                                      : -1;
+                                                                     : -1;
     if (!t || which < 0)
         return;
     const char *hex = strchr(line + 24, ' ');
@@ -871,8 +871,9 @@ static int seal_out(mesh_tls *t, int type, const uint8_t *data, size_t len)
     if (room)
         t->commit(t->out_ud, n < 0 ? 0 : (size_t)n);
     if (n < 0)
-        return rec_fail(t, MESH_ERR_TLS, n == MESH_ERR_LIMIT ? "record sequence exhausted"
-                                                             : "record sealing failed");
+        return rec_fail(t, MESH_ERR_TLS,
+                        n == MESH_ERR_LIMIT ? "record sequence exhausted"
+                                            : "record sealing failed");
     if (!room)
         t->out_fn(t->out_ud, local, (size_t)n);
     return MESH_OK;
@@ -936,8 +937,7 @@ int mesh_tls_early(mesh_tls *t)
     const unsigned char *sel = NULL;
     unsigned int sel_len = 0;
     SSL_get0_alpn_selected(t->ssl, &sel, &sel_len);
-    if (!t->is_server || !t->secret_len[1] || SSL_version(t->ssl) != TLS1_3_VERSION ||
-        sel_len == 0)
+    if (!t->is_server || !t->secret_len[1] || SSL_version(t->ssl) != TLS1_3_VERSION || sel_len == 0)
         return MESH_ERR_AGAIN;
     memcpy(t->alpn, sel, sel_len);
     t->alpn[sel_len] = '\0';
