@@ -559,50 +559,50 @@ static int ossl_speed_round(double *sum)
     return 0;
 }
 
-/* -- the floor: what one TLS-like stream costs on this machine without any TLS library or
+/* -- the ceiling: what one TLS-like stream reaches on this machine without any TLS library or
  * event loop. A forked child seals 16 KiB AES-128-GCM records (nonce per record, 5-byte header
  * as AAD, like TLS 1.3) into 1 MiB batches and writes them with blocking writev() for one
  * second; this process reads with 64 KiB recv() and opens each record in place into a
  * scratch buffer. Printed as a "#" line so the session's throughput can be read against the
  * structure it cannot beat (kernel TCP + AEAD on both ends), not only against one core of
  * AEAD. -- */
-enum { FLOOR_REC = 16384, FLOOR_WIRE = 5 + FLOOR_REC + 16, FLOOR_BATCH = 64, FLOOR_READ = 65536 };
+enum { CEIL_REC = 16384, CEIL_WIRE = 5 + CEIL_REC + 16, CEIL_BATCH = 64, CEIL_READ = 65536 };
 
-static void floor_nonce(uint8_t nonce[12], uint64_t seq)
+static void ceil_nonce(uint8_t nonce[12], uint64_t seq)
 {
     memset(nonce, 7, 12);
     for (int i = 0; i < 8; i++)
         nonce[11 - i] ^= (uint8_t)(seq >> (8 * i));
 }
 
-static void floor_sender(uint16_t port)
+static void ceil_sender(uint16_t port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {
         .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     static const uint8_t key[16] = {1};
-    static uint8_t plain[FLOOR_REC];
-    uint8_t *batch = malloc((size_t)FLOOR_BATCH * FLOOR_WIRE), nonce[12];
+    static uint8_t plain[CEIL_REC];
+    uint8_t *batch = malloc((size_t)CEIL_BATCH * CEIL_WIRE), nonce[12];
     EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
     if (fd < 0 || !batch || !x || connect(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
         EVP_EncryptInit_ex(x, EVP_aes_128_gcm(), NULL, key, NULL) != 1)
         _exit(1);
     uint64_t seq = 0;
     for (double t0 = wall(); wall() - t0 < 1.0;) {
-        for (int i = 0; i < FLOOR_BATCH; i++) {
-            uint8_t *r = batch + (size_t)i * FLOOR_WIRE;
+        for (int i = 0; i < CEIL_BATCH; i++) {
+            uint8_t *r = batch + (size_t)i * CEIL_WIRE;
             int l;
-            r[0] = 23, r[1] = 3, r[2] = 3, r[3] = (FLOOR_REC + 16) >> 8,
-            r[4] = (FLOOR_REC + 16) & 255;
-            floor_nonce(nonce, seq++);
+            r[0] = 23, r[1] = 3, r[2] = 3, r[3] = (CEIL_REC + 16) >> 8,
+            r[4] = (CEIL_REC + 16) & 255;
+            ceil_nonce(nonce, seq++);
             if (EVP_EncryptInit_ex(x, NULL, NULL, NULL, nonce) != 1 ||
                 EVP_EncryptUpdate(x, NULL, &l, r, 5) != 1 ||
-                EVP_EncryptUpdate(x, r + 5, &l, plain, FLOOR_REC) != 1 ||
-                EVP_EncryptFinal_ex(x, r + 5 + FLOOR_REC, &l) != 1 ||
-                EVP_CIPHER_CTX_ctrl(x, EVP_CTRL_GCM_GET_TAG, 16, r + 5 + FLOOR_REC) != 1)
+                EVP_EncryptUpdate(x, r + 5, &l, plain, CEIL_REC) != 1 ||
+                EVP_EncryptFinal_ex(x, r + 5 + CEIL_REC, &l) != 1 ||
+                EVP_CIPHER_CTX_ctrl(x, EVP_CTRL_GCM_GET_TAG, 16, r + 5 + CEIL_REC) != 1)
                 _exit(1);
         }
-        size_t len = (size_t)FLOOR_BATCH * FLOOR_WIRE;
+        size_t len = (size_t)CEIL_BATCH * CEIL_WIRE;
         for (size_t off = 0; off < len;) {
             ssize_t k = write(fd, batch + off, len - off);
             if (k <= 0)
@@ -613,8 +613,8 @@ static void floor_sender(uint16_t port)
     _exit(0);
 }
 
-/* One floor round: adds its payload bytes/s. -1 on failure (printed). */
-static int floor_round(double *sum)
+/* One ceiling round: adds its payload bytes/s. -1 on failure (printed). */
+static int ceil_round(double *sum)
 {
     int ls = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -627,11 +627,11 @@ static int floor_round(double *sum)
     }
     pid_t pid = fork();
     if (pid == 0)
-        floor_sender(ntohs(a.sin_port));
+        ceil_sender(ntohs(a.sin_port));
     int fd = pid > 0 ? accept(ls, NULL, NULL) : -1;
     close(ls);
     static const uint8_t key[16] = {1};
-    uint8_t *buf = malloc(FLOOR_READ + FLOOR_WIRE), *out = malloc(FLOOR_REC), nonce[12];
+    uint8_t *buf = malloc(CEIL_READ + CEIL_WIRE), *out = malloc(CEIL_REC), nonce[12];
     EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
     int ok = fd >= 0 && buf && out && x &&
              EVP_DecryptInit_ex(x, EVP_aes_128_gcm(), NULL, key, NULL) == 1;
@@ -639,19 +639,19 @@ static int floor_round(double *sum)
     uint64_t seq = 0;
     double t0 = wall();
     while (ok) {
-        ssize_t k = recv(fd, buf + have, FLOOR_READ, 0);
+        ssize_t k = recv(fd, buf + have, CEIL_READ, 0);
         if (k <= 0)
             break;
         have += (size_t)k;
         size_t off = 0;
-        for (; ok && have - off >= FLOOR_WIRE; off += FLOOR_WIRE) {
+        for (; ok && have - off >= CEIL_WIRE; off += CEIL_WIRE) {
             uint8_t *r = buf + off;
             int l;
-            floor_nonce(nonce, seq++);
+            ceil_nonce(nonce, seq++);
             ok = EVP_DecryptInit_ex(x, NULL, NULL, NULL, nonce) == 1 &&
                  EVP_DecryptUpdate(x, NULL, &l, r, 5) == 1 &&
-                 EVP_DecryptUpdate(x, out, &l, r + 5, FLOOR_REC) == 1 &&
-                 EVP_CIPHER_CTX_ctrl(x, EVP_CTRL_GCM_SET_TAG, 16, r + 5 + FLOOR_REC) == 1 &&
+                 EVP_DecryptUpdate(x, out, &l, r + 5, CEIL_REC) == 1 &&
+                 EVP_CIPHER_CTX_ctrl(x, EVP_CTRL_GCM_SET_TAG, 16, r + 5 + CEIL_REC) == 1 &&
                  EVP_DecryptFinal_ex(x, out, &l) == 1;
         }
         memmove(buf, buf + off, have - off);
@@ -667,10 +667,10 @@ static int floor_round(double *sum)
     free(buf);
     free(out);
     if (!ok || status != 0 || seq == 0 || dt <= 0) {
-        fprintf(stderr, "# floor round failed\n");
+        fprintf(stderr, "# ceiling round failed\n");
         return -1;
     }
-    *sum += (double)seq * FLOOR_REC / dt;
+    *sum += (double)seq * CEIL_REC / dt;
     return 0;
 }
 
@@ -829,8 +829,8 @@ static int bench_throughput(int seconds)
         run_until(&c, &c.up, 10.0);
     ok = ok && c.up == 1;
     uint64_t bytes = 0;
-    double ours_s = 0, ossl_sum = 0, user_s = 0, sys_s = 0, floor_sum = 0;
-    int ossl_rounds = 0, floor_rounds = 0;
+    double ours_s = 0, ossl_sum = 0, user_s = 0, sys_s = 0, ceil_sum = 0;
+    int ossl_rounds = 0, ceil_rounds = 0;
     for (int round = 0; ok && round < seconds; round++) {
         struct rusage ru0, ru1;
         getrusage(RUSAGE_SELF, &ru0);
@@ -851,10 +851,10 @@ static int bench_throughput(int seconds)
             ossl_rounds++;
         else
             ossl_rounds = -1;
-        if (floor_rounds >= 0 && floor_round(&floor_sum) == 0)
-            floor_rounds++;
+        if (ceil_rounds >= 0 && ceil_round(&ceil_sum) == 0)
+            ceil_rounds++;
         else
-            floor_rounds = -1;
+            ceil_rounds = -1;
     }
     mesh_session_free(c.bulk);
     stop_child(pid, fd);
@@ -872,9 +872,9 @@ static int bench_throughput(int seconds)
     if (base > 0)
         printf("# openssl speed -evp aes-128-gcm -bytes 16384: %.0f B/s (mean of %d runs)\n", base,
                ossl_rounds);
-    if (floor_rounds > 0 && base > 0) {
-        double fl = floor_sum / floor_rounds;
-        printf("# floor (16 KiB AES-128-GCM records over loopback TCP, no TLS library, no event "
+    if (ceil_rounds > 0 && base > 0) {
+        double fl = ceil_sum / ceil_rounds;
+        printf("# ceiling (16 KiB AES-128-GCM records over loopback TCP, no TLS library, no event "
                "loop): %.0f B/s = %.2f of openssl speed; this session reaches %.2f of it\n",
                fl, fl / base, (double)bytes / ours_s / fl);
     }
