@@ -49,6 +49,8 @@ struct mesh_session {
     int has_pin;
     int depth, freed;
     int in_h2; /* inside mesh_h2_recv: nghttp2 must not be re-entered to send */
+    int close_after_h2; /* ended (gracefully) inside mesh_h2_recv: close when it returns */
+    mesh_session_state state_before_close;
     int want_writable;
     int write_err;
     int orderly;       /* the peer said goodbye or sent close_notify */
@@ -257,11 +259,11 @@ static mesh_time jittered_interval(const mesh_session *s)
 static int write_frame(mesh_session *s, const uint8_t *frame, size_t len);
 
 /* Best effort: tell the peer why, then close_notify (only once TLS is up and healthy). */
-static void say_goodbye(mesh_session *s, int reason)
+static void say_goodbye(mesh_session *s, int reason, mesh_session_state state)
 {
     if (!s->stream || !s->tls || !mesh_tls_is_done(s->tls))
         return;
-    if (s->state == MESH_SESSION_CONNECTED || s->state == MESH_SESSION_AUTHENTICATING) {
+    if (state == MESH_SESSION_CONNECTED || state == MESH_SESSION_AUTHENTICATING) {
         Meshara__Wire__Goodbye g = MESHARA__WIRE__GOODBYE__INIT;
         g.reason = reason;
         mesh_envelope e = MESHARA__WIRE__ENVELOPE__INIT;
@@ -278,17 +280,29 @@ static void say_goodbye(mesh_session *s, int reason)
 
 /* Enter CLOSING with reason (first reason wins): release the stream and schedule
  * on_closed. abort_stream: RST instead of a graceful FIN (a dead peer gets nothing). */
+static void release_stream(mesh_session *s, int abort_stream, mesh_session_state was)
+{
+    if (!s->stream)
+        return;
+    if (!abort_stream && !s->write_err)
+        say_goodbye(s, s->reason, was);
+    s->env.ops->stream_close(s->env.obj, s->stream,
+                             abort_stream ? MESH_CLOSE_ABORT : MESH_CLOSE_GRACEFUL);
+    s->stream = NULL;
+}
+
 static void end_session(mesh_session *s, int reason, int abort_stream)
 {
     if (s->state >= MESH_SESSION_CLOSING)
         return;
     s->reason = reason;
-    if (s->stream) {
-        if (!abort_stream && !s->write_err)
-            say_goodbye(s, reason);
-        s->env.ops->stream_close(s->env.obj, s->stream,
-                                 abort_stream ? MESH_CLOSE_ABORT : MESH_CLOSE_GRACEFUL);
-        s->stream = NULL;
+    if (s->in_h2 && !abort_stream) {
+        /* Inside nghttp2, which must not be re-entered to send: what the application queued
+         * and our Goodbye go out when mesh_h2_recv returns (h2_input), then the FIN. */
+        s->close_after_h2 = 1;
+        s->state_before_close = s->state;
+    } else {
+        release_stream(s, abort_stream, s->state);
     }
     mesh_log(&s->env, reason == MESH_OK ? MESH_LOG_DEBUG : MESH_LOG_INFO,
              "session %p: closing in %s: %s%s%s", (void *)s, mesh_session_state_name(s->state),
@@ -714,6 +728,8 @@ static int data_view(const uint8_t *p, size_t len, mesh_envelope *e, Meshara__Wi
 static int on_frame(void *ud, const uint8_t *payload, size_t len)
 {
     mesh_session *s = ud;
+    if (s->close_after_h2)
+        return MESH_OK; /* closed inside nghttp2: later messages are dropped, the close waits */
     const uint8_t *body = NULL;
     size_t blen = 0;
     int rc = mesh_pad_decode(payload, len, &body, &blen);
@@ -727,7 +743,7 @@ static int on_frame(void *ud, const uint8_t *payload, size_t len)
     rc = dispatch(s, e);
     if (e != &view)
         mesh_wire_free(e);
-    if (rc == MESH_OK && stopped(s))
+    if (rc == MESH_OK && stopped(s) && !s->close_after_h2)
         rc = MESH_ERR_CLOSED; /* stop feeding: the session is going away */
     return rc;
 }
@@ -877,6 +893,13 @@ static int h2_input(mesh_session *s)
         s->in_h2 = 1;
         int rc = mesh_h2_recv(s->h2, buf, (size_t)n);
         s->in_h2 = 0;
+        if (s->close_after_h2) { /* ended inside: flush, Goodbye, close_notify, FIN */
+            s->close_after_h2 = 0;
+            if (s->stream && !s->write_err)
+                (void)h2_flush(s);
+            release_stream(s, 0, s->state_before_close);
+            return MESH_OK;
+        }
         if (!stopped(s) && rc == MESH_OK)
             rc = h2_flush(s); /* answers, window updates, what callbacks queued */
         if (rc != MESH_OK || stopped(s))

@@ -118,6 +118,7 @@ typedef struct app {
     mesh_time connected_at, closed_at;
     uint64_t msgs, expect_id, bad, bytes;
     int echo;
+    int close_on_message; /* mesh_session_close() from inside on_message (after the echo) */
     int in_use;
     /* sender side of the bulk test */
     const uint32_t *sizes;
@@ -155,6 +156,8 @@ static void app_message(mesh_session *s, const mesh_envelope *e, void *ud)
     if (p->echo)
         CU_ASSERT_EQUAL(mesh_session_send_data(s, d->msg_id, d->payload.data, d->payload.len),
                         MESH_OK);
+    if (p->close_on_message)
+        CU_ASSERT_EQUAL(mesh_session_close(s), MESH_OK);
 }
 
 static void app_writable(mesh_session *s, void *ud)
@@ -380,6 +383,50 @@ static void test_h2_server_frame_client(void)
     mesh_session_free(a.s);
     srv_stop(&ss);
     world_free(&W);
+}
+
+/* A session closed from inside on_message, in either framing: what the callback sent (the
+ * echo) and the Goodbye still reach the peer before close_notify and FIN. In HTTP/2 mode the
+ * message is delivered from inside nghttp2, which must not be re-entered to send: the close
+ * waits until it returns (this lost both before). */
+static void close_inside_message(int http2)
+{
+    world W;
+    world_init(&W, 12);
+    if (http2)
+        node_allow_h2(&W, B);
+    srv_side ss;
+    srv_start(&ss, &W, NULL);
+    app a;
+    mesh_session_cfg cfg = {.http2 = http2};
+    app_connect(&a, &W, A, B, NULL, &cfg);
+    run_until(&W, MS(1000));
+    CU_ASSERT_FATAL(a.connected == 1 && ss.napps == 1);
+    ss.apps[0].close_on_message = 1;
+    CU_ASSERT_EQUAL(mesh_session_send_data(a.s, 0, g_pattern, 1000), MESH_OK);
+    run_until(&W, MS(3000));
+    CU_ASSERT_EQUAL(ss.apps[0].closed, 1);
+    CU_ASSERT_EQUAL(ss.apps[0].reason, MESH_OK);
+    CU_ASSERT_EQUAL(a.msgs, 1); /* the echo */
+    CU_ASSERT_EQUAL(a.bad, 0);
+    CU_ASSERT_EQUAL(a.closed, 1);
+    CU_ASSERT_EQUAL(a.reason, MESH_OK);
+    mesh_session_stats st;
+    mesh_session_get_stats(a.s, &st);
+    CU_ASSERT_EQUAL(st.msgs_received, 3); /* hello, echo, Goodbye */
+    mesh_session_free(a.s);
+    srv_stop(&ss);
+    world_free(&W);
+}
+
+static void test_close_inside_message(void)
+{
+    close_inside_message(0);
+}
+
+static void test_close_inside_message_h2(void)
+{
+    close_inside_message(1);
 }
 
 /* ---- reproducible TLS bytes ----------------------------------------------------------------- */
@@ -1295,6 +1342,8 @@ static CU_TestInfo tests[] = {
     {"TLS + auth in 2 RTT (A) / 2.5 RTT (B), exact virtual times", test_handshake_round_trips},
     {"HTTP/2 mode: 3 RTT (A) / 2.5 RTT (B)", test_handshake_round_trips_h2},
     {"HTTP/2-capable server, frame client", test_h2_server_frame_client},
+    {"close inside on_message: echo and Goodbye still go out", test_close_inside_message},
+    {"same over HTTP/2 (close waits for nghttp2 to return)", test_close_inside_message_h2},
     {"same seed: byte-identical TLS; other seed differs", test_deterministic_tls_bytes},
     {"many messages, log-uniform 0..1 MiB, intact and in order", test_many_messages},
     {"many messages over HTTP/2", test_many_messages_h2},
