@@ -591,6 +591,7 @@ static void become_connected(mesh_session *s)
 {
     mesh_node_id_of(s->peer_key, s->peer_id);
     s->authenticated = 1;
+    mesh_tls_drop_handshake(s->tls); /* both hellos are done with the exporter */
     set_state(s, MESH_SESSION_CONNECTED);
     s->st.connected_at = s->phase_start;
     s->next_hb = add_sat(s->phase_start, jittered_interval(s));

@@ -681,7 +681,7 @@ static int bio_in_read(BIO *b, char *data, int len)
  * cost page faults). An idle connection holds none. */
 static void in_release_if_idle(mesh_tls *t)
 {
-    if (in_held(t) || t->pt_len > t->pt_off || SSL_has_pending(t->ssl))
+    if (in_held(t) || t->pt_len > t->pt_off || (t->ssl && SSL_has_pending(t->ssl)))
         return;
     if (t->in && t->in_cap > (size_t)MESH_TLS_IN_KEEP) {
         free(t->in);
@@ -1180,14 +1180,15 @@ int mesh_tls_close(mesh_tls *t)
 
 size_t mesh_tls_partial(const mesh_tls *t)
 {
-    return in_held(t) + (t->pt_len - t->pt_off) + (!t->done && SSL_has_pending(t->ssl) ? 1 : 0);
+    return in_held(t) + (t->pt_len - t->pt_off) +
+           (!t->done && t->ssl && SSL_has_pending(t->ssl) ? 1 : 0);
 }
 
 int mesh_tls_export(mesh_tls *t, const char *label, uint8_t *out, size_t len)
 {
     if (!label || !out || len == 0 || len > MESH_TLS_EXPORT_MAX)
         return MESH_ERR_INVAL;
-    if (!(t->done || t->tx) || t->failed)
+    if (!(t->done || t->tx) || t->failed || !t->ssl)
         return MESH_ERR_STATE;
     ERR_clear_error();
     if (SSL_export_keying_material(t->ssl, out, len, label, strlen(label), NULL, 0, 0) != 1) {
@@ -1195,6 +1196,15 @@ int mesh_tls_export(mesh_tls *t, const char *label, uint8_t *out, size_t len)
         return MESH_ERR_TLS;
     }
     return MESH_OK;
+}
+
+void mesh_tls_drop_handshake(mesh_tls *t)
+{
+    if (!t || !t->done || !t->ssl)
+        return;
+    SSL_free(t->ssl); /* its BIOs too; nothing reads or writes through them any more */
+    t->ssl = NULL;
+    ERR_clear_error();
 }
 
 const char *mesh_tls_alpn(const mesh_tls *t)

@@ -188,6 +188,11 @@ size_t mesh_tls_partial(const mesh_tls *t);
 /* RFC 8446 §7.5 exporter: len (1..MESH_TLS_EXPORT_MAX) bytes for label, no context.
  * MESH_OK; MESH_ERR_STATE (handshake not complete); MESH_ERR_INVAL; MESH_ERR_TLS. */
 int mesh_tls_export(mesh_tls *t, const char *label, uint8_t *out, size_t len);
+/* Free OpenSSL's state of this connection once the handshake is complete and no exporter
+ * value is needed any more (the records are ours: record.h): the SSL object, its certificate
+ * and buffers, a third of an idle connection's memory. Later mesh_tls_export calls return
+ * MESH_ERR_STATE; everything else works as before. No-op before the handshake completes. */
+void mesh_tls_drop_handshake(mesh_tls *t);
 /* The negotiated ALPN protocol (NUL-terminated, borrowed, valid as long as t), "" if none. */
 const char *mesh_tls_alpn(const mesh_tls *t);
 /* The last OpenSSL error seen by t as text ("" if none), for logs. Borrowed. */
