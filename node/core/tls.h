@@ -20,9 +20,11 @@
  * TLS_AES_256_GCM_SHA384 (OpenSSL's default puts AES-256 first: slower, and less common on the
  * wire), so two nodes use AES-128-GCM.
  *
- *  mesh_tls — one per connection. Ciphertext from the network goes in with mesh_tls_feed();
- *  ciphertext to send comes out through the `out` callback given at creation, synchronously
- *  from inside the call that produced it (handshake, write, close_notify). Plaintext is read
+ *  mesh_tls — one per connection. Ciphertext from the network goes in with mesh_tls_feed()
+ *  (copied) or mesh_tls_lend()/mesh_tls_keep() (read in place); ciphertext to send comes out
+ *  through the `out` callback given at creation (or into the sink's own memory, see
+ *  mesh_tls_set_reserve), synchronously from inside the call that produced it (handshake,
+ *  write, close_notify). Plaintext is read
  *  with mesh_tls_read() and written with mesh_tls_write(). No call blocks, reads a clock or
  *  touches a socket. OpenSSL runs the handshake; application records after it are sealed and
  *  opened by record.h with the traffic secrets OpenSSL derived (read from its key-log
