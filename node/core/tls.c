@@ -928,19 +928,26 @@ static int switch_records(mesh_tls *t)
     return rc;
 }
 
+/* The protocol OpenSSL selected into t->alpn; 0 when none (yet). */
+static size_t take_alpn(mesh_tls *t)
+{
+    const unsigned char *sel = NULL;
+    unsigned int sel_len = 0;
+    SSL_get0_alpn_selected(t->ssl, &sel, &sel_len);
+    memcpy(t->alpn, sel, sel_len);
+    t->alpn[sel_len] = '\0';
+    return sel_len;
+}
+
 int mesh_tls_early(mesh_tls *t)
 {
     if (t->failed)
         return t->failed;
     if (t->done || t->tx)
         return MESH_OK;
-    const unsigned char *sel = NULL;
-    unsigned int sel_len = 0;
-    SSL_get0_alpn_selected(t->ssl, &sel, &sel_len);
-    if (!t->is_server || !t->secret_len[1] || SSL_version(t->ssl) != TLS1_3_VERSION || sel_len == 0)
+    if (!t->is_server || !t->secret_len[1] || SSL_version(t->ssl) != TLS1_3_VERSION ||
+        take_alpn(t) == 0)
         return MESH_ERR_AGAIN;
-    memcpy(t->alpn, sel, sel_len);
-    t->alpn[sel_len] = '\0';
     int rc = make_rec(t, 1, &t->tx);
     ERR_clear_error();
     return rc;
@@ -963,10 +970,7 @@ int mesh_tls_handshake(mesh_tls *t)
         }
         return rc;
     }
-    const unsigned char *sel = NULL;
-    unsigned int sel_len = 0;
-    SSL_get0_alpn_selected(t->ssl, &sel, &sel_len);
-    if (sel_len == 0) {
+    if (take_alpn(t) == 0) {
         /* We require a protocol. A client met a server that ignored its offer; a server met
          * a client that offered none (alpn_select only runs for a client that offers). */
         snprintf(t->err, sizeof t->err,
@@ -975,8 +979,6 @@ int mesh_tls_handshake(mesh_tls *t)
         mesh_log(t->ctx->env, MESH_LOG_DEBUG, "tls: %s", t->err);
         return t->failed = MESH_ERR_ALPN;
     }
-    memcpy(t->alpn, sel, sel_len);
-    t->alpn[sel_len] = '\0';
     return switch_records(t);
 }
 
