@@ -50,7 +50,6 @@ struct mesh_session {
     int depth, freed;
     int in_h2; /* inside mesh_h2_recv: nghttp2 must not be re-entered to send */
     int close_after_h2; /* ended (gracefully) inside mesh_h2_recv: close when it returns */
-    mesh_session_state state_before_close;
     int want_writable;
     int write_err;
     int orderly;       /* the peer said goodbye or sent close_notify */
@@ -259,11 +258,11 @@ static mesh_time jittered_interval(const mesh_session *s)
 static int write_frame(mesh_session *s, const uint8_t *frame, size_t len);
 
 /* Best effort: tell the peer why, then close_notify (only once TLS is up and healthy). */
-static void say_goodbye(mesh_session *s, int reason, mesh_session_state state)
+static void say_goodbye(mesh_session *s, int reason, int goodbye)
 {
     if (!s->stream || !s->tls || !mesh_tls_is_done(s->tls))
         return;
-    if (state == MESH_SESSION_CONNECTED || state == MESH_SESSION_AUTHENTICATING) {
+    if (goodbye) {
         Meshara__Wire__Goodbye g = MESHARA__WIRE__GOODBYE__INIT;
         g.reason = reason;
         mesh_envelope e = MESHARA__WIRE__ENVELOPE__INIT;
@@ -280,12 +279,12 @@ static void say_goodbye(mesh_session *s, int reason, mesh_session_state state)
 
 /* Enter CLOSING with reason (first reason wins): release the stream and schedule
  * on_closed. abort_stream: RST instead of a graceful FIN (a dead peer gets nothing). */
-static void release_stream(mesh_session *s, int abort_stream, mesh_session_state was)
+static void release_stream(mesh_session *s, int abort_stream, int goodbye)
 {
     if (!s->stream)
         return;
     if (!abort_stream && !s->write_err)
-        say_goodbye(s, s->reason, was);
+        say_goodbye(s, s->reason, goodbye);
     s->env.ops->stream_close(s->env.obj, s->stream,
                              abort_stream ? MESH_CLOSE_ABORT : MESH_CLOSE_GRACEFUL);
     s->stream = NULL;
@@ -300,9 +299,10 @@ static void end_session(mesh_session *s, int reason, int abort_stream)
         /* Inside nghttp2, which must not be re-entered to send: what the application queued
          * and our Goodbye go out when mesh_h2_recv returns (h2_input), then the FIN. */
         s->close_after_h2 = 1;
-        s->state_before_close = s->state;
     } else {
-        release_stream(s, abort_stream, s->state);
+        release_stream(s, abort_stream,
+                       s->state == MESH_SESSION_CONNECTED ||
+                           s->state == MESH_SESSION_AUTHENTICATING);
     }
     mesh_log(&s->env, reason == MESH_OK ? MESH_LOG_DEBUG : MESH_LOG_INFO,
              "session %p: closing in %s: %s%s%s", (void *)s, mesh_session_state_name(s->state),
@@ -378,18 +378,23 @@ static int peer_close_reason(const mesh_session *s)
 
 /* ---- output --------------------------------------------------------------------------- */
 
+/* len bytes of records handed to the driver with result rc: counted, or the write error kept. */
+static void sent(mesh_session *s, size_t len, int rc)
+{
+    if (rc != MESH_OK) {
+        s->write_err = rc;
+    } else if (len) {
+        s->st.bytes_sent += len;
+        s->st.last_sent_at = now_of(s);
+    }
+}
+
 static void tls_out(void *ud, const uint8_t *data, size_t len)
 {
     mesh_session *s = ud;
     if (!s->stream || s->write_err)
         return;
-    int rc = s->env.ops->stream_write(s->env.obj, s->stream, data, len);
-    if (rc != MESH_OK) {
-        s->write_err = rc;
-        return;
-    }
-    s->st.bytes_sent += len;
-    s->st.last_sent_at = now_of(s);
+    sent(s, len, s->env.ops->stream_write(s->env.obj, s->stream, data, len));
 }
 
 /* Records sealed in the driver's memory (env stream_reserve), when the driver offers it. */
@@ -404,14 +409,7 @@ static uint8_t *tls_reserve(void *ud, size_t len)
 static void tls_commit(void *ud, size_t len)
 {
     mesh_session *s = ud;
-    int rc = s->env.ops->stream_commit(s->env.obj, s->stream, len);
-    if (rc != MESH_OK) {
-        s->write_err = rc;
-        return;
-    }
-    s->st.bytes_sent += len;
-    if (len)
-        s->st.last_sent_at = now_of(s);
+    sent(s, len, s->env.ops->stream_commit(s->env.obj, s->stream, len));
 }
 
 /* Everything nghttp2 wants to send, through TLS. */
@@ -898,7 +896,7 @@ static int h2_input(mesh_session *s)
             s->close_after_h2 = 0;
             if (s->stream && !s->write_err)
                 (void)h2_flush(s);
-            release_stream(s, 0, s->state_before_close);
+            release_stream(s, 0, 1); /* HTTP/2 input runs only once authenticating */
             return MESH_OK;
         }
         if (!stopped(s) && rc == MESH_OK)
