@@ -934,7 +934,8 @@ static size_t take_alpn(mesh_tls *t)
     const unsigned char *sel = NULL;
     unsigned int sel_len = 0;
     SSL_get0_alpn_selected(t->ssl, &sel, &sel_len);
-    memcpy(t->alpn, sel, sel_len);
+    if (sel_len) /* sel is NULL when there is none */
+        memcpy(t->alpn, sel, sel_len);
     t->alpn[sel_len] = '\0';
     return sel_len;
 }
