@@ -59,7 +59,10 @@ static rd rd_sub(rd *r, size_t len)
     return s;
 }
 
-static int is_grease(uint32_t v) { return (v & 0x0f0f) == 0x0a0a && (v >> 8) == (v & 0xff); }
+static int is_grease(uint32_t v)
+{
+    return (v & 0x0f0f) == 0x0a0a && (v >> 8) == (v & 0xff);
+}
 
 /* Append text to the JA3 buffer; flags truncation instead of overflowing. */
 static void ja3_put(sim_client_hello *h, size_t *o, const char *text)
@@ -153,10 +156,10 @@ int sim_client_hello_parse(const uint8_t *data, size_t len, sim_client_hello *h)
     h->hello_len = consumed;
     rd r = {buf + 4, hs_len - 4, 0};
     h->legacy_version = (uint16_t)rd_u(&r, 2);
-    rd_sub(&r, 32);                           /* random */
-    rd_sub(&r, rd_u(&r, 1));                  /* session id */
+    rd_sub(&r, 32);          /* random */
+    rd_sub(&r, rd_u(&r, 1)); /* session id */
     rd ciphers = rd_sub(&r, rd_u(&r, 2));
-    rd_sub(&r, rd_u(&r, 1));                  /* compression methods */
+    rd_sub(&r, rd_u(&r, 1)); /* compression methods */
     rd exts = r.n > 0 ? rd_sub(&r, rd_u(&r, 2)) : (rd){NULL, 0, 0};
     if (r.bad || ciphers.n % 2 != 0)
         return MESH_ERR_MALFORMED;

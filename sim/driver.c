@@ -143,10 +143,22 @@ void sim_world_free(sim_world *w)
     free(w);
 }
 
-sim_sched *sim_world_sched(const sim_world *w) { return w->sched; }
-sim_net *sim_world_net(const sim_world *w) { return w->net; }
-sim_tcp *sim_world_tcp(const sim_world *w) { return w->tcp; }
-sim_udp *sim_world_udp(const sim_world *w) { return w->udp; }
+sim_sched *sim_world_sched(const sim_world *w)
+{
+    return w->sched;
+}
+sim_net *sim_world_net(const sim_world *w)
+{
+    return w->net;
+}
+sim_tcp *sim_world_tcp(const sim_world *w)
+{
+    return w->tcp;
+}
+sim_udp *sim_world_udp(const sim_world *w)
+{
+    return w->udp;
+}
 
 void sim_world_set_log(sim_world *w, sim_log_fn fn, void *ud)
 {
@@ -188,7 +200,10 @@ int sim_world_add_name(sim_world *w, const char *name, uint32_t ip)
 
 /* ---- clock, random, log --------------------------------------------------------------------- */
 
-static mesh_time op_now(void *obj) { return sim_sched_now(((sim_driver *)obj)->w->sched); }
+static mesh_time op_now(void *obj)
+{
+    return sim_sched_now(((sim_driver *)obj)->w->sched);
+}
 
 static void op_random(void *obj, uint8_t *buf, size_t len)
 {
@@ -205,8 +220,7 @@ static void op_log(void *obj, int level, const char *msg)
     mesh_time t = sim_sched_now(d->w->sched);
     char line[SIM_DRIVER_LOG_LINE_MAX];
     snprintf(line, sizeof line, "%llu.%09llu %s %s %s", (unsigned long long)(t / MESH_NS_PER_S),
-             (unsigned long long)(t % MESH_NS_PER_S), sim_host_name(d->host), lv,
-             msg ? msg : "");
+             (unsigned long long)(t % MESH_NS_PER_S), sim_host_name(d->host), lv, msg ? msg : "");
     d->w->log_fn(d->w->log_ud, t, sim_host_name(d->host), level, line);
 }
 
@@ -338,8 +352,8 @@ static void stream_fail_ev(void *ctx, void *arg)
     stream_closed(s, s->fail_reason);
 }
 
-static mesh_stream *op_connect(void *obj, const mesh_addr *to, const mesh_stream_cbs *cbs,
-                               void *ud, int *err)
+static mesh_stream *op_connect(void *obj, const mesh_addr *to, const mesh_stream_cbs *cbs, void *ud,
+                               int *err)
 {
     sim_driver *d = obj;
     int dummy;
@@ -357,8 +371,8 @@ static mesh_stream *op_connect(void *obj, const mesh_addr *to, const mesh_stream
     if (to->family == MESH_AF_INET6) {
         /* No IPv6 in the model: fail later, from the loop (rule 1). */
         s->fail_reason = MESH_ERR_UNREACHABLE;
-        if (sim_sched_after(d->w->sched, 0, SIM_EV_TCP_NOTIFY, sim_host_id(d->host),
-                            stream_fail_ev, s, NULL, &s->fail_ev) != MESH_OK) {
+        if (sim_sched_after(d->w->sched, 0, SIM_EV_TCP_NOTIFY, sim_host_id(d->host), stream_fail_ev,
+                            s, NULL, &s->fail_ev) != MESH_OK) {
             dlist_del(&s->node);
             free(s);
             *err = MESH_ERR_NOMEM;
@@ -670,7 +684,10 @@ static int op_mdns_browse(void *obj, const char *type, mesh_mdns_cb cb, void *ud
     return sim_mdns_browse(((sim_driver *)obj)->mdns, type, cb, ud);
 }
 
-static void op_mdns_stop(void *obj) { sim_mdns_stop(((sim_driver *)obj)->mdns); }
+static void op_mdns_stop(void *obj)
+{
+    sim_mdns_stop(((sim_driver *)obj)->mdns);
+}
 
 static const mesh_mdns_ops sim_mdns_ops = {op_mdns_publish, op_mdns_browse, op_mdns_stop};
 
@@ -688,9 +705,15 @@ int sim_driver_enable_mdns(sim_driver *d)
     return MESH_OK;
 }
 
-sim_mdns *sim_driver_mdns(const sim_driver *d) { return d->mdns; }
+sim_mdns *sim_driver_mdns(const sim_driver *d)
+{
+    return d->mdns;
+}
 
-static void dlist_init(dnode *h) { h->prev = h->next = h; }
+static void dlist_init(dnode *h)
+{
+    h->prev = h->next = h;
+}
 
 int sim_driver_new(sim_driver **out, sim_world *w, sim_host *h)
 {
@@ -734,5 +757,11 @@ void sim_driver_free(sim_driver *d)
     free(d);
 }
 
-mesh_env sim_driver_env(sim_driver *d) { return (mesh_env){&d->ops, d}; }
-sim_host *sim_driver_host(const sim_driver *d) { return d->host; }
+mesh_env sim_driver_env(sim_driver *d)
+{
+    return (mesh_env){&d->ops, d};
+}
+sim_host *sim_driver_host(const sim_driver *d)
+{
+    return d->host;
+}

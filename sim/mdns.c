@@ -227,8 +227,8 @@ static void at(sim_mdns *m, mesh_time delay, sim_event_fn fn, void *ctx, sim_eve
 {
     sim_sched_cancel(m->sched, *id);
     *id = SIM_EVENT_NONE;
-    if (sim_sched_after(m->sched, delay, SIM_EV_MDNS, sim_host_id(m->host), fn, ctx, NULL,
-                        id) != MESH_OK &&
+    if (sim_sched_after(m->sched, delay, SIM_EV_MDNS, sim_host_id(m->host), fn, ctx, NULL, id) !=
+            MESH_OK &&
         m->has_log)
         mesh_log(&m->log, MESH_LOG_ERROR, "mdns: cannot schedule (event queue full)");
 }

@@ -100,7 +100,6 @@ enum sim_nat_limits {
 /* The NAT's random stream: SIM_NAT_RNG_STREAM + the LAN id. */
 #define SIM_NAT_RNG_STREAM (SIM_RNG_STREAM_USER + (0x4e4154ULL << 32)) /* "NAT" */
 
-
 /* Zero-initialised = endpoint-independent mapping and filtering, port preservation, hairpin
  * off, drop unsolicited, default timeouts and bounds, no sweep event, no port-map service. */
 typedef struct sim_nat_cfg {

@@ -7,23 +7,23 @@
 #include <string.h>
 
 enum net_consts {
-    PKT_SLAB = 256,          /* packets allocated together */
-    NET_MAX_PKTS = 1 << 24,  /* live + pooled packets; beyond: MESH_ERR_NOMEM */
+    PKT_SLAB = 256,         /* packets allocated together */
+    NET_MAX_PKTS = 1 << 24, /* live + pooled packets; beyond: MESH_ERR_NOMEM */
     ADDRMAP_MIN = 16,
 };
 
 /* Path stages (pkt->priv.hop). */
 enum hop {
-    HOP_SRC_MB_OUT,  /* middleboxes of the source host, outwards */
-    HOP_SRC_UP,      /* source host's up link */
-    HOP_AT_LAN,      /* arrived at the source's LAN (or the core, for a core host) */
-    HOP_LAN_MB_OUT,  /* source LAN's gateway middleboxes, outwards */
-    HOP_LAN_UP,      /* source LAN's site link up */
-    HOP_CORE,        /* core routing and delay */
-    HOP_LAN_DOWN,    /* destination LAN's site link down */
-    HOP_LAN_MB_IN,   /* destination LAN's gateway middleboxes, inwards */
-    HOP_DST_DOWN,    /* destination host's down link */
-    HOP_DST_MB_IN,   /* destination host's middleboxes, inwards */
+    HOP_SRC_MB_OUT, /* middleboxes of the source host, outwards */
+    HOP_SRC_UP,     /* source host's up link */
+    HOP_AT_LAN,     /* arrived at the source's LAN (or the core, for a core host) */
+    HOP_LAN_MB_OUT, /* source LAN's gateway middleboxes, outwards */
+    HOP_LAN_UP,     /* source LAN's site link up */
+    HOP_CORE,       /* core routing and delay */
+    HOP_LAN_DOWN,   /* destination LAN's site link down */
+    HOP_LAN_MB_IN,  /* destination LAN's gateway middleboxes, inwards */
+    HOP_DST_DOWN,   /* destination host's down link */
+    HOP_DST_MB_IN,  /* destination host's middleboxes, inwards */
     HOP_DELIVER,
 };
 
@@ -117,7 +117,10 @@ struct sim_net {
 
 /* ---- address maps (open addressing, linear probing) ------------------------------------ */
 
-static inline size_t ip_hash(uint32_t ip) { return (size_t)((ip * 0x9e3779b1u) ^ (ip >> 16)); }
+static inline size_t ip_hash(uint32_t ip)
+{
+    return (size_t)((ip * 0x9e3779b1u) ^ (ip >> 16));
+}
 
 static addr_ent *addrmap_find(const addrmap *m, uint32_t ip)
 {
@@ -285,17 +288,28 @@ void sim_net_free(sim_net *net)
     free(net);
 }
 
-sim_sched *sim_net_sched(const sim_net *net) { return net->sched; }
-mesh_time sim_net_now(const sim_net *net) { return sim_sched_now(net->sched); }
-uint64_t sim_net_seed(const sim_net *net) { return net->seed; }
-sim_net_stats sim_net_get_stats(const sim_net *net) { return net->st; }
+sim_sched *sim_net_sched(const sim_net *net)
+{
+    return net->sched;
+}
+mesh_time sim_net_now(const sim_net *net)
+{
+    return sim_sched_now(net->sched);
+}
+uint64_t sim_net_seed(const sim_net *net)
+{
+    return net->seed;
+}
+sim_net_stats sim_net_get_stats(const sim_net *net)
+{
+    return net->st;
+}
 
 uint32_t sim_addr_ip4(const mesh_addr *a)
 {
     if (!a || a->family != MESH_AF_INET4)
         return 0;
-    return (uint32_t)a->ip[0] << 24 | (uint32_t)a->ip[1] << 16 | (uint32_t)a->ip[2] << 8 |
-           a->ip[3];
+    return (uint32_t)a->ip[0] << 24 | (uint32_t)a->ip[1] << 16 | (uint32_t)a->ip[2] << 8 | a->ip[3];
 }
 
 static int link_cfg_ok(const sim_link_cfg *c)
@@ -438,19 +452,58 @@ int sim_lan_set_links(sim_lan *l, const sim_link_cfg *up, const sim_link_cfg *do
     return MESH_OK;
 }
 
-void sim_host_set_up(sim_host *h, int up) { h->is_up = up ? 1 : 0; }
-uint32_t sim_host_id(const sim_host *h) { return h->id; }
-uint32_t sim_host_ip(const sim_host *h) { return h->ip; }
-const char *sim_host_name(const sim_host *h) { return h->name; }
-sim_lan *sim_host_lan(const sim_host *h) { return h->lan; }
-sim_net *sim_host_net(const sim_host *h) { return h->net; }
-uint32_t sim_lan_id(const sim_lan *l) { return l->id; }
-const char *sim_lan_name(const sim_lan *l) { return l->name; }
-uint32_t sim_lan_public_ip(const sim_lan *l) { return l->public_ip; }
-int sim_lan_is_private(const sim_lan *l) { return l->is_private; }
-sim_link_stats sim_host_up_stats(const sim_host *h) { return h->up.st; }
-sim_link_stats sim_host_down_stats(const sim_host *h) { return h->down.st; }
-mesh_time sim_host_up_busy_until(const sim_host *h) { return h->up.busy_until; }
+void sim_host_set_up(sim_host *h, int up)
+{
+    h->is_up = up ? 1 : 0;
+}
+uint32_t sim_host_id(const sim_host *h)
+{
+    return h->id;
+}
+uint32_t sim_host_ip(const sim_host *h)
+{
+    return h->ip;
+}
+const char *sim_host_name(const sim_host *h)
+{
+    return h->name;
+}
+sim_lan *sim_host_lan(const sim_host *h)
+{
+    return h->lan;
+}
+sim_net *sim_host_net(const sim_host *h)
+{
+    return h->net;
+}
+uint32_t sim_lan_id(const sim_lan *l)
+{
+    return l->id;
+}
+const char *sim_lan_name(const sim_lan *l)
+{
+    return l->name;
+}
+uint32_t sim_lan_public_ip(const sim_lan *l)
+{
+    return l->public_ip;
+}
+int sim_lan_is_private(const sim_lan *l)
+{
+    return l->is_private;
+}
+sim_link_stats sim_host_up_stats(const sim_host *h)
+{
+    return h->up.st;
+}
+sim_link_stats sim_host_down_stats(const sim_host *h)
+{
+    return h->down.st;
+}
+mesh_time sim_host_up_busy_until(const sim_host *h)
+{
+    return h->up.busy_until;
+}
 
 sim_host *sim_net_find_host(sim_net *net, const sim_host *from, uint32_t ip)
 {
@@ -543,7 +596,10 @@ int sim_net_attach_lan_mbox(sim_net *net, sim_lan *l, const sim_mbox_ops *ops, v
     return attach(net, &l->mb, NULL, l, ops, obj, out);
 }
 
-sim_net *sim_mbox_net(const sim_mbox *mb) { return mb->net; }
+sim_net *sim_mbox_net(const sim_mbox *mb)
+{
+    return mb->net;
+}
 
 static void schedule_hop(sim_net *net, sim_pkt *p, mesh_time when, uint32_t kind)
 {
@@ -556,8 +612,8 @@ static void schedule_hop(sim_net *net, sim_pkt *p, mesh_time when, uint32_t kind
 
 int sim_mbox_inject(sim_mbox *mb, int dir, sim_pkt *p)
 {
-    if (!mb || !p || (dir != SIM_DIR_IN && dir != SIM_DIR_OUT) ||
-        p->src.family != MESH_AF_INET4 || p->dst.family != MESH_AF_INET4) {
+    if (!mb || !p || (dir != SIM_DIR_IN && dir != SIM_DIR_OUT) || p->src.family != MESH_AF_INET4 ||
+        p->dst.family != MESH_AF_INET4) {
         if (mb && p)
             sim_pkt_free(mb->net, p);
         return MESH_ERR_INVAL;
@@ -681,8 +737,8 @@ static void fan_out_multicast(sim_net *net, sim_lan *l, sim_pkt *p)
             continue;
         }
         uint64_t id = c->id;
-        *c = (sim_pkt){p->src, p->dst, p->proto, p->flags, p->seq, p->ack, c->data, c->len,
-                       id, p->sent_at, c->priv};
+        *c = (sim_pkt){p->src,  p->dst, p->proto, p->flags,   p->seq, p->ack,
+                       c->data, c->len, id,       p->sent_at, c->priv};
         c->priv.src_host = p->priv.src_host;
         c->priv.dst_host = h;
         c->priv.mb = 0;
@@ -767,7 +823,7 @@ static void route(sim_net *net, sim_pkt *p)
             }
             mesh_time lat = net->core.latency;
             if (net->core_fn) {
-                uint64_t from = p->priv.lan ? p->priv.lan->id
+                uint64_t from = p->priv.lan        ? p->priv.lan->id
                                 : p->priv.src_host ? (p->priv.src_host->id | SIM_NET_ATTACH_HOST)
                                                    : 0;
                 uint64_t to = to_lan ? to_lan->id : (to_host->id | SIM_NET_ATTACH_HOST);
@@ -834,7 +890,10 @@ static void route(sim_net *net, sim_pkt *p)
     }
 }
 
-static void hop_ev(void *ctx, void *arg) { route(ctx, arg); }
+static void hop_ev(void *ctx, void *arg)
+{
+    route(ctx, arg);
+}
 
 int sim_net_send(sim_net *net, sim_host *from, sim_pkt *p)
 {

@@ -59,15 +59,15 @@ typedef struct sim_lan sim_lan;
 typedef struct sim_mbox sim_mbox;
 
 enum sim_net_limits {
-    SIM_PKT_MAX_PAYLOAD = 65507,        /* UDP's maximum; TCP segments are far smaller */
-    SIM_TCP_HDR_BYTES = 40,             /* IPv4 + TCP headers counted on the wire */
-    SIM_UDP_HDR_BYTES = 28,             /* IPv4 + UDP headers counted on the wire */
+    SIM_PKT_MAX_PAYLOAD = 65507,         /* UDP's maximum; TCP segments are far smaller */
+    SIM_TCP_HDR_BYTES = 40,              /* IPv4 + TCP headers counted on the wire */
+    SIM_UDP_HDR_BYTES = 28,              /* IPv4 + UDP headers counted on the wire */
     SIM_LINK_DEFAULT_QUEUE = 256 * 1024, /* bytes waiting to serialise before tail drop */
-    SIM_MBOX_MAX_PER_POINT = 8,         /* middleboxes chained at one host or LAN */
+    SIM_MBOX_MAX_PER_POINT = 8,          /* middleboxes chained at one host or LAN */
     SIM_NET_MAX_HOSTS = 1 << 22,
     SIM_NET_MAX_LANS = 1 << 20,
-    SIM_NET_MAX_GROUPS_PER_HOST = 16,   /* multicast groups one host may join */
-    SIM_NET_PKT_POOL_MAX = 1 << 16,     /* free packets kept for reuse */
+    SIM_NET_MAX_GROUPS_PER_HOST = 16, /* multicast groups one host may join */
+    SIM_NET_PKT_POOL_MAX = 1 << 16,   /* free packets kept for reuse */
 };
 
 enum sim_proto { SIM_PROTO_TCP = 6, SIM_PROTO_UDP = 17 };
@@ -92,19 +92,19 @@ enum sim_verdict {
 
 /* A packet: what a middlebox sees and may rewrite. Only fields above `priv` are public. */
 typedef struct sim_pkt {
-    mesh_addr src, dst;   /* IPv4 addresses with ports (host order), as on the wire now */
-    uint8_t proto;        /* enum sim_proto */
-    uint8_t flags;        /* TCP: enum sim_tcp_flag bits; UDP: 0 */
-    uint32_t seq, ack;    /* TCP sequence / acknowledgement numbers (wrap like real TCP) */
-    uint8_t *data;        /* payload bytes (TCP segment data or UDP datagram); owned by the
-                             packet: change with sim_pkt_set_payload() */
-    size_t len;           /* payload length */
-    uint64_t id;          /* unique per net, in creation order (logs, fingerprint) */
-    mesh_time sent_at;    /* when the sender handed it to the network */
-    struct {              /* routing state: private to net.c */
+    mesh_addr src, dst; /* IPv4 addresses with ports (host order), as on the wire now */
+    uint8_t proto;      /* enum sim_proto */
+    uint8_t flags;      /* TCP: enum sim_tcp_flag bits; UDP: 0 */
+    uint32_t seq, ack;  /* TCP sequence / acknowledgement numbers (wrap like real TCP) */
+    uint8_t *data;      /* payload bytes (TCP segment data or UDP datagram); owned by the
+                           packet: change with sim_pkt_set_payload() */
+    size_t len;         /* payload length */
+    uint64_t id;        /* unique per net, in creation order (logs, fingerprint) */
+    mesh_time sent_at;  /* when the sender handed it to the network */
+    struct {            /* routing state: private to net.c */
         size_t cap;
         uint32_t hop;
-        int32_t mb;       /* chain position at the current middlebox point */
+        int32_t mb; /* chain position at the current middlebox point */
         sim_host *src_host, *dst_host;
         sim_lan *lan;
         struct sim_pkt *next;
@@ -152,19 +152,19 @@ void sim_net_set_core(sim_net *net, const sim_link_cfg *core, sim_core_latency_f
                       void *ud);
 
 typedef struct sim_lan_cfg {
-    const char *name;     /* copied; for logs */
+    const char *name;      /* copied; for logs */
     sim_link_cfg up, down; /* the site link to and from the core */
-    uint32_t public_ip;   /* the site's address in the core (host order); 0 = none */
-    int is_private;       /* hosts' addresses exist only inside the LAN */
+    uint32_t public_ip;    /* the site's address in the core (host order); 0 = none */
+    int is_private;        /* hosts' addresses exist only inside the LAN */
 } sim_lan_cfg;
 /* MESH_OK, MESH_ERR_INVAL (private without public_ip, bad loss), MESH_ERR_EXISTS (public_ip
  * taken), MESH_ERR_LIMIT, MESH_ERR_NOMEM. The LAN is owned by the net. */
 int sim_net_add_lan(sim_net *net, const sim_lan_cfg *cfg, sim_lan **out);
 
 typedef struct sim_host_cfg {
-    const char *name;     /* copied; for logs */
-    uint32_t ip;          /* host order, e.g. 0x0a000002 = 10.0.0.2; not 0, not multicast */
-    sim_lan *lan;         /* NULL: attached directly to the core */
+    const char *name;      /* copied; for logs */
+    uint32_t ip;           /* host order, e.g. 0x0a000002 = 10.0.0.2; not 0, not multicast */
+    sim_lan *lan;          /* NULL: attached directly to the core */
     sim_link_cfg up, down; /* access link */
 } sim_host_cfg;
 /* MESH_OK, MESH_ERR_INVAL, MESH_ERR_EXISTS (address taken in its scope), MESH_ERR_LIMIT,
@@ -178,8 +178,8 @@ int sim_lan_set_links(sim_lan *l, const sim_link_cfg *up, const sim_link_cfg *do
 /* Cut a host off (partition): every packet to or from it is dropped while down. */
 void sim_host_set_up(sim_host *h, int up);
 
-uint32_t sim_host_id(const sim_host *h);     /* 0, 1, 2... in creation order */
-uint32_t sim_host_ip(const sim_host *h);     /* host order */
+uint32_t sim_host_id(const sim_host *h); /* 0, 1, 2... in creation order */
+uint32_t sim_host_ip(const sim_host *h); /* host order */
 const char *sim_host_name(const sim_host *h);
 sim_lan *sim_host_lan(const sim_host *h);
 sim_net *sim_host_net(const sim_host *h);
@@ -250,17 +250,20 @@ sim_net *sim_mbox_net(const sim_mbox *mb);
 /* Counters over the whole net. */
 typedef struct sim_net_stats {
     uint64_t sent, delivered;
-    uint64_t no_route;       /* dropped: no host/LAN owns the destination */
+    uint64_t no_route; /* dropped: no host/LAN owns the destination */
     uint64_t mbox_drops;
-    uint64_t link_drops;     /* lost or tail-dropped on links or in the core */
-    uint64_t host_down;      /* dropped at a host cut off by sim_host_set_up(h, 0) */
+    uint64_t link_drops; /* lost or tail-dropped on links or in the core */
+    uint64_t host_down;  /* dropped at a host cut off by sim_host_set_up(h, 0) */
 } sim_net_stats;
 sim_net_stats sim_net_get_stats(const sim_net *net);
 
 /* IPv4 helpers, host order. */
-#define SIM_IP4(a, b, c, d) \
+#define SIM_IP4(a, b, c, d)                                                                        \
     (((uint32_t)(a) << 24) | ((uint32_t)(b) << 16) | ((uint32_t)(c) << 8) | (uint32_t)(d))
-static inline int sim_ip_is_multicast(uint32_t ip) { return (ip >> 28) == 0xe; }
+static inline int sim_ip_is_multicast(uint32_t ip)
+{
+    return (ip >> 28) == 0xe;
+}
 /* ip of an IPv4 mesh_addr in host order (0 if not IPv4). */
 uint32_t sim_addr_ip4(const mesh_addr *a);
 

@@ -10,7 +10,10 @@ static uint64_t splitmix64(uint64_t *x)
     return z ^ (z >> 31);
 }
 
-static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static inline uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
 
 void sim_rng_seed(sim_rng *r, uint64_t seed)
 {
@@ -45,7 +48,10 @@ uint64_t sim_rng_next(sim_rng *r)
     return result;
 }
 
-void sim_rng_fork(sim_rng *parent, sim_rng *child) { sim_rng_seed(child, sim_rng_next(parent)); }
+void sim_rng_fork(sim_rng *parent, sim_rng *child)
+{
+    sim_rng_seed(child, sim_rng_next(parent));
+}
 
 uint64_t sim_rng_below(sim_rng *r, uint64_t bound)
 {
@@ -60,7 +66,10 @@ uint64_t sim_rng_below(sim_rng *r, uint64_t bound)
     return v % bound;
 }
 
-double sim_rng_unit(sim_rng *r) { return (double)(sim_rng_next(r) >> 11) * 0x1.0p-53; }
+double sim_rng_unit(sim_rng *r)
+{
+    return (double)(sim_rng_next(r) >> 11) * 0x1.0p-53;
+}
 
 int sim_rng_chance(sim_rng *r, double p)
 {

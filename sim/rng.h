@@ -36,11 +36,11 @@ int sim_rng_chance(sim_rng *r, double p);
 void sim_rng_fill(sim_rng *r, uint8_t *buf, size_t len);
 
 /* High bits of stream ids, so ids of different kinds of objects never collide. */
-#define SIM_RNG_STREAM_HOST (1ULL << 60)   /* + host id: the host's env random bytes */
-#define SIM_RNG_STREAM_LINK (2ULL << 60)   /* + link id: loss and jitter of one link */
-#define SIM_RNG_STREAM_TCP (3ULL << 60)    /* + host id: initial sequence numbers */
-#define SIM_RNG_STREAM_CORE (4ULL << 60)   /* the core's loss */
-#define SIM_RNG_STREAM_MDNS (5ULL << 60)   /* + host id: mDNS responder delays */
-#define SIM_RNG_STREAM_USER (8ULL << 60)   /* + anything: scenario, middleboxes, tests */
+#define SIM_RNG_STREAM_HOST (1ULL << 60) /* + host id: the host's env random bytes */
+#define SIM_RNG_STREAM_LINK (2ULL << 60) /* + link id: loss and jitter of one link */
+#define SIM_RNG_STREAM_TCP (3ULL << 60)  /* + host id: initial sequence numbers */
+#define SIM_RNG_STREAM_CORE (4ULL << 60) /* the core's loss */
+#define SIM_RNG_STREAM_MDNS (5ULL << 60) /* + host id: mDNS responder delays */
+#define SIM_RNG_STREAM_USER (8ULL << 60) /* + anything: scenario, middleboxes, tests */
 
 #endif

@@ -37,21 +37,21 @@
 
 enum sim_runner_limits {
     MESH_RUNNER_NODE_PORT = 443,
-    SIM_RUNNER_SAMPLE_S = 10,          /* series sampled every this many virtual seconds */
-    SIM_RUNNER_STORE_MAX = 256,        /* records a node's in-memory peer store keeps */
-    SIM_RUNNER_LOOKUP_FIRST_S = 30,    /* a joined node's first lookup comes 30..90 s later */
-    SIM_RUNNER_LOOKUP_EVERY_S = 60,    /* then one lookup of a random live node a minute */
-    SIM_RUNNER_MAX_MSG = 16 << 20,     /* largest message a traffic pattern may draw */
-    SIM_RUNNER_BG_INTERVAL_MS = 2000,  /* background HTTPS: one exchange per client per 2 s */
-    SIM_RUNNER_BG_RESPONSE = 32768,    /* background HTTPS response size, bytes */
+    SIM_RUNNER_SAMPLE_S = 10,         /* series sampled every this many virtual seconds */
+    SIM_RUNNER_STORE_MAX = 256,       /* records a node's in-memory peer store keeps */
+    SIM_RUNNER_LOOKUP_FIRST_S = 30,   /* a joined node's first lookup comes 30..90 s later */
+    SIM_RUNNER_LOOKUP_EVERY_S = 60,   /* then one lookup of a random live node a minute */
+    SIM_RUNNER_MAX_MSG = 16 << 20,    /* largest message a traffic pattern may draw */
+    SIM_RUNNER_BG_INTERVAL_MS = 2000, /* background HTTPS: one exchange per client per 2 s */
+    SIM_RUNNER_BG_RESPONSE = 32768,   /* background HTTPS response size, bytes */
 };
 
 typedef struct sim_run_opts {
-    const char *db_path;   /* results database (replaced if it exists); NULL: no database */
-    const char *git_rev;   /* recorded in the runs row; NULL = "unknown" */
-    int progress;          /* 1: progress bar on stderr (a terminal) */
-    int quiet;             /* 1: no summary table on out */
-    FILE *out;             /* summary table and expectation report; NULL = stdout */
+    const char *db_path; /* results database (replaced if it exists); NULL: no database */
+    const char *git_rev; /* recorded in the runs row; NULL = "unknown" */
+    int progress;        /* 1: progress bar on stderr (a terminal) */
+    int quiet;           /* 1: no summary table on out */
+    FILE *out;           /* summary table and expectation report; NULL = stdout */
     /* called for every summary figure at the end (benchmarks read them here); may be NULL */
     void (*on_summary)(void *ud, const char *name, double value);
     void *summary_ud;

@@ -42,7 +42,7 @@ struct sim_tcp_conn {
     sim_host *host;
     mesh_addr local, remote;
     int state;
-    int released;  /* the user let go: no more callbacks */
+    int released; /* the user let go: no more callbacks */
     int want_writable;
     sim_tcp_cbs cbs;
     void *ud;
@@ -51,11 +51,11 @@ struct sim_tcp_conn {
     mesh_time syn_sent;
     int syn_retx;
     /* send side */
-    uint8_t *sbuf;        /* bytes [snd_una, snd_end) at sbuf[sbuf_head ...] */
+    uint8_t *sbuf; /* bytes [snd_una, snd_end) at sbuf[sbuf_head ...] */
     size_t sbuf_head, sbuf_cap;
     uint64_t snd_una, snd_nxt, snd_end;
     int fin_wanted, fin_sent, fin_acked;
-    seg *segs;            /* in flight, oldest first, [seg_head, seg_n) */
+    seg *segs; /* in flight, oldest first, [seg_head, seg_n) */
     size_t seg_head, seg_n, seg_cap;
     mesh_time srtt, rto;
     uint32_t retries, dupacks;
@@ -118,8 +118,8 @@ static sim_tcp_conn *conn_find(const sim_tcp *t, uint32_t hid, uint16_t lport, u
                                uint16_t rport)
 {
     for (sim_tcp_conn *c = t->cb[conn_bucket(t->cnb, hid, lport, rip, rport)]; c; c = c->next)
-        if (c->local.port == lport && c->remote.port == rport &&
-            sim_addr_ip4(&c->remote) == rip && sim_host_id(c->host) == hid)
+        if (c->local.port == lport && c->remote.port == rport && sim_addr_ip4(&c->remote) == rip &&
+            sim_host_id(c->host) == hid)
             return c;
     return NULL;
 }
@@ -278,7 +278,10 @@ void sim_tcp_free(sim_tcp *t)
     free(t);
 }
 
-sim_tcp_stats sim_tcp_get_stats(const sim_tcp *t) { return t->st; }
+sim_tcp_stats sim_tcp_get_stats(const sim_tcp *t)
+{
+    return t->st;
+}
 
 static void reap(void *ctx, void *arg)
 {
@@ -373,8 +376,8 @@ static void send_seg(sim_tcp_conn *c, const seg *s)
     uint32_t len = skip >= s->len ? 0 : (uint32_t)(s->len - skip);
     const uint8_t *data = len ? c->sbuf + c->sbuf_head + (s->off + skip - c->snd_una) : NULL;
     uint8_t flags = SIM_TCP_ACK | (len ? SIM_TCP_PSH : 0) | (s->fin ? SIM_TCP_FIN : 0);
-    send_raw(c->t, c->host, &c->local, &c->remote, flags,
-             c->iss + 1 + (uint32_t)(s->off + skip), wire_ack(c), data, len);
+    send_raw(c->t, c->host, &c->local, &c->remote, flags, c->iss + 1 + (uint32_t)(s->off + skip),
+             wire_ack(c), data, len);
 }
 
 /* ---- timers ------------------------------------------------------------------------------- */
@@ -387,8 +390,7 @@ static void arm_rto(sim_tcp_conn *c, mesh_time after)
     sim_sched *s = sim_net_sched(c->t->net);
     sim_sched_cancel(s, c->rto_ev);
     c->rto_ev = SIM_EVENT_NONE;
-    sim_sched_after(s, after, SIM_EV_TCP_RTO, sim_host_id(c->host), rto_fire, c, NULL,
-                    &c->rto_ev);
+    sim_sched_after(s, after, SIM_EV_TCP_RTO, sim_host_id(c->host), rto_fire, c, NULL, &c->rto_ev);
 }
 
 static void stop_rto(sim_tcp_conn *c)
@@ -418,7 +420,10 @@ static mesh_time clamp_rto(const sim_tcp *t, mesh_time r)
 
 /* ---- send path ---------------------------------------------------------------------------- */
 
-static size_t seg_count(const sim_tcp_conn *c) { return c->seg_n - c->seg_head; }
+static size_t seg_count(const sim_tcp_conn *c)
+{
+    return c->seg_n - c->seg_head;
+}
 
 static int seg_push(sim_tcp_conn *c, seg s)
 {
@@ -906,8 +911,8 @@ void sim_tcp_listener_close(sim_tcp_listener *l)
     lst_unref(l);
 }
 
-int sim_tcp_connect(sim_tcp *t, sim_host *h, const mesh_addr *to, const sim_tcp_cbs *cbs,
-                    void *ud, sim_tcp_conn **out)
+int sim_tcp_connect(sim_tcp *t, sim_host *h, const mesh_addr *to, const sim_tcp_cbs *cbs, void *ud,
+                    sim_tcp_conn **out)
 {
     if (!t || !h || !to || !out || to->family != MESH_AF_INET4 || to->port == 0 ||
         sim_host_net(h) != t->net)
@@ -983,10 +988,22 @@ int sim_tcp_write(sim_tcp_conn *c, const void *data, size_t len)
     return MESH_OK;
 }
 
-size_t sim_tcp_pending(const sim_tcp_conn *c) { return c ? (size_t)(c->snd_end - c->snd_nxt) : 0; }
-mesh_addr sim_tcp_local(const sim_tcp_conn *c) { return c->local; }
-mesh_addr sim_tcp_remote(const sim_tcp_conn *c) { return c->remote; }
-sim_host *sim_tcp_host(const sim_tcp_conn *c) { return c->host; }
+size_t sim_tcp_pending(const sim_tcp_conn *c)
+{
+    return c ? (size_t)(c->snd_end - c->snd_nxt) : 0;
+}
+mesh_addr sim_tcp_local(const sim_tcp_conn *c)
+{
+    return c->local;
+}
+mesh_addr sim_tcp_remote(const sim_tcp_conn *c)
+{
+    return c->remote;
+}
+sim_host *sim_tcp_host(const sim_tcp_conn *c)
+{
+    return c->host;
+}
 
 void sim_tcp_close(sim_tcp_conn *c, int how)
 {

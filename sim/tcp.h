@@ -49,14 +49,14 @@ typedef struct sim_tcp_listener sim_tcp_listener;
 
 enum sim_tcp_limits {
     SIM_TCP_DEFAULT_MSS = 1460,
-    SIM_TCP_DEFAULT_WINDOW = 1024 * 1024,      /* bytes in flight per stream */
+    SIM_TCP_DEFAULT_WINDOW = 1024 * 1024, /* bytes in flight per stream */
     SIM_TCP_DEFAULT_CONNECT_TIMEOUT_MS = 10000,
-    SIM_TCP_DEFAULT_SYN_RTO_MS = 1000,        /* RFC 6298 initial RTO */
-    SIM_TCP_DEFAULT_MIN_RTO_MS = 200,         /* Linux's floor */
+    SIM_TCP_DEFAULT_SYN_RTO_MS = 1000, /* RFC 6298 initial RTO */
+    SIM_TCP_DEFAULT_MIN_RTO_MS = 200,  /* Linux's floor */
     SIM_TCP_DEFAULT_MAX_RTO_MS = 60000,
-    SIM_TCP_DEFAULT_PACE_US = 1000,           /* uplink backlog a sender allows itself */
+    SIM_TCP_DEFAULT_PACE_US = 1000, /* uplink backlog a sender allows itself */
     SIM_TCP_DEFAULT_MAX_RETRIES = 8,
-    SIM_TCP_MAX_OOO_SEGS = 4096,              /* out-of-order segments held per stream */
+    SIM_TCP_MAX_OOO_SEGS = 4096, /* out-of-order segments held per stream */
     SIM_TCP_EPHEMERAL_LO = 49152,
 };
 
@@ -98,8 +98,8 @@ void sim_tcp_listener_close(sim_tcp_listener *l);
 /* Start a connection from h to `to`; outcome via on_connected or on_closed. cbs is copied.
  * MESH_OK, MESH_ERR_INVAL (not IPv4, port 0), MESH_ERR_ADDR (no ephemeral port),
  * MESH_ERR_NOMEM. */
-int sim_tcp_connect(sim_tcp *t, sim_host *h, const mesh_addr *to, const sim_tcp_cbs *cbs,
-                    void *ud, sim_tcp_conn **out);
+int sim_tcp_connect(sim_tcp *t, sim_host *h, const mesh_addr *to, const sim_tcp_cbs *cbs, void *ud,
+                    sim_tcp_conn **out);
 void sim_tcp_set_cbs(sim_tcp_conn *c, const sim_tcp_cbs *cbs, void *ud);
 /* Queue bytes (copied). MESH_OK; MESH_ERR_CLOSED (released, closing or dead);
  * MESH_ERR_INVAL; MESH_ERR_NOMEM. */

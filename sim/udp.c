@@ -141,8 +141,14 @@ int sim_udp_bind(sim_udp *u, sim_host *h, uint16_t port, sim_udp_recv_fn fn, voi
     return MESH_OK;
 }
 
-mesh_addr sim_udp_local(const sim_udp_sock *s) { return mesh_addr_v4(sim_host_ip(s->host), s->port); }
-sim_host *sim_udp_host(const sim_udp_sock *s) { return s->host; }
+mesh_addr sim_udp_local(const sim_udp_sock *s)
+{
+    return mesh_addr_v4(sim_host_ip(s->host), s->port);
+}
+sim_host *sim_udp_host(const sim_udp_sock *s)
+{
+    return s->host;
+}
 
 void sim_udp_set_cb(sim_udp_sock *s, sim_udp_recv_fn fn, void *ud)
 {

@@ -20,7 +20,7 @@ typedef struct sim_udp_sock sim_udp_sock;
 
 enum sim_udp_limits {
     SIM_UDP_MAX_GROUPS_PER_SOCK = 8,
-    SIM_UDP_MAX_FANOUT = 64,       /* sockets one multicast datagram reaches on one host */
+    SIM_UDP_MAX_FANOUT = 64, /* sockets one multicast datagram reaches on one host */
     SIM_UDP_EPHEMERAL_LO = 49152,
 };
 

@@ -159,8 +159,7 @@ char *mesh_addr_format(const mesh_addr *a, char *buf, size_t buflen)
     if (!buf || buflen == 0)
         return buf;
     if (a->family == MESH_AF_INET4) {
-        snprintf(buf, buflen, "%u.%u.%u.%u:%u", a->ip[0], a->ip[1], a->ip[2], a->ip[3],
-                 a->port);
+        snprintf(buf, buflen, "%u.%u.%u.%u:%u", a->ip[0], a->ip[1], a->ip[2], a->ip[3], a->port);
     } else if (a->family == MESH_AF_INET6) {
         /* compress the longest run of zero groups (RFC 5952) */
         int best = -1, bestlen = 0;

@@ -14,8 +14,10 @@
 #include <unistd.h>
 
 #define KEYFILE_TAG "meshara-ed25519-v1 "
-enum { KEYFILE_TAG_LEN = sizeof(KEYFILE_TAG) - 1,
-       KEYFILE_LINE_LEN = KEYFILE_TAG_LEN + 2 * MESH_SEED_LEN + 1 /* '\n' */ };
+enum {
+    KEYFILE_TAG_LEN = sizeof(KEYFILE_TAG) - 1,
+    KEYFILE_LINE_LEN = KEYFILE_TAG_LEN + 2 * MESH_SEED_LEN + 1 /* '\n' */
+};
 
 struct mesh_identity {
     EVP_PKEY *pkey;
@@ -36,8 +38,7 @@ int mesh_identity_from_seed(mesh_identity **out, const uint8_t seed[MESH_SEED_LE
     if (!id->pkey)
         goto fail;
     size_t publen = MESH_PUBKEY_LEN;
-    if (EVP_PKEY_get_raw_public_key(id->pkey, id->pub, &publen) != 1 ||
-        publen != MESH_PUBKEY_LEN)
+    if (EVP_PKEY_get_raw_public_key(id->pkey, id->pub, &publen) != 1 || publen != MESH_PUBKEY_LEN)
         goto fail;
     memcpy(id->seed, seed, MESH_SEED_LEN);
     mesh_node_id_of(id->pub, id->node_id);
@@ -68,14 +69,23 @@ void mesh_identity_free(mesh_identity *id)
     free(id);
 }
 
-const uint8_t *mesh_identity_pubkey(const mesh_identity *id) { return id->pub; }
-const uint8_t *mesh_identity_node_id(const mesh_identity *id) { return id->node_id; }
-struct evp_pkey_st *mesh_identity_pkey(const mesh_identity *id) { return id->pkey; }
+const uint8_t *mesh_identity_pubkey(const mesh_identity *id)
+{
+    return id->pub;
+}
+const uint8_t *mesh_identity_node_id(const mesh_identity *id)
+{
+    return id->node_id;
+}
+struct evp_pkey_st *mesh_identity_pkey(const mesh_identity *id)
+{
+    return id->pkey;
+}
 
 int mesh_identity_pkey_in(const mesh_identity *id, void *libctx, struct evp_pkey_st **out)
 {
-    EVP_PKEY *pk = EVP_PKEY_new_raw_private_key_ex(libctx, "ED25519", NULL, id->seed,
-                                                   MESH_SEED_LEN);
+    EVP_PKEY *pk =
+        EVP_PKEY_new_raw_private_key_ex(libctx, "ED25519", NULL, id->seed, MESH_SEED_LEN);
     if (!pk)
         return MESH_ERR_CRYPTO;
     *out = pk;

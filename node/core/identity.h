@@ -53,8 +53,8 @@ int mesh_identity_load_file(mesh_identity **out, const char *path, const mesh_en
 int mesh_identity_parse_keyfile(const char *buf, size_t len, uint8_t seed[MESH_SEED_LEN]);
 
 /* Borrowed views, valid as long as id. */
-const uint8_t *mesh_identity_pubkey(const mesh_identity *id);  /* MESH_PUBKEY_LEN bytes */
-const uint8_t *mesh_identity_node_id(const mesh_identity *id); /* MESH_NODE_ID_LEN bytes */
+const uint8_t *mesh_identity_pubkey(const mesh_identity *id);    /* MESH_PUBKEY_LEN bytes */
+const uint8_t *mesh_identity_node_id(const mesh_identity *id);   /* MESH_NODE_ID_LEN bytes */
 struct evp_pkey_st *mesh_identity_pkey(const mesh_identity *id); /* default library context */
 /* A new EVP_PKEY for this identity inside OpenSSL library context libctx (an OSSL_LIB_CTX *,
  * NULL = default): the TLS module keeps each node's OpenSSL objects in the node's own

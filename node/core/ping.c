@@ -162,8 +162,14 @@ int mesh_ping_server_addr(const mesh_ping_server *s, mesh_addr *out)
     return s->env.ops->listener_addr(s->env.obj, s->l, out);
 }
 
-uint64_t mesh_ping_server_answered(const mesh_ping_server *s) { return s->answered; }
-uint64_t mesh_ping_server_rejected(const mesh_ping_server *s) { return s->rejected; }
+uint64_t mesh_ping_server_answered(const mesh_ping_server *s)
+{
+    return s->answered;
+}
+uint64_t mesh_ping_server_rejected(const mesh_ping_server *s)
+{
+    return s->rejected;
+}
 
 void mesh_ping_server_free(mesh_ping_server *s)
 {
@@ -270,8 +276,8 @@ static const mesh_stream_cbs CLI_CBS = {
     .on_closed = cli_on_closed,
 };
 
-int mesh_ping_start(mesh_ping **out, const mesh_env *env, const mesh_addr *to,
-                    size_t payload_len, mesh_time timeout, mesh_ping_cb cb, void *ud)
+int mesh_ping_start(mesh_ping **out, const mesh_env *env, const mesh_addr *to, size_t payload_len,
+                    mesh_time timeout, mesh_ping_cb cb, void *ud)
 {
     if (!out || !env || !to || !cb || payload_len > MESH_PING_MAX_PAYLOAD)
         return MESH_ERR_INVAL;
@@ -304,7 +310,10 @@ fail:
     return err;
 }
 
-uint64_t mesh_ping_query_id(const mesh_ping *p) { return p->query_id; }
+uint64_t mesh_ping_query_id(const mesh_ping *p)
+{
+    return p->query_id;
+}
 
 void mesh_ping_free(mesh_ping *p)
 {

@@ -51,8 +51,8 @@ typedef void (*mesh_ping_cb)(mesh_ping *p, int result, mesh_time rtt, void *ud);
 /* Connect to `to`, send one PING with payload_len bytes of env-random payload, wait at most
  * timeout ns (from now) for the answer. MESH_OK; MESH_ERR_INVAL (payload too big, cb NULL);
  * MESH_ERR_NOMEM; the env's connect errors. */
-int mesh_ping_start(mesh_ping **out, const mesh_env *env, const mesh_addr *to,
-                    size_t payload_len, mesh_time timeout, mesh_ping_cb cb, void *ud);
+int mesh_ping_start(mesh_ping **out, const mesh_env *env, const mesh_addr *to, size_t payload_len,
+                    mesh_time timeout, mesh_ping_cb cb, void *ud);
 /* The query id this ping sends (env-random; lets a test compute exact wire sizes). */
 uint64_t mesh_ping_query_id(const mesh_ping *p);
 /* Stop (closing the connection) and free. Safe inside the callback. NULL: no-op. */

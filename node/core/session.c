@@ -48,7 +48,7 @@ struct mesh_session {
     int is_client;
     int has_pin;
     int depth, freed;
-    int in_h2; /* inside mesh_h2_recv: nghttp2 must not be re-entered to send */
+    int in_h2;          /* inside mesh_h2_recv: nghttp2 must not be re-entered to send */
     int close_after_h2; /* ended (gracefully) inside mesh_h2_recv: close when it returns */
     int want_writable;
     int write_err;
@@ -670,13 +670,14 @@ static const uint8_t *varint(const uint8_t *p, const uint8_t *end, int max, uint
 }
 
 enum data_view_tags { /* one-byte protobuf tags: field number << 3 | wire type */
-    TAG_VERSION = 1 << 3 | 0,
-    TAG_DATA = MESHARA__WIRE__ENVELOPE__BODY_DATA << 3 | 2,
-    TAG_MSG_ID = 1 << 3 | 0,
-    TAG_PAYLOAD = 2 << 3 | 2,
-    TAG_ACK = 3 << 3 | 0,
-    VARINT_MAX = 9, /* bytes: values < 2^63, read exactly as protobuf-c reads them */
-    LENGTH_MAX = 5, /* bytes of a length prefix (protobuf-c's limit) */
+                      TAG_VERSION = 1 << 3 | 0,
+                      TAG_DATA = MESHARA__WIRE__ENVELOPE__BODY_DATA << 3 | 2,
+                      TAG_MSG_ID = 1 << 3 | 0,
+                      TAG_PAYLOAD = 2 << 3 | 2,
+                      TAG_ACK = 3 << 3 | 0,
+                      VARINT_MAX =
+                          9, /* bytes: values < 2^63, read exactly as protobuf-c reads them */
+                      LENGTH_MAX = 5, /* bytes of a length prefix (protobuf-c's limit) */
 };
 _Static_assert(TAG_DATA < 0x80, "the data tag is one byte");
 

@@ -55,7 +55,7 @@ enum mesh_tls_limits {
     MESH_TLS_RECORD_MAX = 16384,  /* largest plaintext of one TLS record */
     MESH_TLS_IN_KEEP = 0, /* input buffer kept when drained and no record is half read (0: freed:
                            * idle = no buffer; kept while a bulk stream is mid-record) */
-    MESH_TLS_IN_MAX = 4 << 20,    /* ciphertext fed but not yet consumed: beyond, an error */
+    MESH_TLS_IN_MAX = 4 << 20, /* ciphertext fed but not yet consumed: beyond, an error */
 };
 
 #define MESH_TLS_DEFAULT_SNI "meshara.node"
@@ -173,7 +173,8 @@ int mesh_tls_is_done(const mesh_tls *t);
  * KeyUpdate from the peer is followed (and answered when it asks); NewSessionTicket ignored. */
 long mesh_tls_read(mesh_tls *t, uint8_t *buf, size_t cap);
 /* Encrypt len bytes (all of them; records come out through out_fn before this returns).
- * MESH_OK; MESH_ERR_STATE (handshake not complete and not mesh_tls_early, or closed); MESH_ERR_TLS; MESH_ERR_NOMEM. */
+ * MESH_OK; MESH_ERR_STATE (handshake not complete and not mesh_tls_early, or closed); MESH_ERR_TLS;
+ * MESH_ERR_NOMEM. */
 int mesh_tls_write(mesh_tls *t, const uint8_t *data, size_t len);
 /* Test and fuzzing hook: one record of any content type (21 alert, 22 handshake, 23 data, or
  * anything else) with content data (at most MESH_TLS_RECORD_MAX bytes), as the peer's record

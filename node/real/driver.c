@@ -193,7 +193,7 @@ struct mesh_real {
     /* Receive buffer shared by this driver's streams: on_data borrows it for the callback
      * only (rule 3), and no read happens inside a callback (rule 1), so one is enough. */
     uint8_t stream_buf[REAL_STREAM_READ_MAX];
-    out_pool *out; /* see out_block */
+    out_pool *out;       /* see out_block */
     out_block *reserved; /* stream_reserve() handed out its data; stream_commit() takes it */
     size_t reserved_len;
     mesh_stream *reserved_for;
@@ -599,8 +599,7 @@ static void stream_read_failed(mesh_stream *s, int err)
         stream_destroy(s);
         return;
     }
-    real_logf(s->r, MESH_LOG_DEBUG, "stream %p: %s", (void *)s,
-              evutil_socket_error_to_string(err));
+    real_logf(s->r, MESH_LOG_DEBUG, "stream %p: %s", (void *)s, evutil_socket_error_to_string(err));
     stream_report_closed(s, errno_to_mesh(err));
 }
 

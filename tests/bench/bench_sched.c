@@ -39,8 +39,8 @@ int main(void)
         return 1;
     sim_rng_seed(&b.rng, 1);
     for (int i = 0; i < BENCH_PENDING; i++)
-        if (sim_sched_at(b.s, sim_rng_below(&b.rng, BENCH_MAX_DELAY_NS), SIM_EV_USER, 1, hold,
-                         &b, NULL, NULL) != MESH_OK)
+        if (sim_sched_at(b.s, sim_rng_below(&b.rng, BENCH_MAX_DELAY_NS), SIM_EV_USER, 1, hold, &b,
+                         NULL, NULL) != MESH_OK)
             return 1;
     sim_sched_set_event_cap(b.s, BENCH_EVENTS);
     double t0 = wall();

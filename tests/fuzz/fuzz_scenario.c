@@ -30,8 +30,8 @@ static size_t walk(const sim_scenario *s)
             n += strlen(sim_scenario_ref_name(s, c->targets[j]));
         for (size_t j = 0; j < c->rule_count; j++) {
             const sim_scn_rule *r = &c->rules[j];
-            n += strlen(r->name) + (r->sni ? strlen(r->sni) : 0) +
-                 (r->alpn ? strlen(r->alpn) : 0) + (r->ja3 ? strlen(r->ja3) : 0);
+            n += strlen(r->name) + (r->sni ? strlen(r->sni) : 0) + (r->alpn ? strlen(r->alpn) : 0) +
+                 (r->ja3 ? strlen(r->ja3) : 0);
         }
     }
     for (size_t i = 0; i < s->event_count; i++)

@@ -59,9 +59,8 @@ static void ping_on(const char *listen_text, size_t payload)
     CU_ASSERT_NOT_EQUAL(bound.port, 0);
     result res = {0};
     mesh_ping *p = NULL;
-    CU_ASSERT_EQUAL_FATAL(mesh_ping_start(&p, &env, &bound, payload, 3 * MESH_NS_PER_S,
-                                          on_ping, &res),
-                          MESH_OK);
+    CU_ASSERT_EQUAL_FATAL(
+        mesh_ping_start(&p, &env, &bound, payload, 3 * MESH_NS_PER_S, on_ping, &res), MESH_OK);
     CU_ASSERT_EQUAL(res.calls, 0); /* env rule 1 */
     run_until_called(r, &res);
     CU_ASSERT_EQUAL(res.calls, 1);
@@ -78,7 +77,10 @@ static void test_ping_ipv4(void)
     ping_on("127.0.0.1:0", MESH_PING_MAX_PAYLOAD);
 }
 
-static void test_ping_ipv6(void) { ping_on("[::1]:0", 1000); }
+static void test_ping_ipv6(void)
+{
+    ping_on("[::1]:0", 1000);
+}
 
 static void test_refused(void)
 {
@@ -156,4 +158,7 @@ static CU_SuiteInfo suites[] = {
     CU_SUITE_INFO_NULL,
 };
 
-int main(void) { return mesh_test_main(suites); }
+int main(void)
+{
+    return mesh_test_main(suites);
+}

@@ -408,4 +408,7 @@ static CU_TestInfo tests[] = {
 };
 static CU_SuiteInfo suites[] = {{"link", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};
 
-int main(void) { return mesh_test_main(suites); }
+int main(void)
+{
+    return mesh_test_main(suites);
+}

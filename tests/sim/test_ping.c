@@ -71,13 +71,12 @@ static result run_ping(two_hosts *t, size_t payload_len, uint64_t *query_id)
     CU_ASSERT_EQUAL_FATAL(mesh_ping_server_new(&srv, &eb, &la), MESH_OK);
     result r = {0};
     mesh_ping *p = NULL;
-    CU_ASSERT_EQUAL_FATAL(mesh_ping_start(&p, &ea, &la, payload_len, 10 * MESH_NS_PER_S,
-                                          on_ping, &r),
-                          MESH_OK);
+    CU_ASSERT_EQUAL_FATAL(
+        mesh_ping_start(&p, &ea, &la, payload_len, 10 * MESH_NS_PER_S, on_ping, &r), MESH_OK);
     *query_id = mesh_ping_query_id(p);
     CU_ASSERT_EQUAL(r.calls, 0); /* env rule 1: nothing from inside the call */
-    sim_sched_run_until(sim_world_sched(t->w), sim_sched_now(sim_world_sched(t->w)) +
-                                                   20 * MESH_NS_PER_S);
+    sim_sched_run_until(sim_world_sched(t->w),
+                        sim_sched_now(sim_world_sched(t->w)) + 20 * MESH_NS_PER_S);
     CU_ASSERT_EQUAL(mesh_ping_server_answered(srv), 1);
     mesh_ping_server_free(srv);
     return r;
@@ -148,8 +147,8 @@ static void test_rtt_exact_with_serialisation(void)
                          2 * ser(q, rate) + 2 * ser(rs, rate);
         CU_ASSERT_EQUAL(r.rtt, want);
         if (r.rtt != want)
-            fprintf(stderr, "len %zu: rtt %llu, model says %llu\n", len,
-                    (unsigned long long)r.rtt, (unsigned long long)want);
+            fprintf(stderr, "len %zu: rtt %llu, model says %llu\n", len, (unsigned long long)r.rtt,
+                    (unsigned long long)want);
     }
     teardown(&t);
 }
@@ -199,4 +198,7 @@ static CU_SuiteInfo suites[] = {
     CU_SUITE_INFO_NULL,
 };
 
-int main(void) { return mesh_test_main(suites); }
+int main(void)
+{
+    return mesh_test_main(suites);
+}

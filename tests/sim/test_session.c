@@ -753,8 +753,8 @@ static void test_pinned_key(void)
 
 /* After both are CONNECTED (A at 4D, B at 5D) B's host is cut off at 300 ms. Nothing arrives
  * any more; each side closes at (last byte received) + heartbeat_timeout = 75 s by default:
- * A at 4D + 75 s (B's flight and hello were its last input), B at 5D + 75 s. Heartbeats sent meanwhile
- * are lost; TCP's own give-up (8 retransmissions) would come later. */
+ * A at 4D + 75 s (B's flight and hello were its last input), B at 5D + 75 s. Heartbeats sent
+ * meanwhile are lost; TCP's own give-up (8 retransmissions) would come later. */
 static void test_silent_link_detected(void)
 {
     world W;

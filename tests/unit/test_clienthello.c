@@ -141,7 +141,9 @@ static CU_TestInfo tests[] = {
     {"malformed input rejected", test_malformed},
     CU_TEST_INFO_NULL,
 };
-static CU_SuiteInfo suites[] = {{"clienthello", NULL, NULL, NULL, NULL, tests},
-                                CU_SUITE_INFO_NULL};
+static CU_SuiteInfo suites[] = {{"clienthello", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};
 
-int main(void) { return mesh_test_main(suites); }
+int main(void)
+{
+    return mesh_test_main(suites);
+}

@@ -26,9 +26,10 @@ static void test_addr_parse_format(void)
 
 static void test_addr_reject(void)
 {
-    const char *bad[] = {"",        "1.2.3.4",     "1.2.3:80",   "256.1.1.1:1", "1.2.3.4:65536",
-                         "1.2.3.4:", "01.2.3.4:1", "[::1]",      "[::1:80",     "[1:::2]:1",
-                         "[1:2:3:4:5:6:7:8:9]:1",  "[:1]:1",     "a.b.c.d:1",   "1.2.3.4:8x"};
+    const char *bad[] = {
+        "",           "1.2.3.4",   "1.2.3:80", "256.1.1.1:1", "1.2.3.4:65536",         "1.2.3.4:",
+        "01.2.3.4:1", "[::1]",     "[::1:80",  "[1:::2]:1",   "[1:2:3:4:5:6:7:8:9]:1", "[:1]:1",
+        "a.b.c.d:1",  "1.2.3.4:8x"};
     mesh_addr a;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int rc = mesh_addr_parse(&a, bad[i]);
@@ -80,4 +81,7 @@ static CU_TestInfo tests[] = {
 };
 static CU_SuiteInfo suites[] = {{"env", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};
 
-int main(void) { return mesh_test_main(suites); }
+int main(void)
+{
+    return mesh_test_main(suites);
+}

@@ -169,8 +169,7 @@ static void test_file_create_load(void)
     CU_ASSERT_EQUAL(mesh_identity_load_file(&loaded, link, &t.env), MESH_ERR_PERM);
 
     /* unwritable place */
-    CU_ASSERT_EQUAL(mesh_identity_create_file(NULL, "/nonexistent-dir/x.key", &t.env),
-                    MESH_ERR_IO);
+    CU_ASSERT_EQUAL(mesh_identity_create_file(NULL, "/nonexistent-dir/x.key", &t.env), MESH_ERR_IO);
 }
 
 static void test_file_refused(void)
@@ -234,4 +233,7 @@ static CU_SuiteInfo suites[] = {
     CU_SUITE_INFO_NULL,
 };
 
-int main(void) { return mesh_test_main(suites); }
+int main(void)
+{
+    return mesh_test_main(suites);
+}

@@ -94,16 +94,15 @@ typedef struct mesh_stream_cbs {
 
 /* A connection arrived on a listener. The core must, before returning, either call
  * stream_set_cbs() on s to adopt it or stream_close() to refuse it. */
-typedef void (*mesh_accept_cb)(mesh_listener *l, mesh_stream *s, const mesh_addr *peer,
-                               void *ud);
+typedef void (*mesh_accept_cb)(mesh_listener *l, mesh_stream *s, const mesh_addr *peer, void *ud);
 
 /* A name resolved (or failed: result < 0, addrs NULL). addrs is borrowed (rule 3) and each
  * entry carries the port given to resolve(). */
 typedef void (*mesh_resolve_cb)(int result, const mesh_addr *addrs, size_t naddrs, void *ud);
 
 /* A datagram arrived; data is borrowed (rule 3). */
-typedef void (*mesh_dgram_cb)(mesh_dgram *d, const mesh_addr *from, const uint8_t *data,
-                              size_t len, void *ud);
+typedef void (*mesh_dgram_cb)(mesh_dgram *d, const mesh_addr *from, const uint8_t *data, size_t len,
+                              void *ud);
 
 enum mesh_close_how {
     MESH_CLOSE_GRACEFUL = 0, /* send what is queued, then FIN */
@@ -121,9 +120,9 @@ enum mesh_log_level {
 
 /* mDNS/DNS-SD (avahi on the real driver; LAN multicast model in the simulator). */
 typedef struct mesh_mdns_found {
-    const char *name;          /* service instance name */
-    const mesh_addr *addr;     /* resolved address and port */
-    const char *const *txt;    /* NULL-terminated "key=value" strings */
+    const char *name;       /* service instance name */
+    const mesh_addr *addr;  /* resolved address and port */
+    const char *const *txt; /* NULL-terminated "key=value" strings */
 } mesh_mdns_found;
 typedef void (*mesh_mdns_cb)(const mesh_mdns_found *found, int removed, void *ud);
 typedef struct mesh_mdns_ops {
@@ -140,8 +139,8 @@ typedef void (*mesh_portmap_cb)(int result, const mesh_addr *external, void *ud)
 typedef struct mesh_portmap_ops {
     /* Ask for a TCP (tcp=1) or UDP mapping of internal_port for lease_s seconds; the answer
      * comes through cb (rule 1). */
-    int (*request)(void *obj, int tcp, uint16_t internal_port, uint32_t lease_s,
-                   mesh_portmap_cb cb, void *ud);
+    int (*request)(void *obj, int tcp, uint16_t internal_port, uint32_t lease_s, mesh_portmap_cb cb,
+                   void *ud);
     int (*release)(void *obj, int tcp, uint16_t internal_port);
 } mesh_portmap_ops;
 
@@ -177,8 +176,8 @@ typedef struct mesh_env_ops {
     /* Start connecting; on_connected or on_closed follows (rule 1). NULL + *err only for
      * immediate local failures (MESH_ERR_INVAL, MESH_ERR_NOMEM). Connect timeout is the
      * driver's (see its header), reported as on_closed(MESH_ERR_TIMEOUT). */
-    mesh_stream *(*connect)(void *obj, const mesh_addr *to, const mesh_stream_cbs *cbs,
-                            void *ud, int *err);
+    mesh_stream *(*connect)(void *obj, const mesh_addr *to, const mesh_stream_cbs *cbs, void *ud,
+                            int *err);
     /* Replace callbacks and user data (cbs is copied). */
     void (*stream_set_cbs)(void *obj, mesh_stream *s, const mesh_stream_cbs *cbs, void *ud);
     /* Queue len bytes (copied). MESH_OK, or MESH_ERR_CLOSED if the stream is closing/dead.
@@ -205,8 +204,7 @@ typedef struct mesh_env_ops {
                               int *err);
     int (*dgram_addr)(void *obj, mesh_dgram *d, mesh_addr *out);
     /* Send one datagram (copied). MESH_OK even if it is later lost. */
-    int (*dgram_send)(void *obj, mesh_dgram *d, const mesh_addr *to, const void *data,
-                      size_t len);
+    int (*dgram_send)(void *obj, mesh_dgram *d, const mesh_addr *to, const void *data, size_t len);
     /* Receive datagrams sent to multicast group (address and port) on the local LAN. */
     int (*dgram_join)(void *obj, mesh_dgram *d, const mesh_addr *group);
     void (*dgram_close)(void *obj, mesh_dgram *d);
@@ -229,7 +227,10 @@ typedef struct mesh_env {
 
 /* ---- convenience wrappers used by the core (env.c) ---------------------------------------- */
 
-static inline mesh_time mesh_env_now(const mesh_env *e) { return e->ops->now(e->obj); }
+static inline mesh_time mesh_env_now(const mesh_env *e)
+{
+    return e->ops->now(e->obj);
+}
 static inline void mesh_env_random(const mesh_env *e, void *buf, size_t len)
 {
     e->ops->random(e->obj, (uint8_t *)buf, len);

@@ -26,19 +26,19 @@ typedef enum mesh_err {
     MESH_ERR_UNSUPPORTED = -504, /* not available in this driver or build */
     MESH_ERR_NOT_FOUND = -505,
     MESH_ERR_EXISTS = -506,
-    MESH_ERR_STATE = -507,       /* call not valid in the object's current state */
-    MESH_ERR_INTERNAL = -508,    /* a bug: an invariant did not hold */
+    MESH_ERR_STATE = -507,    /* call not valid in the object's current state */
+    MESH_ERR_INTERNAL = -508, /* a bug: an invariant did not hold */
 
     /* input and parsing */
-    MESH_ERR_TOO_BIG = -520,     /* a length exceeds its configured maximum */
-    MESH_ERR_TRUNCATED = -521,   /* input ended before a complete item */
-    MESH_ERR_MALFORMED = -522,   /* input does not follow the format */
-    MESH_ERR_VERSION = -523,     /* peer speaks a protocol version we do not */
+    MESH_ERR_TOO_BIG = -520,   /* a length exceeds its configured maximum */
+    MESH_ERR_TRUNCATED = -521, /* input ended before a complete item */
+    MESH_ERR_MALFORMED = -522, /* input does not follow the format */
+    MESH_ERR_VERSION = -523,   /* peer speaks a protocol version we do not */
 
     /* files */
-    MESH_ERR_IO = -540,          /* read/write error (errno is kept in the log line) */
-    MESH_ERR_PERM = -541,        /* wrong permissions (e.g. a key file readable by others) */
-    MESH_ERR_CORRUPT = -542,     /* a file exists but its content is not valid */
+    MESH_ERR_IO = -540,      /* read/write error (errno is kept in the log line) */
+    MESH_ERR_PERM = -541,    /* wrong permissions (e.g. a key file readable by others) */
+    MESH_ERR_CORRUPT = -542, /* a file exists but its content is not valid */
 
     /* network */
     MESH_ERR_TIMEOUT = -560,     /* a wait ran out (connect, handshake, query...) */
@@ -49,12 +49,12 @@ typedef enum mesh_err {
     MESH_ERR_ADDR = -565,        /* address in use or cannot be bound */
 
     /* security and session */
-    MESH_ERR_TLS = -580,         /* the TLS library reported an error */
-    MESH_ERR_ALPN = -581,        /* no common application protocol */
+    MESH_ERR_TLS = -580,  /* the TLS library reported an error */
+    MESH_ERR_ALPN = -581, /* no common application protocol */
     MESH_ERR_BAD_SIGNATURE = -582,
     MESH_ERR_KEY_MISMATCH = -583, /* proven key is not the pinned one */
-    MESH_ERR_PROTOCOL = -584,    /* peer broke the protocol (unexpected message...) */
-    MESH_ERR_CRYPTO = -585,      /* a crypto primitive failed */
+    MESH_ERR_PROTOCOL = -584,     /* peer broke the protocol (unexpected message...) */
+    MESH_ERR_CRYPTO = -585,       /* a crypto primitive failed */
 } mesh_err;
 
 /* A short description of code (any int). Never NULL; static storage. */
