@@ -8,8 +8,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/identity.h"
-#include "core/tls.h"
 #include "meshara/meshara.h"
 #include "sim/censor.h"
 #include "sim/driver.h"
@@ -737,9 +735,9 @@ static int node_start(runner *r, rn_node *n)
         cfg.advertise_none = 1;
     cfg.record_seq = 1 + sim_sched_now(r->sched) / MESH_NS_PER_S; /* grows across restarts */
     cfg.sni = g->tls_sni;
-    const char *alpn[MESH_TLS_ALPN_MAX + 1] = {0};
+    const char *alpn[MESH_NODE_MAX_ALPN + 1] = {0};
     if (g->alpn_count) {
-        for (size_t a = 0; a < g->alpn_count && a < MESH_TLS_ALPN_MAX; a++)
+        for (size_t a = 0; a < g->alpn_count && a < MESH_NODE_MAX_ALPN; a++)
             alpn[a] = g->alpn[a];
         cfg.alpn = alpn;
     }
@@ -1490,7 +1488,7 @@ static void record_node(runner *r, const rn_node *n)
 {
     const sim_scenario *s = r->scn;
     const sim_scn_group *g = &s->groups[n->group];
-    char name[SIM_SCN_MAX_NAME + 16], id[2 * MESH_NODE_ID_LEN + 1], nat[96] = "";
+    char name[SIM_SCN_MAX_NAME + 16], id[2 * MESH_NODE_ID_BYTES + 1], nat[96] = "";
     snprintf(name, sizeof name, "%s-%u", g->name, n->idx - g->first_node);
     const sim_scn_nat *sn = g->lan != SIM_SCN_INTERNET ? &s->lans[g->lan].nat : &g->nat;
     if (sn->present)
@@ -1507,7 +1505,7 @@ static void record_node(runner *r, const rn_node *n)
         .ip = sim_host_ip(n->host),
         .nat = sn->present ? nat : NULL,
         .role = g->role == SIM_SCN_ROLE_BOOTSTRAP ? "bootstrap" : "normal",
-        .node_id = mesh_hex_encode(mesh_identity_node_id(n->id), MESH_NODE_ID_LEN, id),
+        .node_id = mesh_hex_encode(mesh_identity_node_id(n->id), MESH_NODE_ID_BYTES, id),
         .join_ns = join,
     };
     sim_results_node(r->rec, &info);

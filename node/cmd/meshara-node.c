@@ -35,15 +35,16 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/identity.h"
-#include "core/server.h"
-#include "core/session.h"
-#include "core/tls.h"
 #include "meshara/env.h"
 #include "meshara/meshara.h"
 #include "real/driver.h"
 #include "real/mdns.h"
 #include "real/peerstore.h"
+
+/* The key file's I/O (node/core/identity.c today) is moving out of the core into node/real
+ * (issue 9): until it lands there, declared here, where it is called. */
+int mesh_identity_create_file(mesh_identity **out, const char *path, const mesh_env *env);
+int mesh_identity_load_file(mesh_identity **out, const char *path, const mesh_env *env);
 
 /* Exit codes (also in usage()). */
 enum node_exit {
@@ -57,7 +58,7 @@ enum node_limits {
     NODE_MAX_PEERS = MESH_NODE_MAX_MANUAL,        /* --peer options */
     NODE_MAX_BOOTSTRAP = MESH_NODE_MAX_BOOTSTRAP, /* --bootstrap options */
     NODE_MAX_ADVERTISE = MESH_NODE_MAX_ADVERTISED,
-    NODE_MAX_POOL = 1 << 16,                  /* = MESH_POOL_MAX_PEERS */
+    NODE_MAX_POOL = MESH_NODE_MAX_POOL,
     NODE_DEFAULT_RECONNECT_MIN_MS = 500,      /* first probe after a manual peer went down */
     NODE_DEFAULT_RECONNECT_MAX_MS = 30000,    /* backoff doubles up to this */
     NODE_RECONNECT_JITTER_PCT = 25,           /* ± on every retry delay */
@@ -67,7 +68,7 @@ enum node_limits {
     NODE_DEFAULT_SEND_TIMEOUT_MS = 10000,     /* send: join + lookup + connect + auth + ack */
     NODE_MAX_MESSAGE = MESH_NODE_MAX_MESSAGE, /* --message bytes */
     NODE_LOG_TEXT_MAX = 200,                  /* message bytes shown in a log line */
-    NODE_ALPN_BUF = MESH_TLS_ALPN_MAX * (MESH_TLS_ALPN_NAME_MAX + 1),
+    NODE_ALPN_BUF = MESH_NODE_MAX_ALPN * (MESH_NODE_MAX_ALPN_NAME + 1),
 };
 
 /* ---- options ------------------------------------------------------------------------------ */
@@ -76,7 +77,7 @@ enum node_cmd { CMD_KEYGEN = 1, CMD_PUBKEY = 2, CMD_RUN = 4, CMD_SEND = 8 };
 
 typedef struct peer_opt {
     mesh_addr addr;
-    uint8_t key[MESH_PUBKEY_LEN];
+    uint8_t key[MESH_NODE_KEY_BYTES];
     int has_addr; /* --to may name a key alone */
 } peer_opt;
 
@@ -97,7 +98,7 @@ typedef struct opts {
     int http2;
     const char *sni;
     char alpn_buf[NODE_ALPN_BUF];
-    const char *alpn[MESH_TLS_ALPN_MAX + 1]; /* NULL-terminated; alpn[0] NULL = default */
+    const char *alpn[MESH_NODE_MAX_ALPN + 1]; /* NULL-terminated; alpn[0] NULL = default */
     uint64_t max_handshakes, pool_min, pool_max, maintain_ms;
     uint64_t connect_ms, handshake_ms, auth_ms, heartbeat_ms;
     uint64_t reconnect_min_ms, reconnect_max_ms;
@@ -230,21 +231,21 @@ static int parse_num(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
  * MESH_OK; MESH_ERR_MALFORMED (bad key); MESH_ERR_INVAL (bad address, or no key). */
 static int parse_peer(const char *text, int key_alone, peer_opt *p)
 {
-    char buf[MESH_ADDR_STRLEN + 1 + MESH_PUBKEY_HEX_LEN + 1];
+    char buf[MESH_ADDR_STRLEN + 1 + MESH_NODE_KEY_HEX_LEN + 1];
     if (strlen(text) >= sizeof buf)
         return MESH_ERR_INVAL;
     strcpy(buf, text);
     memset(p, 0, sizeof *p);
     if (key_alone && !strchr(buf, ':') && !strchr(buf, '#'))
-        return mesh_hex_decode(buf, p->key, MESH_PUBKEY_LEN) == MESH_OK ? MESH_OK
-                                                                        : MESH_ERR_MALFORMED;
+        return mesh_hex_decode(buf, p->key, MESH_NODE_KEY_BYTES) == MESH_OK ? MESH_OK
+                                                                            : MESH_ERR_MALFORMED;
     char *hash = strchr(buf, '#');
     if (!hash)
         return MESH_ERR_INVAL;
     *hash = '\0';
     if (mesh_addr_parse(&p->addr, buf) != MESH_OK || p->addr.port == 0)
         return MESH_ERR_INVAL;
-    if (mesh_hex_decode(hash + 1, p->key, MESH_PUBKEY_LEN) != MESH_OK)
+    if (mesh_hex_decode(hash + 1, p->key, MESH_NODE_KEY_BYTES) != MESH_OK)
         return MESH_ERR_MALFORMED;
     p->has_addr = 1;
     return MESH_OK;
@@ -259,7 +260,7 @@ static int parse_alpn(opts *o, const char *list)
     size_t n = 0;
     for (char *save = NULL, *tok = strtok_r(o->alpn_buf, ",", &save); tok;
          tok = strtok_r(NULL, ",", &save)) {
-        if (n == MESH_TLS_ALPN_MAX || strlen(tok) > MESH_TLS_ALPN_NAME_MAX)
+        if (n == MESH_NODE_MAX_ALPN || strlen(tok) > MESH_NODE_MAX_ALPN_NAME)
             return MESH_ERR_INVAL;
         o->alpn[n++] = tok;
     }
@@ -401,7 +402,7 @@ static int peer_arg(int id, const char *name, const char *arg, peer_opt *p)
     int rc = parse_peer(arg, id == OPT_TO, p);
     if (rc == MESH_ERR_MALFORMED)
         return usage_error("--%s '%s': the key must be %d hex characters", name, arg,
-                           MESH_PUBKEY_HEX_LEN);
+                           MESH_NODE_KEY_HEX_LEN);
     if (rc != MESH_OK)
         return usage_error("--%s: expected %sADDR:PORT#PUBKEYHEX with a port > 0, got '%s'", name,
                            id == OPT_TO ? "PUBKEYHEX or " : "", arg);
@@ -466,19 +467,19 @@ static int take_opt(opts *o, int id, const char *name, const char *arg)
         o->http2 = 1;
         return NODE_EXIT_OK;
     case OPT_SNI:
-        if (!*arg || strlen(arg) > MESH_TLS_SNI_MAX || strpbrk(arg, " \t\r\n"))
+        if (!*arg || strlen(arg) > MESH_NODE_MAX_SNI || strpbrk(arg, " \t\r\n"))
             return usage_error("--sni: expected a host name of 1..%d characters, got '%s'",
-                               MESH_TLS_SNI_MAX, arg);
+                               MESH_NODE_MAX_SNI, arg);
         o->sni = arg;
         return NODE_EXIT_OK;
     case OPT_ALPN:
         if (parse_alpn(o, arg) != MESH_OK)
             return usage_error("--alpn: expected 1..%d comma-separated names of 1..%d bytes, "
                                "got '%s'",
-                               MESH_TLS_ALPN_MAX, MESH_TLS_ALPN_NAME_MAX, arg);
+                               MESH_NODE_MAX_ALPN, MESH_NODE_MAX_ALPN_NAME, arg);
         return NODE_EXIT_OK;
     case OPT_MAX_HANDSHAKES:
-        return count_opt(name, arg, MESH_SERVER_MAX_HANDSHAKES, &o->max_handshakes);
+        return count_opt(name, arg, MESH_NODE_MAX_HANDSHAKES, &o->max_handshakes);
     case OPT_POOL_MIN:
         return count_opt(name, arg, NODE_MAX_POOL, &o->pool_min);
     case OPT_POOL_MAX:
@@ -591,11 +592,11 @@ static int parse_args(opts *o, int argc, char **argv)
     if (o->http2) {
         int has_h2 = !o->alpn[0];
         for (size_t i = 0; o->alpn[i]; i++)
-            has_h2 |= strcmp(o->alpn[i], MESH_SESSION_H2_ALPN) == 0;
+            has_h2 |= strcmp(o->alpn[i], MESH_NODE_H2_ALPN) == 0;
         if (!has_h2)
-            return usage_error("--http2 needs \"%s\" in the --alpn list", MESH_SESSION_H2_ALPN);
+            return usage_error("--http2 needs \"%s\" in the --alpn list", MESH_NODE_H2_ALPN);
         if (!o->alpn[0])
-            o->alpn[0] = MESH_SESSION_H2_ALPN;
+            o->alpn[0] = MESH_NODE_H2_ALPN;
     }
     return -1;
 }
@@ -628,11 +629,11 @@ struct cli {
     mesh_timer *deadline; /* send: --timeout */
 };
 
-static char *key_hex(const uint8_t *key, char out[MESH_PUBKEY_HEX_LEN + 1])
+static char *key_hex(const uint8_t *key, char out[MESH_NODE_KEY_HEX_LEN + 1])
 {
     if (!key)
         return strcpy(out, "-");
-    return mesh_hex_encode(key, MESH_PUBKEY_LEN, out);
+    return mesh_hex_encode(key, MESH_NODE_KEY_BYTES, out);
 }
 
 /* Printable form of message bytes for a log line: at most NODE_LOG_TEXT_MAX bytes shown,
@@ -657,7 +658,7 @@ static char *printable(const uint8_t *data, size_t len, char *out)
 static manual *manual_of(cli *c, const uint8_t *key)
 {
     for (size_t i = 0; i < c->npeers; i++)
-        if (memcmp(c->peers[i].p.key, key, MESH_PUBKEY_LEN) == 0)
+        if (memcmp(c->peers[i].p.key, key, MESH_NODE_KEY_BYTES) == 0)
             return &c->peers[i];
     return NULL;
 }
@@ -680,7 +681,7 @@ static void probe_done(mesh_node *n, const mesh_node_answer *a, void *ud)
     (void)n;
     manual *m = ud;
     cli *c = m->c;
-    char at[MESH_ADDR_STRLEN], k[MESH_PUBKEY_HEX_LEN + 1];
+    char at[MESH_ADDR_STRLEN], k[MESH_NODE_KEY_HEX_LEN + 1];
     m->probing = 0;
     if (a->status == MESH_OK) {
         m->backoff_ms = c->o->reconnect_min_ms;
@@ -723,7 +724,7 @@ static void on_message(mesh_node *n, const uint8_t from[MESH_NODE_KEY_BYTES], co
 {
     (void)n;
     cli *c = ud;
-    char k[MESH_PUBKEY_HEX_LEN + 1], text[4 * NODE_LOG_TEXT_MAX + 1];
+    char k[MESH_NODE_KEY_HEX_LEN + 1], text[4 * NODE_LOG_TEXT_MAX + 1];
     mesh_log(&c->env, MESH_LOG_INFO, "message from %s: len=%zu text=\"%s\"%s", key_hex(from, k),
              len, printable(data, len, text), len > NODE_LOG_TEXT_MAX ? " (cut)" : "");
 }
@@ -732,7 +733,7 @@ static void on_peer(mesh_node *n, const uint8_t key[MESH_NODE_KEY_BYTES], int co
                     void *ud)
 {
     cli *c = ud;
-    char k[MESH_PUBKEY_HEX_LEN + 1];
+    char k[MESH_NODE_KEY_HEX_LEN + 1];
     manual *m = manual_of(c, key);
     key_hex(key, k);
     if (connected) {
@@ -760,7 +761,7 @@ static void finish(cli *c, int result)
 
 static void send_failed(cli *c, const char *what, int rc)
 {
-    char k[MESH_PUBKEY_HEX_LEN + 1];
+    char k[MESH_NODE_KEY_HEX_LEN + 1];
     fprintf(stderr, "meshara-node: %s %s failed: %s (%s)\n", what, key_hex(c->o->to.key, k),
             mesh_errname(rc), mesh_strerror(rc));
     finish(c, NODE_EXIT_FAIL);
@@ -770,7 +771,7 @@ static void sent(mesh_node *n, int result, void *ud)
 {
     (void)n;
     cli *c = ud;
-    char k[MESH_PUBKEY_HEX_LEN + 1];
+    char k[MESH_NODE_KEY_HEX_LEN + 1];
     if (result != MESH_OK) {
         send_failed(c, "send to", result);
         return;
@@ -784,7 +785,7 @@ static void ponged(mesh_node *n, const mesh_node_answer *a, void *ud)
 {
     (void)n;
     cli *c = ud;
-    char k[MESH_PUBKEY_HEX_LEN + 1];
+    char k[MESH_NODE_KEY_HEX_LEN + 1];
     if (a->status != MESH_OK) {
         send_failed(c, "ping of", a->status);
         return;
@@ -886,7 +887,7 @@ static int cmd_key(const opts *o)
     if (rc != MESH_OK) {
         ex = key_exit(rc, o->key_path);
     } else {
-        char k[MESH_PUBKEY_HEX_LEN + 1];
+        char k[MESH_NODE_KEY_HEX_LEN + 1];
         printf("%s\n", key_hex(mesh_identity_pubkey(id), k));
     }
     mesh_identity_free(id);
@@ -958,7 +959,7 @@ static void node_cfg(const cli *c, mesh_node_cfg *cfg)
     }
     for (size_t i = 0; i < o->nboot; i++) {
         cfg->bootstrap[i].addr = o->boot[i].addr;
-        memcpy(cfg->bootstrap[i].key, o->boot[i].key, MESH_PUBKEY_LEN);
+        memcpy(cfg->bootstrap[i].key, o->boot[i].key, MESH_NODE_KEY_BYTES);
     }
     cfg->n_bootstrap = o->nboot;
     for (size_t i = 0; i < c->npeers; i++)
@@ -972,7 +973,7 @@ static void node_cfg(const cli *c, mesh_node_cfg *cfg)
 static int node_start(cli *c)
 {
     const opts *o = c->o;
-    char a[MESH_ADDR_STRLEN], k[MESH_PUBKEY_HEX_LEN + 1];
+    char a[MESH_ADDR_STRLEN], k[MESH_NODE_KEY_HEX_LEN + 1];
     int rc;
     if (o->mdns && (rc = mesh_real_mdns_attach(c->r)) != MESH_OK)
         mesh_log(&c->env, MESH_LOG_WARN, "mdns: %s (%s): running without mDNS", mesh_errname(rc),
@@ -984,7 +985,7 @@ static int node_start(cli *c)
         return NODE_EXIT_FAIL;
     }
     if (o->cmd == CMD_SEND &&
-        memcmp(o->to.key, mesh_identity_pubkey(c->id), MESH_PUBKEY_LEN) == 0) {
+        memcmp(o->to.key, mesh_identity_pubkey(c->id), MESH_NODE_KEY_BYTES) == 0) {
         fprintf(stderr, "meshara-node: --to is this node's own key (%s)\n", o->key_path);
         return NODE_EXIT_FAIL;
     }
@@ -997,7 +998,7 @@ static int node_start(cli *c)
         const peer_opt *po = o->cmd == CMD_SEND ? &o->to : &o->peers[i];
         m->c = c;
         m->p.addr = po->addr;
-        memcpy(m->p.key, po->key, MESH_PUBKEY_LEN);
+        memcpy(m->p.key, po->key, MESH_NODE_KEY_BYTES);
         m->backoff_ms = o->reconnect_min_ms;
         if (!(m->retry = c->env.ops->timer_new(c->env.obj, on_retry, m)))
             return NODE_EXIT_FAIL;

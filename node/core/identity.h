@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "meshara/env.h"
+#include "meshara/meshara.h" /* the public part of this module, declared there too */
 
 enum mesh_identity_limits {
     MESH_PUBKEY_LEN = 32,

@@ -28,6 +28,14 @@
 
 _Static_assert((int)MESH_NODE_KEY_BYTES == (int)MESH_PUBKEY_LEN, "key size");
 _Static_assert((int)MESH_NODE_ID_BYTES == (int)MESH_NODE_ID_LEN, "id size");
+_Static_assert((int)MESH_NODE_SEED_BYTES == (int)MESH_SEED_LEN, "seed size");
+_Static_assert((int)MESH_NODE_KEY_HEX_LEN == (int)MESH_PUBKEY_HEX_LEN, "key hex size");
+_Static_assert((int)MESH_NODE_MAX_ALPN == (int)MESH_TLS_ALPN_MAX &&
+                   (int)MESH_NODE_MAX_ALPN_NAME == (int)MESH_TLS_ALPN_NAME_MAX &&
+                   (int)MESH_NODE_MAX_SNI == (int)MESH_TLS_SNI_MAX,
+               "TLS limits");
+_Static_assert((int)MESH_NODE_MAX_HANDSHAKES == (int)MESH_SERVER_MAX_HANDSHAKES, "handshakes");
+_Static_assert((int)MESH_NODE_MAX_POOL == (int)MESH_POOL_MAX_PEERS, "pool bound");
 _Static_assert((int)MESH_NODE_MAX_ADVERTISED <= (int)MESH_PEER_MAX_ADDRS, "advertised fit");
 _Static_assert((int)MESH_QUERY_PING == (int)MESHARA__WIRE__QUERY_TYPE__QUERY_PING &&
                    (int)MESH_QUERY_GET_PEERS == (int)MESHARA__WIRE__QUERY_TYPE__QUERY_GET_PEERS &&
@@ -1330,11 +1338,6 @@ int mesh_node_get_bootstrap_stats(const mesh_node *n, size_t i, mesh_node_bootst
     if (!n->boot)
         return i < n->cfg.n_bootstrap ? (memset(out, 0, sizeof *out), MESH_OK) : MESH_ERR_NOT_FOUND;
     return mesh_bootstrap_seed_stats(n->boot, i, out);
-}
-
-mesh_pool *mesh_node_pool(const mesh_node *n)
-{
-    return n->pool;
 }
 
 mesh_dht *mesh_node_dht(const mesh_node *n)

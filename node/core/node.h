@@ -21,7 +21,6 @@ enum mesh_node_internal_limits {
 };
 
 /* Borrowed; NULL before mesh_node_start(). */
-mesh_pool *mesh_node_pool(const mesh_node *n);
 mesh_dht *mesh_node_dht(const mesh_node *n);
 /* Our own signed record (valid after mesh_node_start()). */
 const mesh_peer_record *mesh_node_record(const mesh_node *n);

@@ -3,13 +3,13 @@
  * authenticated sessions to other nodes, a Kademlia DHT, and peer-addressed messaging.
  *
  * What a node does (docs/architecture.md has the picture):
- *  - Listens (TLS 1.3 + an exporter-bound Ed25519 hello: core/session.h) and keeps a pool of
+ *  - Listens (TLS 1.3 + an exporter-bound Ed25519 hello: docs/protocol.md) and keeps a pool of
  *    sessions to other nodes: at most one usable session per peer, min/max bounds, LRU
- *    eviction that spares pinned peers and new connections (core/pool.h).
+ *    eviction that spares pinned peers and new connections.
  *  - Joins the mesh at mesh_node_start(): records remembered in its peer store first, then
  *    the configured bootstrap nodes (each key pinned) in parallel, then the manual peers; the
  *    first answer joins it, and a DHT lookup of its own id fills its neighbourhood
- *    (core/bootstrap.h). on_joined reports the outcome.
+ *    (docs/dht.md). on_joined reports the outcome.
  *  - Exchanges signed peer records with every peer it connects to (an Announce right after
  *    the session is up; a record claiming another key than the session proved is dropped),
  *    and answers PING, GET_PEERS and FIND_NODE queries.
@@ -30,6 +30,12 @@
  * touched again).
  *
  * Threading: a node and its env belong to one thread (the env's loop).
+ *
+ * This header is all a program needs to run nodes (meshara-node and the simulator's runner use
+ * nothing else of the core): the node, its identity, the optional shared OpenSSL library
+ * context, and hex helpers for keys. Objects are opaque; mesh_x_new(&out, ...) leaves *out
+ * untouched on failure and mesh_x_free(NULL) does nothing. Who owns what is said at each
+ * function. Headers under core/ are the library's internals (tests reach into them).
  */
 #ifndef MESHARA_MESHARA_H
 #define MESHARA_MESHARA_H
@@ -45,12 +51,19 @@ extern "C" {
 #endif
 
 typedef struct mesh_node mesh_node;
-typedef struct mesh_identity mesh_identity; /* core/identity.h: key pair, key file */
-typedef struct mesh_tls_lib mesh_tls_lib;   /* core/tls.h: an OpenSSL library context */
+typedef struct mesh_identity mesh_identity; /* an Ed25519 key pair (below) */
+typedef struct mesh_tls_lib mesh_tls_lib;   /* an OpenSSL library context (below) */
 
 enum mesh_node_limits {
-    MESH_NODE_KEY_BYTES = 32, /* Ed25519 public key */
-    MESH_NODE_ID_BYTES = 32,  /* node id = SHA-256(public key) */
+    MESH_NODE_KEY_BYTES = 32,           /* Ed25519 public key */
+    MESH_NODE_ID_BYTES = 32,            /* node id = SHA-256(public key) */
+    MESH_NODE_SEED_BYTES = 32,          /* Ed25519 private key (its seed) */
+    MESH_NODE_KEY_HEX_LEN = 64,         /* hex digits of a public key (without the NUL) */
+    MESH_NODE_MAX_ALPN = 8,             /* protocols in cfg.alpn */
+    MESH_NODE_MAX_ALPN_NAME = 255,      /* bytes in one ALPN protocol name (RFC 7301) */
+    MESH_NODE_MAX_SNI = 253,            /* bytes in cfg.sni (a DNS host name) */
+    MESH_NODE_MAX_HANDSHAKES = 1 << 16, /* largest cfg.max_handshakes */
+    MESH_NODE_MAX_POOL = 1 << 16,       /* largest cfg.pool_min and cfg.pool_max */
     MESH_NODE_MAX_BOOTSTRAP = 64,
     MESH_NODE_MAX_MANUAL = 64,
     MESH_NODE_MAX_ADVERTISED = 8,        /* = MESH_PEER_MAX_ADDRS */
@@ -66,6 +79,7 @@ enum mesh_node_limits {
     MESH_NODE_DEFAULT_MAINTAIN_MS = 30000,          /* pool maintenance period (jittered ±10 %) */
 };
 
+#define MESH_NODE_H2_ALPN "h2" /* the ALPN name of HTTP/2 (RFC 9113): see cfg.http2 */
 #define MESH_NODE_MDNS_TYPE "_meshara._tcp"
 #define MESH_NODE_MDNS_PREFIX "meshara-" /* + the first 16 hex digits of the node id */
 #define MESH_NODE_MDNS_TXT_KEY "pk="     /* + the 64 hex digits of the public key */
@@ -76,6 +90,53 @@ enum mesh_query_type {
     MESH_QUERY_GET_PEERS = 2, /* records the peer knows closest to our id */
     MESH_QUERY_FIND_NODE = 3, /* payload: a 32-byte target id; the peer's k closest to it */
 };
+
+/* ---- identity ------------------------------------------------------------------------- */
+
+/* A node's identity: an Ed25519 key pair; node id = SHA-256(public key), the DHT's id. Keys
+ * are generated from env randomness (a simulated identity is reproducible from the seed) and
+ * signing is deterministic (RFC 8032). The object owns its key material and wipes it when
+ * freed. A node borrows its identity (mesh_node_cfg.identity): free the identity after every
+ * node using it. Key files are read and written by the program, never by the core (which
+ * touches no file); mesh_identity_parse_keyfile() is the one decoder of their line. */
+
+/* A fresh identity from env randomness (env borrowed for the call). MESH_OK;
+ * MESH_ERR_INVAL (NULL argument); MESH_ERR_NOMEM; MESH_ERR_CRYPTO. */
+int mesh_identity_generate(mesh_identity **out, const mesh_env *env);
+/* The identity whose private key is seed (copied; the caller wipes its own copy). MESH_OK;
+ * MESH_ERR_INVAL (NULL argument); MESH_ERR_NOMEM; MESH_ERR_CRYPTO. */
+int mesh_identity_from_seed(mesh_identity **out, const uint8_t seed[MESH_NODE_SEED_BYTES]);
+/* Wipe and free. NULL: no-op. */
+void mesh_identity_free(mesh_identity *id);
+/* Borrowed views, valid as long as id: MESH_NODE_KEY_BYTES and MESH_NODE_ID_BYTES bytes. */
+const uint8_t *mesh_identity_pubkey(const mesh_identity *id);
+const uint8_t *mesh_identity_node_id(const mesh_identity *id);
+/* A key file's bytes (buf, len of them; borrowed) to its seed: exactly one line
+ * "meshara-ed25519-v1 <64 hex digits>\n". MESH_OK; MESH_ERR_CORRUPT (anything else). */
+int mesh_identity_parse_keyfile(const char *buf, size_t len, uint8_t seed[MESH_NODE_SEED_BYTES]);
+
+/* Lower-case hex of len bytes into out (2 * len + 1 bytes, NUL-terminated). Returns out. */
+char *mesh_hex_encode(const uint8_t *in, size_t len, char *out);
+/* Exactly 2 * len hex digits (either case) of the NUL-terminated hex into out (len bytes).
+ * MESH_OK; MESH_ERR_MALFORMED (another length, or a non-hex digit). */
+int mesh_hex_decode(const char *hex, uint8_t *out, size_t len);
+
+/* ---- a shared OpenSSL library context ------------------------------------------------ */
+
+/* Each node keeps its OpenSSL objects in a library context whose random source is its env
+ * (so simulated TLS bytes follow from the simulation seed). A node makes its own unless
+ * mesh_node_cfg.tls_lib lends one. A process can hold only about 500 library contexts (each
+ * takes two of the 1024 pthread keys), so a program running many nodes on one thread — the
+ * simulator — makes one and lends it to all of them: still reproducible, as they run in
+ * event order on that thread.
+ *
+ * A context drawing randomness from env (copied; env's driver object must outlive the
+ * context). MESH_OK; MESH_ERR_INVAL; MESH_ERR_NOMEM; MESH_ERR_CRYPTO (logged). */
+int mesh_tls_lib_new(mesh_tls_lib **out, const mesh_env *env);
+/* Free it after every node that borrows it. NULL: no-op. */
+void mesh_tls_lib_free(mesh_tls_lib *l);
+
+/* ---- the node ------------------------------------------------------------------------- */
 
 /* A peer to contact: a bootstrap node or a manual peer. The key is pinned: the session is
  * refused with MESH_ERR_KEY_MISMATCH unless the node at addr proves that very key. */
@@ -122,20 +183,24 @@ typedef struct mesh_node_cfg {
      * they hold (the real driver passes the wall clock in seconds). 0 = 1. */
     uint64_t record_seq;
 
-    /* TLS: SNI a client sends (NULL = MESH_TLS_DEFAULT_SNI); ALPN list (NULL-terminated,
-     * NULL = the default); http2: carry messages over HTTP/2 (the server then also accepts
-     * ALPN "h2", added to the list if missing). */
+    /* TLS: SNI a client sends (at most MESH_NODE_MAX_SNI bytes; NULL = "meshara.node");
+     * ALPN list (NULL-terminated, at most MESH_NODE_MAX_ALPN names of at most
+     * MESH_NODE_MAX_ALPN_NAME bytes; NULL = {"meshara/1.0"}); http2: carry messages over
+     * HTTP/2 (the server then also accepts MESH_NODE_H2_ALPN, added to the list if missing).
+     * Strings are copied by mesh_node_new(). */
     const char *sni;
     const char *const *alpn;
     int http2;
-    /* An OpenSSL library context to share (borrowed; the simulator lends one per world);
-     * NULL = the node makes its own. */
+    /* An OpenSSL library context to share (borrowed: must outlive the node; see
+     * mesh_tls_lib_new); NULL = the node makes its own. */
     mesh_tls_lib *tls_lib;
 
-    /* Session timeouts (0 = core/session.h defaults). */
+    /* Session timeouts (0 = the defaults: connect, handshake and auth 10 s each, a heartbeat
+     * every 30 s ± 10 %, a session silent for 2.5 heartbeat intervals is dead). */
     mesh_time connect_timeout, handshake_timeout, auth_timeout;
     mesh_time heartbeat_interval, heartbeat_timeout;
-    size_t max_handshakes; /* inbound sessions authenticating at once (0 = default) */
+    size_t max_handshakes; /* inbound sessions authenticating at once (0 = default;
+                              at most MESH_NODE_MAX_HANDSHAKES) */
 
     /* Connection pool. pool_min: maintenance tops up to this from the DHT. pool_max: peers
      * connected or connecting (pinned peers may exceed it when nothing else can be evicted).
@@ -241,8 +306,9 @@ int mesh_node_query(mesh_node *n, const uint8_t key[MESH_NODE_KEY_BYTES], int ty
                     void *ud);
 
 /* A DHT lookup of node_id finished: MESH_OK when that very node was found (key: its public
- * key, borrowed), MESH_ERR_NOT_FOUND when not (key NULL); hops and queries as in
- * core/dht.h. */
+ * key, borrowed), MESH_ERR_NOT_FOUND when not (key NULL). hops: the length of the chain of
+ * answers that led to the closest node found (0 = it was in our own table, 1 = a contact of
+ * ours returned it, ...); queries: how many FIND_NODE queries the lookup sent. */
 typedef void (*mesh_node_lookup_fn)(mesh_node *n, int status, const uint8_t *key, unsigned hops,
                                     unsigned queries, void *ud);
 /* Look node_id up in the DHT (for tests, benchmarks and diagnostics). MESH_OK (cb follows);
@@ -279,7 +345,7 @@ typedef struct mesh_node_stats {
     uint64_t msgs_sent, msgs_acked, msgs_failed, msgs_received, msgs_duplicate;
     uint64_t queries_sent, queries_ok, queries_failed, queries_answered;
     uint64_t lookups, lookups_ok; /* DHT lookups (joins and refreshes included) and those
-                                     that got answers (core/dht.h) */
+                                     that got answers */
     uint64_t records_accepted, records_rejected; /* from announces, answers and the store */
     uint64_t mdns_found;
     size_t pending; /* sends + queries in flight */
