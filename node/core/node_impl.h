@@ -1,0 +1,158 @@
+/* node_impl.h — what the node's source files share: the node object, the operations in flight
+ * and the functions one file calls in another. Only node/core/node*.c include it (tests use
+ * core/node.h).
+ *
+ * The node (meshara/meshara.h) is one module in three files, split along its seams:
+ *   node.c         the API: create, start, close, free; send, query, lookup, connect; stats.
+ *   node_ops.c     operations in flight (sends waiting for an AppAck, queries waiting for a
+ *                  Response), the DHT lookups they start, and the DHT transport and bootstrap
+ *                  ops made of node queries.
+ *   node_events.c  what happens to the node: pool and server events, messages, queries to
+ *                  answer, peer records (and the peer store), mDNS, and the deferred delivery
+ *                  of on_peer / on_joined to the application.
+ */
+#ifndef MESH_CORE_NODE_IMPL_H
+#define MESH_CORE_NODE_IMPL_H
+
+#include "core/identity.h"
+#include "core/node.h"
+#include "core/server.h"
+#include "core/session.h"
+#include "core/tls.h"
+#include "core/wire.h"
+
+enum op_kind { OP_SEND = 1, OP_QUERY = 2 };
+enum op_state { OP_NEW = 0, OP_LOOKUP, OP_CONNECTING, OP_SENT };
+
+/* What came back for an op (internal form of mesh_node_answer). */
+typedef struct answer {
+    int status;
+    const uint8_t *payload;
+    size_t payload_len;
+    const mesh_peer_record *recs;
+    size_t nrecs;
+    mesh_time rtt;
+} answer;
+typedef void (*answer_fn)(mesh_node *n, void *ctx, const answer *a);
+
+typedef struct lookup lookup;
+
+typedef struct op {
+    mesh_node *n;
+    int kind, state;
+    uint64_t id;
+    uint8_t key[MESH_PUBKEY_LEN];
+    uint8_t peer_id[MESH_NODE_ID_LEN];
+    mesh_addr addrs[MESH_PEER_MAX_ADDRS]; /* where to connect, when known up front */
+    size_t naddrs;
+    int pool_flags;
+    int no_lookup;  /* DHT transport: the record is all we know; never look up from inside */
+    int reconnects; /* after orderly closes of the session it was sent on */
+    uint8_t *data;  /* AppData payload or query payload (owned) */
+    size_t len;
+    int qtype;
+    uint8_t target[MESH_NODE_ID_LEN];
+    int has_target;
+    mesh_timer *timer;
+    mesh_pool_conn *conn; /* SENT: the peer (held) and the session it went out on */
+    mesh_session *sess;
+    mesh_time sent_at;
+    lookup *lk;
+    /* completion: a send's done, or a query's answer function */
+    mesh_node_done_fn done;
+    void *done_ud;
+    answer_fn afn;
+    void *actx;
+    struct op *prev, *next, *hnext;
+} op;
+
+/* A DHT lookup in flight: for an op (op may be cleared if the op ends first) or for
+ * mesh_node_lookup(). The DHT cannot cancel lookups, so this outlives whoever asked. */
+struct lookup {
+    mesh_node *n;
+    op *op;
+    uint8_t target[MESH_NODE_ID_LEN];
+    mesh_node_lookup_fn cb;
+    void *ud;
+    struct lookup *prev, *next;
+};
+
+enum note_kind { NOTE_PEER = 1, NOTE_JOINED = 2 };
+typedef struct note {
+    int kind, connected, status;
+    uint8_t key[MESH_PUBKEY_LEN];
+} note;
+
+struct mesh_node {
+    mesh_env env;
+    mesh_node_cfg cfg;
+    mesh_node_cbs cbs;
+    void *ud;
+    const mesh_identity *id;
+    mesh_tls_ctx *tls;
+    mesh_session_cfg scfg;
+    mesh_server *srv;
+    mesh_pool *pool;
+    mesh_dht *dht;
+    mesh_bootstrap *boot;
+    mesh_peer_record self;
+    mesh_peer_cache vcache; /* records verified before (shared with the DHT) */
+    mesh_addr bound;
+    int started, joined, join_reported, closing;
+    uint64_t next_id;
+    op *ops;
+    op *buckets[MESH_NODE_OP_BUCKETS];
+    size_t nops;
+    lookup *lookups;
+    note *notes;
+    size_t nnotes, notes_cap;
+    mesh_timer *note_timer;
+    int mdns_on;
+    char mdns_name[sizeof MESH_NODE_MDNS_PREFIX + 16];
+    mesh_node_stats st;
+};
+
+/* ---- node_ops.c --------------------------------------------------------------------------- */
+
+/* The op with id, or NULL. */
+op *mesh_node_op_find(mesh_node *n, uint64_t id);
+/* A new op (kind: enum op_kind) to key, its deadline timeout from now, linked into the node's
+ * list and table. NULL: no memory. */
+op *mesh_node_op_new(mesh_node *n, int kind, const uint8_t key[MESH_PUBKEY_LEN], mesh_time timeout);
+/* Unlink and free without any callback. */
+void mesh_node_op_free(op *o);
+/* The op's one completion (frees o, then calls back). */
+void mesh_node_op_finish(op *o, const answer *a);
+void mesh_node_op_fail(op *o, int status);
+/* Put o on c's usable session. MESH_OK or the session's send error. */
+int mesh_node_op_transmit(op *o, mesh_pool_conn *c);
+/* Move o towards a session. MESH_OK (the op goes on) or an error (nothing started). */
+int mesh_node_op_go(op *o);
+/* A DHT lookup of target for o (NULL: for mesh_node_lookup's cb). MESH_OK or the DHT's error. */
+int mesh_node_lookup_start(mesh_node *n, const uint8_t target[MESH_NODE_ID_LEN], op *o,
+                           mesh_node_lookup_fn cb, void *ud);
+/* A query op to key (addrs: where to connect if not connected; may be none); afn(actx) gets
+ * the answer. MESH_OK; MESH_ERR_LIMIT; MESH_ERR_NOMEM; what mesh_node_op_go returns. */
+int mesh_node_query_start(mesh_node *n, const uint8_t key[MESH_PUBKEY_LEN], const mesh_addr *addrs,
+                          size_t naddrs, int pool_flags, int type, const uint8_t *payload,
+                          size_t len, mesh_time timeout, answer_fn afn, void *actx);
+/* The DHT's transport and the bootstrap manager's ops, made of node queries (ud: the node). */
+extern const mesh_dht_transport mesh_node_dht_transport;
+extern const mesh_bootstrap_ops mesh_node_bootstrap_ops;
+
+/* ---- node_events.c ------------------------------------------------------------------------ */
+
+/* Queue an on_peer (NOTE_PEER) or on_joined (NOTE_JOINED) for delivery from note_timer. */
+void mesh_node_notify(mesh_node *n, int kind, const uint8_t *key, int connected, int status);
+/* note_timer's callback: deliver what is queued. */
+void mesh_node_notes_fired(mesh_timer *t, void *ud);
+/* The pool's callbacks (ud: the node). */
+extern const mesh_pool_cbs mesh_node_pool_cbs;
+/* The server's on_session: an authenticated inbound session goes to the pool. */
+void mesh_node_server_session(mesh_server *srv, mesh_session *s, void *ud);
+/* The peer store's load callback: verify a stored record and add it to the DHT. */
+void mesh_node_store_each(void *ud, const uint8_t *rec, size_t len);
+/* Publish and browse on mDNS if configured and the env offers it (after the listener). */
+void mesh_node_mdns_start(mesh_node *n);
+
+#endif
