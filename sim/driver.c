@@ -27,11 +27,6 @@ static void dlist_del(dnode *n)
     n->prev = n->next = n;
 }
 
-typedef struct name_ent {
-    char *name;
-    uint32_t ip;
-} name_ent;
-
 struct sim_world {
     sim_sched *sched;
     sim_net *net;
@@ -39,8 +34,6 @@ struct sim_world {
     sim_udp *udp;
     sim_log_fn log_fn;
     void *log_ud;
-    name_ent *names;
-    size_t nnames, names_cap;
 };
 
 struct sim_driver {
@@ -49,7 +42,7 @@ struct sim_driver {
     sim_rng rng;
     mesh_env_ops ops; /* sim_ops plus the services enabled on this host */
     sim_mdns *mdns;   /* sim_driver_enable_mdns() */
-    dnode timers, streams, listeners, dgrams, resolves;
+    dnode timers, streams, listeners, dgrams;
 };
 
 struct mesh_timer {
@@ -87,16 +80,6 @@ struct mesh_dgram {
     mesh_dgram_cb cb;
     void *ud;
 };
-
-typedef struct resolve_req {
-    dnode node;
-    sim_driver *d;
-    mesh_resolve_cb cb;
-    void *ud;
-    int result;
-    mesh_addr addr;
-    sim_event_id ev;
-} resolve_req;
 
 /* ---- world -------------------------------------------------------------------------------- */
 
@@ -137,9 +120,6 @@ void sim_world_free(sim_world *w)
     sim_tcp_free(w->tcp);
     sim_net_free(w->net);
     sim_sched_free(w->sched);
-    for (size_t i = 0; i < w->nnames; i++)
-        free(w->names[i].name);
-    free(w->names);
     free(w);
 }
 
@@ -164,38 +144,6 @@ void sim_world_set_log(sim_world *w, sim_log_fn fn, void *ud)
 {
     w->log_fn = fn;
     w->log_ud = ud;
-}
-
-static const name_ent *name_find(const sim_world *w, const char *name)
-{
-    /* Linear: names are few (bootstrap hosts) and resolved rarely. */
-    for (size_t i = 0; i < w->nnames; i++)
-        if (strcmp(w->names[i].name, name) == 0)
-            return &w->names[i];
-    return NULL;
-}
-
-int sim_world_add_name(sim_world *w, const char *name, uint32_t ip)
-{
-    if (!w || !name || !*name || strlen(name) > SIM_WORLD_MAX_NAME_LEN || !ip)
-        return MESH_ERR_INVAL;
-    if (name_find(w, name))
-        return MESH_ERR_EXISTS;
-    if (w->nnames >= SIM_WORLD_MAX_NAMES)
-        return MESH_ERR_LIMIT;
-    if (w->nnames == w->names_cap) {
-        size_t nc = w->names_cap ? w->names_cap * 2 : 16;
-        name_ent *n = realloc(w->names, nc * sizeof *n);
-        if (!n)
-            return MESH_ERR_NOMEM;
-        w->names = n;
-        w->names_cap = nc;
-    }
-    char *copy = strdup(name);
-    if (!copy)
-        return MESH_ERR_NOMEM;
-    w->names[w->nnames++] = (name_ent){copy, ip};
-    return MESH_OK;
 }
 
 /* ---- clock, random, log --------------------------------------------------------------------- */
@@ -578,15 +526,6 @@ static int op_dgram_send(void *obj, mesh_dgram *g, const mesh_addr *to, const vo
     return sim_udp_send(g->s, to, data, len);
 }
 
-static int op_dgram_join(void *obj, mesh_dgram *g, const mesh_addr *group)
-{
-    (void)obj;
-    if (!g || !group || group->family != MESH_AF_INET4 ||
-        (group->port != 0 && group->port != sim_udp_local(g->s).port))
-        return MESH_ERR_INVAL;
-    return sim_udp_join(g->s, sim_addr_ip4(group));
-}
-
 static void op_dgram_close(void *obj, mesh_dgram *g)
 {
     (void)obj;
@@ -595,51 +534,6 @@ static void op_dgram_close(void *obj, mesh_dgram *g)
     sim_udp_close(g->s);
     dlist_del(&g->node);
     free(g);
-}
-
-/* ---- resolve -------------------------------------------------------------------------------- */
-
-static void resolve_ev(void *ctx, void *arg)
-{
-    resolve_req *r = ctx;
-    (void)arg;
-    dlist_del(&r->node);
-    if (r->result == MESH_OK)
-        r->cb(MESH_OK, &r->addr, 1, r->ud);
-    else
-        r->cb(r->result, NULL, 0, r->ud);
-    free(r);
-}
-
-static int op_resolve(void *obj, const char *host, uint16_t port, mesh_resolve_cb cb, void *ud)
-{
-    sim_driver *d = obj;
-    if (!host || !cb || !*host || strlen(host) > SIM_WORLD_MAX_NAME_LEN)
-        return MESH_ERR_INVAL;
-    resolve_req *r = calloc(1, sizeof *r);
-    if (!r)
-        return MESH_ERR_NOMEM;
-    r->d = d;
-    r->cb = cb;
-    r->ud = ud;
-    char text[SIM_WORLD_MAX_NAME_LEN + 16];
-    snprintf(text, sizeof text, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, (unsigned)port);
-    const name_ent *n;
-    if (mesh_addr_parse(&r->addr, text) == MESH_OK) {
-        r->result = MESH_OK;
-    } else if ((n = name_find(d->w, host)) != NULL) {
-        r->addr = mesh_addr_v4(n->ip, port);
-        r->result = MESH_OK;
-    } else {
-        r->result = MESH_ERR_NOT_FOUND;
-    }
-    if (sim_sched_after(d->w->sched, 0, SIM_EV_DRV_RESOLVE, sim_host_id(d->host), resolve_ev, r,
-                        NULL, &r->ev) != MESH_OK) {
-        free(r);
-        return MESH_ERR_NOMEM;
-    }
-    dlist_add(&d->resolves, &r->node);
-    return MESH_OK;
 }
 
 /* ---- table ---------------------------------------------------------------------------------- */
@@ -664,9 +558,7 @@ static const mesh_env_ops sim_ops = {
     .dgram_bind = op_dgram_bind,
     .dgram_addr = op_dgram_addr,
     .dgram_send = op_dgram_send,
-    .dgram_join = op_dgram_join,
     .dgram_close = op_dgram_close,
-    .resolve = op_resolve,
     .mdns = NULL,
     .portmap = NULL,
 };
@@ -730,7 +622,6 @@ int sim_driver_new(sim_driver **out, sim_world *w, sim_host *h)
     dlist_init(&d->streams);
     dlist_init(&d->listeners);
     dlist_init(&d->dgrams);
-    dlist_init(&d->resolves);
     *out = d;
     return MESH_OK;
 }
@@ -748,12 +639,6 @@ void sim_driver_free(sim_driver *d)
         op_listener_close(d, (mesh_listener *)d->listeners.next);
     while (d->dgrams.next != &d->dgrams)
         op_dgram_close(d, (mesh_dgram *)d->dgrams.next);
-    while (d->resolves.next != &d->resolves) {
-        resolve_req *r = (resolve_req *)d->resolves.next;
-        sim_sched_cancel(d->w->sched, r->ev);
-        dlist_del(&r->node);
-        free(r);
-    }
     free(d);
 }
 

@@ -1,13 +1,13 @@
 /* driver.h — the simulator's implementation of meshara/env.h.
  *
  * A sim_world bundles what one simulation shares: the scheduler, the network, the TCP and
- * UDP layers, the log sink and the host-name table. A sim_driver is one simulated host's
+ * UDP layers and the log sink. A sim_driver is one simulated host's
  * view of it: sim_driver_env() gives the mesh_env a node core runs on. Many drivers (one per
  * node) share one world in one process; nothing here is global.
  *
  * How env.h's rules are kept:
  *  1. No callback from inside an env call: every outcome (connect result, refused, timed
- *     out, an unsupported address, a resolve answer, a timer set in the past) is delivered by
+ *     out, an unsupported address, a timer set in the past) is delivered by
  *     a scheduler event; packets are always delivered by events.
  *  2. A callback may close or free its own object: timers are freed after their callback
  *     returns when freed inside it; streams, listeners and datagram sockets are detached from
@@ -20,8 +20,7 @@
  *
  * Specifics: IPv4 only (an IPv6 connect fails later with MESH_ERR_UNREACHABLE, IPv6 bind or
  * listen with MESH_ERR_ADDR). listen/dgram_bind accept the host's own address or 0.0.0.0.
- * Connect timeout: the world's sim_tcp_cfg (default 10 s virtual). resolve: numeric
- * addresses, then names added with sim_world_add_name(); MESH_ERR_NOT_FOUND otherwise.
+ * Connect timeout: the world's sim_tcp_cfg (default 10 s virtual).
  * random(): a stream derived from (seed, host id): reproducible, not secret. mdns: NULL
  * until sim_driver_enable_mdns() (then sim/mdns.h's LAN multicast model); portmap: NULL.
  */
@@ -39,8 +38,6 @@ typedef struct sim_world sim_world;
 typedef struct sim_driver sim_driver;
 
 enum sim_driver_limits {
-    SIM_WORLD_MAX_NAMES = 1 << 20, /* entries in the host-name table */
-    SIM_WORLD_MAX_NAME_LEN = 253,
     SIM_DRIVER_LOG_LINE_MAX = 1024, /* longer log lines are cut */
 };
 
@@ -57,9 +54,6 @@ sim_net *sim_world_net(const sim_world *w);
 sim_tcp *sim_world_tcp(const sim_world *w);
 sim_udp *sim_world_udp(const sim_world *w);
 void sim_world_set_log(sim_world *w, sim_log_fn fn, void *ud);
-/* Map a host name to an IPv4 address (host order) for resolve(). Name copied.
- * MESH_OK, MESH_ERR_INVAL, MESH_ERR_EXISTS, MESH_ERR_LIMIT, MESH_ERR_NOMEM. */
-int sim_world_add_name(sim_world *w, const char *name, uint32_t ip);
 
 /* A driver for host h (owned by the world's net). MESH_OK, MESH_ERR_INVAL, MESH_ERR_NOMEM. */
 int sim_driver_new(sim_driver **out, sim_world *w, sim_host *h);

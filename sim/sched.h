@@ -39,18 +39,17 @@ typedef void (*sim_event_fn)(void *ctx, void *arg);
 
 /* Event kinds, folded into the fingerprint (one place for every module's kinds). */
 enum sim_event_kind {
-    SIM_EV_USER = 0,         /* tests and scenario actions */
-    SIM_EV_NET_HOP = 1,      /* a packet reaches the next stage of its path */
-    SIM_EV_NET_MBOX = 2,     /* a packet delayed by a middlebox resumes */
-    SIM_EV_TCP_RTO = 10,     /* retransmission / SYN retry timer */
-    SIM_EV_TCP_PUSH = 11,    /* the sender's uplink drained: send more segments */
-    SIM_EV_TCP_CONNTO = 12,  /* connect timeout */
-    SIM_EV_TCP_NOTIFY = 13,  /* deferred callback (on_writable, local failure) */
-    SIM_EV_REAP = 20,        /* deferred free of an object released inside a callback */
-    SIM_EV_DRV_TIMER = 30,   /* an env timer fires */
-    SIM_EV_DRV_RESOLVE = 31, /* a resolve answer is delivered */
-    SIM_EV_NAT_SWEEP = 40,   /* a NAT removes expired mappings */
-    SIM_EV_MDNS = 41,        /* an mDNS responder's probe, announce, query or answer timer */
+    SIM_EV_USER = 0,        /* tests and scenario actions */
+    SIM_EV_NET_HOP = 1,     /* a packet reaches the next stage of its path */
+    SIM_EV_NET_MBOX = 2,    /* a packet delayed by a middlebox resumes */
+    SIM_EV_TCP_RTO = 10,    /* retransmission / SYN retry timer */
+    SIM_EV_TCP_PUSH = 11,   /* the sender's uplink drained: send more segments */
+    SIM_EV_TCP_CONNTO = 12, /* connect timeout */
+    SIM_EV_TCP_NOTIFY = 13, /* deferred callback (on_writable, local failure) */
+    SIM_EV_REAP = 20,       /* deferred free of an object released inside a callback */
+    SIM_EV_DRV_TIMER = 30,  /* an env timer fires */
+    SIM_EV_NAT_SWEEP = 40,  /* a NAT removes expired mappings */
+    SIM_EV_MDNS = 41,       /* an mDNS responder's probe, announce, query or answer timer */
 };
 
 enum sim_sched_limits {

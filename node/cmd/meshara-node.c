@@ -873,7 +873,6 @@ static int cmd_key(const opts *o)
     mesh_real_config rc_cfg;
     mesh_real_config_default(&rc_cfg);
     rc_cfg.log_sink = plain_sink;
-    rc_cfg.dns_hosts_only = 1;
     mesh_real *r = NULL;
     if (mesh_real_new(&r, NULL, &rc_cfg) != MESH_OK) {
         fprintf(stderr, "meshara-node: cannot start the event loop\n");
@@ -1090,7 +1089,6 @@ static int cmd_node(const opts *o)
     mesh_real_config rcfg;
     mesh_real_config_default(&rcfg);
     rcfg.log_level = o->log_level;
-    rcfg.dns_hosts_only = 1; /* addresses are numeric: never ask a nameserver */
     if (o->connect_ms)
         rcfg.connect_timeout_ms = (uint32_t)o->connect_ms;
     if (mesh_real_new(&c.r, NULL, &rcfg) != MESH_OK) {

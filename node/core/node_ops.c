@@ -193,7 +193,7 @@ static void lookup_done(void *ud, int status, const mesh_peer_record *closest, s
                         unsigned hops, unsigned queries);
 
 int mesh_node_lookup_start(mesh_node *n, const uint8_t target[MESH_NODE_ID_LEN], op *o,
-                        mesh_node_lookup_fn cb, void *ud)
+                           mesh_node_lookup_fn cb, void *ud)
 {
     lookup *lk = calloc(1, sizeof *lk);
     if (!lk)
@@ -290,8 +290,8 @@ static void lookup_done(void *ud, int status, const mesh_peer_record *closest, s
 
 /* A query op to key (addrs: where to connect if not connected; may be none). */
 int mesh_node_query_start(mesh_node *n, const uint8_t key[MESH_PUBKEY_LEN], const mesh_addr *addrs,
-                       size_t naddrs, int pool_flags, int type, const uint8_t *payload, size_t len,
-                       mesh_time timeout, answer_fn afn, void *actx)
+                          size_t naddrs, int pool_flags, int type, const uint8_t *payload,
+                          size_t len, mesh_time timeout, answer_fn afn, void *actx)
 {
     if (n->nops >= MESH_NODE_MAX_PENDING)
         return MESH_ERR_LIMIT;
@@ -352,7 +352,7 @@ static int relay_query(mesh_node *n, const uint8_t key[MESH_PUBKEY_LEN], const m
     rc->reply = reply;
     rc->ctx = ctx;
     int err = mesh_node_query_start(n, key, addrs, naddrs, flags, type, payload,
-                          payload ? MESH_NODE_ID_LEN : 0, timeout, relay_answer, rc);
+                                    payload ? MESH_NODE_ID_LEN : 0, timeout, relay_answer, rc);
     if (err != MESH_OK)
         free(rc);
     return err;

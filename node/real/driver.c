@@ -25,7 +25,6 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/util.h>
@@ -146,45 +145,19 @@ struct mesh_dgram {
     struct event *ev;
     mesh_dgram_cb cb;
     void *ud;
-    uint16_t port; /* bound port, for dgram_join's check */
-    int family;    /* AF_INET / AF_INET6 */
+    int family; /* AF_INET / AF_INET6 */
     int busy;
     int released;
 };
 
-/* One resolve in flight. evdns may answer synchronously (numeric names, /etc/hosts), so the
- * answer is always copied here and delivered from the `deliver` event (rule 1).
- * Two parties hold the request: evdns until its callback ran (evdns_busy; a cancel is
- * answered later, from a deferred callback) and the core until its callback ran or the
- * driver is freed (finished). It is freed when both have let go. */
-typedef struct mesh_resolve_req {
-    LIST_LINKS(struct mesh_resolve_req);
-    mesh_real *r;
-    struct evdns_getaddrinfo_request *gai; /* evdns' handle while evdns_busy */
-    struct event *deliver;
-    mesh_resolve_cb cb;
-    void *ud;
-    uint16_t port;
-    int evdns_busy;  /* evdns still holds a pointer to this request */
-    int finished;    /* the core callback ran (or never will): only evdns may still hold it */
-    int cancel_sent; /* evdns_getaddrinfo_cancel() was called */
-    int result;
-    size_t naddrs;
-    mesh_addr addrs[MESH_REAL_RESOLVE_MAX_ADDRS];
-} mesh_resolve_req;
-
 struct mesh_real {
     struct event_base *base;
     int own_base;
-    struct evdns_base *dns; /* created on the first resolve */
-    int dns_local_only;     /* no nameserver to ask: numeric names and /etc/hosts only */
-    size_t nresolves;       /* requests on `resolves`, at most MESH_REAL_RESOLVE_MAX_PENDING */
     mesh_real_config cfg;
     struct mesh_timer *timers;
     struct mesh_stream *streams;
     struct mesh_listener *listeners;
     struct mesh_dgram *dgrams;
-    mesh_resolve_req *resolves;
     int caught_signal;
     mesh_env_ops ops; /* REAL_OPS plus the installed local-service adapters */
     void *mdns_ctx;   /* mesh_real_set_mdns() */
@@ -1167,7 +1140,7 @@ static mesh_dgram *real_dgram_bind(void *obj, const mesh_addr *addr, mesh_dgram_
         return NULL;
     }
     int one = 1;
-    /* SO_REUSEADDR lets several members of a multicast group share the group's port. */
+    /* SO_REUSEADDR: sockets of several processes on this host may share a port. */
     setsockopt(d->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (ss.ss_family == AF_INET6)
         setsockopt(d->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
@@ -1195,7 +1168,6 @@ static mesh_dgram *real_dgram_bind(void *obj, const mesh_addr *addr, mesh_dgram_
     d->r = r;
     d->cb = cb;
     d->ud = ud;
-    d->port = bound.port;
     d->family = ss.ss_family;
     LIST_INSERT(r->dgrams, d);
     return d;
@@ -1241,53 +1213,6 @@ static int real_dgram_send(void *obj, mesh_dgram *d, const mesh_addr *to, const 
     }
 }
 
-static int real_dgram_join(void *obj, mesh_dgram *d, const mesh_addr *group)
-{
-    mesh_real *r = obj;
-    if (!d || !group || d->released)
-        return MESH_ERR_INVAL;
-    /* The group's datagrams are addressed to the group's port: a socket bound elsewhere would
-     * never see them. Port 0 in group means "the bound port". */
-    if (group->port != 0 && group->port != d->port)
-        return MESH_ERR_INVAL;
-    int one = 1;
-    if (group->family == MESH_AF_INET4 && d->family == AF_INET) {
-        if ((group->ip[0] & 0xf0) != 0xe0)
-            return MESH_ERR_INVAL; /* not in 224.0.0.0/4 */
-        struct ip_mreqn mreq;
-        memset(&mreq, 0, sizeof mreq);
-        memcpy(&mreq.imr_multiaddr, group->ip, 4);
-        /* Interface: the bound address when it is specific, else the kernel's route for the
-         * group. Loop on, so group members on this host (and tests) see our own sends. */
-        mesh_addr bound;
-        if (fd_local_addr(d->fd, &bound) == MESH_OK)
-            memcpy(&mreq.imr_address, bound.ip, 4);
-        if (setsockopt(d->fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mreq, sizeof mreq) != 0)
-            goto fail;
-        unsigned char loop = 1;
-        setsockopt(d->fd, IPPROTO_IP, IP_MULTICAST_LOOP, &loop, sizeof loop);
-        return MESH_OK;
-    }
-    if (group->family == MESH_AF_INET6 && d->family == AF_INET6) {
-        if (group->ip[0] != 0xff)
-            return MESH_ERR_INVAL; /* not in ff00::/8 */
-        struct ipv6_mreq mreq;
-        memset(&mreq, 0, sizeof mreq);
-        memcpy(&mreq.ipv6mr_multiaddr, group->ip, 16);
-        if (setsockopt(d->fd, IPPROTO_IPV6, IPV6_JOIN_GROUP, &mreq, sizeof mreq) != 0)
-            goto fail;
-        setsockopt(d->fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, &one, sizeof one);
-        return MESH_OK;
-    }
-    return MESH_ERR_INVAL;
-fail:;
-    int e = errno;
-    char text[MESH_ADDR_STRLEN];
-    real_logf(r, MESH_LOG_WARN, "multicast join %s: %s", mesh_addr_format(group, text, sizeof text),
-              strerror(e));
-    return e == ENODEV || e == EADDRNOTAVAIL ? MESH_ERR_UNREACHABLE : MESH_ERR_IO;
-}
-
 static void real_dgram_close(void *obj, mesh_dgram *d)
 {
     (void)obj;
@@ -1297,156 +1222,6 @@ static void real_dgram_close(void *obj, mesh_dgram *d)
     event_del(d->ev);
     if (d->busy == 0)
         dgram_destroy(d);
-}
-
-/* ---- name resolution ------------------------------------------------------------------------ */
-
-static void resolve_destroy(mesh_resolve_req *q)
-{
-    LIST_REMOVE(q->r->resolves, q);
-    q->r->nresolves--;
-    event_free(q->deliver);
-    free(q);
-}
-
-static int gai_to_mesh(int e)
-{
-    switch (e) {
-    case 0:
-        return MESH_OK;
-    case EVUTIL_EAI_NONAME:
-    case EVUTIL_EAI_NODATA:
-    case EVUTIL_EAI_FAIL:
-        return MESH_ERR_NOT_FOUND;
-    case EVUTIL_EAI_AGAIN:
-        return MESH_ERR_TIMEOUT;
-    case EVUTIL_EAI_MEMORY:
-        return MESH_ERR_NOMEM;
-    case EVUTIL_EAI_FAMILY:
-    case EVUTIL_EAI_SERVICE:
-    case EVUTIL_EAI_BADFLAGS:
-        return MESH_ERR_INVAL;
-    default:
-        return MESH_ERR_IO;
-    }
-}
-
-/* evdns' answer (possibly synchronous, from inside real_resolve): copy and defer. */
-static void resolve_gai_cb(int result, struct evutil_addrinfo *res, void *arg)
-{
-    mesh_resolve_req *q = arg;
-    q->gai = NULL;
-    q->evdns_busy = 0;
-    if (q->finished) {
-        if (res)
-            evutil_freeaddrinfo(res);
-        resolve_destroy(q);
-        return;
-    }
-    if (result == EVUTIL_EAI_CANCEL) {
-        /* our own cancel (hosts-only mode): the answer is already scheduled */
-        if (res)
-            evutil_freeaddrinfo(res);
-        return;
-    }
-    q->result = gai_to_mesh(result);
-    for (struct evutil_addrinfo *ai = res; ai && q->naddrs < MESH_REAL_RESOLVE_MAX_ADDRS;
-         ai = ai->ai_next) {
-        mesh_addr a;
-        if (!ai->ai_addr || sa_to_addr(ai->ai_addr, &a) != MESH_OK)
-            continue;
-        a.port = q->port;
-        q->addrs[q->naddrs++] = a;
-    }
-    if (res)
-        evutil_freeaddrinfo(res);
-    if (q->result == MESH_OK && q->naddrs == 0)
-        q->result = MESH_ERR_NOT_FOUND;
-    event_active(q->deliver, EV_TIMEOUT, 0);
-}
-
-static void resolve_deliver_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    mesh_resolve_req *q = arg;
-    /* Copy out and let go before the callback: it may start a new resolve, or anything. */
-    mesh_resolve_cb cb = q->cb;
-    void *ud = q->ud;
-    int result = q->result;
-    size_t n = q->naddrs;
-    mesh_addr addrs[MESH_REAL_RESOLVE_MAX_ADDRS];
-    memcpy(addrs, q->addrs, n * sizeof addrs[0]);
-    q->finished = 1;
-    if (!q->evdns_busy)
-        resolve_destroy(q);
-    if (cb)
-        cb(result, result == MESH_OK ? addrs : NULL, result == MESH_OK ? n : 0, ud);
-}
-
-static int real_ensure_dns(mesh_real *r)
-{
-    if (r->dns)
-        return MESH_OK;
-    if (r->cfg.dns_hosts_only) {
-        r->dns = evdns_base_new(r->base, 0);
-        if (r->dns)
-            evdns_base_load_hosts(r->dns, NULL);
-    } else {
-        /* NO_DEFAULT: without a resolv.conf, libevent would invent 127.0.0.1 as nameserver. */
-        r->dns = evdns_base_new(r->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
-                                             EVDNS_BASE_NAMESERVERS_NO_DEFAULT);
-    }
-    if (!r->dns)
-        return MESH_ERR_NOMEM;
-    /* evdns queues a query without limit while it has no nameserver: never let it. */
-    r->dns_local_only = r->cfg.dns_hosts_only || evdns_base_count_nameservers(r->dns) == 0;
-    return MESH_OK;
-}
-
-static int real_resolve(void *obj, const char *host, uint16_t port, mesh_resolve_cb cb, void *ud)
-{
-    mesh_real *r = obj;
-    if (!host || !*host || strlen(host) > 253 || !cb)
-        return MESH_ERR_INVAL;
-    int rc = real_ensure_dns(r);
-    if (rc != MESH_OK)
-        return rc;
-    if (r->nresolves >= MESH_REAL_RESOLVE_MAX_PENDING)
-        return MESH_ERR_LIMIT;
-    mesh_resolve_req *q = calloc(1, sizeof *q);
-    if (!q)
-        return MESH_ERR_NOMEM;
-    q->deliver = event_new(r->base, -1, 0, resolve_deliver_cb, q);
-    if (!q->deliver) {
-        free(q);
-        return MESH_ERR_NOMEM;
-    }
-    q->r = r;
-    q->cb = cb;
-    q->ud = ud;
-    q->port = port;
-    LIST_INSERT(r->resolves, q);
-    r->nresolves++;
-    q->evdns_busy = 1;
-    struct evutil_addrinfo hints;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM; /* one entry per address, not one per socket type */
-    struct evdns_getaddrinfo_request *gai =
-        evdns_getaddrinfo(r->dns, host, NULL, &hints, resolve_gai_cb, q);
-    if (q->evdns_busy) {
-        q->gai = gai;
-        if (r->dns_local_only) {
-            /* evdns answers numeric names and /etc/hosts at once; anything else would wait
-             * for a nameserver that hosts-only mode never has. */
-            q->result = MESH_ERR_NOT_FOUND;
-            event_active(q->deliver, EV_TIMEOUT, 0);
-            q->cancel_sent = 1;
-            evdns_getaddrinfo_cancel(gai); /* its callback comes later, from the loop */
-        }
-    }
-    return MESH_OK;
 }
 
 /* ---- ops table, lifecycle, loop ---------------------------------------------------------- */
@@ -1473,9 +1248,7 @@ static const mesh_env_ops REAL_OPS = {
     .dgram_bind = real_dgram_bind,
     .dgram_addr = real_dgram_addr,
     .dgram_send = real_dgram_send,
-    .dgram_join = real_dgram_join,
     .dgram_close = real_dgram_close,
-    .resolve = real_resolve,
     .mdns = NULL,
     .portmap = NULL,
 };
@@ -1541,20 +1314,6 @@ void mesh_real_free(mesh_real *r)
         return;
     if (r->mdns_free)
         r->mdns_free(r->mdns_ctx); /* adapters first: they may still use handles and the base */
-    /* Resolves: no core callback any more; evdns still has to hand back the ones it holds.
-     * Its cancel answers come from deferred callbacks, so let the loop run them once (all
-     * core-visible handles are gone by then); whatever it still holds after that is
-     * dropped with the evdns base, which calls nobody when freed with fail_requests = 0. */
-    int evdns_holds = 0;
-    for (mesh_resolve_req *q = r->resolves; q; q = q->next) {
-        q->finished = 1;
-        event_del(q->deliver);
-        if (q->evdns_busy && q->gai && !q->cancel_sent) {
-            q->cancel_sent = 1;
-            evdns_getaddrinfo_cancel(q->gai);
-        }
-        evdns_holds |= q->evdns_busy;
-    }
     while (r->streams)
         stream_abort(r->streams);
     while (r->listeners)
@@ -1563,12 +1322,6 @@ void mesh_real_free(mesh_real *r)
         dgram_destroy(r->dgrams);
     while (r->timers)
         timer_destroy(r->timers);
-    if (evdns_holds)
-        event_base_loop(r->base, EVLOOP_NONBLOCK);
-    if (r->dns)
-        evdns_base_free(r->dns, 0);
-    while (r->resolves)
-        resolve_destroy(r->resolves);
     if (r->own_base)
         event_base_free(r->base);
     /* Blocks still out come back to a pool that frees them (out_block_done). */

@@ -4,16 +4,15 @@
  * A mesh_real wraps one libevent event_base (its own, or one the caller passes in) and hands
  * the core a mesh_env whose ops are plain sockets: TCP streams are bufferevents, listeners are
  * evconnlisteners, datagrams are UDP sockets with a persistent read event, timers are
- * evtimers, names go through evdns. Clock = CLOCK_MONOTONIC, randomness = getrandom().
+ * evtimers. Clock = CLOCK_MONOTONIC, randomness = getrandom().
  * mDNS and port mapping are separate adapters: ops->mdns stays NULL until one is installed
  * with mesh_real_set_mdns() (node/real/mdns.h does it); port mapping is not provided yet.
  *
  * Ownership and reentrancy (how env.h's rules are kept):
  *  - Rule 1 (no callback from inside an env call). Everything that could complete at once is
  *    deferred to the loop: an immediate connect failure is stored and reported from an
- *    event_active()'d event; a timer set in the past is armed with a zero delay; a numeric
- *    resolve, which evdns answers synchronously, is copied and delivered from an activated
- *    event. Writes never hit the socket synchronously (bufferevent writes from the loop).
+ *    event_active()'d event; a timer set in the past is armed with a zero delay. Writes
+ *    never hit the socket synchronously (bufferevent writes from the loop).
  *  - Rule 2 (a callback may close/free its own object). Each handle counts the driver
  *    callbacks running for it ("busy"). A close/free called while busy only marks the handle
  *    released; the driver tears it down when the outermost callback returns and makes no
@@ -31,9 +30,7 @@
  *    our own queued output is then still flushed in the background as above.
  *  - mesh_real_free() closes (abortively) every handle the core did not release and frees
  *    everything; the core's pointers are dangling afterwards. Free the core's objects first.
- *    It must not be called from inside a driver callback. If evdns still holds a resolve
- *    request, it runs one non-blocking loop turn so evdns can hand it back (other events on
- *    a caller-provided base may run then).
+ *    It must not be called from inside a driver callback.
  *
  * What each op does here, beyond env.h:
  *  - listen: SO_REUSEADDR, non-blocking, close-on-exec; IPv6 listeners are v6-only so IPv4
@@ -44,17 +41,10 @@
  *    (no route), TIMEOUT (cfg->connect_timeout_ms), IO. Writes before on_connected queue.
  *  - stream_write: MESH_ERR_INVAL (NULL data), MESH_ERR_CLOSED (released or peer FIN'd),
  *    MESH_ERR_NOMEM. on_writable runs when the output buffer drained to 0 after a write.
- *  - dgram_bind: SO_REUSEADDR (several group members may share a port), IPv6 v6-only.
+ *  - dgram_bind: SO_REUSEADDR, IPv6 v6-only.
  *    dgram_send: MESH_ERR_TOO_BIG (> MESH_REAL_DGRAM_MAX or EMSGSIZE), MESH_ERR_INVAL
  *    (family differs from the socket's), MESH_ERR_UNREACHABLE (no route), MESH_ERR_IO;
  *    a full send queue drops the datagram and returns MESH_OK, like a lossy network.
- *  - dgram_join: group must be multicast (224.0.0.0/4, ff00::/8) with port 0 or the bound
- *    port; bind the socket to the wildcard address (a socket bound to 127.0.0.1 never sees
- *    traffic addressed to the group). IP_MULTICAST_LOOP is on, so members on this host see
- *    each other. MESH_ERR_INVAL, MESH_ERR_UNREACHABLE (no multicast route), MESH_ERR_IO.
- *  - resolve: MESH_ERR_INVAL (empty or > 253 chars, NULL cb), MESH_ERR_NOMEM, MESH_ERR_LIMIT
- *    (MESH_REAL_RESOLVE_MAX_PENDING in flight); answers carry at most
- *    MESH_REAL_RESOLVE_MAX_ADDRS addresses.
  *
  * Process-wide effect: mesh_real_new() sets SIGPIPE to SIG_IGN if it is still SIG_DFL, because
  * a write to a socket the peer reset would otherwise kill the process (Linux has no
@@ -83,8 +73,6 @@ enum mesh_real_limits {
     MESH_REAL_ACCEPT_BACKOFF_MS = 100,    /* listener paused this long after accept() fails */
     MESH_REAL_DGRAM_MAX = 65535,          /* largest datagram received or sent */
     MESH_REAL_DGRAM_BURST = 64,           /* datagrams read per socket per loop turn */
-    MESH_REAL_RESOLVE_MAX_ADDRS = 16,     /* addresses handed to a resolve callback */
-    MESH_REAL_RESOLVE_MAX_PENDING = 256,  /* resolves in flight per driver (MESH_ERR_LIMIT) */
     MESH_REAL_LOG_LINE_MAX = 1024,        /* longest log line passed to the sink */
 };
 
@@ -97,11 +85,6 @@ typedef struct mesh_real_config {
     int log_level;               /* enum mesh_log_level: lines below it are dropped */
     mesh_real_log_sink log_sink; /* NULL = stderr, "[seconds.micros] LEVEL msg" */
     void *log_ud;
-    /* 1 = resolve only numeric addresses and /etc/hosts, never ask a nameserver (no network
-     * traffic at all; names not found answer MESH_ERR_NOT_FOUND). 0 = the nameservers of
-     * /etc/resolv.conf (none there: same as 1). evdns bounds each query by its own timeout
-     * and retries; a query that runs out answers MESH_ERR_TIMEOUT or MESH_ERR_NOT_FOUND. */
-    int dns_hosts_only;
 } mesh_real_config;
 
 typedef struct mesh_real mesh_real;

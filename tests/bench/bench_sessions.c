@@ -110,7 +110,6 @@ static int side_new(side *s, const uint8_t seed[MESH_SEED_LEN])
 {
     mesh_real_config cfg;
     mesh_real_config_default(&cfg);
-    cfg.dns_hosts_only = 1;
     cfg.log_level = MESH_LOG_ERROR;
     memset(s, 0, sizeof *s);
     if (mesh_real_new(&s->r, NULL, &cfg) != MESH_OK)

@@ -197,7 +197,7 @@ int main(int argc, char **argv)
     mesh_real_config cfg;
     mesh_real_config_default(&cfg);
     cfg.log_level = debug ? MESH_LOG_DEBUG : MESH_LOG_INFO;
-    cfg.dns_hosts_only = 1;
+
     if (mesh_real_new(&p.r, NULL, &cfg) != MESH_OK)
         return 1;
     int rc = mesh_real_mdns_attach(p.r);

@@ -28,7 +28,6 @@ static mesh_real *new_driver(void)
 {
     mesh_real_config cfg;
     mesh_real_config_default(&cfg);
-    cfg.dns_hosts_only = 1;
     cfg.log_level = MESH_LOG_ERROR;
     mesh_real *r = NULL;
     CU_ASSERT_EQUAL_FATAL(mesh_real_new(&r, NULL, &cfg), MESH_OK);

@@ -5,7 +5,7 @@
  * the world only through a mesh_env, a pair { ops table, driver object }. Two drivers
  * implement it: the real one (node/real/, libevent) and the simulator's (sim/, virtual time).
  *
- * Rules every driver keeps (tests in tests/sim and tests/real check them):
+ * Rules every driver keeps (tests/common/env_conformance.c checks them against both drivers):
  *  1. No callback is ever invoked from inside an env call made by the core. A connect to an
  *     unreachable address, a write on a dead stream, a timer set in the past: the outcome is
  *     reported later, from the driver's loop. Core code may therefore call any env function
@@ -96,10 +96,6 @@ typedef struct mesh_stream_cbs {
  * stream_set_cbs() on s to adopt it or stream_close() to refuse it. */
 typedef void (*mesh_accept_cb)(mesh_listener *l, mesh_stream *s, const mesh_addr *peer, void *ud);
 
-/* A name resolved (or failed: result < 0, addrs NULL). addrs is borrowed (rule 3) and each
- * entry carries the port given to resolve(). */
-typedef void (*mesh_resolve_cb)(int result, const mesh_addr *addrs, size_t naddrs, void *ud);
-
 /* A datagram arrived; data is borrowed (rule 3). */
 typedef void (*mesh_dgram_cb)(mesh_dgram *d, const mesh_addr *from, const uint8_t *data, size_t len,
                               void *ud);
@@ -134,7 +130,10 @@ typedef struct mesh_mdns_ops {
     void (*stop)(void *obj); /* withdraw publications and browsers */
 } mesh_mdns_ops;
 
-/* Port mapping on the local gateway (UPnP IGD / NAT-PMP). */
+/* Port mapping on the local gateway (UPnP IGD / NAT-PMP). No driver offers it yet and no core
+ * code calls it: it is kept for issue 10 (reach every node), whose node asks its gateway for a
+ * mapping through this slot (miniupnpc/libnatpmp in the real driver, the NAT model's UPnP
+ * service in the simulator). */
 typedef void (*mesh_portmap_cb)(int result, const mesh_addr *external, void *ud);
 typedef struct mesh_portmap_ops {
     /* Ask for a TCP (tcp=1) or UDP mapping of internal_port for lease_s seconds; the answer
@@ -199,20 +198,14 @@ typedef struct mesh_env_ops {
     /* Release the handle (rule 4). how: enum mesh_close_how. No on_closed follows. */
     void (*stream_close)(void *obj, mesh_stream *s, int how);
 
-    /* datagrams (UDP) */
+    /* datagrams (UDP). No core code sends datagrams yet: they are kept for issue 10 (STUN
+     * over UDP). */
     mesh_dgram *(*dgram_bind)(void *obj, const mesh_addr *addr, mesh_dgram_cb cb, void *ud,
                               int *err);
     int (*dgram_addr)(void *obj, mesh_dgram *d, mesh_addr *out);
     /* Send one datagram (copied). MESH_OK even if it is later lost. */
     int (*dgram_send)(void *obj, mesh_dgram *d, const mesh_addr *to, const void *data, size_t len);
-    /* Receive datagrams sent to multicast group (address and port) on the local LAN. */
-    int (*dgram_join)(void *obj, mesh_dgram *d, const mesh_addr *group);
     void (*dgram_close)(void *obj, mesh_dgram *d);
-
-    /* name resolution (evdns on the real driver; the scenario's host table in the
-     * simulator). Numeric addresses answer too. The answer comes through cb (rule 1);
-     * MESH_ERR_NOT_FOUND for an unknown name. */
-    int (*resolve)(void *obj, const char *host, uint16_t port, mesh_resolve_cb cb, void *ud);
 
     /* local services: NULL when the driver has none */
     const mesh_mdns_ops *mdns;
