@@ -40,7 +40,7 @@ void mesh_conf_use(const mesh_conf_driver *d)
 #define RUN_UNTIL(cond)                                                                            \
     ({                                                                                             \
         for (int waited_ = 0; !(cond) && waited_ < WAIT_LIMIT_MS; waited_ += SLICE_MS)             \
-            D->run_for(&W, (mesh_time)SLICE_MS * MS);                                              \
+            run_ms(SLICE_MS);                                                                      \
         (cond);                                                                                    \
     })
 
