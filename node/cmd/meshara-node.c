@@ -42,6 +42,7 @@
 #include "meshara/env.h"
 #include "meshara/meshara.h"
 #include "real/driver.h"
+#include "real/keyfile.h"
 #include "real/mdns.h"
 #include "real/peerstore.h"
 
@@ -880,8 +881,8 @@ static int cmd_key(const opts *o)
     }
     mesh_env env = mesh_real_env(r);
     mesh_identity *id = NULL;
-    int rc = o->cmd == CMD_KEYGEN ? mesh_identity_create_file(&id, o->key_path, &env)
-                                  : mesh_identity_load_file(&id, o->key_path, &env);
+    int rc = o->cmd == CMD_KEYGEN ? mesh_keyfile_create(&id, o->key_path, &env)
+                                  : mesh_keyfile_load(&id, o->key_path, &env);
     int ex = NODE_EXIT_OK;
     if (rc != MESH_OK) {
         ex = key_exit(rc, o->key_path);
@@ -1098,7 +1099,7 @@ static int cmd_node(const opts *o)
     }
     c.env = mesh_real_env(c.r);
     int ex;
-    int rc = mesh_identity_load_file(&c.id, o->key_path, &c.env);
+    int rc = mesh_keyfile_load(&c.id, o->key_path, &c.env);
     if (rc != MESH_OK) {
         ex = key_exit(rc, o->key_path);
         goto out;

@@ -1,14 +1,14 @@
-/* identity.h — a node's Ed25519 identity: key pair, node id, hex forms, the key file.
+/* identity.h — a node's Ed25519 identity: key pair, node id, hex forms, the key file's line.
  *
  * node id = SHA-256(raw 32-byte public key): the DHT's 256-bit id. Keys are generated from
  * 32 bytes of env randomness (an Ed25519 private key is exactly a 32-byte seed), so a
  * simulated node's identity is reproducible from the simulation seed, and core code never
  * touches a random source itself. Signing is deterministic (RFC 8032).
  *
- * Key file: one line "meshara-ed25519-v1 <64 hex chars of the private seed>\n", mode 0600.
- * Creation uses O_CREAT|O_EXCL, so an existing file is never overwritten. Loading refuses a
- * file readable or writable by group or others (MESH_ERR_PERM) and a file that is not
- * exactly that line (MESH_ERR_CORRUPT). Every error is also logged naming the file.
+ * Key file: one line "meshara-ed25519-v1 <64 hex chars of the private seed>\n". This module
+ * encodes and decodes that line in memory only (the core touches no file: docs/architecture.md);
+ * creating, reading and refusing the file itself (mode 0600, O_EXCL, no symbolic links, regular
+ * files only) is node/real/keyfile.h's.
  *
  * Ownership: mesh_identity_* objects own an OpenSSL EVP_PKEY and wipe the seed on free.
  */
@@ -25,8 +25,9 @@ enum mesh_identity_limits {
     MESH_SEED_LEN = 32,
     MESH_SIG_LEN = 64,
     MESH_NODE_ID_LEN = 32,
-    MESH_PUBKEY_HEX_LEN = 64, /* without the NUL */
-    MESH_KEYFILE_MAX = 256,   /* a longer key file is corrupt */
+    MESH_PUBKEY_HEX_LEN = 64,   /* without the NUL */
+    MESH_KEYFILE_LINE_LEN = 84, /* "meshara-ed25519-v1 " + 64 hex + '\n' */
+    MESH_KEYFILE_MAX = 256,     /* a loader reads no more: a longer key file is corrupt */
 };
 
 typedef struct mesh_identity mesh_identity;
@@ -39,18 +40,15 @@ int mesh_identity_from_seed(mesh_identity **out, const uint8_t seed[MESH_SEED_LE
 /* Wipes the seed. NULL: no-op. */
 void mesh_identity_free(mesh_identity *id);
 
-/* Generate a new identity and write it to path (mode 0600, O_EXCL). *out may be NULL when
- * only the file is wanted. MESH_OK; MESH_ERR_EXISTS (file exists: untouched); MESH_ERR_IO
- * (cannot create or write: a partial file is removed); MESH_ERR_NOMEM; MESH_ERR_CRYPTO. */
-int mesh_identity_create_file(mesh_identity **out, const char *path, const mesh_env *env);
-/* Load from path. MESH_OK; MESH_ERR_NOT_FOUND; MESH_ERR_PERM (group/other bits set, or not a
- * regular file); MESH_ERR_CORRUPT (wrong header, length or hex, truncated); MESH_ERR_IO;
- * MESH_ERR_NOMEM; MESH_ERR_CRYPTO. env (may be NULL) receives a log line naming the file. */
-int mesh_identity_load_file(mesh_identity **out, const char *path, const mesh_env *env);
-
-/* The key file's bytes (len of them) to the 32-byte seed: exactly one line in the format
- * above. MESH_OK or MESH_ERR_CORRUPT. (mesh_identity_load_file's parser, exposed for fuzzing.) */
-int mesh_identity_parse_keyfile(const char *buf, size_t len, uint8_t seed[MESH_SEED_LEN]);
+/* The key file's line for id into line (MESH_KEYFILE_LINE_LEN bytes, no NUL). It holds the
+ * private key: the caller wipes it (OPENSSL_cleanse) once written. */
+void mesh_identity_keyfile_encode(const mesh_identity *id, char line[MESH_KEYFILE_LINE_LEN]);
+/* An identity from a key file's len bytes, which must be exactly one line in the format above
+ * (the seed's hex in either case). The one decoder of the format: the loader and the fuzzer
+ * (fuzz_keyfile) both run it. MESH_OK; MESH_ERR_CORRUPT (wrong tag, length, hex or line end);
+ * MESH_ERR_INVAL (out NULL, or buf NULL with len > 0); MESH_ERR_NOMEM; MESH_ERR_CRYPTO.
+ * *out untouched on failure. */
+int mesh_identity_keyfile_decode(mesh_identity **out, const char *buf, size_t len);
 
 /* Borrowed views, valid as long as id. */
 const uint8_t *mesh_identity_pubkey(const mesh_identity *id);    /* MESH_PUBKEY_LEN bytes */

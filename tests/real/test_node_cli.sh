@@ -7,11 +7,14 @@ set -euo pipefail
 . "$(dirname "$0")/node_lib.sh"
 node_init
 
-# expect CODE REGEX CMD... : CMD exits with CODE and its stderr matches REGEX
+# expect CODE REGEX CMD... : CMD exits with CODE and its stderr matches REGEX. A command that
+# hangs is killed after CMD_TIMEOUT seconds and fails the test (exit 124 is never expected).
+CMD_TIMEOUT=20
 expect() {
   local code=$1 re=$2 rc=0
   shift 2
-  "$NODE" "$@" >"$WORK/cmd.out" 2>"$WORK/cmd.err" || rc=$?
+  timeout "$CMD_TIMEOUT" "$NODE" "$@" >"$WORK/cmd.out" 2>"$WORK/cmd.err" || rc=$?
+  [ "$rc" -ne 124 ] || fail "'$*' still running after $CMD_TIMEOUT s"
   [ "$rc" -eq "$code" ] || fail "'$*' exited $rc, expected $code; stderr: $(cat "$WORK/cmd.err")"
   grep -Eq -- "$re" "$WORK/cmd.err" || fail "'$*': stderr lacks /$re/: $(cat "$WORK/cmd.err")"
 }
@@ -39,6 +42,15 @@ chmod 600 "$key"
 printf 'not a key\n' >"$WORK/bad.key"
 chmod 600 "$WORK/bad.key"
 expect 3 'bad.key' pubkey --key "$WORK/bad.key"
+# a FIFO (or a directory, a device) as the key file: refused at once with the reason; a FIFO
+# used to block every command for ever, waiting for a writer
+mkfifo -m 600 "$WORK/fifo.key"
+expect 3 'fifo.key: is a FIFO .*not a regular file' pubkey --key "$WORK/fifo.key"
+expect 3 'fifo.key: is a FIFO .*not a regular file' run --key "$WORK/fifo.key" --listen 127.0.0.1:0
+expect 3 'fifo.key: is a FIFO .*not a regular file' send --key "$WORK/fifo.key" --to "$pub" --ping
+expect 3 'exists; not overwritten' keygen --key "$WORK/fifo.key"
+expect 3 'is a directory, not a regular file' pubkey --key "$WORK"
+expect 3 'is a device, not a regular file' pubkey --key /dev/null
 
 # bad arguments: exit 2, each with a message naming the problem
 expect 2 'no command' 
