@@ -1,23 +1,18 @@
-/* identity.c — Ed25519 identity over OpenSSL EVP, node ids, hex, and the key file.
- * See identity.h for the file format and the error contract. */
+/* identity.c — Ed25519 identity over OpenSSL EVP, node ids, hex, and the key file's line
+ * (encoded and decoded in memory: the file itself is node/real/keyfile.c's). See identity.h
+ * for the format and the error contract. */
 #include "core/identity.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define KEYFILE_TAG "meshara-ed25519-v1 "
-enum {
-    KEYFILE_TAG_LEN = sizeof(KEYFILE_TAG) - 1,
-    KEYFILE_LINE_LEN = KEYFILE_TAG_LEN + 2 * MESH_SEED_LEN + 1 /* '\n' */
-};
+enum { KEYFILE_TAG_LEN = sizeof(KEYFILE_TAG) - 1 };
+_Static_assert(MESH_KEYFILE_LINE_LEN == KEYFILE_TAG_LEN + 2 * MESH_SEED_LEN + 1 /* '\n' */,
+               "the key file line is the tag, the seed in hex and a newline");
 
 struct mesh_identity {
     EVP_PKEY *pkey;
@@ -165,83 +160,24 @@ int mesh_hex_decode(const char *hex, uint8_t *out, size_t len)
     return MESH_OK;
 }
 
-/* ---- key file ------------------------------------------------------------------------- */
+/* ---- the key file's line ------------------------------------------------------------- */
 
-static int file_err(const mesh_env *env, const char *path, int rc, const char *what, int err)
-{
-    if (env) {
-        if (err)
-            mesh_log(env, MESH_LOG_ERROR, "key file %s: %s (%s)", path, what, strerror(err));
-        else
-            mesh_log(env, MESH_LOG_ERROR, "key file %s: %s", path, what);
-    }
-    return rc;
-}
-
-static int write_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-int mesh_identity_create_file(mesh_identity **out, const char *path, const mesh_env *env)
-{
-    if (!path || !env)
-        return MESH_ERR_INVAL;
-    mesh_identity *id = NULL;
-    int rc = mesh_identity_generate(&id, env);
-    if (rc != MESH_OK)
-        return rc;
-    char line[KEYFILE_LINE_LEN + 1];
-    memcpy(line, KEYFILE_TAG, KEYFILE_TAG_LEN);
-    mesh_hex_encode(id->seed, MESH_SEED_LEN, line + KEYFILE_TAG_LEN);
-    line[KEYFILE_LINE_LEN - 1] = '\n';
-
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) {
-        int e = errno;
-        rc = e == EEXIST ? file_err(env, path, MESH_ERR_EXISTS, "exists; not overwritten", 0)
-                         : file_err(env, path, MESH_ERR_IO, "cannot create", e);
-        goto out;
-    }
-    /* The umask may have cleared bits but never adds any; fchmod makes 0600 exact. */
-    if (fchmod(fd, 0600) != 0 || write_all(fd, line, KEYFILE_LINE_LEN) != 0 || fsync(fd) != 0) {
-        int e = errno;
-        close(fd);
-        unlink(path);
-        rc = file_err(env, path, MESH_ERR_IO, "cannot write", e);
-        goto out;
-    }
-    if (close(fd) != 0) {
-        int e = errno;
-        unlink(path);
-        rc = file_err(env, path, MESH_ERR_IO, "cannot write", e);
-        goto out;
-    }
-    if (out) {
-        *out = id;
-        id = NULL;
-    }
-    rc = MESH_OK;
-out:
-    OPENSSL_cleanse(line, sizeof line);
-    mesh_identity_free(id);
-    return rc;
-}
-
-int mesh_identity_parse_keyfile(const char *buf, size_t len, uint8_t seed[MESH_SEED_LEN])
+void mesh_identity_keyfile_encode(const mesh_identity *id, char line[MESH_KEYFILE_LINE_LEN])
 {
     char hex[2 * MESH_SEED_LEN + 1];
-    if (len != KEYFILE_LINE_LEN || memcmp(buf, KEYFILE_TAG, KEYFILE_TAG_LEN) != 0 ||
-        buf[KEYFILE_LINE_LEN - 1] != '\n')
+    memcpy(line, KEYFILE_TAG, KEYFILE_TAG_LEN);
+    mesh_hex_encode(id->seed, MESH_SEED_LEN, hex);
+    memcpy(line + KEYFILE_TAG_LEN, hex, 2 * MESH_SEED_LEN);
+    line[MESH_KEYFILE_LINE_LEN - 1] = '\n';
+    OPENSSL_cleanse(hex, sizeof hex);
+}
+
+/* The seed of exactly one key file line; MESH_OK or MESH_ERR_CORRUPT. */
+static int parse_line(const char *buf, size_t len, uint8_t seed[MESH_SEED_LEN])
+{
+    char hex[2 * MESH_SEED_LEN + 1];
+    if (len != MESH_KEYFILE_LINE_LEN || memcmp(buf, KEYFILE_TAG, KEYFILE_TAG_LEN) != 0 ||
+        buf[MESH_KEYFILE_LINE_LEN - 1] != '\n')
         return MESH_ERR_CORRUPT;
     memcpy(hex, buf + KEYFILE_TAG_LEN, 2 * MESH_SEED_LEN);
     hex[2 * MESH_SEED_LEN] = '\0';
@@ -250,60 +186,14 @@ int mesh_identity_parse_keyfile(const char *buf, size_t len, uint8_t seed[MESH_S
     return rc;
 }
 
-int mesh_identity_load_file(mesh_identity **out, const char *path, const mesh_env *env)
+int mesh_identity_keyfile_decode(mesh_identity **out, const char *buf, size_t len)
 {
-    if (!out || !path)
+    if (!out || (!buf && len))
         return MESH_ERR_INVAL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) {
-        int e = errno;
-        if (e == ENOENT)
-            return file_err(env, path, MESH_ERR_NOT_FOUND, "does not exist", 0);
-        if (e == ELOOP)
-            return file_err(env, path, MESH_ERR_PERM, "is a symbolic link; refused", 0);
-        return file_err(env, path, MESH_ERR_IO, "cannot open", e);
-    }
-    char buf[MESH_KEYFILE_MAX + 1];
     uint8_t seed[MESH_SEED_LEN];
-    int rc;
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        rc = file_err(env, path, MESH_ERR_IO, "cannot stat", errno);
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        rc = file_err(env, path, MESH_ERR_PERM, "is not a regular file", 0);
-        goto out;
-    }
-    if (st.st_mode & 077) {
-        rc = file_err(env, path, MESH_ERR_PERM,
-                      "is accessible by group or others; run chmod 600 on it", 0);
-        goto out;
-    }
-    size_t have = 0;
-    for (;;) {
-        ssize_t n = read(fd, buf + have, sizeof buf - have);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = file_err(env, path, MESH_ERR_IO, "cannot read", errno);
-            goto out;
-        }
-        if (n == 0 || (have += (size_t)n) == sizeof buf)
-            break;
-    }
-    rc = mesh_identity_parse_keyfile(buf, have, seed);
-    if (rc != MESH_OK) {
-        rc = file_err(env, path, rc,
-                      have < KEYFILE_LINE_LEN ? "is truncated or not a meshara key file"
-                                              : "is not a meshara key file",
-                      0);
-        goto out;
-    }
-    rc = mesh_identity_from_seed(out, seed);
-out:
-    OPENSSL_cleanse(buf, sizeof buf);
+    int rc = parse_line(buf, len, seed);
+    if (rc == MESH_OK)
+        rc = mesh_identity_from_seed(out, seed);
     OPENSSL_cleanse(seed, sizeof seed);
-    close(fd);
     return rc;
 }

@@ -1,14 +1,14 @@
-/* identity.h — a node's Ed25519 identity: key pair, node id, hex forms, the key file.
+/* identity.h — a node's Ed25519 identity: key pair, node id, hex forms, the key file's line.
  *
  * node id = SHA-256(raw 32-byte public key): the DHT's 256-bit id. Keys are generated from
  * 32 bytes of env randomness (an Ed25519 private key is exactly a 32-byte seed), so a
  * simulated node's identity is reproducible from the simulation seed, and core code never
  * touches a random source itself. Signing is deterministic (RFC 8032).
  *
- * Key file: one line "meshara-ed25519-v1 <64 hex chars of the private seed>\n", mode 0600.
- * Creation uses O_CREAT|O_EXCL, so an existing file is never overwritten. Loading refuses a
- * file readable or writable by group or others (MESH_ERR_PERM) and a file that is not
- * exactly that line (MESH_ERR_CORRUPT). Every error is also logged naming the file.
+ * Key file: one line "meshara-ed25519-v1 <64 hex chars of the private seed>\n". This module
+ * encodes and decodes that line in memory only (the core touches no file: docs/architecture.md);
+ * creating, reading and refusing the file itself (mode 0600, O_EXCL, no symbolic links, regular
+ * files only) is node/real/keyfile.h's.
  *
  * Ownership: mesh_identity_* objects own an OpenSSL EVP_PKEY and wipe the seed on free.
  */
@@ -27,35 +27,15 @@ enum mesh_identity_limits {
     MESH_SIG_LEN = 64,
     MESH_NODE_ID_LEN = 32,
     MESH_PUBKEY_HEX_LEN = 64, /* without the NUL */
-    MESH_KEYFILE_MAX = 256,   /* a longer key file is corrupt */
+    MESH_KEYFILE_LINE_LEN = MESH_NODE_KEYFILE_LINE_LEN,
+    MESH_KEYFILE_MAX = MESH_NODE_KEYFILE_MAX,
 };
 
-typedef struct mesh_identity mesh_identity;
 struct evp_pkey_st; /* OpenSSL's EVP_PKEY */
 
-/* A fresh identity from env randomness. MESH_OK, MESH_ERR_NOMEM, MESH_ERR_CRYPTO. */
-int mesh_identity_generate(mesh_identity **out, const mesh_env *env);
-/* From a 32-byte seed (copied). MESH_OK, MESH_ERR_INVAL, MESH_ERR_NOMEM, MESH_ERR_CRYPTO. */
-int mesh_identity_from_seed(mesh_identity **out, const uint8_t seed[MESH_SEED_LEN]);
-/* Wipes the seed. NULL: no-op. */
-void mesh_identity_free(mesh_identity *id);
+/* Public (declared in meshara/meshara.h, with their contracts): mesh_identity_generate,
+ * _from_seed, _free, _pubkey, _node_id, _keyfile_encode, _keyfile_decode. */
 
-/* Generate a new identity and write it to path (mode 0600, O_EXCL). *out may be NULL when
- * only the file is wanted. MESH_OK; MESH_ERR_EXISTS (file exists: untouched); MESH_ERR_IO
- * (cannot create or write: a partial file is removed); MESH_ERR_NOMEM; MESH_ERR_CRYPTO. */
-int mesh_identity_create_file(mesh_identity **out, const char *path, const mesh_env *env);
-/* Load from path. MESH_OK; MESH_ERR_NOT_FOUND; MESH_ERR_PERM (group/other bits set, or not a
- * regular file); MESH_ERR_CORRUPT (wrong header, length or hex, truncated); MESH_ERR_IO;
- * MESH_ERR_NOMEM; MESH_ERR_CRYPTO. env (may be NULL) receives a log line naming the file. */
-int mesh_identity_load_file(mesh_identity **out, const char *path, const mesh_env *env);
-
-/* The key file's bytes (len of them) to the 32-byte seed: exactly one line in the format
- * above. MESH_OK or MESH_ERR_CORRUPT. (mesh_identity_load_file's parser, exposed for fuzzing.) */
-int mesh_identity_parse_keyfile(const char *buf, size_t len, uint8_t seed[MESH_SEED_LEN]);
-
-/* Borrowed views, valid as long as id. */
-const uint8_t *mesh_identity_pubkey(const mesh_identity *id);    /* MESH_PUBKEY_LEN bytes */
-const uint8_t *mesh_identity_node_id(const mesh_identity *id);   /* MESH_NODE_ID_LEN bytes */
 struct evp_pkey_st *mesh_identity_pkey(const mesh_identity *id); /* default library context */
 /* A new EVP_PKEY for this identity inside OpenSSL library context libctx (an OSSL_LIB_CTX *,
  * NULL = default): the TLS module keeps each node's OpenSSL objects in the node's own

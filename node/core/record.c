@@ -9,7 +9,18 @@
 
 #include "meshara/error.h"
 
-enum { IV_LEN = 12, KEY_MAX = 32 };
+enum {
+    IV_LEN = 12,
+    KEY_MAX = 32,
+    SEQ_LEN = 8,              /* the sequence number XORed into the IV's last bytes */
+    LEGACY_VERSION = 0x0303,  /* every TLS 1.3 record header says TLS 1.2 (RFC 8446 §5.1) */
+    FINAL_MAX = MESH_REC_TAG, /* room for what DecryptFinal may write (AEADs write none) */
+    LABEL_PREFIX_LEN = 6,     /* "tls13 " */
+    LABEL_MAX = 32,           /* longest label passed here ("traffic upd" is 11) */
+    HKDF_LABEL_MAX = 2 + 1 + LABEL_PREFIX_LEN + LABEL_MAX + 1,
+    /* RFC 8446 §7.1 HkdfLabel: uint16 length, then label<7..255> (its length byte, "tls13 ",
+     * the label), then context<0..255> (its length byte; the context is always empty here) */
+};
 
 struct mesh_rec_suite {
     EVP_CIPHER *cipher;
@@ -32,13 +43,13 @@ int mesh_rec_suite_new(mesh_rec_suite **out, void *libctx, int suite)
     const char *cipher, *md;
     size_t key_len, hash_len;
     switch (suite) {
-    case 0x1301:
+    case MESH_REC_AES_128_GCM_SHA256:
         cipher = "AES-128-GCM", md = "SHA256", key_len = 16, hash_len = 32;
         break;
-    case 0x1302:
+    case MESH_REC_AES_256_GCM_SHA384:
         cipher = "AES-256-GCM", md = "SHA384", key_len = 32, hash_len = 48;
         break;
-    case 0x1303:
+    case MESH_REC_CHACHA20_POLY1305_SHA256:
         cipher = "ChaCha20-Poly1305", md = "SHA256", key_len = 32, hash_len = 32;
         break;
     default:
@@ -75,16 +86,16 @@ void mesh_rec_suite_free(mesh_rec_suite *s)
 static int expand_label(const mesh_rec_suite *su, const uint8_t *secret, const char *label,
                         uint8_t *out, size_t len)
 {
-    uint8_t info[2 + 1 + 6 + 32 + 1];
+    uint8_t info[HKDF_LABEL_MAX];
     size_t ll = strlen(label);
-    if (ll > 32)
+    if (ll > LABEL_MAX)
         return MESH_ERR_INTERNAL;
     size_t n = 0;
     info[n++] = (uint8_t)(len >> 8);
     info[n++] = (uint8_t)len;
-    info[n++] = (uint8_t)(6 + ll);
-    memcpy(info + n, "tls13 ", 6);
-    n += 6;
+    info[n++] = (uint8_t)(LABEL_PREFIX_LEN + ll);
+    memcpy(info + n, "tls13 ", LABEL_PREFIX_LEN);
+    n += LABEL_PREFIX_LEN;
     memcpy(info + n, label, ll);
     n += ll;
     info[n++] = 0; /* empty context */
@@ -156,7 +167,7 @@ void mesh_rec_free(mesh_rec *r)
 static void nonce_of(const mesh_rec *r, uint8_t nonce[IV_LEN])
 {
     memcpy(nonce, r->iv, IV_LEN);
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < SEQ_LEN; i++)
         nonce[IV_LEN - 1 - i] ^= (uint8_t)(r->seq >> (8 * i));
 }
 
@@ -168,8 +179,8 @@ long mesh_rec_seal(mesh_rec *r, int type, const uint8_t *data, size_t len, uint8
         return MESH_ERR_LIMIT;
     size_t body = len + 1 + MESH_REC_TAG;
     out[0] = MESH_REC_APPDATA;
-    out[1] = 3;
-    out[2] = 3;
+    out[1] = (uint8_t)(LEGACY_VERSION >> 8);
+    out[2] = (uint8_t)LEGACY_VERSION;
     out[3] = (uint8_t)(body >> 8);
     out[4] = (uint8_t)body;
     uint8_t nonce[IV_LEN], t = (uint8_t)type;
@@ -223,7 +234,7 @@ long mesh_rec_open(mesh_rec *r, const uint8_t *rec, size_t len, uint8_t *out1, s
     uint8_t nonce[IV_LEN];
     nonce_of(r, nonce);
     int l0 = 0, l1 = 0, l2 = 0, l3 = 0;
-    uint8_t fin[16];
+    uint8_t fin[FINAL_MAX];
     if (EVP_DecryptInit_ex(r->ctx, NULL, NULL, NULL, nonce) != 1 ||
         EVP_DecryptUpdate(r->ctx, NULL, &l0, rec, MESH_REC_HDR) != 1 ||
         (n1 && EVP_DecryptUpdate(r->ctx, out1, &l1, rec + MESH_REC_HDR, (int)n1) != 1) ||

@@ -29,6 +29,13 @@ enum mesh_rec_limits {
     /* Records sealed under one key before a KeyUpdate: RFC 8446 §5.5 allows 2^24.5 full
      * records for AES-GCM; we update well before that. */
     MESH_REC_UPDATE_AFTER = 1 << 24,
+    MESH_REC_SUITES = 3, /* suites below: ids MESH_REC_AES_128_GCM_SHA256 + 0 .. 2 */
+};
+
+enum mesh_rec_suite_id { /* the TLS 1.3 cipher suites (RFC 8446 §B.4) */
+                         MESH_REC_AES_128_GCM_SHA256 = 0x1301,
+                         MESH_REC_AES_256_GCM_SHA384 = 0x1302,
+                         MESH_REC_CHACHA20_POLY1305_SHA256 = 0x1303,
 };
 
 enum mesh_rec_type { /* content types (RFC 8446 §5.1) */

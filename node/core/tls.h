@@ -3,11 +3,10 @@
  * The only module that uses libssl. Three objects:
  *
  *  mesh_tls_lib — an OpenSSL library context (OSSL_LIB_CTX) whose random source is an env: a
- *  tiny RAND provider registered in it (OSSL_PROVIDER_add_builtin) is made the seed source and
- *  the DRBG type, and its generate() calls mesh_env_random(). So the real driver's TLS gets the
- *  OS's randomness (getrandom) and simulated TLS bytes are a pure function of the simulation
- *  seed — core code never calls RAND_bytes (the "default" provider is loaded for the
- *  algorithms).
+ *  tiny RAND provider registered in it (envrand.h) is made the seed source and the DRBG type,
+ *  and its generate() calls mesh_env_random(). So the real driver's TLS gets the OS's
+ *  randomness (getrandom) and simulated TLS bytes are a pure function of the simulation seed —
+ *  core code never calls RAND_bytes (the "default" provider is loaded for the algorithms).
  *
  *  mesh_tls_ctx — one per node. It uses a library context of its own (no OpenSSL state shared
  *  with any other node: what the real node does) or one lent by its configuration (what the
@@ -109,7 +108,6 @@ void mesh_tls_ctx_free(mesh_tls_ctx *c);
 
 /* Borrowed views, valid as long as c. */
 const mesh_identity *mesh_tls_ctx_identity(const mesh_tls_ctx *c);
-const mesh_env *mesh_tls_ctx_env(const mesh_tls_ctx *c);
 /* The certificate in DER (what a peer or an active prober receives). */
 int mesh_tls_ctx_cert_der(const mesh_tls_ctx *c, const uint8_t **der, size_t *len);
 /* The server name clients send (NUL-terminated, borrowed). */

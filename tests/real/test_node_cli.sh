@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
 # test_node_cli.sh — meshara-node's command line: key file rules (0600, never overwritten,
-# refused when readable by others, corrupt), pubkey, and exit code 2 with a clear message for
-# each kind of bad argument; --help lists every option and the exit codes; runtime failures
-# (refused, key not found, unusable --peers-db, port in use) exit 1 naming the reason.
+# refused when readable by others, corrupt, a FIFO/directory/device refused at once), pubkey,
+# and exit code 2 with a clear message for each kind of bad argument (options before the
+# command, an option given twice, --pool-min above the default --pool-max); --help lists every
+# option and the exit codes; runtime failures (refused, key not found, own key as --to or
+# --peer, unusable --peers-db, port in use) exit 1 naming the reason. No command may hang.
 set -euo pipefail
 . "$(dirname "$0")/node_lib.sh"
 node_init
 
-# expect CODE REGEX CMD... : CMD exits with CODE and its stderr matches REGEX
+# expect CODE [--] REGEX CMD... : CMD exits with CODE and its stderr matches REGEX ("--" lets
+# REGEX start with a dash). A command that hangs is killed after CMD_TIMEOUT seconds and fails
+# the test (exit 124 is never expected).
+CMD_TIMEOUT=20
 expect() {
-  local code=$1 re=$2 rc=0
-  shift 2
-  "$NODE" "$@" >"$WORK/cmd.out" 2>"$WORK/cmd.err" || rc=$?
+  local code=$1 rc=0
+  shift
+  [ "$1" != -- ] || shift
+  local re=$1
+  shift
+  timeout "$CMD_TIMEOUT" "$NODE" "$@" >"$WORK/cmd.out" 2>"$WORK/cmd.err" || rc=$?
+  [ "$rc" -ne 124 ] || fail "'$*' still running after $CMD_TIMEOUT s"
   [ "$rc" -eq "$code" ] || fail "'$*' exited $rc, expected $code; stderr: $(cat "$WORK/cmd.err")"
   grep -Eq -- "$re" "$WORK/cmd.err" || fail "'$*': stderr lacks /$re/: $(cat "$WORK/cmd.err")"
 }
@@ -39,10 +48,21 @@ chmod 600 "$key"
 printf 'not a key\n' >"$WORK/bad.key"
 chmod 600 "$WORK/bad.key"
 expect 3 'bad.key' pubkey --key "$WORK/bad.key"
+# a FIFO (or a directory, a device) as the key file: refused at once with the reason; a FIFO
+# used to block every command for ever, waiting for a writer
+mkfifo -m 600 "$WORK/fifo.key"
+expect 3 'fifo.key: is a FIFO .*not a regular file' pubkey --key "$WORK/fifo.key"
+expect 3 'fifo.key: is a FIFO .*not a regular file' run --key "$WORK/fifo.key" --listen 127.0.0.1:0
+expect 3 'fifo.key: is a FIFO .*not a regular file' send --key "$WORK/fifo.key" --to "$pub" --ping
+expect 3 'exists; not overwritten' keygen --key "$WORK/fifo.key"
+expect 3 'is a directory, not a regular file' pubkey --key "$WORK"
+expect 3 'is a device, not a regular file' pubkey --key /dev/null
 
 # bad arguments: exit 2, each with a message naming the problem
 expect 2 'no command' 
 expect 2 "unknown command 'fly'" fly --key "$key"
+expect 2 'the command comes first: meshara-node pubkey --key' --key "$key" pubkey
+expect 2 "no command given before '--key'" --key "$key"
 expect 2 'needs --key' pubkey
 expect 2 "unknown option '--bogus'" run --key "$key" --bogus
 expect 2 "'--listen' needs a value" run --key "$key" --listen
@@ -69,6 +89,9 @@ expect 2 -- '--peer: expected ADDR:PORT#PUBKEYHEX' run --key "$key" --peer 127.0
 expect 2 -- '--bootstrap: expected ADDR:PORT#PUBKEYHEX' run --key "$key" --bootstrap 127.0.0.1:9
 expect 2 -- '--advertise: expected ADDR:PORT' run --key "$key" --listen 127.0.0.1:0 --advertise 127.0.0.1:0
 expect 2 -- '--pool-min \(9\) is above --pool-max \(4\)' run --key "$key" --listen 127.0.0.1:0 --pool-min 9 --pool-max 4
+expect 2 -- '--pool-min \(100\) is above --pool-max \(64, the default\)' run --key "$key" \
+  --listen 127.0.0.1:0 --pool-min 100
+expect 2 -- '--listen given twice' run --key "$key" --listen 127.0.0.1:0 --listen 127.0.0.1:7000
 expect 2 'not valid for .send.' send --key "$key" --to "$pub" --ping --peers-db "$WORK/x.db"
 expect 2 "unexpected argument 'extra'" run --key "$key" --listen 127.0.0.1:0 extra
 [ "$(sha256sum <"$key")" = "$before" ] || fail "a failed command touched the key file"
@@ -86,6 +109,8 @@ done
 # an unused port: connect refused → send exits 1 naming the reason
 expect 1 'MESH_ERR_REFUSED' send --key "$key" --to 127.0.0.1:1#"$pub2" --ping --timeout 3000
 expect 1 "is this node.s own key" send --key "$key" --to "$pub" --ping
+expect 1 -- "--peer is this node.s own key" run --key "$key" --listen 127.0.0.1:0 \
+  --peer "127.0.0.1:9#$pub"
 # a peer store that cannot be opened: exit 1 naming the file
 expect 1 'cannot open --peers-db /nonexistent/dir/p.db' run --key "$key" --listen 127.0.0.1:0 \
   --peers-db /nonexistent/dir/p.db

@@ -8,7 +8,9 @@
 #   beyond --max-handshakes ─────────────────▶    --max-handshakes 4)
 #
 # Each bad client is refused with its named reason in B's log (the session's "closing in STATE:
-# MESH_ERR_VERSION / ALPN / TLS / TIMEOUT" line); s_client -tls1_3 completes TLS (ALPN meshara/1.0) and is
+# MESH_ERR_VERSION / ALPN / TLS / TIMEOUT" line) and, for TLS clients, the alert s_client names
+# (protocol_version; no_application_protocol for a wrong ALPN and for none at all);
+# s_client -tls1_3 completes TLS (ALPN meshara/1.0) and is
 # closed at the auth timeout; the A–B session (heartbeats every 400 ms) never goes down and a
 # message still gets through afterwards.
 set -euo pipefail
@@ -59,7 +61,14 @@ if openssl s_client -tls1_3 -alpn http/1.1 -connect "$B" </dev/null >"$WORK/s_cl
   fail "s_client with ALPN http/1.1 succeeded"
 fi
 grep -aq 'no application protocol' "$WORK/s_client_alpn.log" || fail "no no_application_protocol alert"
-openssl s_client -tls1_3 -connect "$B" </dev/null >"$WORK/s_client_noalpn.log" 2>&1 || true
+#    A client offering no ALPN at all gets the same alert in answer to its ClientHello (it used
+#    to get a whole handshake, then an EOF): s_client fails naming alert 120, with no cipher.
+if timeout 10 openssl s_client -tls1_3 -connect "$B" </dev/null >"$WORK/s_client_noalpn.log" 2>&1; then
+  fail "s_client without ALPN succeeded"
+fi
+grep -aq 'alert no application protocol.*SSL alert number 120' "$WORK/s_client_noalpn.log" ||
+  fail "s_client without ALPN got no no_application_protocol alert"
+grep -aq 'Cipher is (NONE)' "$WORK/s_client_noalpn.log" || fail "the handshake without ALPN went on"
 wait_log "$WORK/b.err" 'closing in HANDSHAKING: MESH_ERR_ALPN' || fail "B did not log MESH_ERR_ALPN"
 [ "$(count_log "$WORK/b.err" 'closing in HANDSHAKING: MESH_ERR_ALPN')" = 2 ] ||
   fail "B did not refuse both ALPN clients"

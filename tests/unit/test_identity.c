@@ -1,48 +1,12 @@
 /* test_identity.c — Ed25519 identity: reproducible keys from env randomness, node id, sign and
- * verify, hex forms, and the key file (mode 0600, O_EXCL, every corrupt form refused). */
+ * verify, hex forms, and the key file's line (every corrupt form refused). The file on disk
+ * (0600, O_EXCL, symbolic links, FIFOs): tests/real/test_keyfile.c. */
 #include "mesh_test.h"
 
-#include <fcntl.h>
 #include <openssl/sha.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "core/identity.h"
-
-static char tmpdir[256];
-
-static int suite_init(void)
-{
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/mesh-identity-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int suite_clean(void)
-{
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static const char *path_of(const char *name)
-{
-    static char p[512];
-    snprintf(p, sizeof p, "%s/%s", tmpdir, name);
-    return p;
-}
-
-static void write_file(const char *path, const char *content, size_t len, mode_t mode)
-{
-    unlink(path);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, mode);
-    CU_ASSERT_FATAL(fd >= 0);
-    CU_ASSERT_FATAL(write(fd, content, len) == (ssize_t)len);
-    fchmod(fd, mode);
-    close(fd);
-}
 
 static void test_generate_reproducible(void)
 {
@@ -129,93 +93,61 @@ static void test_hex(void)
     CU_ASSERT_EQUAL(mesh_hex_decode(NULL, back, 4), MESH_ERR_MALFORMED);
 }
 
-static void test_file_create_load(void)
+/* The key file's line: encoded from the seed, decoded back, every corrupt form refused by the
+ * one decoder (the file itself: tests/real/test_keyfile.c). */
+static void test_keyfile_line(void)
 {
-    mesh_test_env t;
-    mesh_test_env_init(&t, 9);
-    const char *p = path_of("node.key");
-    unlink(p);
-    mesh_identity *made = NULL, *loaded = NULL;
-    mode_t old = umask(0);
-    CU_ASSERT_EQUAL_FATAL(mesh_identity_create_file(&made, p, &t.env), MESH_OK);
-    umask(old);
-    struct stat st;
-    CU_ASSERT_EQUAL_FATAL(stat(p, &st), 0);
-    CU_ASSERT_EQUAL(st.st_mode & 0777, 0600);
-    CU_ASSERT_EQUAL(st.st_size, 19 + 64 + 1);
-    CU_ASSERT_EQUAL_FATAL(mesh_identity_load_file(&loaded, p, &t.env), MESH_OK);
-    CU_ASSERT_EQUAL(memcmp(mesh_identity_pubkey(made), mesh_identity_pubkey(loaded), 32), 0);
-    mesh_identity_free(loaded);
+    static const char good[] = "meshara-ed25519-v1 "
+                               "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60\n";
+    const size_t glen = sizeof good - 1;
+    CU_ASSERT_EQUAL_FATAL(glen, MESH_KEYFILE_LINE_LEN);
+    uint8_t seed[32], pub[32];
+    CU_ASSERT_EQUAL_FATAL(mesh_hex_decode("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac"
+                                          "031cae7f60",
+                                          seed, 32),
+                          MESH_OK);
+    CU_ASSERT_EQUAL_FATAL(mesh_hex_decode("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a"
+                                          "68f707511a",
+                                          pub, 32),
+                          MESH_OK);
+    mesh_identity *id = NULL, *back = NULL;
+    CU_ASSERT_EQUAL_FATAL(mesh_identity_from_seed(&id, seed), MESH_OK);
+    char line[MESH_KEYFILE_LINE_LEN];
+    mesh_identity_keyfile_encode(id, line);
+    CU_ASSERT_EQUAL(memcmp(line, good, glen), 0);
+    CU_ASSERT_EQUAL_FATAL(mesh_identity_keyfile_decode(&back, good, glen), MESH_OK);
+    CU_ASSERT_EQUAL(memcmp(mesh_identity_pubkey(back), pub, 32), 0); /* RFC 8032 §7.1 test 1 */
+    mesh_identity_free(back);
+    back = NULL;
 
-    /* O_EXCL: a second create refuses and leaves the file as it was */
-    char before[128], after[128];
-    FILE *f = fopen(p, "r");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    size_t nb = fread(before, 1, sizeof before, f);
-    fclose(f);
-    CU_ASSERT_EQUAL(mesh_identity_create_file(NULL, p, &t.env), MESH_ERR_EXISTS);
-    f = fopen(p, "r");
-    size_t na = fread(after, 1, sizeof after, f);
-    fclose(f);
-    CU_ASSERT_EQUAL(na, nb);
-    CU_ASSERT_EQUAL(memcmp(before, after, nb), 0);
-    mesh_identity_free(made);
-
-    /* a symlink named as the key file is not followed */
-    const char *link = path_of("link.key");
-    unlink(link);
-    CU_ASSERT_EQUAL_FATAL(symlink(p, link), 0);
-    CU_ASSERT_EQUAL(mesh_identity_create_file(NULL, link, &t.env), MESH_ERR_EXISTS);
-    CU_ASSERT_EQUAL(mesh_identity_load_file(&loaded, link, &t.env), MESH_ERR_PERM);
-
-    /* unwritable place */
-    CU_ASSERT_EQUAL(mesh_identity_create_file(NULL, "/nonexistent-dir/x.key", &t.env), MESH_ERR_IO);
-}
-
-static void test_file_refused(void)
-{
-    mesh_test_env t;
-    mesh_test_env_init(&t, 11);
-    const char *p = path_of("bad.key");
-    mesh_identity *id = NULL;
-    const char *good = "meshara-ed25519-v1 "
-                       "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60\n";
-    size_t glen = strlen(good);
-
-    write_file(p, good, glen, 0600);
-    CU_ASSERT_EQUAL(mesh_identity_load_file(&id, p, &t.env), MESH_OK);
-    mesh_identity_free(id);
-    id = NULL;
-
-    unsigned logs = t.log_lines;
-    write_file(p, good, glen, 0644); /* readable by others */
-    CU_ASSERT_EQUAL(mesh_identity_load_file(&id, p, &t.env), MESH_ERR_PERM);
-    CU_ASSERT(t.log_lines > logs); /* the error is logged, naming the file */
-    write_file(p, good, glen, 0620);
-    CU_ASSERT_EQUAL(mesh_identity_load_file(&id, p, &t.env), MESH_ERR_PERM);
-
-    for (size_t cut = 0; cut < glen; cut += 7) { /* truncated anywhere */
-        write_file(p, good, cut, 0600);
-        CU_ASSERT_EQUAL(mesh_identity_load_file(&id, p, &t.env), MESH_ERR_CORRUPT);
-    }
     char buf[160];
     memcpy(buf, good, glen);
-    buf[30] = 'z'; /* not hex */
-    write_file(p, buf, glen, 0600);
-    CU_ASSERT_EQUAL(mesh_identity_load_file(&id, p, &t.env), MESH_ERR_CORRUPT);
-    memcpy(buf, good, glen);
-    buf[0] = 'M'; /* wrong tag */
-    write_file(p, buf, glen, 0600);
-    CU_ASSERT_EQUAL(mesh_identity_load_file(&id, p, &t.env), MESH_ERR_CORRUPT);
+    for (size_t i = 19; i < 19 + 64; i++) /* the hex in upper case is the same key */
+        buf[i] = (char)(buf[i] >= 'a' ? buf[i] - 32 : buf[i]);
+    CU_ASSERT_EQUAL(mesh_identity_keyfile_decode(&back, buf, glen), MESH_OK);
+    CU_ASSERT(back && memcmp(mesh_identity_pubkey(back), pub, 32) == 0);
+    mesh_identity_free(back);
+    back = NULL;
+
+    for (size_t cut = 0; cut < glen; cut++) /* truncated anywhere */
+        CU_ASSERT_EQUAL(mesh_identity_keyfile_decode(&back, good, cut), MESH_ERR_CORRUPT);
+    struct {
+        size_t at;
+        char c;
+    } flips[] = {{30, 'z'}, {0, 'M'}, {18, '-'}, {glen - 1, '\r'}, {19, ' '}};
+    for (size_t i = 0; i < sizeof flips / sizeof flips[0]; i++) {
+        memcpy(buf, good, glen);
+        buf[flips[i].at] = flips[i].c; /* not hex, wrong tag, no separator, no newline */
+        CU_ASSERT_EQUAL(mesh_identity_keyfile_decode(&back, buf, glen), MESH_ERR_CORRUPT);
+    }
     memcpy(buf, good, glen);
     memcpy(buf + glen, "00\n", 3); /* trailing bytes */
-    write_file(p, buf, glen + 3, 0600);
-    CU_ASSERT_EQUAL(mesh_identity_load_file(&id, p, &t.env), MESH_ERR_CORRUPT);
-    CU_ASSERT_PTR_NULL(id); /* *out untouched on every failure */
-
-    CU_ASSERT_EQUAL(mesh_identity_load_file(&id, path_of("missing.key"), &t.env),
-                    MESH_ERR_NOT_FOUND);
-    CU_ASSERT_EQUAL(mesh_identity_load_file(&id, tmpdir, &t.env), MESH_ERR_PERM); /* a dir */
+    CU_ASSERT_EQUAL(mesh_identity_keyfile_decode(&back, buf, glen + 3), MESH_ERR_CORRUPT);
+    CU_ASSERT_EQUAL(mesh_identity_keyfile_decode(&back, NULL, 0), MESH_ERR_CORRUPT);
+    CU_ASSERT_EQUAL(mesh_identity_keyfile_decode(&back, NULL, 5), MESH_ERR_INVAL);
+    CU_ASSERT_EQUAL(mesh_identity_keyfile_decode(NULL, good, glen), MESH_ERR_INVAL);
+    CU_ASSERT_PTR_NULL(back); /* *out untouched on every failure */
+    mesh_identity_free(id);
 }
 
 static CU_TestInfo identity_tests[] = {
@@ -223,13 +155,12 @@ static CU_TestInfo identity_tests[] = {
     {"RFC 8032 test vector", test_rfc8032_vector},
     {"sign and verify", test_sign_verify},
     {"hex encode and decode", test_hex},
-    {"key file: 0600, O_EXCL, no symlinks, load round-trip", test_file_create_load},
-    {"key file: permissions, truncation, corruption refused", test_file_refused},
+    {"key file line: encode, decode, every corrupt form refused", test_keyfile_line},
     CU_TEST_INFO_NULL,
 };
 
 static CU_SuiteInfo suites[] = {
-    {"identity", suite_init, suite_clean, NULL, NULL, identity_tests},
+    {"identity", NULL, NULL, NULL, NULL, identity_tests},
     CU_SUITE_INFO_NULL,
 };
 

@@ -1,6 +1,7 @@
 /* test_tls.c — the TLS module alone, two nodes joined by in-memory pipes (no simulator):
- * handshake, ALPN, exporter agreement, data both ways, close_notify, reproducible bytes from
- * the env's randomness, a TLS 1.2-only client refused, garbage refused, the certificate. */
+ * handshake, ALPN (none in common, none selected, none offered), exporter agreement, data both
+ * ways, close_notify, reproducible bytes from the env's randomness, a TLS 1.2-only client
+ * refused, garbage refused, the certificate. */
 #include "mesh_test.h"
 
 #include <openssl/err.h>
@@ -249,6 +250,71 @@ static void test_server_selects_nothing(void)
     node_free(&s);
 }
 
+/* A plain OpenSSL client (default library context, no ALPN offered, TLS versions min..max)
+ * against server s, pumped until it fails or the rounds run out. Returns the client's OpenSSL
+ * error reason (0: none); *handshake_ok: whether its handshake completed. The server's output
+ * stays in s->out. */
+static int raw_client_against(node *s, int min, int max, int *handshake_ok)
+{
+    SSL_CTX *cc = SSL_CTX_new(TLS_client_method());
+    CU_ASSERT_FATAL(cc && SSL_CTX_set_min_proto_version(cc, min) == 1 &&
+                    SSL_CTX_set_max_proto_version(cc, max) == 1);
+    SSL *cs = SSL_new(cc);
+    BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
+    BIO_set_mem_eof_return(rb, -1);
+    SSL_set_bio(cs, rb, wb);
+    SSL_set_connect_state(cs);
+    int ret = 0;
+    unsigned long reason = 0;
+    for (int i = 0; i < PUMP_ROUNDS; i++) {
+        ret = SSL_do_handshake(cs);
+        if (ret != 1 && SSL_get_error(cs, ret) == SSL_ERROR_SSL) {
+            reason = ERR_GET_REASON(ERR_peek_last_error());
+            break;
+        }
+        char tmp[8192];
+        int n;
+        while ((n = BIO_read(wb, tmp, sizeof tmp)) > 0)
+            CU_ASSERT_EQUAL(mesh_tls_feed(s->t, (const uint8_t *)tmp, (size_t)n), MESH_OK);
+        if (s->hs == MESH_ERR_AGAIN)
+            s->hs = mesh_tls_handshake(s->t);
+        BIO_write(rb, s->out.buf.b, (int)s->out.buf.len);
+    }
+    *handshake_ok = ret == 1;
+    SSL_free(cs);
+    SSL_CTX_free(cc);
+    ERR_clear_error();
+    return (int)reason;
+}
+
+/* A TLS 1.3 client that offers no ALPN: refused at its ClientHello with no_application_protocol
+ * (alert 120, docs/protocol.md), not given a whole handshake and then an EOF; the server says
+ * MESH_ERR_ALPN. (Our own client maps that alert to MESH_ERR_ALPN: test_alpn_mismatch.) A
+ * TLS 1.2-only client without ALPN is still refused for its version first. */
+static void test_client_offers_no_alpn(void)
+{
+    node s;
+    node_init(&s, 2, 1, NULL);
+    int done = 0;
+    int reason = raw_client_against(&s, TLS1_3_VERSION, TLS1_3_VERSION, &done);
+    CU_ASSERT_EQUAL(reason, SSL_AD_REASON_OFFSET + SSL_AD_NO_APPLICATION_PROTOCOL);
+    CU_ASSERT_EQUAL(done, 0);
+    CU_ASSERT_EQUAL(s.hs, MESH_ERR_ALPN);
+    CU_ASSERT_EQUAL(mesh_tls_is_done(s.t), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(mesh_tls_error_text(s.t), "no application protocol"));
+    /* all the server sent: one plaintext fatal alert record, no ServerHello */
+    static const uint8_t alert[] = {21, 3, 3, 0, 2, 2, 120};
+    CU_ASSERT_EQUAL(s.out.total, sizeof alert);
+    CU_ASSERT(s.out.buf.len == sizeof alert && memcmp(s.out.buf.b, alert, sizeof alert) == 0);
+    node_free(&s);
+
+    node_init(&s, 2, 1, NULL);
+    reason = raw_client_against(&s, TLS1_2_VERSION, TLS1_2_VERSION, &done);
+    CU_ASSERT_EQUAL(reason, SSL_AD_REASON_OFFSET + SSL_AD_PROTOCOL_VERSION);
+    CU_ASSERT_EQUAL(s.hs, MESH_ERR_VERSION);
+    node_free(&s);
+}
+
 static void test_tls12_client_refused(void)
 {
     mesh_tls_cfg old = {.max_version = TLS1_2_VERSION};
@@ -360,6 +426,7 @@ static CU_TestInfo tests[] = {
     {"same seed, same bytes; other seed, other bytes", test_deterministic_bytes},
     {"ALPN mismatch on both sides; server preference", test_alpn_mismatch},
     {"a server that selects no ALPN is refused", test_server_selects_nothing},
+    {"a client that offers no ALPN gets no_application_protocol", test_client_offers_no_alpn},
     {"TLS 1.2-only client refused (protocol_version)", test_tls12_client_refused},
     {"non-TLS garbage refused", test_garbage_refused},
     {"certificate: reproducible, self-signed, identity key", test_certificate},

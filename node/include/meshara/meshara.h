@@ -58,6 +58,8 @@ enum mesh_node_limits {
     MESH_NODE_KEY_BYTES = 32,           /* Ed25519 public key */
     MESH_NODE_ID_BYTES = 32,            /* node id = SHA-256(public key) */
     MESH_NODE_SEED_BYTES = 32,          /* Ed25519 private key (its seed) */
+    MESH_NODE_KEYFILE_LINE_LEN = 84,    /* "meshara-ed25519-v1 " + 64 hex + '\n' */
+    MESH_NODE_KEYFILE_MAX = 256,        /* a loader reads no more: a longer key file is corrupt */
     MESH_NODE_KEY_HEX_LEN = 64,         /* hex digits of a public key (without the NUL) */
     MESH_NODE_MAX_ALPN = 8,             /* protocols in cfg.alpn */
     MESH_NODE_MAX_ALPN_NAME = 255,      /* bytes in one ALPN protocol name (RFC 7301) */
@@ -98,7 +100,8 @@ enum mesh_query_type {
  * signing is deterministic (RFC 8032). The object owns its key material and wipes it when
  * freed. A node borrows its identity (mesh_node_cfg.identity): free the identity after every
  * node using it. Key files are read and written by the program, never by the core (which
- * touches no file); mesh_identity_parse_keyfile() is the one decoder of their line. */
+ * touches no file); mesh_identity_keyfile_decode() is the one decoder of their line
+ * (node/real/keyfile.h reads and writes the file). */
 
 /* A fresh identity from env randomness (env borrowed for the call). MESH_OK;
  * MESH_ERR_INVAL (NULL argument); MESH_ERR_NOMEM; MESH_ERR_CRYPTO. */
@@ -111,9 +114,16 @@ void mesh_identity_free(mesh_identity *id);
 /* Borrowed views, valid as long as id: MESH_NODE_KEY_BYTES and MESH_NODE_ID_BYTES bytes. */
 const uint8_t *mesh_identity_pubkey(const mesh_identity *id);
 const uint8_t *mesh_identity_node_id(const mesh_identity *id);
-/* A key file's bytes (buf, len of them; borrowed) to its seed: exactly one line
- * "meshara-ed25519-v1 <64 hex digits>\n". MESH_OK; MESH_ERR_CORRUPT (anything else). */
-int mesh_identity_parse_keyfile(const char *buf, size_t len, uint8_t seed[MESH_NODE_SEED_BYTES]);
+/* The key file's line for id into line (MESH_NODE_KEYFILE_LINE_LEN bytes, no NUL): exactly
+ * "meshara-ed25519-v1 <64 hex digits of the private seed>\n". It holds the private key: the
+ * caller wipes it once written. */
+void mesh_identity_keyfile_encode(const mesh_identity *id, char line[MESH_NODE_KEYFILE_LINE_LEN]);
+/* An identity from a key file's len bytes (borrowed), which must be exactly one line in the
+ * format above (the seed's hex in either case). The one decoder of the format: the loader and
+ * the fuzzer (fuzz_keyfile) both run it. MESH_OK; MESH_ERR_CORRUPT (wrong tag, length, hex or
+ * line end); MESH_ERR_INVAL (out NULL, or buf NULL with len > 0); MESH_ERR_NOMEM;
+ * MESH_ERR_CRYPTO. *out untouched on failure. */
+int mesh_identity_keyfile_decode(mesh_identity **out, const char *buf, size_t len);
 
 /* Lower-case hex of len bytes into out (2 * len + 1 bytes, NUL-terminated). Returns out. */
 char *mesh_hex_encode(const uint8_t *in, size_t len, char *out);

@@ -1,0 +1,146 @@
+/* real/driver_listen.c — env listeners: evconnlisteners; an accepted socket becomes a stream
+ * (driver_stream.c); accept() failures pause the listener for a moment. */
+#include "real/driver_int.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/listener.h>
+
+void real_listener_destroy(mesh_listener *l)
+{
+    LIST_REMOVE(l->r->listeners, l);
+    if (l->backoff)
+        event_free(l->backoff);
+    evconnlistener_free(l->lev);
+    free(l);
+}
+
+static void listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+                               int salen, void *arg)
+{
+    (void)lev;
+    (void)salen;
+    mesh_listener *l = arg;
+    mesh_real *r = l->r;
+    mesh_addr peer;
+    if (l->released || real_sa_to_addr(sa, &peer) != MESH_OK) {
+        close(fd);
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    mesh_stream *s = real_stream_alloc(r, fd);
+    if (!s) {
+        real_logf(r, MESH_LOG_WARN, "accept: out of memory, dropping connection");
+        close(fd);
+        return;
+    }
+    real_stream_io_disable(s);
+    s->state = STREAM_OPEN;
+    if (l->cb) {
+        l->busy++;
+        s->busy++;
+        l->cb(l, s, &peer, l->ud);
+        s->busy--;
+        l->busy--;
+    }
+    if (s->released)
+        real_stream_finish_release(s);
+    else
+        real_stream_io_enable(s);
+    if (l->released && l->busy == 0)
+        real_listener_destroy(l);
+}
+
+static void listener_backoff_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    mesh_listener *l = arg;
+    evconnlistener_enable(l->lev);
+}
+
+/* accept() failed (typically EMFILE): without a pause libevent would retry at once, forever. */
+static void listener_error_cb(struct evconnlistener *lev, void *arg)
+{
+    mesh_listener *l = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    real_logf(l->r, MESH_LOG_WARN, "accept: %s; pausing %d ms", evutil_socket_error_to_string(err),
+              MESH_REAL_ACCEPT_BACKOFF_MS);
+    evconnlistener_disable(lev);
+    struct timeval tv = real_ms_to_tv(MESH_REAL_ACCEPT_BACKOFF_MS);
+    evtimer_add(l->backoff, &tv);
+}
+
+mesh_listener *real_listen(void *obj, const mesh_addr *addr, mesh_accept_cb cb, void *ud, int *err)
+{
+    mesh_real *r = obj;
+    int dummy;
+    if (!err)
+        err = &dummy;
+    struct sockaddr_storage ss;
+    socklen_t sl = addr ? real_addr_to_sa(addr, &ss) : 0;
+    if (!sl) {
+        *err = MESH_ERR_INVAL;
+        return NULL;
+    }
+    mesh_listener *l = calloc(1, sizeof *l);
+    if (!l) {
+        *err = MESH_ERR_NOMEM;
+        return NULL;
+    }
+    l->r = r;
+    l->cb = cb;
+    l->ud = ud;
+    l->backoff = evtimer_new(r->base, listener_backoff_cb, l);
+    if (!l->backoff) {
+        free(l);
+        *err = MESH_ERR_NOMEM;
+        return NULL;
+    }
+    /* IPv6 listeners are v6-only so the same port can also be bound on IPv4. */
+    unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE;
+    if (ss.ss_family == AF_INET6)
+        flags |= LEV_OPT_BIND_IPV6ONLY;
+    errno = 0;
+    l->lev = evconnlistener_new_bind(r->base, listener_accept_cb, l, flags,
+                                     MESH_REAL_LISTEN_BACKLOG, (struct sockaddr *)&ss, (int)sl);
+    if (!l->lev) {
+        int e = errno;
+        char text[MESH_ADDR_STRLEN];
+        real_logf(r, MESH_LOG_WARN, "listen %s: %s", mesh_addr_format(addr, text, sizeof text),
+                  strerror(e));
+        event_free(l->backoff);
+        free(l);
+        *err = e == ENOMEM ? MESH_ERR_NOMEM : MESH_ERR_ADDR;
+        return NULL;
+    }
+    evconnlistener_set_error_cb(l->lev, listener_error_cb);
+    LIST_INSERT(r->listeners, l);
+    return l;
+}
+
+int real_listener_addr(void *obj, mesh_listener *l, mesh_addr *out)
+{
+    (void)obj;
+    if (!l || !out || l->released)
+        return MESH_ERR_INVAL;
+    return real_fd_local_addr(evconnlistener_get_fd(l->lev), out);
+}
+
+void real_listener_close(void *obj, mesh_listener *l)
+{
+    (void)obj;
+    if (!l || l->released)
+        return;
+    l->released = 1;
+    evconnlistener_disable(l->lev);
+    if (l->busy == 0)
+        real_listener_destroy(l);
+}
