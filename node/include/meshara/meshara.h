@@ -136,6 +136,9 @@ typedef struct mesh_node_cfg {
     mesh_time connect_timeout, handshake_timeout, auth_timeout;
     mesh_time heartbeat_interval, heartbeat_timeout;
     size_t max_handshakes; /* inbound sessions authenticating at once (0 = default) */
+    /* Of them, from one source: an IPv4 address or an IPv6 /64 (0 = default, core/server.h). */
+    size_t max_handshakes_per_source;
+    mesh_time first_byte_timeout; /* an inbound connection silent this long is closed (0 = 3 s) */
 
     /* Connection pool. pool_min: maintenance tops up to this from the DHT. pool_max: peers
      * connected or connecting (pinned peers may exceed it when nothing else can be evicted).
