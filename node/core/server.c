@@ -300,10 +300,10 @@ static const char *make_room(mesh_server *srv, const mesh_addr *src, const mesh_
     if (count_source(srv, src) >= srv->cfg.max_per_source) {
         srv->st.crowded++;
         i = oldest_idle(srv, src);
-        why = "its source is at its limit";
+        why = "its source is at its limit, none idle";
     } else if (srv->nhs >= srv->cfg.max_handshakes) {
         i = oldest_idle(srv, NULL);
-        why = "all slots taken";
+        why = "all slots taken, none idle";
     }
     if (!why)
         return NULL;

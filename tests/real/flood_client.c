@@ -287,8 +287,8 @@ int main(int argc, char **argv)
     }
     printf("connects=%llu connected=%llu closed=%llu reset=%llu failed=%llu open=%zu\n",
            (unsigned long long)G.connects, (unsigned long long)G.connected,
-           (unsigned long long)G.closed, (unsigned long long)G.reset,
-           (unsigned long long)G.failed, open);
+           (unsigned long long)G.closed, (unsigned long long)G.reset, (unsigned long long)G.failed,
+           open);
     free(G.c);
     close(G.ep);
     return rc;

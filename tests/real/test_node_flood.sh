@@ -11,11 +11,12 @@
 # A ping's time is S's "listening" to "closing" log lines: TCP connect, TLS 1.3, hellos, PING
 # and PONG, without S's process start-up, which the attack does not touch. First S pings A
 # unloaded (UNLOADED pings). Then, under each flood, every ping must succeed, the median
-# within 3× the unloaded median and the slowest within 3× the slowest unloaded one (the
-# unloaded spread is this machine's scheduling noise: on 2 shared cores a ping of 3 ms now
-# and then takes 15). Before the fix every one of these pings was reset. A logs the
-# refusals as a line and a summary per 10 s, not one per connection, and holds a descriptor
-# per pending handshake at most. Last, a node whose descriptors run out (ulimit -n) neither
+# within 3x the unloaded median and the slowest within 3x the slowest unloaded one (the
+# unloaded spread is this machine's scheduling noise; a case that misses a time bound is
+# measured once more, see flood_case; a sanitizer build checks all but the times). Before
+# the fix every one of these pings was reset (MESH_ERR_RESET) and the node logged a line per
+# refused connection. Now A logs a line and a summary per 10 s, and holds a descriptor per
+# pending handshake at most. Last, a node whose descriptors run out (ulimit -n) neither
 # spins nor dies: it pauses accepting, logs that once, and serves again afterwards.
 # FLOOD_MEASURE=1 prints the figures without failing on them (before/after tables).
 set -euo pipefail
@@ -27,6 +28,12 @@ PINGS=5
 UNLOADED=7
 MEASURE=${FLOOD_MEASURE:-}
 RECONNECT=${FLOOD_RECONNECT:-1000} # ms before the attacker reopens a connection the node closed
+# A sanitizer build spends ~4x the CPU per connection: its times are printed, not checked.
+SANITIZED=
+if [[ $(ldd "$NODE" 2>/dev/null || true) =~ lib(asan|ubsan|tsan) ]]; then
+  SANITIZED=1
+  echo "sanitizer build: ping times are not checked against their bounds"
+fi
 
 KEY_A=$(node_key a)
 node_key s >/dev/null
@@ -48,24 +55,27 @@ ping_us() {
     END { if (t0 == "" || t1 == "") print "fail"; else printf "%d\n", (t1 - t0) * 1e6 }' "$log"
 }
 
-base=()
-for ((i = 0; i < UNLOADED; i++)); do
-  t=$(ping_us)
-  [ "$t" != fail ] || fail "unloaded ping $i failed"
-  base+=("$t")
-  sleep 0.2
-done
 median() { printf '%s\n' "$@" | sort -n | sed -n "$((($# + 1) / 2))p"; }
-ref=$(median "${base[@]}")
-ref_max=$(printf '%s\n' "${base[@]}" | sort -n | tail -n 1)
-echo "unloaded: ${base[*]} µs; bounds: median $((3 * ref)), slowest $((3 * ref_max)) µs"
+# unloaded N: N pings of A, no flood; sets ref (their median) and ref_max (the slowest).
+unloaded() {
+  local base=() t i
+  for ((i = 0; i < $1; i++)); do
+    t=$(ping_us)
+    [ "$t" != fail ] || fail "unloaded ping $i failed"
+    base+=("$t")
+    sleep 0.2
+  done
+  ref=$(median "${base[@]}")
+  ref_max=$(printf '%s\n' "${base[@]}" | sort -n | tail -n 1)
+  echo "unloaded: ${base[*]} µs; bounds: median $((3 * ref)), slowest $((3 * ref_max)) µs"
+}
 
 bad=0
 fd_peak=0
-# flood CONNS SOURCES MODE: PINGS pings, one a second, under that flood.
+# flood CONNS SOURCES MODE: PINGS pings, one a second, under that flood. A failed ping or a
+# flood of log lines marks the test failed (bad); returns 1 when a time bound was missed.
 flood() {
-  local conns=$1 sources=$2 mode=$3 pid out times=() t worst=0 failed=0
-  local before
+  local conns=$1 sources=$2 mode=$3 pid out times=() t worst=0 failed=0 slow=0 logs before
   before=$(count_log "$WORK/a.err" 'server:')
   : >"$WORK/flood.out"
   bg_start pid "$FLOOD" --to "$A" --conns "$conns" --sources "$sources" --mode "$mode" \
@@ -87,25 +97,36 @@ flood() {
   kill -TERM "$pid"
   wait "$pid" || true
   out=$(tail -n 1 "$WORK/flood.out")
-  local logs=$(($(count_log "$WORK/a.err" 'server:') - before))
+  logs=$(($(count_log "$WORK/a.err" 'server:') - before))
   echo "flood $conns $mode from $sources sources: pings ${times[*]} µs (worst $worst," \
     "$failed failed); attacker: $out; node log lines: $logs"
-  if [ -z "$MEASURE" ]; then
-    [ "$failed" = 0 ] || { echo "FAIL: $failed pings failed"; bad=1; }
-    [ "$failed" != 0 ] || [ "$(median "${times[@]}")" -le $((3 * ref)) ] ||
-      { echo "FAIL: median ping above 3x $ref µs"; bad=1; }
-    [ "$worst" -le $((3 * ref_max)) ] || { echo "FAIL: a ping above 3x $ref_max µs"; bad=1; }
-    # a case lasts < 10 s: its first line, one summary, and the previous case's summary
-    [ "$logs" -le 3 ] || { echo "FAIL: $logs refusal log lines (not rate-limited)"; bad=1; }
-  fi
-  sleep 1.5 # the flood's handshakes drain (first-byte timeout) before the next case
+  sleep 1.5 # the flood's handshakes drain before the next case
+  [ -z "$MEASURE" ] || return 0
+  [ "$failed" = 0 ] || { echo "FAIL: $failed pings failed"; bad=1; }
+  # a case lasts < 10 s: its first line, one summary, and the previous case's summary
+  [ "$logs" -le 3 ] || { echo "FAIL: $logs refusal log lines (not rate-limited)"; bad=1; }
+  [ -z "$SANITIZED" ] || return 0
+  [ "$failed" != 0 ] || [ "$(median "${times[@]}")" -le $((3 * ref)) ] || slow=1
+  [ "$worst" -le $((3 * ref_max)) ] || slow=1
+  return $slow
 }
 
-flood 64 1 idle    # the attack of issue 9: one address fills --max-handshakes
-flood 300 1 half   # half ClientHellos from one address
-flood 300 30 half  # ... spread over 30 addresses (the per-source cap no longer bites)
-flood 1000 100 idle
-flood 1000 250 half
+# A case whose pings missed a time bound is measured once more, against a fresh unloaded
+# reference: the load of a shared machine moves within seconds (a ping of 3 ms takes 40 now
+# and then), while a slowdown the flood causes misses twice.
+flood_case() {
+  flood "$@" && return 0
+  echo "a ping above its bound (median 3x $ref, slowest 3x $ref_max µs): once more"
+  unloaded 5
+  flood "$@" || { echo "FAIL: pings above 3x their unloaded time, twice"; bad=1; }
+}
+
+unloaded "$UNLOADED"
+flood_case 64 1 idle   # the attack of issue 9: one address fills --max-handshakes
+flood_case 300 1 half  # half ClientHellos from one address
+flood_case 300 30 half # ... spread over 30 addresses (the per-source cap no longer bites)
+flood_case 1000 100 idle
+flood_case 1000 250 half
 # Whatever the flood, A holds a descriptor per pending handshake at most (64) besides its own:
 # 1,000 connections cannot run a default `ulimit -n` of 1024 out.
 [ "$fd_peak" -le 100 ] || { echo "FAIL: A held $fd_peak descriptors"; bad=1; }

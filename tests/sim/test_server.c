@@ -279,8 +279,7 @@ static void good_closed(mesh_session *s, int reason, void *ud)
     g->closed = 1;
 }
 
-static const mesh_session_cbs GOOD_CBS = {.on_connected = good_connected,
-                                          .on_closed = good_closed};
+static const mesh_session_cbs GOOD_CBS = {.on_connected = good_connected, .on_closed = good_closed};
 
 /* G connects at time at: CONNECTED at at + 4D on its side (session.h's handshake timing). */
 static void good_at(world *W, good *g, mesh_time at)
@@ -329,10 +328,10 @@ static void test_evicts_oldest_without_progress(void)
     CU_ASSERT_EQUAL(st.rejected, 0);
     CU_ASSERT_EQUAL(st.handshaking, 2); /* G left for its owner */
 
-    hog *x4 = hog_at(&W, MS(1500), X4, SILENT); /* a free slot: nobody evicted */
-    hog *x5 = hog_at(&W, MS(1600), X5, SILENT); /* the half-hello goes */
-    hog *x6 = hog_at(&W, MS(1800), X6, HELLO);  /* x4 goes */
-    hog *x1b = hog_at(&W, MS(2000), X1, HELLO); /* x5 goes */
+    hog *x4 = hog_at(&W, MS(1500), X4, SILENT);  /* a free slot: nobody evicted */
+    hog *x5 = hog_at(&W, MS(1600), X5, SILENT);  /* the half-hello goes */
+    hog *x6 = hog_at(&W, MS(1800), X6, HELLO);   /* x4 goes */
+    hog *x1b = hog_at(&W, MS(2000), X1, HELLO);  /* x5 goes */
     hog *x2b = hog_at(&W, MS(2200), X2, SILENT); /* all progressed: refused */
     run_until(&W, MS(2500));
     CU_ASSERT_EQUAL(W.fails, 4);
@@ -366,6 +365,7 @@ static void test_evicts_oldest_without_progress(void)
     st = stats(&W);
     CU_ASSERT_EQUAL(st.failed, 3);
     CU_ASSERT_EQUAL(st.handshaking, 0);
+    mesh_session_free(g.s);
     world_free(&W);
 }
 

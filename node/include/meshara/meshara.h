@@ -136,9 +136,10 @@ typedef struct mesh_node_cfg {
     mesh_time connect_timeout, handshake_timeout, auth_timeout;
     mesh_time heartbeat_interval, heartbeat_timeout;
     size_t max_handshakes; /* inbound sessions authenticating at once (0 = default) */
-    /* Of them, from one source: an IPv4 address or an IPv6 /64 (0 = default, core/server.h). */
+    /* Of them, from one source: an IPv4 address or an IPv6 /64; and how long an inbound
+     * connection may stay silent before it is closed (0 = the defaults of core/server.h). */
     size_t max_handshakes_per_source;
-    mesh_time first_byte_timeout; /* an inbound connection silent this long is closed (0 = 3 s) */
+    mesh_time first_byte_timeout;
 
     /* Connection pool. pool_min: maintenance tops up to this from the DHT. pool_max: peers
      * connected or connecting (pinned peers may exceed it when nothing else can be evicted).
