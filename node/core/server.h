@@ -24,7 +24,10 @@
  *    reset (RST), counted (evicted) and reported through on_failed(MESH_ERR_LIMIT); a refused
  *    newcomer is reset and counted (rejected). So an attacker who opens connections and
  *    sends nothing, or half a ClientHello, only ever displaces its own or other idle
- *    connections: a peer that sends its ClientHello gets in and stays.
+ *    connections: a peer that sends its ClientHello gets in and stays — unless every slot
+ *    it could take is held by handshakes that progressed too (whole ClientHellos, which cost
+ *    their sender little and the server a key exchange and a signature each), which only
+ *    the per-source cap and the handshake timeout bound.
  *  - First byte. A connection from which no byte arrived within first_byte_timeout of its
  *    accept is closed then, exactly (RST; on_failed(MESH_ERR_TIMEOUT); counted in failed and
  *    silent) — much sooner than the session's handshake timeout, which still bounds a
