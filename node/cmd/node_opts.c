@@ -61,7 +61,7 @@ static const char USAGE[] =
     "  --ping                 send: a ping instead of a message\n"
     "  --timeout MS           send: give up after MS (default 10000)\n"
     "  --max-handshakes N     run: sessions between accept and authenticated at once\n"
-    "                         (default 64; more are reset at once)\n"
+    "                         (default 64, 8 per address; the oldest idle one makes room)\n"
     "  --pool-min N           run: pool maintenance tops up to N peers from the DHT (8)\n"
     "  --pool-max N           run: peers connected or connecting at most (64); the least\n"
     "                         recently used unpinned one is evicted to make room\n"

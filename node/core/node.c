@@ -141,7 +141,10 @@ int mesh_node_start(mesh_node *n)
         return MESH_ERR_INVAL;
     if (n->started)
         return MESH_ERR_STATE;
-    mesh_server_cfg sc = {.session = n->scfg, .max_handshakes = n->cfg.max_handshakes};
+    mesh_server_cfg sc = {.session = n->scfg,
+                          .max_handshakes = n->cfg.max_handshakes,
+                          .max_per_source = n->cfg.max_handshakes_per_source,
+                          .first_byte_timeout = n->cfg.first_byte_timeout};
     sc.session.http2 = 0; /* client-side only: a server follows the negotiated ALPN */
     mesh_server_cbs scb = {.on_session = mesh_node_server_session};
     int rc = mesh_server_new(&n->srv, &n->env, n->tls, &n->cfg.listen, &sc, &scb, n);

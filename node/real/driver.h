@@ -35,7 +35,9 @@
  * What each op does here, beyond env.h:
  *  - listen: SO_REUSEADDR, non-blocking, close-on-exec; IPv6 listeners are v6-only so IPv4
  *    and IPv6 can share a port number. Errors: MESH_ERR_INVAL, MESH_ERR_ADDR, MESH_ERR_NOMEM.
- *    accept() failures (EMFILE...) pause the listener MESH_REAL_ACCEPT_BACKOFF_MS.
+ *    accept() failures (EMFILE...) pause the listener MESH_REAL_ACCEPT_BACKOFF_MS (logged
+ *    once per MESH_REAL_ACCEPT_LOG_MS); at most MESH_REAL_ACCEPT_BATCH connections
+ *    are accepted per loop turn, so the reads of those accepted go first under a flood.
  *  - connect: MESH_ERR_INVAL (bad address, port 0), MESH_ERR_NOMEM, MESH_ERR_IO (no socket:
  *    descriptor limit) at once; everything else through on_closed: REFUSED, UNREACHABLE
  *    (no route), TIMEOUT (cfg->connect_timeout_ms), IO. Writes before on_connected queue.
@@ -69,8 +71,10 @@ extern "C" {
 enum mesh_real_limits {
     MESH_REAL_CONNECT_TIMEOUT_MS = 10000, /* default: connect → on_closed(MESH_ERR_TIMEOUT) */
     MESH_REAL_LINGER_TIMEOUT_MS = 5000,   /* default: graceful close gives up after this */
-    MESH_REAL_LISTEN_BACKLOG = 128,       /* listen(2) backlog of every listener */
+    MESH_REAL_LISTEN_BACKLOG = 1024,      /* listen(2) backlog; a SYN beyond it waits 1 s */
     MESH_REAL_ACCEPT_BACKOFF_MS = 100,    /* listener paused this long after accept() fails */
+    MESH_REAL_ACCEPT_LOG_MS = 10000,      /* accept() failures: one line at most this often */
+    MESH_REAL_ACCEPT_BATCH = 16,          /* connections accepted per listener per loop turn */
     MESH_REAL_DGRAM_MAX = 65535,          /* largest datagram received or sent */
     MESH_REAL_DGRAM_BURST = 64,           /* datagrams read per socket per loop turn */
     MESH_REAL_LOG_LINE_MAX = 1024,        /* longest log line passed to the sink */

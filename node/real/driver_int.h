@@ -131,11 +131,14 @@ struct mesh_listener {
     LIST_LINKS(struct mesh_listener);
     mesh_real *r;
     struct evconnlistener *lev;
-    struct event *backoff; /* re-enables accepting after an accept() error */
+    struct event *backoff; /* re-enables accepting: next loop turn, or after an error */
     mesh_accept_cb cb;
     void *ud;
     int busy;
     int released;
+    unsigned accepted;  /* since accepting was last enabled (MESH_REAL_ACCEPT_BATCH) */
+    uint64_t failures;  /* accept() errors not logged yet */
+    mesh_time log_next; /* no accept() error line before this */
 };
 
 struct mesh_dgram {

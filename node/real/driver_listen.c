@@ -54,8 +54,17 @@ static void listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, s
         real_stream_finish_release(s);
     else
         real_stream_io_enable(s);
-    if (l->released && l->busy == 0)
+    if (l->released && l->busy == 0) {
         real_listener_destroy(l);
+    } else if (!l->released && ++l->accepted >= MESH_REAL_ACCEPT_BATCH) {
+        /* libevent accepts until the queue is empty: under a flood of connections, the ones
+         * accepted first would wait for their first read behind hundreds of accepts (and a
+         * server evicting idle handshakes would evict them unread). Pause until the next
+         * loop turn, which reads what arrived meanwhile. */
+        evconnlistener_disable(l->lev);
+        struct timeval now = {0, 0};
+        evtimer_add(l->backoff, &now);
+    }
 }
 
 static void listener_backoff_cb(evutil_socket_t fd, short what, void *arg)
@@ -63,16 +72,28 @@ static void listener_backoff_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     mesh_listener *l = arg;
+    l->accepted = 0;
     evconnlistener_enable(l->lev);
 }
 
-/* accept() failed (typically EMFILE): without a pause libevent would retry at once, forever. */
+/* accept() failed (typically EMFILE, out of descriptors): without a pause libevent would retry
+ * at once, forever. The connections wait in the backlog meanwhile, served once descriptors
+ * are free again. Logged at most once per MESH_REAL_ACCEPT_LOG_MS, with the count. */
 static void listener_error_cb(struct evconnlistener *lev, void *arg)
 {
     mesh_listener *l = arg;
     int err = EVUTIL_SOCKET_ERROR();
-    real_logf(l->r, MESH_LOG_WARN, "accept: %s; pausing %d ms", evutil_socket_error_to_string(err),
-              MESH_REAL_ACCEPT_BACKOFF_MS);
+    mesh_time now = real_now(l->r);
+    l->failures++;
+    if (now >= l->log_next) {
+        real_logf(l->r, MESH_LOG_WARN,
+                  "accept: %s; pausing %d ms (%llu times since the last such line, at most one "
+                  "every %d s)",
+                  evutil_socket_error_to_string(err), MESH_REAL_ACCEPT_BACKOFF_MS,
+                  (unsigned long long)l->failures, MESH_REAL_ACCEPT_LOG_MS / 1000);
+        l->failures = 0;
+        l->log_next = now + (mesh_time)MESH_REAL_ACCEPT_LOG_MS * MESH_NS_PER_MS;
+    }
     evconnlistener_disable(lev);
     struct timeval tv = real_ms_to_tv(MESH_REAL_ACCEPT_BACKOFF_MS);
     evtimer_add(l->backoff, &tv);

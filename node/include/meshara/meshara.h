@@ -55,17 +55,17 @@ typedef struct mesh_identity mesh_identity; /* an Ed25519 key pair (below) */
 typedef struct mesh_tls_lib mesh_tls_lib;   /* an OpenSSL library context (below) */
 
 enum mesh_node_limits {
-    MESH_NODE_KEY_BYTES = 32,           /* Ed25519 public key */
-    MESH_NODE_ID_BYTES = 32,            /* node id = SHA-256(public key) */
-    MESH_NODE_SEED_BYTES = 32,          /* Ed25519 private key (its seed) */
-    MESH_NODE_KEYFILE_LINE_LEN = 84,    /* "meshara-ed25519-v1 " + 64 hex + '\n' */
-    MESH_NODE_KEYFILE_MAX = 256,        /* a loader reads no more: a longer key file is corrupt */
-    MESH_NODE_KEY_HEX_LEN = 64,         /* hex digits of a public key (without the NUL) */
-    MESH_NODE_MAX_ALPN = 8,             /* protocols in cfg.alpn */
-    MESH_NODE_MAX_ALPN_NAME = 255,      /* bytes in one ALPN protocol name (RFC 7301) */
-    MESH_NODE_MAX_SNI = 253,            /* bytes in cfg.sni (a DNS host name) */
-    MESH_NODE_MAX_HANDSHAKES = 1 << 16, /* largest cfg.max_handshakes */
-    MESH_NODE_MAX_POOL = 1 << 16,       /* largest cfg.pool_min and cfg.pool_max */
+    MESH_NODE_KEY_BYTES = 32,        /* Ed25519 public key */
+    MESH_NODE_ID_BYTES = 32,         /* node id = SHA-256(public key) */
+    MESH_NODE_SEED_BYTES = 32,       /* Ed25519 private key (its seed) */
+    MESH_NODE_KEYFILE_LINE_LEN = 84, /* "meshara-ed25519-v1 " + 64 hex + '\n' */
+    MESH_NODE_KEYFILE_MAX = 256,     /* a loader reads no more: a longer key file is corrupt */
+    MESH_NODE_KEY_HEX_LEN = 64,      /* hex digits of a public key (without the NUL) */
+    MESH_NODE_MAX_ALPN = 8,          /* protocols in cfg.alpn */
+    MESH_NODE_MAX_ALPN_NAME = 255,   /* bytes in one ALPN protocol name (RFC 7301) */
+    MESH_NODE_MAX_SNI = 253,         /* bytes in cfg.sni (a DNS host name) */
+    MESH_NODE_MAX_HANDSHAKES = 4096, /* largest cfg.max_handshakes */
+    MESH_NODE_MAX_POOL = 1 << 16,    /* largest cfg.pool_min and cfg.pool_max */
     MESH_NODE_MAX_BOOTSTRAP = 64,
     MESH_NODE_MAX_MANUAL = 64,
     MESH_NODE_MAX_ADVERTISED = 8,        /* = MESH_PEER_MAX_ADDRS */
@@ -211,6 +211,10 @@ typedef struct mesh_node_cfg {
     mesh_time heartbeat_interval, heartbeat_timeout;
     size_t max_handshakes; /* inbound sessions authenticating at once (0 = default;
                               at most MESH_NODE_MAX_HANDSHAKES) */
+    /* Of them, from one source: an IPv4 address or an IPv6 /64; and how long an inbound
+     * connection may stay silent before it is closed (0 = the defaults of core/server.h). */
+    size_t max_handshakes_per_source;
+    mesh_time first_byte_timeout;
 
     /* Connection pool. pool_min: maintenance tops up to this from the DHT. pool_max: peers
      * connected or connecting (pinned peers may exceed it when nothing else can be evicted).
