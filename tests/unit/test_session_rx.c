@@ -20,6 +20,9 @@
 #include "core/wire.h"
 #include "mesh_test.h"
 
+/* The TLS profile these tests were written for (the web profile's: test_tls_web.c). */
+static const mesh_tls_cfg SEED_PROFILE = {.profile = MESH_PROFILE_SEED};
+
 enum { MAX_MSGS = 64, BIG = 300000 };
 
 typedef mesh_test_buf bytes;
@@ -190,8 +193,10 @@ static void harness_tls(harness *h, int h2, int hello)
     CU_ASSERT_EQUAL_FATAL(mesh_identity_from_seed(&h->id_s, seed_s), MESH_OK);
     CU_ASSERT_EQUAL_FATAL(mesh_identity_from_seed(&h->id_c, seed_c), MESH_OK);
     CU_ASSERT_EQUAL_FATAL(
-        mesh_tls_ctx_new(&h->ctx_s, &h->env, h->id_s, &(mesh_tls_cfg){.alpn = srv_alpn}), MESH_OK);
-    CU_ASSERT_EQUAL_FATAL(mesh_tls_ctx_new(&h->ctx_c, &h->env, h->id_c, NULL), MESH_OK);
+        mesh_tls_ctx_new(&h->ctx_s, &h->env, h->id_s,
+                         &(mesh_tls_cfg){.profile = MESH_PROFILE_SEED, .alpn = srv_alpn}),
+        MESH_OK);
+    CU_ASSERT_EQUAL_FATAL(mesh_tls_ctx_new(&h->ctx_c, &h->env, h->id_c, &SEED_PROFILE), MESH_OK);
     static const mesh_session_cbs cbs = {
         .on_connected = srv_connected, .on_message = srv_message, .on_closed = srv_closed};
     CU_ASSERT_EQUAL_FATAL(mesh_session_accept(&h->srv, &h->env, h->ctx_s,

@@ -40,8 +40,13 @@ typedef struct node {
     int hs; /* last handshake result */
 } node;
 
+/* cfg NULL: the seed profile's defaults (what these tests were written for; the web
+ * profile's connections: test_tls_web.c). */
 static void node_init(node *n, uint64_t seed, int is_server, const mesh_tls_cfg *cfg)
 {
+    static const mesh_tls_cfg seed_profile = {.profile = MESH_PROFILE_SEED};
+    if (!cfg)
+        cfg = &seed_profile;
     memset(n, 0, sizeof *n);
     mesh_test_env_init(&n->env, seed);
     n->out.all = EVP_MD_CTX_new();
@@ -182,7 +187,7 @@ static void test_deterministic_bytes(void)
 static void test_alpn_mismatch(void)
 {
     static const char *const other[] = {"other/9", NULL};
-    mesh_tls_cfg cc = {.alpn = other};
+    mesh_tls_cfg cc = {.profile = MESH_PROFILE_SEED, .alpn = other};
     node c, s;
     node_init(&c, 1, 0, &cc);
     node_init(&s, 2, 1, NULL);
@@ -197,7 +202,8 @@ static void test_alpn_mismatch(void)
      * {default, "h2"}. */
     static const char *const srv_list[] = {"h2", MESH_TLS_DEFAULT_ALPN, NULL};
     static const char *const cli_list[] = {MESH_TLS_DEFAULT_ALPN, "h2", NULL};
-    mesh_tls_cfg sc = {.alpn = srv_list}, cc2 = {.alpn = cli_list};
+    mesh_tls_cfg sc = {.profile = MESH_PROFILE_SEED, .alpn = srv_list},
+                 cc2 = {.profile = MESH_PROFILE_SEED, .alpn = cli_list};
     node_init(&c, 1, 0, &cc2);
     node_init(&s, 2, 1, &sc);
     pump(&c, &s);
@@ -317,7 +323,7 @@ static void test_client_offers_no_alpn(void)
 
 static void test_tls12_client_refused(void)
 {
-    mesh_tls_cfg old = {.max_version = TLS1_2_VERSION};
+    mesh_tls_cfg old = {.profile = MESH_PROFILE_SEED, .max_version = TLS1_2_VERSION};
     node c, s;
     node_init(&c, 1, 0, &old);
     node_init(&s, 2, 1, NULL);
@@ -380,7 +386,9 @@ static void test_certificate(void)
     CU_ASSERT_EQUAL_FATAL(mesh_identity_generate(&id, &e.env), MESH_OK);
     static const char *const empty[] = {NULL};
     static const char *const blank[] = {"", NULL};
-    mesh_tls_cfg bad1 = {.alpn = empty}, bad2 = {.alpn = blank}, bad3 = {.max_version = 0x0301};
+    mesh_tls_cfg bad1 = {.profile = MESH_PROFILE_SEED, .alpn = empty},
+                 bad2 = {.profile = MESH_PROFILE_SEED, .alpn = blank},
+                 bad3 = {.profile = MESH_PROFILE_SEED, .max_version = 0x0301};
     CU_ASSERT_EQUAL(mesh_tls_ctx_new(&ctx, &e.env, id, &bad1), MESH_ERR_INVAL);
     CU_ASSERT_EQUAL(mesh_tls_ctx_new(&ctx, &e.env, id, &bad2), MESH_ERR_INVAL);
     CU_ASSERT_EQUAL(mesh_tls_ctx_new(&ctx, &e.env, id, &bad3), MESH_ERR_INVAL);
