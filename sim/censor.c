@@ -389,11 +389,6 @@ sim_censor_stats sim_censor_get_stats(const sim_censor *c)
     return s;
 }
 
-const char *sim_censor_name(const sim_censor *c)
-{
-    return c->name;
-}
-
 double sim_censor_entropy(const uint8_t *data, size_t len)
 {
     if (!len)

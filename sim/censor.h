@@ -207,7 +207,6 @@ void sim_censor_set_classifier(sim_censor *c, sim_censor_classify_fn fn, void *u
 /* MESH_OK or MESH_ERR_INVAL (index out of range). */
 int sim_censor_get_rule_stats(const sim_censor *c, int index, sim_censor_rule_stats *out);
 sim_censor_stats sim_censor_get_stats(const sim_censor *c);
-const char *sim_censor_name(const sim_censor *c);
 
 /* "drop", "rst", "throttle", "allow"; "?" for anything else. Static storage. */
 const char *sim_censor_action_name(int action);

@@ -468,10 +468,6 @@ const char *sim_host_name(const sim_host *h)
 {
     return h->name;
 }
-sim_lan *sim_host_lan(const sim_host *h)
-{
-    return h->lan;
-}
 sim_net *sim_host_net(const sim_host *h)
 {
     return h->net;
@@ -479,10 +475,6 @@ sim_net *sim_host_net(const sim_host *h)
 uint32_t sim_lan_id(const sim_lan *l)
 {
     return l->id;
-}
-const char *sim_lan_name(const sim_lan *l)
-{
-    return l->name;
 }
 uint32_t sim_lan_public_ip(const sim_lan *l)
 {
