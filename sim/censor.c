@@ -104,39 +104,47 @@ static int is_hex32(const char *s)
     return i == 32;
 }
 
-static int rule_valid(const sim_censor_rule *r)
+const char *sim_censor_rule_problem(const sim_censor_rule *r)
 {
     const sim_censor_match *m = &r->match;
     int hello = m->sni || m->alpn || m->ja3_md5;
     if (r->action < SIM_CENSOR_DROP || r->action > SIM_CENSOR_ALLOW)
-        return 0;
+        return "unknown action";
     if (m->proto && m->proto != SIM_PROTO_TCP && m->proto != SIM_PROTO_UDP)
-        return 0;
+        return "unknown protocol";
     if (m->sni_suffix < SIM_CENSOR_SNI_EXACT || m->sni_suffix > SIM_CENSOR_SNI_SUBDOMAINS)
-        return 0;
-    if (m->dst_prefix > 32 || (m->dst_port_hi && m->dst_port_hi < m->dst_port_lo))
-        return 0;
+        return "unknown SNI match mode";
+    if (m->dst_prefix > 32)
+        return "prefix longer than 32";
+    if (m->dst_port_hi && m->dst_port_hi < m->dst_port_lo)
+        return "port range reversed";
     if ((m->len_max == 0 && m->len_min) || m->len_min > m->len_max)
-        return 0;
+        return "length range reversed";
     if (!(m->entropy_min >= 0 && m->entropy_max >= m->entropy_min && m->entropy_max <= 8) ||
         (m->entropy_max == 0 && m->entropy_min != 0))
-        return 0; /* also rejects NaN */
-    if ((m->sni && (!*m->sni || strlen(m->sni) > SIM_CH_MAX_SNI)) ||
-        (m->alpn && (!*m->alpn || strlen(m->alpn) > SIM_CH_MAX_ALPN_LEN)) ||
-        (m->ja3_md5 && !is_hex32(m->ja3_md5)))
-        return 0;
+        return "entropy range reversed or outside [0, 8]"; /* also NaN */
+    if (m->sni && !*m->sni)
+        return "empty SNI";
+    if (m->sni && strlen(m->sni) > SIM_CH_MAX_SNI)
+        return "SNI longer than 255 bytes (no ClientHello carries one)";
+    if (m->alpn && !*m->alpn)
+        return "empty ALPN protocol";
+    if (m->alpn && strlen(m->alpn) > SIM_CH_MAX_ALPN_LEN)
+        return "ALPN protocol longer than 32 bytes (the censor keeps no more of one)";
+    if (m->ja3_md5 && !is_hex32(m->ja3_md5))
+        return "JA3 not 32 hex digits";
     if (hello && m->proto == SIM_PROTO_UDP)
-        return 0; /* could never match: no ClientHello over UDP in this model */
+        return "ClientHello fields over UDP (it could never match)";
     if (r->action == SIM_CENSOR_THROTTLE && !r->rate_bps)
-        return 0;
+        return "throttle without a rate";
     if (r->action == SIM_CENSOR_ALLOW && r->residual)
-        return 0;
-    return 1;
+        return "allow with a residual";
+    return NULL;
 }
 
 int sim_censor_add_rule(sim_censor *c, const sim_censor_rule *r, int *index)
 {
-    if (!c || !r || !rule_valid(r))
+    if (!c || !r || sim_censor_rule_problem(r))
         return MESH_ERR_INVAL;
     if (c->nrules >= SIM_CENSOR_MAX_RULES)
         return MESH_ERR_LIMIT;

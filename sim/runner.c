@@ -89,23 +89,6 @@ static void progress(const runner *r, double t0, int final)
     fflush(stderr);
 }
 
-/* ---- what the runner models ---------------------------------------------------------------- */
-
-static int check_model(const sim_scenario *s, char *err, size_t errlen)
-{
-    for (size_t g = 0; g < s->group_count; g++) {
-        const sim_scn_group *gr = &s->groups[g];
-        if (gr->nat.present) { /* sim/net.h: one NAT level per LAN */
-            snprintf(err, errlen,
-                     "%s:%u:%u: group %s: a NAT per node inside a LAN (NAT444) is not modelled "
-                     "yet (hint: put the NAT on the LAN)",
-                     gr->loc.origin, gr->loc.line, gr->loc.col, gr->name);
-            return MESH_ERR_UNSUPPORTED;
-        }
-    }
-    return MESH_OK;
-}
-
 /* ---- set-up and scheduling ----------------------------------------------------------------- */
 
 static void dbg_log(void *ud, mesh_time t, const char *host, int level, const char *line)
@@ -155,7 +138,8 @@ static int open_results(runner *r)
         .duration = scn->duration,
         .started_at_ns = wall_unix_ns(),
     };
-    int rc = sim_results_open(&r->rec, r->opts->db_path, SIM_RES_REPLACE, &run, r->err, r->errlen);
+    unsigned flags = SIM_RES_REPLACE | (r->opts->force ? SIM_RES_FORCE : 0);
+    int rc = sim_results_open(&r->rec, r->opts->db_path, flags, &run, r->err, r->errlen);
     if (rc != MESH_OK)
         return rc;
     for (uint32_t i = 0; i < scn->node_count; i++)
@@ -233,6 +217,14 @@ static int run_loop(runner *r, double t0)
             return rc;
         if (r->opts->progress)
             progress(r, t0, 0);
+        if (r->opts->stop && *r->opts->stop) {
+            if (r->opts->progress)
+                fputc('\n', stderr);
+            r->interrupted = 1;
+            snprintf(r->err, r->errlen, "interrupted at %.1fs of %.1fs virtual",
+                     (double)sim_sched_now(r->sched) / 1e9, (double)scn->duration / 1e9);
+            return MESH_ERR_STATE;
+        }
     }
     if (r->fatal) {
         snprintf(r->err, r->errlen, "run stopped: %s", mesh_strerror(r->fatal));
@@ -285,6 +277,32 @@ static int report_end(runner *r, double t0, sim_run_result *res, FILE *out)
         snprintf(r->err, r->errlen, "%s: cannot write results: %s", r->opts->db_path,
                  sim_results_errmsg(r->rec));
     return rc;
+}
+
+/* A run that failed after its results were opened ends as `failed` (or `interrupted`), with
+ * the virtual time and events it reached; when even that cannot be written, its file goes:
+ * no database is left `running`. */
+static void fail_results(runner *r, double t0)
+{
+    if (!r->sched) { /* cannot happen: results open after the world; be safe anyway */
+        sim_results_discard(r->rec);
+        r->rec = NULL;
+        return;
+    }
+    char fph[17];
+    snprintf(fph, sizeof fph, "%016llx", (unsigned long long)sim_sched_fingerprint(r->sched));
+    sim_results_end end = {
+        .end_ns = sim_sched_now(r->sched),
+        .events_processed = sim_sched_processed(r->sched),
+        .fingerprint = fph,
+        .status = r->interrupted ? "interrupted" : "failed",
+        .finished_at_ns = wall_unix_ns(),
+        .wall_s = wall_now() - t0,
+    };
+    if (sim_results_finish(r->rec, &end) != MESH_OK) {
+        sim_results_discard(r->rec);
+        r->rec = NULL;
+    }
 }
 
 static void teardown(runner *r)
@@ -351,7 +369,10 @@ int sim_run(const sim_scenario *scn, const sim_run_opts *opts, sim_run_result *r
     r->next_lan_public = RN_ADDR_LAN_PUBLIC;
     FILE *out = r->opts->out ? r->opts->out : stdout;
     double t0 = wall_now();
-    int rc = check_model(scn, r->err, r->errlen);
+    unsigned db_flags = SIM_RES_REPLACE | (r->opts->force ? SIM_RES_FORCE : 0);
+    int rc = sim_run_check(scn, r->err, r->errlen);
+    if (rc == MESH_OK && r->opts->db_path) /* refuse a --db that is not ours before building */
+        rc = sim_results_check_path(r->opts->db_path, db_flags, r->err, r->errlen);
     if (rc == MESH_OK)
         rc = build_world(r);
     if (rc == MESH_OK && r->opts->db_path)
@@ -364,6 +385,8 @@ int sim_run(const sim_scenario *scn, const sim_run_opts *opts, sim_run_result *r
         rc = report_end(r, t0, res, out);
     if (rc != MESH_OK && !r->err[0])
         snprintf(r->err, r->errlen, "run failed: %s", mesh_strerror(rc));
+    if (rc != MESH_OK && r->rec)
+        fail_results(r, t0);
     if (res)
         res->wall_s = wall_now() - t0;
     sim_results *rec = r->rec;

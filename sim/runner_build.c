@@ -8,6 +8,9 @@
 
 #include "sim/runner_int.h"
 
+_Static_assert((int)SIM_SCN_MAX_RULES <= (int)SIM_CENSOR_MAX_RULES,
+               "a scenario censor fits the model");
+
 /* ---- latency of the core ------------------------------------------------------------------- */
 
 static uint64_t mix64(uint64_t x)
@@ -282,7 +285,7 @@ static int classify_flow(void *ud, const mesh_addr *client, const mesh_addr *ser
                                                  : SIM_CENSOR_LABEL_UNKNOWN;
 }
 
-int rn_censor_rule_of(const sim_scn_rule *sr, sim_censor_rule *out, char *err, size_t errlen)
+int rn_censor_rule_of(const sim_scn_rule *sr, sim_censor_rule *out)
 {
     memset(out, 0, sizeof *out);
     out->name = sr->name;
@@ -328,9 +331,7 @@ int rn_censor_rule_of(const sim_scn_rule *sr, sim_censor_rule *out, char *err, s
         out->rate_bps = sr->throttle_bps;
         out->burst_bytes = 16384;
         break;
-    default:
-        snprintf(err, errlen, "%s:%u:%u: censor action 'probe' is not modelled yet", sr->loc.origin,
-                 sr->loc.line, sr->loc.col);
+    default: /* probe: sim_run_check refuses it before anything is built */
         return MESH_ERR_UNSUPPORTED;
     }
     out->residual = sr->residual;
@@ -354,9 +355,8 @@ int rn_build_censors(runner *r)
         sim_censor_set_classifier(c, classify_flow, r);
         for (size_t k = 0; k < sc->rule_count; k++) {
             sim_censor_rule cr;
-            if ((rc = rn_censor_rule_of(&sc->rules[k], &cr, r->err, r->errlen)) != MESH_OK)
-                return rc;
-            if ((rc = sim_censor_add_rule(c, &cr, NULL)) != MESH_OK) {
+            if ((rc = rn_censor_rule_of(&sc->rules[k], &cr)) != MESH_OK ||
+                (rc = sim_censor_add_rule(c, &cr, NULL)) != MESH_OK) {
                 snprintf(r->err, r->errlen, "%s:%u:%u: censor rule refused: %s",
                          sc->rules[k].loc.origin, sc->rules[k].loc.line, sc->rules[k].loc.col,
                          mesh_strerror(rc));

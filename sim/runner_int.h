@@ -3,7 +3,9 @@
  * one rn_node per scenario node (its host, driver, identity and mesh_node), the messages of
  * the traffic patterns, the counters the summary reads, and the results recorder.
  *
- *   runner.c          sim_run and sim_run_check: validation, set-up order, the run loop, the end
+ *   runner.c          sim_run: set-up order, the run loop, the end
+ *   runner_check.c    sim_run_check: what the runner cannot build, refused before anything is
+ *                     built, with the element's position
  *   runner_build.c    the world from the scenario: core latency, LANs, NATs, hosts, censors,
  *                     background HTTPS
  *   runner_node.c     node life: start, join, churn, messages, lookups, the in-memory peer
@@ -158,7 +160,8 @@ struct runner {
     mesh_node_stats gone; /* stats of node instances freed by churn, summed */
     uint32_t *boot;       /* bootstrap-role nodes */
     size_t nboot;
-    int fatal; /* a setup step failed inside an event: stop */
+    int fatal;       /* a setup step failed inside an event: stop */
+    int interrupted; /* opts->stop was set: the run ended early */
     char *err;
     size_t errlen;
 };
@@ -183,9 +186,9 @@ int rn_build_lan_nats(runner *r);
 mesh_time rn_core_latency(void *ud, uint64_t from, uint64_t to);
 /* Apply the fields a link change names onto a current configuration. */
 void rn_link_merge(sim_link_cfg *c, const sim_scn_link *l);
-/* A scenario rule as the censor model's; MESH_ERR_UNSUPPORTED (with err) for what the model
- * does not have. */
-int rn_censor_rule_of(const sim_scn_rule *sr, sim_censor_rule *out, char *err, size_t errlen);
+/* A scenario rule as the censor model's (strings borrowed from sr); MESH_ERR_UNSUPPORTED for
+ * an action the model does not have (probe). */
+int rn_censor_rule_of(const sim_scn_rule *sr, sim_censor_rule *out);
 
 /* ---- runner_node.c ------------------------------------------------------------------------- */
 

@@ -30,6 +30,10 @@ static const mesh_env_ops TLS_ENV_OPS = {
     .log = tls_env_log,
 };
 
+/* The scenario's TLS limits are the node's (sim_scenario_check enforces them). */
+_Static_assert((int)SIM_SCN_MAX_ALPN <= (int)MESH_TLS_ALPN_MAX, "a group's ALPN list fits");
+_Static_assert((int)SIM_SCN_MAX_SNI <= (int)MESH_TLS_SNI_MAX, "a group's SNI fits");
+
 int rn_tls_new(runner *r)
 {
     sim_rng_derive(&r->tls_rng, r->scn->seed, RN_STREAM_TLS);
@@ -376,9 +380,9 @@ static int node_start(runner *r, rn_node *n)
         cfg.advertise_none = 1;
     cfg.record_seq = 1 + sim_sched_now(r->sched) / MESH_NS_PER_S; /* grows across restarts */
     cfg.sni = g->tls_sni;
-    const char *alpn[MESH_TLS_ALPN_MAX + 1] = {0};
+    const char *alpn[SIM_SCN_MAX_ALPN + 1] = {0};
     if (g->alpn_count) {
-        for (size_t a = 0; a < g->alpn_count && a < MESH_TLS_ALPN_MAX; a++)
+        for (size_t a = 0; a < g->alpn_count && a < SIM_SCN_MAX_ALPN; a++)
             alpn[a] = g->alpn[a];
         cfg.alpn = alpn;
     }

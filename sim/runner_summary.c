@@ -288,6 +288,23 @@ int rn_summary_known(const char *name)
     return 0;
 }
 
+const char *rn_summary_nearest(const char *name)
+{
+    const char *near = sim_scn_nearest(name, SUMMARY_NAMES, SUM_COUNT);
+    if (near)
+        return near;
+    /* a name written with dots or cut short ("latency.p99_ms"): the figure that contains it */
+    char want[SIM_SCN_MAX_NAME + 1];
+    snprintf(want, sizeof want, "%s", name);
+    for (char *c = want; *c; c++)
+        if (*c == '.')
+            *c = '_';
+    for (size_t i = 0; i < SUM_COUNT && strlen(want) >= 4; i++)
+        if (strstr(SUMMARY_NAMES[i], want))
+            return SUMMARY_NAMES[i];
+    return NULL;
+}
+
 size_t rn_check_expectations(const runner *r, const rn_summary_row *rows, size_t nrows, FILE *out)
 {
     size_t failed = 0;

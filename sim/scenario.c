@@ -16,11 +16,13 @@
 #include "sim/scenario.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "meshara/error.h"
 #include "sim/scenario_decode.h"
@@ -149,14 +151,14 @@ int sim_scenario_set(sim_scenario *s, const char *path, const char *value, char 
         free(o.path);
         free(o.value);
         free(o.origin);
-        return scn_report(err, errlen, MESH_ERR_NOMEM, NULL, NULL, "out of memory");
+        return sim_scn_error(err, errlen, MESH_ERR_NOMEM, NULL, NULL, "out of memory");
     }
     snprintf(o.origin, ol, "--set %s=%s", path, value);
     sim_scn_loc l = {o.origin, 0, 0};
     int rc = MESH_OK;
     if (slot == SIM_SCN_MAX_SETS)
-        rc = scn_report(err, errlen, MESH_ERR_LIMIT, &l, "SIM_SCN_MAX_SETS",
-                        "too many overrides (limit %d)", SIM_SCN_MAX_SETS);
+        rc = sim_scn_error(err, errlen, MESH_ERR_LIMIT, &l, "SIM_SCN_MAX_SETS",
+                           "too many overrides (limit %d)", SIM_SCN_MAX_SETS);
     if (rc == MESH_OK)
         rc = rebuild(s, &o, err, errlen);
     if (rc == MESH_OK) {
@@ -188,15 +190,15 @@ int sim_scenario_set_arg(sim_scenario *s, const char *arg, char *err, size_t err
     const char *eq = strchr(arg, '=');
     sim_scn_loc l = {"--set", 0, 0};
     if (!eq || eq == arg)
-        return scn_report(err, errlen, MESH_ERR_MALFORMED, &l,
-                          "write --set path=value, e.g. --set "
-                          "network.core.latency=80ms",
-                          "'%s' is not path=value", arg);
+        return sim_scn_error(err, errlen, MESH_ERR_MALFORMED, &l,
+                             "write --set path=value, e.g. --set "
+                             "network.core.latency=80ms",
+                             "'%s' is not path=value", arg);
     char path[SCN_PATH_MAX * 2];
     size_t pl = (size_t)(eq - arg);
     if (pl >= sizeof path)
-        return scn_report(err, errlen, MESH_ERR_MALFORMED, &l, "shorter paths",
-                          "path too long in '%.40s...'", arg);
+        return sim_scn_error(err, errlen, MESH_ERR_MALFORMED, &l, "shorter paths",
+                             "path too long in '%.40s...'", arg);
     memcpy(path, arg, pl);
     path[pl] = '\0';
     return sim_scenario_set(s, path, eq + 1, err, errlen);
@@ -217,8 +219,9 @@ int sim_scenario_load_mem(sim_scenario **out, const char *origin, const void *da
         return MESH_ERR_INVAL;
     sim_scn_loc l = {origin, 0, 0};
     if (len > SIM_SCN_MAX_FILE)
-        return scn_report(err, errlen, MESH_ERR_TOO_BIG, &l, "SIM_SCN_MAX_FILE",
-                          "file is %zu bytes, larger than the limit of %d", len, SIM_SCN_MAX_FILE);
+        return sim_scn_error(err, errlen, MESH_ERR_TOO_BIG, &l, "SIM_SCN_MAX_FILE",
+                             "file is %zu bytes, larger than the limit of %d", len,
+                             SIM_SCN_MAX_FILE);
     sim_scenario *s = calloc(1, sizeof *s);
     sim_scenario_priv *pv = calloc(1, sizeof *pv);
     if (!s || !pv)
@@ -249,7 +252,69 @@ fail_nomem:
     sim_scenario_free(s);
     if (!s)
         free(pv);
-    return scn_report(err, errlen, MESH_ERR_NOMEM, &l, NULL, "out of memory");
+    return sim_scn_error(err, errlen, MESH_ERR_NOMEM, &l, NULL, "out of memory");
+}
+
+/* What a path names when it is not a regular file, for the message. */
+static const char *file_kind(mode_t m)
+{
+    return S_ISDIR(m)    ? "a directory"
+           : S_ISFIFO(m) ? "a FIFO (named pipe)"
+           : S_ISCHR(m)  ? "a character device"
+           : S_ISBLK(m)  ? "a block device"
+           : S_ISSOCK(m) ? "a socket"
+                         : "not a regular file";
+}
+
+/* Open path for reading without ever blocking: O_NONBLOCK makes opening a FIFO return at
+ * once, and fstat on the descriptor (not on the path, which could change in between) refuses
+ * anything but a regular file before a single read. */
+static int open_regular(const char *path, int *fd_out, char *err, size_t errlen)
+{
+    sim_scn_loc l = {path, 0, 0};
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return sim_scn_error(err, errlen, MESH_ERR_IO, &l, "check the path", "cannot open: %s",
+                             strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return sim_scn_error(err, errlen, MESH_ERR_IO, &l, NULL, "cannot stat: %s", strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return sim_scn_error(err, errlen, MESH_ERR_IO, &l,
+                             S_ISDIR(st.st_mode) ? "name a .yaml file, e.g. scenarios/default.yaml"
+                                                 : "a scenario is read from a regular file; "
+                                                   "save the stream to a file first",
+                             "is %s, not a scenario file", file_kind(st.st_mode));
+    }
+    if (st.st_size > SIM_SCN_MAX_FILE) {
+        close(fd);
+        return sim_scn_error(err, errlen, MESH_ERR_TOO_BIG, &l, "SIM_SCN_MAX_FILE",
+                             "file is %lld bytes, larger than the limit of %d",
+                             (long long)st.st_size, SIM_SCN_MAX_FILE);
+    }
+    *fd_out = fd;
+    return MESH_OK;
+}
+
+/* Up to cap bytes from fd; -1 with errno on a read error. */
+static ssize_t read_all(int fd, char *buf, size_t cap)
+{
+    size_t n = 0;
+    while (n < cap) {
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -1;
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    return (ssize_t)n;
 }
 
 int sim_scenario_load(sim_scenario **out, const char *path, char *err, size_t errlen)
@@ -257,33 +322,26 @@ int sim_scenario_load(sim_scenario **out, const char *path, char *err, size_t er
     if (!out || !path)
         return MESH_ERR_INVAL;
     sim_scn_loc l = {path, 0, 0};
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return scn_report(err, errlen, MESH_ERR_IO, &l, "check the path", "cannot open: %s",
-                          strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) == 0 && st.st_size > SIM_SCN_MAX_FILE) {
-        fclose(f);
-        return scn_report(err, errlen, MESH_ERR_TOO_BIG, &l, "SIM_SCN_MAX_FILE",
-                          "file is %lld bytes, larger than the limit of %d", (long long)st.st_size,
-                          SIM_SCN_MAX_FILE);
-    }
+    int fd = -1;
+    int rc = open_regular(path, &fd, err, errlen);
+    if (rc != MESH_OK)
+        return rc;
     char *buf = malloc(SIM_SCN_MAX_FILE + 1);
     if (!buf) {
-        fclose(f);
-        return scn_report(err, errlen, MESH_ERR_NOMEM, &l, NULL, "out of memory");
+        close(fd);
+        return sim_scn_error(err, errlen, MESH_ERR_NOMEM, &l, NULL, "out of memory");
     }
-    size_t n = fread(buf, 1, SIM_SCN_MAX_FILE + 1, f);
-    int rerr = ferror(f);
-    fclose(f);
-    int rc;
-    if (rerr)
-        rc = scn_report(err, errlen, MESH_ERR_IO, &l, "check the file", "read error");
-    else if (n > SIM_SCN_MAX_FILE) /* it grew after fstat, or is not a regular file */
-        rc = scn_report(err, errlen, MESH_ERR_TOO_BIG, &l, "SIM_SCN_MAX_FILE",
-                        "file is larger than the limit of %d bytes", SIM_SCN_MAX_FILE);
+    ssize_t n = read_all(fd, buf, SIM_SCN_MAX_FILE + 1);
+    int rerr = n < 0 ? errno : 0;
+    close(fd);
+    if (n < 0)
+        rc = sim_scn_error(err, errlen, MESH_ERR_IO, &l, "check the file", "read error: %s",
+                           strerror(rerr));
+    else if (n > SIM_SCN_MAX_FILE) /* it grew after fstat */
+        rc = sim_scn_error(err, errlen, MESH_ERR_TOO_BIG, &l, "SIM_SCN_MAX_FILE",
+                           "file is larger than the limit of %d bytes", SIM_SCN_MAX_FILE);
     else
-        rc = sim_scenario_load_mem(out, path, buf, n, err, errlen);
+        rc = sim_scenario_load_mem(out, path, buf, (size_t)n, err, errlen);
     free(buf);
     return rc;
 }

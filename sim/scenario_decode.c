@@ -25,9 +25,9 @@ static int decode_join(scn_dec *d, const scn_node *n, const char *path, sim_scn_
     SCN_TRY(scn_check_keys(d, n, path, KEYS));
     const scn_node *at = scn_get(n, "at"), *spread = scn_get(n, "spread");
     if (at && spread)
-        return scn_report(d->err, d->errlen, MESH_ERR_MALFORMED, &n->loc,
-                          "use `at:` for one time, or `spread: [t0, t1]`",
-                          "%s has both at and spread", path);
+        return sim_scn_error(d->err, d->errlen, MESH_ERR_MALFORMED, &n->loc,
+                             "use `at:` for one time, or `spread: [t0, t1]`",
+                             "%s has both at and spread", path);
     if (at) {
         scn_subpath(p, path, "at");
         SCN_TRY(scn_get_duration(d, at, p, &g->join_from));
@@ -50,7 +50,7 @@ static int decode_tls(scn_dec *d, const scn_node *n, const char *path, sim_scn_g
     SCN_TRY(scn_want_map(d, n, path));
     SCN_TRY(scn_check_keys(d, n, path, KEYS));
     if ((v = scn_opt(n, path, "sni", p)))
-        SCN_TRY(scn_get_string(d, v, p, SIM_SCN_MAX_STRING, &g->tls_sni));
+        SCN_TRY(scn_get_string(d, v, p, SIM_SCN_MAX_SNI, &g->tls_sni));
     if ((v = scn_opt(n, path, "alpn", p))) {
         if (v->kind == SCN_SCALAR) { /* one protocol: a list of one */
             const char **a = scn_arena_alloc(d->a, sizeof *a);
@@ -61,7 +61,7 @@ static int decode_tls(scn_dec *d, const scn_node *n, const char *path, sim_scn_g
             g->alpn_count = 1;
             return MESH_OK;
         }
-        SCN_TRY(scn_want_list(d, v, p, SIM_SCN_MAX_LIST, "SIM_SCN_MAX_LIST"));
+        SCN_TRY(scn_want_list(d, v, p, SIM_SCN_MAX_ALPN, "SIM_SCN_MAX_ALPN"));
         const char **a = scn_arena_alloc(d->a, (v->n ? v->n : 1) * sizeof *a);
         if (!a)
             return scn_nomem(d, v);
@@ -109,9 +109,9 @@ static int decode_group(scn_dec *d, const scn_node *n, const char *path, size_t 
     }
     if ((v = scn_opt(n, path, "region", p))) {
         if (g->lan != SIM_SCN_INTERNET)
-            return scn_report(d->err, d->errlen, MESH_ERR_MALFORMED, &v->key->loc,
-                              "a group on a LAN is in its LAN's region: set region on the LAN",
-                              "%s given for a group placed on a LAN", p);
+            return sim_scn_error(d->err, d->errlen, MESH_ERR_MALFORMED, &v->key->loc,
+                                 "a group on a LAN is in its LAN's region: set region on the LAN",
+                                 "%s given for a group placed on a LAN", p);
         SCN_TRY(scn_get_region(d, v, p, &g->region));
     }
     if ((v = scn_opt(n, path, "nat", p)))
@@ -161,18 +161,18 @@ static int decode_event(scn_dec *d, const scn_node *n, const char *path, sim_scn
         if (!b)
             continue;
         if (body)
-            return scn_report(d->err, d->errlen, MESH_ERR_MALFORMED, &b->key->loc,
-                              "one action per event: add another event with the same `at:`",
-                              "%s has both '%s' and '%s'", path, EVENT_KINDS[e->kind],
-                              EVENT_KINDS[k]);
+            return sim_scn_error(d->err, d->errlen, MESH_ERR_MALFORMED, &b->key->loc,
+                                 "one action per event: add another event with the same `at:`",
+                                 "%s has both '%s' and '%s'", path, EVENT_KINDS[e->kind],
+                                 EVENT_KINDS[k]);
         body = b;
         e->kind = k;
     }
     if (!body)
-        return scn_report(d->err, d->errlen, MESH_ERR_MALFORMED, &n->loc,
-                          "add one of churn:, partition:, link:, censor:",
-                          "missing required key 'churn', 'partition', 'link' or 'censor' in %s",
-                          path);
+        return sim_scn_error(d->err, d->errlen, MESH_ERR_MALFORMED, &n->loc,
+                             "add one of churn:, partition:, link:, censor:",
+                             "missing required key 'churn', 'partition', 'link' or 'censor' in %s",
+                             path);
     scn_subpath(p, path, EVENT_KINDS[e->kind]);
     SCN_TRY(scn_want_map(d, body, p));
     switch (e->kind) {
@@ -200,9 +200,9 @@ static int decode_event(scn_dec *d, const scn_node *n, const char *path, sim_scn
         SCN_TRY(scn_get_site_ref(d, v, q, &e->target));
         SCN_TRY(scn_decode_link_fields(d, body, p, &e->link));
         if (!e->link.set)
-            return scn_report(d->err, d->errlen, MESH_ERR_MALFORMED, &body->loc,
-                              "give latency, jitter, bandwidth, loss or queue",
-                              "%s changes nothing", p);
+            return sim_scn_error(d->err, d->errlen, MESH_ERR_MALFORMED, &body->loc,
+                                 "give latency, jitter, bandwidth, loss or queue",
+                                 "%s changes nothing", p);
         break;
     default:
         SCN_TRY(scn_check_keys(d, body, p, CENSOR_KEYS));
@@ -247,9 +247,9 @@ static int decode_size(scn_dec *d, const scn_node *n, const char *path, sim_scn_
         SCN_TRY(scn_get_size(d, v, p, &z->max));
     v = scn_get(n, "shape");
     if (z->dist == SIM_SCN_SIZE_EXPONENTIAL && v)
-        return scn_report(d->err, d->errlen, MESH_ERR_MALFORMED, &v->key->loc,
-                          "shape is a parameter of pareto only", "%s: shape given for exponential",
-                          path);
+        return sim_scn_error(d->err, d->errlen, MESH_ERR_MALFORMED, &v->key->loc,
+                             "shape is a parameter of pareto only",
+                             "%s: shape given for exponential", path);
     if (z->dist == SIM_SCN_SIZE_PARETO) {
         SCN_TRY(scn_need_at(d, n, path, "shape", &v, p));
         SCN_TRY(scn_get_real(d, v, p, 0, 0.0, 100.0, &z->shape));
@@ -282,9 +282,9 @@ static int decode_traffic(scn_dec *d, const scn_node *n, const char *path, size_
     SCN_TRY(decode_size(d, v, p, &t->size));
     const scn_node *iv = scn_get(n, "interval"), *rate = scn_get(n, "rate");
     if (iv && rate)
-        return scn_report(d->err, d->errlen, MESH_ERR_MALFORMED, &rate->key->loc,
-                          "give interval: 500ms or rate: 2/s, not both",
-                          "%s has both interval and rate", path);
+        return sim_scn_error(d->err, d->errlen, MESH_ERR_MALFORMED, &rate->key->loc,
+                             "give interval: 500ms or rate: 2/s, not both",
+                             "%s has both interval and rate", path);
     if (rate) {
         scn_subpath(p, path, "rate");
         SCN_TRY(scn_get_msg_rate(d, rate, p, &t->interval));
@@ -407,8 +407,8 @@ int scn_decode_root(scn_dec *d, const scn_node *root)
     uint64_t u;
     if (!root) {
         sim_scn_loc l = {s->file, 1, 1};
-        return scn_report(d->err, d->errlen, MESH_ERR_MALFORMED, &l,
-                          "start from docs/scenarios.md's example", "empty scenario");
+        return sim_scn_error(d->err, d->errlen, MESH_ERR_MALFORMED, &l,
+                             "start from docs/scenarios.md's example", "empty scenario");
     }
     SCN_TRY(scn_want_map(d, root, "the scenario"));
     SCN_TRY(scn_check_keys(d, root, "the scenario", KEYS));
@@ -436,8 +436,8 @@ int scn_decode_root(scn_dec *d, const scn_node *root)
     SCN_TRY(scn_need(d, root, "the scenario", "groups", &v));
     DECODE_LIST(v, "groups", SIM_SCN_MAX_GROUPS, groups, group_count, group_item);
     if (s->group_count == 0)
-        return scn_report(d->err, d->errlen, MESH_ERR_MALFORMED, &v->loc,
-                          "add a group with a name and a count", "groups is empty");
+        return sim_scn_error(d->err, d->errlen, MESH_ERR_MALFORMED, &v->loc,
+                             "add a group with a name and a count", "groups is empty");
     uint64_t total = 0;
     for (size_t i = 0; i < s->group_count; i++) {
         sim_scn_group *g = (sim_scn_group *)&s->groups[i];
@@ -447,10 +447,10 @@ int scn_decode_root(scn_dec *d, const scn_node *root)
             ((sim_scn_lan *)&s->lans[g->lan])->placed += g->count;
     }
     if (total > SIM_SCN_MAX_NODES)
-        return scn_report(d->err, d->errlen, MESH_ERR_LIMIT, &v->loc,
-                          "lower the groups' counts (SIM_SCN_MAX_NODES)",
-                          "too many nodes: %llu (limit %d)", (unsigned long long)total,
-                          SIM_SCN_MAX_NODES);
+        return sim_scn_error(d->err, d->errlen, MESH_ERR_LIMIT, &v->loc,
+                             "lower the groups' counts (SIM_SCN_MAX_NODES)",
+                             "too many nodes: %llu (limit %d)", (unsigned long long)total,
+                             SIM_SCN_MAX_NODES);
     s->node_count = (uint32_t)total;
     if (net)
         DECODE_LIST(scn_get(net, "censors"), "network.censors", SIM_SCN_MAX_CENSORS, censors,

@@ -64,6 +64,7 @@ static int decode_latency_model(scn_dec *d, const scn_node *n, const char *path,
 {
     static const char *const KEYS[] = {"uniform", "regions", "matrix", NULL};
     char p[SCN_PATH_MAX], q[SCN_PATH_MAX];
+    c->loc = n->loc; /* where sim_scenario_check points for the model's cross-field rules */
     if (n->kind == SCN_SCALAR) {
         c->model = SIM_SCN_LAT_CONSTANT;
         return scn_get_duration(d, n, path, &c->latency);
@@ -76,14 +77,15 @@ static int decode_latency_model(scn_dec *d, const scn_node *n, const char *path,
     const scn_node *uni = scn_get(n, "uniform"), *reg = scn_get(n, "regions"),
                    *mat = scn_get(n, "matrix");
     if (uni && (reg || mat))
-        return scn_report(d->err, d->errlen, MESH_ERR_MALFORMED, &n->loc,
-                          "use either uniform, or regions with matrix",
-                          "%s has both a uniform range and a region matrix", path);
+        return sim_scn_error(d->err, d->errlen, MESH_ERR_MALFORMED, &n->loc,
+                             "use either uniform, or regions with matrix",
+                             "%s has both a uniform range and a region matrix", path);
     if (uni) {
         const scn_node *a, *b;
         scn_subpath(p, path, "uniform");
         SCN_TRY(scn_get_pair(d, uni, p, "durations", &a, &b));
         c->model = SIM_SCN_LAT_UNIFORM;
+        c->loc = uni->loc;
         SCN_TRY(scn_get_duration(d, a, p, &c->lat_min));
         return scn_get_duration(d, b, p, &c->lat_max);
     }
@@ -95,8 +97,8 @@ static int decode_latency_model(scn_dec *d, const scn_node *n, const char *path,
     SCN_TRY(scn_want_list(d, reg, p, SIM_SCN_MAX_REGIONS, "SIM_SCN_MAX_REGIONS"));
     size_t r = reg->n;
     if (r == 0)
-        return scn_report(d->err, d->errlen, MESH_ERR_MALFORMED, &reg->loc,
-                          "name one region or more", "empty list %s", p);
+        return sim_scn_error(d->err, d->errlen, MESH_ERR_MALFORMED, &reg->loc,
+                             "name one region or more", "empty list %s", p);
     const char **names = scn_arena_alloc(d->a, r * sizeof *names);
     const sim_scn_loc **locs = scn_arena_alloc(d->a, r * sizeof *locs);
     mesh_time *m = scn_arena_alloc(d->a, r * r * sizeof *m);
@@ -114,18 +116,18 @@ static int decode_latency_model(scn_dec *d, const scn_node *n, const char *path,
     scn_subpath(p, path, "matrix");
     SCN_TRY(scn_want_list(d, mat, p, SIM_SCN_MAX_REGIONS, "SIM_SCN_MAX_REGIONS"));
     if (mat->n != r)
-        return scn_report(d->err, d->errlen, MESH_ERR_MALFORMED, &mat->loc,
-                          "one row per region, in the order of regions",
-                          "%s has %zu rows for %zu regions", p, mat->n, r);
+        return sim_scn_error(d->err, d->errlen, MESH_ERR_MALFORMED, &mat->loc,
+                             "one row per region, in the order of regions",
+                             "%s has %zu rows for %zu regions", p, mat->n, r);
     i = 0;
     for (const scn_node *row = mat->first; row; row = row->next, i++) {
         scn_itempath(q, p, i);
         if (row->kind != SCN_SEQ)
             return scn_wrong_type(d, row, q, "a list of durations", "write [5ms, 80ms, ...]");
         if (row->n != r)
-            return scn_report(d->err, d->errlen, MESH_ERR_MALFORMED, &row->loc,
-                              "one column per region, in the order of regions",
-                              "%s has %zu entries for %zu regions", q, row->n, r);
+            return sim_scn_error(d->err, d->errlen, MESH_ERR_MALFORMED, &row->loc,
+                                 "one column per region, in the order of regions",
+                                 "%s has %zu entries for %zu regions", q, row->n, r);
         size_t j = 0;
         for (const scn_node *e = row->first; e; e = e->next, j++)
             SCN_TRY(scn_get_duration(d, e, q, &m[i * r + j]));
@@ -309,9 +311,9 @@ static int decode_match(scn_dec *d, const scn_node *n, const char *path, sim_scn
         r->match |= SIM_SCN_MATCH_ENTROPY;
     }
     if (!r->match)
-        return scn_report(d->err, d->errlen, MESH_ERR_MALFORMED, &n->loc,
-                          "give dst_ip, dst_port, sni, alpn, ja3, first_len or entropy",
-                          "%s matches nothing", path);
+        return sim_scn_error(d->err, d->errlen, MESH_ERR_MALFORMED, &n->loc,
+                             "give dst_ip, dst_port, sni, alpn, ja3, first_len or entropy",
+                             "%s matches nothing", path);
     return MESH_OK;
 }
 
@@ -333,8 +335,8 @@ static int decode_action(scn_dec *d, const scn_node *n, const char *path, sim_sc
             return MESH_OK;
         }
         if (!sp)
-            return scn_report(d->err, d->errlen, MESH_ERR_MALFORMED, &n->loc,
-                              "write throttle 64kbit", "%s: throttle needs a rate", path);
+            return sim_scn_error(d->err, d->errlen, MESH_ERR_MALFORMED, &n->loc,
+                                 "write throttle 64kbit", "%s: throttle needs a rate", path);
         scn_node rate = *n; /* the rate part, at the same position */
         rate.s = sp + 1;
         while (*rate.s == ' ')
@@ -343,8 +345,8 @@ static int decode_action(scn_dec *d, const scn_node *n, const char *path, sim_sc
         return scn_get_rate(d, &rate, path, &r->throttle_bps);
     }
     char sb[SCN_SHOW_MAX + 4];
-    return scn_report(d->err, d->errlen, MESH_ERR_MALFORMED, &n->loc, hint,
-                      "bad value \"%s\" for %s", scn_show(n->s, sb), path);
+    return sim_scn_error(d->err, d->errlen, MESH_ERR_MALFORMED, &n->loc, hint,
+                         "bad value \"%s\" for %s", scn_show(n->s, sb), path);
 }
 
 static int decode_rule(scn_dec *d, const scn_node *n, const char *path, size_t idx,
@@ -399,8 +401,8 @@ int scn_decode_censor(scn_dec *d, const scn_node *n, const char *path, size_t id
     SCN_TRY(scn_need_at(d, n, path, "rules", &v, p));
     SCN_TRY(scn_want_list(d, v, p, SIM_SCN_MAX_RULES, "SIM_SCN_MAX_RULES"));
     if (scn_list_len(v) == 0)
-        return scn_report(d->err, d->errlen, MESH_ERR_MALFORMED, &v->loc, "give one rule or more",
-                          "empty list %s", p);
+        return sim_scn_error(d->err, d->errlen, MESH_ERR_MALFORMED, &v->loc,
+                             "give one rule or more", "empty list %s", p);
     sim_scn_rule *rules = scn_arena_alloc(d->a, v->n * sizeof *rules);
     if (!rules)
         return scn_nomem(d, v);

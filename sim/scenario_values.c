@@ -15,7 +15,8 @@ enum { SCN_MAX_FRAC_DIGITS = 18 }; /* digits after a decimal point (more cannot 
 
 int scn_nomem(scn_dec *d, const scn_node *n)
 {
-    return scn_report(d->err, d->errlen, MESH_ERR_NOMEM, n ? &n->loc : NULL, NULL, "out of memory");
+    return sim_scn_error(d->err, d->errlen, MESH_ERR_NOMEM, n ? &n->loc : NULL, NULL,
+                         "out of memory");
 }
 
 static const char *kind_name(const scn_node *n)
@@ -28,11 +29,11 @@ int scn_wrong_type(scn_dec *d, const scn_node *n, const char *path, const char *
 {
     char sb[SCN_SHOW_MAX + 4];
     if (n->kind == SCN_SCALAR)
-        return scn_report(d->err, d->errlen, MESH_ERR_MALFORMED, &n->loc, hint,
-                          "wrong type for %s: expected %s, found \"%s\"", path, expected,
-                          scn_show(n->s, sb));
-    return scn_report(d->err, d->errlen, MESH_ERR_MALFORMED, &n->loc, hint,
-                      "wrong type for %s: expected %s, found %s", path, expected, kind_name(n));
+        return sim_scn_error(d->err, d->errlen, MESH_ERR_MALFORMED, &n->loc, hint,
+                             "wrong type for %s: expected %s, found \"%s\"", path, expected,
+                             scn_show(n->s, sb));
+    return sim_scn_error(d->err, d->errlen, MESH_ERR_MALFORMED, &n->loc, hint,
+                         "wrong type for %s: expected %s, found %s", path, expected, kind_name(n));
 }
 
 int scn_want_map(scn_dec *d, const scn_node *n, const char *path)
@@ -57,8 +58,8 @@ int scn_want_list(scn_dec *d, const scn_node *n, const char *path, size_t limit,
             c = c->next;
         char hint[96];
         snprintf(hint, sizeof hint, "at most %zu (%s)", limit, limname);
-        return scn_report(d->err, d->errlen, MESH_ERR_LIMIT, &c->loc, hint,
-                          "too many items in %s (limit %zu)", path, limit);
+        return sim_scn_error(d->err, d->errlen, MESH_ERR_LIMIT, &c->loc, hint,
+                             "too many items in %s (limit %zu)", path, limit);
     }
     return MESH_OK;
 }
@@ -82,8 +83,8 @@ int scn_check_keys(scn_dec *d, const scn_node *map, const char *path, const char
             continue;
         char hint[256], sb[SCN_SHOW_MAX + 4];
         scn_suggest(hint, sizeof hint, c->key->s, known, nk, "known keys here: ");
-        return scn_report(d->err, d->errlen, MESH_ERR_MALFORMED, &c->key->loc, hint,
-                          "unknown key '%s' in %s", scn_show(c->key->s, sb), path);
+        return sim_scn_error(d->err, d->errlen, MESH_ERR_MALFORMED, &c->key->loc, hint,
+                             "unknown key '%s' in %s", scn_show(c->key->s, sb), path);
     }
     return MESH_OK;
 }
@@ -102,14 +103,14 @@ int scn_need(scn_dec *d, const scn_node *map, const char *path, const char *key,
     if (!n) {
         char hint[96];
         snprintf(hint, sizeof hint, "add `%s:` to %s", key, path);
-        return scn_report(d->err, d->errlen, MESH_ERR_MALFORMED, &map->loc, hint,
-                          "missing required key '%s' in %s", key, path);
+        return sim_scn_error(d->err, d->errlen, MESH_ERR_MALFORMED, &map->loc, hint,
+                             "missing required key '%s' in %s", key, path);
     }
     if (scn_is_null(n)) {
         char hint[96];
         snprintf(hint, sizeof hint, "give %s a value", key);
-        return scn_report(d->err, d->errlen, MESH_ERR_MALFORMED, &n->key->loc, hint,
-                          "missing value for required key '%s' in %s", key, path);
+        return sim_scn_error(d->err, d->errlen, MESH_ERR_MALFORMED, &n->key->loc, hint,
+                             "missing value for required key '%s' in %s", key, path);
     }
     *out = n;
     return MESH_OK;
@@ -155,8 +156,8 @@ int scn_need_at(scn_dec *d, const scn_node *map, const char *path, const char *k
 int scn_out_of_range(scn_dec *d, const scn_node *n, const char *path, const char *hint)
 {
     char sb[SCN_SHOW_MAX + 4];
-    return scn_report(d->err, d->errlen, MESH_ERR_MALFORMED, &n->loc, hint,
-                      "value out of range for %s: \"%s\"", path, scn_show(n->s, sb));
+    return sim_scn_error(d->err, d->errlen, MESH_ERR_MALFORMED, &n->loc, hint,
+                         "value out of range for %s: \"%s\"", path, scn_show(n->s, sb));
 }
 
 /* ---- scalars ------------------------------------------------------------------------------ */
@@ -249,8 +250,9 @@ static int get_units(scn_dec *d, const scn_node *n, const char *path, const unit
     const char *s = n->s;
     if (s[0] == '-' && s[1] >= '0' && s[1] <= '9') {
         char sb[SCN_SHOW_MAX + 4];
-        return scn_report(d->err, d->errlen, MESH_ERR_MALFORMED, &n->loc, k->hint,
-                          "value out of range for %s: \"%s\" is negative", path, scn_show(s, sb));
+        return sim_scn_error(d->err, d->errlen, MESH_ERR_MALFORMED, &n->loc, k->hint,
+                             "value out of range for %s: \"%s\" is negative", path,
+                             scn_show(s, sb));
     }
     uint64_t mant;
     unsigned frac;
@@ -266,8 +268,8 @@ static int get_units(scn_dec *d, const scn_node *n, const char *path, const unit
     if (*u == '\0') {
         if (!k->bare_ok && mant != 0) {
             char sb[SCN_SHOW_MAX + 4];
-            return scn_report(d->err, d->errlen, MESH_ERR_MALFORMED, &n->loc, k->hint,
-                              "bad unit for %s: \"%s\" has no unit", path, scn_show(s, sb));
+            return sim_scn_error(d->err, d->errlen, MESH_ERR_MALFORMED, &n->loc, k->hint,
+                                 "bad unit for %s: \"%s\" has no unit", path, scn_show(s, sb));
         }
         mult = 1;
     } else {
@@ -276,9 +278,9 @@ static int get_units(scn_dec *d, const scn_node *n, const char *path, const unit
                 mult = k->units[i].mult;
         if (!mult) {
             char sb[SCN_SHOW_MAX + 4], ub[SCN_SHOW_MAX + 4];
-            return scn_report(d->err, d->errlen, MESH_ERR_MALFORMED, &n->loc, k->hint,
-                              "bad unit \"%s\" for %s in \"%s\"", scn_show(u, ub), path,
-                              scn_show(s, sb));
+            return sim_scn_error(d->err, d->errlen, MESH_ERR_MALFORMED, &n->loc, k->hint,
+                                 "bad unit \"%s\" for %s in \"%s\"", scn_show(u, ub), path,
+                                 scn_show(s, sb));
         }
     }
     unsigned __int128 v = (unsigned __int128)mant * mult;
@@ -424,8 +426,8 @@ int scn_get_choice(scn_dec *d, const scn_node *n, const char *path, const char *
         }
     }
     char sb[SCN_SHOW_MAX + 4];
-    return scn_report(d->err, d->errlen, MESH_ERR_MALFORMED, &n->loc, hint,
-                      "bad value \"%s\" for %s", scn_show(n->s, sb), path);
+    return sim_scn_error(d->err, d->errlen, MESH_ERR_MALFORMED, &n->loc, hint,
+                         "bad value \"%s\" for %s", scn_show(n->s, sb), path);
 }
 
 /* A non-empty string of at most max bytes, copied into the struct's arena. */
@@ -461,8 +463,8 @@ int scn_get_name_ex(scn_dec *d, const scn_node *n, const char *path, int dots, c
     if (!ok) {
         char sb[SCN_SHOW_MAX + 4], h[128];
         snprintf(h, sizeof h, "%s; at most %d characters", hint, SIM_SCN_MAX_NAME);
-        return scn_report(d->err, d->errlen, MESH_ERR_MALFORMED, &n->loc, h,
-                          "bad name \"%s\" for %s", scn_show(n->s, sb), path);
+        return sim_scn_error(d->err, d->errlen, MESH_ERR_MALFORMED, &n->loc, h,
+                             "bad name \"%s\" for %s", scn_show(n->s, sb), path);
     }
     const char *c = scn_arena_strndup(d->a, n->s, n->len);
     if (!c)
@@ -482,8 +484,8 @@ int scn_duplicate(scn_dec *d, const scn_node *n, const char *what, const sim_scn
     char hint[160], sb[SCN_SHOW_MAX + 4];
     snprintf(hint, sizeof hint, "%s names must be unique; the first is at line %u, column %u", what,
              first->line, first->col);
-    return scn_report(d->err, d->errlen, MESH_ERR_MALFORMED, &n->loc, hint, "duplicate name '%s'",
-                      scn_show(n->s, sb));
+    return sim_scn_error(d->err, d->errlen, MESH_ERR_MALFORMED, &n->loc, hint,
+                         "duplicate name '%s'", scn_show(n->s, sb));
 }
 
 /* An item's optional `name:`, unique among the items before it, or "<what><idx>" when
@@ -582,9 +584,9 @@ int scn_get_msg_rate(scn_dec *d, const scn_node *n, const char *path, mesh_time 
                                       : 0;
     if (!per) {
         char ub[SCN_SHOW_MAX + 4], sb[SCN_SHOW_MAX + 4];
-        return scn_report(d->err, d->errlen, MESH_ERR_MALFORMED, &n->loc, hint,
-                          "bad unit \"%s\" for %s in \"%s\"", scn_show(u, ub), path,
-                          scn_show(n->s, sb));
+        return sim_scn_error(d->err, d->errlen, MESH_ERR_MALFORMED, &n->loc, hint,
+                             "bad unit \"%s\" for %s in \"%s\"", scn_show(u, ub), path,
+                             scn_show(n->s, sb));
     }
     if (mant == 0)
         return scn_out_of_range(d, n, path, "a rate above 0");
@@ -607,9 +609,9 @@ int scn_check_unique_site(scn_dec *d, const scn_node *n, size_t ngroups, size_t 
 {
     for (size_t i = 0; i < sizeof RESERVED / sizeof RESERVED[0]; i++)
         if (!strcmp(n->s, RESERVED[i]))
-            return scn_report(d->err, d->errlen, MESH_ERR_MALFORMED, &n->loc,
-                              "'internet' and 'random' are keywords; pick another name",
-                              "reserved name '%s'", RESERVED[i]);
+            return sim_scn_error(d->err, d->errlen, MESH_ERR_MALFORMED, &n->loc,
+                                 "'internet' and 'random' are keywords; pick another name",
+                                 "reserved name '%s'", RESERVED[i]);
     for (size_t i = 0; i < nlans; i++)
         if (!strcmp(d->s->lans[i].name, n->s))
             return scn_duplicate(d, n, "group and LAN", &d->s->lans[i].loc);
@@ -639,8 +641,9 @@ int scn_unknown_ref(scn_dec *d, const scn_node *n, const char *path, const char 
 {
     char hint[512], sb[SCN_SHOW_MAX + 4];
     ref_hint(d, hint, sizeof hint, n->kind == SCN_SCALAR ? n->s : "", groups, lans, censors);
-    return scn_report(d->err, d->errlen, MESH_ERR_MALFORMED, &n->loc, hint, "unknown %s '%s' in %s",
-                      what, n->kind == SCN_SCALAR ? scn_show(n->s, sb) : "?", path);
+    return sim_scn_error(d->err, d->errlen, MESH_ERR_MALFORMED, &n->loc, hint,
+                         "unknown %s '%s' in %s", what,
+                         n->kind == SCN_SCALAR ? scn_show(n->s, sb) : "?", path);
 }
 
 int scn_get_group_ref(scn_dec *d, const scn_node *n, const char *path, size_t *out)
@@ -677,8 +680,8 @@ int scn_get_site_list(scn_dec *d, const scn_node *n, const char *path, const sim
     char q[SCN_PATH_MAX];
     SCN_TRY(scn_want_list(d, n, path, SIM_SCN_MAX_LIST, "SIM_SCN_MAX_LIST"));
     if (scn_list_len(n) == 0)
-        return scn_report(d->err, d->errlen, MESH_ERR_MALFORMED, &n->loc,
-                          "name one group or LAN or more", "empty list %s", path);
+        return sim_scn_error(d->err, d->errlen, MESH_ERR_MALFORMED, &n->loc,
+                             "name one group or LAN or more", "empty list %s", path);
     sim_scn_ref *refs = scn_arena_alloc(d->a, n->n * sizeof *refs);
     if (!refs)
         return scn_nomem(d, n);
@@ -698,7 +701,7 @@ int scn_get_region(scn_dec *d, const scn_node *n, const char *path, size_t *out)
     const sim_scn_core *c = &d->s->core;
     char hint[256], sb[SCN_SHOW_MAX + 4];
     if (c->model != SIM_SCN_LAT_MATRIX)
-        return scn_report(
+        return sim_scn_error(
             d->err, d->errlen, MESH_ERR_MALFORMED, &n->loc,
             "regions exist only with network.core.latency: {regions: ..., matrix: ...}",
             "%s given but the core latency has no regions", path);
@@ -710,6 +713,6 @@ int scn_get_region(scn_dec *d, const scn_node *n, const char *path, size_t *out)
         }
     }
     scn_suggest(hint, sizeof hint, n->s, c->regions, c->region_count, "regions: ");
-    return scn_report(d->err, d->errlen, MESH_ERR_MALFORMED, &n->loc, hint,
-                      "unknown region '%s' in %s", scn_show(n->s, sb), path);
+    return sim_scn_error(d->err, d->errlen, MESH_ERR_MALFORMED, &n->loc, hint,
+                         "unknown region '%s' in %s", scn_show(n->s, sb), path);
 }

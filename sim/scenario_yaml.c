@@ -67,8 +67,8 @@ void scn_arena_free(scn_arena *a)
 
 /* ---- errors -------------------------------------------------------------------------------- */
 
-int scn_report(char *err, size_t errlen, int code, const sim_scn_loc *loc, const char *hint,
-               const char *fmt, ...)
+int sim_scn_error(char *err, size_t errlen, int code, const sim_scn_loc *loc, const char *hint,
+                  const char *fmt, ...)
 {
     if (!err || errlen == 0)
         return code;
@@ -124,8 +124,7 @@ static size_t edit_distance(const char *a, const char *b)
     return row[lb];
 }
 
-/* The candidate nearest to word when it is close enough to be a likely typo, else NULL. */
-static const char *nearest(const char *word, const char *const *cands, size_t n)
+const char *sim_scn_nearest(const char *word, const char *const *cands, size_t n)
 {
     const char *best = NULL;
     size_t bestd = (size_t)-1;
@@ -144,7 +143,7 @@ static const char *nearest(const char *word, const char *const *cands, size_t n)
 const char *scn_suggest(char *buf, size_t cap, const char *word, const char *const *cands, size_t n,
                         const char *prefix)
 {
-    const char *near = nearest(word, cands, n);
+    const char *near = sim_scn_nearest(word, cands, n);
     if (near) {
         snprintf(buf, cap, "did you mean '%s'?", near);
         return buf;
@@ -237,9 +236,9 @@ static sim_scn_loc mark_loc(const builder *b, yaml_mark_t m)
 static int build_add(builder *b, scn_node *n)
 {
     if (++b->t->nodes > SIM_SCN_MAX_YAML_NODES)
-        return scn_report(b->err, b->errlen, MESH_ERR_LIMIT, &n->loc,
-                          "split the scenario; large groups are one entry with a count",
-                          "too many YAML nodes (limit %d)", SIM_SCN_MAX_YAML_NODES);
+        return sim_scn_error(b->err, b->errlen, MESH_ERR_LIMIT, &n->loc,
+                             "split the scenario; large groups are one entry with a count",
+                             "too many YAML nodes (limit %d)", SIM_SCN_MAX_YAML_NODES);
     if (b->depth == 0) {
         b->root = n;
         return MESH_OK;
@@ -252,13 +251,13 @@ static int build_add(builder *b, scn_node *n)
     scn_node **pending = &b->pending[b->depth - 1];
     if (!*pending) {
         if (n->kind != SCN_SCALAR)
-            return scn_report(b->err, b->errlen, MESH_ERR_MALFORMED, &n->loc,
-                              "keys are plain words such as name or count",
-                              "a mapping key must be a scalar");
+            return sim_scn_error(b->err, b->errlen, MESH_ERR_MALFORMED, &n->loc,
+                                 "keys are plain words such as name or count",
+                                 "a mapping key must be a scalar");
         if (parent->n >= SCN_MAX_MAP_KEYS)
-            return scn_report(b->err, b->errlen, MESH_ERR_LIMIT, &n->loc,
-                              "no section of a scenario has that many keys",
-                              "too many keys in one mapping (limit %d)", SCN_MAX_MAP_KEYS);
+            return sim_scn_error(b->err, b->errlen, MESH_ERR_LIMIT, &n->loc,
+                                 "no section of a scenario has that many keys",
+                                 "too many keys in one mapping (limit %d)", SCN_MAX_MAP_KEYS);
         scn_node *dup = scn_map_find(parent, n->s);
         if (dup) {
             char hint[96];
@@ -268,8 +267,8 @@ static int build_add(builder *b, scn_node *n)
             else
                 snprintf(hint, sizeof hint, "give each key once");
             char sb[SCN_SHOW_MAX + 4];
-            return scn_report(b->err, b->errlen, MESH_ERR_MALFORMED, &n->loc, hint,
-                              "duplicate key '%s'", scn_show(n->s, sb));
+            return sim_scn_error(b->err, b->errlen, MESH_ERR_MALFORMED, &n->loc, hint,
+                                 "duplicate key '%s'", scn_show(n->s, sb));
         }
         *pending = n;
         return MESH_OK;
@@ -284,12 +283,12 @@ static int build_add(builder *b, scn_node *n)
 static int build_scalar(builder *b, const yaml_event_t *ev, const sim_scn_loc *l)
 {
     if (memchr(ev->data.scalar.value, 0, ev->data.scalar.length))
-        return scn_report(b->err, b->errlen, MESH_ERR_MALFORMED, l, "remove the \\0 escape",
-                          "NUL character in a string");
+        return sim_scn_error(b->err, b->errlen, MESH_ERR_MALFORMED, l, "remove the \\0 escape",
+                             "NUL character in a string");
     scn_node *n = node_new(b->t, SCN_SCALAR, l);
     if (!n || !(n->s = scn_arena_strndup(&b->t->a, (const char *)ev->data.scalar.value,
                                          ev->data.scalar.length)))
-        return scn_report(b->err, b->errlen, MESH_ERR_NOMEM, l, NULL, "out of memory");
+        return sim_scn_error(b->err, b->errlen, MESH_ERR_NOMEM, l, NULL, "out of memory");
     n->len = ev->data.scalar.length;
     n->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
     return build_add(b, n);
@@ -299,11 +298,12 @@ static int build_scalar(builder *b, const yaml_event_t *ev, const sim_scn_loc *l
 static int build_open(builder *b, int kind, const sim_scn_loc *l)
 {
     if (b->depth >= SIM_SCN_MAX_DEPTH)
-        return scn_report(b->err, b->errlen, MESH_ERR_LIMIT, l, "a scenario needs far less nesting",
-                          "nesting deeper than %d levels", SIM_SCN_MAX_DEPTH);
+        return sim_scn_error(b->err, b->errlen, MESH_ERR_LIMIT, l,
+                             "a scenario needs far less nesting", "nesting deeper than %d levels",
+                             SIM_SCN_MAX_DEPTH);
     scn_node *n = node_new(b->t, kind, l);
     if (!n)
-        return scn_report(b->err, b->errlen, MESH_ERR_NOMEM, l, NULL, "out of memory");
+        return sim_scn_error(b->err, b->errlen, MESH_ERR_NOMEM, l, NULL, "out of memory");
     int rc = build_add(b, n);
     if (rc == MESH_OK) {
         b->pending[b->depth] = NULL;
@@ -319,14 +319,14 @@ static int build_event(builder *b, const yaml_event_t *ev, int *docs, int *done)
     switch (ev->type) {
     case YAML_DOCUMENT_START_EVENT:
         if (++*docs > 1)
-            return scn_report(b->err, b->errlen, MESH_ERR_MALFORMED, &l,
-                              "a scenario is one YAML document: remove this '---'",
-                              "more than one YAML document");
+            return sim_scn_error(b->err, b->errlen, MESH_ERR_MALFORMED, &l,
+                                 "a scenario is one YAML document: remove this '---'",
+                                 "more than one YAML document");
         return MESH_OK;
     case YAML_ALIAS_EVENT:
-        return scn_report(b->err, b->errlen, MESH_ERR_MALFORMED, &l,
-                          "write the value out instead of *alias",
-                          "YAML aliases are not supported");
+        return sim_scn_error(b->err, b->errlen, MESH_ERR_MALFORMED, &l,
+                             "write the value out instead of *alias",
+                             "YAML aliases are not supported");
     case YAML_SCALAR_EVENT:
         return build_scalar(b, ev, &l);
     case YAML_SEQUENCE_START_EVENT:
@@ -352,11 +352,11 @@ static int parse_error(builder *b, const yaml_parser_t *p, const unsigned char *
     if (p->error == YAML_READER_ERROR && b->positions)
         offset_pos(data, len, p->problem_offset, &l.line, &l.col);
     if (p->error == YAML_MEMORY_ERROR)
-        return scn_report(b->err, b->errlen, MESH_ERR_NOMEM, &l, NULL, "out of memory");
-    return scn_report(b->err, b->errlen, MESH_ERR_MALFORMED, &l,
-                      "check indentation, colons and quotes on this line and the one before",
-                      "YAML syntax error: %s%s%s", p->problem ? p->problem : "invalid",
-                      p->context ? " " : "", p->context ? p->context : "");
+        return sim_scn_error(b->err, b->errlen, MESH_ERR_NOMEM, &l, NULL, "out of memory");
+    return sim_scn_error(b->err, b->errlen, MESH_ERR_MALFORMED, &l,
+                         "check indentation, colons and quotes on this line and the one before",
+                         "YAML syntax error: %s%s%s", p->problem ? p->problem : "invalid",
+                         p->context ? " " : "", p->context ? p->context : "");
 }
 
 int scn_yaml_parse(scn_tree *t, const char *origin, int positions, const void *data, size_t len,
@@ -368,7 +368,7 @@ int scn_yaml_parse(scn_tree *t, const char *origin, int positions, const void *d
     int rc = MESH_OK, docs = 0, done = 0;
     *root = NULL;
     if (!yaml_parser_initialize(&p))
-        return scn_report(err, errlen, MESH_ERR_NOMEM, NULL, NULL, "out of memory");
+        return sim_scn_error(err, errlen, MESH_ERR_NOMEM, NULL, NULL, "out of memory");
     yaml_parser_set_input_string(&p, data, len);
     while (!done && rc == MESH_OK) {
         if (!yaml_parser_parse(&p, &ev)) {
@@ -434,7 +434,7 @@ static int place(scn_tree *t, scn_node *node, scn_node *old, const char *name, s
     }
     scn_node *k = node_new(t, SCN_SCALAR, &child->loc);
     if (!k || !(k->s = scn_arena_strndup(&t->a, name, strlen(name))))
-        return scn_report(err, errlen, MESH_ERR_NOMEM, &child->loc, NULL, "out of memory");
+        return sim_scn_error(err, errlen, MESH_ERR_NOMEM, &child->loc, NULL, "out of memory");
     k->len = strlen(name);
     k->plain = 1;
     child->key = k;
@@ -452,12 +452,12 @@ int scn_yaml_graft(scn_tree *t, scn_node **root, const char *path, const char *v
         return rc;
     if (!val) { /* an empty value: the empty scalar, as `key:` in a file */
         if (!(val = node_new(t, SCN_SCALAR, &l)))
-            return scn_report(err, errlen, MESH_ERR_NOMEM, &l, NULL, "out of memory");
+            return sim_scn_error(err, errlen, MESH_ERR_NOMEM, &l, NULL, "out of memory");
         val->s = "";
         val->plain = 1;
     }
     if (!*root && !(*root = node_new(t, SCN_MAP, &l)))
-        return scn_report(err, errlen, MESH_ERR_NOMEM, &l, NULL, "out of memory");
+        return sim_scn_error(err, errlen, MESH_ERR_NOMEM, &l, NULL, "out of memory");
     scn_node *node = *root;
     const char *seg = path;
     for (;;) {
@@ -465,27 +465,27 @@ int scn_yaml_graft(scn_tree *t, scn_node **root, const char *path, const char *v
         size_t sl = dot ? (size_t)(dot - seg) : strlen(seg);
         char name[SCN_PATH_MAX];
         if (sl == 0 || sl >= sizeof name)
-            return scn_report(err, errlen, MESH_ERR_MALFORMED, &l,
-                              "write dotted keys such as network.core.latency",
-                              "bad path: empty or overlong segment");
+            return sim_scn_error(err, errlen, MESH_ERR_MALFORMED, &l,
+                                 "write dotted keys such as network.core.latency",
+                                 "bad path: empty or overlong segment");
         memcpy(name, seg, sl);
         name[sl] = '\0';
         scn_node *c = child_for(node, name);
         if (node->kind == SCN_SEQ && !c)
-            return scn_report(err, errlen, MESH_ERR_MALFORMED, &l,
-                              "name a list element by its index (0, 1...) or its name",
-                              "no element '%s' in that list", name);
+            return sim_scn_error(err, errlen, MESH_ERR_MALFORMED, &l,
+                                 "name a list element by its index (0, 1...) or its name",
+                                 "no element '%s' in that list", name);
         if (node->kind == SCN_SCALAR)
-            return scn_report(err, errlen, MESH_ERR_MALFORMED, &l,
-                              "the path goes through a scalar value",
-                              "cannot set '%s' inside a scalar", name);
+            return sim_scn_error(err, errlen, MESH_ERR_MALFORMED, &l,
+                                 "the path goes through a scalar value",
+                                 "cannot set '%s' inside a scalar", name);
         if (!dot) {
             return place(t, node, c, name, val, err, errlen);
         }
         if (!c || scn_is_null(c)) { /* create the missing mapping */
             scn_node *m = node_new(t, SCN_MAP, &l);
             if (!m)
-                return scn_report(err, errlen, MESH_ERR_NOMEM, &l, NULL, "out of memory");
+                return sim_scn_error(err, errlen, MESH_ERR_NOMEM, &l, NULL, "out of memory");
             if ((rc = place(t, node, c, name, m, err, errlen)) != MESH_OK)
                 return rc;
             c = m;

@@ -1,7 +1,7 @@
 /* scenario_yaml.h — the scenario loader's first stage (internal to sim/scenario*.c): YAML
  * bytes into a small tree whose every node carries its position, the arena that tree and the
  * decoded struct live in, --set overrides grafted onto the tree, and the one error format of
- * every stage:  FILE:LINE:COL: message (hint: ...).
+ * every stage:  FILE:LINE:COL: message (hint: ...) (sim_scn_error, scenario.h).
  *
  * The tree is bounded (SIM_SCN_MAX_YAML_NODES nodes, SIM_SCN_MAX_DEPTH levels, SCN_MAX_MAP_KEYS
  * keys in one mapping) and refuses aliases, a second document, NUL characters and duplicate
@@ -40,11 +40,7 @@ void scn_arena_free(scn_arena *a);
 
 /* ---- errors -------------------------------------------------------------------------------- */
 
-/* Write "ORIGIN:LINE:COL: message (hint: HINT)" into err (cut to errlen; err may be NULL) and
- * return code. Without a position (line 0) the prefix is "ORIGIN: ". hint may be NULL. */
-__attribute__((format(printf, 6, 7))) int scn_report(char *err, size_t errlen, int code,
-                                                     const sim_scn_loc *loc, const char *hint,
-                                                     const char *fmt, ...);
+/* (The message itself: sim_scn_error in scenario.h.) */
 /* s as quoted in a message: printable ASCII only ('?' for the rest), cut to SCN_SHOW_MAX
  * characters with "..." after. Returns buf. */
 const char *scn_show(const char *s, char buf[SCN_SHOW_MAX + 4]);
