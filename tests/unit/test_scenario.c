@@ -1,4 +1,4 @@
-/* test_scenario.c — the scenario loader (sim/scenario.c): a full example decodes to the
+/* test_scenario.c — the scenario loader (sim/scenario*.c): a full example decodes to the
  * expected values, scenarios/default.yaml and the examples in docs/scenarios.md load, units
  * convert exactly, every error path reports FILE:LINE:COL and its key phrase, --set overrides
  * are validated like the file and leave the scenario unchanged when they fail, the named
