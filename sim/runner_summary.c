@@ -136,7 +136,8 @@ static void sum_nodes(runner *r, double *v)
                             ? (double)r->joins_ok / (double)(r->joins_ok + r->joins_failed)
                             : NAN;
     v[SUM_joins_failed] = (double)r->joins_failed;
-    qsort(r->join_took, r->njoin, sizeof *r->join_took, cmp_time);
+    if (r->njoin) /* NULL when none: qsort's pointer must not be */
+        qsort(r->join_took, r->njoin, sizeof *r->join_took, cmp_time);
     v[SUM_join_time_p50_ms] = pct_ms(r->join_took, r->njoin, 0.50);
     v[SUM_join_time_p95_ms] = pct_ms(r->join_took, r->njoin, 0.95);
 }
@@ -207,7 +208,8 @@ static void sum_messages(runner *r, double *v)
     v[SUM_acks_lost] = (double)r->acks_lost;
     v[SUM_delivery_ratio] = sent ? (double)r->msgs_delivered / (double)sent : NAN;
     v[SUM_bytes_delivered] = (double)r->bytes_delivered;
-    qsort(r->lat, r->nlat, sizeof *r->lat, cmp_time);
+    if (r->nlat)
+        qsort(r->lat, r->nlat, sizeof *r->lat, cmp_time);
     v[SUM_delivery_latency_p50_ms] = pct_ms(r->lat, r->nlat, 0.50);
     v[SUM_delivery_latency_p95_ms] = pct_ms(r->lat, r->nlat, 0.95);
     v[SUM_delivery_latency_p99_ms] = pct_ms(r->lat, r->nlat, 0.99);
