@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "meshara/error.h"
+#include "sim/path.h"
 
 /* Wall-clock columns are the last three of runs: the dump leaves them out. */
 static const char SCHEMA[] = "CREATE TABLE IF NOT EXISTS runs ("
@@ -281,16 +282,6 @@ typedef enum db_kind {
     DB_OTHER,    /* any other regular file */
 } db_kind;
 
-static const char *mode_name(mode_t m)
-{
-    return S_ISDIR(m)    ? "a directory"
-           : S_ISFIFO(m) ? "a FIFO (named pipe)"
-           : S_ISCHR(m)  ? "a character device"
-           : S_ISBLK(m)  ? "a block device"
-           : S_ISSOCK(m) ? "a socket"
-                         : "not a regular file";
-}
-
 static int query_int(sqlite3 *db, const char *sql, int *out)
 {
     sqlite3_stmt *st;
@@ -329,7 +320,7 @@ static db_kind identify(const char *path, const char **what)
     if (stat(path, &st) != 0)
         return errno == ENOENT ? DB_ABSENT : DB_STAT_ERR;
     if (!S_ISREG(st.st_mode)) {
-        *what = mode_name(st.st_mode);
+        *what = sim_path_kind(st.st_mode);
         return DB_NOT_FILE;
     }
     if (st.st_size == 0)

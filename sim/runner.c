@@ -235,6 +235,22 @@ static int run_loop(runner *r, double t0)
     return MESH_OK;
 }
 
+/* Complete the runs row: where the run stopped, its fingerprint, status and wall time. */
+static int finish_results(runner *r, double t0, const char *status)
+{
+    char fph[17];
+    snprintf(fph, sizeof fph, "%016llx", (unsigned long long)sim_sched_fingerprint(r->sched));
+    sim_results_end end = {
+        .end_ns = sim_sched_now(r->sched),
+        .events_processed = sim_sched_processed(r->sched),
+        .fingerprint = fph,
+        .status = status,
+        .finished_at_ns = wall_unix_ns(),
+        .wall_s = wall_now() - t0,
+    };
+    return sim_results_finish(r->rec, &end);
+}
+
 /* The summary table, the expectations and the fingerprint to out, the same into the results,
  * and res filled. */
 static int report_end(runner *r, double t0, sim_run_result *res, FILE *out)
@@ -262,17 +278,7 @@ static int report_end(runner *r, double t0, sim_run_result *res, FILE *out)
         return MESH_OK;
     for (size_t i = 0; i < nrows; i++)
         sim_results_summary(r->rec, rows[i].name, rows[i].value);
-    char fph[17];
-    snprintf(fph, sizeof fph, "%016llx", (unsigned long long)sim_sched_fingerprint(r->sched));
-    sim_results_end end = {
-        .end_ns = sim_sched_now(r->sched),
-        .events_processed = sim_sched_processed(r->sched),
-        .fingerprint = fph,
-        .status = failed ? "expect_failed" : "ok",
-        .finished_at_ns = wall_unix_ns(),
-        .wall_s = wall_now() - t0,
-    };
-    int rc = sim_results_finish(r->rec, &end);
+    int rc = finish_results(r, t0, failed ? "expect_failed" : "ok");
     if (rc != MESH_OK)
         snprintf(r->err, r->errlen, "%s: cannot write results: %s", r->opts->db_path,
                  sim_results_errmsg(r->rec));
@@ -289,17 +295,7 @@ static void fail_results(runner *r, double t0)
         r->rec = NULL;
         return;
     }
-    char fph[17];
-    snprintf(fph, sizeof fph, "%016llx", (unsigned long long)sim_sched_fingerprint(r->sched));
-    sim_results_end end = {
-        .end_ns = sim_sched_now(r->sched),
-        .events_processed = sim_sched_processed(r->sched),
-        .fingerprint = fph,
-        .status = r->interrupted ? "interrupted" : "failed",
-        .finished_at_ns = wall_unix_ns(),
-        .wall_s = wall_now() - t0,
-    };
-    if (sim_results_finish(r->rec, &end) != MESH_OK) {
+    if (finish_results(r, t0, r->interrupted ? "interrupted" : "failed") != MESH_OK) {
         sim_results_discard(r->rec);
         r->rec = NULL;
     }

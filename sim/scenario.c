@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "meshara/error.h"
+#include "sim/path.h"
 #include "sim/scenario_decode.h"
 #include "sim/scenario_yaml.h"
 
@@ -255,17 +256,6 @@ fail_nomem:
     return sim_scn_error(err, errlen, MESH_ERR_NOMEM, &l, NULL, "out of memory");
 }
 
-/* What a path names when it is not a regular file, for the message. */
-static const char *file_kind(mode_t m)
-{
-    return S_ISDIR(m)    ? "a directory"
-           : S_ISFIFO(m) ? "a FIFO (named pipe)"
-           : S_ISCHR(m)  ? "a character device"
-           : S_ISBLK(m)  ? "a block device"
-           : S_ISSOCK(m) ? "a socket"
-                         : "not a regular file";
-}
-
 /* Open path for reading without ever blocking: O_NONBLOCK makes opening a FIFO return at
  * once, and fstat on the descriptor (not on the path, which could change in between) refuses
  * anything but a regular file before a single read. */
@@ -288,7 +278,7 @@ static int open_regular(const char *path, int *fd_out, char *err, size_t errlen)
                              S_ISDIR(st.st_mode) ? "name a .yaml file, e.g. scenarios/default.yaml"
                                                  : "a scenario is read from a regular file; "
                                                    "save the stream to a file first",
-                             "is %s, not a scenario file", file_kind(st.st_mode));
+                             "is %s, not a scenario file", sim_path_kind(st.st_mode));
     }
     if (st.st_size > SIM_SCN_MAX_FILE) {
         close(fd);
