@@ -12,8 +12,10 @@
  *
  * Speed: inserts go through prepared statements inside transactions of SIM_RES_BATCH_ROWS
  * rows (committed automatically, and at sim_results_flush/finish/close), with the journal in
- * memory and no fsync: recording must never dominate a run. A database whose run crashed is
- * not to be trusted (the `runs.status` column stays 'running').
+ * memory and no fsync: recording must never dominate a run. A database whose process died
+ * (SIGKILL, a crash) is not to be trusted: its `runs.status` stays 'running'. A run that fails
+ * while it can still act ends 'failed' (sim_results_finish) or is deleted
+ * (sim_results_discard).
  *
  * Rows are numbered (`seq`) in the order they are recorded, so the recorder adds no ordering
  * of its own: determinism of the tables is exactly the determinism of the calls.
