@@ -65,8 +65,8 @@ static int fill_cert(X509 *x, EVP_PKEY *key, const mesh_env *env, const char *ho
              ASN1_TIME_set(X509_getm_notBefore(x), (time_t)not_before) &&
              ASN1_TIME_set(X509_getm_notAfter(x),
                            (time_t)(not_before + (int64_t)MESH_TLS_CERT_DAYS * CERT_DAY_S)) &&
-             X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)host,
-                                        -1, -1, 0) &&
+             X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)host, -1,
+                                        -1, 0) &&
              X509_set_subject_name(x, name) && X509_set_issuer_name(x, name) &&
              X509_set_pubkey(x, key) && add_ext(x, NID_subject_key_identifier, "hash") &&
              add_ext(x, NID_authority_key_identifier, "keyid:always") &&
@@ -117,7 +117,7 @@ static int no_passphrase(char *buf, int size, int rwflag, void *u)
  * and the key of another PEM, in library context lib (NULL = default). MESH_OK;
  * MESH_ERR_CORRUPT; MESH_ERR_NOMEM. */
 static int read_pem(OSSL_LIB_CTX *lib, const char *cert, size_t cert_len, const char *key,
-                    size_t key_len, X509 **xo, STACK_OF(X509) **chain, EVP_PKEY **ko)
+                    size_t key_len, X509 **xo, STACK_OF(X509) * *chain, EVP_PKEY **ko)
 {
     int rc = MESH_ERR_NOMEM;
     X509 *first = NULL, *x = NULL;
@@ -170,8 +170,8 @@ int mesh_tls_web_cert(mesh_tls_ctx *c, const mesh_tls_cfg *cfg)
         if (!cfg->cert_pem || !cfg->key_pem || cfg->cert_pem_len > MESH_TLS_PEM_MAX ||
             cfg->key_pem_len > MESH_TLS_PEM_MAX)
             return MESH_ERR_INVAL;
-        rc = read_pem(c->libctx, cfg->cert_pem, cfg->cert_pem_len, cfg->key_pem,
-                      cfg->key_pem_len, &c->cert, &c->chain, &c->pkey);
+        rc = read_pem(c->libctx, cfg->cert_pem, cfg->cert_pem_len, cfg->key_pem, cfg->key_pem_len,
+                      &c->cert, &c->chain, &c->pkey);
     } else {
         rc = make_cert(c->libctx, c->env, cfg->cert_type, cert_host(c->send_sni ? c->sni : NULL),
                        c->unix_epoch, &c->cert, &c->pkey);
@@ -250,8 +250,8 @@ static int key_type(const EVP_PKEY *k)
     return -1;
 }
 
-int mesh_tls_cert_check(const char *cert_pem, size_t cert_len, const char *key_pem,
-                        size_t key_len, mesh_tls_cert_info *info)
+int mesh_tls_cert_check(const char *cert_pem, size_t cert_len, const char *key_pem, size_t key_len,
+                        mesh_tls_cert_info *info)
 {
     if (!cert_pem || !key_pem || cert_len > MESH_TLS_PEM_MAX || key_len > MESH_TLS_PEM_MAX)
         return MESH_ERR_INVAL;

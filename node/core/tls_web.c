@@ -138,10 +138,9 @@ static int session_id_context(mesh_tls_ctx *c, SSL_CTX *sc)
     unsigned int cdl = 0, sl = 0;
     EVP_MD *sha1 = EVP_MD_fetch(c->libctx, "SHA1", NULL);
     EVP_MD_CTX *md = EVP_MD_CTX_new();
-    if (sha1 && md && X509_digest(c->cert, sha1, cd, &cdl) &&
-        EVP_DigestInit_ex(md, sha1, NULL) && EVP_DigestUpdate(md, "HTTP", 4) &&
-        EVP_DigestUpdate(md, cd, cdl) && EVP_DigestFinal_ex(md, sid, &sl) &&
-        SSL_CTX_set_session_id_context(sc, sid, sl))
+    if (sha1 && md && X509_digest(c->cert, sha1, cd, &cdl) && EVP_DigestInit_ex(md, sha1, NULL) &&
+        EVP_DigestUpdate(md, "HTTP", 4) && EVP_DigestUpdate(md, cd, cdl) &&
+        EVP_DigestFinal_ex(md, sid, &sl) && SSL_CTX_set_session_id_context(sc, sid, sl))
         rc = MESH_OK;
     EVP_MD_CTX_free(md);
     EVP_MD_free(sha1);

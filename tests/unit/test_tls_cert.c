@@ -162,8 +162,7 @@ static void test_reproducible(void)
     CU_ASSERT_EQUAL_FATAL(made_init(&c, 10, NULL), MESH_OK);
     CU_ASSERT_EQUAL(X509_cmp(a.x, b.x), 0);
     CU_ASSERT_NOT_EQUAL(X509_cmp(a.x, c.x), 0);
-    CU_ASSERT_NOT_EQUAL(ASN1_INTEGER_cmp(X509_get0_serialNumber(a.x),
-                                         X509_get0_serialNumber(c.x)),
+    CU_ASSERT_NOT_EQUAL(ASN1_INTEGER_cmp(X509_get0_serialNumber(a.x), X509_get0_serialNumber(c.x)),
                         0);
     made_free(&a);
     made_free(&b);
@@ -181,8 +180,8 @@ static void pem_make(pem *p, uint64_t seed, int type, const char *host)
 {
     mesh_test_env e;
     mesh_test_env_init(&e, seed);
-    CU_ASSERT_EQUAL_FATAL(mesh_tls_cert_generate(&e.env, type, host, EPOCH, &p->cert,
-                                                 &p->cert_len, &p->key, &p->key_len),
+    CU_ASSERT_EQUAL_FATAL(mesh_tls_cert_generate(&e.env, type, host, EPOCH, &p->cert, &p->cert_len,
+                                                 &p->key, &p->key_len),
                           MESH_OK);
     CU_ASSERT_EQUAL(strlen(p->cert), p->cert_len);
     CU_ASSERT(strncmp(p->key, "-----BEGIN PRIVATE KEY-----\n", 28) == 0); /* PKCS#8 */
@@ -200,7 +199,7 @@ static void buf_out(void *ud, const uint8_t *data, size_t len)
 }
 
 /* A TLS client's view of a server made from cfg: the chain it was sent. */
-static STACK_OF(X509) *served_chain(const mesh_tls_cfg *cfg, X509 **leaf)
+static STACK_OF(X509) * served_chain(const mesh_tls_cfg *cfg, X509 **leaf)
 {
     made m;
     CU_ASSERT_EQUAL_FATAL(made_init(&m, 3, cfg), MESH_OK);
@@ -306,8 +305,8 @@ static char *encrypted_key(const pem *a)
 {
     BIO *in = BIO_new_mem_buf(a->key, (int)a->key_len), *out = BIO_new(BIO_s_mem());
     EVP_PKEY *k = PEM_read_bio_PrivateKey(in, NULL, NULL, NULL);
-    CU_ASSERT_FATAL(k && PEM_write_bio_PKCS8PrivateKey(out, k, EVP_aes_128_cbc(), "secret", 6,
-                                                       NULL, NULL) == 1);
+    CU_ASSERT_FATAL(k && PEM_write_bio_PKCS8PrivateKey(out, k, EVP_aes_128_cbc(), "secret", 6, NULL,
+                                                       NULL) == 1);
     char *d = NULL;
     long n = BIO_get_mem_data(out, &d);
     char *copy = calloc(1, (size_t)n + 1);
@@ -357,8 +356,9 @@ static void test_bad_files(void)
                                               .key_pem_len = b.key_len}),
                     MESH_ERR_CORRUPT);
     made_free(&m);
-    CU_ASSERT_EQUAL(made_init(&m, 1, &(mesh_tls_cfg){.cert_pem = a.cert, .cert_pem_len = a.cert_len}),
-                    MESH_ERR_INVAL);
+    CU_ASSERT_EQUAL(
+        made_init(&m, 1, &(mesh_tls_cfg){.cert_pem = a.cert, .cert_pem_len = a.cert_len}),
+        MESH_ERR_INVAL);
     made_free(&m);
     free(enc);
     free(two);

@@ -21,8 +21,8 @@
  * https://localhost:P/` (JA3 = MD5 of the string; with a server name the extension list
  * starts 0-11-…). Measured with tshark 4.0's ja3 field (docs/protocol.md, "TLS"). */
 #define CURL_JA3_IP                                                                                \
-    "771,4866-4867-4865-49196-49200-159-52393-52392-52394-49195-49199-158-49188-49192-107-"       \
-    "49187-49191-103-49162-49172-57-49161-49171-51-157-156-61-60-53-47-255,11-10-16-22-23-49-13-" \
+    "771,4866-4867-4865-49196-49200-159-52393-52392-52394-49195-49199-158-49188-49192-107-"        \
+    "49187-49191-103-49162-49172-57-49161-49171-51-157-156-61-60-53-47-255,11-10-16-22-23-49-13-"  \
     "43-45-51-21,29-23-30-25-24-256-257-258-259-260,0-1-2"
 #define CURL_JA3_IP_MD5 "78f0dc5ac5b19daf131a133cfdee9691"
 #define CURL_JA3_SNI_MD5 "0149f47eabf9a20d0893e2a44e5a6323"
@@ -118,7 +118,7 @@ typedef struct peer {
     BIO *rb, *wb; /* network -> SSL, SSL -> network */
     int tickets;  /* NewSessionTickets received */
     long lifetime;
-    int alert;    /* the last alert received: level << 8 | description */
+    int alert; /* the last alert received: level << 8 | description */
 } peer;
 
 static void peer_info(const SSL *ssl, int where, int ret)
@@ -149,8 +149,8 @@ static void peer_init(peer *p, const char *alpn, size_t alpn_len, int max_versio
     if (max_version)
         CU_ASSERT_FATAL(SSL_CTX_set_max_proto_version(p->ctx, max_version) == 1);
     if (alpn)
-        CU_ASSERT_FATAL(SSL_CTX_set_alpn_protos(p->ctx, (const unsigned char *)alpn,
-                                                (unsigned)alpn_len) == 0);
+        CU_ASSERT_FATAL(
+            SSL_CTX_set_alpn_protos(p->ctx, (const unsigned char *)alpn, (unsigned)alpn_len) == 0);
     p->ssl = SSL_new(p->ctx);
     p->rb = BIO_new(BIO_s_mem());
     p->wb = BIO_new(BIO_s_mem());
@@ -477,8 +477,7 @@ static void test_bad_config(void)
                     MESH_ERR_INVAL);
     CU_ASSERT_EQUAL(mesh_tls_ctx_new(&ctx, &e.env, id, &(mesh_tls_cfg){.cert_type = 7}),
                     MESH_ERR_INVAL);
-    CU_ASSERT_EQUAL(mesh_tls_ctx_new(&ctx, &e.env, id, &(mesh_tls_cfg){.sni = ""}),
-                    MESH_ERR_INVAL);
+    CU_ASSERT_EQUAL(mesh_tls_ctx_new(&ctx, &e.env, id, &(mesh_tls_cfg){.sni = ""}), MESH_ERR_INVAL);
     CU_ASSERT_PTR_NULL(ctx);
     /* the seed profile's ALPN list is not the web profile's business */
     static const char *const empty[] = {NULL};
@@ -493,8 +492,7 @@ static CU_TestInfo tests[] = {
     {"two web nodes: TLS 1.3, h2, tickets, records, exporter", test_web_pair},
     {"a stock OpenSSL client: two tickets, then our records", test_openssl_client},
     {"TLS 1.2 completed by the server, on OpenSSL's records", test_tls12_completed},
-    {"TLS 1.2 renegotiation refused (warning no_renegotiation)",
-     test_tls12_renegotiation_refused},
+    {"TLS 1.2 renegotiation refused (warning no_renegotiation)", test_tls12_renegotiation_refused},
     {"a server choosing TLS 1.2 is refused by our client (unknown_ca)",
      test_tls12_refused_by_client},
     {"ALPN as nginx: none is HTTP/1.1, none in common is alert 120", test_alpn_as_nginx},
