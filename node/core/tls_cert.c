@@ -266,9 +266,11 @@ int mesh_tls_cert_check(const char *cert_pem, size_t cert_len, const char *key_p
         if (!epoch || !ASN1_TIME_diff(&days, &secs, epoch, X509_get0_notAfter(x)))
             rc = epoch ? MESH_ERR_CORRUPT : MESH_ERR_NOMEM;
         ASN1_TIME_free(epoch);
-        info->type = key_type(k);
-        info->not_after = (int64_t)days * CERT_DAY_S + secs;
-        info->chain_len = 1 + (size_t)(chain ? sk_X509_num(chain) : 0);
+        if (rc == MESH_OK) {
+            info->type = key_type(k);
+            info->not_after = (int64_t)days * CERT_DAY_S + secs;
+            info->chain_len = 1 + (size_t)(chain ? sk_X509_num(chain) : 0);
+        }
     }
     X509_free(x);
     sk_X509_pop_free(chain, X509_free);
