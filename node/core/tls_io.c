@@ -28,7 +28,7 @@ static int bio_out_write(BIO *b, const char *data, int len)
 }
 
 /* The traffic secrets, as OpenSSL derives them: "CLIENT_TRAFFIC_SECRET_0 <random> <hex>" and
- * the server's. The only lines kept; handshake_done() turns them into keys and wipes them. */
+ * the server's. The only lines kept; tls.c (switch_records) turns them into keys and wipes them. */
 void mesh_tls_keylog(const SSL *ssl, const char *line)
 {
     mesh_tls *t = SSL_get_app_data((SSL *)ssl);

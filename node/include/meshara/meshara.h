@@ -340,8 +340,10 @@ typedef struct mesh_node_cbs {
 /* Create a node on env (borrowed: must outlive the node). Nothing happens on the network
  * until mesh_node_start(). cbs copied (NULL = none); ud passed back. *out untouched on
  * failure. MESH_OK; MESH_ERR_INVAL (NULL identity, more bootstrap/manual/advertised entries
- * than the limits, pool_min > pool_max, bad ALPN/SNI); MESH_ERR_NOMEM; MESH_ERR_TLS /
- * MESH_ERR_CRYPTO (TLS context or our record could not be made). */
+ * than the limits, pool_min > pool_max, bad ALPN/SNI, unknown profile or certificate type,
+ * half of a certificate and key); MESH_ERR_CORRUPT (tls_cert_pem/tls_key_pem do not parse
+ * or do not match); MESH_ERR_NOMEM; MESH_ERR_TLS / MESH_ERR_CRYPTO (TLS context or our record
+ * could not be made). */
 int mesh_node_new(mesh_node **out, const mesh_env *env, const mesh_node_cfg *cfg,
                   const mesh_node_cbs *cbs, void *ud);
 /* Listen, publish on mDNS, start maintenance and the join (on_joined reports it).
