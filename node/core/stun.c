@@ -112,7 +112,17 @@ int mesh_stun_looks_like(const uint8_t *buf, size_t len)
 
 int mesh_stun_frame_len(const uint8_t *buf, size_t len, size_t *total)
 {
-    if (!buf || len < MESH_STUN_HDR_LEN)
+    if (!buf)
+        return MESH_ERR_TRUNCATED;
+    /* Refuse as soon as the bytes present cannot start a message (a peer sending a short line
+     * of text must not leave the reader waiting for a header that never completes). */
+    static const uint8_t cookie[4] = {0x21, 0x12, 0xa4, 0x42};
+    if (len >= 1 && (buf[0] & 0xc0))
+        return MESH_ERR_MALFORMED;
+    for (size_t i = 4; i < 8 && i < len; i++)
+        if (buf[i] != cookie[i - 4])
+            return MESH_ERR_MALFORMED;
+    if (len < MESH_STUN_HDR_LEN)
         return MESH_ERR_TRUNCATED;
     uint16_t body = rd16(buf + 2);
     if (!mesh_stun_looks_like(buf, len) || (body & 3))

@@ -179,8 +179,9 @@ typedef struct mesh_stun_msg {
 int mesh_stun_looks_like(const uint8_t *buf, size_t len);
 
 /* On a stream: how long the message that starts at buf is. MESH_OK with *total (may exceed
- * len: wait for more); MESH_ERR_TRUNCATED (fewer than MESH_STUN_HDR_LEN bytes: wait);
- * MESH_ERR_MALFORMED (not a STUN header: the stream is out of step, close it). */
+ * len: wait for more); MESH_ERR_TRUNCATED (fewer than MESH_STUN_HDR_LEN bytes, all of them
+ * possible so far: wait); MESH_ERR_MALFORMED (not a STUN header, known from the first byte
+ * or the cookie bytes present: the stream is out of step, close it). */
 int mesh_stun_frame_len(const uint8_t *buf, size_t len, size_t *total);
 
 /* Decode exactly len bytes (a datagram, or one frame cut by mesh_stun_frame_len). MESH_OK;

@@ -325,9 +325,12 @@ static int tcp_consume(txn *t)
 {
     mesh_stun_client *c = t->c;
     size_t pos = 0;
-    while (t->have - pos >= MESH_STUN_HDR_LEN) {
+    while (pos < t->have) {
         size_t total = 0;
-        if (mesh_stun_frame_len(t->rx + pos, t->have - pos, &total) != MESH_OK)
+        int rc = mesh_stun_frame_len(t->rx + pos, t->have - pos, &total);
+        if (rc == MESH_ERR_TRUNCATED)
+            break;
+        if (rc != MESH_OK)
             return MESH_ERR_MALFORMED;
         if (total > MESH_STUN_CLIENT_MAX_RESPONSE)
             return MESH_ERR_TOO_BIG;

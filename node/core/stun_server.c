@@ -232,10 +232,12 @@ static int conn_serve(srv_conn *c)
 {
     mesh_stun_server *srv = c->srv;
     size_t pos = 0;
-    while (c->have - pos >= MESH_STUN_HDR_LEN) {
+    while (pos < c->have) {
         size_t total = 0;
-        if (mesh_stun_frame_len(c->buf + pos, c->have - pos, &total) != MESH_OK ||
-            total > sizeof c->buf)
+        int rc = mesh_stun_frame_len(c->buf + pos, c->have - pos, &total);
+        if (rc == MESH_ERR_TRUNCATED)
+            break;
+        if (rc != MESH_OK || total > sizeof c->buf)
             return 0;
         if (total > c->have - pos)
             break;

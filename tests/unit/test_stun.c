@@ -530,7 +530,13 @@ static void test_types_and_framing(void)
     CU_ASSERT_EQUAL(mesh_stun_frame_len(v, 19, &total), MESH_ERR_TRUNCATED);
     CU_ASSERT_EQUAL(mesh_stun_frame_len(v, 20, &total), MESH_OK);
     CU_ASSERT_EQUAL(total, n);
-    v[4] = 0;
+    for (size_t k = 0; k < 20; k++) /* every prefix of a header may still be one */
+        CU_ASSERT_EQUAL(mesh_stun_frame_len(v, k, &total), MESH_ERR_TRUNCATED);
+    /* a short line of text is refused from its first byte, a wrong cookie from its byte */
+    CU_ASSERT_EQUAL(mesh_stun_frame_len((const uint8_t *)"GET", 3, &total), MESH_ERR_MALFORMED);
+    v[5] = 0;
+    CU_ASSERT_EQUAL(mesh_stun_frame_len(v, 5, &total), MESH_ERR_TRUNCATED);
+    CU_ASSERT_EQUAL(mesh_stun_frame_len(v, 6, &total), MESH_ERR_MALFORMED);
     CU_ASSERT_EQUAL(mesh_stun_frame_len(v, 20, &total), MESH_ERR_MALFORMED);
     /* CRC-32 check value of "123456789" */
     CU_ASSERT_EQUAL(mesh_stun_crc32((const uint8_t *)"123456789", 9), 0xcbf43926);
