@@ -237,9 +237,16 @@ static void xor_addr(uint8_t *port2, uint8_t *ip, size_t iplen, const uint8_t *t
         ip[i] ^= key[i];
 }
 
+static int is_addr(uint16_t type)
+{
+    return is_xor_addr(type) || type == MESH_STUN_A_MAPPED_ADDRESS ||
+           type == MESH_STUN_A_RESPONSE_ORIGIN || type == MESH_STUN_A_OTHER_ADDRESS ||
+           type == MESH_STUN_A_ALTERNATE_SERVER;
+}
+
 int mesh_stun_get_addr(const mesh_stun_msg *m, const mesh_stun_attr *a, mesh_addr *out)
 {
-    if (!m || !a || !out)
+    if (!m || !a || !out || !is_addr(a->type))
         return MESH_ERR_INVAL;
     const uint8_t *v = mesh_stun_value(m, a);
     if (a->len < 4 || v[0] != 0)
@@ -512,7 +519,7 @@ void mesh_stun_enc_attr(mesh_stun_enc *e, uint16_t type, const void *value, size
 void mesh_stun_enc_addr(mesh_stun_enc *e, uint16_t type, const mesh_addr *a)
 {
     size_t iplen = !a ? 0 : a->family == MESH_AF_INET4 ? 4 : a->family == MESH_AF_INET6 ? 16 : 0;
-    if (!iplen) {
+    if (!iplen || !is_addr(type)) {
         enc_fail(e, MESH_ERR_INVAL);
         return;
     }

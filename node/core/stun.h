@@ -203,8 +203,10 @@ static inline const uint8_t *mesh_stun_value(const mesh_stun_msg *m, const mesh_
 
 /* Typed getters: MESH_OK, or MESH_ERR_MALFORMED when the value does not follow the
  * attribute's format (then the output is untouched). */
-/* An address attribute; XOR-MAPPED/-PEER/-RELAYED-ADDRESS are un-XORed with the cookie and
- * the transaction id (by type), the others are plain. Family IPv4 (8 bytes) or IPv6 (20). */
+/* An address attribute (MAPPED, XOR-MAPPED, XOR-PEER, XOR-RELAYED, RESPONSE-ORIGIN,
+ * OTHER-ADDRESS, ALTERNATE-SERVER; another type: MESH_ERR_INVAL); the XOR types are un-XORed
+ * with the cookie and the transaction id. Family IPv4 (8 bytes) or IPv6 (20). The encoder's
+ * mesh_stun_enc_addr() takes the same types. */
 int mesh_stun_get_addr(const mesh_stun_msg *m, const mesh_stun_attr *a, mesh_addr *out);
 /* A 4-byte value (LIFETIME, CONNECTION-ID, PRIORITY...). */
 int mesh_stun_get_u32(const mesh_stun_msg *m, const mesh_stun_attr *a, uint32_t *out);
