@@ -99,9 +99,9 @@ static int serve(mesh_real *r, const mesh_addr *primary, const mesh_addr *alt)
     fflush(stdout);
     mesh_real_run_until_signal(r);
     mesh_stun_server_stats st = mesh_stun_server_get_stats(s);
-    printf("ANSWERED %llu ERRORS %llu CHANGED %llu DROPPED %llu\n",
-           (unsigned long long)st.answered, (unsigned long long)st.errors,
-           (unsigned long long)st.changed, (unsigned long long)st.dropped);
+    printf("ANSWERED %llu ERRORS %llu CHANGED %llu DROPPED %llu\n", (unsigned long long)st.answered,
+           (unsigned long long)st.errors, (unsigned long long)st.changed,
+           (unsigned long long)st.dropped);
     mesh_stun_server_free(s);
     return 0;
 }
