@@ -504,7 +504,7 @@ void mesh_stun_enc_attr_raw(mesh_stun_enc *e, uint16_t type, const void *value, 
     if (!p)
         return;
     if (len)
-        memcpy(p, value, len);
+        memmove(p, value, len); /* a value may come from the buffer being written */
     if (type == MESH_STUN_A_FINGERPRINT)
         e->stage = 3;
 }

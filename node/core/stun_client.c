@@ -358,6 +358,10 @@ static void tcp_on_data(mesh_stream *s, const uint8_t *data, size_t len, void *u
     txn *t = ud;
     while (len) {
         size_t n = MESH_STUN_CLIENT_MAX_RESPONSE - t->have;
+        if (n == 0) { /* cannot happen (tcp_consume empties a full buffer), but never spin */
+            txn_fail(t, MESH_ERR_TOO_BIG);
+            return;
+        }
         if (n > len)
             n = len;
         memcpy(t->rx + t->have, data, n);

@@ -559,10 +559,19 @@ static void test_tcp_binding(void)
     CU_ASSERT(mesh_addr_equal(&x.r[0].mapped, &x.r[0].local));
     CU_ASSERT_EQUAL(sim_addr_ip4(&x.r[0].mapped), IP_CLIENT_CORE);
     CU_ASSERT_EQUAL(mesh_stun_server_get_stats(srv).tcp_accepted, 1);
-    /* a chosen local port needs the env's connect_from */
+    /* a chosen local port needs the env's connect_from (stun_client.c: tcp_open) */
     mesh_addr from = mesh_addr_v4(IP_CLIENT_CORE, 40000);
+#ifdef MESH_ENV_HAS_CONNECT_FROM
+    CU_ASSERT_EQUAL(mesh_stun_client_binding_tcp(c, &s, &from, on_result, &x), MESH_OK);
+    tw_run_until(&t, 20 * MESH_NS_PER_S);
+    CU_ASSERT_EQUAL_FATAL(x.n, 2);
+    CU_ASSERT_EQUAL(x.r[1].status, MESH_OK);
+    CU_ASSERT(mesh_addr_equal(&x.r[1].mapped, &from));
+    CU_ASSERT(mesh_addr_equal(&x.r[1].local, &from));
+#else
     CU_ASSERT_EQUAL(mesh_stun_client_binding_tcp(c, &s, &from, on_result, &x),
                     MESH_ERR_UNSUPPORTED);
+#endif
     mesh_stun_client_free(c);
     mesh_stun_server_free(srv);
     tw_free(&t);
