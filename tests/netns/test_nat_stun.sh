@@ -13,7 +13,8 @@
 # Checks:
 #  1. UDP Binding from a: the mapped address is router A's WAN address; coturn names its other
 #     address (11.250.42.101:3479) in OTHER-ADDRESS.
-#  2. The same over TCP (a new connection): router A's WAN address.
+#  2. The same over TCP (a new connection): router A's WAN address; from a chosen local port
+#     (the env's connect_from), MASQUERADE keeps the port.
 #  3. RFC 5780 discovery from a fixed local port: MASQUERADE keeps the port, and is
 #     endpoint-independent mapping with address-and-port-dependent filtering.
 #  4. The core's responder in pub (stun_probe --serve, two addresses): our discovery against
@@ -87,6 +88,16 @@ probe tcp.out --tcp "$PUB_IP1:3478"
 mapped=$(field tcp.out MAPPED)
 case $mapped in "$RA_WAN":*) ;; *) nattb_show "$T/tcp.out"; fail "TCP mapped address $mapped is not router A's WAN address" ;; esac
 echo "ok 2: TCP Binding: mapped $mapped (local $(field tcp.out LOCAL)), $(field tcp.out RTT_MS) ms"
+# ... from a chosen local port (the env's connect_from; stun_probe exits 77 without it)
+rc=0
+nx a "$PROBE" --timeout 30 --tcp --local "$A_IP:40126" "$PUB_IP1:3478" >"$T/tcp2.out" 2>&1 || rc=$?
+if [ "$rc" = 77 ]; then
+    echo "ok 2b: skipped: $(field tcp2.out STATUS) (the env has no connect_from yet)"
+else
+    [ "$rc" = 0 ] && [ "$(field tcp2.out MAPPED)" = "$RA_WAN:40126" ] ||
+        { nattb_show "$T/tcp2.out"; fail "TCP from local port 40126: not mapped to $RA_WAN:40126"; }
+    echo "ok 2b: TCP Binding from local port 40126: MASQUERADE keeps it ($RA_WAN:40126)"
+fi
 
 # 3. discovery against coturn, plain MASQUERADE
 probe disc.out --discover --local "$A_IP:40123" "${FAST[@]}" "$PUB_IP1:3478"
