@@ -22,8 +22,8 @@ struct mesh_portmap {
     int mapped;      /* a mapping is held (state MAPPED) */
     int pending_err; /* an immediate request error, handled when `next` fires */
     uint16_t port;
-    mesh_time backoff;  /* delay before the next retry after a failure */
-    mesh_time next_at;  /* what `next` is armed for (0 = not armed) */
+    mesh_time backoff; /* delay before the next retry after a failure */
+    mesh_time next_at; /* what `next` is armed for (0 = not armed) */
     mesh_portmap_stats st;
 };
 
@@ -60,7 +60,8 @@ static void on_answer(int result, const mesh_addr *external, uint32_t lease_s, v
 static void send_request(mesh_portmap *pm)
 {
     pm->st.requests++;
-    int rc = pm->env.ops->portmap->request(pm->env.obj, 1, pm->port, pm->cfg.lease_s, on_answer, pm);
+    int rc =
+        pm->env.ops->portmap->request(pm->env.obj, 1, pm->port, pm->cfg.lease_s, on_answer, pm);
     mesh_time now = mesh_env_now(&pm->env);
     if (rc != MESH_OK) {
         pm->pending_err = rc; /* handled from `next`, on the next loop turn */
@@ -121,13 +122,15 @@ static void mapped(mesh_portmap *pm, const mesh_addr *external, uint32_t lease_s
     mesh_addr_format(external, a, sizeof a);
     if (!changed) {
         pm->st.renewals++;
-        mesh_log(&pm->env, MESH_LOG_DEBUG, "portmap: TCP %u renewed: %s, lease %u s; next in %llu ms",
-                 pm->port, a, lease_s, (unsigned long long)(renew / MESH_NS_PER_MS));
+        mesh_log(&pm->env, MESH_LOG_DEBUG,
+                 "portmap: TCP %u renewed: %s, lease %u s; next in %llu ms", pm->port, a, lease_s,
+                 (unsigned long long)(renew / MESH_NS_PER_MS));
         return;
     }
     pm->st.mappings++;
-    mesh_log(&pm->env, MESH_LOG_INFO, "portmap: TCP %u mapped to %s, lease %u s; renewal in %llu ms",
-             pm->port, a, lease_s, (unsigned long long)(renew / MESH_NS_PER_MS));
+    mesh_log(&pm->env, MESH_LOG_INFO,
+             "portmap: TCP %u mapped to %s, lease %u s; renewal in %llu ms", pm->port, a, lease_s,
+             (unsigned long long)(renew / MESH_NS_PER_MS));
     pm->report(pm, MESH_OK, external, pm->ud);
 }
 

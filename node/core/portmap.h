@@ -41,7 +41,7 @@
 #include "meshara/env.h"
 
 enum mesh_portmap_limits {
-    MESH_PORTMAP_DEFAULT_LEASE_S = 3600,     /* asked of the gateway */
+    MESH_PORTMAP_DEFAULT_LEASE_S = 3600,      /* asked of the gateway */
     MESH_PORTMAP_MAX_LEASE_S = 7 * 24 * 3600, /* largest cfg.lease_s (UPnP IGD v2's cap) */
     MESH_PORTMAP_DEFAULT_RETRY_MIN_MS = 30 * 1000,
     MESH_PORTMAP_DEFAULT_RETRY_MAX_MS = 30 * 60 * 1000,
@@ -65,17 +65,17 @@ typedef struct mesh_portmap_cfg {
 } mesh_portmap_cfg;
 
 typedef struct mesh_portmap_stats {
-    int state;             /* enum mesh_portmap_state */
-    mesh_addr external;    /* the mapping held (family NONE when none) */
-    uint32_t lease_s;      /* granted for it (0 = no expiry) */
-    mesh_time expires_at;  /* when it ends unless renewed (MESH_TIME_NEVER: no expiry / none) */
-    mesh_time next_at;     /* next request (renewal or retry); 0 = none scheduled */
-    int last_error;        /* the last failure, MESH_OK if none yet */
-    uint64_t requests;     /* made to the env */
-    uint64_t mappings;     /* answers that gave a new or changed external address */
-    uint64_t renewals;     /* answers that kept the same one */
-    uint64_t failures;     /* failed answers, immediate errors and answer timeouts */
-    uint64_t losses;       /* mappings that ended without a successful renewal */
+    int state;            /* enum mesh_portmap_state */
+    mesh_addr external;   /* the mapping held (family NONE when none) */
+    uint32_t lease_s;     /* granted for it (0 = no expiry) */
+    mesh_time expires_at; /* when it ends unless renewed (MESH_TIME_NEVER: no expiry / none) */
+    mesh_time next_at;    /* next request (renewal or retry); 0 = none scheduled */
+    int last_error;       /* the last failure, MESH_OK if none yet */
+    uint64_t requests;    /* made to the env */
+    uint64_t mappings;    /* answers that gave a new or changed external address */
+    uint64_t renewals;    /* answers that kept the same one */
+    uint64_t failures;    /* failed answers, immediate errors and answer timeouts */
+    uint64_t losses;      /* mappings that ended without a successful renewal */
 } mesh_portmap_stats;
 
 typedef struct mesh_portmap mesh_portmap;

@@ -102,7 +102,8 @@ static void f_timer_free(void *obj, mesh_timer *t)
     t->used = t->armed = 0;
 }
 
-static int f_request(void *obj, int tcp, uint16_t port, uint32_t lease, mesh_portmap_cb cb, void *ud)
+static int f_request(void *obj, int tcp, uint16_t port, uint32_t lease, mesh_portmap_cb cb,
+                     void *ud)
 {
     (void)obj;
     if (F.request_rc != MESH_OK)
