@@ -8,6 +8,7 @@
  */
 #include "core/portmap.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,6 +46,14 @@ static void disarm(mesh_portmap *pm)
     pm->next_at = 0;
 }
 
+/* d as seconds with milliseconds ("30.000") into buf (24 bytes). */
+static const char *secs(mesh_time d, char *buf, size_t len)
+{
+    snprintf(buf, len, "%llu.%03llu", (unsigned long long)(d / MESH_NS_PER_S),
+             (unsigned long long)(d % MESH_NS_PER_S / MESH_NS_PER_MS));
+    return buf;
+}
+
 /* The delay before the next retry, and the one after it (doubling up to retry_max). */
 static mesh_time take_backoff(mesh_portmap *pm)
 {
@@ -74,7 +83,7 @@ static void send_request(mesh_portmap *pm)
 
 static void failed(mesh_portmap *pm, int err)
 {
-    char a[MESH_ADDR_STRLEN];
+    char a[MESH_ADDR_STRLEN], d[24];
     mesh_time now = mesh_env_now(&pm->env);
     pm->st.failures++;
     pm->st.last_error = err;
@@ -82,23 +91,21 @@ static void failed(mesh_portmap *pm, int err)
     arm_next(pm, now + delay);
     if (pm->mapped) {
         mesh_log(&pm->env, MESH_LOG_WARN,
-                 "portmap: TCP %u: renewal failed: %s (%s); retry in %llu ms, mapping %s kept "
-                 "until its lease ends",
+                 "portmap: TCP %u: renewal failed: %s (%s); %s kept until its lease ends, "
+                 "next attempt in %s s",
                  pm->port, mesh_errname(err), mesh_strerror(err),
-                 (unsigned long long)(delay / MESH_NS_PER_MS),
-                 mesh_addr_format(&pm->st.external, a, sizeof a));
+                 mesh_addr_format(&pm->st.external, a, sizeof a), secs(delay, d, sizeof d));
         return;
     }
     pm->state = MESH_PORTMAP_FAILED;
-    mesh_log(&pm->env, MESH_LOG_WARN, "portmap: TCP %u: no mapping: %s (%s); retry in %llu ms",
-             pm->port, mesh_errname(err), mesh_strerror(err),
-             (unsigned long long)(delay / MESH_NS_PER_MS));
+    mesh_log(&pm->env, MESH_LOG_WARN, "portmap: TCP %u: attempt failed: %s (%s); next in %s s",
+             pm->port, mesh_errname(err), mesh_strerror(err), secs(delay, d, sizeof d));
     pm->report(pm, err, NULL, pm->ud);
 }
 
 static void mapped(mesh_portmap *pm, const mesh_addr *external, uint32_t lease_s)
 {
-    char a[MESH_ADDR_STRLEN];
+    char a[MESH_ADDR_STRLEN], d[24];
     mesh_time now = mesh_env_now(&pm->env);
     int changed = !pm->mapped || !mesh_addr_equal(&pm->st.external, external);
     pm->mapped = 1;
@@ -123,14 +130,13 @@ static void mapped(mesh_portmap *pm, const mesh_addr *external, uint32_t lease_s
     if (!changed) {
         pm->st.renewals++;
         mesh_log(&pm->env, MESH_LOG_DEBUG,
-                 "portmap: TCP %u renewed: %s, lease %u s; next in %llu ms", pm->port, a, lease_s,
-                 (unsigned long long)(renew / MESH_NS_PER_MS));
+                 "portmap: TCP %u: still held at %s (lease %u s), renewal in %s s", pm->port, a,
+                 lease_s, secs(renew, d, sizeof d));
         return;
     }
     pm->st.mappings++;
-    mesh_log(&pm->env, MESH_LOG_INFO,
-             "portmap: TCP %u mapped to %s, lease %u s; renewal in %llu ms", pm->port, a, lease_s,
-             (unsigned long long)(renew / MESH_NS_PER_MS));
+    mesh_log(&pm->env, MESH_LOG_INFO, "portmap: TCP %u: held at %s (lease %u s), renewal in %s s",
+             pm->port, a, lease_s, secs(renew, d, sizeof d));
     pm->report(pm, MESH_OK, external, pm->ud);
 }
 

@@ -30,8 +30,9 @@
  * the owner's decision (issue 10: only after a dial-back confirms it). report runs from env
  * events only, never inside a mesh_portmap_* call; it may call mesh_portmap_stop, not _free.
  *
- * Log lines (env log, prefix "portmap: "): mapped / renewed (DEBUG) / no mapping / renewal
- * failed / lost / released, each with the address, the error name and the next attempt.
+ * Log lines (env log, "portmap: TCP PORT: ..."): held at ADDR (renewed: DEBUG) / attempt
+ * failed / renewal failed / lost / released, each with the address, the error name and when
+ * the next attempt comes (the driver logs how each method fared: node/real/portmap.h).
  */
 #ifndef MESH_CORE_PORTMAP_H
 #define MESH_CORE_PORTMAP_H

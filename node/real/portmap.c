@@ -6,9 +6,9 @@
 
 #include <event2/event.h>
 #include <stdio.h>
-#include <sys/time.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 
 static mesh_real_portmap *pm_of(void *obj)
 {
@@ -123,8 +123,7 @@ static void drop_queued_maps(mesh_real_portmap *pm, pm_entry *e)
 }
 
 /* The running task is over: the adapter's state first, the core's callback last. */
-static void task_end(mesh_real_portmap *pm, int result, const mesh_addr *external,
-                     uint32_t lease_s)
+static void task_end(mesh_real_portmap *pm, int result, const mesh_addr *external, uint32_t lease_s)
 {
     pm_task *t = pm->cur;
     pm_entry *e = t->e;
@@ -155,8 +154,8 @@ static void method_begin(mesh_real_portmap *pm)
         pm_upnp_begin(pm);
 }
 
-void pm_phase_done(mesh_real_portmap *pm, int result, const mesh_addr *external,
-                   uint32_t lease_s, const char *why)
+void pm_phase_done(mesh_real_portmap *pm, int result, const mesh_addr *external, uint32_t lease_s,
+                   const char *why)
 {
     pm_task *t = pm->cur;
     if (!t)
@@ -186,8 +185,8 @@ void pm_phase_done(mesh_real_portmap *pm, int result, const mesh_addr *external,
         return;
     }
     size_t used = strlen(t->why);
-    snprintf(t->why + used, sizeof t->why - used, "%s%s: %s %s", used ? "; " : "",
-             method_name(m), mesh_errname(result), why ? why : "");
+    snprintf(t->why + used, sizeof t->why - used, "%s%s: %s %s", used ? "; " : "", method_name(m),
+             mesh_errname(result), why ? why : "");
     if (t->mi == 0 || err_rank(result) > err_rank(t->err))
         t->err = result;
     /* A private external address is the gateway's own situation: the other method would

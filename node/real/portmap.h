@@ -66,15 +66,15 @@ extern "C" {
 #endif
 
 enum mesh_real_portmap_limits {
-    MESH_REAL_PORTMAP_MAX = 16,           /* (protocol, port) entries per driver */
-    MESH_REAL_PORTMAP_NATPMP_MS = 2000,   /* one NAT-PMP exchange (sends at 0, .25, .75, 1.75 s) */
-    MESH_REAL_PORTMAP_SSDP_MS = 2000,     /* SSDP discovery wait (upnpDiscover's delay) */
-    MESH_REAL_PORTMAP_UPNP_MS = 20000,    /* default bound of one UPnP job */
-    MESH_REAL_PORTMAP_JOIN_MS = 2000,     /* free: wait this long for the worker's deletions */
-    MESH_REAL_PORTMAP_ALT_PORTS = 3,      /* other external ports tried after a UPnP conflict */
-    MESH_REAL_PORTMAP_WHY_MAX = 256,      /* bytes of one method's explanation in a log line */
-    MESH_REAL_PORTMAP_URL_MAX = 1024,     /* cfg.igd_url */
-    MESH_REAL_PORTMAP_DESC_MAX = 64,      /* cfg.description */
+    MESH_REAL_PORTMAP_MAX = 16,         /* (protocol, port) entries per driver */
+    MESH_REAL_PORTMAP_NATPMP_MS = 2000, /* one NAT-PMP exchange (sends at 0, .25, .75, 1.75 s) */
+    MESH_REAL_PORTMAP_SSDP_MS = 2000,   /* SSDP discovery wait (upnpDiscover's delay) */
+    MESH_REAL_PORTMAP_UPNP_MS = 20000,  /* default bound of one UPnP job */
+    MESH_REAL_PORTMAP_JOIN_MS = 2000,   /* free: wait this long for the worker's deletions */
+    MESH_REAL_PORTMAP_ALT_PORTS = 3,    /* other external ports tried after a UPnP conflict */
+    MESH_REAL_PORTMAP_WHY_MAX = 256,    /* bytes of one method's explanation in a log line */
+    MESH_REAL_PORTMAP_URL_MAX = 1024,   /* cfg.igd_url */
+    MESH_REAL_PORTMAP_DESC_MAX = 64,    /* cfg.description */
 };
 
 typedef struct mesh_real_portmap_cfg {

@@ -32,11 +32,11 @@ typedef struct pm_entry {
     uint16_t port;
     mesh_portmap_cb cb; /* the request to answer; NULL: none */
     void *ud;
-    uint64_t gen;     /* bumped by every request and release: older tasks answer no one */
-    int released;     /* release() was called: freed once no task refers to it */
-    int via;          /* enum pm_method holding a mapping at the gateway; PM_NONE: none */
+    uint64_t gen;      /* bumped by every request and release: older tasks answer no one */
+    int released;      /* release() was called: freed once no task refers to it */
+    int via;           /* enum pm_method holding a mapping at the gateway; PM_NONE: none */
     uint16_t ext_port; /* that mapping's external port */
-    int tasks;        /* tasks referring to it */
+    int tasks;         /* tasks referring to it */
 } pm_entry;
 
 typedef struct pm_task {
@@ -79,15 +79,15 @@ typedef struct mesh_real_portmap {
     pm_entry *entries;
     size_t nentries;
     pm_task *queue, *queue_tail;
-    pm_task *cur;          /* the task running */
-    struct event *kick;    /* deferred: start the next task */
+    pm_task *cur;           /* the task running */
+    struct event *kick;     /* deferred: start the next task */
     struct event *deadline; /* the running phase's bound */
     /* NAT-PMP (portmap_natpmp.c) */
     natpmp_t np;
     int np_open;
-    int np_stage; /* enum np_stage in portmap_natpmp.c */
-    int np_wrong; /* answers that matched nothing we asked (counted against the gateway) */
-    int np_heard; /* the gateway answered something this phase */
+    int np_stage;       /* enum np_stage in portmap_natpmp.c */
+    int np_wrong;       /* answers that matched nothing we asked (counted against the gateway) */
+    int np_heard;       /* the gateway answered something this phase */
     uint32_t np_public; /* the public address answered (network order) */
     struct event *np_read, *np_retry;
     /* UPnP (portmap_upnp.c) */
@@ -100,8 +100,8 @@ typedef struct mesh_real_portmap {
 /* ---- portmap.c ------------------------------------------------------------------------- */
 /* A method of the running task ended: MESH_OK with external and lease, or a failure with a
  * short explanation (copied) for the log. Called from the loop only. */
-void pm_phase_done(mesh_real_portmap *pm, int result, const mesh_addr *external,
-                   uint32_t lease_s, const char *why);
+void pm_phase_done(mesh_real_portmap *pm, int result, const mesh_addr *external, uint32_t lease_s,
+                   const char *why);
 /* Arm the running phase's deadline ms from now. */
 void pm_deadline_arm(mesh_real_portmap *pm, uint32_t ms);
 /* 1 if ip (4 bytes, network order) cannot be a public address: private, shared, loopback,

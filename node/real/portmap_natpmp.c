@@ -26,12 +26,12 @@
 enum np_stage { NP_IDLE = 0, NP_ADDR = 1, NP_MAP = 2, NP_UNMAP = 3 };
 
 enum np_wire {
-    NP_OP_ANSWER = 128,    /* answers are the request's opcode + 128 */
-    NP_OP_PUBLIC = 0,      /* public address request */
-    NP_HDR = 8,            /* version, opcode, result code, epoch */
-    NP_PUBLIC_LEN = 12,    /* + the address */
-    NP_MAPPING_LEN = 16,   /* + internal port, external port, lifetime */
-    NP_RESENDS = 3,        /* requests sent again after answers about another port */
+    NP_OP_ANSWER = 128,  /* answers are the request's opcode + 128 */
+    NP_OP_PUBLIC = 0,    /* public address request */
+    NP_HDR = 8,          /* version, opcode, result code, epoch */
+    NP_PUBLIC_LEN = 12,  /* + the address */
+    NP_MAPPING_LEN = 16, /* + internal port, external port, lifetime */
+    NP_RESENDS = 3,      /* requests sent again after answers about another port */
 };
 
 static void np_retry_cb(evutil_socket_t fd, short what, void *arg);
@@ -172,8 +172,10 @@ static void np_answer(mesh_real_portmap *pm, const natpmpresp_t *resp)
         uint8_t ip[4];
         memcpy(ip, &resp->pnu.publicaddress.addr, 4);
         if (pm_ip_is_private(ip)) {
-            snprintf(why, sizeof why, "(gateway %s says its public address is %u.%u.%u.%u: "
-                     "not public)", gw_text(pm, gw, sizeof gw), ip[0], ip[1], ip[2], ip[3]);
+            snprintf(why, sizeof why,
+                     "(gateway %s says its public address is %u.%u.%u.%u: "
+                     "not public)",
+                     gw_text(pm, gw, sizeof gw), ip[0], ip[1], ip[2], ip[3]);
             np_done(pm, MESH_ERR_UNREACHABLE, NULL, 0, why);
             return;
         }

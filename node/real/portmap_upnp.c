@@ -39,10 +39,10 @@ struct pm_worker {
     pthread_mutex_t mu;
     pthread_cond_t cv; /* the worker waits for jobs; the loop waits for `exited` */
     pm_job *todo, *todo_tail, *done, *done_tail;
-    int quit;      /* the loop is freeing: finish the queue (deletions only), then exit */
-    int exited;    /* the worker left its loop */
-    int abandoned; /* the loop stopped waiting: the worker frees this struct itself */
-    int wake[2];   /* pipe: one byte per finished job */
+    int quit;             /* the loop is freeing: finish the queue (deletions only), then exit */
+    int exited;           /* the worker left its loop */
+    int abandoned;        /* the loop stopped waiting: the worker frees this struct itself */
+    int wake[2];          /* pipe: one byte per finished job */
     unsigned outstanding; /* loop only: jobs queued and not yet read back */
     /* the worker's own, from here on */
     char url[MESH_REAL_PORTMAP_URL_MAX];
@@ -83,7 +83,8 @@ static int upnp_err(pm_worker *w, pm_job *j, const char *what, int r)
     }
     switch (r) {
     case UPNPCOMMAND_HTTP_ERROR:
-        snprintf(j->why, sizeof j->why, "(%s: no HTTP answer from %.160s)", what, w->urls.controlURL);
+        snprintf(j->why, sizeof j->why, "(%s: no HTTP answer from %.160s)", what,
+                 w->urls.controlURL);
         forget_igd(w); /* it may have moved: discover again next time */
         return MESH_ERR_IO;
     case UPNPCOMMAND_MEM_ALLOC_ERROR:
@@ -111,7 +112,8 @@ static int ensure_igd(pm_worker *w, pm_job *j)
         }
     } else {
         int err = 0;
-        struct UPNPDev *devs = upnpDiscover(w->ssdp_ms, NULL, NULL, UPNP_LOCAL_PORT_ANY, 0, 2, &err);
+        struct UPNPDev *devs =
+            upnpDiscover(w->ssdp_ms, NULL, NULL, UPNP_LOCAL_PORT_ANY, 0, 2, &err);
         if (!devs) {
             snprintf(j->why, sizeof j->why, "(no UPnP device answered SSDP in %d ms)", w->ssdp_ms);
             return MESH_ERR_UNSUPPORTED;
@@ -188,8 +190,10 @@ static int verify(pm_worker *w, pm_job *j, const char *ext, const char *proto, u
                  clean(client, shown, sizeof shown), port, w->lanaddr, j->port);
         return MESH_ERR_PROTOCOL;
     }
+    /* The time left, as the gateway counts it: a second or so short of what we asked by the
+     * time it answers, which is no news; much shorter is a cap it applies (IGD v2: 7 days). */
     unsigned long left = strtoul(dur, NULL, 10);
-    if (*lease && left > 0 && left < *lease)
+    if (*lease && left > 0 && left < (unsigned long)*lease / 10 * 9)
         *lease = (uint32_t)left;
     return MESH_OK;
 }
@@ -319,7 +323,8 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* ---- the loop's end --------------------------------------------------------------------------- */
+/* ---- the loop's end ---------------------------------------------------------------------------
+ */
 
 static void wake_cb(evutil_socket_t fd, short what, void *arg)
 {
