@@ -102,10 +102,10 @@ static struct np_fake {
     mesh_dgram *d;
     uint8_t gw[4];
     /* script */
-    int drop;      /* answer nothing */
-    int garbage;   /* answer short, wrong-version and wrong-opcode datagrams */
+    int drop;       /* answer nothing */
+    int garbage;    /* answer short, wrong-version and wrong-opcode datagrams */
     int other_port; /* mapping answers about internal port + 1 */
-    int life0;     /* mapping answers with lifetime 0 */
+    int life0;      /* mapping answers with lifetime 0 */
     uint16_t addr_result, map_result;
     uint8_t pub[4];
     uint16_t give_port; /* 0: the port asked */
@@ -219,8 +219,8 @@ static struct igd_fake {
     uint16_t port;
     igd_conn conns[CONNS];
     /* script */
-    const char *ext_ip; /* NULL: an answer without NewExternalIPAddress */
-    int add_err[8];     /* AddPortMapping call i: 0 success, > 0 UPnP error, -1 garbage */
+    const char *ext_ip;       /* NULL: an answer without NewExternalIPAddress */
+    int add_err[8];           /* AddPortMapping call i: 0 success, > 0 UPnP error, -1 garbage */
     const char *entry_client; /* GetSpecificPortMappingEntry: NULL = error 714 */
     const char *entry_lease;
     int bad_desc;   /* a description without a WAN connection service */
@@ -640,16 +640,26 @@ static void test_upnp_errors(void)
     static const upnp_case cases[] = {
         {"606 not authorized", "11.250.42.7", {606}, "127.0.0.1", 0, MESH_ERR_REFUSED, 1},
         {"501 action failed", "11.250.42.7", {501}, "127.0.0.1", 0, MESH_ERR_REFUSED, 1},
-        {"718 on every port", "11.250.42.7", {718, 718, 718, 718}, "127.0.0.1", 0,
-         MESH_ERR_EXISTS, 4},
+        {"718 on every port",
+         "11.250.42.7",
+         {718, 718, 718, 718},
+         "127.0.0.1",
+         0,
+         MESH_ERR_EXISTS,
+         4},
         {"private external", "192.168.1.1", {0}, "127.0.0.1", 0, MESH_ERR_UNREACHABLE, 0},
         {"no external address", "", {0}, "127.0.0.1", 0, MESH_ERR_UNREACHABLE, 0},
         {"external not an address", "yes-sir", {0}, "127.0.0.1", 0, MESH_ERR_PROTOCOL, 0},
         {"no external element", NULL, {0}, "127.0.0.1", 0, MESH_ERR_PROTOCOL, 0},
         {"garbage for AddPortMapping", "11.250.42.7", {-1}, NULL, 0, MESH_ERR_PROTOCOL, 1},
         {"mapped for someone else", "11.250.42.7", {0}, "127.0.0.9", 0, MESH_ERR_PROTOCOL, 1},
-        {"a description with no WAN service", "11.250.42.7", {0}, "127.0.0.1", 1,
-         MESH_ERR_PROTOCOL, 0},
+        {"a description with no WAN service",
+         "11.250.42.7",
+         {0},
+         "127.0.0.1",
+         1,
+         MESH_ERR_PROTOCOL,
+         0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const upnp_case *k = &cases[i];
@@ -716,8 +726,7 @@ static void test_release_and_supersede(void)
 {
     setup(NO_NATPMP);
     IGD.hold_entry = 1;
-    CU_ASSERT_EQUAL(W.env.ops->portmap->request(W.env.obj, 1, PORT, 3600, on_answer, &W),
-                    MESH_OK);
+    CU_ASSERT_EQUAL(W.env.ops->portmap->request(W.env.obj, 1, PORT, 3600, on_answer, &W), MESH_OK);
     run_until(&IGD.entry_calls, 1, UPNP_MS);
     CU_ASSERT_EQUAL(IGD.add_calls, 1);
     CU_ASSERT_EQUAL(W.env.ops->portmap->release(W.env.obj, 1, PORT), MESH_OK);
@@ -784,8 +793,7 @@ static void test_free_while_stuck(void)
 {
     setup(NO_NATPMP);
     IGD.silent = 1;
-    CU_ASSERT_EQUAL(W.env.ops->portmap->request(W.env.obj, 1, PORT, 3600, on_answer, &W),
-                    MESH_OK);
+    CU_ASSERT_EQUAL(W.env.ops->portmap->request(W.env.obj, 1, PORT, 3600, on_answer, &W), MESH_OK);
     run_until(&IGD.holds, 1, UPNP_MS);
     CU_ASSERT_EQUAL_FATAL(IGD.holds, 1);
     uint64_t t0 = mono_ms();
