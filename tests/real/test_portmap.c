@@ -6,7 +6,7 @@
  *                                              └── HTTP ────▶ fake IGD, TCP 127.0.0.1:port
  *                                                             (cfg.igd_url: no SSDP)
  *
- * Both fakes run on the driver's own loop through the env (dgram and stream ops) and answer
+ * Both fakes (tests/common/fake_gateway.h) run on the driver's own loop through the env and answer
  * what each test scripts: good answers (mapped address, another external port, a shorter
  * lease), result codes and SOAP faults, private "external" addresses (double NAT), garbage,
  * silence. The answers the core gets must be the named errors of env.h, within the bounds,
@@ -22,17 +22,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fake_gateway.h"
 #include "mesh_test.h"
 #include "real/driver.h"
 #include "real/portmap.h"
 
 enum {
-    NP_PORT = 5351,
     PORT = 7000,
     NP_MS = 400,    /* the adapter's NAT-PMP bound in these tests */
     UPNP_MS = 1500, /* its UPnP job bound */
-    CONNS = 16,
-    HTTP_MAX = 16384,
     LOGS = 256,
 };
 
@@ -96,337 +94,31 @@ static void run_ms(unsigned ms)
     run_until(&never, 1, ms);
 }
 
-/* ---- fake NAT-PMP server ---------------------------------------------------------------- */
+/* ---- the fake gateway (tests/common/fake_gateway.h) --------------------------------------- */
 
-static struct np_fake {
-    mesh_dgram *d;
-    uint8_t gw[4];
-    /* script */
-    int drop;       /* answer nothing */
-    int garbage;    /* answer short, wrong-version and wrong-opcode datagrams */
-    int other_port; /* mapping answers about internal port + 1 */
-    int life0;      /* mapping answers with lifetime 0 */
-    uint16_t addr_result, map_result;
-    uint8_t pub[4];
-    uint16_t give_port; /* 0: the port asked */
-    uint32_t give_life; /* 0: the lifetime asked */
-    /* record */
-    int addr_reqs, map_reqs, del_reqs;
-    uint16_t last_int, last_ext;
-    uint32_t last_life;
-} NP;
+static fake_natpmp NP;
+static fake_igd IGD;
+static uint8_t GW[4]; /* the fake NAT-PMP server's address: 127.x.y.z, random per run */
 
-static void put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-static void put32(uint8_t *p, uint32_t v)
-{
-    put16(p, (uint16_t)(v >> 16));
-    put16(p + 2, (uint16_t)v);
-}
 static uint16_t get16(const uint8_t *p)
 {
     return (uint16_t)(p[0] << 8 | p[1]);
 }
 
-static void np_send_garbage(const mesh_addr *to, int op)
-{
-    static const uint8_t shorty[3] = {0, 128, 0};
-    uint8_t b[16] = {1, (uint8_t)(128 + op)}; /* version 1 */
-    W.env.ops->dgram_send(W.env.obj, NP.d, to, shorty, sizeof shorty);
-    W.env.ops->dgram_send(W.env.obj, NP.d, to, b, sizeof b);
-    b[0] = 0;
-    b[1] = 131; /* no such opcode */
-    W.env.ops->dgram_send(W.env.obj, NP.d, to, b, sizeof b);
-}
-
-static void np_on_dgram(mesh_dgram *d, const mesh_addr *from, const uint8_t *data, size_t len,
-                        void *ud)
-{
-    (void)d;
-    (void)ud;
-    if (len < 2 || data[0] != 0)
-        return;
-    uint8_t b[16] = {0};
-    int op = data[1];
-    b[1] = (uint8_t)(128 + op);
-    put32(b + 4, 1234); /* epoch */
-    if (op == 0) {
-        NP.addr_reqs++;
-        if (NP.drop || NP.garbage) {
-            if (NP.garbage)
-                np_send_garbage(from, op);
-            return;
-        }
-        put16(b + 2, NP.addr_result);
-        memcpy(b + 8, NP.pub, 4);
-        W.env.ops->dgram_send(W.env.obj, NP.d, from, b, 12);
-        return;
-    }
-    if ((op != 1 && op != 2) || len < 12)
-        return;
-    uint16_t in = get16(data + 4), ext = get16(data + 6);
-    uint32_t life = (uint32_t)get16(data + 8) << 16 | get16(data + 10);
-    if (life == 0)
-        NP.del_reqs++;
-    else
-        NP.map_reqs++;
-    NP.last_int = in;
-    NP.last_ext = ext;
-    NP.last_life = life;
-    if (NP.drop || NP.garbage) {
-        if (NP.garbage)
-            np_send_garbage(from, op);
-        return;
-    }
-    put16(b + 2, life ? NP.map_result : 0);
-    put16(b + 8, NP.other_port ? in + 1 : in);
-    put16(b + 10, life == 0 ? 0 : NP.give_port ? NP.give_port : ext);
-    put32(b + 12, life == 0 || NP.life0 ? 0 : NP.give_life ? NP.give_life : life);
-    W.env.ops->dgram_send(W.env.obj, NP.d, from, b, 16);
-}
-
-/* Bind the fake on a random 127.x.y.z:5351 (another run may hold one). */
+/* Bind the fake NAT-PMP server on a random 127.x.y.z:5351 (another run may hold one). */
 static void np_start(void)
 {
     srand((unsigned)getpid() ^ (unsigned)mesh_env_now(&W.env));
     for (int i = 0; i < 20 && !NP.d; i++) {
-        NP.gw[0] = 127;
-        NP.gw[1] = (uint8_t)(100 + rand() % 100);
-        NP.gw[2] = (uint8_t)(rand() % 256);
-        NP.gw[3] = (uint8_t)(2 + rand() % 250);
-        mesh_addr a = {.family = MESH_AF_INET4, .port = NP_PORT};
-        memcpy(a.ip, NP.gw, 4);
-        int err = 0;
-        NP.d = W.env.ops->dgram_bind(W.env.obj, &a, np_on_dgram, NULL, &err);
+        GW[0] = 127;
+        GW[1] = (uint8_t)(100 + rand() % 100);
+        GW[2] = (uint8_t)(rand() % 256);
+        GW[3] = (uint8_t)(2 + rand() % 250);
+        mesh_addr a = {.family = MESH_AF_INET4, .port = FAKE_NATPMP_PORT};
+        memcpy(a.ip, GW, 4);
+        (void)fake_natpmp_start(&NP, &W.env, &a);
     }
     CU_ASSERT_PTR_NOT_NULL_FATAL(NP.d);
-}
-
-/* ---- fake IGD (HTTP + SOAP) -------------------------------------------------------------- */
-
-typedef struct igd_conn {
-    mesh_stream *s;
-    char buf[HTTP_MAX];
-    size_t len;
-    int held; /* a request the script holds unanswered */
-} igd_conn;
-
-static struct igd_fake {
-    mesh_listener *l;
-    uint16_t port;
-    igd_conn conns[CONNS];
-    /* script */
-    const char *ext_ip;       /* NULL: an answer without NewExternalIPAddress */
-    int add_err[8];           /* AddPortMapping call i: 0 success, > 0 UPnP error, -1 garbage */
-    const char *entry_client; /* GetSpecificPortMappingEntry: NULL = error 714 */
-    const char *entry_lease;
-    int bad_desc;   /* a description without a WAN connection service */
-    int silent;     /* hold every request */
-    int hold_entry; /* hold GetSpecificPortMappingEntry */
-    /* record */
-    int holds;
-    int gets, ext_calls, add_calls, entry_calls, del_calls;
-    char add_ext[8][8], add_lease[8][16], del_ext[8];
-} IGD;
-
-static const char DESC[] =
-    "<?xml version=\"1.0\"?><root xmlns=\"urn:schemas-upnp-org:device-1-0\">"
-    "<specVersion><major>1</major><minor>0</minor></specVersion><device>"
-    "<deviceType>urn:schemas-upnp-org:device:InternetGatewayDevice:1</deviceType>"
-    "<friendlyName>fake</friendlyName><deviceList><device>"
-    "<deviceType>urn:schemas-upnp-org:device:WANDevice:1</deviceType><serviceList><service>"
-    "<serviceType>urn:schemas-upnp-org:service:WANCommonInterfaceConfig:1</serviceType>"
-    "<serviceId>urn:upnp-org:serviceId:WANCommonIFC1</serviceId>"
-    "<controlURL>/ctl/CmnIfCfg</controlURL><eventSubURL>/evt/CmnIfCfg</eventSubURL>"
-    "<SCPDURL>/WANCfg.xml</SCPDURL></service></serviceList><deviceList><device>"
-    "<deviceType>urn:schemas-upnp-org:device:WANConnectionDevice:1</deviceType>"
-    "<serviceList><service>"
-    "<serviceType>urn:schemas-upnp-org:service:%s:1</serviceType>"
-    "<serviceId>urn:upnp-org:serviceId:WANIPConn1</serviceId>"
-    "<controlURL>/ctl/IPConn</controlURL><eventSubURL>/evt/IPConn</eventSubURL>"
-    "<SCPDURL>/WANIPCn.xml</SCPDURL></service></serviceList></device></deviceList>"
-    "</device></deviceList></device></root>";
-
-static const char ENV_HEAD[] =
-    "<?xml version=\"1.0\"?><s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" "
-    "s:encodingStyle=\"http://schemas.xmlsoap.org/soap/encoding/\"><s:Body>";
-static const char ENV_TAIL[] = "</s:Body></s:Envelope>";
-
-/* The text of <tag>...</tag> in s, into out (empty when missing). */
-static void arg_of(const char *s, const char *tag, char *out, size_t len)
-{
-    char open[64];
-    snprintf(open, sizeof open, "<%s>", tag);
-    const char *p = strstr(s, open);
-    out[0] = '\0';
-    if (!p)
-        return;
-    p += strlen(open);
-    size_t n = strcspn(p, "<");
-    snprintf(out, len, "%.*s", (int)(n < len ? n : len - 1), p);
-}
-
-static void http_reply(igd_conn *c, int status, const char *body)
-{
-    char head[256];
-    int n = snprintf(head, sizeof head,
-                     "HTTP/1.1 %d %s\r\nContent-Type: text/xml; charset=\"utf-8\"\r\n"
-                     "Connection: close\r\nContent-Length: %zu\r\n\r\n",
-                     status, status == 200 ? "OK" : "Internal Server Error", strlen(body));
-    W.env.ops->stream_write(W.env.obj, c->s, head, (size_t)n);
-    W.env.ops->stream_write(W.env.obj, c->s, body, strlen(body));
-    W.env.ops->stream_close(W.env.obj, c->s, MESH_CLOSE_GRACEFUL);
-    c->s = NULL;
-}
-
-static void soap_ok(igd_conn *c, const char *action, const char *args)
-{
-    char body[2048];
-    snprintf(body, sizeof body,
-             "%s<u:%sResponse xmlns:u=\"urn:schemas-upnp-org:service:WANIPConnection:1\">%s"
-             "</u:%sResponse>%s",
-             ENV_HEAD, action, args, action, ENV_TAIL);
-    http_reply(c, 200, body);
-}
-
-static void soap_fault(igd_conn *c, int code)
-{
-    char body[1024];
-    snprintf(body, sizeof body,
-             "%s<s:Fault><faultcode>s:Client</faultcode><faultstring>UPnPError</faultstring>"
-             "<detail><UPnPError xmlns=\"urn:schemas-upnp-org:control-1-0\"><errorCode>%d"
-             "</errorCode><errorDescription>scripted</errorDescription></UPnPError></detail>"
-             "</s:Fault>%s",
-             ENV_HEAD, code, ENV_TAIL);
-    http_reply(c, 500, body);
-}
-
-/* One whole request in c->buf: answer it as scripted. */
-static void igd_answer(igd_conn *c)
-{
-    char action[64] = "", v[64], args[512];
-    const char *sa = strstr(c->buf, "SOAPAction:");
-    if (sa && (sa = strchr(sa, '#')))
-        snprintf(action, sizeof action, "%.*s", (int)strcspn(sa + 1, "\"\r\n"), sa + 1);
-    if (strncmp(c->buf, "GET ", 4) == 0) {
-        IGD.gets++;
-        char body[sizeof DESC + 32];
-        snprintf(body, sizeof body, DESC, IGD.bad_desc ? "Nothing" : "WANIPConnection");
-        http_reply(c, 200, body);
-    } else if (strcmp(action, "GetExternalIPAddress") == 0) {
-        IGD.ext_calls++;
-        if (IGD.ext_ip)
-            snprintf(args, sizeof args, "<NewExternalIPAddress>%s</NewExternalIPAddress>",
-                     IGD.ext_ip);
-        else
-            snprintf(args, sizeof args, "<Unrelated>1</Unrelated>");
-        soap_ok(c, action, args);
-    } else if (strcmp(action, "AddPortMapping") == 0) {
-        int i = IGD.add_calls++ % 8;
-        arg_of(c->buf, "NewExternalPort", IGD.add_ext[i], sizeof IGD.add_ext[i]);
-        arg_of(c->buf, "NewLeaseDuration", IGD.add_lease[i], sizeof IGD.add_lease[i]);
-        if (IGD.add_err[i] > 0)
-            soap_fault(c, IGD.add_err[i]);
-        else if (IGD.add_err[i] < 0)
-            http_reply(c, 200, "<html>hello, this is not SOAP</html>");
-        else
-            soap_ok(c, action, "");
-    } else if (strcmp(action, "GetSpecificPortMappingEntry") == 0) {
-        IGD.entry_calls++;
-        if (IGD.hold_entry) {
-            c->held = 1;
-            return;
-        }
-        if (!IGD.entry_client) {
-            soap_fault(c, 714);
-            return;
-        }
-        arg_of(c->buf, "NewExternalPort", v, sizeof v);
-        snprintf(args, sizeof args,
-                 "<NewInternalPort>%d</NewInternalPort><NewInternalClient>%s</NewInternalClient>"
-                 "<NewEnabled>1</NewEnabled><NewPortMappingDescription>meshara"
-                 "</NewPortMappingDescription><NewLeaseDuration>%s</NewLeaseDuration>",
-                 PORT, IGD.entry_client, IGD.entry_lease ? IGD.entry_lease : "3600");
-        soap_ok(c, action, args);
-    } else if (strcmp(action, "DeletePortMapping") == 0) {
-        IGD.del_calls++;
-        arg_of(c->buf, "NewExternalPort", IGD.del_ext, sizeof IGD.del_ext);
-        soap_ok(c, action, "");
-    } else {
-        soap_fault(c, 401);
-    }
-}
-
-static void igd_on_data(mesh_stream *s, const uint8_t *data, size_t len, void *ud)
-{
-    (void)s;
-    igd_conn *c = ud;
-    if (c->len + len >= HTTP_MAX)
-        len = HTTP_MAX - 1 - c->len;
-    memcpy(c->buf + c->len, data, len);
-    c->len += len;
-    c->buf[c->len] = '\0';
-    char *end = strstr(c->buf, "\r\n\r\n");
-    if (!end || c->held)
-        return;
-    const char *cl = strcasestr(c->buf, "Content-Length:");
-    size_t body = cl ? strtoul(cl + 15, NULL, 10) : 0;
-    if (c->len < (size_t)(end + 4 - c->buf) + body)
-        return;
-    if (IGD.silent) {
-        c->held = 1;
-        IGD.holds++;
-        return;
-    }
-    igd_answer(c);
-}
-
-static void igd_on_closed(mesh_stream *s, int reason, void *ud)
-{
-    (void)s;
-    (void)reason;
-    igd_conn *c = ud;
-    c->s = NULL;
-}
-
-static void igd_on_accept(mesh_listener *l, mesh_stream *s, const mesh_addr *peer, void *ud)
-{
-    (void)l;
-    (void)peer;
-    (void)ud;
-    for (int i = 0; i < CONNS; i++) {
-        igd_conn *c = &IGD.conns[i];
-        if (!c->s) {
-            memset(c, 0, sizeof *c);
-            c->s = s;
-            mesh_stream_cbs cbs = {.on_data = igd_on_data, .on_closed = igd_on_closed};
-            W.env.ops->stream_set_cbs(W.env.obj, s, &cbs, c);
-            return;
-        }
-    }
-    W.env.ops->stream_close(W.env.obj, s, MESH_CLOSE_ABORT);
-}
-
-/* Answer the held requests now (hold_entry), or drop them (silent). */
-static void igd_release_held(int answer)
-{
-    for (int i = 0; i < CONNS; i++) {
-        igd_conn *c = &IGD.conns[i];
-        if (!c->s || !c->held)
-            continue;
-        c->held = 0;
-        if (answer) {
-            IGD.hold_entry = 0;
-            IGD.entry_calls--;
-            igd_answer(c);
-        } else {
-            W.env.ops->stream_close(W.env.obj, c->s, MESH_CLOSE_ABORT);
-            c->s = NULL;
-        }
-    }
 }
 
 /* ---- setup ------------------------------------------------------------------------------- */
@@ -449,13 +141,10 @@ static void setup(int flags)
     NP.pub[0] = 11, NP.pub[1] = 250, NP.pub[2] = 42, NP.pub[3] = 7;
     mesh_addr la;
     CU_ASSERT_FATAL(mesh_addr_parse(&la, "127.0.0.1:0") == MESH_OK);
-    int err = 0;
-    IGD.l = W.env.ops->listen(W.env.obj, &la, igd_on_accept, NULL, &err);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(IGD.l);
-    W.env.ops->listener_addr(W.env.obj, IGD.l, &la);
-    IGD.port = la.port;
+    CU_ASSERT_EQUAL_FATAL(fake_igd_start(&IGD, &W.env, &la), MESH_OK);
     IGD.ext_ip = "11.250.42.7";
     IGD.entry_client = "127.0.0.1";
+    IGD.entry_port = PORT;
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%u/rootDesc.xml", IGD.port);
     mesh_real_portmap_cfg pc = {.no_natpmp = !!(flags & NO_NATPMP),
@@ -463,7 +152,7 @@ static void setup(int flags)
                                 .igd_url = url,
                                 .natpmp_ms = NP_MS,
                                 .upnp_timeout_ms = UPNP_MS};
-    memcpy(pc.natpmp_gateway, NP.gw, 4);
+    memcpy(pc.natpmp_gateway, GW, 4);
     CU_ASSERT_EQUAL_FATAL(mesh_real_portmap_attach(W.r, &pc), MESH_OK);
     CU_ASSERT_PTR_NOT_NULL_FATAL(W.env.ops->portmap);
 }
@@ -591,8 +280,7 @@ static void test_natpmp_errors(void)
 static void test_natpmp_port_unreachable(void)
 {
     setup(NO_UPNP);
-    W.env.ops->dgram_close(W.env.obj, NP.d);
-    NP.d = NULL;
+    fake_natpmp_stop(&NP);
     mesh_time t0 = mesh_env_now(&W.env);
     CU_ASSERT_EQUAL(map_port(3600, 2000), MESH_ERR_UNSUPPORTED);
     CU_ASSERT((mesh_env_now(&W.env) - t0) < MS(NP_MS));
@@ -714,7 +402,7 @@ static void test_upnp_silent(void)
     mesh_time took = (mesh_env_now(&W.env) - t0) / MESH_NS_PER_MS;
     CU_ASSERT(took >= UPNP_MS - 50 && took < UPNP_MS + 500);
     IGD.silent = 0;
-    igd_release_held(0); /* the worker's HTTP request ends (reset) */
+    fake_igd_release_held(&IGD, 0); /* the worker's HTTP request ends (reset) */
     CU_ASSERT_EQUAL(map_port(3600, UPNP_MS + 1000), MESH_OK);
     CU_ASSERT_EQUAL(W.answers, 2);
     teardown();
@@ -730,7 +418,7 @@ static void test_release_and_supersede(void)
     run_until(&IGD.entry_calls, 1, UPNP_MS);
     CU_ASSERT_EQUAL(IGD.add_calls, 1);
     CU_ASSERT_EQUAL(W.env.ops->portmap->release(W.env.obj, 1, PORT), MESH_OK);
-    igd_release_held(1);
+    fake_igd_release_held(&IGD, 1);
     run_until(&IGD.del_calls, 1, UPNP_MS + 1000);
     CU_ASSERT_EQUAL(IGD.del_calls, 1);
     run_ms(50);
@@ -828,9 +516,8 @@ static void test_free_deletes(void)
 {
     setup(NO_UPNP);
     CU_ASSERT_EQUAL(map_port(3600, 2000), MESH_OK);
-    W.env.ops->dgram_close(W.env.obj, NP.d);
-    NP.d = NULL;
-    int u = plain_socket(SOCK_DGRAM, NP.gw, NP_PORT);
+    fake_natpmp_stop(&NP);
+    int u = plain_socket(SOCK_DGRAM, GW, FAKE_NATPMP_PORT);
     mesh_real_free(W.r);
     uint8_t b[64];
     ssize_t n = recv(u, b, sizeof b, 0);
@@ -844,7 +531,7 @@ static void test_free_deletes(void)
 
     setup(NO_NATPMP);
     CU_ASSERT_EQUAL(map_port(3600, UPNP_MS + 1000), MESH_OK);
-    W.env.ops->listener_close(W.env.obj, IGD.l);
+    fake_igd_stop(&IGD);
     uint8_t lo[4] = {127, 0, 0, 1};
     int l = plain_socket(SOCK_STREAM, lo, IGD.port);
     mesh_real_free(W.r);

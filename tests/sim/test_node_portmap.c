@@ -55,7 +55,8 @@ static void answer_fired(mesh_timer *t, void *ud)
         cb(F.result, F.result == MESH_OK ? &ext : NULL, F.result == MESH_OK ? F.lease : 0, F.ud);
 }
 
-static int f_request(void *obj, int tcp, uint16_t port, uint32_t lease, mesh_portmap_cb cb, void *ud)
+static int f_request(void *obj, int tcp, uint16_t port, uint32_t lease, mesh_portmap_cb cb,
+                     void *ud)
 {
     CU_ASSERT_PTR_EQUAL(obj, F.base.obj);
     CU_ASSERT_FATAL(F.nreqs < MAX_REQS);
