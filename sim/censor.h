@@ -178,11 +178,16 @@ int sim_censor_new(sim_censor **out, const sim_censor_cfg *cfg);
 /* Free rules and flow state. See the ownership note above. NULL: no-op. */
 void sim_censor_free(sim_censor *c);
 
+/* Why the rule would be refused by sim_censor_add_rule ("SNI longer than 255 bytes"...:
+ * static storage), or NULL when it is valid. Lets a caller validate rules before it builds
+ * anything (meshara-sim check). */
+const char *sim_censor_rule_problem(const sim_censor_rule *r);
+
 /* Append a rule (copied); *index (may be NULL) gets its position. Rules added later apply to
  * flows that start afterwards. MESH_OK; MESH_ERR_INVAL (unknown action, prefix > 32, port
  * range reversed, len or entropy range reversed or out of [0, 8], JA3 not 32 hex digits,
- * unknown sni_suffix mode,
- * empty string, THROTTLE without rate, ALLOW with residual); MESH_ERR_LIMIT
+ * unknown sni_suffix mode, empty or overlong SNI/ALPN, THROTTLE without rate, ALLOW with
+ * residual: sim_censor_rule_problem says which); MESH_ERR_LIMIT
  * (SIM_CENSOR_MAX_RULES); MESH_ERR_NOMEM. */
 int sim_censor_add_rule(sim_censor *c, const sim_censor_rule *r, int *index);
 size_t sim_censor_rule_count(const sim_censor *c);
@@ -207,7 +212,6 @@ void sim_censor_set_classifier(sim_censor *c, sim_censor_classify_fn fn, void *u
 /* MESH_OK or MESH_ERR_INVAL (index out of range). */
 int sim_censor_get_rule_stats(const sim_censor *c, int index, sim_censor_rule_stats *out);
 sim_censor_stats sim_censor_get_stats(const sim_censor *c);
-const char *sim_censor_name(const sim_censor *c);
 
 /* "drop", "rst", "throttle", "allow"; "?" for anything else. Static storage. */
 const char *sim_censor_action_name(int action);

@@ -144,6 +144,84 @@ static int reassemble(const uint8_t *data, size_t len, uint8_t *buf, size_t *hs_
     }
 }
 
+/* server_name: the first host_name entry (RFC 6066). */
+static int ext_sni(sim_client_hello *h, rd body)
+{
+    rd list = rd_sub(&body, rd_u(&body, 2));
+    while (list.n > 0 && !list.bad) {
+        uint32_t kind = rd_u(&list, 1);
+        rd name = rd_sub(&list, rd_u(&list, 2));
+        if (!list.bad && kind == 0 && h->sni[0] == '\0')
+            copy_name(h->sni, SIM_CH_MAX_SNI, name.p, name.n, &h->truncated_fields);
+    }
+    return body.bad || list.bad ? MESH_ERR_MALFORMED : MESH_OK;
+}
+
+/* application_layer_protocol_negotiation: every protocol (RFC 7301), SIM_CH_MAX_ALPN kept. */
+static int ext_alpn(sim_client_hello *h, rd body)
+{
+    rd list = rd_sub(&body, rd_u(&body, 2));
+    while (list.n > 0 && !list.bad) {
+        rd proto = rd_sub(&list, rd_u(&list, 1));
+        if (list.bad)
+            break;
+        if (h->alpn_count < SIM_CH_MAX_ALPN)
+            copy_name(h->alpn[h->alpn_count++], SIM_CH_MAX_ALPN_LEN, proto.p, proto.n,
+                      &h->truncated_fields);
+        else
+            h->truncated_fields = 1;
+    }
+    return body.bad || list.bad ? MESH_ERR_MALFORMED : MESH_OK;
+}
+
+/* One extension: what the censor matches on (SNI, ALPN, TLS 1.3), and the lists JA3 needs. */
+static int ext_one(sim_client_hello *h, uint32_t type, rd body, rd *groups, rd *points)
+{
+    switch (type) {
+    case EXT_SNI:
+        return ext_sni(h, body);
+    case EXT_ALPN:
+        return ext_alpn(h, body);
+    case EXT_GROUPS:
+        *groups = rd_sub(&body, rd_u(&body, 2));
+        return body.bad || groups->n % 2 ? MESH_ERR_MALFORMED : MESH_OK;
+    case EXT_POINT_FORMATS:
+        *points = rd_sub(&body, rd_u(&body, 1));
+        return body.bad ? MESH_ERR_MALFORMED : MESH_OK;
+    case EXT_SUPPORTED_VERSIONS: {
+        rd list = rd_sub(&body, rd_u(&body, 1));
+        while (list.n >= 2)
+            if (rd_u(&list, 2) == 0x0304)
+                h->offers_tls13 = 1;
+        return body.bad ? MESH_ERR_MALFORMED : MESH_OK;
+    }
+    default:
+        return MESH_OK;
+    }
+}
+
+/* The extensions block, adding the JA3 extension list to h->ja3 at *o. */
+static int exts_parse(sim_client_hello *h, rd exts, size_t *o, rd *groups, rd *points)
+{
+    char num[16];
+    int first_ext = 1;
+    while (exts.n > 0) {
+        uint32_t type = rd_u(&exts, 2);
+        rd body = rd_sub(&exts, rd_u(&exts, 2));
+        if (exts.bad)
+            return MESH_ERR_MALFORMED;
+        if (!is_grease(type)) {
+            snprintf(num, sizeof num, first_ext ? "%u" : "-%u", type);
+            ja3_put(h, o, num);
+            first_ext = 0;
+        }
+        int rc = ext_one(h, type, body, groups, points);
+        if (rc != MESH_OK)
+            return rc;
+    }
+    return MESH_OK;
+}
+
 int sim_client_hello_parse(const uint8_t *data, size_t len, sim_client_hello *h)
 {
     uint8_t buf[SIM_CH_MAX_HELLO + 4 + 16384 + 256];
@@ -170,71 +248,9 @@ int sim_client_hello_parse(const uint8_t *data, size_t len, sim_client_hello *h)
     ja3_put(h, &o, num);
     ja3_list(h, &o, ciphers, 2);
     ja3_put(h, &o, ",");
-
     rd groups = {NULL, 0, 0}, points = {NULL, 0, 0};
-    int first_ext = 1;
-    while (exts.n > 0) {
-        uint32_t type = rd_u(&exts, 2);
-        rd body = rd_sub(&exts, rd_u(&exts, 2));
-        if (exts.bad)
-            return MESH_ERR_MALFORMED;
-        if (!is_grease(type)) {
-            snprintf(num, sizeof num, first_ext ? "%u" : "-%u", type);
-            ja3_put(h, &o, num);
-            first_ext = 0;
-        }
-        switch (type) {
-        case EXT_SNI: {
-            rd list = rd_sub(&body, rd_u(&body, 2));
-            while (list.n > 0 && !list.bad) {
-                uint32_t kind = rd_u(&list, 1);
-                rd name = rd_sub(&list, rd_u(&list, 2));
-                if (!list.bad && kind == 0 && h->sni[0] == '\0')
-                    copy_name(h->sni, SIM_CH_MAX_SNI, name.p, name.n, &h->truncated_fields);
-            }
-            if (body.bad || list.bad)
-                return MESH_ERR_MALFORMED;
-            break;
-        }
-        case EXT_ALPN: {
-            rd list = rd_sub(&body, rd_u(&body, 2));
-            while (list.n > 0 && !list.bad) {
-                rd proto = rd_sub(&list, rd_u(&list, 1));
-                if (list.bad)
-                    break;
-                if (h->alpn_count < SIM_CH_MAX_ALPN)
-                    copy_name(h->alpn[h->alpn_count++], SIM_CH_MAX_ALPN_LEN, proto.p, proto.n,
-                              &h->truncated_fields);
-                else
-                    h->truncated_fields = 1;
-            }
-            if (body.bad || list.bad)
-                return MESH_ERR_MALFORMED;
-            break;
-        }
-        case EXT_GROUPS:
-            groups = rd_sub(&body, rd_u(&body, 2));
-            if (body.bad || groups.n % 2)
-                return MESH_ERR_MALFORMED;
-            break;
-        case EXT_POINT_FORMATS:
-            points = rd_sub(&body, rd_u(&body, 1));
-            if (body.bad)
-                return MESH_ERR_MALFORMED;
-            break;
-        case EXT_SUPPORTED_VERSIONS: {
-            rd list = rd_sub(&body, rd_u(&body, 1));
-            while (list.n >= 2)
-                if (rd_u(&list, 2) == 0x0304)
-                    h->offers_tls13 = 1;
-            if (body.bad)
-                return MESH_ERR_MALFORMED;
-            break;
-        }
-        default:
-            break;
-        }
-    }
+    if ((rc = exts_parse(h, exts, &o, &groups, &points)) != MESH_OK)
+        return rc;
     ja3_put(h, &o, ",");
     ja3_list(h, &o, groups, 2);
     ja3_put(h, &o, ",");

@@ -646,7 +646,3 @@ mesh_env sim_driver_env(sim_driver *d)
 {
     return (mesh_env){&d->ops, d};
 }
-sim_host *sim_driver_host(const sim_driver *d)
-{
-    return d->host;
-}

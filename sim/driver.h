@@ -61,7 +61,6 @@ int sim_driver_new(sim_driver **out, sim_world *w, sim_host *h);
  * the driver; the core's handles dangle afterwards. Not from inside a callback. NULL: no-op. */
 void sim_driver_free(sim_driver *d);
 mesh_env sim_driver_env(sim_driver *d);
-sim_host *sim_driver_host(const sim_driver *d);
 
 /* Give this host mDNS (sim/mdns.h): binds UDP port 5353 on it and sets the env's ops->mdns
  * (envs handed out earlier see it too: each driver has its own ops table). The service is

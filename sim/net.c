@@ -1,139 +1,12 @@
-/* net.c — packets walk a chain of stages (see net.h). route() runs the synchronous stages
- * (middleboxes, routing decisions) and stops at the next link, which schedules the packet's
- * arrival at the following stage as one event. */
+/* net.c — the network's topology (see net.h): hosts, LANs, their links and addresses,
+ * middleboxes attached to them, and the packet pool. A packet's walk along its path is
+ * net_route.c; what both share is net_int.h. */
 #include "sim/net.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-enum net_consts {
-    PKT_SLAB = 256,         /* packets allocated together */
-    NET_MAX_PKTS = 1 << 24, /* live + pooled packets; beyond: MESH_ERR_NOMEM */
-    ADDRMAP_MIN = 16,
-};
-
-/* Path stages (pkt->priv.hop). */
-enum hop {
-    HOP_SRC_MB_OUT, /* middleboxes of the source host, outwards */
-    HOP_SRC_UP,     /* source host's up link */
-    HOP_AT_LAN,     /* arrived at the source's LAN (or the core, for a core host) */
-    HOP_LAN_MB_OUT, /* source LAN's gateway middleboxes, outwards */
-    HOP_LAN_UP,     /* source LAN's site link up */
-    HOP_CORE,       /* core routing and delay */
-    HOP_LAN_DOWN,   /* destination LAN's site link down */
-    HOP_LAN_MB_IN,  /* destination LAN's gateway middleboxes, inwards */
-    HOP_DST_DOWN,   /* destination host's down link */
-    HOP_DST_MB_IN,  /* destination host's middleboxes, inwards */
-    HOP_DELIVER,
-};
-
-typedef struct link {
-    sim_link_cfg cfg;
-    mesh_time busy_until;   /* serialisation of queued packets ends here */
-    mesh_time last_arrival; /* FIFO: no arrival before this one */
-    sim_rng rng;
-    sim_link_stats st;
-} link;
-
-typedef struct chain {
-    sim_mbox *m[SIM_MBOX_MAX_PER_POINT];
-    int n;
-} chain;
-
-struct sim_mbox {
-    sim_net *net;
-    const sim_mbox_ops *ops;
-    void *obj;
-    sim_host *host; /* attach point: a host ... */
-    sim_lan *lan;   /* ... or a LAN gateway */
-    int idx;
-};
-
-enum { ENT_HOST = 1, ENT_LAN = 2 };
-typedef struct addr_ent {
-    uint32_t ip; /* 0 = empty */
-    uint32_t kind;
-    void *ptr;
-} addr_ent;
-typedef struct addrmap {
-    addr_ent *e;
-    size_t cap, n;
-} addrmap;
-
-struct sim_host {
-    sim_net *net;
-    uint32_t id, ip;
-    char *name;
-    sim_lan *lan;
-    link up, down;
-    chain mb;
-    int is_up;
-    int ngroups;
-    struct {
-        uint32_t group, refs;
-    } groups[SIM_NET_MAX_GROUPS_PER_HOST];
-};
-
-struct sim_lan {
-    sim_net *net;
-    uint32_t id;
-    char *name;
-    uint32_t public_ip;
-    int is_private;
-    link up, down;
-    chain mb;
-    addrmap hosts;
-    sim_host **members;
-    size_t nmembers, members_cap;
-};
-
-typedef struct slab {
-    struct slab *next;
-    sim_pkt p[PKT_SLAB];
-} slab;
-
-struct sim_net {
-    sim_sched *sched;
-    uint64_t seed;
-    sim_link_cfg core;
-    sim_core_latency_fn core_fn;
-    void *core_ud;
-    sim_rng core_rng;
-    addrmap global;
-    sim_host **hosts;
-    size_t nhosts, hosts_cap;
-    sim_lan **lans;
-    size_t nlans, lans_cap;
-    slab *slabs;
-    size_t npkts;
-    sim_pkt *free_pkts;
-    uint64_t next_pkt_id;
-    struct {
-        sim_deliver_fn fn;
-        void *ctx;
-    } transport[2]; /* 0 = TCP, 1 = UDP */
-    sim_net_stats st;
-};
-
-/* ---- address maps (open addressing, linear probing) ------------------------------------ */
-
-static inline size_t ip_hash(uint32_t ip)
-{
-    return (size_t)((ip * 0x9e3779b1u) ^ (ip >> 16));
-}
-
-static addr_ent *addrmap_find(const addrmap *m, uint32_t ip)
-{
-    if (m->cap == 0)
-        return NULL;
-    size_t mask = m->cap - 1;
-    for (size_t i = ip_hash(ip) & mask;; i = (i + 1) & mask) {
-        if (m->e[i].ip == ip)
-            return &m->e[i];
-        if (m->e[i].ip == 0)
-            return NULL;
-    }
-}
+#include "sim/net_int.h"
 
 static int addrmap_put(addrmap *m, uint32_t ip, uint32_t kind, void *ptr)
 {
@@ -145,7 +18,7 @@ static int addrmap_put(addrmap *m, uint32_t ip, uint32_t kind, void *ptr)
         for (size_t i = 0; i < m->cap; i++) {
             if (!m->e[i].ip)
                 continue;
-            size_t j = ip_hash(m->e[i].ip) & (nc - 1);
+            size_t j = sim_net_ip_hash(m->e[i].ip) & (nc - 1);
             while (ne[j].ip)
                 j = (j + 1) & (nc - 1);
             ne[j] = m->e[i];
@@ -154,7 +27,7 @@ static int addrmap_put(addrmap *m, uint32_t ip, uint32_t kind, void *ptr)
         m->e = ne;
         m->cap = nc;
     }
-    size_t mask = m->cap - 1, i = ip_hash(ip) & mask;
+    size_t mask = m->cap - 1, i = sim_net_ip_hash(ip) & mask;
     while (m->e[i].ip) {
         if (m->e[i].ip == ip)
             return MESH_ERR_EXISTS;
@@ -253,8 +126,6 @@ static void chain_free(chain *c)
     for (int i = 0; i < c->n; i++)
         free(c->m[i]);
 }
-
-static void hop_ev(void *ctx, void *arg);
 
 void sim_net_free(sim_net *net)
 {
@@ -468,10 +339,6 @@ const char *sim_host_name(const sim_host *h)
 {
     return h->name;
 }
-sim_lan *sim_host_lan(const sim_host *h)
-{
-    return h->lan;
-}
 sim_net *sim_host_net(const sim_host *h)
 {
     return h->net;
@@ -479,10 +346,6 @@ sim_net *sim_host_net(const sim_host *h)
 uint32_t sim_lan_id(const sim_lan *l)
 {
     return l->id;
-}
-const char *sim_lan_name(const sim_lan *l)
-{
-    return l->name;
 }
 uint32_t sim_lan_public_ip(const sim_lan *l)
 {
@@ -543,14 +406,6 @@ void sim_host_leave_group(sim_host *h, uint32_t group)
         }
 }
 
-static int host_in_group(const sim_host *h, uint32_t group)
-{
-    for (int i = 0; i < h->ngroups; i++)
-        if (h->groups[i].group == group)
-            return 1;
-    return 0;
-}
-
 int sim_net_set_transport(sim_net *net, uint8_t proto, sim_deliver_fn fn, void *ctx)
 {
     int i = proto == SIM_PROTO_TCP ? 0 : proto == SIM_PROTO_UDP ? 1 : -1;
@@ -599,319 +454,4 @@ int sim_net_attach_lan_mbox(sim_net *net, sim_lan *l, const sim_mbox_ops *ops, v
 sim_net *sim_mbox_net(const sim_mbox *mb)
 {
     return mb->net;
-}
-
-static void schedule_hop(sim_net *net, sim_pkt *p, mesh_time when, uint32_t kind)
-{
-    if (sim_sched_at(net->sched, when, kind, p->id, hop_ev, net, p, NULL) != MESH_OK) {
-        /* Only a scheduler at its hard limit gets here: the packet is lost. */
-        net->st.link_drops++;
-        sim_pkt_free(net, p);
-    }
-}
-
-int sim_mbox_inject(sim_mbox *mb, int dir, sim_pkt *p)
-{
-    if (!mb || !p || (dir != SIM_DIR_IN && dir != SIM_DIR_OUT) || p->src.family != MESH_AF_INET4 ||
-        p->dst.family != MESH_AF_INET4) {
-        if (mb && p)
-            sim_pkt_free(mb->net, p);
-        return MESH_ERR_INVAL;
-    }
-    sim_net *net = mb->net;
-    p->priv.src_host = p->priv.dst_host = NULL;
-    p->priv.lan = NULL;
-    p->sent_at = sim_net_now(net);
-    if (mb->host) {
-        if (dir == SIM_DIR_OUT) {
-            p->priv.hop = HOP_SRC_MB_OUT;
-            p->priv.src_host = mb->host;
-        } else {
-            p->priv.hop = HOP_DST_MB_IN;
-            p->priv.dst_host = mb->host;
-        }
-    } else {
-        p->priv.hop = dir == SIM_DIR_OUT ? HOP_LAN_MB_OUT : HOP_LAN_MB_IN;
-        p->priv.lan = mb->lan;
-    }
-    p->priv.mb = dir == SIM_DIR_OUT ? mb->idx + 1 : mb->idx - 1;
-    net->st.sent++;
-    schedule_hop(net, p, sim_net_now(net), SIM_EV_NET_HOP);
-    return MESH_OK;
-}
-
-/* ---- routing -------------------------------------------------------------------------- */
-
-/* Put p on link l; on success *arrival is when it reaches the far end. 0 = lost/dropped. */
-static int link_enter(sim_net *net, link *l, sim_pkt *p, mesh_time *arrival)
-{
-    mesh_time now = sim_net_now(net);
-    size_t bytes = sim_pkt_wire_bytes(p);
-    l->st.pkts++;
-    l->st.bytes += bytes;
-    mesh_time start = l->busy_until > now ? l->busy_until : now;
-    if (l->cfg.rate_bps) {
-        uint64_t limit = l->cfg.queue_bytes ? l->cfg.queue_bytes : SIM_LINK_DEFAULT_QUEUE;
-        unsigned __int128 backlog =
-            (unsigned __int128)(start - now) * l->cfg.rate_bps / (8 * MESH_NS_PER_S);
-        if (backlog > 0 && backlog + bytes > limit) {
-            l->st.tail_drops++;
-            net->st.link_drops++;
-            return 0;
-        }
-        uint64_t bits_ns = (uint64_t)bytes * 8 * MESH_NS_PER_S;
-        start += (bits_ns + l->cfg.rate_bps - 1) / l->cfg.rate_bps;
-        l->busy_until = start;
-    }
-    if (l->cfg.loss > 0 && sim_rng_chance(&l->rng, l->cfg.loss)) {
-        l->st.lost++;
-        net->st.link_drops++;
-        return 0;
-    }
-    mesh_time t = start + l->cfg.latency;
-    if (l->cfg.jitter)
-        t += sim_rng_below(&l->rng, l->cfg.jitter + 1);
-    if (t < l->last_arrival)
-        t = l->last_arrival;
-    l->last_arrival = t;
-    *arrival = t;
-    return 1;
-}
-
-static void drop(sim_net *net, sim_pkt *p, uint64_t *counter)
-{
-    (*counter)++;
-    sim_pkt_free(net, p);
-}
-
-/* Cross a link: schedule arrival at stage `next`. */
-static void cross(sim_net *net, link *l, sim_pkt *p, uint32_t next, int next_mb)
-{
-    mesh_time at;
-    if (!link_enter(net, l, p, &at)) {
-        sim_pkt_free(net, p);
-        return;
-    }
-    p->priv.hop = next;
-    p->priv.mb = next_mb;
-    schedule_hop(net, p, at, SIM_EV_NET_HOP);
-}
-
-/* Run the chain from p->priv.mb in direction dir. 1 = went through, 0 = consumed. */
-static int run_chain(sim_net *net, chain *c, sim_pkt *p, int dir)
-{
-    int step = dir == SIM_DIR_OUT ? 1 : -1;
-    while (p->priv.mb >= 0 && p->priv.mb < c->n) {
-        sim_mbox *m = c->m[p->priv.mb];
-        p->priv.mb += step;
-        mesh_time delay = 0;
-        int v = m->ops->on_packet(m->obj, m, p, dir, &delay);
-        if (v == SIM_DROP) {
-            drop(net, p, &net->st.mbox_drops);
-            return 0;
-        }
-        if (v == SIM_DELAY) {
-            schedule_hop(net, p, sim_net_now(net) + delay, SIM_EV_NET_MBOX);
-            return 0;
-        }
-    }
-    return 1;
-}
-
-static void to_dst_host(sim_pkt *p, sim_host *h)
-{
-    p->priv.dst_host = h;
-    p->priv.hop = HOP_DST_DOWN;
-}
-
-static void fan_out_multicast(sim_net *net, sim_lan *l, sim_pkt *p)
-{
-    uint32_t g = sim_addr_ip4(&p->dst);
-    for (size_t i = 0; i < l->nmembers; i++) {
-        sim_host *h = l->members[i];
-        if (!host_in_group(h, g))
-            continue;
-        sim_pkt *c;
-        if (sim_pkt_new(net, &c, p->data, p->len) != MESH_OK) {
-            net->st.link_drops++;
-            continue;
-        }
-        uint64_t id = c->id;
-        *c = (sim_pkt){p->src,  p->dst, p->proto, p->flags,   p->seq, p->ack,
-                       c->data, c->len, id,       p->sent_at, c->priv};
-        c->priv.src_host = p->priv.src_host;
-        c->priv.dst_host = h;
-        c->priv.mb = 0;
-        cross(net, &h->down, c, HOP_DST_MB_IN, h->mb.n - 1);
-    }
-    sim_pkt_free(net, p);
-}
-
-static void route(sim_net *net, sim_pkt *p)
-{
-    for (;;) {
-        switch (p->priv.hop) {
-        case HOP_SRC_MB_OUT: {
-            sim_host *h = p->priv.src_host;
-            if (!run_chain(net, &h->mb, p, SIM_DIR_OUT))
-                return;
-            p->priv.hop = HOP_SRC_UP;
-            break;
-        }
-        case HOP_SRC_UP:
-            cross(net, &p->priv.src_host->up, p, HOP_AT_LAN, 0);
-            return;
-        case HOP_AT_LAN: {
-            sim_host *h = p->priv.src_host;
-            uint32_t dst = sim_addr_ip4(&p->dst);
-            if (!h->lan) {
-                if (sim_ip_is_multicast(dst)) {
-                    drop(net, p, &net->st.no_route);
-                    return;
-                }
-                p->priv.hop = HOP_CORE;
-                break;
-            }
-            if (sim_ip_is_multicast(dst)) {
-                fan_out_multicast(net, h->lan, p);
-                return;
-            }
-            addr_ent *e = addrmap_find(&h->lan->hosts, dst);
-            if (e) {
-                to_dst_host(p, e->ptr);
-                break;
-            }
-            p->priv.lan = h->lan;
-            p->priv.hop = HOP_LAN_MB_OUT;
-            p->priv.mb = 0;
-            break;
-        }
-        case HOP_LAN_MB_OUT: {
-            sim_lan *l = p->priv.lan;
-            if (!run_chain(net, &l->mb, p, SIM_DIR_OUT))
-                return;
-            addr_ent *e = addrmap_find(&net->global, sim_addr_ip4(&p->dst));
-            if (e && e->kind == ENT_LAN && e->ptr == l) { /* hairpin at the gateway */
-                p->priv.hop = HOP_LAN_MB_IN;
-                p->priv.mb = l->mb.n - 1;
-                break;
-            }
-            p->priv.hop = HOP_LAN_UP;
-            break;
-        }
-        case HOP_LAN_UP:
-            cross(net, &p->priv.lan->up, p, HOP_CORE, 0);
-            return;
-        case HOP_CORE: {
-            uint32_t dst = sim_addr_ip4(&p->dst);
-            addr_ent *e = addrmap_find(&net->global, dst);
-            if (!e || sim_ip_is_multicast(dst)) {
-                drop(net, p, &net->st.no_route);
-                return;
-            }
-            sim_lan *to_lan = NULL;
-            sim_host *to_host = NULL;
-            if (e->kind == ENT_LAN)
-                to_lan = e->ptr;
-            else if (((sim_host *)e->ptr)->lan)
-                to_lan = ((sim_host *)e->ptr)->lan;
-            else
-                to_host = e->ptr;
-            if (net->core.loss > 0 && sim_rng_chance(&net->core_rng, net->core.loss)) {
-                drop(net, p, &net->st.link_drops);
-                return;
-            }
-            mesh_time lat = net->core.latency;
-            if (net->core_fn) {
-                uint64_t from = p->priv.lan        ? p->priv.lan->id
-                                : p->priv.src_host ? (p->priv.src_host->id | SIM_NET_ATTACH_HOST)
-                                                   : 0;
-                uint64_t to = to_lan ? to_lan->id : (to_host->id | SIM_NET_ATTACH_HOST);
-                lat = net->core_fn(net->core_ud, from, to);
-            }
-            if (to_lan) {
-                p->priv.lan = to_lan;
-                p->priv.hop = HOP_LAN_DOWN;
-            } else {
-                to_dst_host(p, to_host);
-            }
-            if (lat) {
-                schedule_hop(net, p, sim_net_now(net) + lat, SIM_EV_NET_HOP);
-                return;
-            }
-            break;
-        }
-        case HOP_LAN_DOWN:
-            cross(net, &p->priv.lan->down, p, HOP_LAN_MB_IN, p->priv.lan->mb.n - 1);
-            return;
-        case HOP_LAN_MB_IN: {
-            sim_lan *l = p->priv.lan;
-            if (!run_chain(net, &l->mb, p, SIM_DIR_IN))
-                return;
-            addr_ent *e = addrmap_find(&l->hosts, sim_addr_ip4(&p->dst));
-            if (!e) {
-                drop(net, p, &net->st.no_route);
-                return;
-            }
-            to_dst_host(p, e->ptr);
-            break;
-        }
-        case HOP_DST_DOWN: {
-            sim_host *h = p->priv.dst_host;
-            if (!h->is_up) {
-                drop(net, p, &net->st.host_down);
-                return;
-            }
-            cross(net, &h->down, p, HOP_DST_MB_IN, h->mb.n - 1);
-            return;
-        }
-        case HOP_DST_MB_IN:
-            if (!run_chain(net, &p->priv.dst_host->mb, p, SIM_DIR_IN))
-                return;
-            p->priv.hop = HOP_DELIVER;
-            break;
-        case HOP_DELIVER: {
-            sim_host *h = p->priv.dst_host;
-            int ti = p->proto == SIM_PROTO_TCP ? 0 : p->proto == SIM_PROTO_UDP ? 1 : -1;
-            if (!h->is_up) {
-                drop(net, p, &net->st.host_down);
-                return;
-            }
-            net->st.delivered++;
-            if (ti >= 0 && net->transport[ti].fn)
-                net->transport[ti].fn(net->transport[ti].ctx, h, p);
-            sim_pkt_free(net, p);
-            return;
-        }
-        default:
-            sim_pkt_free(net, p);
-            return;
-        }
-    }
-}
-
-static void hop_ev(void *ctx, void *arg)
-{
-    route(ctx, arg);
-}
-
-int sim_net_send(sim_net *net, sim_host *from, sim_pkt *p)
-{
-    if (!from || p->src.family != MESH_AF_INET4 || p->dst.family != MESH_AF_INET4) {
-        sim_pkt_free(net, p);
-        return MESH_ERR_INVAL;
-    }
-    net->st.sent++;
-    if (!from->is_up) {
-        drop(net, p, &net->st.host_down);
-        return MESH_OK;
-    }
-    p->sent_at = sim_net_now(net);
-    p->priv.src_host = from;
-    p->priv.dst_host = NULL;
-    p->priv.lan = NULL;
-    p->priv.mb = 0;
-    p->priv.hop = HOP_SRC_MB_OUT;
-    route(net, p);
-    return MESH_OK;
 }

@@ -181,10 +181,8 @@ void sim_host_set_up(sim_host *h, int up);
 uint32_t sim_host_id(const sim_host *h); /* 0, 1, 2... in creation order */
 uint32_t sim_host_ip(const sim_host *h); /* host order */
 const char *sim_host_name(const sim_host *h);
-sim_lan *sim_host_lan(const sim_host *h);
 sim_net *sim_host_net(const sim_host *h);
 uint32_t sim_lan_id(const sim_lan *l);
-const char *sim_lan_name(const sim_lan *l);
 /* The LAN's address in the core (0 = none) and whether its hosts' addresses are private:
  * what a NAT middlebox on the gateway translates to and from. */
 uint32_t sim_lan_public_ip(const sim_lan *l);

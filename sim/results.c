@@ -13,10 +13,12 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "meshara/error.h"
+#include "sim/path.h"
 
 /* Wall-clock columns are the last three of runs: the dump leaves them out. */
 static const char SCHEMA[] = "CREATE TABLE IF NOT EXISTS runs ("
@@ -94,6 +96,8 @@ struct sim_results {
     int failed;   /* a SQLite error: no more rows */
     int finished; /* sim_results_finish done */
     int first_err;
+    int created; /* the file is this recorder's own (sim_results_discard deletes it) */
+    char *path;
     char errmsg[256];
 };
 
@@ -261,28 +265,130 @@ static void free_handles(sim_results *r)
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(r->st[i]);
     sqlite3_close(r->db);
+    free(r->path);
     free(r);
+}
+
+/* ---- what a path holds ------------------------------------------------------------------- */
+
+/* What an existing path is, before anything opens it (so a FIFO is never read, a file that is
+ * not ours never replaced). */
+typedef enum db_kind {
+    DB_ABSENT,   /* no such file */
+    DB_STAT_ERR, /* stat failed otherwise (errno kept) */
+    DB_NOT_FILE, /* a directory, FIFO, device or socket */
+    DB_EMPTY,    /* a regular file of 0 bytes: nothing to lose */
+    DB_RESULTS,  /* a Meshara results database */
+    DB_OTHER,    /* any other regular file */
+} db_kind;
+
+static int query_int(sqlite3 *db, const char *sql, int *out)
+{
+    sqlite3_stmt *st;
+    int ok = 0;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            *out = sqlite3_column_int(st, 0);
+            ok = 1;
+        }
+        sqlite3_finalize(st);
+    }
+    return ok;
+}
+
+/* Ours: our application_id, or (a file written before the id existed) user_version 1 with a
+ * runs table that has a schema_version column. Anything SQLite cannot read is not ours. */
+static int is_results_db(const char *path)
+{
+    sqlite3 *db = NULL;
+    int app = 0, version = 0, col = 0, ours = 0;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        query_int(db, "PRAGMA application_id", &app) &&
+        query_int(db, "PRAGMA user_version", &version) &&
+        query_int(db, "SELECT count(*) FROM pragma_table_info('runs') WHERE name='schema_version'",
+                  &col))
+        ours = app == SIM_RES_APPLICATION_ID ||
+               (app == 0 && version == SIM_RES_SCHEMA_VERSION && col == 1);
+    sqlite3_close(db);
+    return ours;
+}
+
+static db_kind identify(const char *path, const char **what)
+{
+    struct stat st;
+    *what = "";
+    if (stat(path, &st) != 0)
+        return errno == ENOENT ? DB_ABSENT : DB_STAT_ERR;
+    if (!S_ISREG(st.st_mode)) {
+        *what = sim_path_kind(st.st_mode);
+        return DB_NOT_FILE;
+    }
+    if (st.st_size == 0)
+        return DB_EMPTY;
+    return is_results_db(path) ? DB_RESULTS : DB_OTHER;
+}
+
+/* Whether open with these flags may use the existing path; MESH_OK with *remove set when the
+ * file is to be deleted first. */
+static int may_open(const char *path, unsigned flags, int *remove, char *err, size_t errlen)
+{
+    const char *what;
+    db_kind k = identify(path, &what);
+    *remove = 0;
+    if (k == DB_ABSENT)
+        return MESH_OK;
+    if (k == DB_STAT_ERR)
+        return open_err(err, errlen, MESH_ERR_IO, "%s: %s", path, strerror(errno));
+    if (k == DB_NOT_FILE)
+        return open_err(err, errlen, MESH_ERR_EXISTS, "%s: is %s, not a results database", path,
+                        what);
+    if (!(flags & (SIM_RES_REPLACE | SIM_RES_APPEND)))
+        return open_err(err, errlen, MESH_ERR_EXISTS,
+                        "%s: exists (replace it, or append a run to it)", path);
+    if (flags & SIM_RES_APPEND)
+        return k == DB_OTHER ? open_err(err, errlen, MESH_ERR_CORRUPT,
+                                        "%s: not a Meshara results database", path)
+                             : MESH_OK;
+    if (k == DB_OTHER && !(flags & SIM_RES_FORCE))
+        return open_err(err, errlen, MESH_ERR_EXISTS,
+                        "%s: exists and is not a Meshara results database: not replaced", path);
+    *remove = 1;
+    return MESH_OK;
+}
+
+int sim_results_check_path(const char *path, unsigned flags, char *err, size_t errlen)
+{
+    int remove;
+    if (!path)
+        return open_err(err, errlen, MESH_ERR_INVAL, "(null): bad arguments");
+    return may_open(path, flags, &remove, err, errlen);
 }
 
 int sim_results_open(sim_results **out, const char *path, unsigned flags,
                      const sim_results_run *run, char *err, size_t errlen)
 {
     if (!out || !path || !run || !run->scenario || run->seed > INT64_MAX ||
-        (flags & ~(unsigned)(SIM_RES_REPLACE | SIM_RES_APPEND)) ||
-        ((flags & SIM_RES_REPLACE) && (flags & SIM_RES_APPEND)))
+        (flags & ~(unsigned)(SIM_RES_REPLACE | SIM_RES_APPEND | SIM_RES_FORCE)) ||
+        ((flags & SIM_RES_REPLACE) && (flags & SIM_RES_APPEND)) ||
+        ((flags & SIM_RES_FORCE) && !(flags & SIM_RES_REPLACE)))
         return open_err(err, errlen, MESH_ERR_INVAL, "%s: bad arguments", path ? path : "(null)");
+    int remove, rc = may_open(path, flags, &remove, err, errlen);
+    if (rc != MESH_OK)
+        return rc;
     int existed = access(path, F_OK) == 0;
-    if (existed && !(flags & (SIM_RES_REPLACE | SIM_RES_APPEND)))
-        return open_err(err, errlen, MESH_ERR_EXISTS,
-                        "%s: exists (replace it, or append a run to it)", path);
-    if (existed && (flags & SIM_RES_REPLACE) && unlink(path) != 0)
+    if (remove && unlink(path) != 0)
         return open_err(err, errlen, MESH_ERR_IO, "%s: cannot replace: %s", path, strerror(errno));
-    int created = !existed || (flags & SIM_RES_REPLACE);
+    int created = !existed || remove;
 
     sim_results *r = calloc(1, sizeof *r);
-    if (!r)
+    if (!r || !(r->path = strdup(path))) {
+        free(r);
         return open_err(err, errlen, MESH_ERR_NOMEM, "out of memory");
-    int rc = MESH_ERR_IO;
+    }
+    r->created = created;
+    char app_id_sql[64]; /* how a results database says what it is: identify() reads it back */
+    snprintf(app_id_sql, sizeof app_id_sql, "PRAGMA application_id=%d", SIM_RES_APPLICATION_ID);
+    rc = MESH_ERR_IO;
     if (sqlite3_open_v2(path, &r->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
         SQLITE_OK) {
         open_err(err, errlen, MESH_ERR_IO, "%s: %s", path,
@@ -294,6 +400,7 @@ int sim_results_open(sim_results **out, const char *path, unsigned flags,
     rc = MESH_ERR_IO;
     if (exec(r, "PRAGMA journal_mode=MEMORY; PRAGMA synchronous=OFF", "pragmas") ||
         exec(r, "BEGIN", "begin") || exec(r, SCHEMA, "create schema") ||
+        exec(r, app_id_sql, "set application id") ||
         exec(r, "PRAGMA user_version=1", "set schema version") || insert_run(r, run))
         goto fail_sql;
     for (int i = 0; i < ST_COUNT; i++)
@@ -459,6 +566,20 @@ int sim_results_close(sim_results *r)
     return rc;
 }
 
+void sim_results_discard(sim_results *r)
+{
+    if (!r)
+        return;
+    sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+    int created = r->created;
+    char *path = r->path;
+    r->path = NULL;
+    free_handles(r);
+    if (created && path)
+        unlink(path);
+    free(path);
+}
+
 /* ---- deterministic dump -----------------------------------------------------------------------
  */
 
@@ -541,12 +662,31 @@ static int dump_query(sqlite3 *db, const char *sql, FILE *out)
     return rc == SQLITE_DONE ? MESH_OK : MESH_ERR_IO;
 }
 
-int sim_results_dump_deterministic(const char *db_path, FILE *out)
+int sim_results_dump_deterministic(const char *db_path, FILE *out, char *err, size_t errlen)
 {
     if (!db_path || !out)
-        return MESH_ERR_INVAL;
+        return open_err(err, errlen, MESH_ERR_INVAL, "bad arguments");
+    const char *what;
+    switch (identify(db_path, &what)) {
+    case DB_ABSENT:
+        return open_err(err, errlen, MESH_ERR_NOT_FOUND, "%s: no such file", db_path);
+    case DB_STAT_ERR:
+        return open_err(err, errlen, MESH_ERR_IO, "%s: %s", db_path, strerror(errno));
+    case DB_NOT_FILE:
+        return open_err(err, errlen, MESH_ERR_INVAL, "%s: is %s, not a results database", db_path,
+                        what);
+    case DB_EMPTY:
+    case DB_OTHER:
+        return open_err(err, errlen, MESH_ERR_CORRUPT,
+                        "%s: not a Meshara results database (no runs table of this schema)",
+                        db_path);
+    case DB_RESULTS:
+        break;
+    }
     sqlite3 *db = NULL;
     if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        open_err(err, errlen, MESH_ERR_IO, "%s: %s", db_path,
+                 db ? sqlite3_errmsg(db) : "cannot open");
         sqlite3_close(db);
         return MESH_ERR_IO;
     }
@@ -559,6 +699,8 @@ int sim_results_dump_deterministic(const char *db_path, FILE *out)
         fprintf(out, "# %s: %s\n", DUMP[i].table, DUMP[i].cols);
         rc = dump_query(db, sql, out);
     }
+    if (rc != MESH_OK)
+        open_err(err, errlen, rc, "%s: %s", db_path, sqlite3_errmsg(db));
     sqlite3_close(db);
     return rc;
 }

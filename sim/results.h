@@ -12,8 +12,10 @@
  *
  * Speed: inserts go through prepared statements inside transactions of SIM_RES_BATCH_ROWS
  * rows (committed automatically, and at sim_results_flush/finish/close), with the journal in
- * memory and no fsync: recording must never dominate a run. A database whose run crashed is
- * not to be trusted (the `runs.status` column stays 'running').
+ * memory and no fsync: recording must never dominate a run. A database whose process died
+ * (SIGKILL, a crash) is not to be trusted: its `runs.status` stays 'running'. A run that fails
+ * while it can still act ends 'failed' (sim_results_finish) or is deleted
+ * (sim_results_discard).
  *
  * Rows are numbered (`seq`) in the order they are recorded, so the recorder adds no ordering
  * of its own: determinism of the tables is exactly the determinism of the calls.
@@ -32,16 +34,21 @@
 typedef struct sim_results sim_results;
 
 enum sim_results_limits {
-    SIM_RES_SCHEMA_VERSION = 1, /* PRAGMA user_version and runs.schema_version */
-    SIM_RES_BATCH_ROWS = 10000, /* rows per transaction */
-    SIM_RES_MAX_TEXT = 4096,    /* bytes of one text value kept; longer values are cut */
+    SIM_RES_SCHEMA_VERSION = 1,          /* PRAGMA user_version and runs.schema_version */
+    SIM_RES_APPLICATION_ID = 0x4D455348, /* PRAGMA application_id: "MESH" */
+    SIM_RES_BATCH_ROWS = 10000,          /* rows per transaction */
+    SIM_RES_MAX_TEXT = 4096,             /* bytes of one text value kept; longer values are cut */
 };
 
-/* sim_results_open flags. */
+/* sim_results_open flags. A results database is recognised by SIM_RES_APPLICATION_ID (or,
+ * written before that id, by user_version 1 and a runs table with schema_version). Paths that
+ * are not regular files (directories, FIFOs, devices) are never opened nor replaced. */
 enum sim_results_flags {
     SIM_RES_CREATE = 0,       /* a new file; MESH_ERR_EXISTS if path exists */
-    SIM_RES_REPLACE = 1 << 0, /* delete an existing file first */
+    SIM_RES_REPLACE = 1 << 0, /* replace an existing results database or empty file; any other
+                               * file is refused (MESH_ERR_EXISTS) unless SIM_RES_FORCE */
     SIM_RES_APPEND = 1 << 1,  /* add a run to an existing database (a sweep); created if absent */
+    SIM_RES_FORCE = 1 << 2,   /* with REPLACE: replace whatever regular file path is */
 };
 
 /* "No node" for the node and peer columns (stored as NULL). */
@@ -101,11 +108,18 @@ typedef struct sim_results_node_info {
  * and insert the runs row (status 'running'). err (may be NULL) receives a one-line reason
  * on failure (SQLite's message included), cut to errlen.
  * MESH_OK; MESH_ERR_INVAL (NULL argument, no scenario name, seed > INT64_MAX, unknown flag,
- * REPLACE with APPEND); MESH_ERR_EXISTS (the file exists and neither REPLACE nor APPEND);
- * MESH_ERR_IO (SQLite could not open or write it); MESH_ERR_CORRUPT (APPEND to a file with
- * another schema version); MESH_ERR_NOMEM. *out is untouched on failure. */
+ * REPLACE with APPEND, FORCE without REPLACE); MESH_ERR_EXISTS (the file exists and neither
+ * REPLACE nor APPEND; REPLACE of a file that is not a results database, without FORCE; path is
+ * not a regular file); MESH_ERR_IO (SQLite could not open or write it); MESH_ERR_CORRUPT
+ * (APPEND to a file that is not a results database, or of another schema version);
+ * MESH_ERR_NOMEM. *out is untouched on failure. */
 int sim_results_open(sim_results **out, const char *path, unsigned flags,
                      const sim_results_run *run, char *err, size_t errlen);
+
+/* What sim_results_open with these flags would refuse because of what is at path (the
+ * MESH_ERR_EXISTS / MESH_ERR_CORRUPT / MESH_ERR_IO cases above), without creating, opening
+ * for writing or deleting anything: a caller checks it before an expensive set-up. */
+int sim_results_check_path(const char *path, unsigned flags, char *err, size_t errlen);
 
 /* The run's id in its database (1 for a fresh file). */
 int64_t sim_results_run_id(const sim_results *r);
@@ -138,12 +152,20 @@ int sim_results_finish(sim_results *r, const sim_results_end *end);
 /* Commit, create the query indexes, and close. Always frees r (NULL: MESH_OK). Returns the
  * first error met (MESH_ERR_IO) so a caller knows whether the file is complete. */
 int sim_results_close(sim_results *r);
+/* For a run whose end cannot be recorded (sim_results_finish failed): roll back what is not
+ * committed, close, and delete the file when this recorder created it, so no database is left
+ * marked 'running'. (A run appended to an existing file keeps its committed rows and its
+ * 'running' status.) Always frees r; NULL: no-op. */
+void sim_results_discard(sim_results *r);
 
 /* Print every deterministic column of every table of the database at path, in a fixed order
  * (schema SQL first, then runs minus its wall-clock columns, nodes, events, series, summary,
  * each ordered by its key), one row per line with tab-separated values. Two runs of the same
- * scenario and seed must print identical bytes. MESH_OK, MESH_ERR_IO (cannot open/read),
- * MESH_ERR_INVAL. */
-int sim_results_dump_deterministic(const char *db_path, FILE *out);
+ * scenario and seed must print identical bytes. The file is identified first (nothing is
+ * printed for a file that is not a results database). err (may be NULL) gets one line.
+ * MESH_OK; MESH_ERR_NOT_FOUND (no such file); MESH_ERR_INVAL (NULL argument, or path is not a
+ * regular file); MESH_ERR_CORRUPT (not a Meshara results database); MESH_ERR_IO (cannot
+ * read). */
+int sim_results_dump_deterministic(const char *db_path, FILE *out, char *err, size_t errlen);
 
 #endif

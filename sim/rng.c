@@ -48,11 +48,6 @@ uint64_t sim_rng_next(sim_rng *r)
     return result;
 }
 
-void sim_rng_fork(sim_rng *parent, sim_rng *child)
-{
-    sim_rng_seed(child, sim_rng_next(parent));
-}
-
 uint64_t sim_rng_below(sim_rng *r, uint64_t bound)
 {
     if (bound == 0)

@@ -22,8 +22,6 @@ void sim_rng_seed(sim_rng *r, uint64_t seed);
 /* A stream for (seed, stream_id): independent of the order streams are created in. Use a
  * distinct id space per kind of user (see SIM_RNG_STREAM_* below). */
 void sim_rng_derive(sim_rng *r, uint64_t seed, uint64_t stream_id);
-/* Fork: a child stream from the parent's next output (advances the parent by one). */
-void sim_rng_fork(sim_rng *parent, sim_rng *child);
 
 uint64_t sim_rng_next(sim_rng *r);
 /* Uniform in [0, bound) without modulo bias; bound 0 gives 0. */

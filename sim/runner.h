@@ -3,8 +3,7 @@
  * What a run builds, from the scenario struct:
  *  - the core (constant latency, per-pair uniform latency drawn from the seed, or a region
  *    matrix), LANs with their site links and NATs, one host per node with its access link
- *    (a group's own `nat:` — a NAT per node inside a LAN — is refused: the network model has
- *    one NAT level per LAN);
+ *    (what the models cannot build is refused first, by sim_run_check);
  *  - censors attached in front of their targets (a LAN's gateway, or each host of a group),
  *    with one background HTTPS client per censor target and one server on the core, so
  *    collateral damage is measured beside Meshara's blocked fraction;
@@ -30,6 +29,7 @@
 #ifndef SIM_RUNNER_H
 #define SIM_RUNNER_H
 
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -47,7 +47,12 @@ enum sim_runner_limits {
 };
 
 typedef struct sim_run_opts {
-    const char *db_path; /* results database (replaced if it exists); NULL: no database */
+    const char *db_path; /* results database; NULL: no database. An existing results database
+                          * is replaced; any other file only with force (sim_results_open) */
+    int force;           /* 1: replace db_path whatever regular file it is */
+    /* when set (to non-zero, e.g. from a SIGINT handler), the run stops at the end of the
+     * current slice (1/200 of the duration) as `interrupted`; NULL: never */
+    const volatile sig_atomic_t *stop;
     const char *git_rev; /* recorded in the runs row; NULL = "unknown" */
     int progress;        /* 1: progress bar on stderr (a terminal) */
     int quiet;           /* 1: no summary table on out */
@@ -64,10 +69,25 @@ typedef struct sim_run_result {
     size_t expects_failed; /* expect: bounds not met */
 } sim_run_result;
 
-/* Run scn (with its seed) to its duration. err gets one line on failure.
- * MESH_OK (whether or not expectations hold: see res->expects_failed); MESH_ERR_IO (the
- * database could not be written); MESH_ERR_UNSUPPORTED (the scenario asks for something the
- * runner does not model yet: err says what); MESH_ERR_LIMIT; MESH_ERR_NOMEM. */
+/* What a loaded scenario may say but the runner cannot build, refused before anything is
+ * built, with the element's position in err (FILE:LINE:COL: message (hint: ...)): a NAT per
+ * node inside a LAN (the network model has one NAT level per LAN), the censor action `probe`,
+ * a censor rule the censor model refuses (sim_censor_rule_problem), more middleboxes at one
+ * host or LAN gateway than SIM_MBOX_MAX_PER_POINT (censors, partitions, the LAN's NAT), and an
+ * `expect:` on a summary figure no run records. `meshara-sim check` and sim_run both call it.
+ * MESH_OK; MESH_ERR_UNSUPPORTED (not modelled yet); MESH_ERR_MALFORMED (bad rule, unknown
+ * summary name); MESH_ERR_LIMIT (middleboxes); MESH_ERR_INVAL (NULL scenario). */
+int sim_run_check(const sim_scenario *scn, char *err, size_t errlen);
+
+/* Run scn (with its seed) to its duration: sim_run_check first, then the world is built and
+ * run. err gets one line on failure. When the run fails after the results database was
+ * opened, its runs row is marked `failed` (or, when even that cannot be written, the file is
+ * deleted): no database is left marked `running`.
+ * MESH_OK (whether or not expectations hold: see res->expects_failed); the codes of
+ * sim_run_check; MESH_ERR_STATE (interrupted through opts->stop; the results say
+ * `interrupted`); MESH_ERR_EXISTS (db_path is something other than a results database, and
+ * opts->force is 0: see SIM_RES_REPLACE); MESH_ERR_IO (the database could not be written);
+ * MESH_ERR_LIMIT; MESH_ERR_NOMEM. */
 int sim_run(const sim_scenario *scn, const sim_run_opts *opts, sim_run_result *res, char *err,
             size_t errlen);
 

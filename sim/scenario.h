@@ -47,7 +47,7 @@ enum sim_scn_limits {
     SIM_SCN_MAX_GROUPS = 1024,
     SIM_SCN_MAX_LANS = 1024,
     SIM_SCN_MAX_CENSORS = 64,
-    SIM_SCN_MAX_RULES = 256, /* rules in one censor */
+    SIM_SCN_MAX_RULES = 64, /* rules in one censor (the censor model's one bit per rule) */
     SIM_SCN_MAX_EVENTS = 10000,
     SIM_SCN_MAX_TRAFFIC = 1024,
     SIM_SCN_MAX_EXPECT = 1024,
@@ -55,6 +55,8 @@ enum sim_scn_limits {
     SIM_SCN_MAX_LIST = 64,    /* items in a small list (ALPN, targets) */
     SIM_SCN_MAX_NAME = 64,    /* bytes in a group/LAN/censor/rule/summary name */
     SIM_SCN_MAX_STRING = 255, /* bytes in any other string (SNI, ALPN...) */
+    SIM_SCN_MAX_ALPN = 8,     /* protocols one group offers, h2 added for http2 included */
+    SIM_SCN_MAX_SNI = 253,    /* bytes in the SNI a group sends (a DNS name) */
     SIM_SCN_MAX_SETS = 256,   /* sim_scenario_set() overrides kept */
     SIM_SCN_ERR_MAX = 512,    /* a useful size for error buffers */
 };
@@ -103,6 +105,7 @@ typedef struct sim_scn_core {
     const mesh_time *matrix;
     mesh_time jitter; /* extra delay per packet across the core, uniform in [0, jitter] */
     double loss;      /* probability a packet is lost crossing the core */
+    sim_scn_loc loc;  /* of network.core.latency (line 0 when not given) */
 } sim_scn_core;
 
 /* ---- NATs (RFC 4787 vocabulary) ------------------------------------------------------------ */
@@ -372,6 +375,16 @@ size_t sim_scenario_censor(const sim_scenario *s, const char *name);
 size_t sim_scenario_node_group(const sim_scenario *s, uint32_t node);
 /* The name a reference resolves to. */
 const char *sim_scenario_ref_name(const sim_scenario *s, sim_scn_ref ref);
+
+/* Errors in the loader's format, for code that validates a scenario further (the runner):
+ * write "ORIGIN:LINE:COL: message (hint: HINT)" into err (cut to errlen; err may be NULL) and
+ * return code. Without a position (line 0) the prefix is "ORIGIN: "; hint may be NULL. */
+__attribute__((format(printf, 6, 7))) int sim_scn_error(char *err, size_t errlen, int code,
+                                                        const sim_scn_loc *loc, const char *hint,
+                                                        const char *fmt, ...);
+/* The candidate nearest to word (edit distance) when it is close enough to be a likely typo,
+ * else NULL: for "did you mean" hints. */
+const char *sim_scn_nearest(const char *word, const char *const *cands, size_t n);
 
 /* 1 when `value` satisfies the expectation, 0 when not (NaN never does). */
 int sim_scn_expect_holds(const sim_scn_expect *e, double value);

@@ -150,12 +150,6 @@ sim_host *sim_udp_host(const sim_udp_sock *s)
     return s->host;
 }
 
-void sim_udp_set_cb(sim_udp_sock *s, sim_udp_recv_fn fn, void *ud)
-{
-    s->fn = fn;
-    s->ud = ud;
-}
-
 int sim_udp_send(sim_udp_sock *s, const mesh_addr *to, const void *data, size_t len)
 {
     if (!s || !to || to->family != MESH_AF_INET4 || to->port == 0 || (len && !data))

@@ -40,7 +40,6 @@ int sim_udp_bind(sim_udp *u, sim_host *h, uint16_t port, sim_udp_recv_fn fn, voi
 /* The bound address (host's address, bound port). */
 mesh_addr sim_udp_local(const sim_udp_sock *s);
 sim_host *sim_udp_host(const sim_udp_sock *s);
-void sim_udp_set_cb(sim_udp_sock *s, sim_udp_recv_fn fn, void *ud);
 /* Send one datagram (copied). MESH_OK even if it is later lost; MESH_ERR_INVAL (not IPv4,
  * port 0), MESH_ERR_TOO_BIG (> SIM_PKT_MAX_PAYLOAD), MESH_ERR_CLOSED, MESH_ERR_NOMEM. */
 int sim_udp_send(sim_udp_sock *s, const mesh_addr *to, const void *data, size_t len);

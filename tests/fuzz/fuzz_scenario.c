@@ -1,12 +1,14 @@
 /* fuzz_scenario.c — the scenario loader must never crash, leak or overrun on any bytes, and
  * its memory stays bounded (SIM_SCN_MAX_FILE, SIM_SCN_MAX_YAML_NODES, the arena guard).
- * An input that loads is also put through --set and sim_scenario_check, and its decoded
+ * An input that loads is also put through sim_run_check (what meshara-sim check adds: the same
+ * validation run does before its first event), --set and sim_scenario_check, and its decoded
  * struct is walked so every published pointer is touched (ASan sees a bad one). */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "meshara/error.h"
+#include "sim/runner.h"
 #include "sim/scenario.h"
 
 static size_t walk(const sim_scenario *s)
@@ -59,6 +61,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     walk(s);
     if (sim_scenario_check(s, err, sizeof err) != MESH_OK)
         __builtin_trap(); /* load already checked it */
+    err[0] = '\0';
+    if (sim_run_check(s, err, sizeof err) != MESH_OK && (!err[0] || strlen(err) >= sizeof err))
+        __builtin_trap(); /* a refusal always says why, within the buffer */
     /* overrides on whatever loaded: valid or not, the scenario stays usable */
     sim_scenario_set(s, "duration", "1s", err, sizeof err);
     sim_scenario_set(s, "groups.0.count", "2", err, sizeof err);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "sim/results.h"
@@ -175,7 +176,7 @@ static char *dump(const char *path, size_t *len)
     char *buf = NULL;
     FILE *f = open_memstream(&buf, len);
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    CU_ASSERT_EQUAL(sim_results_dump_deterministic(path, f), MESH_OK);
+    CU_ASSERT_EQUAL(sim_results_dump_deterministic(path, f, NULL, 0), MESH_OK);
     fclose(f);
     return buf;
 }
@@ -260,10 +261,46 @@ static void test_deterministic_dump(void)
     free(da);
     free(db);
     free(dc);
-    FILE *devnull = fopen("/dev/null", "w");
-    CU_ASSERT_EQUAL(sim_results_dump_deterministic(tmp("none.db"), devnull), MESH_ERR_IO);
-    CU_ASSERT_EQUAL(sim_results_dump_deterministic(NULL, devnull), MESH_ERR_INVAL);
-    fclose(devnull);
+}
+
+/* Write text to a file (for "not a database" cases). */
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* What the dump says about paths that are not results databases, and that it prints nothing
+ * for them (the "# schema" line once came before the failure). */
+static void test_dump_errors(void)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    char err[256];
+    FILE *f = open_memstream(&buf, &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(sim_results_dump_deterministic(tmp("none.db"), f, err, sizeof err),
+                    MESH_ERR_NOT_FOUND);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "none.db: no such file"));
+    write_file(tmp("scenario.yaml"), "name: t\nduration: 1m\n");
+    CU_ASSERT_EQUAL(sim_results_dump_deterministic(tmp("scenario.yaml"), f, err, sizeof err),
+                    MESH_ERR_CORRUPT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "not a Meshara results database"));
+    CU_ASSERT_EQUAL(sim_results_dump_deterministic(tmpdir, f, err, sizeof err), MESH_ERR_INVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "is a directory"));
+    /* another program's SQLite database */
+    sqlite3 *db;
+    CU_ASSERT_EQUAL_FATAL(sqlite3_open(tmp("theirs.db"), &db), SQLITE_OK);
+    CU_ASSERT_EQUAL(sqlite3_exec(db, "CREATE TABLE t(x)", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    CU_ASSERT_EQUAL(sim_results_dump_deterministic(tmp("theirs.db"), f, err, sizeof err),
+                    MESH_ERR_CORRUPT);
+    CU_ASSERT_EQUAL(sim_results_dump_deterministic(NULL, f, NULL, 0), MESH_ERR_INVAL);
+    fclose(f);
+    CU_ASSERT_EQUAL(len, 0); /* not a byte printed */
+    free(buf);
 }
 
 static void test_batching(void)
@@ -361,12 +398,100 @@ static void test_open_modes(void)
     CU_ASSERT_NOT_EQUAL(access(tmp("bad.db"), F_OK), 0);
 }
 
+/* REPLACE replaces only a results database (or an empty file); FORCE any regular file; a
+ * path that is not a regular file never; the id a database carries is what tells them apart. */
+static void test_replace_only_ours(void)
+{
+    sim_results *r = NULL;
+    sim_results_run run = run_info(0);
+    char err[256];
+    const char *yaml = tmp("my.yaml"), *ours = tmp("ours.db"), *empty = tmp("empty.db");
+    write_file(yaml, "name: precious\nduration: 1m\n");
+    CU_ASSERT_EQUAL(sim_results_open(&r, yaml, SIM_RES_REPLACE, &run, err, sizeof err),
+                    MESH_ERR_EXISTS);
+    CU_ASSERT_PTR_NULL(r);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "is not a Meshara results database: not replaced"));
+    char text[64];
+    FILE *f = fopen(yaml, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_PTR_NOT_NULL(fgets(text, sizeof text, f));
+    fclose(f);
+    CU_ASSERT_STRING_EQUAL(text, "name: precious\n"); /* untouched */
+    /* FORCE replaces it; then it is ours, carries the id, and REPLACE alone replaces it */
+    CU_ASSERT_EQUAL_FATAL(
+        sim_results_open(&r, yaml, SIM_RES_REPLACE | SIM_RES_FORCE, &run, err, sizeof err),
+        MESH_OK);
+    CU_ASSERT_EQUAL(sim_results_close(r), MESH_OK);
+    CU_ASSERT_EQUAL(query_int(yaml, "PRAGMA application_id"), SIM_RES_APPLICATION_ID);
+    CU_ASSERT_EQUAL_FATAL(sim_results_open(&r, yaml, SIM_RES_REPLACE, &run, err, sizeof err),
+                          MESH_OK);
+    CU_ASSERT_EQUAL(sim_results_close(r), MESH_OK);
+    /* a database written before the id existed is recognised by its schema */
+    CU_ASSERT_EQUAL_FATAL(sim_results_open(&r, ours, SIM_RES_REPLACE, &run, err, sizeof err),
+                          MESH_OK);
+    CU_ASSERT_EQUAL(sim_results_close(r), MESH_OK);
+    sqlite3 *db;
+    CU_ASSERT_EQUAL_FATAL(sqlite3_open(ours, &db), SQLITE_OK);
+    CU_ASSERT_EQUAL(sqlite3_exec(db, "PRAGMA application_id=0", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    CU_ASSERT_EQUAL_FATAL(sim_results_open(&r, ours, SIM_RES_REPLACE, &run, err, sizeof err),
+                          MESH_OK);
+    CU_ASSERT_EQUAL(sim_results_close(r), MESH_OK);
+    /* an empty file (mktemp's) holds nothing to lose */
+    write_file(empty, "");
+    CU_ASSERT_EQUAL_FATAL(sim_results_open(&r, empty, SIM_RES_REPLACE, &run, err, sizeof err),
+                          MESH_OK);
+    CU_ASSERT_EQUAL(sim_results_close(r), MESH_OK);
+    /* not a regular file: refused even with FORCE, and a FIFO is never opened (no hang) */
+    CU_ASSERT_EQUAL(
+        sim_results_open(&r, tmpdir, SIM_RES_REPLACE | SIM_RES_FORCE, &run, err, sizeof err),
+        MESH_ERR_EXISTS);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "is a directory"));
+    const char *fifo = tmp("fifo.db");
+    CU_ASSERT_EQUAL_FATAL(mkfifo(fifo, 0600), 0);
+    alarm(10); /* a regression would block in open: fail instead of hanging */
+    CU_ASSERT_EQUAL(
+        sim_results_open(&r, fifo, SIM_RES_REPLACE | SIM_RES_FORCE, &run, err, sizeof err),
+        MESH_ERR_EXISTS);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "is a FIFO"));
+    CU_ASSERT_EQUAL(sim_results_dump_deterministic(fifo, stdout, err, sizeof err), MESH_ERR_INVAL);
+    alarm(0);
+    struct stat st;
+    CU_ASSERT_TRUE(stat(fifo, &st) == 0 && S_ISFIFO(st.st_mode));
+    /* FORCE alone is a bad argument */
+    CU_ASSERT_EQUAL(sim_results_open(&r, tmp("x.db"), SIM_RES_FORCE, &run, NULL, 0),
+                    MESH_ERR_INVAL);
+}
+
+/* A run that cannot record its end: discard deletes the file it created, so no database stays
+ * marked 'running'; an appended run's file is never deleted. */
+static void test_discard(void)
+{
+    sim_results *r = NULL;
+    sim_results_run run = run_info(0);
+    const char *path = tmp("discard.db");
+    CU_ASSERT_EQUAL_FATAL(sim_results_open(&r, path, SIM_RES_REPLACE, &run, NULL, 0), MESH_OK);
+    CU_ASSERT_EQUAL(sim_results_event(r, 1, 0, "x", 1, "y"), MESH_OK);
+    sim_results_discard(r);
+    CU_ASSERT_NOT_EQUAL(access(path, F_OK), 0);
+    CU_ASSERT_EQUAL_FATAL(sim_results_open(&r, path, SIM_RES_CREATE, &run, NULL, 0), MESH_OK);
+    CU_ASSERT_EQUAL(sim_results_close(r), MESH_OK);
+    CU_ASSERT_EQUAL_FATAL(sim_results_open(&r, path, SIM_RES_APPEND, &run, NULL, 0), MESH_OK);
+    sim_results_discard(r);
+    CU_ASSERT_EQUAL(access(path, F_OK), 0);
+    CU_ASSERT_EQUAL(query_int(path, "SELECT count(*) FROM runs"), 2);
+    sim_results_discard(NULL);
+}
+
 static CU_TestInfo tests[] = {
     {"schema created with the documented tables and columns", test_schema},
     {"rows written, NULLs, duplicates, long text cut", test_rows},
     {"same data, different wall clocks: identical deterministic dumps", test_deterministic_dump},
     {"batches commit every SIM_RES_BATCH_ROWS rows and at flush/close", test_batching},
     {"create, replace, append and open errors", test_open_modes},
+    {"dump: missing, non-database, directory: an error and nothing printed", test_dump_errors},
+    {"replace only a results database; --force; never a directory or FIFO", test_replace_only_ours},
+    {"discard deletes the file a failed run created", test_discard},
     CU_TEST_INFO_NULL,
 };
 

@@ -1,0 +1,260 @@
+/* test_runner.c — the runner's checks and its end (sim/runner*.c): sim_run_check refuses, with
+ * the element's FILE:LINE:COL, what the loader accepts but the simulator cannot build (a NAT
+ * per node in a LAN, `probe`, a rule the censor model refuses, too many middleboxes at one
+ * point, an `expect:` on no summary figure), and sim_run refuses it the same way before any
+ * database exists; a --db that is not a results database is refused before anything is built
+ * and left as it was; a run stopped early ends `interrupted`, never `running`; the summary
+ * records every name it prints. */
+#include "mesh_test.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sim/runner.h"
+#include "sim/scenario.h"
+
+static char tmpdir[] = "/tmp/mesh_runner_XXXXXX";
+
+static int suite_init(void)
+{
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int suite_clean(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static const char *tmp(const char *name)
+{
+    static char buf[4][256];
+    static int i;
+    i = (i + 1) % 4;
+    snprintf(buf[i], sizeof buf[i], "%s/%s", tmpdir, name);
+    return buf[i];
+}
+
+static sim_scenario *load(const char *yaml)
+{
+    char err[SIM_SCN_ERR_MAX];
+    sim_scenario *s = NULL;
+    int rc = sim_scenario_load_mem(&s, "r.yaml", yaml, strlen(yaml), err, sizeof err);
+    if (rc != MESH_OK)
+        fprintf(stderr, "load: %s\n", err);
+    CU_ASSERT_EQUAL_FATAL(rc, MESH_OK);
+    return s;
+}
+
+typedef struct check_case {
+    const char *yaml;
+    int rc;
+    const char *where, *phrase, *hint;
+} check_case;
+
+static const check_case CASES[] = {
+    {"name: t\nduration: 1m\nnetwork:\n  lans: [{name: home, private: true, nat: symmetric}]\n"
+     "groups:\n  - {name: a, count: 2, placement: home, nat: full-cone}\n",
+     MESH_ERR_UNSUPPORTED, "r.yaml:6:5: ",
+     "group 'a' has a NAT per node inside a LAN (NAT444), which the simulator does not model",
+     "put the NAT on the LAN"},
+    {"name: t\nduration: 1m\ngroups: [{name: a, count: 2}]\nnetwork:\n  censors:\n    - name: gfw\n"
+     "      in_front_of: a\n      rules:\n        - {match: {sni: x}, action: drop}\n"
+     "        - {name: active, match: {sni: y}, action: probe}\n",
+     MESH_ERR_UNSUPPORTED, "r.yaml:10:11: ",
+     "rule 'active' of censor 'gfw': action probe (active probing) is not modelled yet",
+     "use drop, rst or throttle"},
+    {"name: t\nduration: 1m\ngroups: [{name: a, count: 2}]\nnetwork:\n  censors: [{name: c, "
+     "in_front_of: a, rules: [{match: {alpn: a-protocol-name-longer-than-32-bytes}, action: "
+     "drop}]}]\n",
+     MESH_ERR_MALFORMED, "r.yaml:5:47: ",
+     "rule 'rule0' of censor 'c' cannot be built: ALPN protocol longer than 32 bytes", NULL},
+    {"name: t\nduration: 1m\ngroups: [{name: a, count: 2}]\nnetwork:\n  censors: [{name: c, "
+     "in_front_of: a, rules: [{match: {sni: \"*.\"}, action: drop}]}]\n",
+     MESH_ERR_MALFORMED, "r.yaml:5:47: ", "cannot be built: empty SNI", NULL},
+    {"name: t\nduration: 1m\ngroups: [{name: a, count: 2}]\nexpect:\n"
+     "  - {summary: delivery_ratio, op: \">=\", value: 0.5}\n"
+     "  - {summary: latency.p99_ms, op: \"<=\", value: 800}\n",
+     MESH_ERR_MALFORMED, "r.yaml:6:5: ", "unknown summary figure 'latency.p99_ms' in expect[1]",
+     "did you mean 'delivery_latency_p99_ms'?"},
+    {"name: t\nduration: 1m\ngroups: [{name: a, count: 2}]\nexpect:\n"
+     "  - {summary: delivery_ration, op: \">=\", value: 0.5}\n",
+     MESH_ERR_MALFORMED, "r.yaml:5:5: ", "unknown summary figure 'delivery_ration'",
+     "did you mean 'delivery_ratio'?"},
+    {"name: t\nduration: 1m\ngroups: [{name: a, count: 2}]\nevents:\n"
+     "  - {at: 1s, partition: {targets: [a]}}\n  - {at: 2s, partition: {targets: [a]}}\n"
+     "  - {at: 3s, partition: {targets: [a]}}\n  - {at: 4s, partition: {targets: [a]}}\n"
+     "  - {at: 5s, partition: {targets: [a]}}\n  - {at: 6s, partition: {targets: [a]}}\n"
+     "  - {at: 7s, partition: {targets: [a]}}\n  - {at: 8s, partition: {targets: [a]}}\n"
+     "  - {at: 9s, partition: {targets: [a]}}\n",
+     MESH_ERR_LIMIT, "r.yaml:3:10: ",
+     "each node of group 'a' sits behind 9 middleboxes (censors in front of it, partitions "
+     "over it)",
+     "SIM_MBOX_MAX_PER_POINT"},
+};
+
+static void test_check(void)
+{
+    for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
+        const check_case *c = &CASES[i];
+        sim_scenario *s = load(c->yaml);
+        char err[SIM_SCN_ERR_MAX] = "";
+        int rc = sim_run_check(s, err, sizeof err);
+        int ok = rc == c->rc && !strncmp(err, c->where, strlen(c->where)) &&
+                 strstr(err, c->phrase) && strstr(err, "(hint: ") &&
+                 (!c->hint || strstr(err, c->hint));
+        if (!ok)
+            fprintf(stderr, "case %zu: rc %d, want %d: \"%s\"\n", i, rc, c->rc, err);
+        CU_ASSERT_TRUE(ok);
+        /* sim_run says the same before anything exists: no database is created */
+        char rerr[SIM_SCN_ERR_MAX] = "";
+        unlink(tmp("refused.db"));
+        sim_run_opts opts = {.db_path = tmp("refused.db"), .quiet = 1};
+        CU_ASSERT_EQUAL(sim_run(s, &opts, NULL, rerr, sizeof rerr), c->rc);
+        CU_ASSERT_STRING_EQUAL(rerr, err);
+        CU_ASSERT_NOT_EQUAL(access(tmp("refused.db"), F_OK), 0);
+        sim_scenario_free(s);
+    }
+    /* what the simulator builds passes, the default scenario included */
+    sim_scenario *s = load("name: t\nduration: 1m\ngroups: [{name: a, count: 2}]\nexpect:\n"
+                           "  - {summary: delivery_latency_p99_ms, op: \"<=\", value: 800}\n");
+    CU_ASSERT_EQUAL(sim_run_check(s, NULL, 0), MESH_OK);
+    sim_scenario_free(s);
+    const char *src = getenv("MESH_SOURCE_DIR");
+    char path[1024], err[SIM_SCN_ERR_MAX];
+    snprintf(path, sizeof path, "%s/scenarios/default.yaml", src ? src : ".");
+    CU_ASSERT_EQUAL_FATAL(sim_scenario_load(&s, path, err, sizeof err), MESH_OK);
+    CU_ASSERT_EQUAL(sim_run_check(s, err, sizeof err), MESH_OK);
+    sim_scenario_free(s);
+    CU_ASSERT_EQUAL(sim_run_check(NULL, NULL, 0), MESH_ERR_INVAL);
+}
+
+static const char TINY[] = "name: tiny\nduration: 20s\ngroups:\n"
+                           "  - {name: boot, count: 1, role: bootstrap}\n"
+                           "  - {name: peers, count: 3, join: {spread: [1s, 3s]}}\n"
+                           "traffic: [{from: peers, to: peers, size: 1KiB, interval: 2s}]\n"
+                           "expect: [{summary: nodes, op: \"==\", value: 4}]\n";
+
+static void query_text(const char *db_path, const char *sql, char *out, size_t cap)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    out[0] = '\0';
+    CU_ASSERT_EQUAL_FATAL(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+            snprintf(out, cap, "%s", (const char *)sqlite3_column_text(st, 0));
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+}
+
+/* A --db that is not a results database: refused before the world is built, file intact;
+ * replaced with force. */
+static void test_db_refused(void)
+{
+    const char *path = tmp("notes.txt");
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs("my notes\n", f);
+    fclose(f);
+    sim_scenario *s = load(TINY);
+    FILE *devnull = fopen("/dev/null", "w");
+    char err[512];
+    sim_run_opts opts = {.db_path = path, .quiet = 1, .out = devnull};
+    sim_run_result res = {0};
+    CU_ASSERT_EQUAL(sim_run(s, &opts, &res, err, sizeof err), MESH_ERR_EXISTS);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "notes.txt: exists and is not a Meshara results database"));
+    CU_ASSERT_EQUAL(res.events, 0); /* nothing ran */
+    char text[64];
+    f = fopen(path, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_PTR_NOT_NULL(fgets(text, sizeof text, f));
+    fclose(f);
+    CU_ASSERT_STRING_EQUAL(text, "my notes\n");
+    opts.force = 1;
+    int rc = sim_run(s, &opts, &res, err, sizeof err);
+    if (rc != MESH_OK)
+        fprintf(stderr, "%s\n", err);
+    CU_ASSERT_EQUAL(rc, MESH_OK);
+    query_text(path, "SELECT status FROM runs", text, sizeof text);
+    CU_ASSERT_STRING_EQUAL(text, "ok");
+    fclose(devnull);
+    sim_scenario_free(s);
+}
+
+/* Stopped early (as by Ctrl-C): the runs row says `interrupted` with the time reached. */
+static void test_interrupted(void)
+{
+    sim_scenario *s = load(TINY);
+    FILE *devnull = fopen("/dev/null", "w");
+    static volatile sig_atomic_t stop = 1;
+    char err[512];
+    const char *path = tmp("int.db");
+    sim_run_opts opts = {.db_path = path, .quiet = 1, .out = devnull, .stop = &stop};
+    CU_ASSERT_EQUAL(sim_run(s, &opts, NULL, err, sizeof err), MESH_ERR_STATE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "interrupted at 0.1s of 20.0s virtual"));
+    char text[64];
+    query_text(path, "SELECT status || ' ' || end_ns FROM runs", text, sizeof text);
+    CU_ASSERT_STRING_EQUAL(text, "interrupted 100000000");
+    fclose(devnull);
+    sim_scenario_free(s);
+}
+
+/* Every summary figure printed is recorded, and every recorded one is a name sim_run_check
+ * accepts in an expect: (one table feeds both). */
+static void on_summary(void *ud, const char *name, double value)
+{
+    (void)value;
+    char *names = ud;
+    strcat(names, name);
+    strcat(names, " ");
+}
+
+static void test_summary_names(void)
+{
+    sim_scenario *s = load(TINY);
+    FILE *devnull = fopen("/dev/null", "w");
+    static char names[8192];
+    names[0] = '\0';
+    sim_run_opts opts = {.quiet = 1, .out = devnull, .on_summary = on_summary, .summary_ud = names};
+    sim_run_result res = {0};
+    CU_ASSERT_EQUAL_FATAL(sim_run(s, &opts, &res, NULL, 0), MESH_OK);
+    CU_ASSERT_EQUAL(res.expects_failed, 0);
+    fclose(devnull);
+    sim_scenario_free(s);
+    int n = 0;
+    for (char *w = strtok(names, " "); w; w = strtok(NULL, " "), n++) {
+        char y[256];
+        snprintf(y, sizeof y,
+                 "name: t\nduration: 1m\ngroups: [{name: a, count: 2}]\nexpect: [{summary: %s, "
+                 "op: \">=\", value: 0}]\n",
+                 w);
+        sim_scenario *e = load(y);
+        CU_ASSERT_EQUAL(sim_run_check(e, NULL, 0), MESH_OK);
+        sim_scenario_free(e);
+    }
+    CU_ASSERT_EQUAL(n, 49);
+}
+
+static CU_TestInfo tests[] = {
+    {"sim_run_check refuses what cannot be built, with position; sim_run the same", test_check},
+    {"a --db that is not a results database: refused before building; --force", test_db_refused},
+    {"a stopped run ends 'interrupted', not 'running'", test_interrupted},
+    {"summary names: what a run records is what expect: may name", test_summary_names},
+    CU_TEST_INFO_NULL,
+};
+
+static CU_SuiteInfo suites[] = {
+    {"runner", suite_init, suite_clean, NULL, NULL, tests},
+    CU_SUITE_INFO_NULL,
+};
+
+int main(void)
+{
+    return mesh_test_main(suites);
+}
