@@ -58,14 +58,14 @@ typedef struct fake_igd {
     uint16_t port;
     fake_igd_conn conns[FAKE_IGD_CONNS];
     /* script */
-    const char *ext_ip;       /* NULL: an answer without NewExternalIPAddress */
+    const char *ext_ip;         /* NULL: an answer without NewExternalIPAddress */
     int add_err[FAKE_IGD_ADDS]; /* AddPortMapping call i: 0 success, > 0 fault, -1 garbage */
-    const char *entry_client; /* GetSpecificPortMappingEntry's client; NULL: fault 714 */
-    const char *entry_lease;  /* its NewLeaseDuration (NULL: "3600") */
-    uint16_t entry_port;      /* its NewInternalPort */
-    int bad_desc;             /* a description without a WAN connection service */
-    int silent;               /* hold every request */
-    int hold_entry;           /* hold GetSpecificPortMappingEntry */
+    const char *entry_client;   /* GetSpecificPortMappingEntry's client; NULL: fault 714 */
+    const char *entry_lease;    /* its NewLeaseDuration (NULL: "3600") */
+    uint16_t entry_port;        /* its NewInternalPort */
+    int bad_desc;               /* a description without a WAN connection service */
+    int silent;                 /* hold every request */
+    int hold_entry;             /* hold GetSpecificPortMappingEntry */
     /* record */
     int holds, gets, ext_calls, add_calls, entry_calls, del_calls;
     char add_ext[FAKE_IGD_ADDS][8], add_lease[FAKE_IGD_ADDS][16], del_ext[8];
