@@ -1,0 +1,393 @@
+/* test_appdata.c — the AppData fast path (node/core/appdata.c) against the plain path.
+ *
+ * Writer: for many payload sizes and units, the bytes streamed are exactly the frame
+ * mesh_session_frame_create builds, every write but the last is a whole number of units
+ * starting a whole number of units into the frame, and failures stop at once.
+ * View: the differential test against protobuf-c. Whatever the view accepts, mesh_wire_decode
+ * accepts too, with the same version, msg_id, payload and ack_requested; every canonical
+ * encoding (what protobuf-c itself packs) is accepted, so the fast path really runs; and on
+ * hand-made non-canonical encodings (field order, repeats, overlong varints, unknown fields,
+ * other versions), every single-byte change and every truncation of small encodings, the
+ * view never claims what protobuf-c would decode otherwise. (test_session_rx.c checks the
+ * same through a session; tests/fuzz/fuzz_appdata.c on every input the fuzzer makes.) */
+#include "mesh_test.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/appdata.h"
+#include "core/frame.h"
+#include "core/session.h"
+
+enum { BIG = 300000, STOP_NEVER = -1 };
+
+static uint8_t *g_payload; /* BIG bytes of a pattern */
+
+static int suite_init(void)
+{
+    g_payload = malloc(BIG);
+    if (!g_payload)
+        return 1;
+    for (size_t i = 0; i < BIG; i++)
+        g_payload[i] = (uint8_t)(i * 131 + 7);
+    return 0;
+}
+static int suite_clean(void)
+{
+    free(g_payload);
+    return 0;
+}
+
+static mesh_envelope data_env(Meshara__Wire__AppData *d, uint64_t id, size_t plen, int ack)
+{
+    *d = (Meshara__Wire__AppData)MESHARA__WIRE__APP_DATA__INIT;
+    d->msg_id = id;
+    d->payload.data = plen ? g_payload : NULL;
+    d->payload.len = plen;
+    d->ack_requested = ack;
+    mesh_envelope e = MESHARA__WIRE__ENVELOPE__INIT;
+    e.body_case = MESHARA__WIRE__ENVELOPE__BODY_DATA;
+    e.data = d;
+    return e;
+}
+
+/* ---- writer ------------------------------------------------------------------------------ */
+
+typedef struct sink {
+    mesh_test_buf out;
+    size_t unit;
+    unsigned calls;
+    int shape_ok;    /* every write started at a unit boundary */
+    int short_write; /* a write of not a whole number of units was seen (must be the last) */
+    size_t fail_after;
+    int fail_rc;
+    int failed, called_after_failure;
+} sink;
+
+static int sink_write(void *ctx, const uint8_t *p, size_t n)
+{
+    sink *k = ctx;
+    k->calls++;
+    if (k->failed)
+        k->called_after_failure = 1;
+    if (k->short_write || k->out.len % k->unit != 0 || n == 0)
+        k->shape_ok = 0;
+    if (n % k->unit != 0)
+        k->short_write = 1;
+    if (k->fail_rc && k->out.len + n > k->fail_after) {
+        k->failed = 1;
+        return k->fail_rc;
+    }
+    mesh_test_buf_add(&k->out, p, n);
+    return MESH_OK;
+}
+
+static void check_write(uint64_t id, size_t plen, int ack, size_t unit)
+{
+    Meshara__Wire__AppData d;
+    mesh_envelope e = data_env(&d, id, plen, ack);
+    uint8_t *ref = NULL;
+    size_t rlen = 0;
+    CU_ASSERT_EQUAL_FATAL(mesh_session_frame_create(&e, MESH_FRAME_ABS_MAX, &ref, &rlen), MESH_OK);
+    sink k = {.unit = unit, .shape_ok = 1};
+    size_t written = 0;
+    CU_ASSERT_EQUAL(mesh_appdata_write(&e, MESH_FRAME_ABS_MAX, unit, sink_write, &k, &written),
+                    MESH_OK);
+    CU_ASSERT_EQUAL(written, rlen);
+    CU_ASSERT_EQUAL_FATAL(k.out.len, rlen);
+    CU_ASSERT(memcmp(k.out.b, ref, rlen) == 0);
+    CU_ASSERT(k.shape_ok);
+    free(k.out.b);
+    free(ref);
+}
+
+static void test_write_same_bytes(void)
+{
+    static const size_t sizes[] = {0,     1,     100,   243,   244,   1000,  16000,
+                                   16372, 16373, 16380, 16384, 16385, 70000, BIG};
+    static const size_t units[] = {MESH_APPDATA_UNIT_MAX, 1000, 7, 1};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        for (size_t u = 0; u < sizeof units / sizeof units[0]; u++) {
+            if (units[u] < 7 && sizes[i] > 20000)
+                continue; /* a write per byte of a large frame proves nothing more */
+            check_write(i * 977 + (i > 5 ? 1ULL << 40 : 0), sizes[i], (int)(i & 1), units[u]);
+        }
+    check_write(UINT64_MAX, 5, 1, MESH_APPDATA_UNIT_MAX);
+}
+
+static void test_write_refusals(void)
+{
+    Meshara__Wire__AppData d;
+    mesh_envelope e = data_env(&d, 1, 100, 0);
+    sink k = {.unit = 1, .shape_ok = 1};
+    size_t w = 99;
+    CU_ASSERT_EQUAL(mesh_appdata_write(&e, 0, 0, sink_write, &k, &w), MESH_ERR_INVAL);
+    CU_ASSERT_EQUAL(w, 0);
+    CU_ASSERT_EQUAL(mesh_appdata_write(&e, 0, MESH_APPDATA_UNIT_MAX + 1, sink_write, &k, NULL),
+                    MESH_ERR_INVAL);
+    CU_ASSERT_EQUAL(mesh_appdata_write(&e, 0, 1, NULL, &k, NULL), MESH_ERR_INVAL);
+    CU_ASSERT_EQUAL(mesh_appdata_write(NULL, 0, 1, sink_write, &k, NULL), MESH_ERR_INVAL);
+    /* other bodies are not for this path */
+    Meshara__Wire__Heartbeat hb = MESHARA__WIRE__HEARTBEAT__INIT;
+    mesh_envelope h = MESHARA__WIRE__ENVELOPE__INIT;
+    h.body_case = MESHARA__WIRE__ENVELOPE__BODY_HEARTBEAT;
+    h.heartbeat = &hb;
+    CU_ASSERT_FALSE(mesh_appdata_is_plain(&h));
+    CU_ASSERT_TRUE(mesh_appdata_is_plain(&e));
+    CU_ASSERT_EQUAL(mesh_appdata_write(&h, 0, 1, sink_write, &k, NULL), MESH_ERR_INVAL);
+    mesh_envelope bare = {0}; /* never initialised */
+    bare.body_case = MESHARA__WIRE__ENVELOPE__BODY_DATA;
+    bare.data = &d;
+    CU_ASSERT_FALSE(mesh_appdata_is_plain(&bare));
+    /* above max_frame: refused before anything is written (256-byte bucket > 255) */
+    CU_ASSERT_EQUAL(mesh_appdata_write(&e, 255, 1, sink_write, &k, &w), MESH_ERR_TOO_BIG);
+    CU_ASSERT_EQUAL(w, 0);
+    CU_ASSERT_EQUAL(mesh_appdata_write(&e, 256, 1000, sink_write, &k, &w), MESH_OK);
+    CU_ASSERT_EQUAL(w, MESH_FRAME_HDR_LEN + 256);
+    CU_ASSERT_EQUAL(k.calls, 1); /* a frame under one unit: one write */
+    free(k.out.b);
+}
+
+/* The callback's first failure comes back, with the bytes it took, and nothing is written
+ * after it. */
+static void test_write_failure_stops(void)
+{
+    Meshara__Wire__AppData d;
+    mesh_envelope e = data_env(&d, 9, 70000, 1);
+    static const size_t after[] = {0, 3, 16384, 40000, 70000};
+    for (size_t i = 0; i < sizeof after / sizeof after[0]; i++) {
+        sink k = {.unit = 16384, .shape_ok = 1, .fail_after = after[i], .fail_rc = MESH_ERR_TLS};
+        size_t w = 0;
+        CU_ASSERT_EQUAL(mesh_appdata_write(&e, 0, 16384, sink_write, &k, &w), MESH_ERR_TLS);
+        CU_ASSERT_EQUAL(w, k.out.len);
+        CU_ASSERT(w <= after[i]);
+        CU_ASSERT(k.failed && !k.called_after_failure);
+        free(k.out.b);
+    }
+}
+
+/* ---- view: the differential test against protobuf-c ------------------------------------- */
+
+static unsigned g_accepted; /* inputs the view took, over the whole run */
+
+/* View p; whatever it accepts, protobuf-c must decode to the same envelope. Returns the
+ * view's verdict. */
+static int view_agrees(const uint8_t *p, size_t len)
+{
+    mesh_envelope v;
+    Meshara__Wire__AppData d;
+    if (!mesh_appdata_view(p, len, &v, &d))
+        return 0;
+    g_accepted++;
+    mesh_envelope *ref = NULL;
+    CU_ASSERT_EQUAL_FATAL(mesh_wire_decode(p, len, &ref), MESH_OK);
+    CU_ASSERT_EQUAL(ref->version, v.version);
+    CU_ASSERT_EQUAL_FATAL(ref->body_case, MESHARA__WIRE__ENVELOPE__BODY_DATA);
+    CU_ASSERT_PTR_EQUAL(v.data, &d);
+    CU_ASSERT_EQUAL(ref->data->msg_id, d.msg_id);
+    CU_ASSERT_EQUAL(ref->data->ack_requested, d.ack_requested);
+    CU_ASSERT_EQUAL_FATAL(ref->data->payload.len, d.payload.len);
+    if (d.payload.len) {
+        CU_ASSERT(d.payload.data >= p && d.payload.data + d.payload.len <= p + len);
+        CU_ASSERT(memcmp(ref->data->payload.data, d.payload.data, d.payload.len) == 0);
+    }
+    mesh_wire_free(ref);
+    return 1;
+}
+
+/* Canonical bytes of AppData{id, plen bytes, ack}, as protobuf-c packs them. */
+static void canonical(mesh_test_buf *out, uint64_t id, size_t plen, int ack)
+{
+    Meshara__Wire__AppData d;
+    mesh_envelope e = data_env(&d, id, plen, ack);
+    uint8_t *w = NULL;
+    size_t wlen = 0;
+    CU_ASSERT_EQUAL_FATAL(mesh_wire_encode(&e, &w, &wlen), MESH_OK);
+    out->len = 0;
+    mesh_test_buf_add(out, w, wlen);
+    free(w);
+}
+
+static void test_view_canonical(void)
+{
+    static const size_t sizes[] = {0, 1, 127, 128, 16383, 16384, 70000, BIG};
+    static const uint64_t ids[] = {0,          1,         127, 128, 1ULL << 62, (1ULL << 63) - 1,
+                                   1ULL << 63, UINT64_MAX};
+    mesh_test_buf b = {0};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        for (size_t j = 0; j < sizeof ids / sizeof ids[0]; j++) {
+            canonical(&b, ids[j], sizes[i], (int)((i + j) & 1));
+            int took = view_agrees(b.b, b.len);
+            /* protobuf-c reads varints of 10 bytes (ids >= 2^63) the view leaves to it */
+            CU_ASSERT_EQUAL(took, ids[j] < 1ULL << 63);
+        }
+    free(b.b);
+}
+
+/* Protobuf pieces for hand-made envelopes. */
+static void put_varint(mesh_test_buf *b, uint64_t v, int extra) /* overlong by extra bytes */
+{
+    uint8_t t[16];
+    size_t n = 0;
+    do {
+        t[n++] = (uint8_t)(v & 0x7f) | 0x80;
+        v >>= 7;
+    } while (v);
+    for (int i = 0; i < extra; i++)
+        t[n++] = 0x80;
+    t[n - 1] &= 0x7f;
+    if (extra)
+        t[n - 1] = 0;
+    mesh_test_buf_add(b, t, n);
+}
+static void put_byte(mesh_test_buf *b, uint8_t x)
+{
+    mesh_test_buf_add(b, &x, 1);
+}
+
+enum { T_VERSION = 0x08, T_DATA = 14 << 3 | 2, T_MSG = 0x08, T_PAY = 0x12, T_ACK = 0x18 };
+
+/* Envelope{version, data = inner} with the data length written overlong by `extra`. */
+static void wrap(mesh_test_buf *out, uint64_t version, const mesh_test_buf *inner, int extra)
+{
+    out->len = 0;
+    put_byte(out, T_VERSION);
+    put_varint(out, version, 0);
+    put_byte(out, T_DATA);
+    put_varint(out, inner->len, extra);
+    mesh_test_buf_add(out, inner->b, inner->len);
+}
+
+/* Hand-made AppData bodies protobuf-c takes (or refuses) in its own way; the view must
+ * either decline them or agree (overlong varints it reads as protobuf-c does). Those that
+ * protobuf-c refuses or reads otherwise than first-come (repeats, unknown fields, ack 2,
+ * version 2, a payload beyond the end, a 10-byte varint) it must decline. */
+static void test_view_noncanonical(void)
+{
+    mesh_test_buf in = {0}, env = {0};
+    const unsigned must_decline =
+        1u << 1 | 1u << 2 | 1u << 5 | 1u << 6 | 1u << 8 | 1u << 9 | 1u << 10;
+    for (int c = 0; c < 12; c++) {
+        in.len = 0;
+        uint64_t version = 1;
+        int extra = 0;
+        switch (c) {
+        case 0: /* payload before msg_id */
+            put_byte(&in, T_PAY), put_varint(&in, 3, 0), mesh_test_buf_add(&in, g_payload, 3);
+            put_byte(&in, T_MSG), put_varint(&in, 5, 0);
+            break;
+        case 1: /* msg_id twice: the last wins */
+            put_byte(&in, T_MSG), put_varint(&in, 5, 0), put_byte(&in, T_MSG);
+            put_varint(&in, 6, 0);
+            break;
+        case 2: /* payload twice */
+            for (int i = 0; i < 2; i++)
+                put_byte(&in, T_PAY), put_varint(&in, 4, 0),
+                    mesh_test_buf_add(&in, g_payload + i, 4);
+            break;
+        case 3: /* overlong varints */
+            put_byte(&in, T_MSG), put_varint(&in, 5, 3);
+            put_byte(&in, T_PAY), put_varint(&in, 10, 2), mesh_test_buf_add(&in, g_payload, 10);
+            break;
+        case 4: /* overlong data length */
+            put_byte(&in, T_MSG), put_varint(&in, 5, 0);
+            extra = 2;
+            break;
+        case 5: /* unknown field 9 in AppData */
+            put_byte(&in, T_MSG), put_varint(&in, 5, 0), put_byte(&in, 9 << 3);
+            put_varint(&in, 1, 0);
+            break;
+        case 6: /* ack_requested = 2, and as a 2-byte varint */
+            put_byte(&in, T_ACK), put_varint(&in, 2, 0), put_byte(&in, T_ACK);
+            put_varint(&in, 1, 1);
+            break;
+        case 7: /* ack before payload */
+            put_byte(&in, T_ACK), put_varint(&in, 1, 0);
+            put_byte(&in, T_PAY), put_varint(&in, 2, 0), mesh_test_buf_add(&in, g_payload, 2);
+            break;
+        case 8: /* version 2 */
+            put_byte(&in, T_MSG), put_varint(&in, 5, 0);
+            version = 2;
+            break;
+        case 9: /* payload length beyond the message */
+            put_byte(&in, T_PAY), put_varint(&in, 50, 0), mesh_test_buf_add(&in, g_payload, 10);
+            break;
+        case 10: /* a 10-byte msg_id */
+            put_byte(&in, T_MSG), put_varint(&in, UINT64_MAX, 0);
+            break;
+        default: /* an explicitly empty payload, data length overlong by one */
+            put_byte(&in, T_PAY), put_varint(&in, 0, 0);
+            extra = 1;
+            break;
+        }
+        wrap(&env, version, &in, extra);
+        int took = view_agrees(env.b, env.len);
+        if (must_decline >> c & 1)
+            CU_ASSERT_FALSE(took);
+    }
+    /* the version spelt overlong (0x81 0x00) */
+    canonical(&env, 5, 3, 0);
+    mesh_test_buf v = {0};
+    put_byte(&v, T_VERSION), put_varint(&v, 1, 1);
+    mesh_test_buf_add(&v, env.b + 2, env.len - 2);
+    CU_ASSERT_TRUE(view_agrees(v.b, v.len)); /* read as protobuf-c reads it */
+    /* an Envelope whose data field comes twice (protobuf-c merges them) */
+    in.len = 0;
+    put_byte(&in, T_MSG), put_varint(&in, 5, 0);
+    wrap(&env, 1, &in, 0);
+    in.len = 0;
+    put_byte(&in, T_PAY), put_varint(&in, 2, 0), mesh_test_buf_add(&in, g_payload, 2);
+    put_byte(&env, T_DATA), put_varint(&env, in.len, 0), mesh_test_buf_add(&env, in.b, in.len);
+    CU_ASSERT_FALSE(view_agrees(env.b, env.len));
+    /* other bodies: a heartbeat */
+    uint8_t hb[] = {T_VERSION, 1, 12 << 3 | 2, 2, 0x08, 1};
+    CU_ASSERT_FALSE(view_agrees(hb, sizeof hb));
+    CU_ASSERT_FALSE(view_agrees(NULL, 0));
+    free(v.b);
+    free(in.b);
+    free(env.b);
+}
+
+/* Every single-byte value at every position, and every truncation, of small canonical
+ * encodings: the view agrees with protobuf-c on all of them. */
+static void test_view_every_byte(void)
+{
+    mesh_test_buf b = {0}, m = {0};
+    static const size_t sizes[] = {0, 1, 5, 130};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        canonical(&b, i ? 300 + i : 0, sizes[i], (int)(i & 1));
+        for (size_t cut = 0; cut <= b.len; cut++)
+            (void)view_agrees(b.b, cut);
+        for (size_t pos = 0; pos < b.len && pos < 24; pos++)
+            for (unsigned x = 0; x < 256; x++) {
+                m.len = 0;
+                mesh_test_buf_add(&m, b.b, b.len);
+                m.b[pos] = (uint8_t)x;
+                (void)view_agrees(m.b, m.len);
+            }
+    }
+    CU_ASSERT(g_accepted > 0);
+    free(b.b);
+    free(m.b);
+}
+
+static CU_TestInfo tests[] = {
+    {"writer: the bytes of mesh_session_frame_create, in unit-shaped writes",
+     test_write_same_bytes},
+    {"writer: bad arguments, other bodies, oversize", test_write_refusals},
+    {"writer: a failing write stops it at once", test_write_failure_stops},
+    {"view: every canonical encoding is viewed as protobuf-c decodes it", test_view_canonical},
+    {"view: non-canonical encodings are left to protobuf-c", test_view_noncanonical},
+    {"view: every byte value and truncation agrees with protobuf-c", test_view_every_byte},
+    CU_TEST_INFO_NULL,
+};
+
+static CU_SuiteInfo suites[] = {
+    {"appdata", suite_init, suite_clean, NULL, NULL, tests},
+    CU_SUITE_INFO_NULL,
+};
+
+int main(void)
+{
+    return mesh_test_main(suites);
+}
