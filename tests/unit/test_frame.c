@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/bytes.h"
 #include "core/frame.h"
 
 /* Accumulator: every delivered frame is re-encoded (prefix + body) into out, so a correct
@@ -358,12 +359,9 @@ static void pull_stream(const uint8_t *s, size_t n, size_t step, size_t chunk)
         size_t held = mesh_frame_partial(&d);
         CU_ASSERT_EQUAL_FATAL(mesh_frame_reserve(&d, chunk, &space, &room), MESH_OK);
         CU_ASSERT_FATAL(room > 0 && space != NULL);
-        if (held >= MESH_FRAME_HDR_LEN) {
-            size_t flen = (size_t)d.buf[d.off] << 24 | (size_t)d.buf[d.off + 1] << 16 |
-                          (size_t)d.buf[d.off + 2] << 8 | d.buf[d.off + 3];
-            if (held + room != MESH_FRAME_HDR_LEN + flen)
-                crossed = 1;
-        }
+        if (held >= MESH_FRAME_HDR_LEN &&
+            held + room != MESH_FRAME_HDR_LEN + mesh_be32_get(d.buf + d.off))
+            crossed = 1;
         size_t w = room < step ? room : step;
         if (w > n - pos)
             w = n - pos;
