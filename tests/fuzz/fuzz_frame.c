@@ -1,12 +1,17 @@
-/* fuzz_frame.c — the frame decoder on any byte stream, cut in two at a point taken from the
- * first byte: it must never crash, and the frames it delivers, re-encoded, must be a prefix
- * of the stream (nothing invented, nothing reordered, nothing skipped). A small maximum
- * makes the oversize path reachable. */
+/* fuzz_frame.c — the frame decoder (node/core/frame.c) on any byte stream, in both modes:
+ * push (the stream cut in two at a point taken from the first byte, fed with callback stops
+ * and resumes) and pull (read into the decoder's buffer in reads of at most a size taken from
+ * the second byte, as the session's TLS reads do). It must never crash; the frames each mode
+ * delivers, re-encoded, must be a prefix of the stream (nothing invented, nothing reordered,
+ * nothing skipped); both modes must agree on the frames, the failure and the partial bytes;
+ * and a pull read must never run past the end of a frame whose length is known. A small
+ * maximum makes the oversize path reachable. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/bytes.h"
 #include "core/frame.h"
 
 enum { FUZZ_FRAME_MAX = 4096 };
@@ -48,6 +53,46 @@ static int feed_all(mesh_frame_dec *d, const uint8_t *data, size_t len, check *c
     }
 }
 
+/* Pull mode over the whole stream, reads of at most step bytes. Returns the final code
+ * (MESH_OK or the failure); c counts the frames. */
+static int pull_all(const uint8_t *data, size_t size, size_t step, check *c, size_t *partial)
+{
+    mesh_frame_dec d;
+    mesh_frame_dec_init(&d, FUZZ_FRAME_MAX);
+    size_t pos = 0;
+    int rc;
+    for (;;) {
+        const uint8_t *p = NULL;
+        size_t len = 0;
+        while ((rc = mesh_frame_next(&d, &p, &len)) == MESH_OK)
+            (void)on_frame(c, p, len);
+        if (rc != MESH_ERR_AGAIN || pos == size)
+            break;
+        uint8_t *space = NULL;
+        size_t room = 0, held = mesh_frame_partial(&d);
+        if ((rc = mesh_frame_reserve(&d, 1000, &space, &room)) != MESH_OK)
+            break;
+        if (room == 0 || !space)
+            __builtin_trap();
+        if (held >= MESH_FRAME_HDR_LEN &&
+            held + room != MESH_FRAME_HDR_LEN + mesh_be32_get(d.buf + d.off))
+            __builtin_trap(); /* a read could cross the end of the frame being assembled */
+        size_t w = room < step ? room : step;
+        if (w > size - pos)
+            w = size - pos;
+        memcpy(space, data + pos, w);
+        mesh_frame_commit(&d, w);
+        pos += w;
+    }
+    *partial = mesh_frame_partial(&d);
+    if (rc == MESH_ERR_AGAIN)
+        rc = MESH_OK;
+    else if (d.buf != NULL)
+        __builtin_trap(); /* a failed decoder holds nothing */
+    mesh_frame_dec_free(&d);
+    return rc;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0)
@@ -66,6 +111,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else if (rc != MESH_ERR_TOO_BIG || d.buf != NULL) {
         __builtin_trap(); /* only oversize can fail here, and it holds no buffer */
     }
+    size_t push_partial = mesh_frame_partial(&d);
     mesh_frame_dec_free(&d);
+
+    check pc = {data, size, 0, 0};
+    size_t pull_partial = 0;
+    int prc = pull_all(data, size, size > 1 ? 1 + (size_t)data[1] * 67 : 1, &pc, &pull_partial);
+    if (prc != rc || pc.pos != c.pos || pull_partial != push_partial)
+        __builtin_trap(); /* the two modes disagree */
     return 0;
 }
