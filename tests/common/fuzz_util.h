@@ -17,6 +17,15 @@
 
 /* If MESH_FUZZ_SEEDS is set: write(dir), then exit(0). */
 void mesh_fuzz_seeds(void (*write)(const char *dir));
+/* A target's LLVMFuzzerInitialize that only does that. */
+#define MESH_FUZZ_SEED_WRITER(write)                                                               \
+    int LLVMFuzzerInitialize(int *argc, char ***argv);                                             \
+    int LLVMFuzzerInitialize(int *argc, char ***argv)                                              \
+    {                                                                                              \
+        (void)argc, (void)argv;                                                                    \
+        mesh_fuzz_seeds(write);                                                                    \
+        return 0;                                                                                  \
+    }
 /* DIR/name = head (hlen bytes, may be 0) then n bytes of p; a failure exits(1) naming it. */
 void mesh_fuzz_seed(const char *dir, const char *name, const void *head, size_t hlen, const void *p,
                     size_t n);

@@ -27,6 +27,16 @@ void mesh_wire_put_byte(mesh_test_buf *b, uint8_t x)
     mesh_test_buf_add(b, &x, 1);
 }
 
+const uint8_t *mesh_wire_pattern(void)
+{
+    static uint8_t pattern[MESH_WIRE_PATTERN_LEN];
+    static int made;
+    for (size_t i = 0; !made && i < sizeof pattern; i++)
+        pattern[i] = (uint8_t)(i * 131 + 7);
+    made = 1;
+    return pattern;
+}
+
 #define VARINT mesh_wire_put_varint
 #define BYTE mesh_wire_put_byte
 

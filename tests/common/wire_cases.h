@@ -13,7 +13,11 @@
 
 enum {
     MESH_WIRE_CASE_PAYLOAD_MIN = 16, /* bytes of payload pattern a case may copy */
+    MESH_WIRE_PATTERN_LEN = 300000,  /* bytes of mesh_wire_pattern() */
 };
+
+/* MESH_WIRE_PATTERN_LEN payload bytes of a fixed pattern (static storage, made once). */
+const uint8_t *mesh_wire_pattern(void);
 
 /* Case c (0, 1, ...) into out (its bytes replaced), payload bytes taken from payload.
  * Returns -1 past the last case; else 1 if mesh_appdata_view may take it (it reads it as

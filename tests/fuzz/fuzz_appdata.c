@@ -123,12 +123,7 @@ static void write_seeds(const char *dir)
     write_seed(dir, "heartbeat", &h);
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc, (void)argv;
-    mesh_fuzz_seeds(write_seeds);
-    return 0;
-}
+MESH_FUZZ_SEED_WRITER(write_seeds)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

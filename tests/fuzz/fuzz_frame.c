@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/bytes.h"
 #include "core/frame.h"
+#include "frame_pull.h"
 
 enum { FUZZ_FRAME_MAX = 4096 };
 
@@ -53,46 +53,6 @@ static int feed_all(mesh_frame_dec *d, const uint8_t *data, size_t len, check *c
     }
 }
 
-/* Pull mode over the whole stream, reads of at most step bytes. Returns the final code
- * (MESH_OK or the failure); c counts the frames. */
-static int pull_all(const uint8_t *data, size_t size, size_t step, check *c, size_t *partial)
-{
-    mesh_frame_dec d;
-    mesh_frame_dec_init(&d, FUZZ_FRAME_MAX);
-    size_t pos = 0;
-    int rc;
-    for (;;) {
-        const uint8_t *p = NULL;
-        size_t len = 0;
-        while ((rc = mesh_frame_next(&d, &p, &len)) == MESH_OK)
-            (void)on_frame(c, p, len);
-        if (rc != MESH_ERR_AGAIN || pos == size)
-            break;
-        uint8_t *space = NULL;
-        size_t room = 0, held = mesh_frame_partial(&d);
-        if ((rc = mesh_frame_reserve(&d, 1000, &space, &room)) != MESH_OK)
-            break;
-        if (room == 0 || !space)
-            __builtin_trap();
-        if (held >= MESH_FRAME_HDR_LEN &&
-            held + room != MESH_FRAME_HDR_LEN + mesh_be32_get(d.buf + d.off))
-            __builtin_trap(); /* a read could cross the end of the frame being assembled */
-        size_t w = room < step ? room : step;
-        if (w > size - pos)
-            w = size - pos;
-        memcpy(space, data + pos, w);
-        mesh_frame_commit(&d, w);
-        pos += w;
-    }
-    *partial = mesh_frame_partial(&d);
-    if (rc == MESH_ERR_AGAIN)
-        rc = MESH_OK;
-    else if (d.buf != NULL)
-        __builtin_trap(); /* a failed decoder holds nothing */
-    mesh_frame_dec_free(&d);
-    return rc;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0)
@@ -115,9 +75,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mesh_frame_dec_free(&d);
 
     check pc = {data, size, 0, 0};
-    size_t pull_partial = 0;
-    int prc = pull_all(data, size, size > 1 ? 1 + (size_t)data[1] * 67 : 1, &pc, &pull_partial);
-    if (prc != rc || pc.pos != c.pos || pull_partial != push_partial)
+    mesh_frame_dec_init(&d, FUZZ_FRAME_MAX);
+    mesh_pull_run run;
+    mesh_frame_pull_stream(&d, data, size, size > 1 ? 1 + (size_t)data[1] * 67 : 1, 1000, on_frame,
+                           &pc, &run);
+    if (run.no_room || run.outside || run.crossed)
+        __builtin_trap(); /* reads must stop at frame ends, frames come from the buffer */
+    if (run.rc != MESH_OK && d.buf != NULL)
+        __builtin_trap(); /* a failed decoder holds nothing */
+    mesh_frame_dec_free(&d);
+    if (run.rc != rc || pc.pos != c.pos || run.partial != push_partial)
         __builtin_trap(); /* the two modes disagree */
     return 0;
 }

@@ -91,12 +91,7 @@ static void write_seeds(const char *dir)
     record(dir, "answers_only", 3, NULL, 0);
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc, (void)argv;
-    mesh_fuzz_seeds(write_seeds);
-    return 0;
-}
+MESH_FUZZ_SEED_WRITER(write_seeds)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

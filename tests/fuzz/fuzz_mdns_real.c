@@ -89,12 +89,7 @@ static void write_seeds(const char *dir)
     mesh_fuzz_seed(dir, "txt_past_end", NULL, 0, bad, sizeof bad);
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc, (void)argv;
-    mesh_fuzz_seeds(write_seeds);
-    return 0;
-}
+MESH_FUZZ_SEED_WRITER(write_seeds)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

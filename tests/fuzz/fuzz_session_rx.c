@@ -244,12 +244,7 @@ static void write_seeds(const char *dir)
     mesh_pair_stop(&p);
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc, (void)argv;
-    mesh_fuzz_seeds(write_seeds);
-    return 0;
-}
+MESH_FUZZ_SEED_WRITER(write_seeds)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

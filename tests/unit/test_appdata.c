@@ -20,30 +20,13 @@
 #include "core/session.h"
 #include "wire_cases.h"
 
-enum { BIG = 300000, STOP_NEVER = -1 };
-
-static uint8_t *g_payload; /* BIG bytes of a pattern */
-
-static int suite_init(void)
-{
-    g_payload = malloc(BIG);
-    if (!g_payload)
-        return 1;
-    for (size_t i = 0; i < BIG; i++)
-        g_payload[i] = (uint8_t)(i * 131 + 7);
-    return 0;
-}
-static int suite_clean(void)
-{
-    free(g_payload);
-    return 0;
-}
+enum { BIG = MESH_WIRE_PATTERN_LEN };
 
 static mesh_envelope data_env(Meshara__Wire__AppData *d, uint64_t id, size_t plen, int ack)
 {
     *d = (Meshara__Wire__AppData)MESHARA__WIRE__APP_DATA__INIT;
     d->msg_id = id;
-    d->payload.data = plen ? g_payload : NULL;
+    d->payload.data = plen ? (uint8_t *)mesh_wire_pattern() : NULL;
     d->payload.len = plen;
     d->ack_requested = ack;
     mesh_envelope e = MESHARA__WIRE__ENVELOPE__INIT;
@@ -233,7 +216,7 @@ static void test_view_noncanonical(void)
     mesh_test_buf env = {0};
     int may, taken = 0;
     const char *what = NULL;
-    for (int c = 0; (may = mesh_wire_case(c, g_payload, &env, &what)) >= 0; c++) {
+    for (int c = 0; (may = mesh_wire_case(c, mesh_wire_pattern(), &env, &what)) >= 0; c++) {
         int took = view_agrees(env.b, env.len);
         if (!may && took)
             CU_FAIL(what);
@@ -282,7 +265,7 @@ static CU_TestInfo tests[] = {
 };
 
 static CU_SuiteInfo suites[] = {
-    {"appdata", suite_init, suite_clean, NULL, NULL, tests},
+    {"appdata", NULL, NULL, NULL, NULL, tests},
     CU_SUITE_INFO_NULL,
 };
 

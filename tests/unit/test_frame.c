@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/bytes.h"
 #include "core/frame.h"
+#include "frame_pull.h"
 
 /* Accumulator: every delivered frame is re-encoded (prefix + body) into out, so a correct
  * decoder reproduces its input byte for byte. stop_at: return stop_rc on that frame (1-based). */
@@ -340,40 +340,15 @@ static void pull_stream(const uint8_t *s, size_t n, size_t step, size_t chunk)
     acc a;
     acc_init(&a, n);
     mesh_frame_dec_init(&d, 0);
-    size_t pos = 0;
-    int crossed = 0, outside = 0;
-    for (;;) {
-        const uint8_t *p = NULL;
-        size_t len = 0;
-        int rc;
-        while ((rc = mesh_frame_next(&d, &p, &len)) == MESH_OK) {
-            if (len && (p < d.buf || p + len > d.buf + d.len))
-                outside = 1;
-            CU_ASSERT_EQUAL(acc_cb(&a, p, len), MESH_OK);
-        }
-        CU_ASSERT_EQUAL_FATAL(rc, MESH_ERR_AGAIN);
-        if (pos == n)
-            break;
-        uint8_t *space = NULL;
-        size_t room = 0;
-        size_t held = mesh_frame_partial(&d);
-        CU_ASSERT_EQUAL_FATAL(mesh_frame_reserve(&d, chunk, &space, &room), MESH_OK);
-        CU_ASSERT_FATAL(room > 0 && space != NULL);
-        if (held >= MESH_FRAME_HDR_LEN &&
-            held + room != MESH_FRAME_HDR_LEN + mesh_be32_get(d.buf + d.off))
-            crossed = 1;
-        size_t w = room < step ? room : step;
-        if (w > n - pos)
-            w = n - pos;
-        memcpy(space, s + pos, w);
-        mesh_frame_commit(&d, w);
-        pos += w;
-    }
+    mesh_pull_run run;
+    mesh_frame_pull_stream(&d, s, n, step, chunk, acc_cb, &a, &run);
+    CU_ASSERT_EQUAL(run.rc, MESH_OK);
+    CU_ASSERT_FALSE(run.no_room);
     CU_ASSERT_EQUAL(a.outlen, n);
     CU_ASSERT(memcmp(a.out, s, n) == 0);
-    CU_ASSERT_EQUAL(mesh_frame_partial(&d), 0);
-    CU_ASSERT_FALSE(crossed);
-    CU_ASSERT_FALSE(outside);
+    CU_ASSERT_EQUAL(run.partial, 0);
+    CU_ASSERT_FALSE(run.crossed);
+    CU_ASSERT_FALSE(run.outside);
     mesh_frame_trim(&d);
     CU_ASSERT_PTR_NULL(d.buf); /* idle: no memory held */
     mesh_frame_dec_free(&d);

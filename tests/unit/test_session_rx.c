@@ -26,7 +26,7 @@
 #include "session_pair.h"
 #include "wire_cases.h"
 
-enum { BIG = 300000 };
+enum { BIG = MESH_WIRE_PATTERN_LEN };
 
 typedef mesh_test_buf bytes;
 
@@ -144,13 +144,11 @@ static int check_one(harness *h, const uint8_t *env, size_t len, size_t chunk, s
     return usable && mesh_session_get_state(h->srv) == MESH_SESSION_CONNECTED;
 }
 
-static uint8_t *g_payload; /* BIG bytes of a pattern */
-
 static void canonical(bytes *out, uint64_t id, size_t plen, int ack)
 {
     Meshara__Wire__AppData d = MESHARA__WIRE__APP_DATA__INIT;
     d.msg_id = id;
-    d.payload.data = g_payload;
+    d.payload.data = (uint8_t *)mesh_wire_pattern();
     d.payload.len = plen;
     d.ack_requested = ack;
     mesh_envelope e = MESHARA__WIRE__ENVELOPE__INIT;
@@ -162,21 +160,6 @@ static void canonical(bytes *out, uint64_t id, size_t plen, int ack)
     out->len = 0;
     mesh_test_buf_add(out, w, wlen);
     free(w);
-}
-
-static int suite_init(void)
-{
-    g_payload = malloc(BIG);
-    if (!g_payload)
-        return 1;
-    for (size_t i = 0; i < BIG; i++)
-        g_payload[i] = (uint8_t)(i * 131 + 7);
-    return 0;
-}
-static int suite_clean(void)
-{
-    free(g_payload);
-    return 0;
 }
 
 /* Canonical AppData of many sizes and ids on one session: whole, as 1000-byte TLS writes
@@ -240,7 +223,7 @@ static void test_noncanonical(void)
     bytes env = {0};
     harness h;
     harness_start(&h);
-    for (int c = 0; mesh_wire_case(c, g_payload, &env, NULL) >= 0; c++) {
+    for (int c = 0; mesh_wire_case(c, mesh_wire_pattern(), &env, NULL) >= 0; c++) {
         if (!check_one(&h, env.b, env.len, 0, 0)) {
             harness_stop(&h);
             harness_start(&h);
@@ -320,7 +303,7 @@ static CU_TestInfo tests[] = {
 };
 
 static CU_SuiteInfo suites[] = {
-    {"session receive path", suite_init, suite_clean, NULL, NULL, tests},
+    {"session receive path", NULL, NULL, NULL, NULL, tests},
     CU_SUITE_INFO_NULL,
 };
 
