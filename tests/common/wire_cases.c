@@ -1,7 +1,10 @@
 /* wire_cases.c — hand-made AppData envelopes (see wire_cases.h). */
 #include "wire_cases.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+
+#include "core/wire.h"
 
 /* One-byte protobuf tags: field number << 3 | wire type (node/wire/meshara.proto). */
 enum { T_VERSION = 0x08, T_DATA = 14 << 3 | 2, T_MSG = 0x08, T_PAY = 0x12, T_ACK = 0x18 };
@@ -35,6 +38,27 @@ const uint8_t *mesh_wire_pattern(void)
         pattern[i] = (uint8_t)(i * 131 + 7);
     made = 1;
     return pattern;
+}
+
+void mesh_wire_canonical(mesh_test_buf *out, uint64_t id, size_t plen, int ack)
+{
+    Meshara__Wire__AppData d = MESHARA__WIRE__APP_DATA__INIT;
+    d.msg_id = id;
+    d.payload.data = plen ? (uint8_t *)mesh_wire_pattern() : NULL;
+    d.payload.len = plen;
+    d.ack_requested = ack;
+    mesh_envelope e = MESHARA__WIRE__ENVELOPE__INIT;
+    e.body_case = MESHARA__WIRE__ENVELOPE__BODY_DATA;
+    e.data = &d;
+    uint8_t *w = NULL;
+    size_t wlen = 0;
+    if (plen > MESH_WIRE_PATTERN_LEN || mesh_wire_encode(&e, &w, &wlen) != MESH_OK) {
+        fputs("mesh_wire_canonical: cannot encode\n", stderr);
+        abort();
+    }
+    out->len = 0;
+    mesh_test_buf_add(out, w, wlen);
+    free(w);
 }
 
 #define VARINT mesh_wire_put_varint

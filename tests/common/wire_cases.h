@@ -16,6 +16,10 @@ enum {
     MESH_WIRE_PATTERN_LEN = 300000,  /* bytes of mesh_wire_pattern() */
 };
 
+/* out = the canonical bytes (mesh_wire_encode) of Envelope{AppData{id, the first plen bytes
+ * of mesh_wire_pattern(), ack}}; plen <= MESH_WIRE_PATTERN_LEN. Aborts if encoding fails. */
+void mesh_wire_canonical(mesh_test_buf *out, uint64_t id, size_t plen, int ack);
+
 /* MESH_WIRE_PATTERN_LEN payload bytes of a fixed pattern (static storage, made once). */
 const uint8_t *mesh_wire_pattern(void);
 

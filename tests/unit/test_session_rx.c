@@ -144,24 +144,6 @@ static int check_one(harness *h, const uint8_t *env, size_t len, size_t chunk, s
     return usable && mesh_session_get_state(h->srv) == MESH_SESSION_CONNECTED;
 }
 
-static void canonical(bytes *out, uint64_t id, size_t plen, int ack)
-{
-    Meshara__Wire__AppData d = MESHARA__WIRE__APP_DATA__INIT;
-    d.msg_id = id;
-    d.payload.data = (uint8_t *)mesh_wire_pattern();
-    d.payload.len = plen;
-    d.ack_requested = ack;
-    mesh_envelope e = MESHARA__WIRE__ENVELOPE__INIT;
-    e.body_case = MESHARA__WIRE__ENVELOPE__BODY_DATA;
-    e.data = &d;
-    uint8_t *w = NULL;
-    size_t wlen = 0;
-    CU_ASSERT_EQUAL_FATAL(mesh_wire_encode(&e, &w, &wlen), MESH_OK);
-    out->len = 0;
-    mesh_test_buf_add(out, w, wlen);
-    free(w);
-}
-
 /* Canonical AppData of many sizes and ids on one session: whole, as 1000-byte TLS writes
  * read in 777-byte pieces, and with ack_requested. */
 static void test_canonical_sizes(void)
@@ -176,7 +158,7 @@ static void test_canonical_sizes(void)
     unsigned viewed = g_viewed;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         for (int mode = 0; mode < 3; mode++, k++) {
-            canonical(&env, ids[k % 8], sizes[i], mode == 2);
+            mesh_wire_canonical(&env, ids[k % 8], sizes[i], mode == 2);
             CU_ASSERT_FATAL(
                 check_one(&h, env.b, env.len, mode == 1 ? 1000 : 0, mode == 1 ? 777 : 0));
         }
@@ -192,10 +174,10 @@ static void test_batched_frames(void)
     harness_start(&h);
     bytes env = {0}, frames = {0};
     for (int i = 0; i < 20; i++) {
-        canonical(&env, (uint64_t)i, (size_t)i * 37, 0);
+        mesh_wire_canonical(&env, (uint64_t)i, (size_t)i * 37, 0);
         frame_of(env.b, env.len, &frames);
     }
-    canonical(&env, 99, 50000, 1);
+    mesh_wire_canonical(&env, 99, 50000, 1);
     frame_of(env.b, env.len, &frames);
     CU_ASSERT_EQUAL(mesh_tls_write(h.cli, frames.b, frames.len), MESH_OK);
     pump(&h, 5000);
@@ -204,9 +186,9 @@ static void test_batched_frames(void)
         bytes ref = {0};
         int body = 0;
         if (i < 20)
-            canonical(&env, (uint64_t)i, (size_t)i * 37, 0);
+            mesh_wire_canonical(&env, (uint64_t)i, (size_t)i * 37, 0);
         else
-            canonical(&env, 99, 50000, 1);
+            mesh_wire_canonical(&env, 99, 50000, 1);
         CU_ASSERT_EQUAL(reference(env.b, env.len, &ref, &body), MESH_OK);
         CU_ASSERT(h.msgs[i].len == ref.len && memcmp(h.msgs[i].b, ref.b, ref.len) == 0);
         free(ref.b);
@@ -242,7 +224,7 @@ static void test_random_mutations(void)
     bytes env = {0};
     for (int i = 0; i < 400; i++) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-        canonical(&env, x % 3 ? x >> 40 : 0, (size_t)(x % 61), (int)(x >> 5) & 1);
+        mesh_wire_canonical(&env, x % 3 ? x >> 40 : 0, (size_t)(x % 61), (int)(x >> 5) & 1);
         int flips = 1 + (int)(x >> 9) % 3;
         for (int j = 0; j < flips; j++) {
             x ^= x << 13, x ^= x >> 7, x ^= x << 17;
