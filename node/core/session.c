@@ -1,5 +1,5 @@
-/* session.c — an authenticated session: TLS, hello, framing, heartbeats, timeouts.
- * See session.h for the protocol and the contract.
+/* session.c — an authenticated session's state machine: TLS handshake, hello, heartbeats,
+ * timeouts, teardown. See session.h for the protocol and the contract.
  *
  * Invariants:
  *  - One env timer per session, always armed at the earliest of the state's deadlines
