@@ -318,6 +318,29 @@ static int addr_from_avahi(const AvahiAddress *a, uint16_t port, mesh_addr *out)
     return 0;
 }
 
+void mesh_real_mdns_txt_free(char **txt)
+{
+    strv_free(txt);
+}
+
+int mesh_real_mdns_answer(const uint8_t *txt, size_t txt_len, int inet6, const uint8_t *ip,
+                          uint16_t port, mesh_addr *addr, char ***txt_out)
+{
+    AvahiAddress a = {.proto = inet6 ? AVAHI_PROTO_INET6 : AVAHI_PROTO_INET};
+    memcpy(inet6 ? (void *)a.data.ipv6.address : (void *)&a.data.ipv4.address, ip, inet6 ? 16 : 4);
+    if (!addr_from_avahi(&a, port, addr))
+        return MESH_ERR_UNSUPPORTED;
+    AvahiStringList *l = NULL;
+    if (avahi_string_list_parse(txt, txt_len, &l) != 0)
+        return MESH_ERR_MALFORMED; /* a length beyond the record (or no memory: avahi's) */
+    /* The daemon parses into reverse order and avahi-client's D-Bus reading reverses it
+     * back: resolve_done gets the list in wire order. */
+    l = avahi_string_list_reverse(l);
+    *txt_out = txt_from_avahi(l);
+    avahi_string_list_free(l);
+    return *txt_out ? MESH_OK : MESH_ERR_NOMEM;
+}
+
 /* ---- reports to the core ------------------------------------------------------------------ */
 
 static void note_free(mdns_note *n)
