@@ -150,7 +150,8 @@ typedef struct sim_scn_lan {
     size_t region;     /* into core.regions, or SIM_SCN_NO_REGION */
 } sim_scn_lan;
 
-enum sim_scn_role { SIM_SCN_ROLE_NORMAL = 0, SIM_SCN_ROLE_BOOTSTRAP = 1 };
+/* stun: a normal node whose host also runs a STUN server (sim/stun_host.h) */
+enum sim_scn_role { SIM_SCN_ROLE_NORMAL = 0, SIM_SCN_ROLE_BOOTSTRAP = 1, SIM_SCN_ROLE_STUN = 2 };
 enum sim_scn_framing { SIM_SCN_FRAMING_PLAIN = 0, SIM_SCN_FRAMING_HTTP2 = 1 };
 /* = enum mesh_profile (meshara.h) */
 enum sim_scn_profile { SIM_SCN_PROFILE_WEB = 0, SIM_SCN_PROFILE_SEED = 1 };

@@ -82,7 +82,7 @@ static int decode_group(scn_dec *d, const scn_node *n, const char *path, size_t 
     static const char *const KEYS[] = {"name", "count", "placement", "region",  "nat",
                                        "join", "role",  "mdns",      "profile", "framing",
                                        "tls",  "link",  NULL};
-    static const char *const ROLES[] = {"normal", "bootstrap"};
+    static const char *const ROLES[] = {"normal", "bootstrap", "stun"};
     static const char *const PROFILES[] = {"web", "seed"}; /* enum sim_scn_profile order */
     static const char *const FRAMINGS[] = {"plain", "http2"};
     char p[SCN_PATH_MAX];
@@ -121,7 +121,7 @@ static int decode_group(scn_dec *d, const scn_node *n, const char *path, size_t 
     if ((v = scn_opt(n, path, "join", p)))
         SCN_TRY(decode_join(d, v, p, g));
     if ((v = scn_opt(n, path, "role", p)))
-        SCN_TRY(scn_get_choice(d, v, p, ROLES, 2, &g->role));
+        SCN_TRY(scn_get_choice(d, v, p, ROLES, 3, &g->role));
     g->mdns = g->lan != SIM_SCN_INTERNET;
     if ((v = scn_opt(n, path, "mdns", p)))
         SCN_TRY(scn_get_bool(d, v, p, &g->mdns));

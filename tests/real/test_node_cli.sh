@@ -96,6 +96,7 @@ expect 2 -- '--pool-min \(100\) is above --pool-max \(64, the default\)' run --k
   --listen 127.0.0.1:0 --pool-min 100
 expect 2 -- '--listen given twice' run --key "$key" --listen 127.0.0.1:0 --listen 127.0.0.1:7000
 expect 2 'not valid for .send.' send --key "$key" --to "$pub" --ping --peers-db "$WORK/x.db"
+expect 2 'not valid for .send.' send --key "$key" --to "$pub" --ping --no-port-mapping
 expect 2 "unexpected argument 'extra'" run --key "$key" --listen 127.0.0.1:0 extra
 expect 2 -- '--profile: expected web or seed' run --key "$key" --listen 127.0.0.1:0 --profile http
 expect 2 -- '--alpn is a seed-profile option' run --key "$key" --listen 127.0.0.1:0 --alpn h2
@@ -111,7 +112,7 @@ expect 2 -- "--cert-type is for a certificate made here" run --key "$key" --list
 # --help: exit 0, every option and the exit codes
 "$NODE" --help >"$WORK/help.txt" || fail "--help exited $?"
 for word in keygen pubkey run send --key --listen --peer --to --message --ping --timeout \
-  --bootstrap --mdns --peers-db --advertise --pool-min --pool-max --maintain \
+  --bootstrap --mdns --peers-db --no-port-mapping --advertise --pool-min --pool-max --maintain \
   --max-handshakes --reconnect-min --reconnect-max --http2 --sni --alpn --profile \
   --tls-cert --tls-key --cert-type \
   --connect-timeout --handshake-timeout --auth-timeout --heartbeat --log-level 'Exit codes'; do
