@@ -14,6 +14,7 @@
 
 #include "core/identity.h"
 #include "core/tls.h"
+#include "mesh_test.h"
 
 #define CHECK(c)                                                                                   \
     do {                                                                                           \
@@ -21,37 +22,9 @@
             __builtin_trap();                                                                      \
     } while (0)
 
-/* A fixed env: the clock never moves, randomness is a seeded xorshift. */
-typedef struct fixed_env {
-    mesh_env env;
-    uint64_t rng;
-} fixed_env;
-
-static mesh_time fenv_now(void *obj)
-{
-    (void)obj;
-    return 0;
-}
-
-static void fenv_random(void *obj, uint8_t *buf, size_t len)
-{
-    fixed_env *f = obj;
-    for (size_t i = 0; i < len; i++) {
-        f->rng ^= f->rng << 13;
-        f->rng ^= f->rng >> 7;
-        f->rng ^= f->rng << 17;
-        buf[i] = (uint8_t)(f->rng >> 24);
-    }
-}
-
-static void fenv_log(void *obj, int level, const char *msg)
-{
-    (void)obj, (void)level, (void)msg;
-}
-
-static const mesh_env_ops FENV_OPS = {.now = fenv_now, .random = fenv_random, .log = fenv_log};
-
-static fixed_env E = {.env = {.ops = &FENV_OPS, .obj = &E}, .rng = 0x9e3779b97f4a7c15ULL};
+/* The clock never moves (the node's certificate validity is relative to its epoch); randomness
+ * is mesh_test_env's seeded xorshift. */
+static mesh_test_env E;
 static mesh_tls_lib *LIB;
 static mesh_identity *ID;
 
@@ -76,6 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!LIB) {
         static const uint8_t seed[MESH_SEED_LEN] = {1};
+        mesh_test_env_init(&E, 0);
         CHECK(mesh_tls_lib_new(&LIB, &E.env) == MESH_OK);
         CHECK(mesh_identity_from_seed(&ID, seed) == MESH_OK);
     }

@@ -161,12 +161,16 @@ def parse_exts(b):
     return exts
 
 
-def parse_client_hello(body):
+def parse_hello_head(body):
+    """Both hellos: version, random, session id; returns the fields and where they end."""
     h = {'legacy_version': struct.unpack('>H', body[:2])[0]}
     off = 2 + 32
-    sid_len = body[off]
-    h['session_id_len'] = sid_len
-    off += 1 + sid_len
+    h['session_id_len'] = body[off]
+    return h, off + 1 + body[off]
+
+
+def parse_client_hello(body):
+    h, off = parse_hello_head(body)
     cs_len = struct.unpack('>H', body[off:off + 2])[0]
     h['ciphers'] = u16s(body[off + 2:off + 2 + cs_len])
     off += 2 + cs_len
@@ -205,11 +209,7 @@ def parse_client_hello(body):
 
 
 def parse_server_hello(body):
-    h = {'legacy_version': struct.unpack('>H', body[:2])[0]}
-    off = 2 + 32
-    sid_len = body[off]
-    h['session_id_len'] = sid_len
-    off += 1 + sid_len
+    h, off = parse_hello_head(body)
     h['cipher'] = struct.unpack('>H', body[off:off + 2])[0]
     h['compression'] = body[off + 2]
     h['exts'] = parse_exts(body[off + 5:])

@@ -16,6 +16,7 @@
 
 #include "core/tls.h"
 #include "sim/clienthello.h"
+#include "tls_pair.h"
 
 /* curl 7.88.1 / OpenSSL 3.0.19, `curl -k https://127.0.0.1:P/` and `curl -k
  * https://localhost:P/` (JA3 = MD5 of the string; with a server name the extension list
@@ -39,75 +40,18 @@ enum {
 
 /* ---- one of ours ------------------------------------------------------------------------- */
 
-typedef struct end {
-    mesh_test_env env;
-    mesh_identity *id;
-    mesh_tls_ctx *ctx;
-    mesh_tls *t;
-    mesh_test_buf out;
-    EVP_MD_CTX *all; /* digest of every byte it sent */
-    int hs;
-} end;
-
-static void end_out(void *ud, const uint8_t *data, size_t len)
-{
-    end *e = ud;
-    mesh_test_buf_add(&e->out, data, len);
-    EVP_DigestUpdate(e->all, data, len);
-}
-
-/* cfg NULL: the web profile's defaults. alpn: mesh_tls_new's per-connection override. */
-static void end_init(end *e, uint64_t seed, int is_server, const mesh_tls_cfg *cfg,
-                     const char *const *alpn)
-{
-    memset(e, 0, sizeof *e);
-    mesh_test_env_init(&e->env, seed);
-    e->all = EVP_MD_CTX_new();
-    CU_ASSERT_FATAL(e->all && EVP_DigestInit_ex(e->all, EVP_sha256(), NULL) == 1);
-    CU_ASSERT_EQUAL_FATAL(mesh_identity_generate(&e->id, &e->env.env), MESH_OK);
-    CU_ASSERT_EQUAL_FATAL(mesh_tls_ctx_new(&e->ctx, &e->env.env, e->id, cfg), MESH_OK);
-    CU_ASSERT_EQUAL_FATAL(mesh_tls_new(&e->t, e->ctx, is_server, alpn, end_out, e), MESH_OK);
-    e->hs = MESH_ERR_AGAIN;
-}
-
-static void end_free(end *e)
-{
-    mesh_tls_free(e->t);
-    mesh_tls_ctx_free(e->ctx);
-    mesh_identity_free(e->id);
-    free(e->out.b);
-    EVP_MD_CTX_free(e->all);
-}
-
-static void deliver(end *a, end *b)
-{
-    if (a->out.len)
-        CU_ASSERT_EQUAL(mesh_tls_feed(b->t, a->out.b, a->out.len), MESH_OK);
-    a->out.len = 0;
-}
-
-static void pump(end *c, end *s)
-{
-    for (int i = 0; i < PUMP_ROUNDS; i++) {
-        if (c->hs == MESH_ERR_AGAIN)
-            c->hs = mesh_tls_handshake(c->t);
-        deliver(c, s);
-        if (s->hs == MESH_ERR_AGAIN)
-            s->hs = mesh_tls_handshake(s->t);
-        deliver(s, c);
-    }
-}
+typedef mesh_tlsp_end end; /* tls_pair.h; cfg NULL: the web profile's defaults */
 
 /* The ClientHello a web client sends (first call to mesh_tls_handshake), parsed. */
 static void first_hello(const mesh_tls_cfg *cfg, const char *const *alpn, sim_client_hello *ch,
                         size_t *len)
 {
     end c;
-    end_init(&c, 7, 0, cfg, alpn);
+    mesh_tlsp_init(&c, 7, 0, cfg, alpn);
     CU_ASSERT_EQUAL(mesh_tls_handshake(c.t), MESH_ERR_AGAIN);
     *len = c.out.len;
     CU_ASSERT_EQUAL(sim_client_hello_parse(c.out.b, c.out.len, ch), MESH_OK);
-    end_free(&c);
+    mesh_tlsp_free(&c);
 }
 
 /* ---- a stock OpenSSL peer ---------------------------------------------------------------- */
@@ -249,14 +193,14 @@ static void test_hello_is_curls(void)
 static void test_web_pair(void)
 {
     end c, s;
-    end_init(&c, 1, 0, NULL, NULL);
-    end_init(&s, 2, 1, NULL, NULL);
+    mesh_tlsp_init(&c, 1, 0, NULL, NULL);
+    mesh_tlsp_init(&s, 2, 1, NULL, NULL);
     c.hs = mesh_tls_handshake(c.t);
-    deliver(&c, &s);
+    mesh_tlsp_deliver(&c, &s);
     s.hs = mesh_tls_handshake(s.t); /* its flight is out */
     CU_ASSERT_EQUAL(s.hs, MESH_ERR_AGAIN);
     CU_ASSERT_EQUAL(mesh_tls_early(s.t), MESH_ERR_AGAIN); /* nginx writes nothing early */
-    pump(&c, &s);
+    mesh_tlsp_pump(&c, &s);
     CU_ASSERT_EQUAL_FATAL(c.hs, MESH_OK);
     CU_ASSERT_EQUAL_FATAL(s.hs, MESH_OK);
     CU_ASSERT_EQUAL(mesh_tls_version(c.t), 0x0304);
@@ -270,18 +214,18 @@ static void test_web_pair(void)
     CU_ASSERT_EQUAL(memcmp(ec, es, sizeof ec), 0);
     CU_ASSERT_EQUAL(mesh_tls_read(c.t, got, sizeof got), 0); /* the tickets: nothing to read */
     CU_ASSERT_EQUAL(mesh_tls_write(s.t, (const uint8_t *)"from server", 11), MESH_OK);
-    deliver(&s, &c);
+    mesh_tlsp_deliver(&s, &c);
     CU_ASSERT_EQUAL(mesh_tls_read(c.t, got, sizeof got), 11);
     CU_ASSERT_EQUAL(memcmp(got, "from server", 11), 0);
     CU_ASSERT_EQUAL(mesh_tls_write(c.t, (const uint8_t *)"from client", 11), MESH_OK);
-    deliver(&c, &s);
+    mesh_tlsp_deliver(&c, &s);
     CU_ASSERT_EQUAL(mesh_tls_read(s.t, got, sizeof got), 11);
     CU_ASSERT_EQUAL(mesh_tls_close(c.t), MESH_OK);
-    deliver(&c, &s);
+    mesh_tlsp_deliver(&c, &s);
     CU_ASSERT_EQUAL(mesh_tls_read(s.t, got, sizeof got), MESH_ERR_CLOSED);
     CU_ASSERT_EQUAL(mesh_tls_partial(s.t), 0);
-    end_free(&c);
-    end_free(&s);
+    mesh_tlsp_free(&c);
+    mesh_tlsp_free(&s);
 }
 
 /* A stock OpenSSL client against our web server: it gets nginx's two tickets (lifetime
@@ -291,7 +235,7 @@ static void test_openssl_client(void)
 {
     end s;
     peer p;
-    end_init(&s, 2, 1, NULL, NULL);
+    mesh_tlsp_init(&s, 2, 1, NULL, NULL);
     peer_init(&p, "\x08http/1.1\x02h2", 12, 0);
     CU_ASSERT_EQUAL(peer_pump(&p, &s), 1);
     CU_ASSERT_EQUAL_FATAL(s.hs, MESH_OK);
@@ -309,7 +253,7 @@ static void test_openssl_client(void)
     uint8_t got[16];
     CU_ASSERT_EQUAL(mesh_tls_read(s.t, got, sizeof got), 4);
     peer_free(&p);
-    end_free(&s);
+    mesh_tlsp_free(&s);
 }
 
 /* A TLS 1.2-only client gets nginx's TLS 1.2 (its preferred suite for an ECDSA key) and is
@@ -319,7 +263,7 @@ static void test_tls12_completed(void)
 {
     end s;
     peer p;
-    end_init(&s, 2, 1, NULL, NULL);
+    mesh_tlsp_init(&s, 2, 1, NULL, NULL);
     peer_init(&p, "\x02h2\x08http/1.1", 12, TLS1_2_VERSION);
     CU_ASSERT_EQUAL(peer_pump(&p, &s), 1);
     CU_ASSERT_EQUAL_FATAL(s.hs, MESH_OK);
@@ -352,7 +296,7 @@ static void test_tls12_completed(void)
     to_end(&p, &s);
     CU_ASSERT_EQUAL(mesh_tls_read(s.t, got, sizeof got), MESH_ERR_CLOSED);
     peer_free(&p);
-    end_free(&s);
+    mesh_tlsp_free(&s);
 }
 
 /* A TLS 1.2 renegotiation (a new ClientHello on a finished connection) gets what nginx on
@@ -362,7 +306,7 @@ static void test_tls12_renegotiation_refused(void)
 {
     end s;
     peer p;
-    end_init(&s, 2, 1, NULL, NULL);
+    mesh_tlsp_init(&s, 2, 1, NULL, NULL);
     peer_init(&p, NULL, 0, TLS1_2_VERSION);
     CU_ASSERT_EQUAL(peer_pump(&p, &s), 1);
     CU_ASSERT_EQUAL_FATAL(s.hs, MESH_OK);
@@ -381,7 +325,7 @@ static void test_tls12_renegotiation_refused(void)
     CU_ASSERT_EQUAL(mesh_tls_read(s.t, got, sizeof got), MESH_ERR_TLS);
     ERR_clear_error();
     peer_free(&p);
-    end_free(&s);
+    mesh_tlsp_free(&s);
 }
 
 /* Our client meets a server that picks TLS 1.2 (here our own, limited by the test hook): it
@@ -390,12 +334,12 @@ static void test_tls12_renegotiation_refused(void)
 static void test_tls12_refused_by_client(void)
 {
     end c, s;
-    end_init(&c, 1, 0, NULL, NULL);
-    end_init(&s, 2, 1, &(mesh_tls_cfg){.max_version = TLS1_2_VERSION}, NULL);
+    mesh_tlsp_init(&c, 1, 0, NULL, NULL);
+    mesh_tlsp_init(&s, 2, 1, &(mesh_tls_cfg){.max_version = TLS1_2_VERSION}, NULL);
     c.hs = mesh_tls_handshake(c.t);
-    deliver(&c, &s);
+    mesh_tlsp_deliver(&c, &s);
     s.hs = mesh_tls_handshake(s.t);
-    deliver(&s, &c);
+    mesh_tlsp_deliver(&s, &c);
     c.hs = mesh_tls_handshake(c.t);
     CU_ASSERT_EQUAL(c.hs, MESH_ERR_VERSION);
     CU_ASSERT_EQUAL_FATAL(c.out.len, ALERT_REC_LEN);
@@ -403,10 +347,10 @@ static void test_tls12_refused_by_client(void)
     CU_ASSERT_EQUAL(memcmp(c.out.b, alert, sizeof alert), 0);
     CU_ASSERT_EQUAL(mesh_tls_is_done(c.t), 0);
     CU_ASSERT_EQUAL(mesh_tls_version(c.t), 0);
-    deliver(&c, &s);
+    mesh_tlsp_deliver(&c, &s);
     CU_ASSERT_EQUAL(mesh_tls_handshake(s.t), MESH_ERR_TLS);
-    end_free(&c);
-    end_free(&s);
+    mesh_tlsp_free(&c);
+    mesh_tlsp_free(&s);
 }
 
 /* nginx's ALPN: none offered is fine (HTTP/1.1); nothing in common is a plaintext fatal
@@ -415,15 +359,15 @@ static void test_alpn_as_nginx(void)
 {
     end s;
     peer p;
-    end_init(&s, 2, 1, NULL, NULL);
+    mesh_tlsp_init(&s, 2, 1, NULL, NULL);
     peer_init(&p, NULL, 0, 0);
     CU_ASSERT_EQUAL(peer_pump(&p, &s), 1);
     CU_ASSERT_EQUAL(s.hs, MESH_OK);
     CU_ASSERT_STRING_EQUAL(mesh_tls_alpn(s.t), "");
     peer_free(&p);
-    end_free(&s);
+    mesh_tlsp_free(&s);
 
-    end_init(&s, 2, 1, NULL, NULL);
+    mesh_tlsp_init(&s, 2, 1, NULL, NULL);
     peer_init(&p, "\x0bmeshara/1.0", 12, 0);
     SSL_do_handshake(p.ssl);
     to_end(&p, &s);
@@ -433,7 +377,7 @@ static void test_alpn_as_nginx(void)
     CU_ASSERT_EQUAL(s.out.b[5], 2);
     CU_ASSERT_EQUAL(s.out.b[6], ALERT_NO_APP_PROTOCOL);
     peer_free(&p);
-    end_free(&s);
+    mesh_tlsp_free(&s);
 }
 
 /* Everything both sides send, tickets included (their sessions are dated from the env), is
@@ -441,17 +385,17 @@ static void test_alpn_as_nginx(void)
 static void run_pair(uint64_t seed, uint8_t dc[32], uint8_t ds[32])
 {
     end c, s;
-    end_init(&c, seed, 0, NULL, NULL);
-    end_init(&s, seed + 1000, 1, NULL, NULL);
-    pump(&c, &s);
+    mesh_tlsp_init(&c, seed, 0, NULL, NULL);
+    mesh_tlsp_init(&s, seed + 1000, 1, NULL, NULL);
+    mesh_tlsp_pump(&c, &s);
     CU_ASSERT_EQUAL(s.hs, MESH_OK);
     CU_ASSERT_EQUAL(mesh_tls_write(s.t, (const uint8_t *)"x", 1), MESH_OK);
     CU_ASSERT_EQUAL(mesh_tls_write(c.t, (const uint8_t *)"y", 1), MESH_OK);
     unsigned n = 0;
     CU_ASSERT(EVP_DigestFinal_ex(c.all, dc, &n) == 1 && n == 32);
     CU_ASSERT(EVP_DigestFinal_ex(s.all, ds, &n) == 1 && n == 32);
-    end_free(&c);
-    end_free(&s);
+    mesh_tlsp_free(&c);
+    mesh_tlsp_free(&s);
 }
 
 static void test_deterministic(void)
