@@ -285,4 +285,56 @@ void sim_nat_restart(sim_nat *n);
 int sim_nat_add_static(sim_nat *n, uint8_t proto, const mesh_addr *internal, uint16_t ext_port,
                        mesh_addr *external);
 
+/* ---- which pairs of NATs let a direct TCP connection through ------------------------------- */
+
+/* One NAT between a node and the core, as far as reaching through it goes. */
+typedef struct sim_nat_hop {
+    uint8_t mapping, filtering; /* enum sim_nat_behaviour */
+    uint8_t services;           /* enum sim_nat_service bits */
+} sim_nat_hop;
+/* The NATs between a node and the core, nearest first (n = 0: the node is public). */
+typedef struct sim_nat_chain {
+    size_t n;
+    sim_nat_hop hop[SIM_NET_MAX_LAN_DEPTH];
+} sim_nat_chain;
+/* The hop a NAT configured with cfg is (cfg NULL: defaults, as sim_nat_new takes them). */
+sim_nat_hop sim_nat_hop_of(const sim_nat_cfg *cfg);
+
+/* Ways node A can open a direct TCP connection to node B (bits of sim_nat_pair_paths). */
+enum sim_nat_path {
+    SIM_NAT_PATH_DIRECT = 1u << 0,   /* B is public: A connects to B's own address */
+    SIM_NAT_PATH_OBSERVED = 1u << 1, /* A connects, unannounced, to the address a third party
+                                        (STUN, a rendezvous peer) saw B's listening port as:
+                                        every NAT of B maps independently of the destination
+                                        and filters nothing */
+    SIM_NAT_PATH_PUNCHED = 1u << 2,  /* A and B connect at the same moment from their listening
+                                        ports to the addresses third parties saw (TCP
+                                        simultaneous open): one of the two SYNs gets through */
+    SIM_NAT_PATH_MAPPED = 1u << 3,   /* B's port mapping (UPnP or NAT-PMP on its one NAT) */
+};
+/* The enum sim_nat_path bits for A towards B: a pure function of the two chains, the model's
+ * own rules (nat.h above, sim/tcp.h's simultaneous open) — what sim/net + sim/nat + sim/tcp
+ * do, checked against them in tests/sim/test_nat_chain.c:
+ *  - a node is predictable when every NAT of its chain maps endpoint-independently: then the
+ *    external port a third party saw is the one its SYN to the peer leaves from (a mapping
+ *    that depends on the destination gives every destination a new port);
+ *  - a SYN from X to Y's observed address arrives on the mapping Y's registration made and
+ *    gets through each NAT of Y that filters endpoint-independently; through one that filters
+ *    by address only if Y sent to X's public address over that same mapping (a punch does,
+ *    where every NAT up to this one maps endpoint-independently); by address and port, only
+ *    if moreover X is predictable (Y aimed at the port the SYN comes from);
+ *  - OBSERVED: A's SYN reaches B without B sending first, and B is predictable (its answer
+ *    leaves from the port A aimed at). PUNCHED, both sides predictable: either SYN reaches
+ *    its target. One side X predictable, the other Y not: Y's SYN must reach X (X's listener
+ *    takes it, the answer completes Y's open) and X's must not reach Y (Y's open would sit in
+ *    SYN-RECEIVED for X's other connection, and the two never meet). Neither predictable:
+ *    never. MAPPED: B's chain is one NAT offering a service (behind a second NAT the
+ *    mapping's address is the carrier's inside: a double NAT maps nothing reachable).
+ * Not captured: two nodes behind one NAT (hairpinning), mapping timeouts, a NAT answering
+ * unsolicited SYNs with RST (it kills the peer's open). A pair can connect directly when
+ * paths(a, b) | paths(b, a) is not 0 (A→B or B→A). NULL chains are public. */
+unsigned sim_nat_pair_paths(const sim_nat_chain *a, const sim_nat_chain *b);
+/* "direct", "observed", "punched", "mapped" for one bit; "?" otherwise. */
+const char *sim_nat_path_name(unsigned bit);
+
 #endif
