@@ -44,7 +44,8 @@ typedef struct pm_entry {
 
 struct sim_portmap {
     sim_nat *gw; /* the NAT on the host's own LAN, NULL: no gateway answers */
-    pm_entry e[SIM_DRIVER_PORTMAP_MAX];
+    pm_entry *e; /* SIM_DRIVER_PORTMAP_MAX entries from the first request on (a run enables
+                    the service on every host, most never ask) */
 };
 
 static mesh_time ms(uint32_t v)
@@ -72,7 +73,7 @@ static void pm_log(sim_driver *d, const char *fmt, ...)
 
 static pm_entry *find(sim_portmap *pm, uint8_t proto, uint16_t port)
 {
-    for (int i = 0; i < SIM_DRIVER_PORTMAP_MAX; i++)
+    for (int i = 0; pm->e && i < SIM_DRIVER_PORTMAP_MAX; i++)
         if (pm->e[i].used && pm->e[i].proto == proto && pm->e[i].port == port)
             return &pm->e[i];
     return NULL;
@@ -163,6 +164,8 @@ static int op_request(void *obj, int tcp, uint16_t port, uint32_t lease_s, mesh_
     if (!port || !cb)
         return MESH_ERR_INVAL;
     uint8_t proto = tcp ? SIM_PROTO_TCP : SIM_PROTO_UDP;
+    if (!d->pm->e && !(d->pm->e = calloc(SIM_DRIVER_PORTMAP_MAX, sizeof *d->pm->e)))
+        return MESH_ERR_NOMEM;
     pm_entry *e = find(d->pm, proto, port);
     for (int i = 0; !e && i < SIM_DRIVER_PORTMAP_MAX; i++)
         if (!d->pm->e[i].used) {
@@ -219,8 +222,6 @@ int sim_driver_enable_portmap(sim_driver *d, sim_nat *gw)
     d->pm = calloc(1, sizeof *d->pm);
     if (!d->pm)
         return MESH_ERR_NOMEM;
-    for (int i = 0; i < SIM_DRIVER_PORTMAP_MAX; i++)
-        d->pm->e[i].ev = SIM_EVENT_NONE;
     d->pm->gw = gw;
     d->ops.portmap = &sim_portmap_ops;
     return MESH_OK;
@@ -230,8 +231,10 @@ void sim_driver_portmap_free(sim_driver *d)
 {
     if (!d->pm)
         return;
-    for (int i = 0; i < SIM_DRIVER_PORTMAP_MAX; i++)
-        sim_sched_cancel(d->w->sched, d->pm->e[i].ev);
+    for (int i = 0; d->pm->e && i < SIM_DRIVER_PORTMAP_MAX; i++)
+        if (d->pm->e[i].used)
+            sim_sched_cancel(d->w->sched, d->pm->e[i].ev);
+    free(d->pm->e);
     free(d->pm);
     d->pm = NULL;
     d->ops.portmap = NULL;
