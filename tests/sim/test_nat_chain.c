@@ -513,11 +513,14 @@ static void test_punch_symmetric_fails(void)
     CU_ASSERT_EQUAL(w.a.connected + w.b.connected + w.a.accepted + w.b.accepted, 0);
     CU_ASSERT_EQUAL(w.a.closed, 1);
     CU_ASSERT_EQUAL(w.b.closed, 1);
-    CU_ASSERT(sim_nat_get_stats(w.a.nat[0]).in_filtered + sim_nat_get_stats(w.a.nat[0]).in_no_mapping > 0);
+    CU_ASSERT(sim_nat_get_stats(w.a.nat[0]).in_filtered +
+                  sim_nat_get_stats(w.a.nat[0]).in_no_mapping >
+              0);
     tworld_free(&w);
 }
 
-/* ---- sim_nat_pair_paths against the model ----------------------------------------------------- */
+/* ---- sim_nat_pair_paths against the model -----------------------------------------------------
+ */
 
 typedef struct kind {
     const char *name;
@@ -540,12 +543,22 @@ static const kind KINDS[] = {
     {"adm-adf", 1, {{.mapping = AD, .filtering = AD}}},
     {"full-cone+upnp", 1, {{.mapping = EI, .filtering = EI, .portmap = 1}}},
     {"symmetric+natpmp", 1, {{.mapping = APD, .filtering = APD, .natpmp = 1}}},
-    {"cone behind prc cgn", 2, {{.mapping = EI, .filtering = EI}, {.mapping = EI, .filtering = APD}}},
-    {"prc behind sym cgn", 2, {{.mapping = EI, .filtering = APD}, {.mapping = APD, .filtering = APD}}},
-    {"upnp behind cone cgn", 2, {{.mapping = EI, .filtering = EI, .portmap = 1}, {.mapping = EI, .filtering = EI}}},
+    {"cone behind prc cgn",
+     2,
+     {{.mapping = EI, .filtering = EI}, {.mapping = EI, .filtering = APD}}},
+    {"prc behind sym cgn",
+     2,
+     {{.mapping = EI, .filtering = APD}, {.mapping = APD, .filtering = APD}}},
+    {"upnp behind cone cgn",
+     2,
+     {{.mapping = EI, .filtering = EI, .portmap = 1}, {.mapping = EI, .filtering = EI}}},
     {"adm-eif", 1, {{.mapping = AD, .filtering = EI}}},
-    {"prc behind apdm-eif cgn", 2, {{.mapping = EI, .filtering = APD}, {.mapping = APD, .filtering = EI}}},
-    {"apdm-eif behind restricted cgn", 2, {{.mapping = APD, .filtering = EI}, {.mapping = EI, .filtering = AD}}},
+    {"prc behind apdm-eif cgn",
+     2,
+     {{.mapping = EI, .filtering = APD}, {.mapping = APD, .filtering = EI}}},
+    {"apdm-eif behind restricted cgn",
+     2,
+     {{.mapping = APD, .filtering = EI}, {.mapping = EI, .filtering = AD}}},
 };
 #define NKINDS (sizeof KINDS / sizeof KINDS[0])
 
@@ -624,8 +637,8 @@ static void test_pair_paths_match_the_model(void)
             sim_nat_chain a = chain_of(&KINDS[i]), b = chain_of(&KINDS[j]);
             unsigned want = sim_nat_pair_paths(&a, &b), got = simulate(&KINDS[i], &KINDS[j]);
             if (want != got)
-                printf("\n  %s -> %s: function %#x, model %#x", KINDS[i].name, KINDS[j].name,
-                       want, got);
+                printf("\n  %s -> %s: function %#x, model %#x", KINDS[i].name, KINDS[j].name, want,
+                       got);
             CU_ASSERT_EQUAL(want, got);
             connectable += (want | sim_nat_pair_paths(&b, &a)) != 0;
         }

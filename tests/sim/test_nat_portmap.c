@@ -331,7 +331,7 @@ static void test_driver_double_nat_and_none(void)
         sim_nat_cfg home = {.natpmp = method == 0, .portmap = method == 1};
         world_init(&w, &home, NULL);
         CU_ASSERT_EQUAL(sim_driver_enable_portmap(w.dh, w.home_nat), MESH_OK);
-        CU_ASSERT_EQUAL(sim_driver_enable_portmap(w.dg, w.gw), MESH_OK);  /* gw: no service */
+        CU_ASSERT_EQUAL(sim_driver_enable_portmap(w.dg, w.gw), MESH_OK); /* gw: no service */
         CU_ASSERT_EQUAL(sim_driver_enable_portmap(w.dc, NULL), MESH_OK); /* no gateway */
         answer a = {.w = &w}, b = {.w = &w}, c = {.w = &w};
         CU_ASSERT_EQUAL(request(w.dh, PORT, 3600, &a), MESH_OK);
@@ -380,7 +380,7 @@ static void test_driver_requests(void)
         CU_ASSERT_EQUAL(rc, i < SIM_DRIVER_PORTMAP_MAX - 1 ? MESH_OK : MESH_ERR_LIMIT);
     }
     CU_ASSERT_EQUAL(request(w.dg, PORT, 60, &a), MESH_OK); /* a known port still renews */
-    sim_driver_free(w.dg); /* answers still due: never delivered */
+    sim_driver_free(w.dg);                                 /* answers still due: never delivered */
     w.dg = NULL;
     run_to(&w, 2 * SEC);
     CU_ASSERT_EQUAL(a.n, 0);
