@@ -129,8 +129,8 @@ static void answer_ev(void *ctx, void *arg)
     mesh_portmap_cb cb = e->cb;
     void *ud = e->ud;
     e->cb = NULL;
-    if (cb)
-        cb(rc, rc == MESH_OK ? &ext : NULL, ud);
+    if (cb) /* env.h: a failure gives no address and no lease */
+        cb(rc, rc == MESH_OK ? &ext : NULL, rc == MESH_OK ? lease : 0, ud);
 }
 
 /* How the client's exchanges with this gateway go: the method, the outcome unless the

@@ -99,7 +99,7 @@ typedef struct sim_results_node_info {
     const char *lan;     /* LAN name; NULL on the internet */
     uint32_t ip;         /* IPv4, host order; 0 = NULL */
     const char *nat;     /* e.g. "address-dependent/address-and-port-dependent"; NULL: none */
-    const char *role;    /* "bootstrap" / "normal" */
+    const char *role;    /* "bootstrap" / "normal" / "stun" */
     const char *node_id; /* hex node id */
     mesh_time join_ns;   /* planned join time */
 } sim_results_node_info;

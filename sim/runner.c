@@ -50,7 +50,9 @@ static void record_node(runner *r, const rn_node *n)
         .lan = g->lan != SIM_SCN_INTERNET ? s->lans[g->lan].name : NULL,
         .ip = sim_host_ip(n->host),
         .nat = sn->present ? nat : NULL,
-        .role = g->role == SIM_SCN_ROLE_BOOTSTRAP ? "bootstrap" : "normal",
+        .role = g->role == SIM_SCN_ROLE_BOOTSTRAP ? "bootstrap"
+                : g->role == SIM_SCN_ROLE_STUN    ? "stun"
+                                                  : "normal",
         .node_id = rn_node_id_hex(n, id),
         .join_ns = join_time(g, n->idx - g->first_node),
     };
@@ -316,6 +318,9 @@ static void teardown(runner *r)
     }
     sim_https_server_free(r->bg_server);
     sim_driver_free(r->bg_server_drv);
+    for (size_t i = 0; i < r->nstun; i++)
+        sim_stun_host_free(r->stuns[i]);
+    free(r->stuns);
     free(r->bg_clients);
     free(r->bg_drvs);
     for (size_t i = 0; i < r->nnats; i++)

@@ -270,6 +270,25 @@ static int router_lan(runner *r, const sim_scn_group *gr, const char *name, sim_
     return sim_net_add_lan(r->net, &c, out);
 }
 
+/* A stun-role node's STUN server: its host plus a partner host on the core holding the second
+ * address RFC 5780 needs (same access link and region; addresses from their own block). */
+static int build_stun(runner *r, rn_node *n, const sim_host_cfg *node_hc)
+{
+    char name[SIM_SCN_MAX_NAME + 24];
+    snprintf(name, sizeof name, "%s-stun-alt", node_hc->name);
+    sim_host_cfg hc = *node_hc;
+    hc.name = name;
+    hc.ip = RN_ADDR_STUN_ALT + r->next_stun_alt++;
+    sim_host *alt = NULL;
+    int rc = sim_net_add_host(r->net, &hc, &alt);
+    if (rc == MESH_OK)
+        rc = grow_regions(&r->host_region_of_id, &r->nhost_ids, sim_host_id(alt) + 1);
+    if (rc != MESH_OK)
+        return rc;
+    r->host_region_of_id[sim_host_id(alt)] = r->scn->groups[n->group].region;
+    return sim_stun_host_new(&r->stuns[r->nstun++], r->w, n->host, alt);
+}
+
 /* Node k of group g: its host (addressed by the plan in runner_int.h), driver and identity. */
 static int build_node(runner *r, size_t g, uint32_t k)
 {
@@ -313,6 +332,8 @@ static int build_node(runner *r, size_t g, uint32_t k)
         return rc;
     if (gr->role == SIM_SCN_ROLE_BOOTSTRAP)
         r->boot[r->nboot++] = n->idx;
+    if (gr->role == SIM_SCN_ROLE_STUN)
+        return build_stun(r, n, &hc);
     return MESH_OK;
 }
 
@@ -321,7 +342,8 @@ int rn_build_nodes(runner *r)
     const sim_scenario *s = r->scn;
     r->nodes = calloc(s->node_count ? s->node_count : 1, sizeof *r->nodes);
     r->boot = calloc(s->node_count ? s->node_count : 1, sizeof *r->boot);
-    if (!r->nodes || !r->boot)
+    r->stuns = calloc(s->node_count ? s->node_count : 1, sizeof *r->stuns);
+    if (!r->nodes || !r->boot || !r->stuns)
         return MESH_ERR_NOMEM;
     int rc = MESH_OK;
     for (size_t g = 0; g < s->group_count && rc == MESH_OK; g++) {

@@ -29,6 +29,7 @@
 #include "sim/results.h"
 #include "sim/rng.h"
 #include "sim/runner.h"
+#include "sim/stun_host.h"
 
 /* Address plan (host order). Public hosts and LAN gateways get addresses from their own /8s;
  * private LANs number their hosts inside 10.0.0.0/8 (LANs may reuse them: scopes differ); a
@@ -41,6 +42,7 @@
 #define RN_ADDR_PRIVATE SIM_IP4(10, 0, 0, 2)
 #define RN_ADDR_CARRIER SIM_IP4(100, 64, 0, 2)
 #define RN_ADDR_HOME SIM_IP4(192, 168, 1, 2)
+#define RN_ADDR_STUN_ALT SIM_IP4(14, 0, 0, 1) /* the second address of each STUN host */
 
 /* Random stream ids of the runner (sim_rng_derive(seed, id)). */
 #define RN_STREAM (SIM_RNG_STREAM_USER + (0x52554eULL << 36)) /* "RUN" */
@@ -171,6 +173,9 @@ struct runner {
     mesh_node_stats gone; /* stats of node instances freed by churn, summed */
     uint32_t *boot;       /* bootstrap-role nodes */
     size_t nboot;
+    sim_stun_host **stuns; /* one per stun-role node, on its host and a partner host */
+    size_t nstun;
+    uint32_t next_stun_alt;
     int fatal;       /* a setup step failed inside an event: stop */
     int interrupted; /* opts->stop was set: the run ended early */
     char *err;

@@ -399,6 +399,9 @@ static int node_start(runner *r, rn_node *n)
     }
     cfg.store = (mesh_peer_store){&STORE_OPS, n};
     cfg.mdns = g->mdns && n->lan;
+    /* the runner leases the node's mapping itself at join (join_portmap) and advertises it;
+     * the core's own lifecycle over the env's service would be a second, unadvertised one */
+    cfg.no_port_mapping = 1;
     n->started_at = sim_sched_now(r->sched);
     int rc = mesh_node_new(&n->node, &n->env, &cfg, &NODE_CBS, n);
     if (rc == MESH_OK && (rc = mesh_node_start(n->node)) != MESH_OK) {

@@ -156,7 +156,8 @@ typedef struct sim_scn_lan {
     uint32_t depth;    /* 1 on the core, the upstream's + 1 behind it (computed) */
 } sim_scn_lan;
 
-enum sim_scn_role { SIM_SCN_ROLE_NORMAL = 0, SIM_SCN_ROLE_BOOTSTRAP = 1 };
+/* stun: a normal node whose host also runs a STUN server (sim/stun_host.h) */
+enum sim_scn_role { SIM_SCN_ROLE_NORMAL = 0, SIM_SCN_ROLE_BOOTSTRAP = 1, SIM_SCN_ROLE_STUN = 2 };
 enum sim_scn_framing { SIM_SCN_FRAMING_PLAIN = 0, SIM_SCN_FRAMING_HTTP2 = 1 };
 
 typedef struct sim_scn_group {

@@ -264,6 +264,12 @@ static int check_groups(const sim_scenario *s, char *err, size_t errlen)
                                  "at most 4 LANs in a chain (SIM_SCN_MAX_NAT_DEPTH), the "
                                  "per-node NAT's included",
                                  "%s puts its nodes %u LANs deep", what, lan_depth(s, g->lan) + 1);
+        if (g->role == SIM_SCN_ROLE_STUN && g->lan != SIM_SCN_INTERNET)
+            return sim_scn_error(err, errlen, MESH_ERR_MALFORMED, &g->loc,
+                                 "a STUN server must be reachable from everywhere: place the group "
+                                 "on the internet",
+                                 "%s has role stun but sits on LAN '%s'", what,
+                                 s->lans[g->lan].name);
         if (g->join_from > g->join_to)
             return sim_scn_error(err, errlen, MESH_ERR_MALFORMED, &g->loc,
                                  "write spread: [t0, t1] with t0 <= t1",

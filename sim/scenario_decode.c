@@ -81,7 +81,7 @@ static int decode_group(scn_dec *d, const scn_node *n, const char *path, size_t 
 {
     static const char *const KEYS[] = {"name", "count", "placement", "region", "nat",  "join",
                                        "role", "mdns",  "framing",   "tls",    "link", NULL};
-    static const char *const ROLES[] = {"normal", "bootstrap"};
+    static const char *const ROLES[] = {"normal", "bootstrap", "stun"};
     static const char *const FRAMINGS[] = {"plain", "http2"};
     char p[SCN_PATH_MAX];
     const scn_node *v;
@@ -119,7 +119,7 @@ static int decode_group(scn_dec *d, const scn_node *n, const char *path, size_t 
     if ((v = scn_opt(n, path, "join", p)))
         SCN_TRY(decode_join(d, v, p, g));
     if ((v = scn_opt(n, path, "role", p)))
-        SCN_TRY(scn_get_choice(d, v, p, ROLES, 2, &g->role));
+        SCN_TRY(scn_get_choice(d, v, p, ROLES, 3, &g->role));
     /* a node alone behind its own NAT has no neighbour to find (its router passes no
      * multicast): mDNS is on by default only for groups on a LAN without one */
     g->mdns = g->lan != SIM_SCN_INTERNET && !g->nat.present;

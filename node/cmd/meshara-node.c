@@ -22,6 +22,10 @@
  *   connect failed: out ADDR key=HEX reason=MESH_X (...); retry in N ms      (--peer only)
  *   joined the mesh: N peers connected   /   join failed: MESH_X (...)
  *   message from HEX: len=N text="..."
+ *   portmap: TCP PORT mapped to ADDR by NAT-PMP|UPnP, lease N s     (run, the driver)
+ *   portmap: TCP PORT: no mapping: MESH_X (...)                       (the driver, each try)
+ *   node: port mapping: external ADDR (not advertised yet) / none (MESH_X)
+ *   portmap: TCP PORT unmapped by NAT-PMP|UPnP                       (after the signal)
  *   shutting down (signal N)
  * and on stdout, once the listener is bound: "listening ADDR" then "pubkey HEX".
  */

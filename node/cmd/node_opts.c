@@ -14,8 +14,8 @@ static const char USAGE[] =
     "  meshara-node run    --key FILE [--listen ADDR:PORT] [--advertise ADDR:PORT]...\n"
     "                      [--bootstrap ADDR:PORT#PUBKEYHEX]... [--peer "
     "ADDR:PORT#PUBKEYHEX]...\n"
-    "                      [--mdns] [--peers-db FILE] [session options] [--max-handshakes N]\n"
-    "                      [--pool-min N] [--pool-max N] [--maintain MS]\n"
+    "                      [--mdns] [--peers-db FILE] [--no-port-mapping] [session options]\n"
+    "                      [--max-handshakes N] [--pool-min N] [--pool-max N] [--maintain MS]\n"
     "                      [--reconnect-min MS] [--reconnect-max MS]\n"
     "  meshara-node send   --key FILE --to PUBKEYHEX|ADDR:PORT#PUBKEYHEX\n"
     "                      (--message TEXT | --ping) [--bootstrap ADDR:PORT#PUBKEYHEX]...\n"
@@ -55,6 +55,12 @@ static const char USAGE[] =
     "                         nodes found; without a daemon: a warning, then no mDNS\n"
     "  --peers-db FILE        run: SQLite peer store (WAL): the records of peers seen, so a\n"
     "                         restart joins without bootstrap nodes\n"
+    "  --no-port-mapping      run: do not ask the gateway to forward the --listen port. By\n"
+    "                         default a node listening on IPv4 (not loopback) asks by NAT-PMP,\n"
+    "                         then UPnP IGD, renews before the lease ends and removes the\n"
+    "                         mapping on SIGINT/SIGTERM; it logs \"portmap: TCP PORT mapped\n"
+    "                         to ADDR by METHOD\" or \"no mapping: MESH_ERR_X (...)\". The\n"
+    "                         mapped address is not advertised yet (docs/nat.md)\n"
     "  --to KEY|ADDR:PORT#KEY send: the receiver's public key (looked up in the mesh), or\n"
     "                         its address too (connected to directly, key pinned)\n"
     "  --message TEXT         send: the message (at most 1 MiB)\n"
@@ -187,6 +193,7 @@ enum opt_id {
     OPT_BOOTSTRAP,
     OPT_PEER,
     OPT_MDNS,
+    OPT_NO_PORT_MAPPING,
     OPT_PEERS_DB,
     OPT_HTTP2,
     OPT_SNI,
@@ -221,6 +228,7 @@ static const int OPT_CMDS[] = {
     OPT_ROW(OPT_BOOTSTRAP) = SESSION_CMDS,
     OPT_ROW(OPT_PEER) = CMD_RUN,
     OPT_ROW(OPT_MDNS) = SESSION_CMDS,
+    OPT_ROW(OPT_NO_PORT_MAPPING) = CMD_RUN,
     OPT_ROW(OPT_PEERS_DB) = CMD_RUN,
     OPT_ROW(OPT_HTTP2) = SESSION_CMDS,
     OPT_ROW(OPT_SNI) = SESSION_CMDS,
@@ -250,6 +258,7 @@ static const struct option LONG_OPTS[] = {
     {"bootstrap", required_argument, NULL, OPT_BOOTSTRAP},
     {"peer", required_argument, NULL, OPT_PEER},
     {"mdns", no_argument, NULL, OPT_MDNS},
+    {"no-port-mapping", no_argument, NULL, OPT_NO_PORT_MAPPING},
     {"peers-db", required_argument, NULL, OPT_PEERS_DB},
     {"http2", no_argument, NULL, OPT_HTTP2},
     {"sni", required_argument, NULL, OPT_SNI},
@@ -433,6 +442,9 @@ static int take_opt(node_opts *o, int id, const char *name, const char *arg)
         return take_peer(o, id, name, arg);
     case OPT_MDNS:
         o->mdns = 1;
+        return NODE_EXIT_OK;
+    case OPT_NO_PORT_MAPPING:
+        o->no_port_mapping = 1;
         return NODE_EXIT_OK;
     case OPT_HTTP2:
         o->http2 = 1;

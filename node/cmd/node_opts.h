@@ -54,6 +54,7 @@ typedef struct node_opts {
     mesh_addr advertise[NODE_MAX_ADVERTISE];
     size_t nadvertise;
     int mdns;
+    int no_port_mapping; /* run: do not attach the port-mapping adapter */
     const char *peers_db;
     int http2;
     const char *sni;

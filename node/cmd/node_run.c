@@ -11,6 +11,7 @@
 
 #include "real/mdns.h"
 #include "real/peerstore.h"
+#include "real/portmap.h"
 
 enum node_run_limits {
     NODE_RECONNECT_JITTER_PCT = 25, /* ± on every retry delay */
@@ -332,10 +333,13 @@ static void node_cfg(const cli *c, mesh_node_cfg *cfg)
     cfg->n_manual = c->npeers;
     cfg->store = c->store ? mesh_peerstore_store(c->store) : (mesh_peer_store){0};
     cfg->mdns = o->mdns;
+    /* a send node is gone in seconds: a mapping would outlive its use */
+    cfg->no_port_mapping = o->no_port_mapping || o->cmd != CMD_RUN;
 }
 
-/* Open the local services the options ask for: mDNS (a warning without a daemon), the peer
- * store. NODE_EXIT_OK or NODE_EXIT_FAIL (message printed). */
+/* Open the local services the options ask for: mDNS (a warning without a daemon), port
+ * mapping (run, unless --no-port-mapping), the peer store. NODE_EXIT_OK or NODE_EXIT_FAIL
+ * (message printed). */
 static int open_services(cli *c)
 {
     const node_opts *o = c->o;
@@ -343,6 +347,10 @@ static int open_services(cli *c)
     if (o->mdns && (rc = mesh_real_mdns_attach(c->r)) != MESH_OK)
         mesh_log(&c->env, MESH_LOG_WARN, "mdns: %s (%s): running without mDNS", mesh_errname(rc),
                  mesh_strerror(rc)); /* the node then logs and ignores cfg.mdns */
+    if (o->cmd == CMD_RUN && !o->no_port_mapping &&
+        (rc = mesh_real_portmap_attach(c->r, NULL)) != MESH_OK)
+        mesh_log(&c->env, MESH_LOG_WARN, "portmap: %s (%s): running without port mapping",
+                 mesh_errname(rc), mesh_strerror(rc));
     if (o->peers_db &&
         (rc = mesh_peerstore_open(&c->store, o->peers_db, &c->env, NULL)) != MESH_OK) {
         fprintf(stderr, "meshara-node: cannot open --peers-db %s: %s (%s)\n", o->peers_db,

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/frame.h"
 #include "meshara/error.h"
 
 /* Windows like a mainstream browser's (6 MiB per stream, 15 MiB per connection): we copy
@@ -24,7 +25,6 @@
 enum {
     H2_STREAM_WINDOW = 6 << 20,
     H2_CONN_WINDOW = 15 << 20,
-    H2_PREFIX = 4,            /* event frame length prefix */
     H2_KEEP_BUF = 16 << 10,   /* event reassembly buffer kept between frames (idle memory) */
     H2_FIRST_BODY = 16 << 10, /* first allocation of a body of unknown length */
 };
@@ -89,12 +89,7 @@ struct mesh_h2 {
     h2_stream *events;  /* client: our events request; server: the client's */
     int ev_deferred;    /* server: the events data source is waiting for a message */
 
-    /* client: reassembly of one event frame */
-    uint8_t ev_hdr[H2_PREFIX];
-    size_t ev_hdr_len;
-    size_t ev_need; /* payload length of the current frame */
-    uint8_t *ev_buf;
-    size_t ev_len, ev_cap;
+    mesh_frame_dec ev; /* client: the events body's frames */
 
     size_t partial; /* server: bytes in bodies not yet complete (all streams) */
 
@@ -247,21 +242,23 @@ static ssize_t read_events(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t
     size_t n = 0;
     while (n < length && h->q_head) {
         h2_msg *m = h->q_head;
-        while (n < length && m->off < H2_PREFIX) {
-            buf[n++] = (uint8_t)(m->len >> (8 * (H2_PREFIX - 1 - m->off)));
-            m->off++;
+        if (m->off < MESH_FRAME_HDR_LEN) { /* the prefix, maybe split over two calls */
+            uint8_t hdr[MESH_FRAME_HDR_LEN];
+            (void)mesh_frame_header(hdr, m->len, h->max_message); /* mesh_h2_send checked it */
+            while (n < length && m->off < MESH_FRAME_HDR_LEN)
+                buf[n++] = hdr[m->off++];
         }
-        if (m->off < H2_PREFIX)
+        if (m->off < MESH_FRAME_HDR_LEN)
             break;
-        size_t take = m->len - (m->off - H2_PREFIX);
+        size_t take = m->len - (m->off - MESH_FRAME_HDR_LEN);
         if (take > length - n)
             take = length - n;
-        memcpy(buf + n, m->data + (m->off - H2_PREFIX), take);
+        memcpy(buf + n, m->data + (m->off - MESH_FRAME_HDR_LEN), take);
         n += take;
         m->off += take;
         h->queued -= take;
         h->queued_acc -= take;
-        if (m->off < H2_PREFIX + m->len)
+        if (m->off < MESH_FRAME_HDR_LEN + m->len)
             break;
         h->queued_acc -= MESH_H2_MSG_OVERHEAD;
         free(queue_pop(h));
@@ -352,62 +349,18 @@ static int deliver(mesh_h2 *h, const uint8_t *data, size_t len)
     return rc == MESH_OK ? 0 : cb_fail(h, rc);
 }
 
-/* Client: split the events body into frames; a frame inside one chunk is passed on in
- * place. */
+static int event_frame(void *ud, const uint8_t *data, size_t len)
+{
+    mesh_h2 *h = ud;
+    return h->cbs.on_message(h->ud, data, len);
+}
+
+/* Client: the events body is a stream of frames (frame.h): a frame inside one DATA chunk is
+ * passed on in place, one split across chunks is assembled by the decoder. */
 static int events_consume(mesh_h2 *h, const uint8_t *p, size_t n)
 {
-    while (n > 0) {
-        if (h->ev_hdr_len < H2_PREFIX) {
-            h->ev_hdr[h->ev_hdr_len++] = *p++;
-            n--;
-            if (h->ev_hdr_len < H2_PREFIX)
-                continue;
-            h->ev_need = (size_t)h->ev_hdr[0] << 24 | (size_t)h->ev_hdr[1] << 16 |
-                         (size_t)h->ev_hdr[2] << 8 | h->ev_hdr[3];
-            if (h->ev_need > h->max_message)
-                return cb_fail(h, MESH_ERR_TOO_BIG);
-            h->ev_len = 0;
-            if (h->ev_need > 0)
-                continue;
-            h->ev_hdr_len = 0;
-            if (deliver(h, p, 0))
-                return NGHTTP2_ERR_CALLBACK_FAILURE;
-            continue;
-        }
-        size_t want = h->ev_need - h->ev_len;
-        if (h->ev_len == 0 && n >= want) {
-            h->ev_hdr_len = 0;
-            if (deliver(h, p, want))
-                return NGHTTP2_ERR_CALLBACK_FAILURE;
-            p += want;
-            n -= want;
-            continue;
-        }
-        if (h->ev_cap < h->ev_need) {
-            uint8_t *b = realloc(h->ev_buf, h->ev_need);
-            if (!b)
-                return cb_fail(h, MESH_ERR_NOMEM);
-            h->ev_buf = b;
-            h->ev_cap = h->ev_need;
-        }
-        size_t take = n < want ? n : want;
-        memcpy(h->ev_buf + h->ev_len, p, take);
-        h->ev_len += take;
-        p += take;
-        n -= take;
-        if (h->ev_len < h->ev_need)
-            continue;
-        h->ev_hdr_len = 0;
-        if (deliver(h, h->ev_buf, h->ev_len))
-            return NGHTTP2_ERR_CALLBACK_FAILURE;
-        h->ev_len = 0;
-        if (h->ev_cap > H2_KEEP_BUF) {
-            free(h->ev_buf);
-            h->ev_buf = NULL;
-            h->ev_cap = 0;
-        }
-    }
-    return 0;
+    int rc = mesh_frame_feed(&h->ev, p, n, event_frame, h);
+    return rc == MESH_OK ? 0 : cb_fail(h, rc);
 }
 
 /* Server: append to a message body within max_message and the connection's budget. */
@@ -640,13 +593,15 @@ static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *
 
 int mesh_h2_new(mesh_h2 **out, int is_server, size_t max_message, const mesh_h2_cbs *cbs, void *ud)
 {
-    if (!out || !cbs || !cbs->on_message || max_message == 0 || max_message > UINT32_MAX)
+    if (!out || !cbs || !cbs->on_message || max_message == 0 || max_message > MESH_FRAME_ABS_MAX)
         return MESH_ERR_INVAL;
     mesh_h2 *h = calloc(1, sizeof *h);
     if (!h)
         return MESH_ERR_NOMEM;
     h->is_server = is_server != 0;
     h->max_message = max_message;
+    mesh_frame_dec_init(&h->ev, max_message);
+    h->ev.keep = H2_KEEP_BUF;
     h->cbs = *cbs;
     h->ud = ud;
     memcpy(h->authority, MESH_H2_DEFAULT_AUTHORITY, sizeof MESH_H2_DEFAULT_AUTHORITY);
@@ -709,7 +664,7 @@ void mesh_h2_free(mesh_h2 *h)
         stream_free(h, h->streams);
     while (h->q_head)
         free(queue_pop(h));
-    free(h->ev_buf);
+    mesh_frame_dec_free(&h->ev);
     free(h->out);
     free(h);
 }

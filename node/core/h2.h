@@ -59,10 +59,10 @@ typedef struct mesh_h2_cbs {
 } mesh_h2_cbs;
 
 /* is_server: 1 on the accepting side. max_message: largest message accepted or sent
- * (1 ... UINT32_MAX). cbs copied (on_message required); ud passed to it.
- * MESH_OK, MESH_ERR_INVAL, MESH_ERR_NOMEM (*out untouched on failure). Free with mesh_h2_free.
- * The server queues its SETTINGS at once; the client queues its connection preface, SETTINGS
- * and the /api/v1/events request, materialised at the first mesh_h2_pull (so that
+ * (1 ... MESH_FRAME_ABS_MAX: event frames are frame.h frames). cbs copied (on_message required); ud
+ * passed to it. MESH_OK, MESH_ERR_INVAL, MESH_ERR_NOMEM (*out untouched on failure). Free with
+ * mesh_h2_free. The server queues its SETTINGS at once; the client queues its connection preface,
+ * SETTINGS and the /api/v1/events request, materialised at the first mesh_h2_pull (so that
  * mesh_h2_set_authority can still change the :authority). */
 int mesh_h2_new(mesh_h2 **out, int is_server, size_t max_message, const mesh_h2_cbs *cbs, void *ud);
 void mesh_h2_free(mesh_h2 *h); /* NULL: no-op */

@@ -21,6 +21,11 @@ _Static_assert((int)MESH_NODE_MAX_ALPN == (int)MESH_TLS_ALPN_MAX &&
 _Static_assert((int)MESH_NODE_MAX_HANDSHAKES == (int)MESH_SERVER_MAX_HANDSHAKES, "handshakes");
 _Static_assert((int)MESH_NODE_MAX_POOL == (int)MESH_POOL_MAX_PEERS, "pool bound");
 _Static_assert((int)MESH_NODE_MAX_ADVERTISED <= (int)MESH_PEER_MAX_ADDRS, "advertised fit");
+_Static_assert((int)MESH_NODE_PORTMAP_OFF == (int)MESH_PORTMAP_OFF &&
+                   (int)MESH_NODE_PORTMAP_REQUESTING == (int)MESH_PORTMAP_REQUESTING &&
+                   (int)MESH_NODE_PORTMAP_MAPPED == (int)MESH_PORTMAP_MAPPED &&
+                   (int)MESH_NODE_PORTMAP_FAILED == (int)MESH_PORTMAP_FAILED,
+               "port mapping states");
 _Static_assert((int)MESH_QUERY_PING == (int)MESHARA__WIRE__QUERY_TYPE__QUERY_PING &&
                    (int)MESH_QUERY_GET_PEERS == (int)MESHARA__WIRE__QUERY_TYPE__QUERY_GET_PEERS &&
                    (int)MESH_QUERY_FIND_NODE == (int)MESHARA__WIRE__QUERY_TYPE__QUERY_FIND_NODE,
@@ -184,6 +189,7 @@ int mesh_node_start(mesh_node *n)
             mesh_log(&n->env, MESH_LOG_WARN, "node: manual peer %zu: %s", i, mesh_errname(mrc));
     }
     mesh_node_mdns_start(n);
+    mesh_node_portmap_start(n);
     (void)mesh_bootstrap_start(n->boot);
     return MESH_OK;
 
@@ -205,6 +211,7 @@ void mesh_node_free(mesh_node *n)
         return;
     if (n->mdns_on)
         n->env.ops->mdns->stop(n->env.obj);
+    mesh_portmap_free(n->portmap); /* releases the mapping if close did not */
     /* Ops first (their pool waiters and DHT replies become no-ops), then the DHT, whose
      * lookups end without callbacks, then what is left of the lookups. */
     while (n->ops) {
@@ -242,6 +249,7 @@ int mesh_node_close(mesh_node *n)
         n->env.ops->mdns->stop(n->env.obj);
         n->mdns_on = 0;
     }
+    mesh_portmap_stop(n->portmap); /* the gateway drops the mapping (in the background) */
     mesh_pool_close_all(n->pool);
     return MESH_OK;
 }
@@ -388,6 +396,15 @@ void mesh_node_get_stats(const mesh_node *n, mesh_node_stats *out)
     out->refused_full = ps.refused_full;
     out->duplicates_closed = ps.duplicates_closed;
     out->key_mismatches = ps.key_mismatches;
+    if (n->portmap) {
+        mesh_portmap_stats pst;
+        mesh_portmap_get_stats(n->portmap, &pst);
+        out->portmap_state = pst.state;
+        out->portmap_external = pst.external;
+        out->portmap_error = pst.last_error;
+        out->portmap_renewals = pst.renewals;
+        out->portmap_failures = pst.failures;
+    }
     if (n->dht) {
         mesh_dht_stats ds = mesh_dht_get_stats(n->dht);
         out->dht_entries = ds.entries;

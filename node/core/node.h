@@ -3,9 +3,10 @@
  *
  * The node glues the modules together: the TLS context and server (sessions in), the pool
  * (sessions out, one per peer), the DHT (driven through a transport made of node queries),
- * the bootstrap manager (joins), mDNS, and the table of operations in flight (sends waiting
- * for an AppAck, queries waiting for a Response), each with its own env timer. Its files and
- * what they share are described in node_impl.h (not for use outside node/core/node*.c).
+ * the bootstrap manager (joins), mDNS, the port mapping (portmap.h), and the table of operations in
+ * flight (sends waiting for an AppAck, queries waiting for a Response), each with its own env
+ * timer. Its files and what they share are described in node_impl.h (not for use outside
+ * node/core/node*.c).
  */
 #ifndef MESH_CORE_NODE_H
 #define MESH_CORE_NODE_H

@@ -1,5 +1,5 @@
 /* node_events.c — what happens to the node (node_impl.h): sessions coming up and going down,
- * messages, queries to answer, peer records, mDNS finds.
+ * messages, queries to answer, peer records, mDNS finds, the port mapping's reports.
  *
  * Public callbacks (on_peer, on_joined) are queued and delivered from a zero-delay timer,
  * because the pool may evict a peer inside a mesh_node_* call; completions of sends and
@@ -456,4 +456,38 @@ void mesh_node_mdns_start(mesh_node *n)
         return;
     }
     n->mdns_on = 1;
+}
+
+/* ---- port mapping ------------------------------------------------------------------------- */
+
+/* The portmap module's hook: a mapping is held at `external`, or none is (status says why).
+ * The mapping is not advertised here: only an address a dial-back confirmed goes into our
+ * record (issue 10's reachability part takes this hook over). */
+static void portmap_report(mesh_portmap *pm, int status, const mesh_addr *external, void *ud)
+{
+    (void)pm;
+    mesh_node *n = ud;
+    char a[MESH_ADDR_STRLEN];
+    if (status == MESH_OK)
+        mesh_log(&n->env, MESH_LOG_INFO, "node: port mapping: external %s (not advertised yet)",
+                 mesh_addr_format(external, a, sizeof a));
+    else
+        mesh_log(&n->env, MESH_LOG_INFO, "node: port mapping: none (%s)", mesh_errname(status));
+}
+
+void mesh_node_portmap_start(mesh_node *n)
+{
+    if (n->cfg.no_port_mapping || !n->env.ops->portmap)
+        return;
+    int rc = mesh_portmap_new(&n->portmap, &n->env, NULL, portmap_report, n);
+    if (rc == MESH_OK)
+        rc = mesh_portmap_start(n->portmap, &n->bound);
+    if (rc == MESH_OK)
+        return;
+    char a[MESH_ADDR_STRLEN];
+    mesh_log(&n->env, rc == MESH_ERR_UNSUPPORTED ? MESH_LOG_DEBUG : MESH_LOG_WARN,
+             "node: no port mapping for %s: %s", mesh_addr_format(&n->bound, a, sizeof a),
+             mesh_errname(rc));
+    mesh_portmap_free(n->portmap);
+    n->portmap = NULL;
 }

@@ -8,14 +8,15 @@
  *                  Response), the DHT lookups they start, and the DHT transport and bootstrap
  *                  ops made of node queries.
  *   node_events.c  what happens to the node: pool and server events, messages, queries to
- *                  answer, peer records (and the peer store), mDNS, and the deferred delivery
- *                  of on_peer / on_joined to the application.
+ *                  answer, peer records (and the peer store), mDNS, the port mapping's
+ *                  reports, and the deferred delivery of on_peer / on_joined to the application.
  */
 #ifndef MESH_CORE_NODE_IMPL_H
 #define MESH_CORE_NODE_IMPL_H
 
 #include "core/identity.h"
 #include "core/node.h"
+#include "core/portmap.h"
 #include "core/server.h"
 #include "core/session.h"
 #include "core/tls.h"
@@ -108,6 +109,7 @@ struct mesh_node {
     size_t nnotes, notes_cap;
     mesh_timer *note_timer;
     int mdns_on;
+    mesh_portmap *portmap; /* the listening port's mapping (NULL: none asked for) */
     char mdns_name[sizeof MESH_NODE_MDNS_PREFIX + 16];
     mesh_node_stats st;
 };
@@ -154,5 +156,8 @@ void mesh_node_server_session(mesh_server *srv, mesh_session *s, void *ud);
 void mesh_node_store_each(void *ud, const uint8_t *rec, size_t len);
 /* Publish and browse on mDNS if configured and the env offers it (after the listener). */
 void mesh_node_mdns_start(mesh_node *n);
+/* Map the listening port if the env offers port mapping and cfg does not forbid it (after
+ * the listener). Failures are logged: the node runs without a mapping. */
+void mesh_node_portmap_start(mesh_node *n);
 
 #endif

@@ -9,6 +9,8 @@
 
 #include <string.h>
 
+#include "core/bytes.h"
+
 size_t mesh_pad_size(size_t len)
 {
     if (len > MESH_PAD_MAX_PAYLOAD)
@@ -22,6 +24,14 @@ size_t mesh_pad_size(size_t len)
     return b;
 }
 
+int mesh_pad_header(uint8_t hdr[MESH_PAD_HDR_LEN], size_t len)
+{
+    if (len > MESH_PAD_MAX_PAYLOAD)
+        return MESH_ERR_TOO_BIG;
+    mesh_be32_put(hdr, (uint32_t)len);
+    return MESH_OK;
+}
+
 long mesh_pad_encode(const uint8_t *payload, size_t len, uint8_t *out, size_t outcap)
 {
     size_t total = mesh_pad_size(len);
@@ -29,10 +39,7 @@ long mesh_pad_encode(const uint8_t *payload, size_t len, uint8_t *out, size_t ou
         return MESH_ERR_TOO_BIG;
     if (!out || outcap < total || (len && !payload))
         return MESH_ERR_INVAL;
-    out[0] = (uint8_t)(len >> 24);
-    out[1] = (uint8_t)(len >> 16);
-    out[2] = (uint8_t)(len >> 8);
-    out[3] = (uint8_t)len;
+    (void)mesh_pad_header(out, len); /* len is in range: total != 0 */
     if (len)
         memcpy(out + MESH_PAD_HDR_LEN, payload, len);
     memset(out + MESH_PAD_HDR_LEN + len, 0, total - MESH_PAD_HDR_LEN - len);
@@ -52,7 +59,7 @@ int mesh_pad_decode(const uint8_t *in, size_t len, const uint8_t **payload, size
 {
     if (!in || len < MESH_PAD_HDR_LEN)
         return MESH_ERR_TRUNCATED;
-    size_t l = (size_t)in[0] << 24 | (size_t)in[1] << 16 | (size_t)in[2] << 8 | in[3];
+    size_t l = mesh_be32_get(in);
     /* The announced length is the attacker's: check it against the block before use. */
     if (l > len - MESH_PAD_HDR_LEN)
         return MESH_ERR_MALFORMED;

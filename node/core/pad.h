@@ -25,6 +25,10 @@ enum mesh_pad_limits {
 
 /* Padded size for a payload of len bytes; 0 if len > MESH_PAD_MAX_PAYLOAD. */
 size_t mesh_pad_size(size_t len);
+/* The block's header for a len-byte payload (what mesh_pad_encode writes first), for a
+ * writer that streams the payload and the zero padding after it itself (appdata.h).
+ * MESH_OK, or MESH_ERR_TOO_BIG (len > MESH_PAD_MAX_PAYLOAD). */
+int mesh_pad_header(uint8_t hdr[MESH_PAD_HDR_LEN], size_t len);
 /* Write the padded block for payload (len bytes) into out (outcap >= mesh_pad_size(len)).
  * payload and out must not overlap. Returns the padded size, or MESH_ERR_TOO_BIG /
  * MESH_ERR_INVAL (outcap too small) as a negative value. */

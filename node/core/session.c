@@ -1,5 +1,5 @@
-/* session.c — an authenticated session: TLS, hello, framing, heartbeats, timeouts.
- * See session.h for the protocol and the contract.
+/* session.c — an authenticated session's state machine: TLS handshake, hello, heartbeats,
+ * timeouts, teardown. See session.h for the protocol and the contract.
  *
  * Invariants:
  *  - One env timer per session, always armed at the earliest of the state's deadlines
@@ -10,64 +10,14 @@
  *    outermost entry frees the memory when it unwinds. Loops check s->freed and the state
  *    after every application callback.
  *
- * Copies (throughput: a session should move bytes at a good fraction of AES-GCM speed).
- *  - Receiving (framed mode): TLS plaintext is read straight into rx, each read stopping at
- *    the end of the frame being assembled, so a frame of any size is contiguous there and is
- *    handed out in place — no reassembly copy. rx is kept while a frame or a TLS record is
- *    unfinished and freed when an input event leaves neither (an idle session holds none).
- *  - Sending AppData (framed mode): the frame is never built. Its bytes are produced in order
- *    (frame prefix, pad header, protobuf-c packing into a ProtobufCBuffer, zero padding) into
- *    a writer that passes whole TLS records' worth of the payload to TLS straight from the
- *    caller's memory and stages only the rest (at most one record). Records on the wire are
- *    the same as with one mesh_tls_write of the whole frame. Other envelopes are small and
- *    take the plain path (mesh_session_frame_create).
+ * The bytes path between TLS plaintext and envelopes (framing, HTTP/2, the AppData fast path,
+ * the TLS sink) is session_io.c; the object both share is in session_io.h.
  */
-#include "core/session.h"
-
 #include <openssl/crypto.h>
-#include <protobuf-c/protobuf-c.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/frame.h"
-#include "core/h2.h"
-#include "core/pad.h"
-
-struct mesh_session {
-    mesh_env env;
-    mesh_tls_ctx *tls_ctx;
-    mesh_tls *tls;
-    mesh_h2 *h2; /* HTTP/2 mode (ALPN "h2"), else NULL: 4-byte frames */
-    mesh_stream *stream;
-    mesh_timer *timer;
-    mesh_session_cbs cbs;
-    void *ud;
-    mesh_session_cfg cfg;
-    mesh_session_state state;
-    int reason, peer_reason;
-    int is_client;
-    int has_pin;
-    int depth, freed;
-    int in_h2;          /* inside mesh_h2_recv: nghttp2 must not be re-entered to send */
-    int close_after_h2; /* ended (gracefully) inside mesh_h2_recv: close when it returns */
-    int want_writable;
-    int write_err;
-    int orderly;       /* the peer said goodbye or sent close_notify */
-    int authenticated; /* the peer's hello verified: peer_key valid */
-    int hello_sent;    /* ours went out (a framed-mode server sends it at 0.5-RTT) */
-    uint8_t pinned[MESH_PUBKEY_LEN];
-    uint8_t peer_key[MESH_PUBKEY_LEN];
-    uint8_t peer_id[MESH_NODE_ID_LEN];
-    mesh_addr peer_addr;
-    /* Framed mode, receiving: plaintext [rx_off, rx_len) of rx is not handed out yet; a frame
-     * starts at rx_off. Grows to the largest frame seen (<= 4 + max_frame). */
-    uint8_t *rx;
-    size_t rx_cap, rx_off, rx_len;
-    mesh_time phase_start; /* when the current state began */
-    mesh_time next_hb;
-    uint64_t hb_seq;
-    mesh_session_stats st;
-};
+#include "core/session_io.h"
 
 static const char HELLO_CONTEXT[] = MESH_SESSION_HELLO_CONTEXT;
 _Static_assert(sizeof HELLO_CONTEXT - 1 == MESH_SESSION_HELLO_CONTEXT_LEN, "context length");
@@ -75,56 +25,7 @@ _Static_assert((int)MESH_SESSION_ROLE_CLIENT == (int)MESHARA__WIRE__ROLE__ROLE_C
                    (int)MESH_SESSION_ROLE_SERVER == (int)MESHARA__WIRE__ROLE__ROLE_SERVER,
                "roles match the schema");
 
-/* ---- builders and parsers ---------------------------------------------------------------- */
-
-int mesh_session_frame_create(const mesh_envelope *e, size_t max_frame, uint8_t **out,
-                              size_t *outlen)
-{
-    if (!e || !out || !outlen)
-        return MESH_ERR_INVAL;
-    if (max_frame == 0)
-        max_frame = MESH_FRAME_DEFAULT_MAX;
-    uint8_t *wire = NULL;
-    size_t wlen = 0;
-    int rc = mesh_wire_encode(e, &wire, &wlen);
-    if (rc != MESH_OK)
-        return rc;
-    size_t padded = mesh_pad_size(wlen);
-    uint8_t *buf = NULL;
-    if (padded == 0 || padded > max_frame) {
-        rc = MESH_ERR_TOO_BIG;
-        goto out;
-    }
-    buf = malloc(MESH_FRAME_HDR_LEN + padded);
-    if (!buf) {
-        rc = MESH_ERR_NOMEM;
-        goto out;
-    }
-    long n = mesh_pad_encode(wire, wlen, buf + MESH_FRAME_HDR_LEN, padded);
-    if (n < 0 || (size_t)n != padded) {
-        rc = n < 0 ? (int)n : MESH_ERR_INTERNAL;
-        goto out;
-    }
-    if ((rc = mesh_frame_header(buf, padded, max_frame)) != MESH_OK)
-        goto out;
-    *out = buf;
-    *outlen = MESH_FRAME_HDR_LEN + padded;
-    buf = NULL;
-out:
-    free(buf);
-    free(wire);
-    return rc;
-}
-
-int mesh_session_frame_consume(const uint8_t *payload, size_t len, mesh_envelope **out)
-{
-    const uint8_t *body = NULL;
-    size_t blen = 0;
-    int rc = mesh_pad_decode(payload, len, &body, &blen);
-    if (rc != MESH_OK)
-        return rc;
-    return mesh_wire_decode(body, blen, out);
-}
+/* ---- hello ------------------------------------------------------------------------------ */
 
 /* "meshara-hello-v1" || role || exporter: what a hello signs. */
 static void hello_transcript(uint8_t *msg, int role, const uint8_t *exporter)
@@ -193,11 +94,6 @@ const char *mesh_session_state_name(mesh_session_state st)
     return (unsigned)st < sizeof names / sizeof names[0] ? names[st] : "UNKNOWN";
 }
 
-static mesh_time now_of(const mesh_session *s)
-{
-    return mesh_env_now(&s->env);
-}
-
 static mesh_time add_sat(mesh_time a, mesh_time b)
 {
     return a > MESH_TIME_NEVER - b ? MESH_TIME_NEVER : a + b;
@@ -222,7 +118,7 @@ static mesh_time deadline(const mesh_session *s)
         return s->next_hb < live ? s->next_hb : live;
     }
     case MESH_SESSION_CLOSING:
-        return now_of(s); /* on_closed is due */
+        return mesh_session_now(s); /* on_closed is due */
     default:
         return MESH_TIME_NEVER;
     }
@@ -244,7 +140,7 @@ static void set_state(mesh_session *s, mesh_session_state st)
     mesh_log(&s->env, MESH_LOG_DEBUG, "session %p: %s -> %s", (void *)s,
              mesh_session_state_name(s->state), mesh_session_state_name(st));
     s->state = st;
-    s->phase_start = now_of(s);
+    s->phase_start = mesh_session_now(s);
 }
 
 /* Interval jittered uniformly in [interval - p%, interval + p%]. */
@@ -254,8 +150,6 @@ static mesh_time jittered_interval(const mesh_session *s)
     mesh_time span = iv / 100 * MESH_SESSION_HEARTBEAT_JITTER_PCT;
     return iv - span + mesh_env_random_below(&s->env, 2 * span + 1);
 }
-
-static int write_frame(mesh_session *s, const uint8_t *frame, size_t len);
 
 /* Best effort: tell the peer why, then close_notify (only once TLS is up and healthy). */
 static void say_goodbye(mesh_session *s, int reason, int goodbye)
@@ -271,7 +165,7 @@ static void say_goodbye(mesh_session *s, int reason, int goodbye)
         uint8_t *f = NULL;
         size_t flen = 0;
         if (mesh_session_frame_create(&e, s->cfg.max_frame, &f, &flen) == MESH_OK)
-            (void)write_frame(s, f, flen);
+            (void)mesh_session_io_write_frame(s, f, flen);
         free(f);
     }
     (void)mesh_tls_close(s->tls);
@@ -279,7 +173,7 @@ static void say_goodbye(mesh_session *s, int reason, int goodbye)
 
 /* Enter CLOSING with reason (first reason wins): release the stream and schedule
  * on_closed. abort_stream: RST instead of a graceful FIN (a dead peer gets nothing). */
-static void release_stream(mesh_session *s, int abort_stream, int goodbye)
+void mesh_session_release_stream(mesh_session *s, int abort_stream, int goodbye)
 {
     if (!s->stream)
         return;
@@ -300,9 +194,9 @@ static void end_session(mesh_session *s, int reason, int abort_stream)
          * and our Goodbye go out when mesh_h2_recv returns (h2_input), then the FIN. */
         s->close_after_h2 = 1;
     } else {
-        release_stream(s, abort_stream,
-                       s->state == MESH_SESSION_CONNECTED ||
-                           s->state == MESH_SESSION_AUTHENTICATING);
+        mesh_session_release_stream(s, abort_stream,
+                                    s->state == MESH_SESSION_CONNECTED ||
+                                        s->state == MESH_SESSION_AUTHENTICATING);
     }
     mesh_log(&s->env, reason == MESH_OK ? MESH_LOG_DEBUG : MESH_LOG_INFO,
              "session %p: closing in %s: %s%s%s", (void *)s, mesh_session_state_name(s->state),
@@ -320,7 +214,7 @@ static void destroy(mesh_session *s)
         s->env.ops->timer_free(s->env.obj, s->timer);
     mesh_h2_free(s->h2);
     mesh_tls_free(s->tls);
-    free(s->rx);
+    mesh_frame_dec_free(&s->rx);
     OPENSSL_cleanse(s, sizeof *s);
     free(s);
 }
@@ -362,12 +256,6 @@ static int leave(mesh_session *s)
     return 0;
 }
 
-/* 1 when processing must stop: freed by a callback, or closing. */
-static int stopped(const mesh_session *s)
-{
-    return s->freed || s->state >= MESH_SESSION_CLOSING;
-}
-
 /* The reason for an orderly end the peer chose (Goodbye, close_notify, GOAWAY, FIN after
  * them): MESH_OK once it was authenticated; before that the session failed to come up, and
  * the owner (e.g. a server's on_failed) must not read it as success. */
@@ -376,186 +264,7 @@ static int peer_close_reason(const mesh_session *s)
     return s->authenticated ? MESH_OK : MESH_ERR_CLOSED;
 }
 
-/* ---- output --------------------------------------------------------------------------- */
-
-/* len bytes of records handed to the driver with result rc: counted, or the write error kept. */
-static void sent(mesh_session *s, size_t len, int rc)
-{
-    if (rc != MESH_OK) {
-        s->write_err = rc;
-    } else if (len) {
-        s->st.bytes_sent += len;
-        s->st.last_sent_at = now_of(s);
-    }
-}
-
-static void tls_out(void *ud, const uint8_t *data, size_t len)
-{
-    mesh_session *s = ud;
-    if (!s->stream || s->write_err)
-        return;
-    sent(s, len, s->env.ops->stream_write(s->env.obj, s->stream, data, len));
-}
-
-/* Records sealed in the driver's memory (env stream_reserve), when the driver offers it. */
-static uint8_t *tls_reserve(void *ud, size_t len)
-{
-    mesh_session *s = ud;
-    if (!s->stream || s->write_err)
-        return NULL;
-    return s->env.ops->stream_reserve(s->env.obj, s->stream, len);
-}
-
-static void tls_commit(void *ud, size_t len)
-{
-    mesh_session *s = ud;
-    sent(s, len, s->env.ops->stream_commit(s->env.obj, s->stream, len));
-}
-
-/* Everything nghttp2 wants to send, through TLS. */
-static int h2_flush(mesh_session *s)
-{
-    const uint8_t *d = NULL;
-    long n;
-    while ((n = mesh_h2_pull(s->h2, &d)) > 0) {
-        int rc = mesh_tls_write(s->tls, d, (size_t)n);
-        if (rc != MESH_OK)
-            return rc;
-    }
-    return n < 0 ? (int)n : s->write_err;
-}
-
-/* One frame (4-byte prefix + padded envelope) to the peer: through TLS as it is, or in
- * HTTP/2 mode the padded envelope as one HTTP/2 message (HTTP/2 delimits it). Inside
- * mesh_h2_recv the message is only queued; process_input flushes after. */
-static int write_frame(mesh_session *s, const uint8_t *frame, size_t len)
-{
-    int rc;
-    if (s->h2) {
-        rc = mesh_h2_send(s->h2, frame + MESH_FRAME_HDR_LEN, len - MESH_FRAME_HDR_LEN);
-        if (rc == MESH_OK && !s->in_h2)
-            rc = h2_flush(s);
-    } else {
-        rc = mesh_tls_write(s->tls, frame, len);
-    }
-    if (rc == MESH_OK && s->write_err)
-        rc = s->write_err;
-    if (rc == MESH_OK)
-        s->st.msgs_sent++;
-    return rc;
-}
-
-/* Streams one frame into TLS in order (see "Copies" at the top). Every mesh_tls_write starts
- * at a multiple of MESH_TLS_RECORD_MAX from the frame's start and all but the last write are
- * multiples of it, which is what keeps the records the same as one write of the frame. */
-typedef struct tx_writer {
-    ProtobufCBuffer base; /* first member: protobuf-c appends through it */
-    mesh_session *s;
-    uint8_t *stage; /* the bytes of the current record not written yet */
-    size_t staged, cap;
-    size_t written; /* bytes handed to TLS */
-    int rc;         /* first failure; later bytes are dropped */
-} tx_writer;
-
-static void tx_write(tx_writer *w, const uint8_t *data, size_t len)
-{
-    w->rc = mesh_tls_write(w->s->tls, data, len);
-    if (w->rc == MESH_OK)
-        w->written += len;
-}
-
-/* len bytes of data in order, or len zero bytes when data is NULL. */
-static void tx_put(tx_writer *w, const uint8_t *data, size_t len)
-{
-    while (len > 0 && w->rc == MESH_OK) {
-        if (w->staged == 0 && data && len >= MESH_TLS_RECORD_MAX) {
-            size_t n = len / MESH_TLS_RECORD_MAX * MESH_TLS_RECORD_MAX;
-            tx_write(w, data, n);
-            data += n;
-            len -= n;
-            continue;
-        }
-        size_t take = w->cap - w->staged < len ? w->cap - w->staged : len;
-        if (data) {
-            memcpy(w->stage + w->staged, data, take);
-            data += take;
-        } else {
-            memset(w->stage + w->staged, 0, take);
-        }
-        w->staged += take;
-        len -= take;
-        if (w->staged == w->cap) {
-            tx_write(w, w->stage, w->staged);
-            w->staged = 0;
-        }
-    }
-}
-
-static void tx_append(ProtobufCBuffer *b, size_t len, const uint8_t *data)
-{
-    tx_put((tx_writer *)(void *)b, data, len);
-}
-
-/* The envelope types that take the streamed path: AppData, checked as mesh_wire_encode would
- * (an initialised envelope and body); everything else goes through mesh_wire_encode. */
-static int is_plain_data(const mesh_envelope *e)
-{
-    return e->base.descriptor == &meshara__wire__envelope__descriptor &&
-           e->body_case == MESHARA__WIRE__ENVELOPE__BODY_DATA && e->data &&
-           e->data->base.descriptor == &meshara__wire__app_data__descriptor;
-}
-
-/* Framed mode: e (is_plain_data) as frame(pad(wire(e))), streamed (the same bytes as
- * mesh_session_frame_create makes). Codes as write_frame, plus MESH_ERR_TOO_BIG. */
-static int send_data_streamed(mesh_session *s, const mesh_envelope *e)
-{
-    mesh_envelope v = *e; /* shallow: only the version differs (as mesh_wire_encode) */
-    v.version = MESH_WIRE_VERSION;
-    size_t wlen = meshara__wire__envelope__get_packed_size(&v);
-    size_t padded = mesh_pad_size(wlen);
-    uint8_t hdr[MESH_FRAME_HDR_LEN + MESH_PAD_HDR_LEN];
-    if (padded == 0 || mesh_frame_header(hdr, padded, s->cfg.max_frame) != MESH_OK)
-        return MESH_ERR_TOO_BIG;
-    /* pad.h: the padded block starts with the payload length, 4 bytes big-endian */
-    hdr[4] = (uint8_t)(wlen >> 24);
-    hdr[5] = (uint8_t)(wlen >> 16);
-    hdr[6] = (uint8_t)(wlen >> 8);
-    hdr[7] = (uint8_t)wlen;
-    size_t total = MESH_FRAME_HDR_LEN + padded;
-    uint8_t stage[MESH_TLS_RECORD_MAX];
-    tx_writer w = {.base.append = tx_append, .s = s, .stage = stage};
-    w.cap = total < MESH_TLS_RECORD_MAX ? total : MESH_TLS_RECORD_MAX;
-    tx_put(&w, hdr, sizeof hdr);
-    size_t packed = meshara__wire__envelope__pack_to_buffer(&v, &w.base);
-    tx_put(&w, NULL, padded - MESH_PAD_HDR_LEN - wlen);
-    if (w.staged && w.rc == MESH_OK)
-        tx_write(&w, w.stage, w.staged);
-    int rc = w.rc;
-    if (rc == MESH_OK && packed != wlen)
-        rc = MESH_ERR_INTERNAL; /* a frame with a wrong length went out: the stream is lost */
-    else if (rc == MESH_ERR_NOMEM && w.written > 0)
-        rc = MESH_ERR_TLS; /* part of the frame went out: not "nothing sent" */
-    if (rc == MESH_OK && s->write_err)
-        rc = s->write_err;
-    if (rc == MESH_OK)
-        s->st.msgs_sent++;
-    return rc;
-}
-
-/* Encode and send an envelope now (no queue check): hello, heartbeats, application. */
-static int send_envelope(mesh_session *s, const mesh_envelope *e)
-{
-    if (!s->h2 && is_plain_data(e))
-        return send_data_streamed(s, e);
-    uint8_t *f = NULL;
-    size_t flen = 0;
-    int rc = mesh_session_frame_create(e, s->cfg.max_frame, &f, &flen);
-    if (rc != MESH_OK)
-        return rc;
-    rc = write_frame(s, f, flen);
-    free(f);
-    return rc;
-}
+/* ---- sending ---------------------------------------------------------------------------- */
 
 static int send_heartbeat(mesh_session *s, uint64_t seq, uint64_t sent_at, int reply)
 {
@@ -566,7 +275,7 @@ static int send_heartbeat(mesh_session *s, uint64_t seq, uint64_t sent_at, int r
     mesh_envelope e = MESHARA__WIRE__ENVELOPE__INIT;
     e.body_case = MESHARA__WIRE__ENVELOPE__BODY_HEARTBEAT;
     e.heartbeat = &hb;
-    int rc = send_envelope(s, &e);
+    int rc = mesh_session_io_send(s, &e);
     if (rc == MESH_OK && !reply)
         s->st.heartbeats_sent++;
     return rc;
@@ -583,7 +292,7 @@ static int after_send(mesh_session *s, int rc)
     return rc;
 }
 
-/* ---- input ---------------------------------------------------------------------------- */
+/* ---- receiving: envelopes from the bytes path ----------------------------------------- */
 
 static void become_connected(mesh_session *s)
 {
@@ -600,7 +309,7 @@ static void become_connected(mesh_session *s)
 
 static void on_heartbeat(mesh_session *s, const Meshara__Wire__Heartbeat *hb)
 {
-    mesh_time now = now_of(s);
+    mesh_time now = mesh_session_now(s);
     if (!hb->reply) {
         (void)after_send(s, send_heartbeat(s, hb->seq, hb->sent_at, 1));
         return;
@@ -615,8 +324,7 @@ static void on_heartbeat(mesh_session *s, const Meshara__Wire__Heartbeat *hb)
         s->st.rtt_smoothed ? s->st.rtt_smoothed - s->st.rtt_smoothed / 8 + rtt / 8 : rtt;
 }
 
-/* One envelope from the peer. Returns MESH_OK to go on, or a code that ends the session. */
-static int dispatch(mesh_session *s, const mesh_envelope *e)
+int mesh_session_dispatch(mesh_session *s, const mesh_envelope *e)
 {
     if (s->state == MESH_SESSION_AUTHENTICATING) {
         if (e->body_case == MESHARA__WIRE__ENVELOPE__BODY_GOODBYE) { /* refused by the peer */
@@ -654,109 +362,6 @@ static int dispatch(mesh_session *s, const mesh_envelope *e)
     }
 }
 
-/* A protobuf varint of at most max bytes at p (< end). Returns the byte after it, or NULL. */
-static const uint8_t *varint(const uint8_t *p, const uint8_t *end, int max, uint64_t *v)
-{
-    uint64_t x = 0;
-    for (int i = 0; i < max && p < end; i++) {
-        uint8_t b = *p++;
-        x |= (uint64_t)(b & 0x7f) << (7 * i);
-        if (!(b & 0x80)) {
-            *v = x;
-            return p;
-        }
-    }
-    return NULL;
-}
-
-enum data_view_tags { /* one-byte protobuf tags: field number << 3 | wire type */
-                      TAG_VERSION = 1 << 3 | 0,
-                      TAG_DATA = MESHARA__WIRE__ENVELOPE__BODY_DATA << 3 | 2,
-                      TAG_MSG_ID = 1 << 3 | 0,
-                      TAG_PAYLOAD = 2 << 3 | 2,
-                      TAG_ACK = 3 << 3 | 0,
-                      VARINT_MAX =
-                          9, /* bytes: values < 2^63, read exactly as protobuf-c reads them */
-                      LENGTH_MAX = 5, /* bytes of a length prefix (protobuf-c's limit) */
-};
-_Static_assert(TAG_DATA < 0x80, "the data tag is one byte");
-
-/* The AppData fast path: an envelope in the exact form every encoder (ours included) gives
- * Envelope{version 1, data AppData{msg_id, payload, ack_requested}} — fields in order, each at
- * most once, one-byte tags, no unknown fields — is viewed in place: d->payload points into p
- * (borrowed like any envelope handed to on_message) instead of protobuf-c copying it. For such
- * input protobuf-c yields the same values and mesh_wire_decode accepts it. Returns 1 with *e
- * set, or 0 for anything else, which mesh_wire_decode then judges (so this path never decides
- * what is rejected). */
-static int data_view(const uint8_t *p, size_t len, mesh_envelope *e, Meshara__Wire__AppData *d)
-{
-    const uint8_t *end = p + len;
-    uint64_t v = 0;
-    if (p == end || *p++ != TAG_VERSION || !(p = varint(p, end, VARINT_MAX, &v)) ||
-        v != MESH_WIRE_VERSION)
-        return 0;
-    if (p == end || *p++ != TAG_DATA || !(p = varint(p, end, LENGTH_MAX, &v)) ||
-        v != (uint64_t)(end - p))
-        return 0;
-    *d = (Meshara__Wire__AppData)MESHARA__WIRE__APP_DATA__INIT;
-    if (p < end && *p == TAG_MSG_ID && !(p = varint(p + 1, end, VARINT_MAX, &d->msg_id)))
-        return 0;
-    if (p < end && *p == TAG_PAYLOAD) {
-        if (!(p = varint(p + 1, end, LENGTH_MAX, &v)) || v > (uint64_t)(end - p))
-            return 0;
-        d->payload.len = (size_t)v;
-        d->payload.data = v ? (uint8_t *)p : NULL;
-        p += v;
-    }
-    if (p < end && *p == TAG_ACK) {
-        if (end - p < 2 || p[1] > 1) /* a bool as 0 or 1 in one byte */
-            return 0;
-        d->ack_requested = p[1];
-        p += 2;
-    }
-    if (p != end)
-        return 0;
-    *e = (mesh_envelope)MESHARA__WIRE__ENVELOPE__INIT;
-    e->version = MESH_WIRE_VERSION;
-    e->body_case = MESHARA__WIRE__ENVELOPE__BODY_DATA;
-    e->data = d;
-    return 1;
-}
-
-/* One frame's payload (framed mode) or HTTP/2 message: the padded envelope. A non-OK return
- * ends the input. */
-static int on_frame(void *ud, const uint8_t *payload, size_t len)
-{
-    mesh_session *s = ud;
-    if (s->close_after_h2)
-        return MESH_OK; /* closed inside nghttp2: later messages are dropped, the close waits */
-    const uint8_t *body = NULL;
-    size_t blen = 0;
-    int rc = mesh_pad_decode(payload, len, &body, &blen);
-    if (rc != MESH_OK)
-        return rc;
-    mesh_envelope view, *e = &view;
-    Meshara__Wire__AppData data;
-    if (!data_view(body, blen, &view, &data) && (rc = mesh_wire_decode(body, blen, &e)) != MESH_OK)
-        return rc;
-    s->st.msgs_received++;
-    rc = dispatch(s, e);
-    if (e != &view)
-        mesh_wire_free(e);
-    if (rc == MESH_OK && stopped(s) && !s->close_after_h2)
-        rc = MESH_ERR_CLOSED; /* stop feeding: the session is going away */
-    return rc;
-}
-
-static int h2_start(mesh_session *s)
-{
-    static const mesh_h2_cbs cbs = {.on_message = on_frame};
-    int rc = mesh_h2_new(&s->h2, !s->is_client, s->cfg.max_frame, &cbs, s);
-    if (rc == MESH_OK && s->is_client)
-        rc = mesh_h2_set_authority(s->h2, mesh_tls_ctx_sni(s->tls_ctx));
-    return rc;
-}
-
 /* Our hello (see session.h), once. MESH_OK or the code that ends the session. */
 static int send_hello(mesh_session *s)
 {
@@ -771,7 +376,7 @@ static int send_hello(mesh_session *s)
                                s->is_client ? MESH_SESSION_ROLE_CLIENT : MESH_SESSION_ROLE_SERVER,
                                exporter, &f, &flen);
     if (rc == MESH_OK)
-        rc = write_frame(s, f, flen);
+        rc = mesh_session_io_write_frame(s, f, flen);
     free(f);
     s->hello_sent = rc == MESH_OK;
     return rc;
@@ -798,113 +403,11 @@ static void tls_done(mesh_session *s)
     arm(s);
     int rc = MESH_OK;
     if (strcmp(mesh_tls_alpn(s->tls), MESH_SESSION_H2_ALPN) == 0)
-        rc = h2_start(s);
+        rc = mesh_session_io_h2_start(s);
     if (rc == MESH_OK)
         rc = send_hello(s);
     if (rc != MESH_OK)
         end_session(s, rc, 0);
-}
-
-/* Bytes of an unfinished frame held in rx: non-zero at the end of the stream = truncated. */
-static size_t rx_partial(const mesh_session *s)
-{
-    return s->rx_len - s->rx_off;
-}
-
-/* Room for want more bytes at rx + rx_len: moves the unfinished frame to the front first
- * (at most one TLS record of it: reads stop at frame ends), then grows rx. */
-static int rx_reserve(mesh_session *s, size_t want)
-{
-    if (s->rx_len + want <= s->rx_cap)
-        return MESH_OK;
-    size_t have = rx_partial(s);
-    if (s->rx_off > 0) {
-        memmove(s->rx, s->rx + s->rx_off, have);
-        s->rx_off = 0;
-        s->rx_len = have;
-    }
-    if (have + want <= s->rx_cap)
-        return MESH_OK;
-    uint8_t *n = realloc(s->rx, have + want);
-    if (!n)
-        return MESH_ERR_NOMEM;
-    s->rx = n;
-    s->rx_cap = have + want;
-    return MESH_OK;
-}
-
-/* An idle session holds no receive buffer: rx is freed once it is empty and TLS holds no part
- * of a record either. While a bulk stream is mid-record, the next input is coming and needs a
- * buffer as large: freeing and refilling it then cost page faults on every input event. */
-static void rx_release_if_empty(mesh_session *s)
-{
-    if (s->rx && rx_partial(s) == 0 && (!s->tls || mesh_tls_partial(s->tls) == 0)) {
-        free(s->rx);
-        s->rx = NULL;
-        s->rx_cap = s->rx_off = s->rx_len = 0;
-    }
-}
-
-/* Framed mode: read plaintext into rx and hand out every complete frame in place (4-byte
- * big-endian length, frame.h; a length above max_frame is refused as soon as its 4 bytes are
- * in). While a frame's length is known, reads stop at its end, so the next frame starts at
- * the front of rx. Returns MESH_OK when TLS has nothing more to give, MESH_ERR_CLOSED at the
- * peer's close_notify, else the code that ends the session. Callers check stopped(s) first:
- * an application callback may have closed or freed the session. */
-static int framed_input(mesh_session *s)
-{
-    for (;;) {
-        size_t want = MESH_TLS_RECORD_MAX; /* no length known yet: take what TLS has */
-        while (rx_partial(s) >= MESH_FRAME_HDR_LEN) {
-            const uint8_t *f = s->rx + s->rx_off;
-            size_t len = (size_t)f[0] << 24 | (size_t)f[1] << 16 | (size_t)f[2] << 8 | f[3];
-            if (len > s->cfg.max_frame)
-                return MESH_ERR_TOO_BIG;
-            if (rx_partial(s) - MESH_FRAME_HDR_LEN < len) {
-                want = MESH_FRAME_HDR_LEN + len - rx_partial(s);
-                break;
-            }
-            s->rx_off += MESH_FRAME_HDR_LEN + len;
-            int rc = on_frame(s, f + MESH_FRAME_HDR_LEN, len);
-            if (rc != MESH_OK)
-                return rc;
-        }
-        if (rx_partial(s) == 0)
-            s->rx_off = s->rx_len = 0;
-        int rc = rx_reserve(s, want);
-        if (rc != MESH_OK)
-            return rc;
-        long n = mesh_tls_read(s->tls, s->rx + s->rx_len, want);
-        if (n <= 0)
-            return (int)n;
-        s->rx_len += (size_t)n;
-    }
-}
-
-/* HTTP/2 mode: plaintext through nghttp2 (which delimits the messages), then whatever it
- * wants to send. Returns like framed_input; a GOAWAY without error counts as close_notify. */
-static int h2_input(mesh_session *s)
-{
-    uint8_t buf[MESH_TLS_RECORD_MAX];
-    for (;;) {
-        long n = mesh_tls_read(s->tls, buf, sizeof buf);
-        if (n <= 0)
-            return (int)n;
-        s->in_h2 = 1;
-        int rc = mesh_h2_recv(s->h2, buf, (size_t)n);
-        s->in_h2 = 0;
-        if (s->close_after_h2) { /* ended inside: flush, Goodbye, close_notify, FIN */
-            s->close_after_h2 = 0;
-            if (s->stream && !s->write_err)
-                (void)h2_flush(s);
-            release_stream(s, 0, 1); /* HTTP/2 input runs only once authenticating */
-            return MESH_OK;
-        }
-        if (!stopped(s) && rc == MESH_OK)
-            rc = h2_flush(s); /* answers, window updates, what callbacks queued */
-        if (rc != MESH_OK || stopped(s))
-            return rc;
-    }
 }
 
 /* Drive TLS with what was fed: handshake, then the plaintext. */
@@ -915,7 +418,7 @@ static void process_input(mesh_session *s)
         if (rc == MESH_ERR_AGAIN) {
             if (!s->write_err)
                 early_hello(s);
-            if (s->write_err && !stopped(s))
+            if (s->write_err && !mesh_session_stopped(s))
                 end_session(s, s->write_err, 1);
             return;
         }
@@ -924,15 +427,15 @@ static void process_input(mesh_session *s)
             return;
         }
         tls_done(s);
-        if (stopped(s))
+        if (mesh_session_stopped(s))
             return;
     }
-    int rc = s->h2 ? h2_input(s) : framed_input(s);
-    if (stopped(s))
+    int rc = mesh_session_io_input(s);
+    if (mesh_session_stopped(s))
         return;
     if (rc == MESH_ERR_CLOSED) { /* close_notify (or GOAWAY without error) */
         s->orderly = 1;
-        end_session(s, rx_partial(s) ? MESH_ERR_TRUNCATED : peer_close_reason(s), 0);
+        end_session(s, mesh_session_io_partial(s) ? MESH_ERR_TRUNCATED : peer_close_reason(s), 0);
         return;
     }
     if (rc != MESH_OK) {
@@ -964,7 +467,7 @@ static void st_data(mesh_stream *st, const uint8_t *data, size_t len, void *ud)
     mesh_session *s = ud;
     enter(s);
     s->st.bytes_received += len;
-    s->st.last_received_at = now_of(s);
+    s->st.last_received_at = mesh_session_now(s);
     if (s->state >= MESH_SESSION_HANDSHAKING && s->state <= MESH_SESSION_CONNECTED) {
         int rc = mesh_tls_lend(s->tls, data, len); /* read in place, the rest kept below */
         if (rc != MESH_OK) {
@@ -972,11 +475,11 @@ static void st_data(mesh_stream *st, const uint8_t *data, size_t len, void *ud)
         } else {
             process_input(s);
             rc = s->tls ? mesh_tls_keep(s->tls) : MESH_OK;
-            if (rc != MESH_OK && !stopped(s))
+            if (rc != MESH_OK && !mesh_session_stopped(s))
                 end_session(s, rc, 1);
         }
     }
-    rx_release_if_empty(s);
+    mesh_session_io_trim(s);
     leave(s);
 }
 
@@ -1002,7 +505,7 @@ static void st_closed(mesh_stream *st, int reason, void *ud)
     s->stream = NULL; /* released by the driver (env rule 4) */
     int r = reason;
     if (reason == MESH_OK) { /* FIN */
-        if (rx_partial(s) || (s->tls && mesh_tls_partial(s->tls)))
+        if (mesh_session_io_partial(s) || (s->tls && mesh_tls_partial(s->tls)))
             r = MESH_ERR_TRUNCATED;
         else if (!s->orderly)
             r = MESH_ERR_CLOSED; /* no goodbye, no close_notify */
@@ -1020,7 +523,7 @@ static void on_timer(mesh_timer *t, void *ud)
     (void)t;
     mesh_session *s = ud;
     enter(s);
-    mesh_time now = now_of(s);
+    mesh_time now = mesh_session_now(s);
     switch (s->state) {
     case MESH_SESSION_CONNECTING:
     case MESH_SESSION_HANDSHAKING:
@@ -1092,13 +595,15 @@ static int session_new(mesh_session **out, const mesh_env *env, mesh_tls_ctx *tl
         s->cbs = *cbs;
     s->ud = ud;
     fill_defaults(&s->cfg, cfg);
-    s->st.created_at = now_of(s);
+    mesh_frame_dec_init(&s->rx, s->cfg.max_frame);
+    s->st.created_at = mesh_session_now(s);
     s->timer = env->ops->timer_new(env->obj, on_timer, s);
     static const char *const h2_only[] = {MESH_SESSION_H2_ALPN, NULL};
     const char *const *alpn = is_client && s->cfg.http2 ? h2_only : NULL;
-    int rc = s->timer ? mesh_tls_new(&s->tls, tls, !is_client, alpn, tls_out, s) : MESH_ERR_NOMEM;
+    int rc = s->timer ? mesh_tls_new(&s->tls, tls, !is_client, alpn, mesh_session_io_tls_out, s)
+                      : MESH_ERR_NOMEM;
     if (rc == MESH_OK && env->ops->stream_reserve && env->ops->stream_commit)
-        mesh_tls_set_reserve(s->tls, tls_reserve, tls_commit);
+        mesh_tls_set_reserve(s->tls, mesh_session_io_tls_reserve, mesh_session_io_tls_commit);
     if (rc != MESH_OK) {
         destroy(s);
         return rc;
@@ -1129,7 +634,7 @@ int mesh_session_connect(mesh_session **out, const mesh_env *env, mesh_tls_ctx *
         return err;
     }
     s->state = MESH_SESSION_CONNECTING;
-    s->phase_start = now_of(s);
+    s->phase_start = mesh_session_now(s);
     arm(s);
     *out = s;
     return MESH_OK;
@@ -1154,7 +659,7 @@ int mesh_session_accept(mesh_session **out, const mesh_env *env, mesh_tls_ctx *t
     env->ops->stream_set_cbs(env->obj, stream, &STREAM_CBS, s);
     (void)env->ops->stream_addrs(env->obj, stream, NULL, &s->peer_addr);
     s->state = MESH_SESSION_HANDSHAKING;
-    s->phase_start = now_of(s);
+    s->phase_start = mesh_session_now(s);
     arm(s);
     *out = s;
     return MESH_OK;
@@ -1190,7 +695,7 @@ int mesh_session_send(mesh_session *s, const mesh_envelope *e)
         s->want_writable = 1;
         return MESH_ERR_AGAIN;
     }
-    int rc = after_send(s, send_envelope(s, e));
+    int rc = after_send(s, mesh_session_io_send(s, e));
     if (rc == MESH_ERR_AGAIN) /* HTTP/2's own queue bound */
         s->want_writable = 1;
     return rc;

@@ -23,10 +23,15 @@
  *
  * Messages. Envelope → mesh_wire_encode → mesh_pad_encode → 4-byte frame prefix, all inside
  * TLS; the receive path undoes it in reverse (frame decoder → pad decode → wire decode), and
- * any failure closes the session with that code (MESH_ERR_TOO_BIG for an oversize prefix,
- * MESH_ERR_MALFORMED, MESH_ERR_VERSION, MESH_ERR_TRUNCATED when the stream ends mid-frame or
- * mid-record). Heartbeats and the hello are handled here; every other envelope goes to
- * on_message.
+ * any failure closes the session with that code. The frame decoder is frame.h's, the only
+ * one (pull mode: TLS opens records straight into its buffer, frames are handed out in
+ * place); AppData takes the fast path of appdata.h both ways (streamed into TLS without
+ * building the frame; viewed in place instead of copied by protobuf-c, for exactly the
+ * envelopes protobuf-c would decode to the same values); everything else is wire.h's. The
+ * state machine is session.c, the bytes path session_io.c. Failure codes: MESH_ERR_TOO_BIG
+ * for an oversize prefix, MESH_ERR_MALFORMED, MESH_ERR_VERSION, MESH_ERR_TRUNCATED when the
+ * stream ends mid-frame or mid-record. Heartbeats and the hello are handled here; every other
+ * envelope goes to on_message.
  *
  * HTTP/2 mode. When TLS negotiated ALPN "h2" (mesh_session_cfg.http2 on the client), each
  * padded envelope travels as one HTTP/2 message instead (h2.h: client→server as POST

@@ -138,7 +138,8 @@ static int bio_in_read(BIO *b, char *data, int len)
     BIO_clear_retry_flags(b);
     const uint8_t *src;
     size_t avail;
-    if (t->in_len > t->in_off) {
+    int from_in = t->in_len > t->in_off; /* (t->in may be NULL: no pointer arithmetic on it) */
+    if (from_in) {
         src = t->in + t->in_off;
         avail = t->in_len - t->in_off;
     } else {
@@ -151,7 +152,7 @@ static int bio_in_read(BIO *b, char *data, int len)
     }
     size_t n = len > 0 && (size_t)len < avail ? (size_t)len : avail;
     memcpy(data, src, n);
-    if (src == t->in + t->in_off) {
+    if (from_in) {
         t->in_off += n;
         if (t->in_off == t->in_len)
             t->in_off = t->in_len = 0; /* kept: in_release_if_idle() decides */

@@ -255,6 +255,8 @@ void mesh_real_free(mesh_real *r)
         return;
     if (r->mdns_free)
         r->mdns_free(r->mdns_ctx); /* adapters first: they may still use handles and the base */
+    if (r->portmap_free)
+        r->portmap_free(r->portmap_ctx);
     while (r->streams)
         real_stream_abort(r->streams);
     while (r->listeners)
@@ -291,6 +293,24 @@ int mesh_real_set_mdns(mesh_real *r, const mesh_mdns_ops *ops, void *ctx,
 void *mesh_real_mdns_ctx(const mesh_real *r)
 {
     return r ? r->mdns_ctx : NULL;
+}
+
+int mesh_real_set_portmap(mesh_real *r, const mesh_portmap_ops *ops, void *ctx,
+                          void (*ctx_free)(void *ctx))
+{
+    if (!r || !ops)
+        return MESH_ERR_INVAL;
+    if (r->ops.portmap)
+        return MESH_ERR_EXISTS;
+    r->ops.portmap = ops;
+    r->portmap_ctx = ctx;
+    r->portmap_free = ctx_free;
+    return MESH_OK;
+}
+
+void *mesh_real_portmap_ctx(const mesh_real *r)
+{
+    return r ? r->portmap_ctx : NULL;
 }
 
 struct event_base *mesh_real_base(mesh_real *r)

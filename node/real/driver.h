@@ -5,8 +5,9 @@
  * the core a mesh_env whose ops are plain sockets: TCP streams are bufferevents, listeners are
  * evconnlisteners, datagrams are UDP sockets with a persistent read event, timers are
  * evtimers. Clock = CLOCK_MONOTONIC, randomness = getrandom().
- * mDNS and port mapping are separate adapters: ops->mdns stays NULL until one is installed
- * with mesh_real_set_mdns() (node/real/mdns.h does it); port mapping is not provided yet.
+ * mDNS and port mapping are separate adapters: ops->mdns and ops->portmap stay NULL until one
+ * is installed with mesh_real_set_mdns() (node/real/mdns.h does it) or mesh_real_set_portmap()
+ * (node/real/portmap.h).
  *
  * Ownership and reentrancy (how env.h's rules are kept):
  *  - Rule 1 (no callback from inside an env call). Everything that could complete at once is
@@ -138,6 +139,14 @@ int mesh_real_set_mdns(mesh_real *r, const mesh_mdns_ops *ops, void *ctx,
                        void (*ctx_free)(void *ctx));
 /* The ctx given to mesh_real_set_mdns(), NULL if none. */
 void *mesh_real_mdns_ctx(const mesh_real *r);
+
+/* Install the port-mapping adapter (node/real/portmap.c calls this), the same way: ops->portmap
+ * becomes ops (static storage), called with this driver as obj; ctx_free runs in
+ * mesh_real_free() before any handle is closed. MESH_OK, MESH_ERR_INVAL, MESH_ERR_EXISTS. */
+int mesh_real_set_portmap(mesh_real *r, const mesh_portmap_ops *ops, void *ctx,
+                          void (*ctx_free)(void *ctx));
+/* The ctx given to mesh_real_set_portmap(), NULL if none. */
+void *mesh_real_portmap_ctx(const mesh_real *r);
 
 /* Make the running loop return after the current callback. Safe from any driver callback;
  * not async-signal-safe. Has no effect when the loop is not running. */

@@ -165,6 +165,8 @@ struct mesh_real {
     mesh_env_ops ops; /* REAL_OPS plus the installed local-service adapters */
     void *mdns_ctx;   /* mesh_real_set_mdns() */
     void (*mdns_free)(void *ctx);
+    void *portmap_ctx; /* mesh_real_set_portmap() */
+    void (*portmap_free)(void *ctx);
     uint8_t dgram_buf[MESH_REAL_DGRAM_MAX]; /* receive buffer shared by this driver's sockets */
     /* Receive buffer shared by this driver's streams: on_data borrows it for the callback
      * only (rule 3), and no read happens inside a callback (rule 1), so one is enough. */

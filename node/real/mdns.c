@@ -1,8 +1,8 @@
 /*
  * real/mdns.c — avahi-client on the driver's event_base. See mdns.h for the contract.
  *
- * Three layers:
- *  - the AvahiPoll adapter (watches and timeouts as libevent events);
+ * Two layers over the AvahiPoll adapter (real/avahi_poll.h: avahi's watches and timeouts as
+ * libevent events):
  *  - avahi state kept on our side (publications, browsers, the instances each browser found),
  *    so everything can be registered again after a daemon restart or a host-name collision;
  *  - two deferred events: `work` (talk to avahi: reconnect, register, browse) and `deliver`
@@ -10,6 +10,8 @@
  *    activate one of them, so no avahi callback ever reenters avahi or the core.
  */
 #include "real/mdns.h"
+
+#include "real/avahi_poll.h"
 
 #include <arpa/inet.h>
 #include <stdlib.h>
@@ -24,29 +26,11 @@
 #include <avahi-common/error.h>
 #include <avahi-common/malloc.h>
 #include <avahi-common/strlst.h>
-#include <avahi-common/watch.h>
 #include <event2/event.h>
 
 typedef struct mesh_real_mdns mesh_real_mdns;
 
 /* ---- state ----------------------------------------------------------------------------- */
-
-struct AvahiWatch {
-    mesh_real_mdns *m;
-    struct event *ev;
-    int fd;
-    short evflags;            /* EV_READ/EV_WRITE currently asked for */
-    AvahiWatchEvent happened; /* what the last dispatch saw (watch_get_events) */
-    AvahiWatchCallback cb;
-    void *ud;
-};
-
-struct AvahiTimeout {
-    mesh_real_mdns *m;
-    struct event *ev;
-    AvahiTimeoutCallback cb;
-    void *ud;
-};
 
 enum pub_state {
     PUB_PENDING = 0, /* to be (re)registered when the daemon runs */
@@ -108,7 +92,7 @@ struct mesh_real_mdns {
     mesh_real *r;
     mesh_env env; /* for logging */
     struct event_base *base;
-    AvahiPoll poll;
+    mesh_real_avahi_poll poll; /* avahi's main loop: our event_base */
     AvahiClient *client;
     AvahiClientState state;
     int need_reconnect;    /* the client failed: free it and connect again */
@@ -127,123 +111,6 @@ struct mesh_real_mdns {
 static void kick(struct event *ev)
 {
     event_active(ev, 0, 0);
-}
-
-/* ---- AvahiPoll over libevent ------------------------------------------------------------- */
-
-static short watch_evflags(AvahiWatchEvent e)
-{
-    /* ERR and HUP need no request: libevent reports them as readability. */
-    return (short)(((e & AVAHI_WATCH_IN) ? EV_READ : 0) | ((e & AVAHI_WATCH_OUT) ? EV_WRITE : 0));
-}
-
-static void watch_fired(evutil_socket_t fd, short what, void *arg)
-{
-    AvahiWatch *w = arg;
-    w->happened = (AvahiWatchEvent)(((what & EV_READ) ? AVAHI_WATCH_IN : 0) |
-                                    ((what & EV_WRITE) ? AVAHI_WATCH_OUT : 0));
-    w->cb(w, (int)fd, w->happened, w->ud); /* may free w */
-}
-
-/* (Re)create the event for the wanted flags; freeing an event inside its own callback is
- * safe in libevent, and event_assign() on it would not be. */
-static int watch_arm(AvahiWatch *w, short evflags)
-{
-    if (w->ev && evflags == w->evflags)
-        return 0;
-    if (w->ev)
-        event_free(w->ev);
-    w->ev = NULL;
-    w->evflags = evflags;
-    if (!evflags)
-        return 0;
-    w->ev = event_new(w->m->base, w->fd, (short)(evflags | EV_PERSIST), watch_fired, w);
-    if (!w->ev || event_add(w->ev, NULL) != 0)
-        return -1;
-    return 0;
-}
-
-static void watch_free(AvahiWatch *w);
-
-static AvahiWatch *watch_new(const AvahiPoll *api, int fd, AvahiWatchEvent event,
-                             AvahiWatchCallback cb, void *ud)
-{
-    AvahiWatch *w = calloc(1, sizeof *w);
-    if (!w)
-        return NULL;
-    w->m = api->userdata;
-    w->fd = fd;
-    w->cb = cb;
-    w->ud = ud;
-    if (watch_arm(w, watch_evflags(event)) != 0) {
-        watch_free(w);
-        return NULL;
-    }
-    return w;
-}
-
-static void watch_update(AvahiWatch *w, AvahiWatchEvent event)
-{
-    if (watch_arm(w, watch_evflags(event)) != 0)
-        mesh_log(&w->m->env, MESH_LOG_ERROR, "mdns: cannot watch avahi's socket (no memory)");
-}
-
-static AvahiWatchEvent watch_get_events(AvahiWatch *w)
-{
-    return w->happened;
-}
-
-static void watch_free(AvahiWatch *w)
-{
-    if (w->ev)
-        event_free(w->ev);
-    free(w);
-}
-
-static void timeout_fired(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    AvahiTimeout *t = arg;
-    t->cb(t, t->ud); /* may free t */
-}
-
-/* avahi's times are absolute gettimeofday() values; libevent wants a delay. */
-static void timeout_update(AvahiTimeout *t, const struct timeval *tv)
-{
-    event_del(t->ev);
-    if (!tv)
-        return;
-    struct timeval now, delay = {0, 0};
-    gettimeofday(&now, NULL);
-    if (timercmp(tv, &now, >))
-        timersub(tv, &now, &delay);
-    if (evtimer_add(t->ev, &delay) != 0)
-        mesh_log(&t->m->env, MESH_LOG_ERROR, "mdns: cannot arm avahi's timeout");
-}
-
-static AvahiTimeout *timeout_new(const AvahiPoll *api, const struct timeval *tv,
-                                 AvahiTimeoutCallback cb, void *ud)
-{
-    AvahiTimeout *t = calloc(1, sizeof *t);
-    if (!t)
-        return NULL;
-    t->m = api->userdata;
-    t->cb = cb;
-    t->ud = ud;
-    t->ev = evtimer_new(t->m->base, timeout_fired, t);
-    if (!t->ev) {
-        free(t);
-        return NULL;
-    }
-    timeout_update(t, tv);
-    return t;
-}
-
-static void timeout_free(AvahiTimeout *t)
-{
-    event_free(t->ev);
-    free(t);
 }
 
 /* ---- small helpers ------------------------------------------------------------------------ */
@@ -316,6 +183,29 @@ static int addr_from_avahi(const AvahiAddress *a, uint16_t port, mesh_addr *out)
         return 1;
     }
     return 0;
+}
+
+void mesh_real_mdns_txt_free(char **txt)
+{
+    strv_free(txt);
+}
+
+int mesh_real_mdns_answer(const uint8_t *txt, size_t txt_len, int inet6, const uint8_t *ip,
+                          uint16_t port, mesh_addr *addr, char ***txt_out)
+{
+    AvahiAddress a = {.proto = inet6 ? AVAHI_PROTO_INET6 : AVAHI_PROTO_INET};
+    memcpy(inet6 ? (void *)a.data.ipv6.address : (void *)&a.data.ipv4.address, ip, inet6 ? 16 : 4);
+    if (!addr_from_avahi(&a, port, addr))
+        return MESH_ERR_UNSUPPORTED;
+    AvahiStringList *l = NULL;
+    if (avahi_string_list_parse(txt, txt_len, &l) != 0)
+        return MESH_ERR_MALFORMED; /* a length beyond the record (or no memory: avahi's) */
+    /* The daemon parses into reverse order and avahi-client's D-Bus reading reverses it
+     * back: resolve_done gets the list in wire order. */
+    l = avahi_string_list_reverse(l);
+    *txt_out = txt_from_avahi(l);
+    avahi_string_list_free(l);
+    return *txt_out ? MESH_OK : MESH_ERR_NOMEM;
 }
 
 /* ---- reports to the core ------------------------------------------------------------------ */
@@ -663,7 +553,7 @@ static void client_connect(mesh_real_mdns *m)
 {
     int err = 0;
     m->state = AVAHI_CLIENT_CONNECTING;
-    m->client = avahi_client_new(&m->poll, AVAHI_CLIENT_NO_FAIL, client_event, m, &err);
+    m->client = avahi_client_new(&m->poll.api, AVAHI_CLIENT_NO_FAIL, client_event, m, &err);
     if (!m->client) {
         mesh_log(&m->env, MESH_LOG_WARN, "mdns: cannot reach avahi: %s; retrying in %d ms",
                  avahi_strerror(err), MESH_REAL_MDNS_RETRY_MS);
@@ -871,16 +761,7 @@ int mesh_real_mdns_attach(mesh_real *r)
     m->env = mesh_real_env(r);
     m->base = mesh_real_base(r);
     m->notes_tail = &m->notes;
-    m->poll = (AvahiPoll){
-        .userdata = m,
-        .watch_new = watch_new,
-        .watch_update = watch_update,
-        .watch_get_events = watch_get_events,
-        .watch_free = watch_free,
-        .timeout_new = timeout_new,
-        .timeout_update = timeout_update,
-        .timeout_free = timeout_free,
-    };
+    mesh_real_avahi_poll_init(&m->poll, m->base, m->env);
     int rc = MESH_ERR_NOMEM;
     m->work = event_new(m->base, -1, 0, work_run, m);
     m->deliver = event_new(m->base, -1, 0, deliver_run, m);
@@ -890,7 +771,7 @@ int mesh_real_mdns_attach(mesh_real *r)
     /* No AVAHI_CLIENT_NO_FAIL here: a host without the daemon is told so at once. */
     int err = 0;
     m->state = AVAHI_CLIENT_CONNECTING;
-    m->client = avahi_client_new(&m->poll, 0, client_event, m, &err);
+    m->client = avahi_client_new(&m->poll.api, 0, client_event, m, &err);
     if (!m->client) {
         mesh_log(&m->env, MESH_LOG_WARN, "mdns: avahi-daemon not available (%s): mDNS disabled",
                  avahi_strerror(err));

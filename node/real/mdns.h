@@ -67,6 +67,19 @@ enum mesh_real_mdns_limits {
  * MESH_ERR_UNSUPPORTED (no avahi-daemon or no system bus: run without mDNS). */
 int mesh_real_mdns_attach(mesh_real *r);
 
+/* The adapter's reading of what the network sent, as a resolved service's answer goes to the
+ * core's found callback (exposed for tests/fuzz/fuzz_mdns_real.c). txt: the TXT record's wire
+ * form (RFC 6763 §6: length-prefixed strings, parsed by avahi as the daemon does, in wire
+ * order as avahi-client hands them over) becomes the first MESH_REAL_MDNS_MAX_TXT non-empty
+ * strings, each cut at a NUL byte, in *txt_out, a NULL-terminated array freed with
+ * mesh_real_mdns_txt_free(); ip (16 bytes if inet6, else 4) and port become *addr. MESH_OK;
+ * MESH_ERR_UNSUPPORTED (IPv6 link-local: mesh_addr has no scope id, the answer is skipped);
+ * MESH_ERR_MALFORMED (a string runs past the record); MESH_ERR_NOMEM. *txt_out is set only on
+ * MESH_OK. */
+int mesh_real_mdns_answer(const uint8_t *txt, size_t txt_len, int inet6, const uint8_t *ip,
+                          uint16_t port, mesh_addr *addr, char ***txt_out);
+void mesh_real_mdns_txt_free(char **txt);
+
 #ifdef __cplusplus
 }
 #endif

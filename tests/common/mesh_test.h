@@ -33,7 +33,7 @@ typedef struct mesh_test_buf {
     uint8_t *b;
     size_t len, cap;
 } mesh_test_buf;
-/* Append n bytes (d may be NULL when n is 0); out of memory fails the test. */
+/* Append n bytes (d may be NULL when n is 0); out of memory aborts (usable outside CUnit). */
 void mesh_test_buf_add(mesh_test_buf *x, const void *d, size_t n);
 
 #endif

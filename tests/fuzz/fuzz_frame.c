@@ -1,13 +1,18 @@
-/* fuzz_frame.c — the frame decoder on any byte stream, cut in two at a point taken from the
- * first byte: it must never crash, and the frames it delivers, re-encoded, must be a prefix
- * of the stream (nothing invented, nothing reordered, nothing skipped). A small maximum
- * makes the oversize path reachable. */
+/* fuzz_frame.c — the frame decoder (node/core/frame.c) on any byte stream, in both modes:
+ * push (the stream cut in two at a point taken from the first byte, fed with callback stops
+ * and resumes) and pull (read into the decoder's buffer in reads of at most a size taken from
+ * the second byte, as the session's TLS reads do). It must never crash; the frames each mode
+ * delivers, re-encoded, must be a prefix of the stream (nothing invented, nothing reordered,
+ * nothing skipped); both modes must agree on the frames, the failure and the partial bytes;
+ * and a pull read must never run past the end of a frame whose length is known. A small
+ * maximum makes the oversize path reachable. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/frame.h"
+#include "frame_pull.h"
 
 enum { FUZZ_FRAME_MAX = 4096 };
 
@@ -66,6 +71,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else if (rc != MESH_ERR_TOO_BIG || d.buf != NULL) {
         __builtin_trap(); /* only oversize can fail here, and it holds no buffer */
     }
+    size_t push_partial = mesh_frame_partial(&d);
     mesh_frame_dec_free(&d);
+
+    check pc = {data, size, 0, 0};
+    mesh_frame_dec_init(&d, FUZZ_FRAME_MAX);
+    mesh_pull_run run;
+    mesh_frame_pull_stream(&d, data, size, size > 1 ? 1 + (size_t)data[1] * 67 : 1, 1000, on_frame,
+                           &pc, &run);
+    if (run.no_room || run.outside || run.crossed)
+        __builtin_trap(); /* reads must stop at frame ends, frames come from the buffer */
+    if (run.rc != MESH_OK && d.buf != NULL)
+        __builtin_trap(); /* a failed decoder holds nothing */
+    mesh_frame_dec_free(&d);
+    if (run.rc != rc || pc.pos != c.pos || run.partial != push_partial)
+        __builtin_trap(); /* the two modes disagree */
     return 0;
 }

@@ -337,6 +337,82 @@ static int handshake(run *r)
     return hc == MESH_OK && hs == MESH_OK;
 }
 
+/* RECORD: one record of any type, as the client's record layer would send it. */
+static void op_record(run *r, cursor *in)
+{
+    int type = (int)get_u8(in);
+    size_t n = get_u16(in) % (RECORD_MAX + 1);
+    n = n < in->n ? n : in->n;
+    int rc = mesh_tls_send_record(r->c, type, n ? in->p : NULL, n);
+    CHECK(rc == (r->client_closed ? MESH_ERR_STATE : MESH_OK));
+    if (rc == MESH_OK && type == 23) {
+        pipe_add(&r->sent, in->p, n);
+    } else if (rc == MESH_OK) {
+        /* An alert, or a type other than handshake, data and padding (0): known. */
+        if (r->clean && type == 21)
+            r->expect_err = n == 2 && in->p[1] == 0 ? MESH_ERR_CLOSED : MESH_ERR_TLS;
+        else if (r->clean && type != 22 && type != 0)
+            r->expect_err = MESH_ERR_TLS;
+        if (r->clean)
+            r->expect_at = r->sent.len;
+        r->clean = 0;
+    }
+    in->p += n, in->n -= n;
+}
+
+/* One operation of the input's script on the pair. */
+static void run_op(run *r, cursor *in, uint8_t *gen)
+{
+    unsigned code = get_u8(in) % 8;
+    switch (code) {
+    case 0: { /* RAW */
+        size_t n = get_u8(in);
+        n = n < in->n ? n : in->n;
+        pipe_add(&r->c2s, in->p, n);
+        in->p += n, in->n -= n;
+        if (n)
+            r->clean = 0;
+        break;
+    }
+    case 1: /* RECORD */
+        op_record(r, in);
+        break;
+    case 2: { /* WRITE */
+        size_t n = get_u16(in);
+        if (get_u8(in) & 1)
+            n *= 2;
+        if (r->written + n > TOTAL_MAX)
+            break;
+        fill(gen, n, r->sent.len);
+        int rc = mesh_tls_write(r->c, gen, n);
+        CHECK(rc == (r->client_closed ? MESH_ERR_STATE : MESH_OK));
+        if (rc == MESH_OK) {
+            pipe_add(&r->sent, gen, n);
+            r->written += n;
+        }
+        break;
+    }
+    case 3: /* CLOSE */
+        CHECK(mesh_tls_close(r->c) == MESH_OK);
+        r->client_closed = 1;
+        break;
+    case 4:   /* LEND */
+    case 5: { /* FEED */
+        size_t piece = get_u16(in) + 1, cap = get_u16(in) + 1;
+        deliver(r, piece, cap, code == 4, SIZE_MAX);
+        break;
+    }
+    case 6: /* BACK */
+        back(r, get_u16(in));
+        break;
+    case 7: { /* KEEP */
+        size_t reads = get_u8(in) % 4, cap = get_u16(in) + 1;
+        deliver(r, r->c2s.len ? r->c2s.len : 1, cap, 1, reads);
+        break;
+    }
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     world_init();
@@ -356,74 +432,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     uint8_t *gen = malloc(2 * 65535);
     CHECK(gen);
-    while (in.n) {
-        unsigned op = get_u8(&in) % 8;
-        switch (op) {
-        case 0: { /* RAW */
-            size_t n = get_u8(&in);
-            n = n < in.n ? n : in.n;
-            pipe_add(&r.c2s, in.p, n);
-            in.p += n, in.n -= n;
-            if (n)
-                r.clean = 0;
-            break;
-        }
-        case 1: { /* RECORD */
-            int type = (int)get_u8(&in);
-            size_t n = get_u16(&in) % (RECORD_MAX + 1);
-            n = n < in.n ? n : in.n;
-            int rc = mesh_tls_send_record(r.c, type, n ? in.p : NULL, n);
-            CHECK(rc == (r.client_closed ? MESH_ERR_STATE : MESH_OK));
-            if (rc == MESH_OK && type == 23) {
-                pipe_add(&r.sent, in.p, n);
-            } else if (rc == MESH_OK) {
-                /* An alert, or a type other than handshake, data and padding (0): known. */
-                if (r.clean && type == 21)
-                    r.expect_err = n == 2 && in.p[1] == 0 ? MESH_ERR_CLOSED : MESH_ERR_TLS;
-                else if (r.clean && type != 22 && type != 0)
-                    r.expect_err = MESH_ERR_TLS;
-                if (r.clean)
-                    r.expect_at = r.sent.len;
-                r.clean = 0;
-            }
-            in.p += n, in.n -= n;
-            break;
-        }
-        case 2: { /* WRITE */
-            size_t n = get_u16(&in);
-            if (get_u8(&in) & 1)
-                n *= 2;
-            if (r.written + n > TOTAL_MAX)
-                break;
-            fill(gen, n, r.sent.len);
-            int rc = mesh_tls_write(r.c, gen, n);
-            CHECK(rc == (r.client_closed ? MESH_ERR_STATE : MESH_OK));
-            if (rc == MESH_OK) {
-                pipe_add(&r.sent, gen, n);
-                r.written += n;
-            }
-            break;
-        }
-        case 3: /* CLOSE */
-            CHECK(mesh_tls_close(r.c) == MESH_OK);
-            r.client_closed = 1;
-            break;
-        case 4:   /* LEND */
-        case 5: { /* FEED */
-            size_t piece = get_u16(&in) + 1, cap = get_u16(&in) + 1;
-            deliver(&r, piece, cap, op == 4, SIZE_MAX);
-            break;
-        }
-        case 6: /* BACK */
-            back(&r, get_u16(&in));
-            break;
-        case 7: { /* KEEP */
-            size_t reads = get_u8(&in) % 4, cap = get_u16(&in) + 1;
-            deliver(&r, r.c2s.len ? r.c2s.len : 1, cap, 1, reads);
-            break;
-        }
-        }
-    }
+    while (in.n)
+        run_op(&r, &in, gen);
     /* The rest, then the end-of-stream checks. */
     deliver(&r, r.c2s.len ? r.c2s.len : 1, 65536, 1, SIZE_MAX);
     server_read(&r, 65536, SIZE_MAX);

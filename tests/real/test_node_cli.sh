@@ -93,13 +93,14 @@ expect 2 -- '--pool-min \(100\) is above --pool-max \(64, the default\)' run --k
   --listen 127.0.0.1:0 --pool-min 100
 expect 2 -- '--listen given twice' run --key "$key" --listen 127.0.0.1:0 --listen 127.0.0.1:7000
 expect 2 'not valid for .send.' send --key "$key" --to "$pub" --ping --peers-db "$WORK/x.db"
+expect 2 'not valid for .send.' send --key "$key" --to "$pub" --ping --no-port-mapping
 expect 2 "unexpected argument 'extra'" run --key "$key" --listen 127.0.0.1:0 extra
 [ "$(sha256sum <"$key")" = "$before" ] || fail "a failed command touched the key file"
 
 # --help: exit 0, every option and the exit codes
 "$NODE" --help >"$WORK/help.txt" || fail "--help exited $?"
 for word in keygen pubkey run send --key --listen --peer --to --message --ping --timeout \
-  --bootstrap --mdns --peers-db --advertise --pool-min --pool-max --maintain \
+  --bootstrap --mdns --peers-db --no-port-mapping --advertise --pool-min --pool-max --maintain \
   --max-handshakes --reconnect-min --reconnect-max --http2 --sni --alpn \
   --connect-timeout --handshake-timeout --auth-timeout --heartbeat --log-level 'Exit codes'; do
   grep -q -- "$word" "$WORK/help.txt" || fail "--help does not mention $word"

@@ -4,8 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core/ping.h"
 #include "mesh_test.h"
+#include "ping.h"
 #include "real/driver.h"
 
 enum { WAIT_MS = 5000, SLICE_MS = 2 };

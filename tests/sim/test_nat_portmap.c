@@ -221,19 +221,22 @@ typedef struct answer {
     world *w;
     int n, result;
     mesh_addr ext;
+    uint32_t lease;
     mesh_time at;
 } answer;
 
 static int g_in_request;
 
-static void on_answer(int result, const mesh_addr *ext, void *ud)
+static void on_answer(int result, const mesh_addr *ext, uint32_t lease_s, void *ud)
 {
     answer *a = ud;
     CU_ASSERT_EQUAL(g_in_request, 0); /* env rule 1 */
     a->n++;
     a->result = result;
+    a->lease = lease_s;
     a->at = now(a->w);
     CU_ASSERT((result == MESH_OK) == (ext != NULL));
+    CU_ASSERT(result == MESH_OK || lease_s == 0);
     if (ext)
         a->ext = *ext;
 }
@@ -278,6 +281,7 @@ static void test_driver_natpmp(void)
     CU_ASSERT_EQUAL(a.at, SEC + 2 * (RTT + PROC));
     mesh_addr want = mesh_addr_v4(GW_PUB, PORT);
     CU_ASSERT(mesh_addr_equal(&a.ext, &want));
+    CU_ASSERT_EQUAL(a.lease, SIM_NAT_PMP_LEASE_S); /* 0 asked: NAT-PMP's two hours granted */
     /* a connection from the core comes in through it */
     sim_tcp *tcp = sim_world_tcp(w.w);
     sim_tcp_listener *l;
@@ -308,6 +312,7 @@ static void test_driver_upnp(void)
     CU_ASSERT_EQUAL(request(w.dg, PORT, 0, &a), MESH_OK);
     run_to(&w, 10 * SEC);
     CU_ASSERT_EQUAL(a.result, MESH_OK);
+    CU_ASSERT_EQUAL(a.lease, 0); /* permanent */
     CU_ASSERT_EQUAL(a.at, RTT + SSDP + 4 * (2 * RTT + PROC));
     mesh_addr in = mesh_addr_v4(INNER, PORT), s = mesh_addr_v4(S_IP, 1), got;
     run_to(&w, 30 * 24 * 3600 * SEC);

@@ -9,8 +9,8 @@
 #include <string.h>
 
 #include "core/frame.h"
-#include "core/ping.h"
 #include "core/wire.h"
+#include "ping.h"
 #include "sim/driver.h"
 
 enum { LINK_MS = 50, SERVER_PORT = 7000 };

@@ -316,12 +316,39 @@ static void test_nat_chains(void)
     sim_scenario_free(s);
 }
 
+/* role: stun — ordinary nodes (they join, send and receive like the others) recorded with
+ * their role; their STUN servers are built beside them (sim/stun_host.h has their test). */
+static void test_stun_role(void)
+{
+    sim_scenario *s = load("name: stun\nduration: 20s\ngroups:\n"
+                           "  - {name: boot, count: 1, role: bootstrap}\n"
+                           "  - {name: stun, count: 2, role: stun}\n"
+                           "  - {name: peers, count: 2, join: 1s}\n"
+                           "traffic: [{from: peers, to: stun, size: 1KiB, interval: 2s}]\n");
+    FILE *devnull = fopen("/dev/null", "w");
+    char err[512], text[64];
+    const char *path = tmp("stun.db");
+    sim_run_opts opts = {.db_path = path, .quiet = 1, .out = devnull, .force = 1};
+    int rc = sim_run(s, &opts, NULL, err, sizeof err);
+    if (rc != MESH_OK)
+        fprintf(stderr, "%s\n", err);
+    CU_ASSERT_EQUAL(rc, MESH_OK);
+    query_text(path, "SELECT group_concat(role) FROM (SELECT role FROM nodes ORDER BY node)", text,
+               sizeof text);
+    CU_ASSERT_STRING_EQUAL(text, "bootstrap,stun,stun,normal,normal");
+    query_text(path, "SELECT value FROM summary WHERE name = 'delivery_ratio'", text, sizeof text);
+    CU_ASSERT_STRING_EQUAL(text, "1.0");
+    fclose(devnull);
+    sim_scenario_free(s);
+}
+
 static CU_TestInfo tests[] = {
     {"sim_run_check refuses what cannot be built, with position; sim_run the same", test_check},
     {"a --db that is not a results database: refused before building; --force", test_db_refused},
     {"a stopped run ends 'interrupted', not 'running'", test_interrupted},
     {"summary names: what a run records is what expect: may name", test_summary_names},
     {"NATs in series and per-node routers are built", test_nat_chains},
+    {"role: stun nodes run and are recorded", test_stun_role},
     CU_TEST_INFO_NULL,
 };
 

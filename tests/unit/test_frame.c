@@ -1,11 +1,14 @@
-/* test_frame.c — the length-prefix decoder (node/core/frame.c): any split of a stream gives
- * the same frames, limits are enforced on the prefix before allocation, failures stick. */
+/* test_frame.c — the length-prefix decoder (node/core/frame.c), in push mode (feed) and pull
+ * mode (reserve/commit/next): any split of a stream gives the same frames, limits are
+ * enforced on the prefix before allocation, failures stick; in pull mode reads never cross
+ * the end of a frame whose length is known, and frames are handed out in place. */
 #include "mesh_test.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/frame.h"
+#include "frame_pull.h"
 
 /* Accumulator: every delivered frame is re-encoded (prefix + body) into out, so a correct
  * decoder reproduces its input byte for byte. stop_at: return stop_rc on that frame (1-based). */
@@ -29,7 +32,7 @@ static int acc_cb(void *ud, const uint8_t *p, size_t len)
         memcpy(a->out + a->outlen + MESH_FRAME_HDR_LEN, p, len);
     a->outlen += MESH_FRAME_HDR_LEN + len;
     a->frames++;
-    if (a->dec && (a->dec->buf || mesh_frame_partial(a->dec) != 0))
+    if (a->dec && mesh_frame_partial(a->dec) != 0)
         a->dec_busy_in_cb = 1;
     if (a->stop_at && a->frames == a->stop_at)
         return a->stop_rc;
@@ -237,7 +240,7 @@ static void test_huge_prefix_allocates_nothing(void)
         mesh_frame_dec_init(&d, maxes[i]);
         CU_ASSERT_EQUAL(mesh_frame_feed(&d, ff, 4, acc_cb, &a), MESH_ERR_TOO_BIG);
         CU_ASSERT_PTR_NULL(d.buf);
-        CU_ASSERT_EQUAL(d.have, 0);
+        CU_ASSERT_EQUAL(mesh_frame_partial(&d), 0);
         /* sticky */
         CU_ASSERT_EQUAL(mesh_frame_feed(&d, ok, sizeof ok, acc_cb, &a), MESH_ERR_TOO_BIG);
         CU_ASSERT_EQUAL(mesh_frame_feed(&d, NULL, 0, acc_cb, &a), MESH_ERR_TOO_BIG);
@@ -326,6 +329,129 @@ static void test_partial_after_truncation(void)
     free(s);
 }
 
+/* ---- pull mode ------------------------------------------------------------------------- */
+
+/* Read s into the decoder `step` bytes at a time at most (as a TLS read would), asking for
+ * chunk when no length is known: the frames come out in order and in place, and no write
+ * crosses the end of a frame whose length was known when it was reserved. */
+static void pull_stream(const uint8_t *s, size_t n, size_t step, size_t chunk)
+{
+    mesh_frame_dec d;
+    acc a;
+    acc_init(&a, n);
+    mesh_frame_dec_init(&d, 0);
+    mesh_pull_run run;
+    mesh_frame_pull_stream(&d, s, n, step, chunk, acc_cb, &a, &run);
+    CU_ASSERT_EQUAL(run.rc, MESH_OK);
+    CU_ASSERT_FALSE(run.no_room);
+    CU_ASSERT_EQUAL(a.outlen, n);
+    CU_ASSERT(memcmp(a.out, s, n) == 0);
+    CU_ASSERT_EQUAL(run.partial, 0);
+    CU_ASSERT_FALSE(run.crossed);
+    CU_ASSERT_FALSE(run.outside);
+    mesh_frame_trim(&d);
+    CU_ASSERT_PTR_NULL(d.buf); /* idle: no memory held */
+    mesh_frame_dec_free(&d);
+    free(a.out);
+}
+
+static void test_pull_reads(void)
+{
+    static const size_t sizes[] = {0, 1, 600, 70000, 0, 3, 16384, 16380, 2};
+    static const size_t steps[] = {1, 3, 4, 5, 100, 16384, 1 << 20};
+    static const size_t chunks[] = {0, 1, 16384};
+    size_t n;
+    uint8_t *s = make_stream(sizes, sizeof sizes / sizeof sizes[0], &n);
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++)
+        for (size_t j = 0; j < sizeof chunks / sizeof chunks[0]; j++)
+            pull_stream(s, n, steps[i], chunks[j]);
+    free(s);
+    s = make_stream(MIX, NMIX, &n);
+    for (size_t step = 1; step <= n; step += 7)
+        pull_stream(s, n, step, 16384);
+    free(s);
+}
+
+/* Pull mode refuses an oversize prefix once its 4 bytes are held: sticky, memory released. */
+static void test_pull_oversize(void)
+{
+    static const uint8_t s[] = {0, 0, 0, 1, 'a', 0, 0, 0x10, 0x01, 'z'}; /* 1, then 4097 */
+    mesh_frame_dec d;
+    mesh_frame_dec_init(&d, 4096);
+    uint8_t *space = NULL;
+    size_t room = 0;
+    CU_ASSERT_EQUAL_FATAL(mesh_frame_reserve(&d, 64, &space, &room), MESH_OK);
+    CU_ASSERT_EQUAL(room, 64);
+    memcpy(space, s, sizeof s);
+    mesh_frame_commit(&d, sizeof s);
+    const uint8_t *p = NULL;
+    size_t len = 0;
+    CU_ASSERT_EQUAL(mesh_frame_next(&d, &p, &len), MESH_OK);
+    CU_ASSERT(len == 1 && p[0] == 'a');
+    CU_ASSERT_EQUAL(mesh_frame_next(&d, &p, &len), MESH_ERR_TOO_BIG);
+    CU_ASSERT_PTR_NULL(d.buf);
+    CU_ASSERT_EQUAL(mesh_frame_partial(&d), 0);
+    CU_ASSERT_EQUAL(mesh_frame_next(&d, &p, &len), MESH_ERR_TOO_BIG);
+    CU_ASSERT_EQUAL(mesh_frame_reserve(&d, 64, &space, &room), MESH_ERR_TOO_BIG);
+    CU_ASSERT_EQUAL(mesh_frame_feed(&d, s, 5, acc_cb, NULL), MESH_ERR_TOO_BIG);
+    mesh_frame_dec_free(&d);
+
+    /* a prefix split over two reads: refused when its last byte arrives, not before */
+    mesh_frame_dec_init(&d, 4096);
+    CU_ASSERT_EQUAL_FATAL(mesh_frame_reserve(&d, 0, &space, &room), MESH_OK);
+    CU_ASSERT_EQUAL(room, MESH_FRAME_HDR_LEN); /* chunk 0: just the prefix */
+    memcpy(space, s + 5, 3);
+    mesh_frame_commit(&d, 3);
+    CU_ASSERT_EQUAL(mesh_frame_next(&d, &p, &len), MESH_ERR_AGAIN);
+    CU_ASSERT_EQUAL_FATAL(mesh_frame_reserve(&d, 0, &space, &room), MESH_OK);
+    CU_ASSERT_EQUAL(room, 1);
+    *space = s[8];
+    mesh_frame_commit(&d, 1);
+    CU_ASSERT_EQUAL(mesh_frame_next(&d, &p, &len), MESH_ERR_TOO_BIG);
+    mesh_frame_dec_free(&d);
+}
+
+/* Push and pull on one decoder: a frame started by a feed is finished by reads, and the other
+ * way round; trim keeps up to `keep` bytes of buffer while idle. */
+static void test_push_pull_mixed(void)
+{
+    static const size_t sizes[] = {10, 20, 5};
+    size_t n;
+    uint8_t *s = make_stream(sizes, 3, &n); /* frames at 0, 14, 38; n = 47 */
+    mesh_frame_dec d;
+    acc a;
+    acc_init(&a, n);
+    mesh_frame_dec_init(&d, 0);
+    d.keep = 64;
+    CU_ASSERT_EQUAL(mesh_frame_feed(&d, s, 20, acc_cb, &a), MESH_OK); /* 1 frame + 6 bytes */
+    CU_ASSERT_EQUAL(a.frames, 1);
+    CU_ASSERT_EQUAL(mesh_frame_partial(&d), 6);
+    uint8_t *space = NULL;
+    size_t room = 0;
+    CU_ASSERT_EQUAL_FATAL(mesh_frame_reserve(&d, 1000, &space, &room), MESH_OK);
+    CU_ASSERT_EQUAL(room, 18); /* the rest of the 20-byte frame, not the chunk */
+    memcpy(space, s + 20, room);
+    mesh_frame_commit(&d, room);
+    const uint8_t *p = NULL;
+    size_t len = 0;
+    CU_ASSERT_EQUAL_FATAL(mesh_frame_next(&d, &p, &len), MESH_OK);
+    CU_ASSERT_EQUAL(acc_cb(&a, p, len), MESH_OK);
+    CU_ASSERT_EQUAL_FATAL(mesh_frame_reserve(&d, 2, &space, &room), MESH_OK);
+    CU_ASSERT_EQUAL(room, 4); /* no length known: at least the prefix */
+    memcpy(space, s + 38, 2);
+    mesh_frame_commit(&d, 2);
+    CU_ASSERT_EQUAL(mesh_frame_feed(&d, s + 40, n - 40, acc_cb, &a), MESH_OK);
+    CU_ASSERT_EQUAL(a.frames, 3);
+    CU_ASSERT(a.outlen == n && memcmp(a.out, s, n) == 0);
+    CU_ASSERT_PTR_NOT_NULL(d.buf); /* kept: 38 bytes <= keep */
+    d.keep = 0;
+    mesh_frame_trim(&d);
+    CU_ASSERT_PTR_NULL(d.buf);
+    mesh_frame_dec_free(&d);
+    free(a.out);
+    free(s);
+}
+
 static CU_TestInfo frame_tests[] = {
     {"header bytes and limit", test_header},
     {"init clamps the maximum", test_init_limits},
@@ -340,6 +466,9 @@ static CU_TestInfo frame_tests[] = {
     {"good frame then bad prefix", test_good_then_bad_in_one_feed},
     {"callback stop value and resume", test_callback_stop},
     {"partial after a truncated frame", test_partial_after_truncation},
+    {"pull: any read size, frames in place, reads stop at frame ends", test_pull_reads},
+    {"pull: oversize prefix refused and sticky", test_pull_oversize},
+    {"push and pull mixed on one decoder; trim and keep", test_push_pull_mixed},
     CU_TEST_INFO_NULL,
 };
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/frame.h"
 #include "core/h2.h"
 #include "meshara/error.h"
 
@@ -152,8 +153,12 @@ static void test_new_args(void)
     CU_ASSERT_EQUAL(mesh_h2_new(&h, 0, 100, &none, NULL), MESH_ERR_INVAL);
     CU_ASSERT_EQUAL(mesh_h2_new(&h, 0, 100, NULL, NULL), MESH_ERR_INVAL);
     CU_ASSERT_EQUAL(mesh_h2_new(NULL, 0, 100, &SINK_CBS, NULL), MESH_ERR_INVAL);
-    CU_ASSERT_EQUAL(mesh_h2_new(&h, 0, (size_t)UINT32_MAX + 1, &SINK_CBS, NULL), MESH_ERR_INVAL);
+    /* events are frame.h frames: no maximum above the frame decoder's absolute one */
+    CU_ASSERT_EQUAL(mesh_h2_new(&h, 0, (size_t)MESH_FRAME_ABS_MAX + 1, &SINK_CBS, NULL),
+                    MESH_ERR_INVAL);
     CU_ASSERT_PTR_EQUAL(h, (mesh_h2 *)&h);
+    CU_ASSERT_EQUAL_FATAL(mesh_h2_new(&h, 0, MESH_FRAME_ABS_MAX, &SINK_CBS, NULL), MESH_OK);
+    mesh_h2_free(h);
     mesh_h2_free(NULL);
     CU_ASSERT_EQUAL(mesh_h2_queued(NULL), 0);
 }

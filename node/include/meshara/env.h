@@ -130,16 +130,37 @@ typedef struct mesh_mdns_ops {
     void (*stop)(void *obj); /* withdraw publications and browsers */
 } mesh_mdns_ops;
 
-/* Port mapping on the local gateway (UPnP IGD / NAT-PMP). No driver offers it yet and no core
- * code calls it: it is kept for issue 10 (reach every node), whose node asks its gateway for a
- * mapping through this slot (miniupnpc/libnatpmp in the real driver, the NAT model's UPnP
- * service in the simulator). */
-typedef void (*mesh_portmap_cb)(int result, const mesh_addr *external, void *ud);
+/* Port mapping on the local gateway (UPnP IGD / NAT-PMP): the real driver's is node/real/portmap.h
+ * (miniupnpc on a worker thread, libnatpmp in the loop), the simulator's is its NAT model's
+ * service. The core's lifecycle (request at start, renew before expiry, release on close) is
+ * node/core/portmap.h. One mapping per (protocol, internal port); the internal address is the
+ * host's own address towards the gateway.
+ *
+ * The answer: result MESH_OK with external (the gateway's public address and the external port
+ * it gave, which may differ from internal_port) and lease_s (the lease granted, which may be
+ * shorter than asked; 0 = no expiry), or a failure with external NULL and lease_s 0:
+ *   MESH_ERR_UNSUPPORTED  no gateway offers port mapping (nothing answered)
+ *   MESH_ERR_UNREACHABLE  the gateway's "external" address is private or missing: a NAT in
+ *                         front of it (double NAT), so a mapping would not make us reachable
+ *   MESH_ERR_REFUSED      the gateway refused (not authorized, no ports left, action failed)
+ *   MESH_ERR_EXISTS       the external port is mapped to someone else and no other one was had
+ *   MESH_ERR_PROTOCOL     the gateway answered nonsense (unparsable, inconsistent)
+ *   MESH_ERR_TIMEOUT      the gateway stopped answering within the driver's bound
+ *   MESH_ERR_IO, MESH_ERR_NOMEM  local failures
+ * (the extended form of the callback — lease_s — is an issue-10 addition: a gateway may grant
+ * less than asked, and the renewal must come before the real expiry.) */
+typedef void (*mesh_portmap_cb)(int result, const mesh_addr *external, uint32_t lease_s, void *ud);
 typedef struct mesh_portmap_ops {
-    /* Ask for a TCP (tcp=1) or UDP mapping of internal_port for lease_s seconds; the answer
-     * comes through cb (rule 1). */
+    /* Ask for a TCP (tcp=1) or UDP (tcp=0) mapping of internal_port for lease_s seconds (0 =
+     * no expiry; gateways may refuse that); the answer comes through cb, exactly once, later
+     * (rule 1). Asking again for the same (tcp, internal_port) renews the mapping; a request
+     * still in flight for it is superseded: its cb is never called. MESH_OK; MESH_ERR_INVAL
+     * (port 0, cb NULL); MESH_ERR_LIMIT (the driver's mapping table is full); MESH_ERR_NOMEM. */
     int (*request)(void *obj, int tcp, uint16_t internal_port, uint32_t lease_s, mesh_portmap_cb cb,
                    void *ud);
+    /* Remove the mapping of (tcp, internal_port) at the gateway, in the background (no
+     * callback), and cancel a request in flight for it: its cb is never called after this
+     * returns. MESH_OK; MESH_ERR_NOT_FOUND (nothing was requested for it). */
     int (*release)(void *obj, int tcp, uint16_t internal_port);
 } mesh_portmap_ops;
 

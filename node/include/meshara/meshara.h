@@ -86,6 +86,14 @@ enum mesh_node_limits {
 #define MESH_NODE_MDNS_PREFIX "meshara-" /* + the first 16 hex digits of the node id */
 #define MESH_NODE_MDNS_TXT_KEY "pk="     /* + the 64 hex digits of the public key */
 
+/* Where the mapping of the listening port stands (mesh_node_stats.portmap_state). */
+enum mesh_node_portmap_state {
+    MESH_NODE_PORTMAP_OFF = 0,        /* disabled, not offered by the env, or not mappable */
+    MESH_NODE_PORTMAP_REQUESTING = 1, /* asking the gateway; no mapping yet */
+    MESH_NODE_PORTMAP_MAPPED = 2,     /* mapped: portmap_external is reachable (unconfirmed) */
+    MESH_NODE_PORTMAP_FAILED = 3,     /* no mapping (portmap_error says why); retried later */
+};
+
 /* Query types (= meshara.proto QueryType). */
 enum mesh_query_type {
     MESH_QUERY_PING = 1,      /* payload echoed back */
@@ -238,6 +246,12 @@ typedef struct mesh_node_cfg {
     /* mDNS: publish MESH_NODE_MDNS_TYPE and connect to what is found (only if the env has
      * ops->mdns; otherwise logged and ignored). */
     int mdns;
+    /* Port mapping: unless this is set, a node whose env offers ops->portmap asks the gateway
+     * (UPnP IGD / NAT-PMP) to map its listening port when it starts (IPv4, not loopback),
+     * renews the mapping before its lease ends and releases it in mesh_node_close. The
+     * external address shows in mesh_node_stats; it is not put in our record (a mapping is
+     * advertised only once a dial-back confirmed it: issue 10). docs/nat.md. */
+    int no_port_mapping;
 } mesh_node_cfg;
 
 /* Application callbacks; any member may be NULL. */
@@ -266,11 +280,13 @@ typedef struct mesh_node_cbs {
  * MESH_ERR_CRYPTO (TLS context or our record could not be made). */
 int mesh_node_new(mesh_node **out, const mesh_env *env, const mesh_node_cfg *cfg,
                   const mesh_node_cbs *cbs, void *ud);
-/* Listen, publish on mDNS, start maintenance and the join (on_joined reports it).
+/* Listen, publish on mDNS, ask the gateway to map the listening port (cfg.no_port_mapping),
+ * start maintenance and the join (on_joined reports it).
  * MESH_OK; MESH_ERR_STATE (already started); the env's listen error (MESH_ERR_ADDR...);
  * MESH_ERR_NOMEM. */
 int mesh_node_start(mesh_node *n);
-/* Leave in order: stop listening and mDNS, close every session with Goodbye, TLS
+/* Leave in order: stop listening and mDNS, release the port mapping (the driver removes it
+ * at the gateway in the background), close every session with Goodbye, TLS
  * close_notify and FIN, and accept no new operation (MESH_ERR_STATE). The closes finish
  * from the env's loop (on_peer reports each); run it a little, then mesh_node_free().
  * MESH_OK (also when already closing); MESH_ERR_STATE (not started). */
@@ -363,6 +379,13 @@ typedef struct mesh_node_stats {
     uint64_t records_accepted, records_rejected; /* from announces, answers and the store */
     uint64_t mdns_found;
     size_t pending; /* sends + queries in flight */
+    /* Port mapping of the listening port (cfg.no_port_mapping): its state (enum
+     * mesh_node_portmap_state), the external address while MAPPED, the last failure
+     * (MESH_OK: none; env.h lists the codes), renewals that kept the address, failures. */
+    int portmap_state;
+    mesh_addr portmap_external;
+    int portmap_error;
+    uint64_t portmap_renewals, portmap_failures;
 } mesh_node_stats;
 void mesh_node_get_stats(const mesh_node *n, mesh_node_stats *out);
 

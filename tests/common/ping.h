@@ -3,13 +3,14 @@
  *
  * It proves the seam: the very same code runs over the simulator (the round trip measured in
  * virtual time equals what the link model predicts, exactly) and over the real driver on
- * loopback. It carries no security: sessions (session.h) are what nodes use to talk.
+ * loopback. It carries no security: sessions (session.h) are what nodes use to talk, and it
+ * is test code (tests/common, in the mesh_testutil library), not part of meshara_core.
  *
  * Both objects live on one env; every callback to the caller comes from an env callback
  * (never from inside a mesh_ping_* call).
  */
-#ifndef MESH_CORE_PING_H
-#define MESH_CORE_PING_H
+#ifndef MESH_TEST_PING_H
+#define MESH_TEST_PING_H
 
 #include <stddef.h>
 #include <stdint.h>

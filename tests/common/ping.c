@@ -1,5 +1,5 @@
-/* ping.c — PING query/response over plain framed streams (see ping.h). */
-#include "core/ping.h"
+/* ping.c — PING query/response over plain framed streams (see ping.h; test code). */
+#include "ping.h"
 
 #include <stdlib.h>
 #include <string.h>
