@@ -5,66 +5,13 @@
  * Sessions of evicted or refused peers become orphans: detached from any peer, closed
  * gracefully, freed when their on_closed arrives. The array is scanned linearly: it holds at
  * most max (plus pinned) peers and a scan is cheap next to a TLS handshake; message dispatch
- * never scans (the session's user data leads to its peer).
+ * never scans (the session's user data leads to its peer). The objects are in pool_impl.h;
+ * the per-peer accessors and the counters are pool_conn.c.
  */
-#include "core/pool.h"
+#include "core/pool_impl.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct psess {
-    mesh_pool *p;
-    mesh_pool_conn *c; /* NULL: an orphan being closed */
-    mesh_session *s;
-    int outbound;
-    int up;       /* reached the pool CONNECTED */
-    int retiring; /* a duplicate that lost: closes when linger fires */
-    uint64_t seq; /* creation order: the newer of two same-client duplicates wins */
-    mesh_timer *linger;
-    struct psess *next; /* orphan list */
-} psess;
-
-typedef struct waiter {
-    mesh_pool_wait_fn fn;
-    void *ctx;
-    struct waiter *next;
-} waiter;
-
-struct mesh_pool_conn {
-    mesh_pool *p;
-    uint8_t key[MESH_PUBKEY_LEN];
-    uint8_t id[MESH_NODE_ID_LEN];
-    psess *sess[MESH_POOL_MAX_SESSIONS_PER_PEER];
-    size_t nsess;
-    psess *active;
-    int was_up, pinned, serving;
-    mesh_addr addrs[MESH_POOL_MAX_ADDRS];
-    size_t naddrs, next_addr;
-    waiter *waiters;
-    size_t nwaiters;
-    unsigned holds;
-    mesh_time created_at, up_at, last_used, protected_until;
-    uint64_t connects, connect_failures, msgs_sent, msgs_received;
-    uint64_t recent[MESH_POOL_RECENT_IDS];
-    size_t nrecent, recent_pos;
-};
-
-struct mesh_pool {
-    const mesh_env *env;
-    mesh_tls_ctx *tls;
-    uint8_t self_key[MESH_PUBKEY_LEN];
-    uint8_t self_id[MESH_NODE_ID_LEN];
-    mesh_pool_cfg cfg;
-    mesh_pool_cbs cbs;
-    void *ud;
-    mesh_pool_conn **conns;
-    size_t nconns, cap;
-    psess *orphans;
-    mesh_timer *maint;
-    int closing; /* mesh_pool_close_all: no new sessions */
-    uint64_t seq;
-    mesh_pool_stats st;
-};
 
 static void ps_connected(mesh_session *s, void *ud);
 static void ps_message(mesh_session *s, const mesh_envelope *e, void *ud);
@@ -672,105 +619,6 @@ void mesh_pool_adopt(mesh_pool *p, mesh_session *s)
     c->sess[c->nsess++] = ps;
     p->st.accepted++;
     sess_up(ps);
-}
-
-mesh_session *mesh_pool_session(const mesh_pool_conn *c)
-{
-    return c->active ? c->active->s : NULL;
-}
-
-const uint8_t *mesh_pool_conn_key(const mesh_pool_conn *c)
-{
-    return c->key;
-}
-
-const uint8_t *mesh_pool_conn_id(const mesh_pool_conn *c)
-{
-    return c->id;
-}
-
-void mesh_pool_set_addrs(mesh_pool_conn *c, const mesh_addr *addrs, size_t naddrs)
-{
-    if (naddrs > MESH_POOL_MAX_ADDRS)
-        naddrs = MESH_POOL_MAX_ADDRS;
-    memcpy(c->addrs, addrs, naddrs * sizeof *addrs);
-    c->naddrs = naddrs;
-    c->next_addr = 0;
-}
-
-void mesh_pool_touch(mesh_pool_conn *c, int sent)
-{
-    c->last_used = now_of(c->p);
-    if (sent)
-        c->msgs_sent++;
-    else
-        c->msgs_received++;
-}
-
-void mesh_pool_used(mesh_pool_conn *c)
-{
-    mesh_time now = now_of(c->p);
-    if (c->protected_until > now)
-        c->protected_until = now;
-}
-
-void mesh_pool_hold(mesh_pool_conn *c)
-{
-    c->holds++;
-}
-
-void mesh_pool_release(mesh_pool_conn *c)
-{
-    if (c->holds)
-        c->holds--;
-}
-
-int mesh_pool_seen_msg(mesh_pool_conn *c, uint64_t id)
-{
-    for (size_t i = 0; i < c->nrecent; i++)
-        if (c->recent[i] == id)
-            return 1;
-    c->recent[c->recent_pos] = id;
-    c->recent_pos = (c->recent_pos + 1) % MESH_POOL_RECENT_IDS;
-    if (c->nrecent < MESH_POOL_RECENT_IDS)
-        c->nrecent++;
-    return 0;
-}
-
-void mesh_pool_get_stats(const mesh_pool *p, mesh_pool_stats *out)
-{
-    *out = p->st;
-    out->peers = p->nconns;
-    out->connected = out->sessions = out->pinned = out->waiters = 0;
-    for (size_t i = 0; i < p->nconns; i++) {
-        const mesh_pool_conn *c = p->conns[i];
-        out->connected += c->active != NULL;
-        out->sessions += c->nsess;
-        out->pinned += c->pinned;
-        out->waiters += c->nwaiters;
-    }
-    for (const psess *ps = p->orphans; ps; ps = ps->next)
-        out->sessions++;
-}
-
-void mesh_pool_conn_stats(const mesh_pool_conn *c, mesh_node_peer_stats *out)
-{
-    memset(out, 0, sizeof *out);
-    out->connected = c->active != NULL;
-    out->pinned = c->pinned;
-    out->outbound = c->active && c->active->outbound;
-    out->sessions = c->nsess;
-    out->connects = c->connects;
-    out->connect_failures = c->connect_failures;
-    out->msgs_sent = c->msgs_sent;
-    out->msgs_received = c->msgs_received;
-    out->connected_at = c->up_at;
-    out->last_used = c->was_up ? c->last_used : 0;
-    if (c->active) {
-        mesh_session_stats st;
-        mesh_session_get_stats(c->active->s, &st);
-        out->rtt = st.rtt_smoothed;
-    }
 }
 
 /* The silence after which a session is dead even if its own timer did not say so. */
