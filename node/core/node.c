@@ -110,10 +110,14 @@ int mesh_node_new(mesh_node **out, const mesh_env *env, const mesh_node_cfg *cfg
         rc = MESH_ERR_NOMEM;
         goto fail_pool;
     }
+    if ((rc = mesh_reach_new(&n->reach, NULL)) != MESH_OK)
+        goto fail_timer;
     mesh_env_random(&n->env, &n->next_id, sizeof n->next_id);
     *out = n;
     return MESH_OK;
 
+fail_timer:
+    n->env.ops->timer_free(n->env.obj, n->note_timer);
 fail_pool:
     mesh_pool_free(n->pool);
 fail_tls:
@@ -157,6 +161,7 @@ int mesh_node_start(mesh_node *n)
         return rc;
     if ((rc = mesh_server_addr(n->srv, &n->bound)) != MESH_OK)
         goto fail_srv;
+    mesh_reach_set_port(n->reach, n->bound.port);
     mesh_addr addrs[MESH_PEER_MAX_ADDRS];
     size_t na = self_addrs(n, addrs);
     if ((rc = mesh_peer_record_make(&n->self, n->id, addrs, na, n->cfg.record_seq)) != MESH_OK)
@@ -232,6 +237,7 @@ void mesh_node_free(mesh_node *n)
     if (n->note_timer)
         n->env.ops->timer_free(n->env.obj, n->note_timer);
     free(n->notes);
+    mesh_reach_free(n->reach);
     mesh_tls_ctx_free(n->tls);
     free(n);
 }
@@ -405,6 +411,8 @@ void mesh_node_get_stats(const mesh_node *n, mesh_node_stats *out)
         out->portmap_renewals = pst.renewals;
         out->portmap_failures = pst.failures;
     }
+    mesh_reach_get(n->reach, MESH_AF_INET4, &out->reach4);
+    mesh_reach_get(n->reach, MESH_AF_INET6, &out->reach6);
     if (n->dht) {
         mesh_dht_stats ds = mesh_dht_get_stats(n->dht);
         out->dht_entries = ds.entries;

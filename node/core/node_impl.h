@@ -17,6 +17,7 @@
 #include "core/identity.h"
 #include "core/node.h"
 #include "core/portmap.h"
+#include "core/reach.h"
 #include "core/server.h"
 #include "core/session.h"
 #include "core/tls.h"
@@ -110,6 +111,7 @@ struct mesh_node {
     mesh_timer *note_timer;
     int mdns_on;
     mesh_portmap *portmap; /* the listening port's mapping (NULL: none asked for) */
+    mesh_reach *reach;     /* what we know of our own reachability */
     char mdns_name[sizeof MESH_NODE_MDNS_PREFIX + 16];
     mesh_node_stats st;
 };
@@ -159,5 +161,7 @@ void mesh_node_mdns_start(mesh_node *n);
 /* Map the listening port if the env offers port mapping and cfg does not forbid it (after
  * the listener). Failures are logged: the node runs without a mapping. */
 void mesh_node_portmap_start(mesh_node *n);
+/* A session we opened is up: what the peer saw of us goes to the reachability state. */
+void mesh_node_reach_session(mesh_node *n, mesh_session *s);
 
 #endif

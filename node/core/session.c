@@ -346,8 +346,11 @@ int mesh_session_dispatch(mesh_session *s, const mesh_envelope *e)
             return rc;
         /* What the server saw: a hint about us (docs/nat.md), never a reason to fail. */
         const char *obs = e->hello->observed_address;
-        s->has_observed = s->is_client && obs && strlen(obs) < MESH_ADDR_STRLEN &&
-                          mesh_addr_parse(&s->observed, obs) == MESH_OK;
+        s->has_observed =
+            s->is_client && obs && strlen(obs) < MESH_ADDR_STRLEN &&
+            mesh_addr_parse(&s->observed, obs) == MESH_OK &&
+            s->env.ops->stream_addrs(s->env.obj, s->stream, &s->local, NULL) == MESH_OK &&
+            s->local.family == s->observed.family;
         become_connected(s);
         return MESH_OK;
     }
@@ -749,11 +752,13 @@ mesh_addr mesh_session_peer_addr(const mesh_session *s)
     return s->peer_addr;
 }
 
-int mesh_session_observed_addr(const mesh_session *s, mesh_addr *out)
+int mesh_session_observed_addr(const mesh_session *s, mesh_addr *observed, mesh_addr *local)
 {
     if (!s->has_observed)
         return MESH_ERR_NOT_FOUND;
-    *out = s->observed;
+    *observed = s->observed;
+    if (local)
+        *local = s->local;
     return MESH_OK;
 }
 

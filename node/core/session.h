@@ -188,9 +188,11 @@ const uint8_t *mesh_session_peer_id(const mesh_session *s);  /* MESH_NODE_ID_LEN
 const char *mesh_session_alpn(const mesh_session *s);
 /* The peer's address (zeroed if unknown). */
 mesh_addr mesh_session_peer_addr(const mesh_session *s);
-/* Client, once CONNECTED: our address as the server saw it (its hello's observed_address).
- * MESH_OK; MESH_ERR_NOT_FOUND (a server, not connected yet, or none or unparsable sent). */
-int mesh_session_observed_addr(const mesh_session *s, mesh_addr *out);
+/* Client, once CONNECTED: our address as the server saw it (its hello's observed_address),
+ * and (local, may be NULL) the stream's local address it translates. MESH_OK;
+ * MESH_ERR_NOT_FOUND (a server, not connected yet, none or unparsable sent, or of another
+ * family than the stream's). */
+int mesh_session_observed_addr(const mesh_session *s, mesh_addr *observed, mesh_addr *local);
 /* Bytes queued towards the peer (see Backpressure). */
 size_t mesh_session_queued(const mesh_session *s);
 void mesh_session_get_stats(const mesh_session *s, mesh_session_stats *out);

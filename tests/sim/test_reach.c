@@ -1,5 +1,6 @@
 /* test_reach.c — how a node learns its own reachability, in the simulator: the address a
- * peer saw its connection come from (Hello.observed_address, session.h).
+ * peer saw its connection come from (Hello.observed_address, session.h), and the node's
+ * reachability state made of it (core/reach.h, mesh_node_stats reach4).
  *
  * Topology (one-way latencies): every access link 5 ms, the core 10 ms.
  *
@@ -11,6 +12,8 @@
 
 #include <string.h>
 
+#include "core/node.h"
+#include "core/peer.h"
 #include "core/session.h"
 #include "core/tls.h"
 #include "sim/driver.h"
@@ -47,16 +50,24 @@ static void nat_seen(void *ud, const sim_nat_event *ev)
         W->mapped = ev->external;
 }
 
-static void world_init(world *W, const sim_nat_cfg *nat)
+/* A world with the core (10 ms) and the "home" LAN behind a NAT of kind nat on IP_NAT. */
+static sim_lan *net_init(sim_world **w, sim_nat **natp, uint64_t seed, const sim_nat_cfg *nat)
 {
-    memset(W, 0, sizeof *W);
-    CU_ASSERT_EQUAL_FATAL(sim_world_new(&W->w, 11, NULL), MESH_OK);
-    sim_net *net = sim_world_net(W->w);
+    CU_ASSERT_EQUAL_FATAL(sim_world_new(w, seed, NULL), MESH_OK);
+    sim_net *net = sim_world_net(*w);
     sim_net_set_core(net, &(sim_link_cfg){.latency = MS(10)}, NULL, NULL);
     sim_lan_cfg lc = {"home", {0}, {0}, IP_NAT, 1};
     sim_lan *lan = NULL;
     CU_ASSERT_EQUAL_FATAL(sim_net_add_lan(net, &lc, &lan), MESH_OK);
-    CU_ASSERT_EQUAL_FATAL(sim_nat_new(&W->nat, net, lan, nat), MESH_OK);
+    CU_ASSERT_EQUAL_FATAL(sim_nat_new(natp, net, lan, nat), MESH_OK);
+    return lan;
+}
+
+static void world_init(world *W, const sim_nat_cfg *nat)
+{
+    memset(W, 0, sizeof *W);
+    sim_lan *lan = net_init(&W->w, &W->nat, 11, nat);
+    sim_net *net = sim_world_net(W->w);
     sim_nat_set_observer(W->nat, nat_seen, W, 1u << SIM_NAT_EV_MAP_CREATE);
     sim_link_cfg l5 = {.latency = MS(5)};
     const sim_host_cfg hosts[NH] = {{"public", IP_PUBLIC, NULL, l5, l5},
@@ -148,26 +159,144 @@ static void test_observed_through_nat(void)
         world_init(&W, &kinds[k]);
         connect_out(&W);
         end *in = &W.e[H_INSIDE];
-        mesh_addr obs;
-        CU_ASSERT_EQUAL(mesh_session_observed_addr(in->s, &obs), MESH_OK);
+        mesh_addr obs, local;
+        CU_ASSERT_EQUAL(mesh_session_observed_addr(in->s, &obs, &local), MESH_OK);
         /* the NAT's mapping for this connection, as the server's stream sees it */
         CU_ASSERT(mesh_addr_equal(&obs, &W.mapped));
         mesh_addr at_server = mesh_session_peer_addr(W.e[H_PUBLIC].s);
         CU_ASSERT(mesh_addr_equal(&obs, &at_server));
         CU_ASSERT_EQUAL(sim_addr_ip4(&obs), IP_NAT);
+        CU_ASSERT_EQUAL(sim_addr_ip4(&local), IP_INSIDE); /* what the NAT translated */
         /* the server side is never told an address */
-        CU_ASSERT_EQUAL(mesh_session_observed_addr(W.e[H_PUBLIC].s, &obs), MESH_ERR_NOT_FOUND);
+        CU_ASSERT_EQUAL(mesh_session_observed_addr(W.e[H_PUBLIC].s, &obs, NULL),
+                        MESH_ERR_NOT_FOUND);
         world_free(&W);
     }
 }
 
-static CU_TestInfo reach_tests[] = {
+/* ---- nodes ---------------------------------------------------------------------------------- */
+
+/* Nodes: two public bootstrap nodes in two /24s, one node behind the NAT, one public node.
+ *
+ *   boot0 198.51.100.1   boot1 198.51.101.1   pub 192.0.2.5   inside 10.0.0.2 (NAT 203.0.113.7)
+ */
+enum { N_BOOT0 = 0, N_BOOT1, N_PUB, N_INSIDE, NN };
+
+typedef struct nworld {
+    sim_world *w;
+    sim_nat *nat;
+    sim_host *h[NN];
+    sim_driver *d[NN];
+    mesh_env env[NN];
+    mesh_identity *id[NN];
+    mesh_node_cfg cfg[NN];
+    mesh_node *n[NN];
+} nworld;
+
+static const uint32_t NODE_IP[NN] = {SIM_IP4(198, 51, 100, 1), SIM_IP4(198, 51, 101, 1),
+                                     SIM_IP4(192, 0, 2, 5), IP_INSIDE};
+
+static void nworld_init(nworld *W, const sim_nat_cfg *nat)
+{
+    memset(W, 0, sizeof *W);
+    sim_lan *lan = net_init(&W->w, &W->nat, 13, nat);
+    sim_net *net = sim_world_net(W->w);
+    sim_link_cfg l5 = {.latency = MS(5)};
+    static const char *const names[NN] = {"boot0", "boot1", "pub", "inside"};
+    for (int i = 0; i < NN; i++) {
+        sim_host_cfg hc = {names[i], NODE_IP[i], i == N_INSIDE ? lan : NULL, l5, l5};
+        CU_ASSERT_EQUAL_FATAL(sim_net_add_host(net, &hc, &W->h[i]), MESH_OK);
+        CU_ASSERT_EQUAL_FATAL(sim_driver_new(&W->d[i], W->w, W->h[i]), MESH_OK);
+        W->env[i] = sim_driver_env(W->d[i]);
+        CU_ASSERT_EQUAL_FATAL(mesh_identity_generate(&W->id[i], &W->env[i]), MESH_OK);
+        W->cfg[i].identity = W->id[i];
+        W->cfg[i].listen = mesh_addr_v4(NODE_IP[i], PORT);
+    }
+}
+
+static void nworld_boot(nworld *W, int i, int boot)
+{
+    mesh_node_cfg *c = &W->cfg[i];
+    c->bootstrap[c->n_bootstrap].addr = mesh_addr_v4(NODE_IP[boot], PORT);
+    memcpy(c->bootstrap[c->n_bootstrap].key, mesh_identity_pubkey(W->id[boot]), 32);
+    c->n_bootstrap++;
+}
+
+static void nworld_start(nworld *W, int i)
+{
+    CU_ASSERT_EQUAL_FATAL(mesh_node_new(&W->n[i], &W->env[i], &W->cfg[i], NULL, NULL), MESH_OK);
+    CU_ASSERT_EQUAL_FATAL(mesh_node_start(W->n[i]), MESH_OK);
+}
+
+static void nworld_free(nworld *W)
+{
+    for (int i = 0; i < NN; i++)
+        mesh_node_free(W->n[i]);
+    for (int i = 0; i < NN; i++) {
+        sim_driver_free(W->d[i]);
+        mesh_identity_free(W->id[i]);
+    }
+    sim_nat_free(W->nat);
+    sim_world_free(W->w);
+}
+
+static mesh_node_reach reach4(nworld *W, int i)
+{
+    mesh_node_stats st;
+    mesh_node_get_stats(W->n[i], &st);
+    CU_ASSERT_EQUAL(st.reach6.state, MESH_NODE_REACH_UNKNOWN); /* no IPv6 here */
+    return st.reach4;
+}
+
+/* A node behind a NAT that joined through two public peers believes it is behind a NAT at
+ * the NAT's address; a public node believes it is public; a node with one peer only (the
+ * other bootstrap node down) knows nothing yet. */
+static void test_node_reach_state(void)
+{
+    sim_nat_cfg full = {0};
+    nworld W;
+    nworld_init(&W, &full);
+    nworld_start(&W, N_BOOT0);
+    nworld_start(&W, N_BOOT1);
+    for (int i = N_PUB; i <= N_INSIDE; i++) {
+        nworld_boot(&W, i, N_BOOT0);
+        nworld_boot(&W, i, N_BOOT1);
+        nworld_start(&W, i);
+    }
+    CU_ASSERT_EQUAL(sim_sched_run_until(sim_world_sched(W.w), MS(2000)), MESH_OK);
+    mesh_node_reach in = reach4(&W, N_INSIDE), pub = reach4(&W, N_PUB);
+    CU_ASSERT_EQUAL(in.state, MESH_NODE_REACH_NAT);
+    CU_ASSERT_EQUAL(sim_addr_ip4(&in.external), IP_NAT);
+    CU_ASSERT(in.observers >= 2); /* the bootstrap nodes, and pub if the DHT led there */
+    CU_ASSERT_EQUAL(pub.state, MESH_NODE_REACH_PUBLIC);
+    mesh_addr want = mesh_addr_v4(NODE_IP[N_PUB], PORT);
+    CU_ASSERT(mesh_addr_equal(&pub.external, &want));
+    /* the record still carries only what the node was told to advertise */
+    const mesh_peer_record *rec = mesh_node_record(W.n[N_INSIDE]);
+    for (size_t k = 0; k < rec->naddrs; k++)
+        CU_ASSERT_NOT_EQUAL(sim_addr_ip4(&rec->addrs[k]), IP_NAT);
+    nworld_free(&W);
+
+    nworld_init(&W, &full);
+    nworld_start(&W, N_BOOT0); /* boot1 never starts */
+    nworld_boot(&W, N_INSIDE, N_BOOT0);
+    nworld_boot(&W, N_INSIDE, N_BOOT1);
+    nworld_start(&W, N_INSIDE);
+    CU_ASSERT_EQUAL(sim_sched_run_until(sim_world_sched(W.w), MS(60000)), MESH_OK);
+    in = reach4(&W, N_INSIDE);
+    CU_ASSERT_EQUAL(in.state, MESH_NODE_REACH_UNKNOWN);
+    CU_ASSERT_EQUAL(in.claims, 1);
+    nworld_free(&W);
+}
+
+static CU_TestInfo sim_tests[] = {
     {"observed address through a NAT", test_observed_through_nat},
+    {"a node's reachability state", test_node_reach_state},
     CU_TEST_INFO_NULL,
 };
 
 static CU_SuiteInfo suites[] = {
-    {"reach", NULL, NULL, NULL, NULL, reach_tests},
+    {"reach_sim", NULL, NULL, NULL, NULL, sim_tests},
     CU_SUITE_INFO_NULL,
 };
 
