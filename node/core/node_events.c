@@ -178,6 +178,11 @@ static void answer_query(mesh_node *n, mesh_pool_conn *c, mesh_session *s,
     case MESHARA__WIRE__QUERY_TYPE__QUERY_GET_PEERS:
         nrec = mesh_dht_closest(n->dht, mesh_pool_conn_id(c), recs, MESH_DHT_K);
         break;
+    case MESHARA__WIRE__QUERY_TYPE__QUERY_DIAL_BACK:
+        r.status = mesh_node_dialback_start(n, s, q);
+        if (r.status == MESH_OK)
+            return; /* answered when the dial ends */
+        break;
     case MESHARA__WIRE__QUERY_TYPE__QUERY_FIND_NODE:
         if (q->target.len != MESH_NODE_ID_LEN)
             r.status = MESH_ERR_INVAL;
@@ -459,32 +464,6 @@ void mesh_node_mdns_start(mesh_node *n)
     n->mdns_on = 1;
 }
 
-/* ---- reachability ------------------------------------------------------------------------- */
-
-/* One line per change of a family's reachability (docs/nat.md). */
-static void reach_log(mesh_node *n, int family)
-{
-    mesh_node_reach v;
-    mesh_reach_get(n->reach, family, &v);
-    char a[MESH_ADDR_STRLEN] = "-";
-    if (v.external.family != MESH_AF_NONE)
-        mesh_addr_format(&v.external, a, sizeof a);
-    mesh_log(&n->env, MESH_LOG_INFO, "node: reach %s: %s, external %s, %d observers agree",
-             family == MESH_AF_INET4 ? "IPv4" : "IPv6", mesh_reach_state_name(v.state), a,
-             v.observers);
-}
-
-void mesh_node_reach_session(mesh_node *n, mesh_session *s)
-{
-    mesh_addr seen, local;
-    if (!mesh_session_is_client(s) || mesh_session_observed_addr(s, &seen, &local) != MESH_OK)
-        return;
-    mesh_addr peer = mesh_session_peer_addr(s);
-    if (mesh_reach_observed(n->reach, mesh_env_now(&n->env), mesh_session_peer_key(s),
-                            MESH_PUBKEY_LEN, &peer, &local, &seen) == 1)
-        reach_log(n, seen.family);
-}
-
 /* ---- port mapping ------------------------------------------------------------------------- */
 
 /* The portmap module's hook: a mapping is held at `external`, or none is (status says why).
@@ -501,7 +480,7 @@ static void portmap_report(mesh_portmap *pm, int status, const mesh_addr *extern
     else
         mesh_log(&n->env, MESH_LOG_INFO, "node: port mapping: none (%s)", mesh_errname(status));
     if (mesh_reach_portmap(n->reach, status, external))
-        reach_log(n, status == MESH_OK ? external->family : MESH_AF_INET4);
+        mesh_node_reach_changed(n, status == MESH_OK ? external->family : MESH_AF_INET4);
 }
 
 void mesh_node_portmap_start(mesh_node *n)

@@ -1,6 +1,8 @@
 /* test_reach.c — how a node learns its own reachability, in the simulator: the address a
- * peer saw its connection come from (Hello.observed_address, session.h), and the node's
- * reachability state made of it (core/reach.h, mesh_node_stats reach4).
+ * peer saw its connection come from (Hello.observed_address, session.h), the node's
+ * reachability state made of it (core/reach.h, mesh_node_stats reach4), and dial-back
+ * (node_reach.c): which addresses get confirmed into the signed record, and what an asker
+ * cannot make a node dial.
  *
  * Topology (one-way latencies): every access link 5 ms, the core 10 ms.
  *
@@ -24,6 +26,15 @@
 #define IP_INSIDE SIM_IP4(10, 0, 0, 2)
 #define IP_NAT SIM_IP4(203, 0, 113, 7)
 enum { PORT = 7000, H_PUBLIC = 0, H_INSIDE, NH };
+
+/* The NAT kinds (RFC 4787 words): mapping / filtering. */
+static const sim_nat_cfg NAT_FULL_CONE = {.mapping = SIM_NAT_ENDPOINT_INDEPENDENT,
+                                          .filtering = SIM_NAT_ENDPOINT_INDEPENDENT};
+static const sim_nat_cfg NAT_PORT_RESTRICTED = {.mapping = SIM_NAT_ENDPOINT_INDEPENDENT,
+                                                .filtering = SIM_NAT_ADDRESS_PORT_DEPENDENT};
+static const sim_nat_cfg NAT_SYMMETRIC = {.mapping = SIM_NAT_ADDRESS_PORT_DEPENDENT,
+                                          .filtering = SIM_NAT_ADDRESS_PORT_DEPENDENT,
+                                          .port_alloc = SIM_NAT_PORT_RANDOM};
 
 typedef struct end {
     sim_host *h;
@@ -148,12 +159,7 @@ static void connect_out(world *W)
  * connection from the public peer's hello; the server learns nothing (it is not told). */
 static void test_observed_through_nat(void)
 {
-    static const sim_nat_cfg kinds[] = {
-        {.mapping = SIM_NAT_ENDPOINT_INDEPENDENT, .filtering = SIM_NAT_ENDPOINT_INDEPENDENT},
-        {.mapping = SIM_NAT_ADDRESS_PORT_DEPENDENT,
-         .filtering = SIM_NAT_ADDRESS_PORT_DEPENDENT,
-         .port_alloc = SIM_NAT_PORT_RANDOM},
-    };
+    const sim_nat_cfg kinds[] = {NAT_FULL_CONE, NAT_SYMMETRIC};
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
         world W;
         world_init(&W, &kinds[k]);
@@ -228,10 +234,28 @@ static void nworld_start(nworld *W, int i)
     CU_ASSERT_EQUAL_FATAL(mesh_node_start(W->n[i]), MESH_OK);
 }
 
+/* The env's port-mapping service for the inside node, over the NAT model's (answers 5 ms
+ * later from a timer: env rule 1); give_portmap() below. */
+struct pm {
+    mesh_env base;
+    mesh_env_ops ops;
+    sim_nat *nat;
+    mesh_timer *t;
+    mesh_portmap_cb cb;
+    void *ud;
+    int result;
+    mesh_addr ext;
+    uint32_t lease;
+};
+static struct pm PM;
+
 static void nworld_free(nworld *W)
 {
     for (int i = 0; i < NN; i++)
         mesh_node_free(W->n[i]);
+    if (PM.t) /* the port-mapping adapter's timer (give_portmap), before its driver */
+        PM.base.ops->timer_free(PM.base.obj, PM.t);
+    memset(&PM, 0, sizeof PM);
     for (int i = 0; i < NN; i++) {
         sim_driver_free(W->d[i]);
         mesh_identity_free(W->id[i]);
@@ -289,9 +313,239 @@ static void test_node_reach_state(void)
     nworld_free(&W);
 }
 
+/* ---- dial-back ---------------------------------------------------------------------------- */
+
+static void pm_fire(mesh_timer *t, void *ud)
+{
+    (void)t;
+    (void)ud;
+    mesh_portmap_cb cb = PM.cb;
+    PM.cb = NULL;
+    if (cb)
+        cb(PM.result, PM.result == MESH_OK ? &PM.ext : NULL, PM.lease, PM.ud);
+}
+
+static int pm_request(void *obj, int tcp, uint16_t port, uint32_t lease, mesh_portmap_cb cb,
+                      void *ud)
+{
+    (void)obj;
+    mesh_addr in = mesh_addr_v4(IP_INSIDE, port);
+    PM.result =
+        sim_nat_portmap_request(PM.nat, tcp ? SIM_PROTO_TCP : SIM_PROTO_UDP, &in, lease, &PM.ext);
+    PM.lease = lease;
+    PM.cb = cb;
+    PM.ud = ud;
+    PM.base.ops->timer_set(PM.base.obj, PM.t, mesh_env_now(&PM.base) + MS(5));
+    return MESH_OK;
+}
+
+static int pm_release(void *obj, int tcp, uint16_t port)
+{
+    (void)obj;
+    mesh_addr in = mesh_addr_v4(IP_INSIDE, port);
+    PM.cb = NULL;
+    return sim_nat_portmap_release(PM.nat, tcp ? SIM_PROTO_TCP : SIM_PROTO_UDP, &in);
+}
+
+static const mesh_portmap_ops PM_OPS = {pm_request, pm_release};
+
+static void give_portmap(nworld *W)
+{
+    memset(&PM, 0, sizeof PM);
+    PM.base = W->env[N_INSIDE];
+    PM.ops = *PM.base.ops;
+    PM.ops.portmap = &PM_OPS;
+    PM.nat = W->nat;
+    PM.t = PM.base.ops->timer_new(PM.base.obj, pm_fire, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(PM.t);
+    W->env[N_INSIDE] = (mesh_env){&PM.ops, PM.base.obj};
+}
+
+static int record_has(nworld *W, int i, const mesh_addr *a)
+{
+    const mesh_peer_record *rec = mesh_node_record(W->n[i]);
+    for (size_t k = 0; k < rec->naddrs; k++)
+        if (mesh_addr_equal(&rec->addrs[k], a))
+            return 1;
+    return 0;
+}
+
+/* Everyone up: boot0, boot1, pub; inside with both bootstrap nodes (started last, so its
+ * sessions to them are outbound). */
+static void start_all(nworld *W)
+{
+    nworld_start(W, N_BOOT0);
+    nworld_start(W, N_BOOT1);
+    for (int i = N_PUB; i <= N_INSIDE; i++) {
+        nworld_boot(W, i, N_BOOT0);
+        nworld_boot(W, i, N_BOOT1);
+        nworld_start(W, i);
+    }
+}
+
+static mesh_node_stats nstats(nworld *W, int i)
+{
+    mesh_node_stats st;
+    mesh_node_get_stats(W->n[i], &st);
+    return st;
+}
+
+/* A public node is confirmed by the first two peers it asks (each dialed it once), and its
+ * record carries its address once. */
+static void test_dialback_public(void)
+{
+    sim_nat_cfg full = {0};
+    nworld W;
+    nworld_init(&W, &full);
+    start_all(&W);
+    mesh_addr want = mesh_addr_v4(NODE_IP[N_PUB], PORT);
+    CU_ASSERT_EQUAL(sim_sched_run_until(sim_world_sched(W.w), MS(5000)), MESH_OK);
+    mesh_node_stats st = nstats(&W, N_PUB);
+    CU_ASSERT_EQUAL(st.reach4.state, MESH_NODE_REACH_PUBLIC);
+    CU_ASSERT(mesh_addr_equal(&st.dialback_confirmed, &want));
+    CU_ASSERT_EQUAL(record_has(&W, N_PUB, &want), 1);
+    CU_ASSERT_EQUAL(mesh_node_record(W.n[N_PUB])->naddrs, 1);
+    CU_ASSERT_EQUAL(st.dialback_asked, 2);
+    CU_ASSERT_EQUAL(st.dialback_ok, 2);
+    CU_ASSERT_EQUAL(nstats(&W, N_BOOT0).dialback_dials + nstats(&W, N_BOOT1).dialback_dials, 4);
+    nworld_free(&W);
+}
+
+/* Behind NATs that let nobody in unasked (port-restricted, symmetric), nothing is
+ * confirmed and nothing advertised; a round asks 3 peers at most and the next waits 10 min. */
+static void test_dialback_not_reachable(void)
+{
+    const sim_nat_cfg kinds[] = {NAT_PORT_RESTRICTED, NAT_SYMMETRIC};
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        nworld W;
+        nworld_init(&W, &kinds[k]);
+        start_all(&W);
+        CU_ASSERT_EQUAL(sim_sched_run_until(sim_world_sched(W.w), MS(60000)), MESH_OK);
+        mesh_node_stats st = nstats(&W, N_INSIDE);
+        CU_ASSERT_EQUAL(st.reach4.state, MESH_NODE_REACH_NAT);
+        CU_ASSERT_EQUAL(st.dialback_confirmed.family, MESH_AF_NONE);
+        CU_ASSERT(st.dialback_asked >= 2 && st.dialback_asked <= 3);
+        CU_ASSERT_EQUAL(st.dialback_ok, 0);
+        mesh_addr nat = mesh_addr_v4(IP_NAT, PORT);
+        CU_ASSERT(!record_has(&W, N_INSIDE, &nat));
+        CU_ASSERT_EQUAL(sim_sched_run_until(sim_world_sched(W.w), MS(9 * 60000)), MESH_OK);
+        CU_ASSERT_EQUAL(nstats(&W, N_INSIDE).dialback_asked, st.dialback_asked);
+        nworld_free(&W);
+    }
+}
+
+/* A UPnP/NAT-PMP mapping of the listening port is confirmed and advertised; so is a port
+ * the router's administrator forwarded (the NAT state's candidate: NAT address, our port). */
+static void test_dialback_mapped_and_forwarded(void)
+{
+    for (int forwarded = 0; forwarded <= 1; forwarded++) {
+        sim_nat_cfg cfg = {.filtering = SIM_NAT_ADDRESS_PORT_DEPENDENT, .portmap = !forwarded};
+        nworld W;
+        nworld_init(&W, &cfg);
+        mesh_addr in = mesh_addr_v4(IP_INSIDE, PORT);
+        if (forwarded) {
+            CU_ASSERT_EQUAL_FATAL(sim_nat_add_static(W.nat, SIM_PROTO_TCP, &in, PORT, NULL),
+                                  MESH_OK);
+        } else {
+            give_portmap(&W);
+        }
+        start_all(&W);
+        CU_ASSERT_EQUAL(sim_sched_run_until(sim_world_sched(W.w), MS(5000)), MESH_OK);
+        mesh_node_stats st = nstats(&W, N_INSIDE);
+        mesh_addr want = mesh_addr_v4(IP_NAT, PORT);
+        CU_ASSERT_EQUAL(st.reach4.state, forwarded ? MESH_NODE_REACH_NAT : MESH_NODE_REACH_MAPPED);
+        CU_ASSERT(mesh_addr_equal(&st.dialback_confirmed, &want));
+        CU_ASSERT(record_has(&W, N_INSIDE, &want));
+        CU_ASSERT_EQUAL(st.dialback_ok, 2);
+        nworld_free(&W);
+    }
+}
+
+/* A raw client asking boot0 for dial-backs: the answers by query id. */
+enum { RAW_Q = 6 };
+static struct raw {
+    int connected;
+    int status[RAW_Q + 1];
+    int answered[RAW_Q + 1];
+} RAW;
+
+static void raw_send(mesh_session *s, uint64_t id, const char *payload)
+{
+    Meshara__Wire__Query q = MESHARA__WIRE__QUERY__INIT;
+    q.query_id = id;
+    q.type = MESHARA__WIRE__QUERY_TYPE__QUERY_DIAL_BACK;
+    q.payload.data = (uint8_t *)payload;
+    q.payload.len = strlen(payload);
+    mesh_envelope e = MESHARA__WIRE__ENVELOPE__INIT;
+    e.body_case = MESHARA__WIRE__ENVELOPE__BODY_QUERY;
+    e.query = &q;
+    CU_ASSERT_EQUAL(mesh_session_send(s, &e), MESH_OK);
+}
+
+static void raw_connected(mesh_session *s, void *ud)
+{
+    (void)ud;
+    RAW.connected = 1;
+    raw_send(s, 1, "198.51.101.1:7000"); /* a third party (boot1): refused */
+    raw_send(s, 2, "10.0.0.2:7000");     /* a private address: refused */
+    raw_send(s, 3, "not an address");
+    raw_send(s, 4, "192.0.2.5:7001"); /* our own IP, where nothing listens: dialed, fails */
+    raw_send(s, 5, "192.0.2.5:7002"); /* again at once: limited */
+}
+
+static void raw_message(mesh_session *s, const mesh_envelope *e, void *ud)
+{
+    (void)s;
+    (void)ud;
+    if (e->body_case != MESHARA__WIRE__ENVELOPE__BODY_RESPONSE)
+        return;
+    uint64_t id = e->response->query_id;
+    CU_ASSERT_FATAL(id >= 1 && id <= RAW_Q);
+    RAW.answered[id]++;
+    RAW.status[id] = e->response->status;
+}
+
+/* The answering side's bounds: only the asker's own IP is dialed (no third party, no
+ * private address for a public asker), garbage is refused, one dial per asker per minute. */
+static void test_dialback_refusals(void)
+{
+    sim_nat_cfg full = {0};
+    nworld W;
+    nworld_init(&W, &full);
+    nworld_start(&W, N_BOOT0);
+    memset(&RAW, 0, sizeof RAW);
+    mesh_tls_ctx *tls = NULL;
+    CU_ASSERT_EQUAL_FATAL(mesh_tls_ctx_new(&tls, &W.env[N_PUB], W.id[N_PUB], NULL), MESH_OK);
+    mesh_session *s = NULL;
+    mesh_addr to = mesh_addr_v4(NODE_IP[N_BOOT0], PORT);
+    const mesh_session_cbs cbs = {raw_connected, raw_message, NULL, NULL};
+    CU_ASSERT_EQUAL_FATAL(mesh_session_connect(&s, &W.env[N_PUB], tls, &to, NULL, NULL, &cbs, NULL),
+                          MESH_OK);
+    CU_ASSERT_EQUAL(sim_sched_run_until(sim_world_sched(W.w), MS(10000)), MESH_OK);
+    CU_ASSERT_EQUAL(RAW.connected, 1);
+    static const int want[RAW_Q] = {MESH_ERR_REFUSED, MESH_ERR_REFUSED, MESH_ERR_INVAL,
+                                    MESH_ERR_REFUSED, MESH_ERR_LIMIT};
+    for (int id = 1; id < RAW_Q; id++) {
+        CU_ASSERT_EQUAL(RAW.answered[id], 1);
+        CU_ASSERT_EQUAL(RAW.status[id], want[id - 1]);
+    }
+    mesh_node_stats st = nstats(&W, N_BOOT0);
+    CU_ASSERT_EQUAL(st.dialback_refused, 2);
+    CU_ASSERT_EQUAL(st.dialback_limited, 1);
+    CU_ASSERT_EQUAL(st.dialback_dials, 1);
+    CU_ASSERT_EQUAL(st.connected, 1); /* still serving the asker */
+    mesh_session_free(s);
+    mesh_tls_ctx_free(tls);
+    nworld_free(&W);
+}
+
 static CU_TestInfo sim_tests[] = {
     {"observed address through a NAT", test_observed_through_nat},
     {"a node's reachability state", test_node_reach_state},
+    {"dial-back: public", test_dialback_public},
+    {"dial-back: port-restricted and symmetric", test_dialback_not_reachable},
+    {"dial-back: mapped, forwarded", test_dialback_mapped_and_forwarded},
+    {"dial-back: what an asker cannot make us dial", test_dialback_refusals},
     CU_TEST_INFO_NULL,
 };
 

@@ -124,6 +124,9 @@ enum mesh_query_type {
     MESH_QUERY_PING = 1,      /* payload echoed back */
     MESH_QUERY_GET_PEERS = 2, /* records the peer knows closest to our id */
     MESH_QUERY_FIND_NODE = 3, /* payload: a 32-byte target id; the peer's k closest to it */
+    MESH_QUERY_DIAL_BACK = 4, /* payload: "ip:port" of ours; the peer opens a session there
+                                 and answers MESH_OK if our key answered (the node's own
+                                 use: docs/nat.md; not through mesh_node_query) */
 };
 
 /* ---- identity ------------------------------------------------------------------------- */
@@ -412,6 +415,12 @@ typedef struct mesh_node_stats {
     int portmap_error;
     uint64_t portmap_renewals, portmap_failures;
     mesh_node_reach reach4, reach6; /* IPv4, IPv6 */
+    /* Dial-back (docs/nat.md): the address our record carries because peers reached us
+     * there (family NONE: none); peers we asked, and their answers that were MESH_OK; dials
+     * we ran for askers, and requests we refused (not the asker's own IP) or limited. */
+    mesh_addr dialback_confirmed;
+    uint64_t dialback_asked, dialback_ok;
+    uint64_t dialback_dials, dialback_refused, dialback_limited;
 } mesh_node_stats;
 void mesh_node_get_stats(const mesh_node *n, mesh_node_stats *out);
 
