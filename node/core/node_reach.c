@@ -194,8 +194,11 @@ static void dialback_maybe(mesh_node *n)
         db->round++;
         db->asked = db->ok = db->failed = db->inflight = 0;
         db->round_end = 0;
-        if (db->confirmed.family != MESH_AF_NONE && !mesh_addr_equal(&db->confirmed, &c)) {
-            db->confirmed = (mesh_addr){0}; /* no longer what the world sees */
+        /* Another address believed: the confirmed one is no longer what the world sees. (No
+         * belief at all, e.g. the claims aged out, keeps it: nothing says it went wrong.) */
+        if (db->confirmed.family != MESH_AF_NONE && c.family != MESH_AF_NONE &&
+            !mesh_addr_equal(&db->confirmed, &c)) {
+            db->confirmed = (mesh_addr){0};
             record_update(n);
         }
     }

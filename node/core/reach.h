@@ -68,8 +68,8 @@ int mesh_reach_portmap(mesh_reach *r, int status, const mesh_addr *external);
 int mesh_reach_behaviour(mesh_reach *r, int family, int mapping, int filtering);
 /* A relay reservation is held (on) or not on family. 1 if the state changed, else 0. */
 int mesh_reach_relayed(mesh_reach *r, int family, int on);
-/* Claims older than the ttl are dropped (call now and then: the node does at each claim and
- * when it reads its stats). 1 if the state changed, else 0. */
+/* Claims older than the ttl are dropped (mesh_reach_observed does it first). 1 if the state
+ * changed, else 0. */
 int mesh_reach_expire(mesh_reach *r, mesh_time now);
 
 /* The view of family (MESH_AF_INET4 / MESH_AF_INET6); zeroed for another. */
