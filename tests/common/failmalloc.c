@@ -24,7 +24,6 @@
 #include <sanitizer/lsan_interface.h>
 #endif
 
-
 void *__real_malloc(size_t n);
 void *__real_calloc(size_t n, size_t size);
 void *__real_realloc(void *p, size_t n);
@@ -286,7 +285,7 @@ static void sq_shutdown(void *ud)
     (void)ud;
 }
 
-static const sqlite3_mem_methods SQ_MEM = {sq_malloc, sq_free,     sq_realloc, sq_size,
+static const sqlite3_mem_methods SQ_MEM = {sq_malloc,  sq_free, sq_realloc,  sq_size,
                                            sq_roundup, sq_init, sq_shutdown, NULL};
 
 /* ---- control ------------------------------------------------------------------------------ */
@@ -504,7 +503,9 @@ static void walk_one(const char *name, mesh_fm_run_fn run, void *ud, const mesh_
         printf("failmalloc %s: allocation %llu (%s)%s failed -> %s%s\n", name,
                (unsigned long long)n, SRC_NAME[mesh_fm_trace_src(n)],
                cascade ? " and every later one" : "", mesh_errname(rc),
-               asserted ? "  ASSERTION FAILED" : ok ? "" : "  NOT ALLOWED");
+               asserted ? "  ASSERTION FAILED"
+               : ok     ? ""
+                        : "  NOT ALLOWED");
     if (!ok || verbose)
         print_frames();
 }
@@ -572,15 +573,15 @@ int mesh_fm_walk(const char *name, mesh_fm_run_fn run, void *ud, const mesh_fm_w
     }
     r->seconds = seconds_now() - t0;
     printf("failmalloc %s: %llu allocations (ours %llu, openssl %llu, sqlite %llu), %llu runs "
-           "(stride %llu over ours, %llu over others, %llu cascades), %llu recovered, %llu unstable, %llu OpenSSL "
+           "(stride %llu over ours, %llu over others, %llu cascades), %llu recovered, %llu "
+           "unstable, %llu OpenSSL "
            "leaks of its own, %llu not allowed, %.1f s; outcomes:",
            name, (unsigned long long)r->count, (unsigned long long)r->per_src[0],
            (unsigned long long)r->per_src[1], (unsigned long long)r->per_src[2],
            (unsigned long long)r->runs, (unsigned long long)r->stride_ours,
-           (unsigned long long)r->stride,
-           (unsigned long long)r->cascades, (unsigned long long)r->recovered,
-           (unsigned long long)r->unstable, (unsigned long long)r->openssl_leaks,
-           (unsigned long long)r->bad, r->seconds);
+           (unsigned long long)r->stride, (unsigned long long)r->cascades,
+           (unsigned long long)r->recovered, (unsigned long long)r->unstable,
+           (unsigned long long)r->openssl_leaks, (unsigned long long)r->bad, r->seconds);
     for (int i = 0; i < MESH_FM_MAX_CODES && r->tally[i]; i++)
         printf(" %s=%llu", mesh_errname(r->codes[i]), (unsigned long long)r->tally[i]);
     printf("\n");

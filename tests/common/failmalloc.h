@@ -6,8 +6,8 @@
  * (tests/CMakeLists.txt does it for every test_failmalloc program), so each allocation made
  * by code linked statically into it — meshara_core, meshara_sim, the generated protobuf-c
  * code, protobuf-c's unpacking through wire.c's budget allocator, nghttp2 through h2.c's
- * nghttp2_mem (no subject runs HTTP/2 yet) — goes through the counting wrappers here, which call the real function
- * (ASan's interceptors still see every block). mesh_fm_init() routes OpenSSL
+ * nghttp2_mem (no subject runs HTTP/2 yet) — goes through the counting wrappers here, which call
+ * the real function (ASan's interceptors still see every block). mesh_fm_init() routes OpenSSL
  * (CRYPTO_set_mem_functions) and SQLite (SQLITE_CONFIG_MALLOC) through the same counter; it
  * must run first in main(), before either library allocates.
  *
@@ -93,15 +93,15 @@ typedef struct mesh_fm_walk_cfg {
 } mesh_fm_walk_cfg;
 
 typedef struct mesh_fm_report {
-    uint64_t count;                  /* allocations in a complete run */
-    uint64_t per_src[3];             /* of which, by source (mesh_fm_src) */
-    uint64_t runs, cascades;         /* runs with a failure injected (cascades among them) */
-    uint64_t stride_ours, stride;    /* over our allocations, over the others (1: all) */
-    uint64_t recovered;              /* runs that still ended MESH_OK */
-    uint64_t unstable;               /* runs in which allocation N never came */
-    uint64_t openssl_leaks;          /* runs in which OpenSSL leaked on its own failure path */
-    uint64_t bad;                    /* runs with an outcome not allowed or an assertion failed */
-    int codes[MESH_FM_MAX_CODES];    /* outcomes seen ... */
+    uint64_t count;                    /* allocations in a complete run */
+    uint64_t per_src[3];               /* of which, by source (mesh_fm_src) */
+    uint64_t runs, cascades;           /* runs with a failure injected (cascades among them) */
+    uint64_t stride_ours, stride;      /* over our allocations, over the others (1: all) */
+    uint64_t recovered;                /* runs that still ended MESH_OK */
+    uint64_t unstable;                 /* runs in which allocation N never came */
+    uint64_t openssl_leaks;            /* runs in which OpenSSL leaked on its own failure path */
+    uint64_t bad;                      /* runs with an outcome not allowed or an assertion failed */
+    int codes[MESH_FM_MAX_CODES];      /* outcomes seen ... */
     uint64_t tally[MESH_FM_MAX_CODES]; /* ... and how often */
     double seconds;
 } mesh_fm_report;

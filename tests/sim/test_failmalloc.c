@@ -241,8 +241,8 @@ static int run_pair(void *ud)
     mesh_addr la = addr_of(W, 1), ta = la;
     rc = mesh_server_new(&p->srv, &W->hs[1].env, W->hs[1].tls, &la, NULL, &scbs, p);
     if (rc == MESH_OK)
-        rc = mesh_session_connect(&p->cli.s, &W->hs[0].env, W->hs[0].tls, &ta, NULL, NULL,
-                                  &END_CBS, &p->cli);
+        rc = mesh_session_connect(&p->cli.s, &W->hs[0].env, W->hs[0].tls, &ta, NULL, NULL, &END_CBS,
+                                  &p->cli);
     if (rc == MESH_OK) {
         sim_sched *sc = sim_world_sched(W->w);
         /* Past every handshake-stage timeout (10 s) and SYN retransmission, so a session that
@@ -271,8 +271,12 @@ static int run_pair(void *ud)
  * allocation failures as errors of the operation (MESH_ERR_TLS, MESH_ERR_CRYPTO); a side
  * that failed closes its stream, which the other sees as MESH_ERR_CLOSED / RESET /
  * TRUNCATED, or, when the failure stopped it from answering, as a timeout. */
-static const int NET_ALLOWED[] = {MESH_ERR_TLS,   MESH_ERR_CRYPTO,    MESH_ERR_CLOSED,
-                                  MESH_ERR_RESET, MESH_ERR_TRUNCATED, MESH_ERR_TIMEOUT,
+static const int NET_ALLOWED[] = {MESH_ERR_TLS,
+                                  MESH_ERR_CRYPTO,
+                                  MESH_ERR_CLOSED,
+                                  MESH_ERR_RESET,
+                                  MESH_ERR_TRUNCATED,
+                                  MESH_ERR_TIMEOUT,
                                   0};
 
 /* Only when OpenSSL's allocation failed: its Ed25519 verify cannot tell its own
@@ -283,9 +287,8 @@ static void test_session_pair(void)
 {
     if (!mesh_fm_selected("session"))
         return;
-    mesh_fm_walk_cfg cfg = {.allowed = NET_ALLOWED,
-                            .foreign_allowed = FOREIGN_ALLOWED,
-                            .max_runs = SESSION_MAX_RUNS};
+    mesh_fm_walk_cfg cfg = {
+        .allowed = NET_ALLOWED, .foreign_allowed = FOREIGN_ALLOWED, .max_runs = SESSION_MAX_RUNS};
     mesh_fm_report r;
     CU_ASSERT_EQUAL_FATAL(mesh_fm_walk("session", run_pair, NULL, &cfg, &r), 0);
     CU_ASSERT(r.runs > 0);
@@ -295,8 +298,8 @@ static void test_session_pair(void)
 /* ---- subject: nodes (pool, DHT, peer store) ---------------------------------------------- */
 
 enum {
-    NODES = 3,          /* B (bootstrap), X, Y */
-    STORE_RECS = 8,     /* records a node's peer store keeps */
+    NODES = 3,           /* B (bootstrap), X, Y */
+    STORE_RECS = 8,      /* records a node's peer store keeps */
     STORE_REC_MAX = 512, /* bytes of one record (a PeerRecord is well under) */
 };
 enum { B = 0, X = 1, Y = 2 };
@@ -511,18 +514,24 @@ static int run_nodes(void *ud)
 
 /* Node outcomes besides the network ones: a send or lookup that found nobody (NOT_FOUND), a
  * join nobody answered (UNREACHABLE), a full pool (LIMIT), a full send queue (AGAIN). */
-static const int NODE_ALLOWED[] = {MESH_ERR_TLS,       MESH_ERR_CRYPTO,    MESH_ERR_CLOSED,
-                                   MESH_ERR_RESET,     MESH_ERR_TRUNCATED, MESH_ERR_TIMEOUT,
-                                   MESH_ERR_NOT_FOUND, MESH_ERR_UNREACHABLE, MESH_ERR_LIMIT,
-                                   MESH_ERR_AGAIN,     0};
+static const int NODE_ALLOWED[] = {MESH_ERR_TLS,
+                                   MESH_ERR_CRYPTO,
+                                   MESH_ERR_CLOSED,
+                                   MESH_ERR_RESET,
+                                   MESH_ERR_TRUNCATED,
+                                   MESH_ERR_TIMEOUT,
+                                   MESH_ERR_NOT_FOUND,
+                                   MESH_ERR_UNREACHABLE,
+                                   MESH_ERR_LIMIT,
+                                   MESH_ERR_AGAIN,
+                                   0};
 
 static void test_nodes(void)
 {
     if (!mesh_fm_selected("nodes"))
         return;
-    mesh_fm_walk_cfg cfg = {.allowed = NODE_ALLOWED,
-                            .foreign_allowed = FOREIGN_ALLOWED,
-                            .max_runs = NODES_MAX_RUNS};
+    mesh_fm_walk_cfg cfg = {
+        .allowed = NODE_ALLOWED, .foreign_allowed = FOREIGN_ALLOWED, .max_runs = NODES_MAX_RUNS};
     mesh_fm_report r;
     CU_ASSERT_EQUAL_FATAL(mesh_fm_walk("nodes", run_nodes, NULL, &cfg, &r), 0);
     CU_ASSERT(r.runs > 0);
@@ -602,8 +611,11 @@ static int res_rows(sim_results *r)
 {
     int rc = MESH_OK;
     for (int i = 0; i < RES_NODES && rc == MESH_OK; i++) {
-        sim_results_node_info ni = {.node = (uint32_t)i, .name = "n", .group = "g",
-                                    .ip = SIM_IP4(10, 0, 0, 1 + i), .role = "normal",
+        sim_results_node_info ni = {.node = (uint32_t)i,
+                                    .name = "n",
+                                    .group = "g",
+                                    .ip = SIM_IP4(10, 0, 0, 1 + i),
+                                    .role = "normal",
                                     .node_id = "00ff"};
         rc = sim_results_node(r, &ni);
     }
@@ -625,8 +637,8 @@ static int run_results(void *ud)
     mesh_fm_pause();
     (void)remove(c->path);
     mesh_fm_resume();
-    sim_results_run run = {.scenario = "failmalloc", .seed = 1, .parameters = "{}",
-                           .duration = MS(1000)};
+    sim_results_run run = {
+        .scenario = "failmalloc", .seed = 1, .parameters = "{}", .duration = MS(1000)};
     sim_results *r = NULL;
     char err[256] = "";
     int rc = sim_results_open(&r, c->path, SIM_RES_CREATE, &run, err, sizeof err);
@@ -634,8 +646,8 @@ static int run_results(void *ud)
         CU_ASSERT_PTR_NULL(r);
     } else {
         rc = res_rows(r);
-        sim_results_end end = {.end_ns = MS(1000), .events_processed = 42, .fingerprint = "ab",
-                               .wall_s = -1};
+        sim_results_end end = {
+            .end_ns = MS(1000), .events_processed = 42, .fingerprint = "ab", .wall_s = -1};
         if (rc == MESH_OK)
             rc = sim_results_finish(r, &end);
         if (rc == MESH_OK) {
