@@ -81,7 +81,7 @@ int mesh_hello_consume(const mesh_envelope *e, int peer_role,
     hello_transcript(msg, peer_role, exporter);
     int rc = mesh_ed25519_verify(h->public_key.data, msg, sizeof msg, h->signature.data);
     if (rc != MESH_OK)
-        return rc == MESH_ERR_NOMEM ? rc : MESH_ERR_BAD_SIGNATURE; /* INVAL: not a key */
+        return rc;
     if (pinned && CRYPTO_memcmp(pinned, h->public_key.data, MESH_PUBKEY_LEN) != 0)
         return MESH_ERR_KEY_MISMATCH;
     memcpy(peer_key, h->public_key.data, MESH_PUBKEY_LEN);

@@ -220,7 +220,8 @@ int mesh_hello_create(const mesh_identity *id, int role,
 /* Check a received envelope as the hello of a peer in peer_role, in the order given at the
  * top of this file; pinned may be NULL. On MESH_OK the proven key is copied to peer_key.
  * MESH_OK; MESH_ERR_PROTOCOL; MESH_ERR_VERSION; MESH_ERR_MALFORMED; MESH_ERR_BAD_SIGNATURE;
- * MESH_ERR_KEY_MISMATCH. */
+ * MESH_ERR_KEY_MISMATCH; MESH_ERR_NOMEM or MESH_ERR_CRYPTO (the signature could not be
+ * checked: resources, never reported as a bad signature). */
 int mesh_hello_consume(const mesh_envelope *e, int peer_role,
                        const uint8_t exporter[MESH_SESSION_EXPORTER_LEN], const uint8_t *pinned,
                        uint8_t peer_key[MESH_PUBKEY_LEN]);

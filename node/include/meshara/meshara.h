@@ -297,7 +297,8 @@ typedef struct mesh_node_cbs {
      * from the peer store, a self lookup through the stored peers succeeded, or there was
      * nothing to join: no store records, bootstrap nodes nor manual
      * peers — the first node of a mesh); MESH_ERR_UNREACHABLE (no bootstrap node, stored
-     * peer nor manual peer answered). Once per mesh_node_start(). */
+     * peer nor manual peer answered). Once per mesh_node_start(), and once more with MESH_OK
+     * if that join failed and one of pool maintenance's retries later succeeds. */
     void (*on_joined)(mesh_node *n, int status, void *ud);
 } mesh_node_cbs;
 
