@@ -97,15 +97,16 @@ static int rebuild(sim_scenario *s, const override *pend, char *err, size_t errl
     return MESH_OK;
 }
 
-/* {"path":"value",...} with JSON string escapes. */
-static char *params_json(const sim_scenario_priv *pv)
+/* Bytes the JSON of one override takes at most (every byte escaped as \u00XX). */
+static size_t json_cap_of(const override *o)
 {
-    size_t cap = 3;
-    for (size_t i = 0; i < pv->nsets; i++)
-        cap += 6 * (strlen(pv->sets[i].path) + strlen(pv->sets[i].value)) + 6;
-    char *j = malloc(cap);
-    if (!j)
-        return NULL;
+    return 6 * (strlen(o->path) + strlen(o->value)) + 6;
+}
+
+/* The overrides as {"path":"value",...}, with JSON string escapes, into j (cap: 3 + json_cap_of
+ * each, at least). */
+static void params_json(const sim_scenario_priv *pv, char *j, size_t cap)
+{
     size_t o = 0;
     j[o++] = '{';
     for (size_t i = 0; i < pv->nsets; i++) {
@@ -131,7 +132,6 @@ static char *params_json(const sim_scenario_priv *pv)
     }
     j[o++] = '}';
     j[o] = '\0';
-    return j;
 }
 
 int sim_scenario_set(sim_scenario *s, const char *path, const char *value, char *err, size_t errlen)
@@ -155,6 +155,18 @@ int sim_scenario_set(sim_scenario *s, const char *path, const char *value, char 
         return sim_scn_error(err, errlen, MESH_ERR_NOMEM, NULL, NULL, "out of memory");
     }
     snprintf(o.origin, ol, "--set %s=%s", path, value);
+    /* The JSON is allocated before anything changes: an override in force is always in the
+     * parameters the results record (none lost to out of memory after the rebuild). */
+    size_t cap = 3 + json_cap_of(&o);
+    for (size_t i = 0; i < pv->nsets; i++)
+        cap += json_cap_of(&pv->sets[i]);
+    char *json = malloc(cap);
+    if (!json) {
+        free(o.path);
+        free(o.value);
+        free(o.origin);
+        return sim_scn_error(err, errlen, MESH_ERR_NOMEM, NULL, NULL, "out of memory");
+    }
     sim_scn_loc l = {o.origin, 0, 0};
     int rc = MESH_OK;
     if (slot == SIM_SCN_MAX_SETS)
@@ -171,13 +183,12 @@ int sim_scenario_set(sim_scenario *s, const char *path, const char *value, char 
             pv->nsets++;
         }
         pv->sets[slot] = o;
-        char *json = params_json(pv);
-        if (json) { /* out of memory keeps the previous text rather than none */
-            free(pv->json);
-            pv->json = json;
-        }
+        params_json(pv, json, cap);
+        free(pv->json);
+        pv->json = json;
         return MESH_OK;
     }
+    free(json);
     free(o.path);
     free(o.value);
     free(o.origin);

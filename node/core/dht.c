@@ -389,8 +389,8 @@ int mesh_dht_add(mesh_dht *d, const mesh_peer_record *r, int live)
     if (is_self(d, id))
         return MESH_ERR_INVAL;
     int rc = verify_unless_held(d, r);
-    if (rc == MESH_ERR_NOMEM)
-        return rc;
+    if (rc == MESH_ERR_NOMEM || rc == MESH_ERR_CRYPTO)
+        return rc; /* could not check it now: not the record's fault */
     if (rc != MESH_OK) {
         d->stats.rejected_bad++;
         return MESH_ERR_BAD_SIGNATURE;

@@ -100,7 +100,8 @@ const mesh_peer_record *mesh_dht_self(const mesh_dht *d);
  * otherwise the record waits in the replacement cache and the least recently seen entry is
  * PINGed (one PING per bucket at a time). MESH_OK (added, refreshed or cached as a
  * replacement); MESH_ERR_BAD_SIGNATURE; MESH_ERR_EXISTS (an older seq than held: ignored);
- * MESH_ERR_LIMIT (per-IP bound); MESH_ERR_INVAL (our own key, NULL); MESH_ERR_NOMEM. */
+ * MESH_ERR_LIMIT (per-IP bound); MESH_ERR_INVAL (our own key, NULL); MESH_ERR_NOMEM;
+ * MESH_ERR_CRYPTO (the signature could not be checked: nothing counted against the record). */
 int mesh_dht_add(mesh_dht *d, const mesh_peer_record *r, int live);
 /* A session with node_id proved it alive / a query to it failed (MESH_DHT_STALE_FAILS in a
  * row make it stale: replaced by a replacement if there is one, never handed out by

@@ -4,6 +4,7 @@
 #include "core/identity.h"
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <stdlib.h>
@@ -105,18 +106,29 @@ int mesh_identity_sign(const mesh_identity *id, const uint8_t *msg, size_t len,
 int mesh_ed25519_verify(const uint8_t pub[MESH_PUBKEY_LEN], const uint8_t *msg, size_t len,
                         const uint8_t sig[MESH_SIG_LEN])
 {
+    /* A raw Ed25519 public key is any 32 bytes (a non-point fails verification, not the
+     * import), so only resources make the import fail: never report that as a forgery. */
     EVP_PKEY *pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pub, MESH_PUBKEY_LEN);
     if (!pk)
-        return MESH_ERR_INVAL;
+        return MESH_ERR_NOMEM;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     if (!ctx) {
         EVP_PKEY_free(pk);
         return MESH_ERR_NOMEM;
     }
-    int rc = MESH_ERR_BAD_SIGNATURE;
-    if (EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pk) == 1 &&
-        EVP_DigestVerify(ctx, sig, MESH_SIG_LEN, msg, len) == 1)
-        rc = MESH_OK;
+    /* EVP_DigestVerify says 0 both for a wrong signature and for an internal failure; most
+     * internal failures leave an error on OpenSSL's queue. Not all: OpenSSL 3.0's Ed25519
+     * verify answers 0 with an empty queue when its SHA-512 context cannot be allocated, so
+     * that one still reads as a bad signature (the failing-allocator walk names it). */
+    ERR_clear_error();
+    int rc = MESH_ERR_CRYPTO;
+    if (EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pk) == 1) {
+        int v = EVP_DigestVerify(ctx, sig, MESH_SIG_LEN, msg, len);
+        rc = v == 1                            ? MESH_OK
+             : v == 0 && ERR_peek_error() == 0 ? MESH_ERR_BAD_SIGNATURE
+                                               : MESH_ERR_CRYPTO;
+    }
+    ERR_clear_error();
     EVP_MD_CTX_free(ctx);
     EVP_PKEY_free(pk);
     return rc;

@@ -45,8 +45,9 @@ int mesh_identity_pkey_in(const mesh_identity *id, void *libctx, struct evp_pkey
 /* Ed25519 signature of msg. MESH_OK or MESH_ERR_CRYPTO. */
 int mesh_identity_sign(const mesh_identity *id, const uint8_t *msg, size_t len,
                        uint8_t sig[MESH_SIG_LEN]);
-/* Verify sig over msg with a raw public key. MESH_OK, MESH_ERR_BAD_SIGNATURE,
- * MESH_ERR_INVAL (not a valid key), MESH_ERR_NOMEM. */
+/* Verify sig over msg with a raw public key. MESH_OK, MESH_ERR_BAD_SIGNATURE (the signature
+ * is wrong, or the key is not a curve point), MESH_ERR_NOMEM or MESH_ERR_CRYPTO (OpenSSL
+ * could not check it: out of memory; never reported as a bad signature). */
 int mesh_ed25519_verify(const uint8_t pub[MESH_PUBKEY_LEN], const uint8_t *msg, size_t len,
                         const uint8_t sig[MESH_SIG_LEN]);
 /* node id of a raw public key. */

@@ -28,7 +28,8 @@ _Static_assert((int)MESH_NODE_PORTMAP_OFF == (int)MESH_PORTMAP_OFF &&
                "port mapping states");
 _Static_assert((int)MESH_QUERY_PING == (int)MESHARA__WIRE__QUERY_TYPE__QUERY_PING &&
                    (int)MESH_QUERY_GET_PEERS == (int)MESHARA__WIRE__QUERY_TYPE__QUERY_GET_PEERS &&
-                   (int)MESH_QUERY_FIND_NODE == (int)MESHARA__WIRE__QUERY_TYPE__QUERY_FIND_NODE,
+                   (int)MESH_QUERY_FIND_NODE == (int)MESHARA__WIRE__QUERY_TYPE__QUERY_FIND_NODE &&
+                   (int)MESH_QUERY_DIAL_BACK == (int)MESHARA__WIRE__QUERY_TYPE__QUERY_DIAL_BACK,
                "query types match the schema");
 
 /* ---- API ---------------------------------------------------------------------------------- */
@@ -120,10 +121,14 @@ int mesh_node_new(mesh_node **out, const mesh_env *env, const mesh_node_cfg *cfg
         rc = MESH_ERR_NOMEM;
         goto fail_pool;
     }
+    if ((rc = mesh_reach_new(&n->reach, NULL)) != MESH_OK)
+        goto fail_timer;
     mesh_env_random(&n->env, &n->next_id, sizeof n->next_id);
     *out = n;
     return MESH_OK;
 
+fail_timer:
+    n->env.ops->timer_free(n->env.obj, n->note_timer);
 fail_pool:
     mesh_pool_free(n->pool);
 fail_tls:
@@ -133,8 +138,7 @@ fail:
     return rc;
 }
 
-/* Our record's addresses: the advertised ones, else the bound address if it is specific. */
-static size_t self_addrs(const mesh_node *n, mesh_addr *out)
+size_t mesh_node_self_addrs(const mesh_node *n, mesh_addr *out)
 {
     if (n->cfg.n_advertised) {
         memcpy(out, n->cfg.advertised, n->cfg.n_advertised * sizeof *out);
@@ -167,8 +171,9 @@ int mesh_node_start(mesh_node *n)
         return rc;
     if ((rc = mesh_server_addr(n->srv, &n->bound)) != MESH_OK)
         goto fail_srv;
+    mesh_reach_set_port(n->reach, n->bound.port);
     mesh_addr addrs[MESH_PEER_MAX_ADDRS];
-    size_t na = self_addrs(n, addrs);
+    size_t na = mesh_node_self_addrs(n, addrs);
     if ((rc = mesh_peer_record_make(&n->self, n->id, addrs, na, n->cfg.record_seq)) != MESH_OK)
         goto fail_srv;
     if ((rc = mesh_dht_new(&n->dht, &n->env, &n->self, &mesh_node_dht_transport, n)) == MESH_OK)
@@ -242,6 +247,7 @@ void mesh_node_free(mesh_node *n)
     if (n->note_timer)
         n->env.ops->timer_free(n->env.obj, n->note_timer);
     free(n->notes);
+    mesh_node_reach_free(n);
     mesh_tls_ctx_free(n->tls);
     free(n);
 }
@@ -415,6 +421,14 @@ void mesh_node_get_stats(const mesh_node *n, mesh_node_stats *out)
         out->portmap_renewals = pst.renewals;
         out->portmap_failures = pst.failures;
     }
+    mesh_reach_get(n->reach, MESH_AF_INET4, &out->reach4);
+    mesh_reach_get(n->reach, MESH_AF_INET6, &out->reach6);
+    out->dialback_confirmed = n->db.confirmed;
+    out->dialback_asked = n->db.total_asked;
+    out->dialback_ok = n->db.total_ok;
+    out->dialback_dials = n->db.dials;
+    out->dialback_refused = n->db.refused;
+    out->dialback_limited = n->db.limited;
     if (n->dht) {
         mesh_dht_stats ds = mesh_dht_get_stats(n->dht);
         out->dht_entries = ds.entries;

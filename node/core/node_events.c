@@ -178,6 +178,11 @@ static void answer_query(mesh_node *n, mesh_pool_conn *c, mesh_session *s,
     case MESHARA__WIRE__QUERY_TYPE__QUERY_GET_PEERS:
         nrec = mesh_dht_closest(n->dht, mesh_pool_conn_id(c), recs, MESH_DHT_K);
         break;
+    case MESHARA__WIRE__QUERY_TYPE__QUERY_DIAL_BACK:
+        r.status = mesh_node_dialback_start(n, s, q);
+        if (r.status == MESH_OK)
+            return; /* answered when the dial ends */
+        break;
     case MESHARA__WIRE__QUERY_TYPE__QUERY_FIND_NODE:
         if (q->target.len != MESH_NODE_ID_LEN)
             r.status = MESH_ERR_INVAL;
@@ -310,6 +315,7 @@ static void pool_session_up(void *ud, mesh_pool_conn *c, mesh_session *s)
     mesh_node *n = ud;
     send_announce(n, s);
     mesh_dht_seen(n->dht, mesh_pool_conn_id(c));
+    mesh_node_reach_session(n, s);
 }
 
 static void pool_up(void *ud, mesh_pool_conn *c)
@@ -473,6 +479,8 @@ static void portmap_report(mesh_portmap *pm, int status, const mesh_addr *extern
                  mesh_addr_format(external, a, sizeof a));
     else
         mesh_log(&n->env, MESH_LOG_INFO, "node: port mapping: none (%s)", mesh_errname(status));
+    if (mesh_reach_portmap(n->reach, status, external))
+        mesh_node_reach_changed(n, status == MESH_OK ? external->family : MESH_AF_INET4);
 }
 
 void mesh_node_portmap_start(mesh_node *n)

@@ -10,6 +10,8 @@
  *   node_events.c  what happens to the node: pool and server events, messages, queries to
  *                  answer, peer records (and the peer store), mDNS, the port mapping's
  *                  reports, and the deferred delivery of on_peer / on_joined to the application.
+ *   node_reach.c   its reachability: observed addresses into core/reach, dial-back (asking
+ *                  peers to confirm an address; dialing back for peers that ask).
  */
 #ifndef MESH_CORE_NODE_IMPL_H
 #define MESH_CORE_NODE_IMPL_H
@@ -17,6 +19,7 @@
 #include "core/identity.h"
 #include "core/node.h"
 #include "core/portmap.h"
+#include "core/reach.h"
 #include "core/server.h"
 #include "core/session.h"
 #include "core/tls.h"
@@ -78,6 +81,36 @@ struct lookup {
     struct lookup *prev, *next;
 };
 
+/* Dial-back (node_reach.c, docs/nat.md). Asking: a round per candidate address, at most
+ * DB_ASK peers asked, confirmed at DB_AGREE successes. Answering: at most DB_JOBS dials at a
+ * time, one per asker per DB_ASKER_GAP. */
+enum {
+    DB_OBSERVERS = 8, /* recent outbound peers that can be asked */
+    DB_ASK = 3,
+    DB_AGREE = 2,
+    DB_JOBS = 4,
+    DB_RATE = 32, /* askers remembered for the gap */
+};
+typedef struct db_job db_job;
+typedef struct node_dialback {
+    uint8_t observers[DB_OBSERVERS][MESH_PUBKEY_LEN];
+    size_t nobservers, obs_next;
+    mesh_addr cand;      /* the address being confirmed (family NONE: none) */
+    mesh_addr confirmed; /* the address in our record (family NONE: none) */
+    int asked, ok, failed, inflight;
+    uint64_t round;      /* changes with cand: late answers of a past round are ignored */
+    mesh_time round_end; /* when a failed round ended (the next waits DB_RETRY) */
+    uint8_t asked_keys[DB_ASK][MESH_PUBKEY_LEN];
+    db_job *jobs[DB_JOBS];
+    struct {
+        uint8_t id[8];
+        mesh_time at;
+    } rate[DB_RATE];
+    size_t rate_next;
+    uint64_t total_asked, total_ok;   /* asking side counters */
+    uint64_t dials, refused, limited; /* answering side counters */
+} node_dialback;
+
 enum note_kind { NOTE_PEER = 1, NOTE_JOINED = 2 };
 typedef struct note {
     int kind, connected, status;
@@ -110,6 +143,8 @@ struct mesh_node {
     mesh_timer *note_timer;
     int mdns_on;
     mesh_portmap *portmap; /* the listening port's mapping (NULL: none asked for) */
+    mesh_reach *reach;     /* what we know of our own reachability */
+    node_dialback db;      /* dial-backs: ours to confirm an address, and those we run */
     char mdns_name[sizeof MESH_NODE_MDNS_PREFIX + 16];
     mesh_node_stats st;
 };
@@ -159,5 +194,24 @@ void mesh_node_mdns_start(mesh_node *n);
 /* Map the listening port if the env offers port mapping and cfg does not forbid it (after
  * the listener). Failures are logged: the node runs without a mapping. */
 void mesh_node_portmap_start(mesh_node *n);
+/* ---- node.c ------------------------------------------------------------------------------- */
+
+/* Our record's configured addresses: the advertised ones, else the bound address if it is
+ * specific. Returns how many (at most MESH_PEER_MAX_ADDRS). */
+size_t mesh_node_self_addrs(const mesh_node *n, mesh_addr *out);
+
+/* ---- node_reach.c -------------------------------------------------------------------------- */
+
+/* A session we opened is up: what the peer saw of us goes to the reachability state, and a
+ * dial-back round may start. */
+void mesh_node_reach_session(mesh_node *n, mesh_session *s);
+/* family's reachability changed: log it, maybe start a dial-back round. */
+void mesh_node_reach_changed(mesh_node *n, int family);
+/* A peer on s asks us to dial it back (QUERY_DIAL_BACK). MESH_OK: a dial started, the
+ * answer follows when it ends; else the status to answer at once (MESH_ERR_INVAL,
+ * MESH_ERR_REFUSED, MESH_ERR_LIMIT, a connect failure). */
+int mesh_node_dialback_start(mesh_node *n, mesh_session *s, const Meshara__Wire__Query *q);
+/* Abort the dials in flight (no answers), free the reach state. */
+void mesh_node_reach_free(mesh_node *n);
 
 #endif

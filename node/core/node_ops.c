@@ -155,7 +155,7 @@ int mesh_node_op_transmit(op *o, mesh_pool_conn *c)
             q.target.data = o->target;
             q.target.len = MESH_NODE_ID_LEN;
         }
-        if (o->qtype == MESH_QUERY_PING) {
+        if (o->qtype == MESH_QUERY_PING || o->qtype == MESH_QUERY_DIAL_BACK) {
             q.payload.data = o->data;
             q.payload.len = o->len;
         }
@@ -311,7 +311,7 @@ int mesh_node_query_start(mesh_node *n, const uint8_t key[MESH_PUBKEY_LEN], cons
     if (type == MESH_QUERY_FIND_NODE) {
         memcpy(o->target, payload, MESH_NODE_ID_LEN);
         o->has_target = 1;
-    } else if (type == MESH_QUERY_PING && len) {
+    } else if ((type == MESH_QUERY_PING || type == MESH_QUERY_DIAL_BACK) && len) {
         o->data = malloc(len);
         if (!o->data) {
             mesh_node_op_free(o);

@@ -61,7 +61,8 @@ int mesh_peer_record_make(mesh_peer_record *out, const mesh_identity *id, const 
 /* Check the signature (and that node_id matches the key). About 50 us: callers that see the
  * same record again compare it with mesh_peer_record_equal instead. MESH_OK;
  * MESH_ERR_BAD_SIGNATURE (also a node_id that is not SHA-256 of the key); MESH_ERR_INVAL (not
- * a valid key, naddrs too large, an address without family); MESH_ERR_NOMEM. */
+ * a valid key, naddrs too large, an address without family); MESH_ERR_NOMEM, MESH_ERR_CRYPTO
+ * (not checked: out of memory in OpenSSL). */
 int mesh_peer_record_verify(const mesh_peer_record *r);
 /* The same through cache (NULL: no cache): a record whose digest is cached is accepted
  * without the signature check; one that verifies now is cached. Same codes. */

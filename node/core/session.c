@@ -38,8 +38,8 @@ static void hello_transcript(uint8_t *msg, int role, const uint8_t *exporter)
 enum { HELLO_MSG_LEN = MESH_SESSION_HELLO_CONTEXT_LEN + 1 + MESH_SESSION_EXPORTER_LEN };
 
 int mesh_hello_create(const mesh_identity *id, int role,
-                      const uint8_t exporter[MESH_SESSION_EXPORTER_LEN], uint8_t **out,
-                      size_t *outlen)
+                      const uint8_t exporter[MESH_SESSION_EXPORTER_LEN], const mesh_addr *observed,
+                      uint8_t **out, size_t *outlen)
 {
     if (!id || !exporter || (role != MESH_SESSION_ROLE_CLIENT && role != MESH_SESSION_ROLE_SERVER))
         return MESH_ERR_INVAL;
@@ -55,6 +55,9 @@ int mesh_hello_create(const mesh_identity *id, int role,
     h.role = (Meshara__Wire__Role)role;
     h.signature.data = sig;
     h.signature.len = MESH_SIG_LEN;
+    char obs[MESH_ADDR_STRLEN];
+    if (observed && observed->family != MESH_AF_NONE)
+        h.observed_address = mesh_addr_format(observed, obs, sizeof obs);
     mesh_envelope e = MESHARA__WIRE__ENVELOPE__INIT;
     e.body_case = MESHARA__WIRE__ENVELOPE__BODY_HELLO;
     e.hello = &h;
@@ -78,7 +81,7 @@ int mesh_hello_consume(const mesh_envelope *e, int peer_role,
     hello_transcript(msg, peer_role, exporter);
     int rc = mesh_ed25519_verify(h->public_key.data, msg, sizeof msg, h->signature.data);
     if (rc != MESH_OK)
-        return rc == MESH_ERR_NOMEM ? rc : MESH_ERR_BAD_SIGNATURE; /* INVAL: not a key */
+        return rc;
     if (pinned && CRYPTO_memcmp(pinned, h->public_key.data, MESH_PUBKEY_LEN) != 0)
         return MESH_ERR_KEY_MISMATCH;
     memcpy(peer_key, h->public_key.data, MESH_PUBKEY_LEN);
@@ -341,6 +344,13 @@ int mesh_session_dispatch(mesh_session *s, const mesh_envelope *e)
                                 exporter, s->has_pin ? s->pinned : NULL, s->peer_key);
         if (rc != MESH_OK)
             return rc;
+        /* What the server saw: a hint about us (docs/nat.md), never a reason to fail. */
+        const char *obs = e->hello->observed_address;
+        s->has_observed =
+            s->is_client && obs && strlen(obs) < MESH_ADDR_STRLEN &&
+            mesh_addr_parse(&s->observed, obs) == MESH_OK &&
+            s->env.ops->stream_addrs(s->env.obj, s->stream, &s->local, NULL) == MESH_OK &&
+            s->local.family == s->observed.family;
         become_connected(s);
         return MESH_OK;
     }
@@ -374,7 +384,7 @@ static int send_hello(mesh_session *s)
     if (rc == MESH_OK)
         rc = mesh_hello_create(mesh_tls_ctx_identity(s->tls_ctx),
                                s->is_client ? MESH_SESSION_ROLE_CLIENT : MESH_SESSION_ROLE_SERVER,
-                               exporter, &f, &flen);
+                               exporter, s->is_client ? NULL : &s->peer_addr, &f, &flen);
     if (rc == MESH_OK)
         rc = mesh_session_io_write_frame(s, f, flen);
     free(f);
@@ -740,6 +750,16 @@ int mesh_session_is_client(const mesh_session *s)
 mesh_addr mesh_session_peer_addr(const mesh_session *s)
 {
     return s->peer_addr;
+}
+
+int mesh_session_observed_addr(const mesh_session *s, mesh_addr *observed, mesh_addr *local)
+{
+    if (!s->has_observed)
+        return MESH_ERR_NOT_FOUND;
+    *observed = s->observed;
+    if (local)
+        *local = s->local;
+    return MESH_OK;
 }
 
 const uint8_t *mesh_session_peer_key(const mesh_session *s)

@@ -20,6 +20,9 @@
  * role is the peer's (MESH_ERR_PROTOCOL), the signature under the hello's own key
  * (MESH_ERR_BAD_SIGNATURE), and then the pinned key if one was given (MESH_ERR_KEY_MISMATCH).
  * CONNECTED = our hello sent and the peer's verified. Peer node id = SHA-256(peer key).
+ * A server's hello also says where it saw the client's connection come from
+ * (observed_address, the accepted stream's remote address): the client keeps it when it
+ * parses (mesh_session_observed_addr), and ignores it otherwise — a hint, not a check.
  *
  * Messages. Envelope → mesh_wire_encode → mesh_pad_encode → 4-byte frame prefix, all inside
  * TLS; the receive path undoes it in reverse (frame decoder → pad decode → wire decode), and
@@ -185,6 +188,11 @@ const uint8_t *mesh_session_peer_id(const mesh_session *s);  /* MESH_NODE_ID_LEN
 const char *mesh_session_alpn(const mesh_session *s);
 /* The peer's address (zeroed if unknown). */
 mesh_addr mesh_session_peer_addr(const mesh_session *s);
+/* Client, once CONNECTED: our address as the server saw it (its hello's observed_address),
+ * and (local, may be NULL) the stream's local address it translates. MESH_OK;
+ * MESH_ERR_NOT_FOUND (a server, not connected yet, none or unparsable sent, or of another
+ * family than the stream's). */
+int mesh_session_observed_addr(const mesh_session *s, mesh_addr *observed, mesh_addr *local);
 /* Bytes queued towards the peer (see Backpressure). */
 size_t mesh_session_queued(const mesh_session *s);
 void mesh_session_get_stats(const mesh_session *s, mesh_session_stats *out);
@@ -202,15 +210,18 @@ int mesh_session_frame_create(const mesh_envelope *e, size_t max_frame, uint8_t 
  * field sizes); MESH_ERR_VERSION; MESH_ERR_NOMEM. */
 int mesh_session_frame_consume(const uint8_t *payload, size_t len, mesh_envelope **out);
 /* The hello of identity id for role (MESH_SESSION_ROLE_*) on a session whose exporter value
- * is given, as a complete frame (like mesh_session_frame_create). MESH_OK; MESH_ERR_INVAL;
- * MESH_ERR_CRYPTO; MESH_ERR_NOMEM. */
+ * is given, as a complete frame (like mesh_session_frame_create). observed (NULL or
+ * MESH_AF_NONE: none) is the address the peer's connection came from, sent as
+ * Hello.observed_address (a server sends it). MESH_OK; MESH_ERR_INVAL; MESH_ERR_CRYPTO;
+ * MESH_ERR_NOMEM. */
 int mesh_hello_create(const mesh_identity *id, int role,
-                      const uint8_t exporter[MESH_SESSION_EXPORTER_LEN], uint8_t **out,
-                      size_t *outlen);
+                      const uint8_t exporter[MESH_SESSION_EXPORTER_LEN], const mesh_addr *observed,
+                      uint8_t **out, size_t *outlen);
 /* Check a received envelope as the hello of a peer in peer_role, in the order given at the
  * top of this file; pinned may be NULL. On MESH_OK the proven key is copied to peer_key.
  * MESH_OK; MESH_ERR_PROTOCOL; MESH_ERR_VERSION; MESH_ERR_MALFORMED; MESH_ERR_BAD_SIGNATURE;
- * MESH_ERR_KEY_MISMATCH. */
+ * MESH_ERR_KEY_MISMATCH; MESH_ERR_NOMEM or MESH_ERR_CRYPTO (the signature could not be
+ * checked: resources, never reported as a bad signature). */
 int mesh_hello_consume(const mesh_envelope *e, int peer_role,
                        const uint8_t exporter[MESH_SESSION_EXPORTER_LEN], const uint8_t *pinned,
                        uint8_t peer_key[MESH_PUBKEY_LEN]);

@@ -39,6 +39,9 @@ struct mesh_session {
     uint8_t peer_key[MESH_PUBKEY_LEN];
     uint8_t peer_id[MESH_NODE_ID_LEN];
     mesh_addr peer_addr;
+    mesh_addr observed; /* client: our address as the server saw it (its hello) */
+    mesh_addr local;    /* client: the stream's local address when the hello came */
+    int has_observed;
     /* Framed mode, receiving: TLS opens its records straight into the decoder's buffer (pull
      * mode, frame.h); max = cfg.max_frame. Freed while idle (mesh_session_io_trim). */
     mesh_frame_dec rx;

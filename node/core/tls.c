@@ -145,7 +145,10 @@ void mesh_tls_free(mesh_tls *t)
     mesh_rec_free(t->tx);
     free(t->in);
     free(t->pt);
-    OPENSSL_clear_free(t, sizeof *t);
+    /* calloc'd in mesh_tls_new: libc's free, not OpenSSL's (an application may give OpenSSL
+     * its own allocator with CRYPTO_set_mem_functions). */
+    OPENSSL_cleanse(t, sizeof *t);
+    free(t);
     ERR_clear_error();
 }
 

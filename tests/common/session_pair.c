@@ -172,7 +172,7 @@ static int send_hello(mesh_pair *p)
 {
     uint8_t *f = NULL;
     size_t flen = 0;
-    int rc = mesh_hello_create(p->id_c, MESH_SESSION_ROLE_CLIENT, p->exporter, &f, &flen);
+    int rc = mesh_hello_create(p->id_c, MESH_SESSION_ROLE_CLIENT, p->exporter, NULL, &f, &flen);
     if (rc == MESH_OK)
         rc = mesh_tls_write(p->cli, f, flen);
     free(f);

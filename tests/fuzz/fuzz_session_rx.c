@@ -188,7 +188,8 @@ static void add_hello(mesh_test_buf *b, const mesh_pair *p)
 {
     uint8_t *f = NULL;
     size_t flen = 0;
-    if (mesh_hello_create(p->id_c, MESH_SESSION_ROLE_CLIENT, p->exporter, &f, &flen) != MESH_OK)
+    if (mesh_hello_create(p->id_c, MESH_SESSION_ROLE_CLIENT, p->exporter, NULL, &f, &flen) !=
+        MESH_OK)
         exit(1);
     mesh_test_buf_add(b, f, flen);
     free(f);

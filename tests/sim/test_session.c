@@ -932,7 +932,7 @@ static void rawc_hello(rawc *r, int corrupt)
     if (corrupt)
         exp[0] ^= 1;
     CU_ASSERT_EQUAL(mesh_hello_create(mesh_tls_ctx_identity(r->W->n[C].tls),
-                                      MESH_SESSION_ROLE_CLIENT, exp, &f, &flen),
+                                      MESH_SESSION_ROLE_CLIENT, exp, NULL, &f, &flen),
                     MESH_OK);
     CU_ASSERT_EQUAL(mesh_tls_write(r->tls, f, flen), MESH_OK);
     free(f);
@@ -1270,10 +1270,14 @@ static void test_hello_checks(void)
     exp2[31] ^= 0x80;
     uint8_t *f = NULL;
     size_t flen = 0;
-    CU_ASSERT_EQUAL_FATAL(mesh_hello_create(id, MESH_SESSION_ROLE_SERVER, exp, &f, &flen), MESH_OK);
+    mesh_addr seen;
+    CU_ASSERT_EQUAL_FATAL(mesh_addr_parse(&seen, "[2001:db8::7]:40123"), MESH_OK);
+    CU_ASSERT_EQUAL_FATAL(mesh_hello_create(id, MESH_SESSION_ROLE_SERVER, exp, &seen, &f, &flen),
+                          MESH_OK);
     CU_ASSERT_EQUAL(flen, MESH_FRAME_HDR_LEN + 256); /* one padding bucket */
     mesh_envelope *e = NULL;
     CU_ASSERT_EQUAL_FATAL(mesh_session_frame_consume(f + 4, flen - 4, &e), MESH_OK);
+    CU_ASSERT_STRING_EQUAL(e->hello->observed_address, "[2001:db8::7]:40123");
     const uint8_t *pk = mesh_identity_pubkey(id);
     CU_ASSERT_EQUAL(mesh_hello_consume(e, MESH_SESSION_ROLE_SERVER, exp, NULL, key), MESH_OK);
     CU_ASSERT_EQUAL(memcmp(key, pk, 32), 0);

@@ -116,11 +116,39 @@ enum mesh_node_portmap_state {
     MESH_NODE_PORTMAP_FAILED = 3,     /* no mapping (portmap_error says why); retried later */
 };
 
+/* What a node knows of its own reachability on one address family (docs/nat.md). */
+enum mesh_node_reach_state {
+    MESH_NODE_REACH_UNKNOWN = 0, /* no two peers (or STUN servers) agree yet */
+    MESH_NODE_REACH_PUBLIC = 1,  /* peers see us at our own address: no NAT in between */
+    MESH_NODE_REACH_MAPPED = 2,  /* behind a NAT, with a port mapping of our listening port */
+    MESH_NODE_REACH_NAT = 3,     /* behind a NAT, no mapping: peers see another address */
+    MESH_NODE_REACH_RELAYED = 4, /* behind a NAT, reachable through a relay */
+};
+
+/* One address family's reachability, as mesh_node_stats shows it. */
+typedef struct mesh_node_reach {
+    int state;          /* enum mesh_node_reach_state */
+    mesh_addr external; /* PUBLIC: our address and listening port; MAPPED: the mapping;
+                           NAT: the address the agreeing observers saw last (its port is
+                           the NAT's choice for that connection); else family NONE */
+    int observers;      /* distinct observers agreeing on external's IP (0 for MAPPED
+                           without them) */
+    int nat_mapping;    /* RFC 5780 behaviour learned by STUN: 0 unknown, 1 no NAT,
+                           2 endpoint-independent, 3 address-dependent, 4 address-and-port-
+                           dependent */
+    int nat_filtering;  /* likewise (never 1) */
+    uint64_t claims;    /* observed addresses taken in (peers' hellos, STUN answers) */
+    uint64_t changes;   /* times state or external changed */
+} mesh_node_reach;
+
 /* Query types (= meshara.proto QueryType). */
 enum mesh_query_type {
     MESH_QUERY_PING = 1,      /* payload echoed back */
     MESH_QUERY_GET_PEERS = 2, /* records the peer knows closest to our id */
     MESH_QUERY_FIND_NODE = 3, /* payload: a 32-byte target id; the peer's k closest to it */
+    MESH_QUERY_DIAL_BACK = 4, /* payload: "ip:port" of ours; the peer opens a session there
+                                 and answers MESH_OK if our key answered (the node's own
+                                 use: docs/nat.md; not through mesh_node_query) */
 };
 
 /* ---- identity ------------------------------------------------------------------------- */
@@ -347,7 +375,8 @@ typedef struct mesh_node_cbs {
      * from the peer store, a self lookup through the stored peers succeeded, or there was
      * nothing to join: no store records, bootstrap nodes nor manual
      * peers — the first node of a mesh); MESH_ERR_UNREACHABLE (no bootstrap node, stored
-     * peer nor manual peer answered). Once per mesh_node_start(). */
+     * peer nor manual peer answered). Once per mesh_node_start(), and once more with MESH_OK
+     * if that join failed and one of pool maintenance's retries later succeeds. */
     void (*on_joined)(mesh_node *n, int status, void *ud);
 } mesh_node_cbs;
 
@@ -466,6 +495,13 @@ typedef struct mesh_node_stats {
     mesh_addr portmap_external;
     int portmap_error;
     uint64_t portmap_renewals, portmap_failures;
+    mesh_node_reach reach4, reach6; /* IPv4, IPv6 */
+    /* Dial-back (docs/nat.md): the address our record carries because peers reached us
+     * there (family NONE: none); peers we asked, and their answers that were MESH_OK; dials
+     * we ran for askers, and requests we refused (not the asker's own IP) or limited. */
+    mesh_addr dialback_confirmed;
+    uint64_t dialback_asked, dialback_ok;
+    uint64_t dialback_dials, dialback_refused, dialback_limited;
 } mesh_node_stats;
 void mesh_node_get_stats(const mesh_node *n, mesh_node_stats *out);
 
