@@ -8,9 +8,11 @@
  * on two overlays whose streams are joined by a loopback provider (tests/common/vpipe.h):
  * listen and connect there are the test's (a table of listeners), everything else is the
  * overlay's, so the suite's stream cases check the overlay as they check a driver. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/session.h"
 #include "core/vstream.h"
 #include "env_conformance.h"
 #include "mesh_test.h"
@@ -406,6 +408,205 @@ static void test_adopt_write_and_base(void)
     overlay_end(v, &x);
 }
 
+/* ---- a Meshara session inside two virtual streams ------------------------------------------- */
+
+enum { PAYLOAD_LEN = 64 };
+
+typedef struct peer {
+    mesh_vstream_env *v;
+    mesh_env env;
+    mesh_identity *id;
+    mesh_tls_ctx *tls;
+    mesh_session *s;
+    int connected, closed, reason, msgs, bad;
+    mesh_test_buf got; /* payloads received */
+} peer;
+
+typedef struct spair {
+    world x;
+    peer p[2]; /* 0 client on host a, 1 server on host b */
+    mesh_vpipe *pipe;
+} spair;
+
+static void sp_connected(mesh_session *s, void *ud)
+{
+    (void)s;
+    ((peer *)ud)->connected++;
+}
+
+static void sp_message(mesh_session *s, const mesh_envelope *e, void *ud)
+{
+    (void)s;
+    peer *p = ud;
+    if (e->body_case != MESHARA__WIRE__ENVELOPE__BODY_DATA) {
+        p->bad++;
+        return;
+    }
+    p->msgs++;
+    mesh_test_buf_add(&p->got, e->data->payload.data, e->data->payload.len);
+}
+
+static void sp_closed(mesh_session *s, int reason, void *ud)
+{
+    (void)s;
+    peer *p = ud;
+    p->closed++;
+    p->reason = reason;
+}
+
+static const mesh_session_cbs SP_CBS = {sp_connected, sp_message, NULL, sp_closed};
+
+static void payload(uint8_t *b, int from)
+{
+    for (int i = 0; i < PAYLOAD_LEN; i++)
+        b[i] = (uint8_t)(0x5a ^ (i * 7) ^ from);
+}
+
+/* Two overlays (client on host a, server on host b) whose streams the test pipe joins, a
+ * client session over side 0 (pinning pin, NULL = the server's key) and a server session
+ * accepting side 1. Bytes are recorded; flip_from >= 0 flips the byte at flip_at. */
+static void spair_start(spair *sp, const uint8_t *pin, int flip_from, uint64_t flip_at)
+{
+    memset(sp, 0, sizeof *sp);
+    world_init(&sp->x);
+    for (int i = 0; i < 2; i++) {
+        peer *p = &sp->p[i];
+        CU_ASSERT_EQUAL_FATAL(mesh_vstream_env_new(&p->v, &sp->x.base[i]), MESH_OK);
+        p->env = mesh_vstream_env_env(p->v);
+        CU_ASSERT_EQUAL_FATAL(mesh_identity_generate(&p->id, &p->env), MESH_OK);
+        CU_ASSERT_EQUAL_FATAL(mesh_tls_ctx_new(&p->tls, &p->env, p->id, NULL), MESH_OK);
+    }
+    sp->pipe = mesh_vpipe_new(&sp->x.base[0]);
+    mesh_vpipe_record(sp->pipe);
+    if (flip_from >= 0)
+        mesh_vpipe_flip(sp->pipe, flip_from, flip_at);
+    mesh_addr a = mesh_addr_v4(IP_A, 50000), b = mesh_addr_v4(IP_B, 443);
+    mesh_stream *sa = mesh_vpipe_open(sp->pipe, 0, sp->p[0].v, 0, &a, &b, NULL, NULL);
+    mesh_stream *sb = mesh_vpipe_open(sp->pipe, 1, sp->p[1].v, 0, &b, &a, NULL, NULL);
+    const uint8_t *key = pin ? pin : mesh_identity_pubkey(sp->p[1].id);
+    CU_ASSERT_EQUAL_FATAL(mesh_session_connect_stream(&sp->p[0].s, &sp->p[0].env, sp->p[0].tls, sa,
+                                                      key, NULL, &SP_CBS, &sp->p[0]),
+                          MESH_OK);
+    CU_ASSERT_EQUAL(mesh_session_get_state(sp->p[0].s), MESH_SESSION_HANDSHAKING);
+    CU_ASSERT_EQUAL_FATAL(
+        mesh_session_accept(&sp->p[1].s, &sp->p[1].env, sp->p[1].tls, sb, NULL, &SP_CBS, &sp->p[1]),
+        MESH_OK);
+}
+
+static void spair_stop(spair *sp)
+{
+    for (int i = 0; i < 2; i++) {
+        peer *p = &sp->p[i];
+        mesh_session_free(p->s);
+        mesh_vstream_env_free(p->v);
+        mesh_tls_ctx_free(p->tls);
+        mesh_identity_free(p->id);
+        free(p->got.b);
+    }
+    mesh_vpipe_free(sp->pipe);
+    world_free(&sp->x);
+}
+
+/* 1 if needle occurs in hay. */
+static int contains(const mesh_test_buf *hay, const uint8_t *needle, size_t n)
+{
+    for (size_t i = 0; i + n <= hay->len; i++)
+        if (memcmp(hay->b + i, needle, n) == 0)
+            return 1;
+    return 0;
+}
+
+/* TLS 1.3 and the exporter-bound hello inside the pipe: both ends CONNECTED with each other's
+ * key, data both ways, an orderly close; the pipe saw only ciphertext. */
+static void test_session_inside(void)
+{
+    spair sp;
+    spair_start(&sp, NULL, -1, 0);
+    world_run(&sp.x, 200 * MS);
+    CU_ASSERT_FATAL(sp.p[0].connected == 1 && sp.p[1].connected == 1);
+    CU_ASSERT(memcmp(mesh_session_peer_key(sp.p[0].s), mesh_identity_pubkey(sp.p[1].id),
+                     MESH_PUBKEY_LEN) == 0);
+    CU_ASSERT(memcmp(mesh_session_peer_key(sp.p[1].s), mesh_identity_pubkey(sp.p[0].id),
+                     MESH_PUBKEY_LEN) == 0);
+    CU_ASSERT(mesh_session_is_client(sp.p[0].s) && !mesh_session_is_client(sp.p[1].s));
+    uint8_t m[2][PAYLOAD_LEN];
+    for (int i = 0; i < 2; i++) {
+        payload(m[i], i);
+        CU_ASSERT_EQUAL(mesh_session_send_data(sp.p[i].s, 1, m[i], PAYLOAD_LEN), MESH_OK);
+    }
+    world_run(&sp.x, 100 * MS);
+    for (int i = 0; i < 2; i++) {
+        peer *rx = &sp.p[1 - i];
+        CU_ASSERT(rx->msgs == 1 && rx->got.len == PAYLOAD_LEN &&
+                  memcmp(rx->got.b, m[i], PAYLOAD_LEN) == 0);
+        CU_ASSERT_FALSE(contains(mesh_vpipe_seen(sp.pipe, i), m[i], 16)); /* ciphertext only */
+        CU_ASSERT(mesh_vpipe_moved(sp.pipe, i) > PAYLOAD_LEN);
+    }
+    CU_ASSERT_EQUAL(mesh_session_close(sp.p[0].s), MESH_OK);
+    world_run(&sp.x, 100 * MS);
+    CU_ASSERT(sp.p[0].closed == 1 && sp.p[0].reason == MESH_OK);
+    CU_ASSERT(sp.p[1].closed == 1 && sp.p[1].reason == MESH_OK);
+    CU_ASSERT_EQUAL(sp.p[0].bad + sp.p[1].bad, 0);
+    CU_ASSERT_EQUAL(mesh_vstream_env_count(sp.p[0].v) + mesh_vstream_env_count(sp.p[1].v), 0);
+    spair_stop(&sp);
+}
+
+/* The hello is checked inside the pipe as over TCP: a client pinning another key refuses. */
+static void test_session_inside_pin(void)
+{
+    uint8_t wrong[MESH_PUBKEY_LEN];
+    memset(wrong, 0x42, sizeof wrong);
+    spair sp;
+    spair_start(&sp, wrong, -1, 0);
+    world_run(&sp.x, 200 * MS);
+    CU_ASSERT_EQUAL(sp.p[0].connected, 0);
+    CU_ASSERT(sp.p[0].closed == 1 && sp.p[0].reason == MESH_ERR_KEY_MISMATCH);
+    spair_stop(&sp);
+}
+
+/* A carrier that flips one byte: during the handshake (either direction) both ends fail with
+ * MESH_ERR_TLS; after it, the receiver fails with MESH_ERR_TLS and delivers nothing of the
+ * altered record, the sender sees the stream end without a goodbye (MESH_ERR_CLOSED). */
+static void test_session_inside_flipped(void)
+{
+    static const struct {
+        int from;
+        uint64_t at;
+    } hs[] = {{0, 60}, {1, 100}, {1, 600}};
+    for (size_t k = 0; k < sizeof hs / sizeof hs[0]; k++) {
+        spair sp;
+        spair_start(&sp, NULL, hs[k].from, hs[k].at);
+        world_run(&sp.x, 500 * MS);
+        for (int i = 0; i < 2; i++) {
+            CU_ASSERT_EQUAL(sp.p[i].connected, 0);
+            CU_ASSERT_EQUAL(sp.p[i].closed, 1);
+            CU_ASSERT_EQUAL(sp.p[i].reason, MESH_ERR_TLS);
+            if (sp.p[i].reason != MESH_ERR_TLS)
+                printf("\n  flip %d@%llu: side %d %s\n", hs[k].from, (unsigned long long)hs[k].at,
+                       i, mesh_errname(sp.p[i].reason));
+        }
+        spair_stop(&sp);
+    }
+    for (int from = 0; from < 2; from++) {
+        spair sp;
+        spair_start(&sp, NULL, -1, 0);
+        world_run(&sp.x, 200 * MS);
+        CU_ASSERT_FATAL(sp.p[0].connected == 1 && sp.p[1].connected == 1);
+        mesh_vpipe_flip(sp.pipe, from, mesh_vpipe_moved(sp.pipe, from) + 20);
+        uint8_t m[PAYLOAD_LEN];
+        payload(m, from);
+        CU_ASSERT_EQUAL(mesh_session_send_data(sp.p[from].s, 7, m, PAYLOAD_LEN), MESH_OK);
+        world_run(&sp.x, 200 * MS);
+        peer *rx = &sp.p[1 - from], *tx = &sp.p[from];
+        CU_ASSERT(rx->closed == 1 && rx->reason == MESH_ERR_TLS);
+        CU_ASSERT_EQUAL(rx->msgs + rx->bad, 0); /* nothing altered delivered */
+        CU_ASSERT(tx->closed == 1 && tx->reason == MESH_ERR_CLOSED);
+        if (tx->reason != MESH_ERR_CLOSED)
+            printf("\n  flip after auth from %d: sender %s\n", from, mesh_errname(tx->reason));
+        spair_stop(&sp);
+    }
+}
+
 /* ---- the env conformance suite on overlays joined by vpipe ----------------------------------- */
 
 enum { MAX_LISTENERS = 8, MAX_PIPES = 64, FIRST_PORT = 40000, FIRST_EPHEMERAL = 50000 };
@@ -580,8 +781,17 @@ static const CU_TestInfo rules_tests[] = {
     CU_TEST_INFO_NULL,
 };
 
+static const CU_TestInfo session_tests[] = {
+    {"TLS 1.3 + hello inside two vstreams, ciphertext only", test_session_inside},
+    {"a wrong pin fails inside as over TCP", test_session_inside_pin},
+    {"a flipped byte fails the session, nothing altered delivered", test_session_inside_flipped},
+    CU_TEST_INFO_NULL,
+};
+
 static CU_SuiteInfo suites[] = {
     {"vstream: env.h's rules", NULL, NULL, NULL, NULL, (CU_TestInfo *)rules_tests},
+    {"vstream: a session inside (mesh_session_connect_stream)", NULL, NULL, NULL, NULL,
+     (CU_TestInfo *)session_tests},
     {"env conformance: vstream overlay", use_vstream, NULL, NULL, NULL, mesh_conf_tests},
     CU_SUITE_INFO_NULL,
 };
