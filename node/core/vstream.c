@@ -168,8 +168,9 @@ static int o_stream_write(void *obj, mesh_stream *st, const void *data, size_t l
     if (s->prov->write(s->pud, data, len) != MESH_OK)
         return MESH_ERR_CLOSED;
     /* Handed on at once (nothing pending): "everything written has left", as a driver says
-     * after its socket took the bytes. */
-    if (!s->connecting && s->prov->pending(s->pud) == 0) {
+     * after its socket took the bytes. (The provider may have ended the stream inside its
+     * write: then it is not asked anything more.) */
+    if (!s->ended && !s->connecting && s->prov->pending(s->pud) == 0) {
         s->ev_writable = 1;
         arm(s);
     }
