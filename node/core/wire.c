@@ -56,8 +56,14 @@ static int is_msg(const void *msg, const ProtobufCMessageDescriptor *desc)
 
 static int peer_ok(const Meshara__Wire__PeerRecord *p)
 {
-    return is_msg(p, &meshara__wire__peer_record__descriptor) &&
-           p->public_key.len == MESH_WIRE_KEY_LEN && p->signature.len == MESH_WIRE_SIG_LEN;
+    if (!is_msg(p, &meshara__wire__peer_record__descriptor) ||
+        p->public_key.len != MESH_WIRE_KEY_LEN || p->signature.len != MESH_WIRE_SIG_LEN)
+        return 0;
+    for (size_t i = 0; i < p->n_relays; i++)
+        if (!is_msg(p->relays[i], &meshara__wire__relay_ref__descriptor) ||
+            p->relays[i]->public_key.len != MESH_WIRE_KEY_LEN)
+            return 0;
+    return 1;
 }
 
 static int response_ok(const Meshara__Wire__Response *r)

@@ -267,6 +267,20 @@ static void test_announce(void)
     CU_ASSERT_EQUAL(decode_raw(&e), MESH_ERR_MALFORMED);
     an.record = NULL; /* an Announce without a record */
     CU_ASSERT_EQUAL(decode_raw(&e), MESH_ERR_MALFORMED);
+    /* a relay reference whose key is not 32 bytes */
+    f.recs[0].public_key.len = 32;
+    an.record = &f.recs[0];
+    uint8_t key[31] = {0};
+    Meshara__Wire__RelayRef ref = MESHARA__WIRE__RELAY_REF__INIT, *refs[1] = {&ref};
+    ref.address = ADDR_A;
+    ref.public_key.data = key;
+    ref.public_key.len = sizeof key;
+    f.recs[0].n_relays = 1;
+    f.recs[0].relays = refs;
+    CU_ASSERT_EQUAL(mesh_wire_encode(&e, &buf, &n), MESH_ERR_INVAL);
+    CU_ASSERT_EQUAL(decode_raw(&e), MESH_ERR_MALFORMED);
+    f.recs[0].n_relays = 0;
+    f.recs[0].relays = NULL;
     peers_free(&f);
 }
 
