@@ -8,9 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct dnode {
-    struct dnode *prev, *next;
-} dnode;
+#include "sim/driver_int.h"
 
 static void dlist_add(dnode *head, dnode *n)
 {
@@ -26,24 +24,6 @@ static void dlist_del(dnode *n)
     n->next->prev = n->prev;
     n->prev = n->next = n;
 }
-
-struct sim_world {
-    sim_sched *sched;
-    sim_net *net;
-    sim_tcp *tcp;
-    sim_udp *udp;
-    sim_log_fn log_fn;
-    void *log_ud;
-};
-
-struct sim_driver {
-    sim_world *w;
-    sim_host *host;
-    sim_rng rng;
-    mesh_env_ops ops; /* sim_ops plus the services enabled on this host */
-    sim_mdns *mdns;   /* sim_driver_enable_mdns() */
-    dnode timers, streams, listeners, dgrams;
-};
 
 struct mesh_timer {
     dnode node;
@@ -300,15 +280,22 @@ static void stream_fail_ev(void *ctx, void *arg)
     stream_closed(s, s->fail_reason);
 }
 
-static mesh_stream *op_connect(void *obj, const mesh_addr *to, const mesh_stream_cbs *cbs, void *ud,
-                               int *err)
+static int own_addr(const sim_driver *d, const mesh_addr *a);
+
+/* connect (local NULL) and connect_from (local: an address of this host with a port). */
+static mesh_stream *open_stream(sim_driver *d, const mesh_addr *local, const mesh_addr *to,
+                                const mesh_stream_cbs *cbs, void *ud, int *err)
 {
-    sim_driver *d = obj;
     int dummy;
     if (!err)
         err = &dummy;
-    if (!to || (to->family != MESH_AF_INET4 && to->family != MESH_AF_INET6) || to->port == 0) {
+    if (!to || (to->family != MESH_AF_INET4 && to->family != MESH_AF_INET6) || to->port == 0 ||
+        (local && (local->port == 0 || local->family != to->family))) {
         *err = MESH_ERR_INVAL;
+        return NULL;
+    }
+    if (local && !own_addr(d, local)) {
+        *err = MESH_ERR_ADDR; /* IPv6 included: the host has no IPv6 address to bind */
         return NULL;
     }
     mesh_stream *s = stream_wrap(d, cbs, ud);
@@ -328,7 +315,8 @@ static mesh_stream *op_connect(void *obj, const mesh_addr *to, const mesh_stream
         }
         return s;
     }
-    int rc = sim_tcp_connect(d->w->tcp, d->host, to, &tramp, s, &s->c);
+    int rc = local ? sim_tcp_connect_from(d->w->tcp, d->host, local->port, to, &tramp, s, &s->c)
+                   : sim_tcp_connect(d->w->tcp, d->host, to, &tramp, s, &s->c);
     if (rc != MESH_OK) {
         dlist_del(&s->node);
         free(s);
@@ -336,6 +324,23 @@ static mesh_stream *op_connect(void *obj, const mesh_addr *to, const mesh_stream
         return NULL;
     }
     return s;
+}
+
+static mesh_stream *op_connect(void *obj, const mesh_addr *to, const mesh_stream_cbs *cbs, void *ud,
+                               int *err)
+{
+    return open_stream(obj, NULL, to, cbs, ud, err);
+}
+
+static mesh_stream *op_connect_from(void *obj, const mesh_addr *local, const mesh_addr *to,
+                                    const mesh_stream_cbs *cbs, void *ud, int *err)
+{
+    if (!local) {
+        if (err)
+            *err = MESH_ERR_INVAL;
+        return NULL;
+    }
+    return open_stream(obj, local, to, cbs, ud, err);
 }
 
 static void op_stream_set_cbs(void *obj, mesh_stream *s, const mesh_stream_cbs *cbs, void *ud)
@@ -550,6 +555,7 @@ static const mesh_env_ops sim_ops = {
     .listener_addr = op_listener_addr,
     .listener_close = op_listener_close,
     .connect = op_connect,
+    .connect_from = op_connect_from,
     .stream_set_cbs = op_stream_set_cbs,
     .stream_write = op_stream_write,
     .stream_pending = op_stream_pending,
@@ -630,7 +636,8 @@ void sim_driver_free(sim_driver *d)
 {
     if (!d)
         return;
-    sim_mdns_free(d->mdns); /* no goodbyes: the host vanishes */
+    sim_driver_portmap_free(d); /* answers still due are never given */
+    sim_mdns_free(d->mdns);     /* no goodbyes: the host vanishes */
     while (d->timers.next != &d->timers)
         op_timer_free(d, (mesh_timer *)d->timers.next);
     while (d->streams.next != &d->streams)

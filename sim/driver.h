@@ -20,15 +20,28 @@
  *
  * Specifics: IPv4 only (an IPv6 connect fails later with MESH_ERR_UNREACHABLE, IPv6 bind or
  * listen with MESH_ERR_ADDR). listen/dgram_bind accept the host's own address or 0.0.0.0.
- * Connect timeout: the world's sim_tcp_cfg (default 10 s virtual).
+ * Connect timeout: the world's sim_tcp_cfg (default 10 s virtual). connect_from: sim/tcp.h's
+ * simultaneous open — when both sides connect at once both get on_connected; when the peer's
+ * SYN came first the listener accepts it and connect_from for that four-tuple returns NULL
+ * with MESH_ERR_ADDR at once.
  * random(): a stream derived from (seed, host id): reproducible, not secret. mdns: NULL
- * until sim_driver_enable_mdns() (then sim/mdns.h's LAN multicast model); portmap: NULL.
+ * until sim_driver_enable_mdns() (then sim/mdns.h's LAN multicast model); portmap: NULL until
+ * sim_driver_enable_portmap() (then the gateway NAT's services, driver_portmap.c: NAT-PMP
+ * before UPnP IGD, each answer after the exchanges a real client makes — two LAN round trips
+ * for NAT-PMP, the SSDP wait and four HTTP exchanges for UPnP; a gateway behind another NAT
+ * answers MESH_ERR_UNREACHABLE (double NAT: its external address is the carrier's inside);
+ * no service, or no gateway, answers MESH_ERR_UNSUPPORTED after the SSDP wait; a gateway's
+ * refusal or a full table is MESH_ERR_REFUSED). Up to SIM_DRIVER_PORTMAP_MAX (protocol, port)
+ * entries; asking again for one supersedes the request in flight (its callback never runs);
+ * release removes the mapping at once, cancels what is in flight, and MESH_ERR_NOT_FOUND
+ * when nothing was requested for it.
  */
 #ifndef SIM_DRIVER_H
 #define SIM_DRIVER_H
 
 #include "meshara/env.h"
 #include "sim/mdns.h"
+#include "sim/nat.h"
 #include "sim/net.h"
 #include "sim/sched.h"
 #include "sim/tcp.h"
@@ -38,7 +51,11 @@ typedef struct sim_world sim_world;
 typedef struct sim_driver sim_driver;
 
 enum sim_driver_limits {
-    SIM_DRIVER_LOG_LINE_MAX = 1024, /* longer log lines are cut */
+    SIM_DRIVER_LOG_LINE_MAX = 1024,    /* longer log lines are cut */
+    SIM_DRIVER_PORTMAP_MAX = 16,       /* (protocol, port) entries of the port-mapping service */
+    SIM_DRIVER_PORTMAP_PROC_MS = 2,    /* a gateway's processing of one request */
+    SIM_DRIVER_PORTMAP_SSDP_MS = 2000, /* a UPnP client's SSDP discovery wait (miniupnpc's
+                                          usual delay, the real driver's too) */
 };
 
 /* Log sink: one line per call, already prefixed "<s>.<ns> <host> <LEVEL> "; line borrowed. */
@@ -69,5 +86,12 @@ mesh_env sim_driver_env(sim_driver *d);
 int sim_driver_enable_mdns(sim_driver *d);
 /* The host's mDNS service (NULL until enabled), for tests and statistics. */
 sim_mdns *sim_driver_mdns(const sim_driver *d);
+
+/* Give this host the env's port-mapping service (ops->portmap, seen by envs handed out
+ * earlier too), answered by gw: the NAT on the host's own LAN, the only gateway its requests
+ * reach (NULL: no gateway answers, every request ends MESH_ERR_UNSUPPORTED). gw is borrowed:
+ * free it after the driver. MESH_OK; MESH_ERR_INVAL (gw on another LAN than the host);
+ * MESH_ERR_EXISTS (already enabled); MESH_ERR_NOMEM. */
+int sim_driver_enable_portmap(sim_driver *d, sim_nat *gw);
 
 #endif

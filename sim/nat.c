@@ -13,69 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum nat_consts {
-    NAT_MIN_BUCKETS = 64,
-};
-
-/* TCP state of a mapping (bits). */
-enum nat_tcp {
-    TCP_ESTABLISHED = 1, /* an inbound packet passed: long idle timeout */
-    TCP_FIN_OUT = 2,
-    TCP_FIN_IN = 4,
-    TCP_CLOSING = 8, /* RST seen, or FIN both ways: transitory timeout */
-};
-
-typedef struct hnode {
-    struct hnode *next;
-    uint64_t h;
-} hnode;
-
-typedef struct htab {
-    hnode **b;
-    size_t nb, n;
-} htab;
-
-typedef struct nat_perm nat_perm;
-
-typedef struct nat_map {
-    hnode by_int, by_ext;
-    struct nat_map *prev, *next; /* all mappings, creation order */
-    nat_perm *perms;
-    uint8_t proto;
-    uint8_t portmap;         /* port-map service or static forward: no filter, no traffic expiry */
-    uint8_t tcp;             /* enum nat_tcp bits */
-    uint32_t int_ip, rem_ip; /* rem_*: the remote part of the key (0 when not kept) */
-    uint16_t int_port, rem_port, ext_port;
-    mesh_time expires_at; /* MESH_TIME_NEVER: permanent */
-} nat_map;
-
-struct nat_perm {
-    hnode by_key;
-    nat_perm *next; /* on the mapping's list */
-    nat_map *m;
-    uint32_t ip;
-    uint16_t port; /* 0 under address-dependent filtering */
-    mesh_time expires_at;
-};
-
-struct sim_nat {
-    sim_net *net;
-    sim_lan *lan;
-    sim_mbox *mb;
-    sim_nat_cfg cfg;
-    uint32_t pub;
-    sim_rng rng;
-    htab by_int, by_ext, perms;
-    nat_map *head, *tail;
-    size_t nexpiring; /* mappings with a finite expiry (keep the sweep going) */
-    sim_event_id sweep_ev;
-    sim_nat_observe_fn obs_fn;
-    void *obs_ud;
-    uint32_t obs_mask;
-    sim_nat_stats st;
-};
-
-#define CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+#include "sim/nat_int.h"
 
 /* ---- hash tables --------------------------------------------------------------------- */
 
@@ -154,7 +92,7 @@ static uint64_t key_perm(uint8_t proto, uint16_t ext_port, uint32_t ip, uint16_t
 
 /* ---- observing ------------------------------------------------------------------------- */
 
-static void observe(sim_nat *n, int kind, mesh_time t, const sim_pkt *p, const nat_map *m)
+void nat_observe(sim_nat *n, int kind, mesh_time t, const sim_pkt *p, const nat_map *m)
 {
     if (!n->obs_fn || !(n->obs_mask & (1u << kind)))
         return;
@@ -184,7 +122,7 @@ static void observe(sim_nat *n, int kind, mesh_time t, const sim_pkt *p, const n
 
 /* ---- mappings and permits ---------------------------------------------------------------- */
 
-static mesh_time sat_add(mesh_time a, mesh_time b)
+mesh_time nat_sat_add(mesh_time a, mesh_time b)
 {
     return a > MESH_TIME_NEVER - b ? MESH_TIME_NEVER : a + b;
 }
@@ -205,7 +143,7 @@ static void perm_free(sim_nat *n, nat_perm *q)
     free(q);
 }
 
-static void map_remove(sim_nat *n, nat_map *m)
+void nat_map_remove(sim_nat *n, nat_map *m)
 {
     while (m->perms) {
         nat_perm *q = m->perms;
@@ -233,12 +171,12 @@ static void map_expire(sim_nat *n, nat_map *m)
 {
     if (m->portmap) {
         n->st.portmaps_released++;
-        observe(n, SIM_NAT_EV_PORTMAP_RELEASE, m->expires_at, NULL, m);
+        nat_observe(n, SIM_NAT_EV_PORTMAP_RELEASE, m->expires_at, NULL, m);
     } else {
         n->st.maps_expired++;
-        observe(n, SIM_NAT_EV_MAP_EXPIRE, m->expires_at, NULL, m);
+        nat_observe(n, SIM_NAT_EV_MAP_EXPIRE, m->expires_at, NULL, m);
     }
-    map_remove(n, m);
+    nat_map_remove(n, m);
 }
 
 /* m if it has not run out by now; else it is expired (reported, removed) and NULL. */
@@ -251,8 +189,8 @@ static nat_map *live(sim_nat *n, nat_map *m, mesh_time now)
 }
 
 /* A live mapping for the internal key, expiring a dead one found on the way. */
-static nat_map *find_int(sim_nat *n, uint8_t proto, int portmap, uint32_t ip, uint16_t port,
-                         uint32_t rip, uint16_t rport, mesh_time now)
+nat_map *nat_find_int(sim_nat *n, uint8_t proto, int portmap, uint32_t ip, uint16_t port,
+                      uint32_t rip, uint16_t rport, mesh_time now)
 {
     uint64_t h = key_int(proto, portmap, ip, port, rip, rport);
     for (hnode *x = htab_chain(&n->by_int, h); x; x = x->next) {
@@ -265,7 +203,7 @@ static nat_map *find_int(sim_nat *n, uint8_t proto, int portmap, uint32_t ip, ui
     return NULL;
 }
 
-static nat_map *find_ext(sim_nat *n, uint8_t proto, uint16_t port, mesh_time now)
+nat_map *nat_find_ext(sim_nat *n, uint8_t proto, uint16_t port, mesh_time now)
 {
     uint64_t h = key_ext(proto, port);
     for (hnode *x = htab_chain(&n->by_ext, h); x; x = x->next) {
@@ -324,7 +262,7 @@ size_t sim_nat_sweep(sim_nat *n)
 
 static void sweep_fire(void *ctx, void *arg);
 
-static void arm_sweep(sim_nat *n)
+void nat_arm_sweep(sim_nat *n)
 {
     if (!n->cfg.sweep_interval || n->nexpiring == 0 || n->sweep_ev != SIM_EVENT_NONE)
         return;
@@ -338,11 +276,11 @@ static void sweep_fire(void *ctx, void *arg)
     (void)arg;
     n->sweep_ev = SIM_EVENT_NONE;
     sim_nat_sweep(n);
-    arm_sweep(n); /* stops once nothing can expire, so sim_sched_run() still ends */
+    nat_arm_sweep(n); /* stops once nothing can expire, so sim_sched_run() still ends */
 }
 
 /* Room for one more mapping (or permit): sweep expired entries before saying no. */
-static int room(sim_nat *n, const uint64_t *live, uint32_t max)
+int nat_room(sim_nat *n, const uint64_t *live, uint32_t max)
 {
     if (*live < max)
         return 1;
@@ -352,12 +290,12 @@ static int room(sim_nat *n, const uint64_t *live, uint32_t max)
 
 static int port_free(sim_nat *n, uint8_t proto, uint16_t port, mesh_time now)
 {
-    return find_ext(n, proto, port, now) == NULL;
+    return nat_find_ext(n, proto, port, now) == NULL;
 }
 
 /* An external port for a new mapping: `want` if preferred and free, else random from the
  * range walking up to a free one. 0 if the range is full. */
-static uint16_t alloc_port(sim_nat *n, uint8_t proto, uint16_t want, int prefer, mesh_time now)
+uint16_t nat_alloc_port(sim_nat *n, uint8_t proto, uint16_t want, int prefer, mesh_time now)
 {
     uint32_t lo = n->cfg.port_lo, hi = n->cfg.port_hi, range = hi - lo + 1;
     if (prefer && want >= lo && want <= hi && port_free(n, proto, want, now))
@@ -372,8 +310,8 @@ static uint16_t alloc_port(sim_nat *n, uint8_t proto, uint16_t want, int prefer,
 }
 
 /* A new mapping with external port ext (already known free). NULL: out of memory. */
-static nat_map *map_new(sim_nat *n, uint8_t proto, int portmap, uint32_t ip, uint16_t port,
-                        uint32_t rip, uint16_t rport, uint16_t ext, mesh_time expires_at)
+nat_map *nat_map_new(sim_nat *n, uint8_t proto, int portmap, uint32_t ip, uint16_t port,
+                     uint32_t rip, uint16_t rport, uint16_t ext, mesh_time expires_at)
 {
     nat_map *m = calloc(1, sizeof *m);
     if (!m)
@@ -397,7 +335,7 @@ static nat_map *map_new(sim_nat *n, uint8_t proto, int portmap, uint32_t ip, uin
     if (expires_at != MESH_TIME_NEVER)
         n->nexpiring++;
     n->st.maps_live++;
-    arm_sweep(n);
+    nat_arm_sweep(n);
     return m;
 }
 
@@ -451,7 +389,7 @@ static void track_tcp(sim_nat *n, nat_map *m, uint8_t flags, int dir, mesh_time 
                   (m->tcp & (TCP_FIN_OUT | TCP_FIN_IN)) == (TCP_FIN_OUT | TCP_FIN_IN);
     if (closing && !(m->tcp & TCP_CLOSING)) {
         m->tcp |= TCP_CLOSING;
-        mesh_time end = sat_add(now, n->cfg.tcp_trans_timeout);
+        mesh_time end = nat_sat_add(now, n->cfg.tcp_trans_timeout);
         if (!m->portmap && end < m->expires_at)
             m->expires_at = end;
     }
@@ -462,7 +400,7 @@ static void refresh(sim_nat *n, nat_map *m, nat_perm *q, mesh_time now)
 {
     if (m->portmap)
         return;
-    mesh_time end = sat_add(now, map_timeout(n, m));
+    mesh_time end = nat_sat_add(now, map_timeout(n, m));
     m->expires_at = end;
     if (q)
         q->expires_at = end;
@@ -471,7 +409,7 @@ static void refresh(sim_nat *n, nat_map *m, nat_perm *q, mesh_time now)
 static int limit_drop(sim_nat *n, const sim_pkt *p, mesh_time now)
 {
     n->st.limit_drops++;
-    observe(n, SIM_NAT_EV_LIMIT_DROP, now, p, NULL);
+    nat_observe(n, SIM_NAT_EV_LIMIT_DROP, now, p, NULL);
     return SIM_DROP;
 }
 
@@ -482,25 +420,25 @@ static int on_out(sim_nat *n, sim_pkt *p, mesh_time now)
     int hairpin = dip == n->pub;
     if (hairpin && !n->cfg.hairpin) {
         n->st.hairpin_drops++;
-        observe(n, SIM_NAT_EV_HAIRPIN_DROP, now, p, NULL);
+        nat_observe(n, SIM_NAT_EV_HAIRPIN_DROP, now, p, NULL);
         return SIM_DROP;
     }
     uint32_t rip;
     uint16_t rport;
     map_remote(n, dst, &rip, &rport);
-    nat_map *m = find_int(n, p->proto, 1, sip, src->port, 0, 0, now);
+    nat_map *m = nat_find_int(n, p->proto, 1, sip, src->port, 0, 0, now);
     if (!m)
-        m = find_int(n, p->proto, 0, sip, src->port, rip, rport, now);
+        m = nat_find_int(n, p->proto, 0, sip, src->port, rip, rport, now);
     int created = 0;
     if (!m) {
-        if (!room(n, &n->st.maps_live, n->cfg.max_mappings) ||
-            (needs_permits(n, NULL) && !room(n, &n->st.permits_live, n->cfg.max_permits)))
+        if (!nat_room(n, &n->st.maps_live, n->cfg.max_mappings) ||
+            (needs_permits(n, NULL) && !nat_room(n, &n->st.permits_live, n->cfg.max_permits)))
             return limit_drop(n, p, now);
         int prefer = n->cfg.port_alloc == SIM_NAT_PORT_PRESERVE;
-        uint16_t ext = alloc_port(n, p->proto, src->port, prefer, now);
+        uint16_t ext = nat_alloc_port(n, p->proto, src->port, prefer, now);
         if (!ext)
             return limit_drop(n, p, now);
-        m = map_new(n, p->proto, 0, sip, src->port, rip, rport, ext, now);
+        m = nat_map_new(n, p->proto, 0, sip, src->port, rip, rport, ext, now);
         if (!m)
             return limit_drop(n, p, now);
         created = 1;
@@ -509,10 +447,10 @@ static int on_out(sim_nat *n, sim_pkt *p, mesh_time now)
     if (needs_permits(n, m)) {
         uint16_t qport = perm_port(n, dst);
         q = find_perm(n, m, dip, qport, now);
-        if (!q && (!room(n, &n->st.permits_live, n->cfg.max_permits) ||
+        if (!q && (!nat_room(n, &n->st.permits_live, n->cfg.max_permits) ||
                    !(q = perm_new(n, m, dip, qport)))) {
             if (created)
-                map_remove(n, m);
+                nat_map_remove(n, m);
             return limit_drop(n, p, now);
         }
     }
@@ -521,10 +459,10 @@ static int on_out(sim_nat *n, sim_pkt *p, mesh_time now)
     if (created)
         n->st.maps_created++;
     n->st.out_pkts++;
-    observe(n, created ? SIM_NAT_EV_MAP_CREATE : SIM_NAT_EV_OUT_PASS, now, p, m);
+    nat_observe(n, created ? SIM_NAT_EV_MAP_CREATE : SIM_NAT_EV_OUT_PASS, now, p, m);
     if (hairpin) {
         n->st.hairpin++;
-        observe(n, SIM_NAT_EV_HAIRPIN, now, p, m);
+        nat_observe(n, SIM_NAT_EV_HAIRPIN, now, p, m);
     }
     p->src = mesh_addr_v4(n->pub, m->ext_port);
     return SIM_PASS;
@@ -552,7 +490,7 @@ static int unsolicited(sim_nat *n, sim_mbox *mb, const sim_pkt *p, const nat_map
             kind = SIM_NAT_EV_IN_RST;
         }
     }
-    observe(n, kind, now, p, m);
+    nat_observe(n, kind, now, p, m);
     return SIM_DROP;
 }
 
@@ -560,7 +498,7 @@ static int on_in(sim_nat *n, sim_mbox *mb, sim_pkt *p, mesh_time now)
 {
     if (sim_addr_ip4(&p->dst) != n->pub)
         return SIM_PASS; /* not addressed to the NAT */
-    nat_map *m = find_ext(n, p->proto, p->dst.port, now);
+    nat_map *m = nat_find_ext(n, p->proto, p->dst.port, now);
     if (!m)
         return unsolicited(n, mb, p, NULL, now);
     nat_perm *q = NULL;
@@ -573,7 +511,7 @@ static int on_in(sim_nat *n, sim_mbox *mb, sim_pkt *p, mesh_time now)
     if (n->cfg.inbound_refresh)
         refresh(n, m, q, now);
     n->st.in_pkts++;
-    observe(n, SIM_NAT_EV_IN_PASS, now, p, m);
+    nat_observe(n, SIM_NAT_EV_IN_PASS, now, p, m);
     p->dst = mesh_addr_v4(m->int_ip, m->int_port);
     return SIM_PASS;
 }
@@ -615,9 +553,12 @@ static int cfg_fix(sim_nat_cfg *c)
         c->max_mappings = SIM_NAT_DEFAULT_MAX_MAPPINGS;
     if (!c->max_permits)
         c->max_permits = SIM_NAT_DEFAULT_MAX_PERMITS;
+    if (!c->pmp_max_lease_s)
+        c->pmp_max_lease_s = SIM_NAT_DEFAULT_PMP_MAX_LEASE_S;
     c->hairpin = c->hairpin ? 1 : 0;
     c->inbound_refresh = c->inbound_refresh ? 1 : 0;
     c->portmap = c->portmap ? 1 : 0;
+    c->natpmp = c->natpmp ? 1 : 0;
     return MESH_OK;
 }
 
@@ -640,6 +581,7 @@ int sim_nat_new(sim_nat **out, sim_net *net, sim_lan *lan, const sim_nat_cfg *cf
     n->lan = lan;
     n->cfg = c;
     n->pub = sim_lan_public_ip(lan);
+    n->epoch_start = sim_net_now(net);
     sim_rng_derive(&n->rng, sim_net_seed(net), SIM_NAT_RNG_STREAM + sim_lan_id(lan));
     rc = MESH_ERR_NOMEM;
     if (htab_init(&n->by_int) != MESH_OK || htab_init(&n->by_ext) != MESH_OK ||
@@ -664,7 +606,7 @@ void sim_nat_free(sim_nat *n)
         return;
     sim_sched_cancel(sim_net_sched(n->net), n->sweep_ev);
     while (n->head)
-        map_remove(n, n->head);
+        nat_map_remove(n, n->head);
     free(n->perms.b);
     free(n->by_ext.b);
     free(n->by_int.b);
@@ -691,12 +633,12 @@ void sim_nat_set_observer(sim_nat *n, sim_nat_observe_fn fn, void *ud, uint32_t 
     n->obs_mask = mask;
 }
 
-static int proto_ok(uint8_t proto)
+int nat_proto_ok(uint8_t proto)
 {
     return proto == SIM_PROTO_TCP || proto == SIM_PROTO_UDP;
 }
 
-static int endpoint_ok(const mesh_addr *a)
+int nat_endpoint_ok(const mesh_addr *a)
 {
     return a && a->family == MESH_AF_INET4 && a->port && sim_addr_ip4(a);
 }
@@ -704,96 +646,18 @@ static int endpoint_ok(const mesh_addr *a)
 int sim_nat_lookup(sim_nat *n, uint8_t proto, const mesh_addr *internal, const mesh_addr *remote,
                    mesh_addr *external)
 {
-    if (!n || !proto_ok(proto) || !endpoint_ok(internal) || !endpoint_ok(remote) || !external)
+    if (!n || !nat_proto_ok(proto) || !nat_endpoint_ok(internal) || !nat_endpoint_ok(remote) ||
+        !external)
         return MESH_ERR_INVAL;
     mesh_time now = sim_net_now(n->net);
     uint32_t ip = sim_addr_ip4(internal), rip;
     uint16_t rport;
     map_remote(n, remote, &rip, &rport);
-    nat_map *m = find_int(n, proto, 1, ip, internal->port, 0, 0, now);
+    nat_map *m = nat_find_int(n, proto, 1, ip, internal->port, 0, 0, now);
     if (!m)
-        m = find_int(n, proto, 0, ip, internal->port, rip, rport, now);
+        m = nat_find_int(n, proto, 0, ip, internal->port, rip, rport, now);
     if (!m)
         return MESH_ERR_NOT_FOUND;
     *external = mesh_addr_v4(n->pub, m->ext_port);
     return MESH_OK;
-}
-
-/* Create a port-map entry (internal → ext) expiring at expires_at. */
-static int portmap_add(sim_nat *n, uint8_t proto, const mesh_addr *internal, uint16_t ext,
-                       mesh_time expires_at, mesh_addr *external)
-{
-    mesh_time now = sim_net_now(n->net);
-    if (!room(n, &n->st.maps_live, n->cfg.max_mappings))
-        return MESH_ERR_LIMIT;
-    nat_map *m =
-        map_new(n, proto, 1, sim_addr_ip4(internal), internal->port, 0, 0, ext, expires_at);
-    if (!m)
-        return MESH_ERR_NOMEM;
-    n->st.portmaps_added++;
-    observe(n, SIM_NAT_EV_PORTMAP_ADD, now, NULL, m);
-    if (external)
-        *external = mesh_addr_v4(n->pub, ext);
-    return MESH_OK;
-}
-
-int sim_nat_portmap_request(sim_nat *n, uint8_t proto, const mesh_addr *internal, uint32_t lease_s,
-                            mesh_addr *external)
-{
-    if (!n || !proto_ok(proto) || !endpoint_ok(internal) || !external)
-        return MESH_ERR_INVAL;
-    if (!n->cfg.portmap)
-        return MESH_ERR_UNSUPPORTED;
-    mesh_time now = sim_net_now(n->net);
-    if (lease_s > SIM_NAT_MAX_LEASE_S)
-        lease_s = SIM_NAT_MAX_LEASE_S;
-    mesh_time expires =
-        lease_s ? sat_add(now, (mesh_time)lease_s * MESH_NS_PER_S) : MESH_TIME_NEVER;
-    nat_map *m = find_int(n, proto, 1, sim_addr_ip4(internal), internal->port, 0, 0, now);
-    if (m) { /* renewal: same external port, new lease */
-        if (m->expires_at != MESH_TIME_NEVER && expires == MESH_TIME_NEVER)
-            n->nexpiring--;
-        else if (m->expires_at == MESH_TIME_NEVER && expires != MESH_TIME_NEVER)
-            n->nexpiring++;
-        m->expires_at = expires;
-        arm_sweep(n);
-        *external = mesh_addr_v4(n->pub, m->ext_port);
-        return MESH_OK;
-    }
-    if (!room(n, &n->st.maps_live, n->cfg.max_mappings))
-        return MESH_ERR_LIMIT;
-    uint16_t ext = alloc_port(n, proto, internal->port, 1, now);
-    if (!ext)
-        return MESH_ERR_LIMIT;
-    return portmap_add(n, proto, internal, ext, expires, external);
-}
-
-int sim_nat_portmap_release(sim_nat *n, uint8_t proto, const mesh_addr *internal)
-{
-    if (!n || !proto_ok(proto) || !endpoint_ok(internal))
-        return MESH_ERR_INVAL;
-    mesh_time now = sim_net_now(n->net);
-    nat_map *m = find_int(n, proto, 1, sim_addr_ip4(internal), internal->port, 0, 0, now);
-    if (!m)
-        return MESH_ERR_NOT_FOUND;
-    n->st.portmaps_released++;
-    observe(n, SIM_NAT_EV_PORTMAP_RELEASE, now, NULL, m);
-    map_remove(n, m);
-    return MESH_OK;
-}
-
-int sim_nat_add_static(sim_nat *n, uint8_t proto, const mesh_addr *internal, uint16_t ext_port,
-                       mesh_addr *external)
-{
-    if (!n || !proto_ok(proto) || !endpoint_ok(internal) || !ext_port)
-        return MESH_ERR_INVAL;
-    mesh_time now = sim_net_now(n->net);
-    if (find_int(n, proto, 1, sim_addr_ip4(internal), internal->port, 0, 0, now))
-        return MESH_ERR_EXISTS;
-    nat_map *old = find_ext(n, proto, ext_port, now);
-    if (old && old->portmap)
-        return MESH_ERR_EXISTS;
-    if (old)
-        map_remove(n, old); /* the forward wins over a dynamic mapping */
-    return portmap_add(n, proto, internal, ext_port, MESH_TIME_NEVER, external);
 }

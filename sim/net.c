@@ -224,9 +224,16 @@ int sim_net_add_lan(sim_net *net, const sim_lan_cfg *cfg, sim_lan **out)
     if (!net || !cfg || !link_cfg_ok(&cfg->up) || !link_cfg_ok(&cfg->down) ||
         (cfg->is_private && !cfg->public_ip) || sim_ip_is_multicast(cfg->public_ip))
         return MESH_ERR_INVAL;
-    if (net->nlans >= SIM_NET_MAX_LANS)
+    sim_lan *up = cfg->upstream;
+    if (up && (up->net != net || !cfg->is_private))
+        return MESH_ERR_INVAL;
+    if (net->nlans >= SIM_NET_MAX_LANS || (up && up->depth >= SIM_NET_MAX_LAN_DEPTH))
         return MESH_ERR_LIMIT;
-    if (cfg->public_ip && addrmap_find(&net->global, cfg->public_ip))
+    /* The public address lives on the upstream LAN (and in the core when that LAN's addresses
+     * are global), or in the core for a LAN on the core. */
+    int global = !up || !up->is_private;
+    if (cfg->public_ip && ((global && addrmap_find(&net->global, cfg->public_ip)) ||
+                           (up && addrmap_find(&up->hosts, cfg->public_ip))))
         return MESH_ERR_EXISTS;
     if (grow_ptrs((void ***)&net->lans, &net->lans_cap, net->nlans) != MESH_OK)
         return MESH_ERR_NOMEM;
@@ -240,9 +247,15 @@ int sim_net_add_lan(sim_net *net, const sim_lan_cfg *cfg, sim_lan **out)
     l->id = (uint32_t)net->nlans;
     l->public_ip = cfg->public_ip;
     l->is_private = cfg->is_private;
+    l->upstream = up;
+    l->depth = up ? up->depth + 1 : 1;
     link_init(&l->up, &cfg->up, net->seed, (1ULL << 40) + 2ULL * l->id);
     link_init(&l->down, &cfg->down, net->seed, (1ULL << 40) + 2ULL * l->id + 1);
-    if (cfg->public_ip && addrmap_put(&net->global, cfg->public_ip, ENT_LAN, l) != MESH_OK)
+    /* (as for hosts: a failure after the first put leaves the net fit only to be freed) */
+    if (cfg->public_ip && up && addrmap_put(&up->hosts, cfg->public_ip, ENT_LAN, l) != MESH_OK)
+        goto fail;
+    if (cfg->public_ip && global &&
+        addrmap_put(&net->global, cfg->public_ip, ENT_LAN, l) != MESH_OK)
         goto fail;
     net->lans[net->nlans++] = l;
     if (out)
@@ -355,6 +368,36 @@ int sim_lan_is_private(const sim_lan *l)
 {
     return l->is_private;
 }
+sim_lan *sim_lan_upstream(const sim_lan *l)
+{
+    return l->upstream;
+}
+sim_lan *sim_host_lan(const sim_host *h)
+{
+    return h->lan;
+}
+
+int sim_lan_has_host(const sim_lan *l, uint32_t ip)
+{
+    const addr_ent *e = addrmap_find(&l->hosts, ip);
+    return e && e->kind == ENT_HOST;
+}
+
+int sim_lan_public_is_global(const sim_lan *l)
+{
+    for (const sim_lan *u = l->upstream; u; u = u->upstream)
+        if (u->is_private)
+            return 0;
+    return 1;
+}
+
+void sim_host_get_links(const sim_host *h, sim_link_cfg *up, sim_link_cfg *down)
+{
+    if (up)
+        *up = h->up.cfg;
+    if (down)
+        *down = h->down.cfg;
+}
 sim_link_stats sim_host_up_stats(const sim_host *h)
 {
     return h->up.st;
@@ -372,7 +415,7 @@ sim_host *sim_net_find_host(sim_net *net, const sim_host *from, uint32_t ip)
 {
     if (from && from->lan) {
         addr_ent *e = addrmap_find(&from->lan->hosts, ip);
-        if (e)
+        if (e && e->kind == ENT_HOST)
             return e->ptr;
     }
     addr_ent *e = addrmap_find(&net->global, ip);

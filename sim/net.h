@@ -8,6 +8,13 @@
  * translates). Addresses are looked up in hash tables (one global, one per LAN), never by
  * scanning hosts; two private LANs may reuse the same addresses.
  *
+ * LANs behind LANs (NATs in series, a router behind another router). A private LAN may name
+ * an upstream LAN instead of the core: its site link then joins the upstream LAN as a host's
+ * access link does, and its public address is an address on the upstream LAN — private to
+ * it when the upstream is private (a home router's WAN address 100.64.x.y inside a carrier
+ * NAT, RFC 6598), global when the upstream is public. A router in front of a single host is
+ * a one-host LAN behind the host's former LAN. At most SIM_NET_MAX_LAN_DEPTH LANs in a chain.
+ *
  * A path is a chain of stages, each either a link (FIFO queue with a rate, a size limit, a
  * propagation delay, jitter and loss) or a middlebox:
  *
@@ -15,12 +22,20 @@
  *   otherwise:  src.mbox(out) → src.up → [srcLAN.mbox(out) → srcLAN.up] → core
  *               → [dstLAN.down → dstLAN.mbox(in)] → dst.down → dst.mbox(in) → deliver
  *
+ * With LANs behind LANs the bracketed legs repeat once per level: a packet climbs from its
+ * LAN through each gateway (mbox(out), then its site link) until a LAN on the way holds the
+ * destination address (a host, or the public address of a LAN behind it, which it then
+ * descends into) or the top LAN's site link reaches the core; from the core it enters the
+ * top LAN of the destination's chain and descends level by level (down link, mbox(in), then
+ * the host or the next LAN the translated address names).
+ *
  * The core is a delay stage with no queue: latency (a constant, or a per-pair function the
  * scenario installs) and loss. Multicast (224.0.0.0/4) never leaves the sender's LAN: it is
  * copied at the LAN to every host on it that joined the group, the sender included (like
- * IP_MULTICAST_LOOP), through each receiver's down link. Hairpinning: a packet that leaves a
- * LAN's middleboxes addressed to that same LAN's public address turns around at the gateway
- * (no site link, no core).
+ * IP_MULTICAST_LOOP), through each receiver's down link; no gateway forwards it. Hairpinning:
+ * a packet that leaves a LAN's middleboxes addressed to that same LAN's public address turns
+ * around at the gateway (no site link, no core) — at whichever level of a chain it happens,
+ * so two homes behind one carrier NAT reach each other's carrier mappings through it.
  *
  * Links. A packet of B wire bytes entering a link at time t starts serialising at
  * max(t, busy_until), finishes at start + ceil(B*8e9/rate) ns, and reaches the far end
@@ -68,6 +83,7 @@ enum sim_net_limits {
     SIM_NET_MAX_LANS = 1 << 20,
     SIM_NET_MAX_GROUPS_PER_HOST = 16, /* multicast groups one host may join */
     SIM_NET_PKT_POOL_MAX = 1 << 16,   /* free packets kept for reuse */
+    SIM_NET_MAX_LAN_DEPTH = 4,        /* LANs in a chain of upstreams, the top one included */
 };
 
 enum sim_proto { SIM_PROTO_TCP = 6, SIM_PROTO_UDP = 17 };
@@ -153,12 +169,18 @@ void sim_net_set_core(sim_net *net, const sim_link_cfg *core, sim_core_latency_f
 
 typedef struct sim_lan_cfg {
     const char *name;      /* copied; for logs */
-    sim_link_cfg up, down; /* the site link to and from the core */
-    uint32_t public_ip;    /* the site's address in the core (host order); 0 = none */
+    sim_link_cfg up, down; /* the site link to and from the core (or the upstream LAN) */
+    uint32_t public_ip;    /* the site's address in the core or on the upstream LAN (host
+                              order); 0 = none */
     int is_private;        /* hosts' addresses exist only inside the LAN */
+    sim_lan *upstream;     /* NULL: the site link reaches the core; else the LAN (of this
+                              net) this one sits behind; then the LAN must be private */
 } sim_lan_cfg;
-/* MESH_OK, MESH_ERR_INVAL (private without public_ip, bad loss), MESH_ERR_EXISTS (public_ip
- * taken), MESH_ERR_LIMIT, MESH_ERR_NOMEM. The LAN is owned by the net. */
+/* MESH_OK, MESH_ERR_INVAL (private without public_ip, bad loss, an upstream of another net or
+ * on a LAN that is not private), MESH_ERR_EXISTS (public_ip taken where it lives: the core,
+ * or the upstream LAN and, when that one is public, the core), MESH_ERR_LIMIT (too many LANs,
+ * or a chain deeper than SIM_NET_MAX_LAN_DEPTH), MESH_ERR_NOMEM. The LAN is owned by the
+ * net. */
 int sim_net_add_lan(sim_net *net, const sim_lan_cfg *cfg, sim_lan **out);
 
 typedef struct sim_host_cfg {
@@ -187,6 +209,15 @@ uint32_t sim_lan_id(const sim_lan *l);
  * what a NAT middlebox on the gateway translates to and from. */
 uint32_t sim_lan_public_ip(const sim_lan *l);
 int sim_lan_is_private(const sim_lan *l);
+/* The LAN this one sits behind (NULL: the core), and the host's LAN (NULL: the core). */
+sim_lan *sim_lan_upstream(const sim_lan *l);
+sim_lan *sim_host_lan(const sim_host *h);
+/* 1 when a host with address ip sits on l itself (not on a LAN behind it). */
+int sim_lan_has_host(const sim_lan *l, uint32_t ip);
+/* 1 when l's public address is reachable from the core: no private LAN above it. */
+int sim_lan_public_is_global(const sim_lan *l);
+/* The host's access link configuration as it is now. */
+void sim_host_get_links(const sim_host *h, sim_link_cfg *up, sim_link_cfg *down);
 sim_link_stats sim_host_up_stats(const sim_host *h);
 sim_link_stats sim_host_down_stats(const sim_host *h);
 /* Time the host's uplink finishes serialising everything queued so far (<= now: idle).

@@ -19,9 +19,10 @@ enum net_consts {
 enum hop {
     HOP_SRC_MB_OUT, /* middleboxes of the source host, outwards */
     HOP_SRC_UP,     /* source host's up link */
-    HOP_AT_LAN,     /* arrived at the source's LAN (or the core, for a core host) */
+    HOP_AT_LAN,     /* arrived at priv.lan from below: the source host's LAN, or the
+                       upstream of a LAN the packet climbed out of (NULL: the core) */
     HOP_LAN_MB_OUT, /* source LAN's gateway middleboxes, outwards */
-    HOP_LAN_UP,     /* source LAN's site link up */
+    HOP_LAN_UP,     /* source LAN's site link up (to the core, or its upstream LAN) */
     HOP_CORE,       /* core routing and delay */
     HOP_LAN_DOWN,   /* destination LAN's site link down */
     HOP_LAN_MB_IN,  /* destination LAN's gateway middleboxes, inwards */
@@ -83,6 +84,8 @@ struct sim_lan {
     char *name;
     uint32_t public_ip;
     int is_private;
+    sim_lan *upstream; /* NULL: the site link reaches the core */
+    uint32_t depth;    /* 1 for a LAN on the core, upstream's + 1 behind it */
     link up, down;
     chain mb;
     addrmap hosts;

@@ -160,13 +160,25 @@ static void fan_out_multicast(sim_net *net, sim_lan *l, sim_pkt *p)
  * at once (p->priv.hop updated), 0 when it left this walk: onto a link or a delay (an event
  * continues it), delivered, or dropped. */
 
-/* At the source's LAN: a neighbour on it, multicast to its members, or out through the
- * gateway; a host on the core goes straight to core routing. */
+/* An address found on a LAN: a host there, or a LAN behind it (down into it). */
+static void to_entry(sim_pkt *p, const addr_ent *e)
+{
+    if (e->kind == ENT_HOST) {
+        to_dst_host(p, e->ptr);
+        return;
+    }
+    p->priv.lan = e->ptr;
+    p->priv.hop = HOP_LAN_DOWN;
+}
+
+/* At a LAN, from a host on it or from a LAN behind it: a neighbour on it (or a LAN behind it
+ * that owns the address), multicast to its members, or out through the gateway; from a host
+ * on the core (no LAN) straight to core routing. */
 static int at_lan(sim_net *net, sim_pkt *p)
 {
-    sim_host *h = p->priv.src_host;
+    sim_lan *l = p->priv.lan;
     uint32_t dst = sim_addr_ip4(&p->dst);
-    if (!h->lan) {
+    if (!l) {
         if (sim_ip_is_multicast(dst)) {
             drop(net, p, &net->st.no_route);
             return 0;
@@ -175,35 +187,41 @@ static int at_lan(sim_net *net, sim_pkt *p)
         return 1;
     }
     if (sim_ip_is_multicast(dst)) {
-        fan_out_multicast(net, h->lan, p);
+        fan_out_multicast(net, l, p);
         return 0;
     }
-    addr_ent *e = addrmap_find(&h->lan->hosts, dst);
+    addr_ent *e = addrmap_find(&l->hosts, dst);
     if (e) {
-        to_dst_host(p, e->ptr);
+        to_entry(p, e);
         return 1;
     }
-    p->priv.lan = h->lan;
     p->priv.hop = HOP_LAN_MB_OUT;
     p->priv.mb = 0;
     return 1;
 }
 
-/* Through the source LAN's gateway middleboxes; a packet to the LAN's own public address
- * turns back in at the gateway (hairpin). */
+/* Through the LAN's gateway middleboxes; a packet to the LAN's own public address turns back
+ * in at the gateway (hairpin). */
 static int lan_mb_out(sim_net *net, sim_pkt *p)
 {
     sim_lan *l = p->priv.lan;
     if (!run_chain(net, &l->mb, p, SIM_DIR_OUT))
         return 0;
-    addr_ent *e = addrmap_find(&net->global, sim_addr_ip4(&p->dst));
-    if (e && e->kind == ENT_LAN && e->ptr == l) {
+    if (l->public_ip && sim_addr_ip4(&p->dst) == l->public_ip) {
         p->priv.hop = HOP_LAN_MB_IN;
         p->priv.mb = l->mb.n - 1;
         return 1;
     }
     p->priv.hop = HOP_LAN_UP;
     return 1;
+}
+
+/* The LAN on the core whose chain holds l. */
+static sim_lan *top_lan(sim_lan *l)
+{
+    while (l->upstream)
+        l = l->upstream;
+    return l;
 }
 
 /* Across the core: the destination's site (a LAN, or a host on the core), core loss, and
@@ -219,9 +237,9 @@ static int core(sim_net *net, sim_pkt *p)
     sim_lan *to_lan = NULL;
     sim_host *to_host = NULL;
     if (e->kind == ENT_LAN)
-        to_lan = e->ptr;
+        to_lan = top_lan(e->ptr);
     else if (((sim_host *)e->ptr)->lan)
-        to_lan = ((sim_host *)e->ptr)->lan;
+        to_lan = top_lan(((sim_host *)e->ptr)->lan);
     else
         to_host = e->ptr;
     if (net->core.loss > 0 && sim_rng_chance(&net->core_rng, net->core.loss)) {
@@ -249,7 +267,8 @@ static int core(sim_net *net, sim_pkt *p)
     return 1;
 }
 
-/* Through the destination LAN's gateway middleboxes to the host the address names. */
+/* Through the destination LAN's gateway middleboxes to the host (or the LAN behind this one)
+ * the address names. */
 static int lan_mb_in(sim_net *net, sim_pkt *p)
 {
     sim_lan *l = p->priv.lan;
@@ -260,7 +279,7 @@ static int lan_mb_in(sim_net *net, sim_pkt *p)
         drop(net, p, &net->st.no_route);
         return 0;
     }
-    to_dst_host(p, e->ptr);
+    to_entry(p, e);
     return 1;
 }
 
@@ -289,15 +308,19 @@ static int step(sim_net *net, sim_pkt *p)
         p->priv.hop = HOP_SRC_UP;
         return 1;
     case HOP_SRC_UP:
+        p->priv.lan = p->priv.src_host->lan;
         cross(net, &p->priv.src_host->up, p, HOP_AT_LAN, 0);
         return 0;
     case HOP_AT_LAN:
         return at_lan(net, p);
     case HOP_LAN_MB_OUT:
         return lan_mb_out(net, p);
-    case HOP_LAN_UP:
-        cross(net, &p->priv.lan->up, p, HOP_CORE, 0);
+    case HOP_LAN_UP: {
+        sim_lan *l = p->priv.lan; /* a LAN behind another climbs into it, else the core */
+        p->priv.lan = l->upstream ? l->upstream : l;
+        cross(net, &l->up, p, l->upstream ? HOP_AT_LAN : HOP_CORE, 0);
         return 0;
+    }
     case HOP_CORE:
         return core(net, p);
     case HOP_LAN_DOWN:

@@ -323,8 +323,8 @@ static void teardown(runner *r)
     free(r->stuns);
     free(r->bg_clients);
     free(r->bg_drvs);
-    for (size_t i = 0; r->lan_nats && i < s->lan_count; i++)
-        sim_nat_free(r->lan_nats[i]);
+    for (size_t i = 0; i < r->nnats; i++)
+        sim_nat_free(r->nats[i]);
     for (size_t i = 0; r->censors && i < s->censor_count; i++)
         sim_censor_free(r->censors[i]);
     sim_world_free(r->w);
@@ -346,6 +346,9 @@ static void teardown(runner *r)
     free(r->lans);
     free(r->lan_links);
     free(r->lan_nats);
+    free(r->lan_next);
+    free(r->lan_carrier);
+    free(r->nats);
     free(r->lan_region_of_id);
     free(r->host_region_of_id);
     free(r->censors);

@@ -10,6 +10,8 @@
 
 _Static_assert((int)SIM_SCN_MAX_RULES <= (int)SIM_CENSOR_MAX_RULES,
                "a scenario censor fits the model");
+_Static_assert((int)SIM_SCN_MAX_NAT_DEPTH <= (int)SIM_NET_MAX_LAN_DEPTH,
+               "a scenario's chain of LANs fits the network model");
 
 /* ---- latency of the core ------------------------------------------------------------------- */
 
@@ -112,6 +114,7 @@ static sim_nat_cfg nat_cfg_of(const sim_scn_nat *n)
     c.port_alloc = n->port_preserve ? SIM_NAT_PORT_PRESERVE : SIM_NAT_PORT_RANDOM;
     c.hairpin = n->hairpin;
     c.portmap = n->upnp;
+    c.natpmp = n->natpmp;
     c.udp_timeout = n->udp_timeout;
     c.tcp_timeout = n->tcp_timeout;
     return c;
@@ -123,6 +126,32 @@ static int fail(runner *r, int rc, const char *fmt, const char *what)
     return rc;
 }
 
+void rn_group_nat_chain(const sim_scenario *s, size_t g, sim_nat_chain *out)
+{
+    memset(out, 0, sizeof *out);
+    const sim_scn_group *gr = &s->groups[g];
+    if (gr->lan == SIM_SCN_INTERNET)
+        return;
+    if (gr->nat.present) {
+        sim_nat_cfg c = nat_cfg_of(&gr->nat);
+        out->hop[out->n++] = sim_nat_hop_of(&c);
+    }
+    for (size_t l = gr->lan; l != SIM_SCN_CORE && out->n < SIM_NET_MAX_LAN_DEPTH;
+         l = s->lans[l].upstream)
+        if (s->lans[l].nat.present) {
+            sim_nat_cfg c = nat_cfg_of(&s->lans[l].nat);
+            out->hop[out->n++] = sim_nat_hop_of(&c);
+        }
+}
+
+/* The next address on scenario LAN i for a host or a router behind it. */
+static uint32_t inside_addr(runner *r, size_t i)
+{
+    if (!sim_lan_is_private(r->lans[i]))
+        return r->next_public++;
+    return (r->lan_carrier[i] ? RN_ADDR_CARRIER : RN_ADDR_PRIVATE) + r->lan_next[i]++;
+}
+
 int rn_build_lans(runner *r)
 {
     const sim_scenario *s = r->scn;
@@ -130,15 +159,29 @@ int rn_build_lans(runner *r)
     r->lans = calloc(n ? n : 1, sizeof *r->lans);
     r->lan_links = calloc(n ? n : 1, sizeof *r->lan_links);
     r->lan_nats = calloc(n ? n : 1, sizeof *r->lan_nats);
-    if (!r->lans || !r->lan_links || !r->lan_nats)
+    r->lan_next = calloc(n ? n : 1, sizeof *r->lan_next);
+    r->lan_carrier = calloc(n ? n : 1, sizeof *r->lan_carrier);
+    r->nats = calloc(n + s->node_count + 1, sizeof *r->nats);
+    if (!r->lans || !r->lan_links || !r->lan_nats || !r->lan_next || !r->lan_carrier || !r->nats)
         return MESH_ERR_NOMEM;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
+        if (s->lans[i].upstream != SIM_SCN_CORE)
+            r->lan_carrier[s->lans[i].upstream] = 1;
+    for (size_t g = 0; g < s->group_count; g++)
+        if (s->groups[g].nat.present && s->groups[g].lan != SIM_SCN_INTERNET)
+            r->lan_carrier[s->groups[g].lan] = 1;
+    for (size_t i = 0; i < n; i++) { /* upstreams come first (the loader's rule) */
         const sim_scn_lan *l = &s->lans[i];
         sim_lan_cfg c = {0};
         c.name = l->name;
         c.up = c.down = r->lan_links[i] = link_of(&l->link);
         c.is_private = l->is_private;
-        c.public_ip = r->next_lan_public++;
+        if (l->upstream != SIM_SCN_CORE) {
+            c.upstream = r->lans[l->upstream];
+            c.public_ip = inside_addr(r, l->upstream);
+        } else {
+            c.public_ip = r->next_lan_public++;
+        }
         int rc = sim_net_add_lan(r->net, &c, &r->lans[i]);
         if (rc != MESH_OK)
             return fail(r, rc, "LAN %s: %s", l->name);
@@ -146,19 +189,38 @@ int rn_build_lans(runner *r)
     return MESH_OK;
 }
 
-/* NATs go on after the censors, so a censor on a LAN sees its hosts' own addresses. */
+static int add_nat(runner *r, sim_lan *lan, const sim_scn_nat *sn, sim_nat **out)
+{
+    sim_nat_cfg c = nat_cfg_of(sn);
+    int rc = sim_nat_new(out, r->net, lan, &c);
+    if (rc != MESH_OK)
+        return rc;
+    sim_nat_set_observer(*out, on_nat_event, r, RN_NAT_OBSERVE);
+    r->nats[r->nnats++] = *out;
+    return MESH_OK;
+}
+
+/* NATs go on after the censors, so a censor on a LAN sees its hosts' own addresses; then each
+ * node's driver gets the port-mapping service of the NAT nearest to it (none: no gateway). */
 int rn_build_lan_nats(runner *r)
 {
     const sim_scenario *s = r->scn;
+    int rc;
     for (size_t i = 0; i < s->lan_count; i++) {
         const sim_scn_lan *l = &s->lans[i];
-        if (!l->nat.present)
-            continue;
-        sim_nat_cfg c = nat_cfg_of(&l->nat);
-        int rc = sim_nat_new(&r->lan_nats[i], r->net, r->lans[i], &c);
-        if (rc != MESH_OK)
+        if (l->nat.present && (rc = add_nat(r, r->lans[i], &l->nat, &r->lan_nats[i])) != MESH_OK)
             return fail(r, rc, "NAT of LAN %s: %s", l->name);
-        sim_nat_set_observer(r->lan_nats[i], on_nat_event, r, RN_NAT_OBSERVE);
+    }
+    for (uint32_t k = 0; k < s->node_count; k++) {
+        rn_node *n = &r->nodes[k];
+        const sim_scn_group *g = &s->groups[n->group];
+        if (g->nat.present && (rc = add_nat(r, n->lan, &g->nat, &n->own_nat)) != MESH_OK)
+            return fail(r, rc, "NAT of group %s: %s", g->name);
+        sim_nat *gw = n->own_nat                   ? n->own_nat
+                      : g->lan != SIM_SCN_INTERNET ? r->lan_nats[g->lan]
+                                                   : NULL;
+        if ((rc = sim_driver_enable_portmap(n->drv, gw)) != MESH_OK)
+            return fail(r, rc, "port mapping of group %s: %s", g->name);
     }
     return MESH_OK;
 }
@@ -178,6 +240,34 @@ static int grow_regions(size_t **arr, size_t *n, size_t need)
     *arr = a;
     *n = nn;
     return MESH_OK;
+}
+
+/* The address the world outside its LANs sees the host at: the public address of the
+ * outermost private LAN above it (its own when there is none), and whether that is the host's
+ * own (reachable without a port mapping). */
+static uint32_t outside_ip(const sim_host *h, int *own)
+{
+    uint32_t ip = sim_host_ip(h);
+    *own = 1;
+    for (const sim_lan *l = sim_host_lan(h); l; l = sim_lan_upstream(l))
+        if (sim_lan_is_private(l)) {
+            ip = sim_lan_public_ip(l);
+            *own = 0;
+        }
+    return ip;
+}
+
+/* A node alone behind its own router (its group's nat:): a one-host LAN behind the group's
+ * LAN, its router's public address one of that LAN's; the site link is ideal (the host's
+ * access link carries the link's figures). */
+static int router_lan(runner *r, const sim_scn_group *gr, const char *name, sim_lan **out)
+{
+    sim_lan_cfg c = {0};
+    c.name = name;
+    c.is_private = 1;
+    c.upstream = r->lans[gr->lan];
+    c.public_ip = inside_addr(r, gr->lan);
+    return sim_net_add_lan(r->net, &c, out);
 }
 
 /* A stun-role node's STUN server: its host plus a partner host on the core holding the second
@@ -200,7 +290,7 @@ static int build_stun(runner *r, rn_node *n, const sim_host_cfg *node_hc)
 }
 
 /* Node k of group g: its host (addressed by the plan in runner_int.h), driver and identity. */
-static int build_node(runner *r, size_t g, uint32_t k, uint32_t *lan_next)
+static int build_node(runner *r, size_t g, uint32_t k)
 {
     const sim_scn_group *gr = &r->scn->groups[g];
     rn_node *n = &r->nodes[gr->first_node + k];
@@ -213,25 +303,26 @@ static int build_node(runner *r, size_t g, uint32_t k, uint32_t *lan_next)
     sim_host_cfg hc = {0};
     hc.name = name;
     hc.up = hc.down = n->link;
-    if (gr->lan != SIM_SCN_INTERNET) {
+    int rc;
+    if (gr->lan != SIM_SCN_INTERNET && gr->nat.present) {
+        if ((rc = router_lan(r, gr, name, &n->lan)) != MESH_OK)
+            return rc;
+        hc.lan = n->lan; /* its router's NAT comes with the LANs' (rn_build_lan_nats) */
+        hc.ip = RN_ADDR_HOME;
+    } else if (gr->lan != SIM_SCN_INTERNET) {
         n->lan = r->lans[gr->lan]; /* its NAT (lan_nats) comes later, at join */
         hc.lan = n->lan;
-        hc.ip =
-            sim_lan_is_private(n->lan) ? RN_ADDR_PRIVATE + lan_next[gr->lan]++ : r->next_public++;
+        hc.ip = inside_addr(r, gr->lan);
     } else {
         hc.ip = r->next_public++;
     }
-    int rc = sim_net_add_host(r->net, &hc, &n->host);
-    if (rc != MESH_OK)
+    if ((rc = sim_net_add_host(r->net, &hc, &n->host)) != MESH_OK)
         return rc;
     if ((rc = grow_regions(&r->host_region_of_id, &r->nhost_ids, sim_host_id(n->host) + 1)) !=
         MESH_OK)
         return rc;
     r->host_region_of_id[sim_host_id(n->host)] = gr->region;
-    int private_lan = n->lan && sim_lan_is_private(n->lan);
-    n->public_addr = mesh_addr_v4(private_lan ? sim_lan_public_ip(n->lan) : sim_host_ip(n->host),
-                                  MESH_RUNNER_NODE_PORT);
-    n->reachable = !private_lan;
+    n->public_addr = mesh_addr_v4(outside_ip(n->host, &n->reachable), MESH_RUNNER_NODE_PORT);
     if ((rc = sim_driver_new(&n->drv, r->w, n->host)) != MESH_OK)
         return rc;
     n->env = sim_driver_env(n->drv);
@@ -254,14 +345,11 @@ int rn_build_nodes(runner *r)
     r->stuns = calloc(s->node_count ? s->node_count : 1, sizeof *r->stuns);
     if (!r->nodes || !r->boot || !r->stuns)
         return MESH_ERR_NOMEM;
-    uint32_t *lan_next = calloc(s->lan_count ? s->lan_count : 1, sizeof *lan_next);
-    if (!lan_next)
-        return MESH_ERR_NOMEM;
     int rc = MESH_OK;
     for (size_t g = 0; g < s->group_count && rc == MESH_OK; g++) {
         const sim_scn_group *gr = &s->groups[g];
         for (uint32_t k = 0; k < gr->count && rc == MESH_OK; k++)
-            rc = build_node(r, g, k, lan_next);
+            rc = build_node(r, g, k);
         if (rc != MESH_OK)
             snprintf(r->err, r->errlen, "group %s: node setup failed: %s", gr->name,
                      mesh_strerror(rc));
@@ -272,7 +360,6 @@ int rn_build_nodes(runner *r)
         if (rc == MESH_OK)
             r->lan_region_of_id[sim_lan_id(r->lans[i])] = s->lans[i].region;
     }
-    free(lan_next);
     return rc;
 }
 

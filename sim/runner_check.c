@@ -2,25 +2,36 @@
  * cannot build, refused before anything is built, with the element's FILE:LINE:COL.
  * `meshara-sim check` and sim_run both call it, so check never accepts what run refuses.
  *
- * The loader (scenario.h) checks the format; this checks the models behind it: one NAT level
- * per LAN (sim/net.h), the censor's actions and rule limits (sim/censor.h), the middleboxes
- * one host or gateway can chain (SIM_MBOX_MAX_PER_POINT), and the summary figures a run
- * records (runner_summary.c). */
+ * The loader (scenario.h) checks the format; this checks the models behind it: a carrier NAT
+ * (one with LANs or per-node NATs behind it) offers no port mapping (sim/nat.h), the censor's
+ * actions and rule limits (sim/censor.h), the middleboxes one host or gateway can chain
+ * (SIM_MBOX_MAX_PER_POINT), and the summary figures a run records (runner_summary.c). */
 #include <stdio.h>
 #include <string.h>
 
 #include "sim/runner_int.h"
 
-static int check_groups(const sim_scenario *s, char *err, size_t errlen)
+/* A NAT with routers behind it is a carrier's: it answers no UPnP or NAT-PMP (their requests
+ * never leave a home's LAN, and PCP, a carrier's protocol, is not modelled). */
+static int check_carriers(const sim_scenario *s, char *err, size_t errlen)
 {
-    for (size_t g = 0; g < s->group_count; g++) {
-        const sim_scn_group *gr = &s->groups[g];
-        if (gr->nat.present) /* sim/net.h: one NAT level per LAN */
-            return sim_scn_error(err, errlen, MESH_ERR_UNSUPPORTED, &gr->loc,
-                                 "put the NAT on the LAN: network.lans[].nat",
-                                 "group '%s' has a NAT per node inside a LAN (NAT444), which "
-                                 "the simulator does not model yet",
-                                 gr->name);
+    for (size_t i = 0; i < s->lan_count; i++) {
+        const sim_scn_lan *l = &s->lans[i];
+        if (!l->nat.upnp && !l->nat.natpmp)
+            continue;
+        const char *behind = NULL;
+        for (size_t k = 0; !behind && k < s->lan_count; k++)
+            if (s->lans[k].upstream == i)
+                behind = s->lans[k].name;
+        for (size_t g = 0; !behind && g < s->group_count; g++)
+            if (s->groups[g].lan == i && s->groups[g].nat.present)
+                behind = s->groups[g].name;
+        if (behind)
+            return sim_scn_error(err, errlen, MESH_ERR_UNSUPPORTED, &l->loc,
+                                 "port mapping is the home routers' (their nat: upnp/natpmp)",
+                                 "LAN '%s' has NATs behind it ('%s'), so its NAT is a carrier "
+                                 "NAT, which offers no UPnP or NAT-PMP",
+                                 l->name, behind);
     }
     return MESH_OK;
 }
@@ -128,7 +139,7 @@ int sim_run_check(const sim_scenario *s, char *err, size_t errlen)
 {
     if (!s)
         return MESH_ERR_INVAL;
-    int rc = check_groups(s, err, errlen);
+    int rc = check_carriers(s, err, errlen);
     for (size_t i = 0; rc == MESH_OK && i < s->censor_count; i++)
         rc = check_rules(&s->censors[i], err, errlen);
     if (rc == MESH_OK)

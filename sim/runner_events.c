@@ -123,20 +123,22 @@ static void ev_partition(runner *r, const sim_scn_event *e)
     r->parts = parts;
     r->parts[r->nparts++] = p;
     p->r = r;
-    p->ips = calloc(2 * (size_t)s->node_count + 1, sizeof *p->ips);
+    p->ips = calloc((1 + SIM_SCN_MAX_NAT_DEPTH) * (size_t)s->node_count + 1, sizeof *p->ips);
     if (!p->ips) {
         r->fatal = MESH_ERR_NOMEM;
         return;
     }
-    /* members' own addresses, and the public addresses of the NATs in front of them */
+    /* members' own addresses, and the public addresses of the NATs in front of them (each
+     * level of a chain: a home router's inside the carrier, the carrier's outside) */
     for (uint32_t i = 0; i < s->node_count; i++) {
         for (size_t k = 0; k < e->target_count; k++) {
             if (!ref_has_node(s, &e->targets[k], i))
                 continue;
             rn_node *n = &r->nodes[i];
             p->ips[p->nips++] = sim_host_ip(n->host);
-            if (n->lan && sim_lan_is_private(n->lan))
-                p->ips[p->nips++] = sim_lan_public_ip(n->lan);
+            for (const sim_lan *l = n->lan; l; l = sim_lan_upstream(l))
+                if (sim_lan_is_private(l))
+                    p->ips[p->nips++] = sim_lan_public_ip(l);
             break;
         }
     }

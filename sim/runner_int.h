@@ -32,11 +32,16 @@
 #include "sim/stun_host.h"
 
 /* Address plan (host order). Public hosts and LAN gateways get addresses from their own /8s;
- * private LANs number their hosts inside 10.0.0.0/8 (LANs may reuse them: scopes differ). */
+ * private LANs number their hosts inside 10.0.0.0/8 (LANs may reuse them: scopes differ); a
+ * private LAN with NATs behind it (a carrier's) numbers its hosts and the routers behind it
+ * inside 100.64.0.0/10 (RFC 6598); a node alone behind its own router is 192.168.1.2. On a
+ * public LAN, routers behind it get public host addresses. */
 #define RN_ADDR_PUBLIC_HOSTS SIM_IP4(11, 0, 0, 1)
 #define RN_ADDR_LAN_PUBLIC SIM_IP4(12, 0, 0, 1)
 #define RN_ADDR_BG_HOSTS SIM_IP4(13, 0, 0, 1)
 #define RN_ADDR_PRIVATE SIM_IP4(10, 0, 0, 2)
+#define RN_ADDR_CARRIER SIM_IP4(100, 64, 0, 2)
+#define RN_ADDR_HOME SIM_IP4(192, 168, 1, 2)
 #define RN_ADDR_STUN_ALT SIM_IP4(14, 0, 0, 1) /* the second address of each STUN host */
 
 /* Random stream ids of the runner (sim_rng_derive(seed, id)). */
@@ -73,8 +78,10 @@ struct rn_node {
     uint32_t idx;
     size_t group;
     sim_host *host;
-    sim_lan *lan;          /* the LAN the host sits on, or NULL (on the core) */
-    sim_nat *nat;          /* the NAT in front of it, if any */
+    sim_lan *lan;          /* the LAN the host sits on (its own router's for a group with
+                              nat:), or NULL (on the core) */
+    sim_nat *own_nat;      /* the router in front of it alone (its group's nat:), or NULL */
+    sim_nat *nat;          /* the NAT nearest to it, if any (set at join) */
     mesh_addr public_addr; /* how nodes outside its LAN reach it (if at all) */
     int reachable;         /* 0: behind a NAT with no port mapping */
     sim_driver *drv;
@@ -120,7 +127,11 @@ struct runner {
     sim_net *net;
     sim_lan **lans;
     sim_link_cfg *lan_links;
-    sim_nat **lan_nats;
+    sim_nat **lan_nats;   /* per scenario LAN (borrowed from nats) */
+    uint32_t *lan_next;   /* per scenario LAN: inside addresses handed out */
+    uint8_t *lan_carrier; /* per scenario LAN: NATs (LANs, per-node routers) sit behind it */
+    sim_nat **nats;       /* every NAT of the run, owned: the LANs', then the per-node ones */
+    size_t nnats;
     size_t *lan_region_of_id; /* sim LAN id -> region (for the matrix model) */
     size_t nlan_ids;
     size_t *host_region_of_id;
@@ -187,6 +198,9 @@ int rn_build_nodes(runner *r);
 int rn_build_censors(runner *r);
 int rn_build_background(runner *r);
 int rn_build_lan_nats(runner *r);
+/* The NATs between a node of group g and the core (nearest first), as sim_nat_pair_paths
+ * takes them: a pure function of the scenario. */
+void rn_group_nat_chain(const sim_scenario *s, size_t g, sim_nat_chain *out);
 /* The core's latency between two attachment points (sim_core_latency_fn). */
 mesh_time rn_core_latency(void *ud, uint64_t from, uint64_t to);
 /* Apply the fields a link change names onto a current configuration. */

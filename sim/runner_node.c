@@ -399,6 +399,9 @@ static int node_start(runner *r, rn_node *n)
     }
     cfg.store = (mesh_peer_store){&STORE_OPS, n};
     cfg.mdns = g->mdns && n->lan;
+    /* the runner leases the node's mapping itself at join (join_portmap) and advertises it;
+     * the core's own lifecycle over the env's service would be a second, unadvertised one */
+    cfg.no_port_mapping = 1;
     n->started_at = sim_sched_now(r->sched);
     int rc = mesh_node_new(&n->node, &n->env, &cfg, &NODE_CBS, n);
     if (rc == MESH_OK && (rc = mesh_node_start(n->node)) != MESH_OK) {
@@ -408,23 +411,47 @@ static int node_start(runner *r, rn_node *n)
     return rc;
 }
 
+/* A node behind a NAT with a port-mapping service leases its listening port when it joins
+ * (NAT-PMP when offered, for the run's length as far as the gateway grants; else UPnP,
+ * permanent), and is reachable at the mapping — unless the NAT sits behind another, whose
+ * inside the mapping's address is (a double NAT: nothing outside reaches it). */
+static void join_portmap(runner *r, rn_node *n)
+{
+    mesh_addr internal = mesh_addr_v4(sim_host_ip(n->host), MESH_RUNNER_NODE_PORT), ext;
+    int rc;
+    if (sim_nat_services(n->nat) & SIM_NAT_SVC_NATPMP) {
+        uint64_t life = r->scn->duration / MESH_NS_PER_S + 1;
+        sim_nat_pmp_answer a;
+        rc = sim_nat_pmp_map(n->nat, SIM_PROTO_TCP, &internal, 0,
+                             life > UINT32_MAX ? UINT32_MAX : (uint32_t)life, &a);
+        ext = a.external;
+    } else {
+        rc = sim_nat_portmap_request(n->nat, SIM_PROTO_TCP, &internal, 0, &ext);
+    }
+    if (rc != MESH_OK) {
+        rn_event(r, n->idx, SIM_RES_EV_NAT, SIM_RES_NONE, rc, "port mapping refused");
+        return;
+    }
+    if (!sim_lan_public_is_global(sim_nat_lan(n->nat))) {
+        char d[128], a[MESH_ADDR_STRLEN];
+        snprintf(d, sizeof d, "port mapping behind another NAT (double NAT): external %s",
+                 mesh_addr_format(&ext, a, sizeof a));
+        rn_event(r, n->idx, SIM_RES_EV_NAT, SIM_RES_NONE, MESH_ERR_UNREACHABLE, d);
+        return;
+    }
+    n->public_addr = ext;
+    n->reachable = 1;
+}
+
 void rn_node_join_ev(void *ctx, void *arg)
 {
     runner *r = ctx;
     rn_node *n = arg;
     const sim_scn_group *g = &r->scn->groups[n->group];
     if (g->lan != SIM_SCN_INTERNET)
-        n->nat = r->lan_nats[g->lan];
-    if (n->nat && r->scn->lans[g->lan].nat.upnp) {
-        mesh_addr internal = mesh_addr_v4(sim_host_ip(n->host), MESH_RUNNER_NODE_PORT), ext;
-        int rc = sim_nat_portmap_request(n->nat, SIM_PROTO_TCP, &internal, 0, &ext);
-        if (rc == MESH_OK) {
-            n->public_addr = ext;
-            n->reachable = 1;
-        } else {
-            rn_event(r, n->idx, SIM_RES_EV_NAT, SIM_RES_NONE, rc, "port mapping refused");
-        }
-    }
+        n->nat = n->own_nat ? n->own_nat : r->lan_nats[g->lan];
+    if (n->nat && sim_nat_services(n->nat))
+        join_portmap(r, n);
     int rc = node_start(r, n);
     if (rc != MESH_OK) {
         rn_event(r, n->idx, SIM_RES_EV_NODE_UP, SIM_RES_NONE, rc, "node failed to start");

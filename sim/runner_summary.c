@@ -255,11 +255,10 @@ static void sum_network(runner *r, double *v)
     v[SUM_net_mbox_drops] = (double)ns.mbox_drops;
     v[SUM_net_link_drops] = (double)ns.link_drops;
     uint64_t nat_in_dropped = 0;
-    for (size_t i = 0; i < r->scn->lan_count; i++)
-        if (r->lan_nats[i]) {
-            sim_nat_stats st = sim_nat_get_stats(r->lan_nats[i]);
-            nat_in_dropped += st.in_no_mapping + st.in_filtered;
-        }
+    for (size_t i = 0; i < r->nnats; i++) { /* the LANs' NATs and the per-node ones */
+        sim_nat_stats st = sim_nat_get_stats(r->nats[i]);
+        nat_in_dropped += st.in_no_mapping + st.in_filtered;
+    }
     v[SUM_nat_inbound_dropped] = (double)nat_in_dropped;
     v[SUM_sim_events] = (double)sim_sched_processed(r->sched);
 }

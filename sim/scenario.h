@@ -51,14 +51,15 @@ enum sim_scn_limits {
     SIM_SCN_MAX_EVENTS = 10000,
     SIM_SCN_MAX_TRAFFIC = 1024,
     SIM_SCN_MAX_EXPECT = 1024,
-    SIM_SCN_MAX_REGIONS = 64, /* regions of a latency matrix */
-    SIM_SCN_MAX_LIST = 64,    /* items in a small list (ALPN, targets) */
-    SIM_SCN_MAX_NAME = 64,    /* bytes in a group/LAN/censor/rule/summary name */
-    SIM_SCN_MAX_STRING = 255, /* bytes in any other string (SNI, ALPN...) */
-    SIM_SCN_MAX_ALPN = 8,     /* protocols one group offers, h2 added for http2 included */
-    SIM_SCN_MAX_SNI = 253,    /* bytes in the SNI a group sends (a DNS name) */
-    SIM_SCN_MAX_SETS = 256,   /* sim_scenario_set() overrides kept */
-    SIM_SCN_ERR_MAX = 512,    /* a useful size for error buffers */
+    SIM_SCN_MAX_REGIONS = 64,  /* regions of a latency matrix */
+    SIM_SCN_MAX_LIST = 64,     /* items in a small list (ALPN, targets) */
+    SIM_SCN_MAX_NAME = 64,     /* bytes in a group/LAN/censor/rule/summary name */
+    SIM_SCN_MAX_STRING = 255,  /* bytes in any other string (SNI, ALPN...) */
+    SIM_SCN_MAX_ALPN = 8,      /* protocols one group offers, h2 added for http2 included */
+    SIM_SCN_MAX_SNI = 253,     /* bytes in the SNI a group sends (a DNS name) */
+    SIM_SCN_MAX_SETS = 256,    /* sim_scenario_set() overrides kept */
+    SIM_SCN_MAX_NAT_DEPTH = 4, /* LANs in a chain of upstreams, a group's per-node NAT included */
+    SIM_SCN_ERR_MAX = 512,     /* a useful size for error buffers */
 };
 
 /* Where a value came from: origin is the file name (or "--set PATH=VALUE", with line 0). */
@@ -123,7 +124,8 @@ typedef struct sim_scn_nat {
     mesh_time tcp_timeout;  /* idle TCP mapping lifetime; default 2 h 4 min (RFC 5382) */
     int hairpin;            /* default 0 */
     int port_preserve;      /* 1: keep the internal port when free (default); 0: random */
-    int upnp;               /* a UPnP IGD / NAT-PMP service on the gateway; default 0 */
+    int upnp;               /* a UPnP IGD service on the gateway; default 0 */
+    int natpmp;             /* a NAT-PMP service on the gateway (RFC 6886); default 0 */
 } sim_scn_nat;
 
 /* ---- LANs, groups and references --------------------------------------------------------- */
@@ -138,6 +140,7 @@ typedef struct sim_scn_ref {
 
 #define SIM_SCN_NO_REGION ((size_t)-1)
 #define SIM_SCN_INTERNET ((size_t)-1) /* a group's lan when it hangs off the core */
+#define SIM_SCN_CORE ((size_t)-1)     /* a LAN's upstream when its site link reaches the core */
 
 typedef struct sim_scn_lan {
     sim_scn_loc loc;
@@ -146,8 +149,11 @@ typedef struct sim_scn_lan {
     uint32_t placed;   /* nodes of all groups placed on it (computed) */
     int is_private;    /* addresses exist only inside; reachable through its NAT */
     sim_scn_nat nat;   /* the gateway's NAT */
-    sim_scn_link link; /* the site link to the core (unset fields: ideal) */
-    size_t region;     /* into core.regions, or SIM_SCN_NO_REGION */
+    sim_scn_link link; /* the site link to the core or upstream (unset fields: ideal) */
+    size_t region;     /* into core.regions, or SIM_SCN_NO_REGION (behind an upstream: its) */
+    size_t upstream;   /* into lans[] (an earlier LAN) whose gateway this LAN sits behind, or
+                          SIM_SCN_CORE */
+    uint32_t depth;    /* 1 on the core, the upstream's + 1 behind it (computed) */
 } sim_scn_lan;
 
 /* stun: a normal node whose host also runs a STUN server (sim/stun_host.h) */
@@ -161,7 +167,8 @@ typedef struct sim_scn_group {
     uint32_t first_node; /* global index of the group's first node (groups in file order) */
     size_t lan;          /* into lans[], or SIM_SCN_INTERNET */
     size_t region;       /* the LAN's region, the group's own on the internet, or NO_REGION */
-    sim_scn_nat nat;     /* a NAT in front of each node of the group (only on a LAN) */
+    sim_scn_nat nat;     /* a NAT in front of each node of the group (only on a LAN): each node
+                            sits alone behind it, a LAN behind the group's */
     mesh_time join_from, join_to; /* nodes join evenly spread over [from, to]; equal = at */
     int role;                     /* enum sim_scn_role */
     int mdns;                     /* default 1 on a LAN, 0 on the internet */

@@ -108,6 +108,44 @@ static int check_counts(const sim_scenario *s, char *err, size_t errlen)
     return MESH_OK;
 }
 
+/* The LANs from l up to the core (l included), or 0 when an upstream index is not an earlier
+ * LAN's (so the walk always ends). */
+static uint32_t lan_depth(const sim_scenario *s, size_t l)
+{
+    uint32_t depth = 0;
+    for (size_t i = l; i != SIM_SCN_CORE; i = s->lans[i].upstream) {
+        if (i >= s->lan_count || (s->lans[i].upstream != SIM_SCN_CORE && s->lans[i].upstream >= i))
+            return 0;
+        depth++;
+    }
+    return depth;
+}
+
+/* A LAN behind another: an earlier one, itself private, in a chain of at most
+ * SIM_SCN_MAX_NAT_DEPTH. */
+static int check_upstream(const sim_scenario *s, size_t i, const char *what, char *err,
+                          size_t errlen)
+{
+    const sim_scn_lan *l = &s->lans[i];
+    if (l->upstream == SIM_SCN_CORE)
+        return MESH_OK;
+    uint32_t depth = lan_depth(s, i);
+    if (depth == 0)
+        return sim_scn_error(err, errlen, MESH_ERR_MALFORMED, &l->loc,
+                             "an upstream is a LAN declared above", "%s has a bad upstream index",
+                             what);
+    if (!l->is_private)
+        return sim_scn_error(err, errlen, MESH_ERR_MALFORMED, &l->loc,
+                             "a LAN behind another has addresses of its own: add private: true",
+                             "%s sits behind LAN '%s' but is not private", what,
+                             s->lans[l->upstream].name);
+    if (depth > SIM_SCN_MAX_NAT_DEPTH)
+        return sim_scn_error(err, errlen, MESH_ERR_LIMIT, &l->loc,
+                             "at most 4 LANs in a chain (SIM_SCN_MAX_NAT_DEPTH)",
+                             "%s is %u LANs deep", what, depth);
+    return MESH_OK;
+}
+
 static int check_network(const sim_scenario *s, char *err, size_t errlen)
 {
     const sim_scn_core *c = &s->core;
@@ -125,6 +163,7 @@ static int check_network(const sim_scenario *s, char *err, size_t errlen)
         char what[SIM_SCN_MAX_NAME + 16];
         snprintf(what, sizeof what, "LAN '%s'", l->name);
         CHECK(check_nat(&l->nat, &l->loc, what, err, errlen));
+        CHECK(check_upstream(s, i, what, err, errlen));
         if (l->nat.present && !l->is_private)
             return sim_scn_error(err, errlen, MESH_ERR_MALFORMED, &l->loc,
                                  "a NAT translates a private LAN: add private: true",
@@ -133,6 +172,10 @@ static int check_network(const sim_scenario *s, char *err, size_t errlen)
             return sim_scn_error(err, errlen, MESH_ERR_MALFORMED, &l->loc,
                                  "raise hosts: or place fewer nodes on it",
                                  "%s holds %u nodes but has hosts: %u", what, l->placed, l->hosts);
+        if (l->upstream != SIM_SCN_CORE && l->region != s->lans[l->upstream].region)
+            return sim_scn_error(err, errlen, MESH_ERR_MALFORMED, &l->loc,
+                                 "a LAN behind another is in its upstream's region",
+                                 "%s has another region than its upstream", what);
         if (matrix && l->region >= c->region_count)
             return sim_scn_error(err, errlen, MESH_ERR_MALFORMED, &l->loc,
                                  "with a latency matrix every LAN needs `region:`",
@@ -216,6 +259,11 @@ static int check_groups(const sim_scenario *s, char *err, size_t errlen)
             return sim_scn_error(err, errlen, MESH_ERR_MALFORMED, &g->loc,
                                  "a per-node NAT needs the group on a LAN (placement: <lan>)",
                                  "%s has a NAT but sits on the internet", what);
+        if (g->nat.present && lan_depth(s, g->lan) + 1 > SIM_SCN_MAX_NAT_DEPTH)
+            return sim_scn_error(err, errlen, MESH_ERR_LIMIT, &g->loc,
+                                 "at most 4 LANs in a chain (SIM_SCN_MAX_NAT_DEPTH), the "
+                                 "per-node NAT's included",
+                                 "%s puts its nodes %u LANs deep", what, lan_depth(s, g->lan) + 1);
         if (g->role == SIM_SCN_ROLE_STUN && g->lan != SIM_SCN_INTERNET)
             return sim_scn_error(err, errlen, MESH_ERR_MALFORMED, &g->loc,
                                  "a STUN server must be reachable from everywhere: place the group "

@@ -120,7 +120,9 @@ static int decode_group(scn_dec *d, const scn_node *n, const char *path, size_t 
         SCN_TRY(decode_join(d, v, p, g));
     if ((v = scn_opt(n, path, "role", p)))
         SCN_TRY(scn_get_choice(d, v, p, ROLES, 3, &g->role));
-    g->mdns = g->lan != SIM_SCN_INTERNET;
+    /* a node alone behind its own NAT has no neighbour to find (its router passes no
+     * multicast): mDNS is on by default only for groups on a LAN without one */
+    g->mdns = g->lan != SIM_SCN_INTERNET && !g->nat.present;
     if ((v = scn_opt(n, path, "mdns", p)))
         SCN_TRY(scn_get_bool(d, v, p, &g->mdns));
     if ((v = scn_opt(n, path, "framing", p)))

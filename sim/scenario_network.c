@@ -172,9 +172,9 @@ static const int NAT_PRESET_MAP[][2] = {
 
 int scn_decode_nat(scn_dec *d, const scn_node *n, const char *path, sim_scn_nat *nat)
 {
-    static const char *const KEYS[] = {"type",        "mapping",     "filtering",
-                                       "udp_timeout", "tcp_timeout", "hairpin",
-                                       "ports",       "upnp",        NULL};
+    static const char *const KEYS[] = {"type",        "mapping", "filtering", "udp_timeout",
+                                       "tcp_timeout", "hairpin", "ports",     "upnp",
+                                       "natpmp",      NULL};
     static const char *const PORTS[] = {"random", "preserve"};
     char p[SCN_PATH_MAX];
     const scn_node *v;
@@ -217,12 +217,39 @@ int scn_decode_nat(scn_dec *d, const scn_node *n, const char *path, sim_scn_nat 
         SCN_TRY(scn_get_choice(d, v, p, PORTS, 2, &nat->port_preserve));
     if ((v = scn_opt(n, path, "upnp", p)))
         SCN_TRY(scn_get_bool(d, v, p, &nat->upnp));
+    if ((v = scn_opt(n, path, "natpmp", p)))
+        SCN_TRY(scn_get_bool(d, v, p, &nat->natpmp));
+    return MESH_OK;
+}
+
+/* upstream: an earlier LAN (so chains are built in file order and cannot loop); the LAN is
+ * then in the upstream's region. */
+static int decode_upstream(scn_dec *d, const scn_node *v, const char *path, sim_scn_lan *l)
+{
+    SCN_TRY(scn_get_scalar(d, v, path, "a LAN name", "name a LAN declared above this one"));
+    l->upstream = sim_scenario_lan(d->s, v->s);
+    if (l->upstream == (size_t)-1) {
+        char hint[512], sb[SCN_SHOW_MAX + 4];
+        const char *names[SIM_SCN_MAX_LANS];
+        for (size_t i = 0; i < d->s->lan_count; i++)
+            names[i] = d->s->lans[i].name;
+        int at = snprintf(hint, sizeof hint,
+                          "an upstream LAN is declared above the LANs behind "
+                          "it; ");
+        scn_suggest(hint + at, sizeof hint - (size_t)at, v->s, names, d->s->lan_count, "known: ");
+        return sim_scn_error(d->err, d->errlen, MESH_ERR_MALFORMED, &v->loc, hint,
+                             "unknown LAN '%s' in %s", scn_show(v->s, sb), path);
+    }
+    const sim_scn_lan *u = &d->s->lans[l->upstream];
+    l->region = u->region;
+    l->depth = u->depth + 1;
     return MESH_OK;
 }
 
 int scn_decode_lan(scn_dec *d, const scn_node *n, const char *path, sim_scn_lan *l)
 {
-    static const char *const KEYS[] = {"name", "hosts", "private", "nat", "link", "region", NULL};
+    static const char *const KEYS[] = {"name", "hosts",  "private",  "nat",
+                                       "link", "region", "upstream", NULL};
     char p[SCN_PATH_MAX];
     const scn_node *v;
     uint64_t u;
@@ -230,6 +257,8 @@ int scn_decode_lan(scn_dec *d, const scn_node *n, const char *path, sim_scn_lan 
     SCN_TRY(scn_check_keys(d, n, path, KEYS));
     l->loc = n->loc;
     l->region = SIM_SCN_NO_REGION;
+    l->upstream = SIM_SCN_CORE;
+    l->depth = 1;
     SCN_TRY(scn_need_at(d, n, path, "name", &v, p));
     SCN_TRY(scn_get_name(d, v, p, &l->name));
     if ((v = scn_opt(n, path, "hosts", p))) {
@@ -242,8 +271,16 @@ int scn_decode_lan(scn_dec *d, const scn_node *n, const char *path, sim_scn_lan 
         SCN_TRY(scn_decode_nat(d, v, p, &l->nat));
     if ((v = scn_opt(n, path, "link", p)))
         SCN_TRY(scn_decode_link(d, v, p, &l->link));
-    if ((v = scn_opt(n, path, "region", p)))
+    if ((v = scn_opt(n, path, "upstream", p)))
+        SCN_TRY(decode_upstream(d, v, p, l));
+    if ((v = scn_opt(n, path, "region", p))) {
+        if (l->upstream != SIM_SCN_CORE)
+            return sim_scn_error(d->err, d->errlen, MESH_ERR_MALFORMED, &v->key->loc,
+                                 "a LAN behind another is in its upstream's region: set region on "
+                                 "the upstream",
+                                 "%s given for a LAN with an upstream", p);
         SCN_TRY(scn_get_region(d, v, p, &l->region));
+    }
     return MESH_OK;
 }
 

@@ -50,6 +50,7 @@ enum sim_event_kind {
     SIM_EV_DRV_TIMER = 30,  /* an env timer fires */
     SIM_EV_NAT_SWEEP = 40,  /* a NAT removes expired mappings */
     SIM_EV_MDNS = 41,       /* an mDNS responder's probe, announce, query or answer timer */
+    SIM_EV_PORTMAP = 42,    /* a gateway's port-mapping answer reaches its host */
 };
 
 enum sim_sched_limits {

@@ -358,16 +358,11 @@ void sim_tcp_listener_close(sim_tcp_listener *l)
     tcp_lst_unref(l);
 }
 
-int sim_tcp_connect(sim_tcp *t, sim_host *h, const mesh_addr *to, const sim_tcp_cbs *cbs, void *ud,
-                    sim_tcp_conn **out)
+/* An active open from (h, lport) to `to`: the SYN goes out now. */
+static int open_active(sim_tcp *t, sim_host *h, uint16_t lport, const mesh_addr *to,
+                       const sim_tcp_cbs *cbs, void *ud, sim_tcp_conn **out)
 {
-    if (!t || !h || !to || !out || to->family != MESH_AF_INET4 || to->port == 0 ||
-        sim_host_net(h) != t->net)
-        return MESH_ERR_INVAL;
-    uint32_t hid = sim_host_id(h), rip = sim_addr_ip4(to);
-    uint16_t lport = ephemeral(t, hid, rip, to->port);
-    if (!lport)
-        return MESH_ERR_ADDR;
+    uint32_t hid = sim_host_id(h);
     sim_tcp_conn *c = calloc(1, sizeof *c);
     if (!c)
         return MESH_ERR_NOMEM;
@@ -376,6 +371,7 @@ int sim_tcp_connect(sim_tcp *t, sim_host *h, const mesh_addr *to, const sim_tcp_
     c->local = mesh_addr_v4(sim_host_ip(h), lport);
     c->remote = *to;
     c->state = ST_SYN_SENT;
+    c->active = 1;
     if (cbs)
         c->cbs = *cbs;
     c->ud = ud;
@@ -390,6 +386,30 @@ int sim_tcp_connect(sim_tcp *t, sim_host *h, const mesh_addr *to, const sim_tcp_
                     tcp_connto_fire, c, NULL, &c->connto_ev);
     *out = c;
     return MESH_OK;
+}
+
+int sim_tcp_connect(sim_tcp *t, sim_host *h, const mesh_addr *to, const sim_tcp_cbs *cbs, void *ud,
+                    sim_tcp_conn **out)
+{
+    if (!t || !h || !to || !out || to->family != MESH_AF_INET4 || to->port == 0 ||
+        sim_host_net(h) != t->net)
+        return MESH_ERR_INVAL;
+    uint16_t lport = ephemeral(t, sim_host_id(h), sim_addr_ip4(to), to->port);
+    if (!lport)
+        return MESH_ERR_ADDR;
+    return open_active(t, h, lport, to, cbs, ud, out);
+}
+
+int sim_tcp_connect_from(sim_tcp *t, sim_host *h, uint16_t lport, const mesh_addr *to,
+                         const sim_tcp_cbs *cbs, void *ud, sim_tcp_conn **out)
+{
+    if (!t || !h || !to || !out || to->family != MESH_AF_INET4 || to->port == 0 || lport == 0 ||
+        sim_host_net(h) != t->net)
+        return MESH_ERR_INVAL;
+    /* A listener on lport is no obstacle (SO_REUSEPORT); the same four-tuple is. */
+    if (conn_find(t, sim_host_id(h), lport, sim_addr_ip4(to), to->port))
+        return MESH_ERR_ADDR;
+    return open_active(t, h, lport, to, cbs, ud, out);
 }
 
 void sim_tcp_set_cbs(sim_tcp_conn *c, const sim_tcp_cbs *cbs, void *ud)
@@ -462,7 +482,7 @@ void sim_tcp_close(sim_tcp_conn *c, int how)
     if (how == MESH_CLOSE_ABORT || c->state != ST_ESTABLISHED) {
         if (c->state == ST_ESTABLISHED)
             tcp_send_ctl(c, SIM_TCP_RST | SIM_TCP_ACK, c->iss + 1 + (uint32_t)c->snd_nxt);
-        else if (c->state == ST_SYN_SENT)
+        else if (c->state == ST_SYN_SENT || c->state == ST_SYN_RCVD) /* SYN_RCVD: crossed */
             tcp_send_ctl(c, SIM_TCP_RST, c->iss + 1);
         tcp_conn_kill(c, MESH_OK, 0);
         return;

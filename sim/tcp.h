@@ -11,6 +11,16 @@
  *  - SYN retries at syn_rto, 2*syn_rto, 4*syn_rto... and on_closed(MESH_ERR_TIMEOUT) at
  *    connect_timeout (no host at the address, or a middlebox dropping SYNs). A SYN to a host
  *    with no listener on the port is answered with RST → on_closed(MESH_ERR_REFUSED).
+ *  - Simultaneous open (RFC 9293 §3.5, figure 8), what TCP hole punching relies on: a
+ *    connection may leave from a chosen local port (sim_tcp_connect_from), the port a
+ *    listener of the host holds too (SO_REUSEPORT). When its SYN_SENT connection receives the
+ *    peer's SYN for the same four-tuple (the two SYNs crossed), it answers SYN-ACK and waits
+ *    in SYN_RCVD; the peer's SYN-ACK (or an ACK) completes it, and each side gets
+ *    on_connected — no accept — one RTT after the SYNs left when both left at once. A
+ *    segment for an existing four-tuple always goes to its connection before any listener;
+ *    a SYN that arrives before the local side connected goes to the listener as usual (then
+ *    sim_tcp_connect_from for that four-tuple fails with MESH_ERR_ADDR). A RST in SYN_RCVD
+ *    refuses the active open; its SYN-ACK is resent like a SYN and the connect timeout holds.
  *  - Data: segments of at most mss bytes, at most `window` bytes unacknowledged. The sender
  *    paces itself on its own uplink (it hands a segment to the network only while the uplink
  *    has less than `pace` ns of backlog), so a sender never tail-drops into its own queue;
@@ -100,6 +110,13 @@ void sim_tcp_listener_close(sim_tcp_listener *l);
  * MESH_ERR_NOMEM. */
 int sim_tcp_connect(sim_tcp *t, sim_host *h, const mesh_addr *to, const sim_tcp_cbs *cbs, void *ud,
                     sim_tcp_conn **out);
+/* The same from local port lport of h (which a listener of h may hold), e.g. the listening
+ * port, so that two hosts connecting to each other at once open one connection (simultaneous
+ * open, above). MESH_OK; MESH_ERR_INVAL (lport 0, as sim_tcp_connect); MESH_ERR_ADDR (a
+ * connection with this four-tuple exists: e.g. the peer's SYN came first and a listener of h
+ * holds it); MESH_ERR_NOMEM. */
+int sim_tcp_connect_from(sim_tcp *t, sim_host *h, uint16_t lport, const mesh_addr *to,
+                         const sim_tcp_cbs *cbs, void *ud, sim_tcp_conn **out);
 void sim_tcp_set_cbs(sim_tcp_conn *c, const sim_tcp_cbs *cbs, void *ud);
 /* Queue bytes (copied). MESH_OK; MESH_ERR_CLOSED (released, closing or dead);
  * MESH_ERR_INVAL; MESH_ERR_NOMEM. */

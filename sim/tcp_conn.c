@@ -199,7 +199,7 @@ static void rto_fire(void *ctx, void *arg)
         /* SYN or SYN-ACK retry with doubling; the connect timeout ends SYN_SENT. */
         c->syn_retx++;
         if (c->state == ST_SYN_RCVD && c->syn_retx > (int)t->cfg.max_retries) {
-            tcp_conn_kill(c, MESH_ERR_TIMEOUT, 0);
+            tcp_conn_kill(c, MESH_ERR_TIMEOUT, c->active);
             return;
         }
         if (c->state == ST_SYN_SENT)
@@ -227,7 +227,7 @@ void tcp_connto_fire(void *ctx, void *arg)
     sim_tcp_conn *c = ctx;
     (void)arg;
     c->connto_ev = SIM_EVENT_NONE;
-    if (c->state == ST_SYN_SENT)
+    if (c->state == ST_SYN_SENT || (c->state == ST_SYN_RCVD && c->active))
         tcp_conn_kill(c, MESH_ERR_TIMEOUT, 1);
 }
 
@@ -411,56 +411,88 @@ static void conn_established(sim_tcp_conn *c)
         c->rto = clamp_rto(c->t, 2 * c->srtt);
 }
 
+/* An active open completed: no connect timeout any more, on_connected, queued bytes out. */
+static void active_connected(sim_tcp_conn *c)
+{
+    sim_sched_cancel(sim_net_sched(c->t->net), c->connto_ev);
+    c->connto_ev = SIM_EVENT_NONE;
+    if (!c->released && c->cbs.on_connected)
+        c->cbs.on_connected(c, c->ud);
+    if (c->state == ST_ESTABLISHED)
+        push(c);
+}
+
+/* A segment in SYN_SENT: the peer's SYN-ACK (connected), or its SYN crossing ours. */
+static void syn_sent_in(sim_tcp_conn *c, const sim_pkt *p, mesh_time now)
+{
+    if ((p->flags & (SIM_TCP_SYN | SIM_TCP_ACK)) == SIM_TCP_SYN) {
+        /* The peer's SYN crossed ours (simultaneous open, RFC 9293 §3.5 figure 8):
+         * SYN-RECEIVED, answered with SYN-ACK; its SYN-ACK (or ACK) completes it. The
+         * retransmission timer now resends the SYN-ACK; the connect timeout still runs. */
+        c->irs = p->seq;
+        c->state = ST_SYN_RCVD;
+        tcp_send_ctl(c, SIM_TCP_SYN | SIM_TCP_ACK, c->iss);
+        return;
+    }
+    if ((p->flags & (SIM_TCP_SYN | SIM_TCP_ACK)) != (SIM_TCP_SYN | SIM_TCP_ACK) ||
+        p->ack != c->iss + 1)
+        return;
+    c->irs = p->seq;
+    if (!c->syn_retx)
+        c->srtt = now - c->syn_sent;
+    conn_established(c);
+    send_ack(c);
+    active_connected(c);
+}
+
+/* A segment in SYN_RCVD. 1: it completed the handshake and may carry data (go on with it). */
+static int syn_rcvd_in(sim_tcp_conn *c, const sim_pkt *p, mesh_time now)
+{
+    if ((p->flags & (SIM_TCP_SYN | SIM_TCP_ACK)) == SIM_TCP_SYN) {
+        /* the peer's SYN again: our SYN-ACK was lost */
+        tcp_send_ctl(c, SIM_TCP_SYN | SIM_TCP_ACK, c->iss);
+        return 0;
+    }
+    if (!(p->flags & SIM_TCP_ACK) || p->ack != c->iss + 1 ||
+        ((p->flags & SIM_TCP_SYN) && p->seq != c->irs))
+        return 0;
+    if (!c->syn_retx)
+        c->srtt = now - c->syn_sent;
+    conn_established(c);
+    if (c->active) { /* the crossing SYN-ACK (or ACK) of a simultaneous open */
+        active_connected(c);
+        return c->state == ST_ESTABLISHED && !(p->flags & SIM_TCP_SYN);
+    }
+    sim_tcp_listener *l = c->lst;
+    c->lst = NULL;
+    if (l->closed) {
+        tcp_lst_unref(l);
+        tcp_send_ctl(c, SIM_TCP_RST, c->iss + 1);
+        tcp_conn_kill(c, MESH_ERR_RESET, 0);
+        return 0;
+    }
+    if (l->fn)
+        l->fn(l, c, &c->remote, l->ud);
+    tcp_lst_unref(l);
+    return c->state == ST_ESTABLISHED;
+}
+
 void tcp_segment_in(sim_tcp_conn *c, const sim_pkt *p)
 {
-    sim_tcp *t = c->t;
-    mesh_time now = sim_net_now(t->net);
+    mesh_time now = sim_net_now(c->t->net);
     if (p->flags & SIM_TCP_RST) {
-        if (c->state == ST_SYN_RCVD)
+        if (c->state == ST_SYN_RCVD && !c->active)
             tcp_conn_kill(c, MESH_ERR_RESET, 0);
-        else
-            tcp_conn_kill(c, c->state == ST_SYN_SENT ? MESH_ERR_REFUSED : MESH_ERR_RESET, 1);
+        else /* an active open (SYN_RCVD after crossing SYNs too) was refused (RFC 9293) */
+            tcp_conn_kill(c, c->state == ST_ESTABLISHED ? MESH_ERR_RESET : MESH_ERR_REFUSED, 1);
         return;
     }
     switch (c->state) {
     case ST_SYN_SENT:
-        if ((p->flags & (SIM_TCP_SYN | SIM_TCP_ACK)) != (SIM_TCP_SYN | SIM_TCP_ACK) ||
-            p->ack != c->iss + 1)
-            return;
-        c->irs = p->seq;
-        if (!c->syn_retx)
-            c->srtt = now - c->syn_sent;
-        sim_sched_cancel(sim_net_sched(t->net), c->connto_ev);
-        c->connto_ev = SIM_EVENT_NONE;
-        conn_established(c);
-        send_ack(c);
-        if (!c->released && c->cbs.on_connected)
-            c->cbs.on_connected(c, c->ud);
-        if (c->state == ST_ESTABLISHED)
-            push(c);
+        syn_sent_in(c, p, now);
         return;
     case ST_SYN_RCVD:
-        if (p->flags & SIM_TCP_SYN) { /* the client's SYN again: our SYN-ACK was lost */
-            tcp_send_ctl(c, SIM_TCP_SYN | SIM_TCP_ACK, c->iss);
-            return;
-        }
-        if (!(p->flags & SIM_TCP_ACK) || p->ack != c->iss + 1)
-            return;
-        if (!c->syn_retx)
-            c->srtt = now - c->syn_sent;
-        conn_established(c);
-        sim_tcp_listener *l = c->lst;
-        c->lst = NULL;
-        if (l->closed) {
-            tcp_lst_unref(l);
-            tcp_send_ctl(c, SIM_TCP_RST, c->iss + 1);
-            tcp_conn_kill(c, MESH_ERR_RESET, 0);
-            return;
-        }
-        if (l->fn)
-            l->fn(l, c, &c->remote, l->ud);
-        tcp_lst_unref(l);
-        if (c->state != ST_ESTABLISHED)
+        if (!syn_rcvd_in(c, p, now))
             return;
         break;
     case ST_ESTABLISHED:

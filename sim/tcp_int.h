@@ -43,6 +43,8 @@ struct sim_tcp_conn {
     mesh_addr local, remote;
     int state;
     int released; /* the user let go: no more callbacks */
+    int active;   /* opened by a connect: ends in on_connected even through SYN_RCVD (a
+                     simultaneous open), never in a listener's accept */
     int want_writable;
     sim_tcp_cbs cbs;
     void *ud;

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/bytes.h"
+
 /* Parse a dotted quad into 4 bytes; the whole string must be consumed. */
 static int parse_v4(const char *s, size_t n, uint8_t out[4])
 {
@@ -28,17 +30,6 @@ static int parse_v4(const char *s, size_t n, uint8_t out[4])
         out[part] = (uint8_t)v;
     }
     return i == n ? 0 : -1;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 /* Parse an RFC 4291 text IPv6 address (with "::" and an optional trailing dotted quad). */
@@ -71,10 +62,10 @@ static int parse_v6(const char *s, size_t n, uint8_t out[16])
         }
         unsigned v = 0;
         size_t digits = 0;
-        while (i < n && hexval(s[i]) >= 0) {
+        while (i < n && mesh_hex_digit(s[i]) >= 0) {
             if (++digits > 4)
                 return -1;
-            v = v << 4 | (unsigned)hexval(s[i]);
+            v = v << 4 | (unsigned)mesh_hex_digit(s[i]);
             i++;
         }
         if (digits == 0)

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/bytes.h"
+
 #define KEYFILE_TAG "meshara-ed25519-v1 "
 enum { KEYFILE_TAG_LEN = sizeof(KEYFILE_TAG) - 1 };
 _Static_assert(MESH_KEYFILE_LINE_LEN == KEYFILE_TAG_LEN + 2 * MESH_SEED_LEN + 1 /* '\n' */,
@@ -136,23 +138,12 @@ char *mesh_hex_encode(const uint8_t *in, size_t len, char *out)
     return out;
 }
 
-static int hexdigit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int mesh_hex_decode(const char *hex, uint8_t *out, size_t len)
 {
     if (!hex || strlen(hex) != 2 * len)
         return MESH_ERR_MALFORMED;
     for (size_t i = 0; i < len; i++) {
-        int hi = hexdigit(hex[2 * i]), lo = hexdigit(hex[2 * i + 1]);
+        int hi = mesh_hex_digit(hex[2 * i]), lo = mesh_hex_digit(hex[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return MESH_ERR_MALFORMED;
         out[i] = (uint8_t)(hi << 4 | lo);

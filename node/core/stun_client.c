@@ -392,17 +392,13 @@ static const mesh_stream_cbs TCP_CBS = {
     .on_closed = tcp_on_closed,
 };
 
-/* Connect, from `local` when one is given. The env's connect_from op (connect from a chosen
- * local port, for simultaneous open and for STUN over TCP, whose mapping depends on the local
- * port) is being added to env.h by the simulator's NAT work; this is the one place that will
- * call it. Until env.h defines MESH_ENV_HAS_CONNECT_FROM, a local port is unsupported. */
+/* Connect, from `local` when one is given: through the env's optional connect_from (STUN over
+ * TCP from the listening port tells the mapping that port gets); an env without it cannot. */
 static mesh_stream *tcp_open(mesh_stun_client *c, const mesh_addr *local, txn *t, int *err)
 {
     if (local && local->port) {
-#ifdef MESH_ENV_HAS_CONNECT_FROM
         if (c->env.ops->connect_from)
             return c->env.ops->connect_from(c->env.obj, local, &t->server, &TCP_CBS, t, err);
-#endif
         *err = MESH_ERR_UNSUPPORTED;
         return NULL;
     }

@@ -164,8 +164,8 @@ int mesh_stun_client_binding(mesh_stun_client *c, const mesh_addr *server, unsig
                              mesh_stun_cb cb, void *ud);
 /* A Binding transaction over a new TCP connection to server. local: NULL (or port 0) = any
  * local address; else the connection leaves from it (what a NAT maps depends on it) — this
- * needs the env's `connect_from` op, which env.h does not have yet: until it does, a local
- * port gives MESH_ERR_UNSUPPORTED. cb runs exactly once, later. MESH_OK; MESH_ERR_INVAL;
+ * needs the env's optional `connect_from` op: on an env without it, a local port gives
+ * MESH_ERR_UNSUPPORTED. cb runs exactly once, later. MESH_OK; MESH_ERR_INVAL;
  * MESH_ERR_UNSUPPORTED; MESH_ERR_LIMIT; MESH_ERR_NOMEM; the env's connect error. */
 int mesh_stun_client_binding_tcp(mesh_stun_client *c, const mesh_addr *server,
                                  const mesh_addr *local, mesh_stun_cb cb, void *ud);

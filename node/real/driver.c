@@ -180,6 +180,7 @@ static const mesh_env_ops REAL_OPS = {
     .listener_addr = real_listener_addr,
     .listener_close = real_listener_close,
     .connect = real_connect,
+    .connect_from = real_connect_from,
     .stream_set_cbs = real_stream_set_cbs,
     .stream_write = real_stream_write,
     .stream_reserve = real_stream_reserve,

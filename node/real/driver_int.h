@@ -212,6 +212,8 @@ mesh_stream *real_connect(void *obj, const mesh_addr *to, const mesh_stream_cbs 
 void real_stream_set_cbs(void *obj, mesh_stream *s, const mesh_stream_cbs *cbs, void *ud);
 size_t real_stream_pending(void *obj, mesh_stream *s);
 int real_stream_addrs(void *obj, mesh_stream *s, mesh_addr *local, mesh_addr *remote);
+mesh_stream *real_connect_from(void *obj, const mesh_addr *local, const mesh_addr *to,
+                               const mesh_stream_cbs *cbs, void *ud, int *err);
 void real_stream_close(void *obj, mesh_stream *s, int how);
 
 /* driver_out.c */

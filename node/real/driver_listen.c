@@ -99,6 +99,30 @@ static void listener_error_cb(struct evconnlistener *lev, void *arg)
     evtimer_add(l->backoff, &tv);
 }
 
+/* A bound listening socket whose port connect_from may share. SO_REUSEPORT is set only after
+ * bind(): set before, a second listener with it could bind the same port too (Linux then
+ * splits the connections between them), and a port already listened on would not be
+ * refused. IPv6 listeners are v6-only so the same port can also be bound on IPv4. -1 with
+ * errno on failure. */
+static evutil_socket_t bind_shared(const struct sockaddr_storage *ss, socklen_t sl)
+{
+    evutil_socket_t fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        (ss->ss_family == AF_INET6 &&
+         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) ||
+        bind(fd, (const struct sockaddr *)ss, sl) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
 mesh_listener *real_listen(void *obj, const mesh_addr *addr, mesh_accept_cb cb, void *ud, int *err)
 {
     mesh_real *r = obj;
@@ -125,15 +149,16 @@ mesh_listener *real_listen(void *obj, const mesh_addr *addr, mesh_accept_cb cb, 
         *err = MESH_ERR_NOMEM;
         return NULL;
     }
-    /* IPv6 listeners are v6-only so the same port can also be bound on IPv4. */
-    unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE;
-    if (ss.ss_family == AF_INET6)
-        flags |= LEV_OPT_BIND_IPV6ONLY;
     errno = 0;
-    l->lev = evconnlistener_new_bind(r->base, listener_accept_cb, l, flags,
-                                     MESH_REAL_LISTEN_BACKLOG, (struct sockaddr *)&ss, (int)sl);
+    evutil_socket_t fd = bind_shared(&ss, sl);
+    l->lev = fd < 0 ? NULL
+                    : evconnlistener_new(r->base, listener_accept_cb, l,
+                                         LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+                                         MESH_REAL_LISTEN_BACKLOG, fd);
     if (!l->lev) {
         int e = errno;
+        if (fd >= 0)
+            close(fd);
         char text[MESH_ADDR_STRLEN];
         real_logf(r, MESH_LOG_WARN, "listen %s: %s", mesh_addr_format(addr, text, sizeof text),
                   strerror(e));

@@ -313,10 +313,31 @@ static void stream_connect_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-mesh_stream *real_connect(void *obj, const mesh_addr *to, const mesh_stream_cbs *cbs, void *ud,
-                          int *err)
+/* connect_from: bind fd to local beside the listener holding that port (both sockets carry
+ * SO_REUSEPORT; SO_REUSEADDR lets it reuse a port in TIME_WAIT). MESH_OK or the env's code. */
+static int bind_local(mesh_real *r, evutil_socket_t fd, const mesh_addr *local, int family)
 {
-    mesh_real *r = obj;
+    struct sockaddr_storage ls;
+    socklen_t ll = real_addr_to_sa(local, &ls);
+    if (!ll || local->port == 0 || ls.ss_family != family)
+        return MESH_ERR_INVAL;
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
+        bind(fd, (struct sockaddr *)&ls, ll) != 0) {
+        int e = errno;
+        char text[MESH_ADDR_STRLEN];
+        real_logf(r, MESH_LOG_DEBUG, "connect_from %s: %s",
+                  mesh_addr_format(local, text, sizeof text), strerror(e));
+        return real_errno_to_mesh(e) == MESH_ERR_NOMEM ? MESH_ERR_NOMEM : MESH_ERR_ADDR;
+    }
+    return MESH_OK;
+}
+
+/* connect (local NULL) and connect_from. */
+static mesh_stream *open_stream(mesh_real *r, const mesh_addr *local, const mesh_addr *to,
+                                const mesh_stream_cbs *cbs, void *ud, int *err)
+{
     int dummy;
     if (!err)
         err = &dummy;
@@ -334,6 +355,12 @@ mesh_stream *real_connect(void *obj, const mesh_addr *to, const mesh_stream_cbs 
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    int rc = local ? bind_local(r, fd, local, ss.ss_family) : MESH_OK;
+    if (rc != MESH_OK) {
+        close(fd);
+        *err = rc;
+        return NULL;
+    }
     mesh_stream *s = real_stream_alloc(r, fd);
     if (!s) {
         close(fd);
@@ -357,12 +384,34 @@ mesh_stream *real_connect(void *obj, const mesh_addr *to, const mesh_stream_cbs 
         struct timeval tv = real_ms_to_tv(r->cfg.connect_timeout_ms);
         event_add(s->conn_ev, NULL);
         evtimer_add(s->timer, &tv);
+    } else if (local && (errno == EADDRNOTAVAIL || errno == EADDRINUSE)) {
+        /* connect_from: the four-tuple is taken (the peer's SYN came first). */
+        stream_destroy(s);
+        *err = MESH_ERR_ADDR;
+        return NULL;
     } else {
         /* Failed at once (refused, unreachable...): report it from the loop (rule 1). */
         s->connect_err = errno ? errno : EIO;
         event_active(s->conn_ev, EV_WRITE, 0);
     }
     return s;
+}
+
+mesh_stream *real_connect(void *obj, const mesh_addr *to, const mesh_stream_cbs *cbs, void *ud,
+                          int *err)
+{
+    return open_stream(obj, NULL, to, cbs, ud, err);
+}
+
+mesh_stream *real_connect_from(void *obj, const mesh_addr *local, const mesh_addr *to,
+                               const mesh_stream_cbs *cbs, void *ud, int *err)
+{
+    if (!local) {
+        if (err)
+            *err = MESH_ERR_INVAL;
+        return NULL;
+    }
+    return open_stream(obj, local, to, cbs, ud, err);
 }
 
 void real_stream_set_cbs(void *obj, mesh_stream *s, const mesh_stream_cbs *cbs, void *ud)

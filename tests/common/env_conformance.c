@@ -655,6 +655,148 @@ static void case_bad_input(void)
     world_end();
 }
 
+/* ---- simultaneous open (connect_from) ---------------------------------------------------- */
+
+/* One end of a hole punch: a listener, the stream it connects from the listening port, and
+ * whatever the listener accepted. */
+typedef struct punch_end {
+    const mesh_env *env;
+    const char *name;
+    mesh_listener *l;
+    mesh_addr bound; /* the listening address (and the connecting stream's local one) */
+    side out, in;    /* connect_from's stream; the accepted one */
+    int accepts, out_err;
+    mesh_addr peer; /* what accept said */
+} punch_end;
+
+static void p_accept(mesh_listener *l, mesh_stream *s, const mesh_addr *peer, void *ud)
+{
+    cb_enter();
+    punch_end *p = ud;
+    CU_ASSERT_PTR_EQUAL(l, p->l);
+    p->accepts++;
+    p->peer = *peer;
+    if (p->in.s) { /* a second stream: refuse it (the case counts it) */
+        p->env->ops->stream_close(p->env->obj, s, MESH_CLOSE_ABORT);
+        return;
+    }
+    p->in.s = s;
+    p->env->ops->stream_set_cbs(p->env->obj, s, &SIDE_CBS, &p->in);
+}
+
+static void punch_listen(punch_end *p, const mesh_env *env, const mesh_addr *at, const char *name)
+{
+    memset(p, 0, sizeof *p);
+    p->env = env;
+    p->name = name;
+    side_init(&p->out, env);
+    side_init(&p->in, env);
+    int err = 0, rc;
+    ENV(p->l = env->ops->listen(env->obj, at, p_accept, p, &err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p->l);
+    ENV(rc = env->ops->listener_addr(env->obj, p->l, &p->bound));
+    CU_ASSERT_EQUAL_FATAL(rc, MESH_OK);
+}
+
+static void punch_connect(punch_end *p, const punch_end *to)
+{
+    p->out_err = 12345;
+    ENV(p->out.s = p->env->ops->connect_from(p->env->obj, &p->bound, &to->bound, &SIDE_CBS, &p->out,
+                                             &p->out_err));
+    /* NULL: the peer's SYN came first, the four-tuple is taken */
+    CU_ASSERT_EQUAL(p->out_err, p->out.s ? 12345 : MESH_ERR_ADDR);
+}
+
+/* The stream this end ended up with: its own connect, or the accepted one. */
+static side *punch_up(punch_end *p)
+{
+    if (p->out.connected && !p->out.closed)
+        return &p->out;
+    if (p->accepts && p->in.s && !p->in.closed)
+        return &p->in;
+    return NULL;
+}
+
+static void punch_end_free(punch_end *p)
+{
+    if (p->l)
+        ENV(p->env->ops->listener_close(p->env->obj, p->l));
+    if (p->out.s)
+        ENV(side_close(&p->out, MESH_CLOSE_ABORT));
+    if (p->in.s)
+        ENV(side_close(&p->in, MESH_CLOSE_ABORT));
+    free(p->out.rx.b);
+    free(p->in.rx.b);
+}
+
+/* What happened at one end, for the log: "connected", or "accepted (connect_from: ...)". */
+static const char *punch_how(const punch_end *p, char *buf, size_t cap)
+{
+    if (p->out.connected)
+        snprintf(buf, cap, "connected%s", p->accepts ? " and accepted" : "");
+    else if (!p->out.s && !p->out.closed)
+        snprintf(buf, cap, "%s (connect_from: NULL, %s)", p->accepts ? "accepted" : "nothing",
+                 mesh_strerror(p->out_err));
+    else
+        snprintf(buf, cap, "%s (connect_from: on_closed %s)", p->accepts ? "accepted" : "nothing",
+                 p->out.closed ? mesh_strerror(p->out.reason) : "not yet");
+    return buf;
+}
+
+/* Both ends listen, then in one turn each connects from its listening port to the other's.
+ * Each must end with exactly one working stream — its own (the SYNs crossed: simultaneous
+ * open) or the one its listener accepted (the other SYN came first) — connected to the other
+ * end's listening address; a connecting stream that lost fails only as env.h says. */
+static void case_simultaneous_open(void)
+{
+    if (!world_begin())
+        return;
+    if (!W.client.ops->connect_from || !W.server.ops->connect_from) {
+        printf("\n  SKIP (%s): no connect_from\n", D->name);
+        world_end();
+        return;
+    }
+    punch_end a, b;
+    punch_listen(&a, &W.client, &W.client_addr, "a");
+    punch_listen(&b, &W.server, &W.server_addr, "b");
+    punch_connect(&a, &b);
+    punch_connect(&b, &a);
+    CU_ASSERT(RUN_UNTIL(punch_up(&a) && punch_up(&b)));
+    run_ms(50); /* whatever else was on its way arrives */
+    punch_end *ends[2] = {&a, &b};
+    for (int i = 0; i < 2; i++) {
+        punch_end *p = ends[i], *q = ends[1 - i];
+        CU_ASSERT_EQUAL(p->out.connected + (p->accepts > 0), 1);
+        CU_ASSERT(p->accepts <= 1);
+        /* the losing stream: refused, reset or the taken four-tuple */
+        int lost = p->out.reason;
+        CU_ASSERT(!p->out.closed || lost == MESH_ERR_ADDR || lost == MESH_ERR_REFUSED ||
+                  lost == MESH_ERR_RESET);
+        CU_ASSERT(!p->accepts || mesh_addr_equal(&p->peer, &q->bound));
+        side *u = punch_up(p);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(u);
+        mesh_addr local, remote;
+        int rc;
+        ENV(rc = p->env->ops->stream_addrs(p->env->obj, u->s, &local, &remote));
+        CU_ASSERT_EQUAL(rc, MESH_OK);
+        CU_ASSERT(mesh_addr_equal(&local, &p->bound));
+        CU_ASSERT(mesh_addr_equal(&remote, &q->bound));
+        ENV(rc = p->env->ops->stream_write(p->env->obj, u->s, p->name, 1));
+        CU_ASSERT_EQUAL(rc, MESH_OK);
+    }
+    CU_ASSERT(RUN_UNTIL(punch_up(&a)->rx.len == 1 && punch_up(&b)->rx.len == 1));
+    CU_ASSERT(punch_up(&a)->rx.len == 1 && punch_up(&a)->rx.b[0] == 'b');
+    CU_ASSERT(punch_up(&b)->rx.len == 1 && punch_up(&b)->rx.b[0] == 'a');
+    char ha[96], hb[96];
+    printf("\n  simultaneous open (%s): a %s, b %s ", D->name, punch_how(&a, ha, sizeof ha),
+           punch_how(&b, hb, sizeof hb));
+    CU_ASSERT_EQUAL(
+        a.out.after_release + a.in.after_release + b.out.after_release + b.in.after_release, 0);
+    punch_end_free(&a);
+    punch_end_free(&b);
+    world_end();
+}
+
 /* ---- datagrams ---------------------------------------------------------------------------- */
 
 typedef struct dbox {
@@ -808,6 +950,7 @@ CU_TestInfo mesh_conf_tests[] = {
     {"streams: close inside on_data", case_close_inside_on_data},
     {"streams: refuse and close the listener inside accept", case_refuse_inside_accept},
     {"streams: bad input fails at once", case_bad_input},
+    {"streams: simultaneous open from the listening ports", case_simultaneous_open},
     {"datagrams: both ways, sender address, size limit", case_dgrams},
     {"datagrams: close inside the callback", case_dgram_close_inside_callback},
     {"clock and randomness", case_clock_and_random},

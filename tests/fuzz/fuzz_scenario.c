@@ -16,8 +16,11 @@ static size_t walk(const sim_scenario *s)
     size_t n = strlen(s->name) + strlen(s->file) + strlen(s->sha256);
     for (size_t i = 0; i < s->core.region_count; i++)
         n += strlen(s->core.regions[i]) + (size_t)(s->core.matrix[i] & 1);
-    for (size_t i = 0; i < s->lan_count; i++)
+    for (size_t i = 0; i < s->lan_count; i++) {
         n += strlen(s->lans[i].name);
+        if (s->lans[i].upstream != SIM_SCN_CORE && s->lans[i].upstream >= i)
+            __builtin_trap(); /* an upstream is an earlier LAN: chains cannot loop */
+    }
     for (size_t i = 0; i < s->group_count; i++) {
         const sim_scn_group *g = &s->groups[i];
         n += strlen(g->name) + (g->tls_sni ? strlen(g->tls_sni) : 0);

@@ -88,16 +88,12 @@ probe tcp.out --tcp "$PUB_IP1:3478"
 mapped=$(field tcp.out MAPPED)
 case $mapped in "$RA_WAN":*) ;; *) nattb_show "$T/tcp.out"; fail "TCP mapped address $mapped is not router A's WAN address" ;; esac
 echo "ok 2: TCP Binding: mapped $mapped (local $(field tcp.out LOCAL)), $(field tcp.out RTT_MS) ms"
-# ... from a chosen local port (the env's connect_from; stun_probe exits 77 without it)
+# ... from a chosen local port (the env's connect_from: SO_REUSEADDR + SO_REUSEPORT, bound first)
 rc=0
 nx a "$PROBE" --timeout 30 --tcp --local "$A_IP:40126" "$PUB_IP1:3478" >"$T/tcp2.out" 2>&1 || rc=$?
-if [ "$rc" = 77 ]; then
-    echo "ok 2b: skipped: $(field tcp2.out STATUS) (the env has no connect_from yet)"
-else
-    [ "$rc" = 0 ] && [ "$(field tcp2.out MAPPED)" = "$RA_WAN:40126" ] ||
-        { nattb_show "$T/tcp2.out"; fail "TCP from local port 40126: not mapped to $RA_WAN:40126"; }
-    echo "ok 2b: TCP Binding from local port 40126: MASQUERADE keeps it ($RA_WAN:40126)"
-fi
+[ "$rc" = 0 ] && [ "$(field tcp2.out MAPPED)" = "$RA_WAN:40126" ] ||
+    { nattb_show "$T/tcp2.out"; fail "TCP from local port 40126 (exit $rc): not mapped to $RA_WAN:40126"; }
+echo "ok 2b: TCP Binding from local port 40126: MASQUERADE keeps it ($RA_WAN:40126)"
 
 # 3. discovery against coturn, plain MASQUERADE
 probe disc.out --discover --local "$A_IP:40123" "${FAST[@]}" "$PUB_IP1:3478"

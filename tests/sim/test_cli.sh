@@ -66,13 +66,13 @@ network:
         - match: {sni: x}
           action: probe
 EOF
-cat > nat444.yaml <<'EOF'
+cat > carrier.yaml <<'EOF'
 name: n
 duration: 1m
 network:
-  lans: [{name: home, private: true, nat: symmetric}]
+  lans: [{name: isp, private: true, nat: {type: symmetric, upnp: true}}]
 groups:
-  - {name: a, count: 2, placement: home, nat: full-cone}
+  - {name: a, count: 2, placement: isp, nat: full-cone}
 EOF
 cat > expect.yaml <<'EOF'
 name: e
@@ -104,7 +104,7 @@ while read -r f msg; do
   [ ! -e "$f.db" ] && ok "no database for $f" || bad "$f.db created"
 done <<'EOF'
 probe.yaml 9:11: rule 'rule0' of censor 'gfw': action probe (active probing) is not modelled yet
-nat444.yaml 6:5: group 'a' has a NAT per node inside a LAN (NAT444)
+carrier.yaml 4:10: LAN 'isp' has NATs behind it ('a'), so its NAT is a carrier NAT
 expect.yaml 5:5: unknown summary figure 'latency.p99_ms' in expect[0] (hint: did you mean 'delivery_latency_p99_ms'?
 minmax.yaml 5:24: network.core.latency.uniform has min > max
 self.yaml 5:5: traffic 'chat' has no destination

@@ -1,10 +1,12 @@
 /* test_runner.c — the runner's checks and its end (sim/runner*.c): sim_run_check refuses, with
- * the element's FILE:LINE:COL, what the loader accepts but the simulator cannot build (a NAT
- * per node in a LAN, `probe`, a rule the censor model refuses, too many middleboxes at one
- * point, an `expect:` on no summary figure), and sim_run refuses it the same way before any
- * database exists; a --db that is not a results database is refused before anything is built
- * and left as it was; a run stopped early ends `interrupted`, never `running`; the summary
- * records every name it prints. */
+ * the element's FILE:LINE:COL, what the loader accepts but the simulator cannot build (port
+ * mapping on a carrier NAT, `probe`, a rule the censor model refuses, too many middleboxes at
+ * one point, an `expect:` on no summary figure), and sim_run refuses it the same way before
+ * any database exists; a --db that is not a results database is refused before anything is
+ * built and left as it was; a run stopped early ends `interrupted`, never `running`; the
+ * summary records every name it prints; NATs in series and per-node routers are built (the
+ * addresses, the double NAT's port mapping) and their chains are what sim_nat_pair_paths
+ * takes. */
 #include "mesh_test.h"
 
 #include <sqlite3.h>
@@ -14,6 +16,7 @@
 #include <unistd.h>
 
 #include "sim/runner.h"
+#include "sim/runner_int.h"
 #include "sim/scenario.h"
 
 static char tmpdir[] = "/tmp/mesh_runner_XXXXXX";
@@ -57,11 +60,16 @@ typedef struct check_case {
 } check_case;
 
 static const check_case CASES[] = {
-    {"name: t\nduration: 1m\nnetwork:\n  lans: [{name: home, private: true, nat: symmetric}]\n"
-     "groups:\n  - {name: a, count: 2, placement: home, nat: full-cone}\n",
-     MESH_ERR_UNSUPPORTED, "r.yaml:6:5: ",
-     "group 'a' has a NAT per node inside a LAN (NAT444), which the simulator does not model",
-     "put the NAT on the LAN"},
+    {"name: t\nduration: 1m\nnetwork:\n  lans: [{name: isp, private: true, nat: {type: "
+     "symmetric, upnp: true}}]\ngroups:\n  - {name: a, count: 2, placement: isp, nat: "
+     "full-cone}\n",
+     MESH_ERR_UNSUPPORTED, "r.yaml:4:10: ",
+     "LAN 'isp' has NATs behind it ('a'), so its NAT is a carrier NAT, which offers no UPnP",
+     "port mapping is the home routers'"},
+    {"name: t\nduration: 1m\nnetwork:\n  lans:\n    - {name: isp, private: true, nat: {type: "
+     "symmetric, natpmp: true}}\n    - {name: flat, private: true, upstream: isp}\n"
+     "groups: [{name: a, count: 2}]\n",
+     MESH_ERR_UNSUPPORTED, "r.yaml:5:7: ", "('flat'), so its NAT is a carrier NAT", NULL},
     {"name: t\nduration: 1m\ngroups: [{name: a, count: 2}]\nnetwork:\n  censors:\n    - name: gfw\n"
      "      in_front_of: a\n      rules:\n        - {match: {sni: x}, action: drop}\n"
      "        - {name: active, match: {sni: y}, action: probe}\n",
@@ -241,6 +249,73 @@ static void test_summary_names(void)
     CU_ASSERT_EQUAL(n, 49);
 }
 
+/* NATs in series and routers in front of single nodes, built: a tenant behind two NATs maps
+ * at its own (NAT-PMP) but the address is the carrier's inside (double NAT: an events row,
+ * not reachable); a router on a public ISP LAN with UPnP makes its node reachable at a public
+ * address; the chains the run is built from are what sim_nat_pair_paths takes. */
+static const char CHAINS[] = "name: chains\nduration: 20s\nnetwork:\n  lans:\n"
+                             "    - {name: isp, private: true, nat: symmetric}\n"
+                             "    - {name: flat, private: true, upstream: isp, nat: {type: "
+                             "full-cone, natpmp: true}}\n"
+                             "    - {name: dsl}\n"
+                             "groups:\n  - {name: boot, count: 1, role: bootstrap}\n"
+                             "  - {name: tenants, count: 2, placement: flat, join: 1s}\n"
+                             "  - {name: homes, count: 2, placement: isp, nat: "
+                             "port-restricted-cone, join: 1s}\n"
+                             "  - {name: upnp_homes, count: 2, placement: dsl, nat: {type: "
+                             "full-cone, upnp: true}, join: 1s}\n";
+
+static void test_nat_chains(void)
+{
+    sim_scenario *s = load(CHAINS);
+    CU_ASSERT_EQUAL(sim_run_check(s, NULL, 0), MESH_OK);
+    sim_nat_chain c;
+    rn_group_nat_chain(s, 0, &c);
+    CU_ASSERT_EQUAL(c.n, 0);
+    rn_group_nat_chain(s, 1, &c); /* tenants: flat's NAT, then the carrier's */
+    CU_ASSERT_EQUAL_FATAL(c.n, 2);
+    CU_ASSERT_EQUAL(c.hop[0].services, SIM_NAT_SVC_NATPMP);
+    CU_ASSERT_EQUAL(c.hop[1].mapping, SIM_NAT_ADDRESS_PORT_DEPENDENT);
+    sim_nat_chain tenants = c, homes, upnp;
+    rn_group_nat_chain(s, 2, &homes);
+    CU_ASSERT_EQUAL_FATAL(homes.n, 2);
+    CU_ASSERT_EQUAL(homes.hop[0].filtering, SIM_NAT_ADDRESS_PORT_DEPENDENT);
+    rn_group_nat_chain(s, 3, &upnp);
+    CU_ASSERT_EQUAL_FATAL(upnp.n, 1);
+    CU_ASSERT_EQUAL(upnp.hop[0].services, SIM_NAT_SVC_UPNP);
+    CU_ASSERT(sim_nat_pair_paths(&tenants, &upnp) & SIM_NAT_PATH_MAPPED);
+    CU_ASSERT_FALSE(sim_nat_pair_paths(&upnp, &tenants) & SIM_NAT_PATH_MAPPED);
+    FILE *devnull = fopen("/dev/null", "w");
+    const char *path = tmp("chains.db");
+    sim_run_opts opts = {.db_path = path, .quiet = 1, .out = devnull};
+    char err[512];
+    int rc = sim_run(s, &opts, NULL, err, sizeof err);
+    if (rc != MESH_OK)
+        fprintf(stderr, "%s\n", err);
+    CU_ASSERT_EQUAL_FATAL(rc, MESH_OK);
+    char text[1024];
+    query_text(path,
+               "SELECT count(*) || ' ' || min(detail) FROM events WHERE kind = 'nat' AND detail "
+               "LIKE '%double NAT%'",
+               text, sizeof text);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "2 reason=MESH_ERR_UNREACHABLE port mapping behind another "
+                                        "NAT (double NAT): external 100.64.0.2:"));
+    query_text(path,
+               "SELECT group_concat(detail, ';') FROM events WHERE kind = 'node_up' AND "
+               "detail LIKE 'started%'",
+               text, sizeof text);
+    /* boot 11.0.0.1; tenants and homes seen as the carrier's 12.0.0.1; the routers on dsl got
+     * the public host addresses after boot's */
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "started reachable=1 public=11.0.0.1:443"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "started reachable=0 public=12.0.0.1:443"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "started reachable=1 public=11.0.0.2:"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "started reachable=1 public=11.0.0.3:"));
+    query_text(path, "SELECT value FROM summary WHERE name = 'nodes_reachable'", text, sizeof text);
+    CU_ASSERT_STRING_EQUAL(text, "3.0");
+    fclose(devnull);
+    sim_scenario_free(s);
+}
+
 /* role: stun — ordinary nodes (they join, send and receive like the others) recorded with
  * their role; their STUN servers are built beside them (sim/stun_host.h has their test). */
 static void test_stun_role(void)
@@ -272,6 +347,7 @@ static CU_TestInfo tests[] = {
     {"a --db that is not a results database: refused before building; --force", test_db_refused},
     {"a stopped run ends 'interrupted', not 'running'", test_interrupted},
     {"summary names: what a run records is what expect: may name", test_summary_names},
+    {"NATs in series and per-node routers are built", test_nat_chains},
     {"role: stun nodes run and are recorded", test_stun_role},
     CU_TEST_INFO_NULL,
 };

@@ -546,17 +546,21 @@ static void test_tcp_binding(void)
     CU_ASSERT_EQUAL(mesh_stun_server_get_stats(srv).tcp_accepted, 1);
     /* a chosen local port needs the env's connect_from (stun_client.c: tcp_open) */
     mesh_addr from = mesh_addr_v4(IP_CLIENT_CORE, 40000);
-#ifdef MESH_ENV_HAS_CONNECT_FROM
     CU_ASSERT_EQUAL(mesh_stun_client_binding_tcp(c, &s, &from, on_result, &x), MESH_OK);
     tw_run_until(&t, 20 * MESH_NS_PER_S);
     CU_ASSERT_EQUAL_FATAL(x.n, 2);
     CU_ASSERT_EQUAL(x.r[1].status, MESH_OK);
     CU_ASSERT(mesh_addr_equal(&x.r[1].mapped, &from));
     CU_ASSERT(mesh_addr_equal(&x.r[1].local, &from));
-#else
-    CU_ASSERT_EQUAL(mesh_stun_client_binding_tcp(c, &s, &from, on_result, &x),
+    /* an env without the optional op: a chosen port is unsupported, said at once */
+    mesh_env_ops no_from = *t.env[H_CLIENT].ops;
+    no_from.connect_from = NULL;
+    mesh_env e = {&no_from, t.env[H_CLIENT].obj};
+    mesh_stun_client *c2 = NULL;
+    CU_ASSERT_EQUAL_FATAL(mesh_stun_client_new(&c2, &e, &cfg), MESH_OK);
+    CU_ASSERT_EQUAL(mesh_stun_client_binding_tcp(c2, &s, &from, on_result, &x),
                     MESH_ERR_UNSUPPORTED);
-#endif
+    mesh_stun_client_free(c2);
     mesh_stun_client_free(c);
     mesh_stun_server_free(srv);
     tw_free(&t);

@@ -42,46 +42,50 @@ static const char FULL[] =
     "        tcp_timeout: 1h\n"
     "        hairpin: yes\n"
     "        ports: random\n"
-    "        upnp: on\n"
+    "        natpmp: off\n"
     "      link: {latency: 5ms, bandwidth: 20Mbit}\n"
     "    - name: dc\n" /* 26 */
     "      region: asia\n"
     "      nat: symmetric\n"
     "      private: true\n"
-    "  censors:\n" /* 30 */
+    "    - name: flat\n" /* 30 */
+    "      upstream: home\n"
+    "      private: true\n"
+    "      nat: {type: port-restricted-cone, upnp: on, natpmp: true}\n"
+    "  censors:\n" /* 34 */
     "    - name: gfw\n"
     "      in_front_of: [dc, roamers]\n"
     "      enabled: false\n"
     "      rules:\n"
-    "        - name: by-sni\n" /* 35 */
+    "        - name: by-sni\n" /* 39 */
     "          match: {sni: Meshara.Node, dst_port: [443, 8443]}\n"
     "          action: rst\n"
     "          residual: 2m\n"
     "        - match: {dst_ip: 203.0.113.0/24, alpn: meshara/1.0, ja3: "
     "\"0123456789ABCDEF0123456789abcdef\"}\n"
-    "          action: throttle 64kbit\n" /* 40 */
+    "          action: throttle 64kbit\n" /* 44 */
     "        - match: {first_len: [100B, 1KiB], entropy: [7.2, 8]}\n"
     "          action: probe\n"
-    "groups:\n" /* 43 */
+    "groups:\n" /* 47 */
     "  - name: seeds\n"
     "    count: 2\n"
     "    region: eu\n"
     "    role: bootstrap\n"
     "    mdns: off\n"
-    "  - name: roamers\n" /* 49 */
+    "  - name: roamers\n" /* 53 */
     "    count: 10\n"
     "    region: asia\n"
     "    join: {spread: [10s, 1m]}\n"
     "    framing: http2\n"
     "    tls: {sni: www.example.org, alpn: [h2, http/1.1]}\n"
     "    link: {bandwidth: 5Mbit}\n"
-    "  - name: homes\n" /* 56 */
+    "  - name: homes\n" /* 60 */
     "    count: 15\n"
     "    placement: home\n"
     "    nat: {type: restricted-cone, hairpin: true}\n"
     "    join: {at: 5s}\n"
     "  - {name: servers, count: 3, placement: dc, join: 0s, mdns: false}\n"
-    "events:\n" /* 62 */
+    "events:\n" /* 66 */
     "  - at: 2m\n"
     "    churn: {group: roamers, fraction: 50%, down_for: 30s}\n"
     "  - at: 3m\n"
@@ -90,7 +94,7 @@ static const char FULL[] =
     "    link: {target: homes, latency: 200ms, loss: 5%}\n"
     "  - at: 6m\n"
     "    censor: {name: gfw, enabled: true}\n"
-    "traffic:\n" /* 71 */
+    "traffic:\n" /* 75 */
     "  - name: chat\n"
     "    from: homes\n"
     "    to: random\n"
@@ -99,12 +103,12 @@ static const char FULL[] =
     "    arrivals: poisson\n"
     "    start: 1m\n"
     "    stop: 14m\n"
-    "  - from: roamers\n" /* 80 */
+    "  - from: roamers\n" /* 84 */
     "    to: servers\n"
     "    size: {distribution: pareto, mean: 4KiB, shape: 1.5, max: 1MiB}\n"
     "    rate: 3/s\n"
     "  - {from: seeds, to: homes, size: 1500, interval: 1s}\n"
-    "expect:\n" /* 85 */
+    "expect:\n" /* 89 */
     "  - {summary: delivery_ratio, op: \">=\", value: 0.95}\n"
     "  - {summary: delivery_latency_p99_ms, op: \"<=\", value: 800}\n"
     "  - {summary: nodes, op: \"==\", value: 30}\n";
@@ -146,8 +150,8 @@ static void test_full_example(void)
     CU_ASSERT_DOUBLE_EQUAL(s->access.loss, 0.001, 1e-12);
 
     /* LANs */
-    CU_ASSERT_EQUAL_FATAL(s->lan_count, 2);
-    const sim_scn_lan *home = &s->lans[0], *dc = &s->lans[1];
+    CU_ASSERT_EQUAL_FATAL(s->lan_count, 3);
+    const sim_scn_lan *home = &s->lans[0], *dc = &s->lans[1], *flat = &s->lans[2];
     CU_ASSERT_STRING_EQUAL(home->name, "home");
     CU_ASSERT_EQUAL(home->loc.line, 13);
     CU_ASSERT_EQUAL(home->hosts, 20);
@@ -161,7 +165,10 @@ static void test_full_example(void)
     CU_ASSERT_EQUAL(home->nat.tcp_timeout, S(3600));
     CU_ASSERT_TRUE(home->nat.hairpin);
     CU_ASSERT_FALSE(home->nat.port_preserve);
-    CU_ASSERT_TRUE(home->nat.upnp);
+    CU_ASSERT_FALSE(home->nat.upnp);
+    CU_ASSERT_FALSE(home->nat.natpmp);
+    CU_ASSERT_EQUAL(home->upstream, SIM_SCN_CORE);
+    CU_ASSERT_EQUAL(home->depth, 1);
     CU_ASSERT_EQUAL(home->link.set, SIM_SCN_LINK_LATENCY | SIM_SCN_LINK_BANDWIDTH);
     CU_ASSERT_EQUAL(home->link.bandwidth_bps, 20000000ULL);
     CU_ASSERT_EQUAL(dc->nat.mapping, SIM_SCN_NAT_ADDRESS_PORT_DEPENDENT);
@@ -170,6 +177,14 @@ static void test_full_example(void)
     CU_ASSERT_TRUE(dc->nat.port_preserve);
     CU_ASSERT_FALSE(dc->nat.hairpin);
     CU_ASSERT_EQUAL(dc->region, 1);
+    CU_ASSERT_EQUAL(flat->loc.line, 30);
+    CU_ASSERT_EQUAL(flat->upstream, 0); /* behind home's NAT */
+    CU_ASSERT_EQUAL(flat->depth, 2);
+    CU_ASSERT_EQUAL(flat->region, 0); /* home's */
+    CU_ASSERT_EQUAL(flat->nat.mapping, SIM_SCN_NAT_ENDPOINT_INDEPENDENT);
+    CU_ASSERT_EQUAL(flat->nat.filtering, SIM_SCN_NAT_ADDRESS_PORT_DEPENDENT);
+    CU_ASSERT_TRUE(flat->nat.upnp);
+    CU_ASSERT_TRUE(flat->nat.natpmp);
 
     /* censors and rules */
     CU_ASSERT_EQUAL_FATAL(s->censor_count, 1);
@@ -224,7 +239,7 @@ static void test_full_example(void)
     CU_ASSERT_EQUAL(roam->link.latency, MS(2));
     CU_ASSERT_EQUAL(homes->lan, 0);
     CU_ASSERT_EQUAL(homes->region, 0); /* its LAN's */
-    CU_ASSERT_TRUE(homes->mdns);       /* default on a LAN */
+    CU_ASSERT_FALSE(homes->mdns);      /* default off alone behind a router */
     CU_ASSERT_TRUE(homes->nat.present);
     CU_ASSERT_EQUAL(homes->nat.filtering, SIM_SCN_NAT_ADDRESS_DEPENDENT);
     CU_ASSERT_TRUE(homes->nat.hairpin);
@@ -259,7 +274,7 @@ static void test_full_example(void)
     CU_ASSERT_EQUAL(e[3].kind, SIM_SCN_EV_CENSOR);
     CU_ASSERT_EQUAL(e[3].censor, 0);
     CU_ASSERT_TRUE(e[3].enabled);
-    CU_ASSERT_EQUAL(e[3].loc.line, 69);
+    CU_ASSERT_EQUAL(e[3].loc.line, 73);
 
     /* traffic */
     CU_ASSERT_EQUAL_FATAL(s->traffic_count, 3);
@@ -605,6 +620,18 @@ static void test_schema_errors(void)
         {"name: t\nduration: 1m\ngroups: [{name: a, count: 1}]\nnetwork: {censors: [{name: c, "
          "in_front_of: a, rules: [{match: {sni: x}, action: throttle}]}]}\n",
          MESH_ERR_MALFORMED, "t.yaml:4:81:", "throttle needs a rate", NULL},
+        /* LANs behind LANs, NAT-PMP */
+        {"name: t\nduration: 1m\ngroups: [{name: a, count: 1}]\nnetwork: {lans: [{name: home, "
+         "private: true, upstream: isp}, {name: isp, private: true}]}\n",
+         MESH_ERR_MALFORMED, "t.yaml:4:56:", "unknown LAN 'isp' in network.lans[0].upstream",
+         "declared above the LANs behind it"},
+        {"name: t\nduration: 1m\ngroups: [{name: a, count: 1}]\nnetwork: {lans: [{name: isp, "
+         "private: true}, {name: home, private: true, upstream: isp, region: eu}]}\n",
+         MESH_ERR_MALFORMED, "t.yaml:4:89:", "region given for a LAN with an upstream",
+         "its upstream's region"},
+        {"name: t\nduration: 1m\ngroups: [{name: a, count: 1}]\nnetwork: {lans: [{name: l, "
+         "private: true, nat: {type: full-cone, natpmp: maybe}}]}\n",
+         MESH_ERR_MALFORMED, "t.yaml:4:74:", "wrong type for network.lans[0].nat.natpmp", NULL},
     };
     run_err_cases(cases, sizeof cases / sizeof cases[0]);
 }
@@ -669,6 +696,22 @@ static void test_semantic_errors(void)
          "to: random, size: 1, interval: 1s}\n",
          MESH_ERR_MALFORMED, "t.yaml:5:5:", "traffic 'traffic0' has no destination",
          "the scenario has one node"},
+        /* LANs behind LANs */
+        {"name: t\nduration: 1m\nnetwork: {lans: [{name: isp, private: true}, {name: home, "
+         "upstream: isp}]}\ngroups: [{name: a, count: 1}]\n",
+         MESH_ERR_MALFORMED, "t.yaml:3:46:", "LAN 'home' sits behind LAN 'isp' but is not private",
+         "private: true"},
+        {"name: t\nduration: 1m\nnetwork:\n  lans:\n    - {name: l1, private: true}\n"
+         "    - {name: l2, private: true, upstream: l1}\n    - {name: l3, private: true, "
+         "upstream: l2}\n    - {name: l4, private: true, upstream: l3}\n    - {name: l5, "
+         "private: true, upstream: l4}\ngroups: [{name: a, count: 1}]\n",
+         MESH_ERR_LIMIT, "t.yaml:9:7:", "LAN 'l5' is 5 LANs deep", "SIM_SCN_MAX_NAT_DEPTH"},
+        {"name: t\nduration: 1m\nnetwork:\n  lans:\n    - {name: l1, private: true}\n"
+         "    - {name: l2, private: true, upstream: l1}\n    - {name: l3, private: true, "
+         "upstream: l2}\n    - {name: l4, private: true, upstream: l3}\ngroups: [{name: a, count: "
+         "1, placement: l4, nat: full-cone}]\n",
+         MESH_ERR_LIMIT, "t.yaml:9:10:", "group 'a' puts its nodes 5 LANs deep",
+         "the per-node NAT's included"},
         /* what a node's TLS layer takes */
         {"name: t\nduration: 1m\ngroups: [{name: a, count: 1, framing: http2, tls: {alpn: [p1, "
          "p2, p3, p4, p5, p6, p7, p8]}}]\n",
@@ -975,7 +1018,7 @@ static void test_check_hand_edits(void)
     mesh_time heal = e->heal_at;
     e->heal_at = e->at;
     CU_ASSERT_EQUAL(sim_scenario_check(s, err, sizeof err), MESH_ERR_MALFORMED);
-    CU_ASSERT_EQUAL(strncmp(err, "t.yaml:65:5: partition heals at 180s", 36), 0);
+    CU_ASSERT_EQUAL(strncmp(err, "t.yaml:69:5: partition heals at 180s", 36), 0);
     e->heal_at = heal;
     sim_scn_group *g = (sim_scn_group *)&s->groups[0];
     g->count = 0;

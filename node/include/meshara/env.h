@@ -198,6 +198,24 @@ typedef struct mesh_env_ops {
      * driver's (see its header), reported as on_closed(MESH_ERR_TIMEOUT). */
     mesh_stream *(*connect)(void *obj, const mesh_addr *to, const mesh_stream_cbs *cbs, void *ud,
                             int *err);
+    /* Optional (NULL = unsupported): connect from a given local address and port — the
+     * node's own listening port, which a listener keeps holding (the real driver binds with
+     * SO_REUSEADDR + SO_REUSEPORT, and its listeners carry SO_REUSEPORT too) — so that two
+     * nodes can open TCP connections to each other at the same moment (TCP simultaneous open,
+     * RFC 9293 §3.5: hole punching through NATs, RFC 5382). local's address may be the
+     * unspecified one (0.0.0.0) or one of the host's, with a port. Then as connect:
+     * on_connected or on_closed follows (rule 1). When the two SYNs cross, each side's stream
+     * gets on_connected and no listener accepts anything. When the peer's SYN arrives before
+     * this side's (or its stack answers first), that connection reaches this side's listener
+     * as an ordinary accept and this stream, having the same four-tuple, fails: at once (NULL,
+     * *err = MESH_ERR_ADDR) or later (on_closed with MESH_ERR_ADDR, MESH_ERR_REFUSED or
+     * MESH_ERR_RESET, as the stack decides). A caller punching a hole therefore takes
+     * whichever stream comes up first: its own on_connected or an accept from the peer's
+     * address. NULL + *err: MESH_ERR_INVAL (no port, a family mismatch), MESH_ERR_ADDR (local
+     * cannot be bound: not this host's, or its port taken without reuse; or the four-tuple is
+     * in use), MESH_ERR_NOMEM, MESH_ERR_IO. */
+    mesh_stream *(*connect_from)(void *obj, const mesh_addr *local, const mesh_addr *to,
+                                 const mesh_stream_cbs *cbs, void *ud, int *err);
     /* Replace callbacks and user data (cbs is copied). */
     void (*stream_set_cbs)(void *obj, mesh_stream *s, const mesh_stream_cbs *cbs, void *ud);
     /* Queue len bytes (copied). MESH_OK, or MESH_ERR_CLOSED if the stream is closing/dead.
