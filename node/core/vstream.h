@@ -5,7 +5,8 @@
  * carries them behind a server. The overlay env gives such streams to unchanged code: its
  * clock, randomness, log, timers and datagrams are the base env's (the same handles), its
  * stream ops act on virtual streams that a *provider* creates and feeds. It cannot listen or
- * connect (MESH_ERR_UNSUPPORTED) and offers no local services: a provider makes the streams.
+ * connect (MESH_ERR_UNSUPPORTED; connect_from is NULL) and offers no local services: a
+ * provider makes the streams.
  *
  * Provider side. mesh_vstream_open() makes a virtual stream bound to the provider's ops; the
  * provider then feeds it: mesh_vstream_push (bytes that arrived, in order), mesh_vstream_drained
