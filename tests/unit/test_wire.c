@@ -324,8 +324,9 @@ static void test_relay(void)
     CU_ASSERT_EQUAL(mesh_wire_encode(&e, &buf, &n), MESH_ERR_INVAL);
     CU_ASSERT_EQUAL(decode_raw(&e), MESH_ERR_MALFORMED);
     Meshara__Wire__RelayIncoming in = MESHARA__WIRE__RELAY_INCOMING__INIT;
-    in.from_key.data = id;
-    in.from_key.len = 33;
+    uint8_t key33[33] = {0};
+    in.from_key.data = key33;
+    in.from_key.len = sizeof key33;
     r.kind_case = MESHARA__WIRE__RELAY__KIND_INCOMING;
     r.incoming = &in;
     CU_ASSERT_EQUAL(decode_raw(&e), MESH_ERR_MALFORMED);
