@@ -56,9 +56,8 @@ void mesh_node_notify(mesh_node *n, int kind, const uint8_t *key, int connected,
 static int record_pack(const mesh_peer_record *r, uint8_t **out, size_t *outlen)
 {
     Meshara__Wire__PeerRecord pb;
-    char text[MESH_PEER_MAX_ADDRS][MESH_ADDR_STRLEN];
-    char *ptrs[MESH_PEER_MAX_ADDRS];
-    mesh_peer_record_to_pb(r, &pb, text, ptrs);
+    mesh_peer_pb_scratch sc;
+    mesh_peer_record_to_pb(r, &pb, &sc);
     size_t len = meshara__wire__peer_record__get_packed_size(&pb);
     uint8_t *buf = malloc(len ? len : 1);
     if (!buf)
@@ -106,9 +105,8 @@ void mesh_node_store_each(void *ud, const uint8_t *rec, size_t len)
 static void send_announce(mesh_node *n, mesh_session *s)
 {
     Meshara__Wire__PeerRecord pb;
-    char text[MESH_PEER_MAX_ADDRS][MESH_ADDR_STRLEN];
-    char *ptrs[MESH_PEER_MAX_ADDRS];
-    mesh_peer_record_to_pb(&n->self, &pb, text, ptrs);
+    mesh_peer_pb_scratch sc;
+    mesh_peer_record_to_pb(&n->self, &pb, &sc);
     Meshara__Wire__Announce an = MESHARA__WIRE__ANNOUNCE__INIT;
     an.record = &pb;
     mesh_envelope e = MESHARA__WIRE__ENVELOPE__INIT;
@@ -167,8 +165,7 @@ static void answer_query(mesh_node *n, mesh_pool_conn *c, mesh_session *s,
     mesh_peer_record recs[MESH_DHT_K];
     Meshara__Wire__PeerRecord pbs[MESH_DHT_K];
     Meshara__Wire__PeerRecord *pbp[MESH_DHT_K];
-    char(*text)[MESH_PEER_MAX_ADDRS][MESH_ADDR_STRLEN] = NULL;
-    char *ptrs[MESH_DHT_K][MESH_PEER_MAX_ADDRS];
+    mesh_peer_pb_scratch *text = NULL; /* what the answer's records borrow */
     Meshara__Wire__PeerList list = MESHARA__WIRE__PEER_LIST__INIT;
     size_t nrec = 0;
     switch (q->type) {
@@ -208,7 +205,7 @@ static void answer_query(mesh_node *n, mesh_pool_conn *c, mesh_session *s,
         }
     }
     for (size_t i = 0; i < nrec; i++) {
-        mesh_peer_record_to_pb(&recs[i], &pbs[i], text[i], ptrs[i]);
+        mesh_peer_record_to_pb(&recs[i], &pbs[i], &text[i]);
         pbp[i] = &pbs[i];
     }
     if (q->type == MESHARA__WIRE__QUERY_TYPE__QUERY_GET_PEERS ||

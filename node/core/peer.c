@@ -19,7 +19,8 @@
 enum {
     CONTEXT_LEN = sizeof(MESH_PEER_SIG_CONTEXT) - 1, /* no NUL in the signed bytes */
     ADDR_TEXT_MAX = MESH_ADDR_STRLEN - 1,            /* fits the 1-byte length prefix */
-    SIGNED_MAX = CONTEXT_LEN + MESH_PUBKEY_LEN + 8 + 1 + MESH_PEER_MAX_ADDRS * (1 + ADDR_TEXT_MAX),
+    SIGNED_MAX = CONTEXT_LEN + MESH_PUBKEY_LEN + 8 + 1 + MESH_PEER_MAX_ADDRS * (1 + ADDR_TEXT_MAX) +
+                 1 + MESH_PEER_MAX_RELAYS * (1 + ADDR_TEXT_MAX + MESH_PUBKEY_LEN),
 };
 
 static int addr_ok(const mesh_addr *a)
@@ -39,8 +40,20 @@ static mesh_addr addr_clean(const mesh_addr *a)
     return c;
 }
 
+/* One address as its 1-byte length and text at out; returns the bytes written. */
+static size_t put_addr(uint8_t *out, const mesh_addr *a)
+{
+    char text[MESH_ADDR_STRLEN];
+    mesh_addr_format(a, text, sizeof text);
+    size_t n = strlen(text);
+    out[0] = (uint8_t)n;
+    memcpy(out + 1, text, n);
+    return 1 + n;
+}
+
 /* The bytes the signature covers (layout in peer.h); returns their length. r's addresses
- * must have a valid family and r->naddrs <= MESH_PEER_MAX_ADDRS. */
+ * must have a valid family, r->naddrs <= MESH_PEER_MAX_ADDRS, r->nrelays <=
+ * MESH_PEER_MAX_RELAYS. */
 static size_t signed_bytes(const mesh_peer_record *r, uint8_t out[SIGNED_MAX])
 {
     size_t o = 0;
@@ -51,13 +64,13 @@ static size_t signed_bytes(const mesh_peer_record *r, uint8_t out[SIGNED_MAX])
     for (int i = 7; i >= 0; i--)
         out[o++] = (uint8_t)(r->seq >> (8 * i));
     out[o++] = (uint8_t)r->naddrs;
-    for (size_t i = 0; i < r->naddrs; i++) {
-        char text[MESH_ADDR_STRLEN];
-        mesh_addr_format(&r->addrs[i], text, sizeof text);
-        size_t n = strlen(text);
-        out[o++] = (uint8_t)n;
-        memcpy(out + o, text, n);
-        o += n;
+    for (size_t i = 0; i < r->naddrs; i++)
+        o += put_addr(out + o, &r->addrs[i]);
+    out[o++] = (uint8_t)r->nrelays;
+    for (size_t i = 0; i < r->nrelays; i++) {
+        o += put_addr(out + o, &r->relays[i].addr);
+        memcpy(out + o, r->relays[i].key, MESH_PUBKEY_LEN);
+        o += MESH_PUBKEY_LEN;
     }
     return o;
 }
@@ -65,7 +78,15 @@ static size_t signed_bytes(const mesh_peer_record *r, uint8_t out[SIGNED_MAX])
 int mesh_peer_record_make(mesh_peer_record *out, const mesh_identity *id, const mesh_addr *addrs,
                           size_t naddrs, uint64_t seq)
 {
-    if (!out || !id || naddrs > MESH_PEER_MAX_ADDRS || (naddrs > 0 && !addrs))
+    return mesh_peer_record_make_relayed(out, id, addrs, naddrs, NULL, 0, seq);
+}
+
+int mesh_peer_record_make_relayed(mesh_peer_record *out, const mesh_identity *id,
+                                  const mesh_addr *addrs, size_t naddrs,
+                                  const mesh_peer_relay *relays, size_t nrelays, uint64_t seq)
+{
+    if (!out || !id || naddrs > MESH_PEER_MAX_ADDRS || (naddrs > 0 && !addrs) ||
+        nrelays > MESH_PEER_MAX_RELAYS || (nrelays > 0 && !relays))
         return MESH_ERR_INVAL;
     mesh_peer_record r;
     memset(&r, 0, sizeof r);
@@ -74,10 +95,17 @@ int mesh_peer_record_make(mesh_peer_record *out, const mesh_identity *id, const 
             return MESH_ERR_INVAL;
         r.addrs[i] = addr_clean(&addrs[i]);
     }
+    for (size_t i = 0; i < nrelays; i++) {
+        if (!addr_ok(&relays[i].addr))
+            return MESH_ERR_INVAL;
+        r.relays[i].addr = addr_clean(&relays[i].addr);
+        memcpy(r.relays[i].key, relays[i].key, MESH_PUBKEY_LEN);
+    }
     memcpy(r.pubkey, mesh_identity_pubkey(id), MESH_PUBKEY_LEN);
     memcpy(r.node_id, mesh_identity_node_id(id), MESH_NODE_ID_LEN);
     r.seq = seq;
     r.naddrs = naddrs;
+    r.nrelays = nrelays;
     uint8_t msg[SIGNED_MAX];
     size_t len = signed_bytes(&r, msg);
     int rc = mesh_identity_sign(id, msg, len, r.sig);
@@ -94,10 +122,13 @@ int mesh_peer_record_verify(const mesh_peer_record *r)
 
 int mesh_peer_record_verify_cached(const mesh_peer_record *r, mesh_peer_cache *cache)
 {
-    if (!r || r->naddrs > MESH_PEER_MAX_ADDRS)
+    if (!r || r->naddrs > MESH_PEER_MAX_ADDRS || r->nrelays > MESH_PEER_MAX_RELAYS)
         return MESH_ERR_INVAL;
     for (size_t i = 0; i < r->naddrs; i++)
         if (!addr_ok(&r->addrs[i]))
+            return MESH_ERR_INVAL;
+    for (size_t i = 0; i < r->nrelays; i++)
+        if (!addr_ok(&r->relays[i].addr))
             return MESH_ERR_INVAL;
     uint8_t id[MESH_NODE_ID_LEN];
     mesh_node_id_of(r->pubkey, id);
@@ -125,6 +156,7 @@ int mesh_peer_record_verify_cached(const mesh_peer_record *r, mesh_peer_cache *c
 int mesh_peer_record_equal(const mesh_peer_record *a, const mesh_peer_record *b)
 {
     if (a->seq != b->seq || a->naddrs != b->naddrs || a->naddrs > MESH_PEER_MAX_ADDRS ||
+        a->nrelays != b->nrelays || a->nrelays > MESH_PEER_MAX_RELAYS ||
         memcmp(a->pubkey, b->pubkey, MESH_PUBKEY_LEN) != 0 ||
         memcmp(a->node_id, b->node_id, MESH_NODE_ID_LEN) != 0 ||
         memcmp(a->sig, b->sig, MESH_SIG_LEN) != 0)
@@ -132,11 +164,15 @@ int mesh_peer_record_equal(const mesh_peer_record *a, const mesh_peer_record *b)
     for (size_t i = 0; i < a->naddrs; i++)
         if (!mesh_addr_equal(&a->addrs[i], &b->addrs[i]))
             return 0;
+    for (size_t i = 0; i < a->nrelays; i++)
+        if (!mesh_addr_equal(&a->relays[i].addr, &b->relays[i].addr) ||
+            memcmp(a->relays[i].key, b->relays[i].key, MESH_PUBKEY_LEN) != 0)
+            return 0;
     return 1;
 }
 
 void mesh_peer_record_to_pb(const mesh_peer_record *r, Meshara__Wire__PeerRecord *pb,
-                            char addr_text[][MESH_ADDR_STRLEN], char **addr_ptrs)
+                            mesh_peer_pb_scratch *sc)
 {
     meshara__wire__peer_record__init(pb);
     /* protobuf-c's fields are not const; packing only reads them */
@@ -144,11 +180,23 @@ void mesh_peer_record_to_pb(const mesh_peer_record *r, Meshara__Wire__PeerRecord
     pb->public_key.len = MESH_PUBKEY_LEN;
     size_t n = r->naddrs <= MESH_PEER_MAX_ADDRS ? r->naddrs : MESH_PEER_MAX_ADDRS;
     for (size_t i = 0; i < n; i++) {
-        mesh_addr_format(&r->addrs[i], addr_text[i], MESH_ADDR_STRLEN);
-        addr_ptrs[i] = addr_text[i];
+        mesh_addr_format(&r->addrs[i], sc->text[i], MESH_ADDR_STRLEN);
+        sc->ptrs[i] = sc->text[i];
     }
     pb->n_addresses = n;
-    pb->addresses = n ? addr_ptrs : NULL;
+    pb->addresses = n ? sc->ptrs : NULL;
+    size_t nr = r->nrelays <= MESH_PEER_MAX_RELAYS ? r->nrelays : MESH_PEER_MAX_RELAYS;
+    for (size_t i = 0; i < nr; i++) {
+        Meshara__Wire__RelayRef *ref = &sc->refs[i];
+        meshara__wire__relay_ref__init(ref);
+        char *text = sc->text[MESH_PEER_MAX_ADDRS + i];
+        ref->address = mesh_addr_format(&r->relays[i].addr, text, MESH_ADDR_STRLEN);
+        ref->public_key.data = (uint8_t *)r->relays[i].key;
+        ref->public_key.len = MESH_PUBKEY_LEN;
+        sc->ref_ptrs[i] = ref;
+    }
+    pb->n_relays = nr;
+    pb->relays = nr ? sc->ref_ptrs : NULL;
     pb->seq = r->seq;
     pb->signature.data = (uint8_t *)r->sig;
     pb->signature.len = MESH_SIG_LEN;
@@ -180,7 +228,7 @@ int mesh_peer_record_from_pb_cached(const Meshara__Wire__PeerRecord *pb, mesh_pe
     if (!pb || !out)
         return MESH_ERR_INVAL;
     if (pb->public_key.len != MESH_PUBKEY_LEN || pb->signature.len != MESH_SIG_LEN ||
-        pb->n_addresses > MESH_PEER_MAX_ADDRS)
+        pb->n_addresses > MESH_PEER_MAX_ADDRS || pb->n_relays > MESH_PEER_MAX_RELAYS)
         return MESH_ERR_MALFORMED;
     mesh_peer_record r;
     memset(&r, 0, sizeof r);
@@ -188,6 +236,14 @@ int mesh_peer_record_from_pb_cached(const Meshara__Wire__PeerRecord *pb, mesh_pe
         if (addr_from_text(pb->addresses[i], &r.addrs[i]) != MESH_OK)
             return MESH_ERR_MALFORMED;
     r.naddrs = pb->n_addresses;
+    for (size_t i = 0; i < pb->n_relays; i++) {
+        const Meshara__Wire__RelayRef *ref = pb->relays[i];
+        if (!ref || ref->public_key.len != MESH_PUBKEY_LEN ||
+            addr_from_text(ref->address, &r.relays[i].addr) != MESH_OK)
+            return MESH_ERR_MALFORMED;
+        memcpy(r.relays[i].key, ref->public_key.data, MESH_PUBKEY_LEN);
+    }
+    r.nrelays = pb->n_relays;
     memcpy(r.pubkey, pb->public_key.data, MESH_PUBKEY_LEN);
     mesh_node_id_of(r.pubkey, r.node_id);
     r.seq = pb->seq;
@@ -230,8 +286,7 @@ int mesh_peer_list_from_pb(const Meshara__Wire__PeerList *pb, mesh_peer_record *
 typedef struct list_scratch {
     Meshara__Wire__PeerRecord pbs[MESH_PEER_LIST_MAX];
     Meshara__Wire__PeerRecord *ptrs[MESH_PEER_LIST_MAX];
-    char text[MESH_PEER_LIST_MAX][MESH_PEER_MAX_ADDRS][MESH_ADDR_STRLEN];
-    char *text_ptrs[MESH_PEER_LIST_MAX][MESH_PEER_MAX_ADDRS];
+    mesh_peer_pb_scratch sc[MESH_PEER_LIST_MAX];
 } list_scratch;
 
 int mesh_peer_list_encode(const mesh_peer_record *recs, size_t n, uint8_t **out, size_t *outlen)
@@ -243,7 +298,7 @@ int mesh_peer_list_encode(const mesh_peer_record *recs, size_t n, uint8_t **out,
         return MESH_ERR_NOMEM;
     Meshara__Wire__PeerList list = MESHARA__WIRE__PEER_LIST__INIT;
     for (size_t i = 0; i < n; i++) {
-        mesh_peer_record_to_pb(&recs[i], &s->pbs[i], s->text[i], s->text_ptrs[i]);
+        mesh_peer_record_to_pb(&recs[i], &s->pbs[i], &s->sc[i]);
         s->ptrs[i] = &s->pbs[i];
     }
     list.n_peers = n;

@@ -1,12 +1,14 @@
 /* peer.h — signed, self-certifying peer records: who a node is and where to reach it.
  *
- * A record carries the node's Ed25519 public key, its addresses, a sequence number and a
- * signature by that key over
- *     "meshara-peer-v1" || public key (32) || seq (8, big endian) || naddrs (1) ||
- *     for each address: its text form's length (1) and text ("1.2.3.4:443", "[::1]:443")
- * so nobody can publish addresses for someone else's key, and a newer record (higher seq)
- * replaces an older one. node_id = SHA-256(public key) is derived, never trusted from input.
- * Only records that verify may enter any table (DHT, pool, peer store); callers check
+ * A record carries the node's Ed25519 public key, its addresses, a sequence number, the
+ * relays it can be reached through ("via relay R": address and key of R, for a node that is
+ * not reachable itself) and a signature by that key over
+ *     "meshara-peer-v2" || public key (32) || seq (8, big endian) || naddrs (1) ||
+ *     for each address: its text form's length (1) and text ("1.2.3.4:443", "[::1]:443") ||
+ *     nrelays (1) || for each relay: its address's text length (1), text, key (32)
+ * so nobody can publish addresses or relays for someone else's key, and a newer record
+ * (higher seq) replaces an older one. node_id = SHA-256(public key) is derived, never trusted from
+ * input. Only records that verify may enter any table (DHT, pool, peer store); callers check
  * freshness (seq) against what they hold. On the wire a record is the PeerRecord message of
  * node/wire/meshara.proto and a list of them a PeerList (docs/dht.md).
  */
@@ -21,15 +23,22 @@
 #include "meshara/env.h"
 
 enum mesh_peer_limits {
-    MESH_PEER_MAX_ADDRS = 8, /* addresses in one record; more is malformed */
-    MESH_PEER_LIST_MAX = 64, /* records in one PeerList; more is malformed */
-    /* Encoded PeerList bytes mesh_peer_list_decode accepts: 64 records of 8 addresses in
-     * their longest text form take about 32 KiB; the rest is room for fields a later version
-     * adds. */
+    MESH_PEER_MAX_ADDRS = 8,  /* addresses in one record; more is malformed */
+    MESH_PEER_MAX_RELAYS = 4, /* relays in one record; more is malformed */
+    MESH_PEER_LIST_MAX = 64,  /* records in one PeerList; more is malformed */
+    /* Encoded PeerList bytes mesh_peer_list_decode accepts: 64 records of 8 addresses and 4
+     * relays in their longest text form take about 52 KiB; the rest is room for fields a
+     * later version adds. */
     MESH_PEER_LIST_MAX_BYTES = 64 * 1024,
 };
 
-#define MESH_PEER_SIG_CONTEXT "meshara-peer-v1"
+#define MESH_PEER_SIG_CONTEXT "meshara-peer-v2"
+
+/* A relay the record's node takes circuits through (relay.h). */
+typedef struct mesh_peer_relay {
+    mesh_addr addr;
+    uint8_t key[MESH_PUBKEY_LEN];
+} mesh_peer_relay;
 
 /* A plain value: copy freely. */
 typedef struct mesh_peer_record {
@@ -38,8 +47,18 @@ typedef struct mesh_peer_record {
     uint64_t seq;
     size_t naddrs;
     mesh_addr addrs[MESH_PEER_MAX_ADDRS];
+    size_t nrelays;
+    mesh_peer_relay relays[MESH_PEER_MAX_RELAYS];
     uint8_t sig[MESH_SIG_LEN];
 } mesh_peer_record;
+
+/* What a protobuf PeerRecord borrows besides the record (mesh_peer_record_to_pb). */
+typedef struct mesh_peer_pb_scratch {
+    char text[MESH_PEER_MAX_ADDRS + MESH_PEER_MAX_RELAYS][MESH_ADDR_STRLEN];
+    char *ptrs[MESH_PEER_MAX_ADDRS];
+    Meshara__Wire__RelayRef refs[MESH_PEER_MAX_RELAYS];
+    Meshara__Wire__RelayRef *ref_ptrs[MESH_PEER_MAX_RELAYS];
+} mesh_peer_pb_scratch;
 
 /* Records that verified before, so one heard again is not verified again: a node hears the
  * same records over and over (every GET_PEERS and FIND_NODE answer), and Ed25519 verification
@@ -58,26 +77,31 @@ typedef struct mesh_peer_cache {
  * INET6); MESH_ERR_CRYPTO. *out is written only on success. */
 int mesh_peer_record_make(mesh_peer_record *out, const mesh_identity *id, const mesh_addr *addrs,
                           size_t naddrs, uint64_t seq);
+/* The same with relays (copied; nrelays <= MESH_PEER_MAX_RELAYS, each address INET4 or INET6,
+ * else MESH_ERR_INVAL). */
+int mesh_peer_record_make_relayed(mesh_peer_record *out, const mesh_identity *id,
+                                  const mesh_addr *addrs, size_t naddrs,
+                                  const mesh_peer_relay *relays, size_t nrelays, uint64_t seq);
 /* Check the signature (and that node_id matches the key). About 50 us: callers that see the
  * same record again compare it with mesh_peer_record_equal instead. MESH_OK;
  * MESH_ERR_BAD_SIGNATURE (also a node_id that is not SHA-256 of the key); MESH_ERR_INVAL (not
- * a valid key, naddrs too large, an address without family); MESH_ERR_NOMEM, MESH_ERR_CRYPTO
- * (not checked: out of memory in OpenSSL). */
+ * a valid key, naddrs or nrelays too large, an address without family); MESH_ERR_NOMEM,
+ * MESH_ERR_CRYPTO (not checked: out of memory in OpenSSL). */
 int mesh_peer_record_verify(const mesh_peer_record *r);
 /* The same through cache (NULL: no cache): a record whose digest is cached is accepted
  * without the signature check; one that verifies now is cached. Same codes. */
 int mesh_peer_record_verify_cached(const mesh_peer_record *r, mesh_peer_cache *cache);
-/* 1 if a and b are the same record (key, id, seq, addresses, signature), else 0. */
+/* 1 if a and b are the same record (key, id, seq, addresses, relays, signature), else 0. */
 int mesh_peer_record_equal(const mesh_peer_record *a, const mesh_peer_record *b);
 
-/* Fill a protobuf PeerRecord that borrows r's memory (valid while r lives and is unchanged);
- * addr_text must hold MESH_PEER_MAX_ADDRS strings of MESH_ADDR_STRLEN bytes and addr_ptrs
- * MESH_PEER_MAX_ADDRS pointers. */
+/* Fill a protobuf PeerRecord that borrows r's memory and sc's (valid while both live and r is
+ * unchanged). */
 void mesh_peer_record_to_pb(const mesh_peer_record *r, Meshara__Wire__PeerRecord *pb,
-                            char addr_text[][MESH_ADDR_STRLEN], char **addr_ptrs);
+                            mesh_peer_pb_scratch *sc);
 /* Parse and verify a protobuf PeerRecord; *out is written only on success. MESH_OK;
- * MESH_ERR_MALFORMED (sizes, too many addresses, an address not in the canonical text form
- * mesh_addr_format writes, a key that is not an Ed25519 point); MESH_ERR_BAD_SIGNATURE;
+ * MESH_ERR_MALFORMED (sizes, too many addresses or relays, an address not in the canonical
+ * text form mesh_addr_format writes, a relay key not 32 bytes, a key that is not an Ed25519
+ * point); MESH_ERR_BAD_SIGNATURE;
  * MESH_ERR_NOMEM; MESH_ERR_INVAL (NULL). */
 int mesh_peer_record_from_pb(const Meshara__Wire__PeerRecord *pb, mesh_peer_record *out);
 /* The same, verifying through cache (may be NULL). */

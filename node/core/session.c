@@ -654,9 +654,11 @@ int mesh_session_connect(mesh_session **out, const mesh_env *env, mesh_tls_ctx *
     return MESH_OK;
 }
 
-int mesh_session_accept(mesh_session **out, const mesh_env *env, mesh_tls_ctx *tls,
-                        mesh_stream *stream, const mesh_session_cfg *cfg,
-                        const mesh_session_cbs *cbs, void *ud)
+/* A session over a stream that is already connected: the server's accepted one, or a
+ * client's virtual stream (vstream.h). The session owns the stream, also on failure. */
+static int session_on_stream(mesh_session **out, const mesh_env *env, mesh_tls_ctx *tls,
+                             int is_client, mesh_stream *stream, const uint8_t *pinned,
+                             const mesh_session_cfg *cfg, const mesh_session_cbs *cbs, void *ud)
 {
     if (!out || !env || !tls || !stream) {
         if (env && stream)
@@ -664,10 +666,14 @@ int mesh_session_accept(mesh_session **out, const mesh_env *env, mesh_tls_ctx *t
         return MESH_ERR_INVAL;
     }
     mesh_session *s = NULL;
-    int rc = session_new(&s, env, tls, 0, cfg, cbs, ud);
+    int rc = session_new(&s, env, tls, is_client, cfg, cbs, ud);
     if (rc != MESH_OK) {
         env->ops->stream_close(env->obj, stream, MESH_CLOSE_ABORT);
         return rc;
+    }
+    if (pinned) {
+        s->has_pin = 1;
+        memcpy(s->pinned, pinned, MESH_PUBKEY_LEN);
     }
     s->stream = stream;
     env->ops->stream_set_cbs(env->obj, stream, &STREAM_CBS, s);
@@ -675,8 +681,27 @@ int mesh_session_accept(mesh_session **out, const mesh_env *env, mesh_tls_ctx *t
     s->state = MESH_SESSION_HANDSHAKING;
     s->phase_start = mesh_session_now(s);
     arm(s);
+    if (is_client) { /* the ClientHello now; a failure closes it, on_closed follows */
+        enter(s);
+        process_input(s);
+        leave(s);
+    }
     *out = s;
     return MESH_OK;
+}
+
+int mesh_session_accept(mesh_session **out, const mesh_env *env, mesh_tls_ctx *tls,
+                        mesh_stream *stream, const mesh_session_cfg *cfg,
+                        const mesh_session_cbs *cbs, void *ud)
+{
+    return session_on_stream(out, env, tls, 0, stream, NULL, cfg, cbs, ud);
+}
+
+int mesh_session_connect_stream(mesh_session **out, const mesh_env *env, mesh_tls_ctx *tls,
+                                mesh_stream *stream, const uint8_t *pinned,
+                                const mesh_session_cfg *cfg, const mesh_session_cbs *cbs, void *ud)
+{
+    return session_on_stream(out, env, tls, 1, stream, pinned, cfg, cbs, ud);
 }
 
 void mesh_session_set_cbs(mesh_session *s, const mesh_session_cbs *cbs, void *ud)

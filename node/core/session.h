@@ -8,7 +8,8 @@
  * Any state may go to CLOSING: the reason is recorded (MESH_OK for an orderly close by either
  * side, else the MESH_ERR_* that ended it), the stream is released, and on_closed runs from a
  * later timer event (never from inside a mesh_session_* call) — then the state is CLOSED.
- * A session accepted from a listener starts in HANDSHAKING.
+ * A session accepted from a listener, or connected over a stream already up
+ * (mesh_session_connect_stream), starts in HANDSHAKING.
  *
  * Authentication. When TLS completes, each side sends Envelope{Hello{protocol_version,
  * public_key, role, signature}} where signature = Ed25519 over
@@ -156,6 +157,17 @@ int mesh_session_connect(mesh_session **out, const mesh_env *env, mesh_tls_ctx *
 int mesh_session_accept(mesh_session **out, const mesh_env *env, mesh_tls_ctx *tls,
                         mesh_stream *stream, const mesh_session_cfg *cfg,
                         const mesh_session_cbs *cbs, void *ud);
+/* Connect as a client over stream, a stream of env already connected (a relay circuit's or a
+ * TURN data connection's virtual stream, vstream.h): the session starts in HANDSHAKING and
+ * writes its ClientHello before returning; the stream's callbacks are replaced. It owns the
+ * stream from then on, also on failure (the stream is closed). The end-to-end TLS and the
+ * exporter-bound hello are the same as over TCP, so whatever carries the stream sees only
+ * ciphertext, and an altered byte fails the session (MESH_ERR_TLS), never reaches on_message.
+ * pinned, cfg, cbs, ud as mesh_session_connect (connect_timeout unused). MESH_OK;
+ * MESH_ERR_INVAL; MESH_ERR_NOMEM; MESH_ERR_TLS. */
+int mesh_session_connect_stream(mesh_session **out, const mesh_env *env, mesh_tls_ctx *tls,
+                                mesh_stream *stream, const uint8_t *pinned,
+                                const mesh_session_cfg *cfg, const mesh_session_cbs *cbs, void *ud);
 /* Release everything at once: an open stream is aborted (RST), no callback follows. Allowed
  * inside the session's own callbacks. NULL: no-op. */
 void mesh_session_free(mesh_session *s);

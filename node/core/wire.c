@@ -56,8 +56,14 @@ static int is_msg(const void *msg, const ProtobufCMessageDescriptor *desc)
 
 static int peer_ok(const Meshara__Wire__PeerRecord *p)
 {
-    return is_msg(p, &meshara__wire__peer_record__descriptor) &&
-           p->public_key.len == MESH_WIRE_KEY_LEN && p->signature.len == MESH_WIRE_SIG_LEN;
+    if (!is_msg(p, &meshara__wire__peer_record__descriptor) ||
+        p->public_key.len != MESH_WIRE_KEY_LEN || p->signature.len != MESH_WIRE_SIG_LEN)
+        return 0;
+    for (size_t i = 0; i < p->n_relays; i++)
+        if (!is_msg(p->relays[i], &meshara__wire__relay_ref__descriptor) ||
+            p->relays[i]->public_key.len != MESH_WIRE_KEY_LEN)
+            return 0;
+    return 1;
 }
 
 static int response_ok(const Meshara__Wire__Response *r)
@@ -72,6 +78,37 @@ static int response_ok(const Meshara__Wire__Response *r)
         if (!peer_ok(r->peers->peers[i]))
             return 0;
     return 1;
+}
+
+/* 1 if r holds one relay kind, of its type, with its fixed-size fields' sizes. */
+static int relay_ok(const Meshara__Wire__Relay *r)
+{
+    if (!is_msg(r, &meshara__wire__relay__descriptor))
+        return 0;
+    switch (r->kind_case) {
+    case MESHARA__WIRE__RELAY__KIND_RESERVE:
+        return is_msg(r->reserve, &meshara__wire__relay_reserve__descriptor);
+    case MESHARA__WIRE__RELAY__KIND_RESERVED:
+        return is_msg(r->reserved, &meshara__wire__relay_reserved__descriptor);
+    case MESHARA__WIRE__RELAY__KIND_CONNECT:
+        return is_msg(r->connect, &meshara__wire__relay_connect__descriptor) &&
+               r->connect->target.len == MESH_WIRE_NODE_ID_LEN;
+    case MESHARA__WIRE__RELAY__KIND_INCOMING:
+        return is_msg(r->incoming, &meshara__wire__relay_incoming__descriptor) &&
+               r->incoming->from_key.len == MESH_WIRE_KEY_LEN;
+    case MESHARA__WIRE__RELAY__KIND_ACCEPT:
+        return is_msg(r->accept, &meshara__wire__relay_accept__descriptor);
+    case MESHARA__WIRE__RELAY__KIND_CONNECTED:
+        return is_msg(r->connected, &meshara__wire__relay_connected__descriptor);
+    case MESHARA__WIRE__RELAY__KIND_DATA:
+        return is_msg(r->data, &meshara__wire__relay_data__descriptor);
+    case MESHARA__WIRE__RELAY__KIND_WINDOW:
+        return is_msg(r->window, &meshara__wire__relay_window__descriptor);
+    case MESHARA__WIRE__RELAY__KIND_CLOSE:
+        return is_msg(r->close, &meshara__wire__relay_close__descriptor);
+    default:
+        return 0;
+    }
 }
 
 /* 1 if no unknown field in m or its sub-messages has field number 0. protobuf-c keeps such a
@@ -133,6 +170,8 @@ static int body_ok(const mesh_envelope *e)
     case MESHARA__WIRE__ENVELOPE__BODY_ANNOUNCE:
         return is_msg(e->announce, &meshara__wire__announce__descriptor) &&
                peer_ok(e->announce->record);
+    case MESHARA__WIRE__ENVELOPE__BODY_RELAY:
+        return relay_ok(e->relay);
     default:
         return 0; /* no body, or one added by a later version of this same wire version */
     }

@@ -16,9 +16,9 @@
 #define MESH_WIRE_VERSION 1
 
 enum mesh_wire_limits {
-    MESH_WIRE_KEY_LEN = 32,     /* Hello.public_key, PeerRecord.public_key */
+    MESH_WIRE_KEY_LEN = 32,     /* Hello/PeerRecord.public_key, RelayIncoming.from_key */
     MESH_WIRE_SIG_LEN = 64,     /* Hello.signature, PeerRecord.signature */
-    MESH_WIRE_NODE_ID_LEN = 32, /* Query.target (or empty) */
+    MESH_WIRE_NODE_ID_LEN = 32, /* Query.target (or empty), RelayConnect.target */
     /* Decoding may allocate at most FACTOR * input length + BASE bytes, each allocation
      * charged OVERHEAD more for the allocator's bookkeeping (protobuf-c's own scratch space
      * included). Measured: a 1 MiB AppData needs 1x, a Response of 5000 PeerRecords 2.7x, a

@@ -66,9 +66,8 @@ static void check_record(const uint8_t *data, size_t size)
         __builtin_trap();
     /* what was accepted encodes to a record that is accepted again, the same */
     Meshara__Wire__PeerRecord out;
-    char text[MESH_PEER_MAX_ADDRS][MESH_ADDR_STRLEN];
-    char *ptrs[MESH_PEER_MAX_ADDRS];
-    mesh_peer_record_to_pb(&r, &out, text, ptrs);
+    mesh_peer_pb_scratch sc;
+    mesh_peer_record_to_pb(&r, &out, &sc);
     size_t len = meshara__wire__peer_record__get_packed_size(&out);
     uint8_t *buf = malloc(len ? len : 1);
     if (!buf || meshara__wire__peer_record__pack(&out, buf) != len)

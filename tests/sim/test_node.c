@@ -861,9 +861,8 @@ static void test_bad_peers(void)
     mesh_peer_record forged = good;
     forged.sig[5] ^= 1;
     Meshara__Wire__PeerRecord pb;
-    char text[MESH_PEER_MAX_ADDRS][MESH_ADDR_STRLEN];
-    char *ptrs[MESH_PEER_MAX_ADDRS];
-    mesh_peer_record_to_pb(&forged, &pb, text, ptrs);
+    mesh_peer_pb_scratch sc;
+    mesh_peer_record_to_pb(&forged, &pb, &sc);
     uint8_t buf[512];
     size_t len = meshara__wire__peer_record__pack(&pb, buf);
     id[0] = 3;
@@ -894,10 +893,10 @@ static void test_bad_peers(void)
     st = stats_of(&W, X);
     uint64_t rej0 = st.records_rejected;
     /* 1. Y's valid record announced by E: a record claiming someone else's key. */
-    mesh_peer_record_to_pb(&good, &pb, text, ptrs);
+    mesh_peer_record_to_pb(&good, &pb, &sc);
     send_record_env(rp.s, &pb, 1);
     /* 2. A forged signature. */
-    mesh_peer_record_to_pb(&forged, &pb, text, ptrs);
+    mesh_peer_record_to_pb(&forged, &pb, &sc);
     send_record_env(rp.s, &pb, 1);
     /* 3. Garbage: random key, unparsable address. */
     static char bad_addr[] = "not an address";

@@ -63,18 +63,22 @@ static void test_make_verify(void)
     CU_ASSERT_FALSE(mesh_peer_record_equal(&r, &none));
 }
 
+/* The start of Alice's signed bytes, by hand: context, key, seq. Returns its length. */
+static size_t signed_head(uint8_t *msg, uint64_t seq)
+{
+    memcpy(msg, "meshara-peer-v2", 15);
+    memcpy(msg + 15, mesh_identity_pubkey(ALICE), 32);
+    for (int i = 0; i < 8; i++)
+        msg[15 + 32 + i] = (uint8_t)(seq >> (56 - 8 * i));
+    return 15 + 32 + 8;
+}
+
 /* The signature covers exactly the layout peer.h documents: rebuild it by hand. */
 static void test_signed_layout(void)
 {
     mesh_peer_record r = alice_record(0x0102030405060708ULL);
     uint8_t msg[512];
-    size_t o = 0;
-    memcpy(msg, "meshara-peer-v1", 15);
-    o += 15;
-    memcpy(msg + o, mesh_identity_pubkey(ALICE), 32);
-    o += 32;
-    for (int i = 1; i <= 8; i++)
-        msg[o++] = (uint8_t)i;
+    size_t o = signed_head(msg, 0x0102030405060708ULL);
     msg[o++] = 3;
     const char *texts[] = {"10.0.0.1:4433", "192.168.1.2:443", "[2001:db8::7]:9000"};
     for (int i = 0; i < 3; i++) {
@@ -82,6 +86,7 @@ static void test_signed_layout(void)
         memcpy(msg + o, texts[i], strlen(texts[i]));
         o += strlen(texts[i]);
     }
+    msg[o++] = 0; /* no relays */
     CU_ASSERT_EQUAL(mesh_ed25519_verify(r.pubkey, msg, o, r.sig), MESH_OK);
     msg[15 + 32 + 7] ^= 1; /* seq's low byte */
     CU_ASSERT_EQUAL(mesh_ed25519_verify(r.pubkey, msg, o, r.sig), MESH_ERR_BAD_SIGNATURE);
@@ -185,9 +190,8 @@ static void test_pb_round_trip(void)
 {
     mesh_peer_record r = alice_record(77);
     Meshara__Wire__PeerRecord pb;
-    char text[MESH_PEER_MAX_ADDRS][MESH_ADDR_STRLEN];
-    char *ptrs[MESH_PEER_MAX_ADDRS];
-    mesh_peer_record_to_pb(&r, &pb, text, ptrs);
+    mesh_peer_pb_scratch sc;
+    mesh_peer_record_to_pb(&r, &pb, &sc);
     CU_ASSERT_EQUAL(pb.n_addresses, 3);
     CU_ASSERT_STRING_EQUAL(pb.addresses[2], "[2001:db8::7]:9000");
     Meshara__Wire__PeerRecord *d = pb_wire(&pb);
@@ -197,13 +201,101 @@ static void test_pb_round_trip(void)
     meshara__wire__peer_record__free_unpacked(d, NULL);
 }
 
+/* "Via relay": the relays are signed after the addresses (text, then key), travel in
+ * PeerRecord.relays and come back equal; changing a relay's address or key, or dropping one,
+ * breaks the signature; a relay key of the wrong size or too many relays are malformed. */
+static void test_relays(void)
+{
+    mesh_peer_relay rl[2];
+    memset(rl, 0, sizeof rl);
+    (void)mesh_addr_parse(&rl[0].addr, "203.0.113.5:443");
+    memset(rl[0].key, 0xAB, 32);
+    (void)mesh_addr_parse(&rl[1].addr, "[2001:db8::9]:8443");
+    memset(rl[1].key, 0xCD, 32);
+    mesh_peer_record r;
+    CU_ASSERT_EQUAL_FATAL(mesh_peer_record_make_relayed(&r, ALICE, NULL, 0, rl, 2, 4), MESH_OK);
+    CU_ASSERT_EQUAL(mesh_peer_record_verify(&r), MESH_OK);
+    uint8_t msg[512];
+    size_t o = signed_head(msg, 4);
+    msg[o++] = 0; /* no addresses of its own */
+    msg[o++] = 2;
+    const char *texts[] = {"203.0.113.5:443", "[2001:db8::9]:8443"};
+    for (int i = 0; i < 2; i++) {
+        msg[o++] = (uint8_t)strlen(texts[i]);
+        memcpy(msg + o, texts[i], strlen(texts[i]));
+        o += strlen(texts[i]);
+        memcpy(msg + o, rl[i].key, 32);
+        o += 32;
+    }
+    CU_ASSERT_EQUAL(mesh_ed25519_verify(r.pubkey, msg, o, r.sig), MESH_OK);
+
+    mesh_peer_record t = r;
+    t.relays[1].key[0] ^= 1;
+    CU_ASSERT_EQUAL(mesh_peer_record_verify(&t), MESH_ERR_BAD_SIGNATURE);
+    t = r;
+    t.relays[0].addr.port++;
+    CU_ASSERT_EQUAL(mesh_peer_record_verify(&t), MESH_ERR_BAD_SIGNATURE);
+    t = r;
+    t.nrelays = 1;
+    CU_ASSERT_EQUAL(mesh_peer_record_verify(&t), MESH_ERR_BAD_SIGNATURE);
+    CU_ASSERT_FALSE(mesh_peer_record_equal(&r, &t));
+
+    Meshara__Wire__PeerRecord pb;
+    mesh_peer_pb_scratch sc;
+    mesh_peer_record_to_pb(&r, &pb, &sc);
+    CU_ASSERT_EQUAL_FATAL(pb.n_relays, 2);
+    CU_ASSERT_STRING_EQUAL(pb.relays[1]->address, "[2001:db8::9]:8443");
+    Meshara__Wire__PeerRecord *d = pb_wire(&pb);
+    mesh_peer_record back;
+    CU_ASSERT_EQUAL(mesh_peer_record_from_pb(d, &back), MESH_OK);
+    CU_ASSERT_TRUE(mesh_peer_record_equal(&r, &back));
+    meshara__wire__peer_record__free_unpacked(d, NULL);
+    sc.refs[0].public_key.len = 31;
+    CU_ASSERT_EQUAL(mesh_peer_record_from_pb(&pb, &back), MESH_ERR_MALFORMED);
+    sc.refs[0].public_key.len = 32;
+    sc.refs[1].address = "[2001:0db8::9]:8443"; /* not canonical */
+    CU_ASSERT_EQUAL(mesh_peer_record_from_pb(&pb, &back), MESH_ERR_MALFORMED);
+    mesh_peer_relay many[MESH_PEER_MAX_RELAYS + 1];
+    memset(many, 0, sizeof many);
+    for (size_t i = 0; i <= MESH_PEER_MAX_RELAYS; i++)
+        many[i].addr = rl[0].addr;
+    CU_ASSERT_EQUAL(
+        mesh_peer_record_make_relayed(&t, ALICE, NULL, 0, many, MESH_PEER_MAX_RELAYS + 1, 5),
+        MESH_ERR_INVAL);
+    /* the largest list: 64 records of 8 addresses and 4 relays, all in their longest text */
+    mesh_addr longest[MESH_PEER_MAX_ADDRS];
+    for (size_t i = 0; i < MESH_PEER_MAX_ADDRS; i++)
+        (void)mesh_addr_parse(&longest[i], "[2001:db8:1234:5678:9abc:def0:1234:5678]:65535");
+    for (size_t i = 0; i < MESH_PEER_MAX_RELAYS; i++)
+        many[i].addr = longest[0];
+    CU_ASSERT_EQUAL_FATAL(mesh_peer_record_make_relayed(&t, ALICE, longest, MESH_PEER_MAX_ADDRS,
+                                                        many, MESH_PEER_MAX_RELAYS, 6),
+                          MESH_OK);
+    mesh_peer_record *list = calloc(2 * MESH_PEER_LIST_MAX, sizeof *list);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(list);
+    for (size_t i = 0; i < MESH_PEER_LIST_MAX; i++)
+        list[i] = t;
+    uint8_t *buf = NULL;
+    size_t len = 0, n = 0;
+    CU_ASSERT_EQUAL_FATAL(mesh_peer_list_encode(list, MESH_PEER_LIST_MAX, &buf, &len), MESH_OK);
+    CU_ASSERT(len <= MESH_PEER_LIST_MAX_BYTES);
+    CU_ASSERT_EQUAL(
+        mesh_peer_list_decode(buf, len, list + MESH_PEER_LIST_MAX, MESH_PEER_LIST_MAX, &n, NULL),
+        MESH_OK);
+    CU_ASSERT_EQUAL(n, MESH_PEER_LIST_MAX);
+    free(buf);
+    free(list);
+}
+
 /* from_pb on r's protobuf form after edit() changed it; returns the code, out untouched. */
 static int from_edited(const mesh_peer_record *r, void (*edit)(Meshara__Wire__PeerRecord *))
 {
     Meshara__Wire__PeerRecord pb;
-    char text[MESH_PEER_MAX_ADDRS + 1][MESH_ADDR_STRLEN];
-    char *ptrs[MESH_PEER_MAX_ADDRS + 1];
-    mesh_peer_record_to_pb(r, &pb, text, ptrs);
+    mesh_peer_pb_scratch sc;
+    mesh_peer_record_to_pb(r, &pb, &sc);
+    char *ptrs[MESH_PEER_MAX_ADDRS + 1] = {0}; /* room for an edit that adds one */
+    memcpy(ptrs, sc.ptrs, pb.n_addresses * sizeof *ptrs);
+    pb.addresses = ptrs;
     edit(&pb);
     mesh_peer_record out;
     memset(&out, 0x5A, sizeof out);
@@ -336,12 +428,10 @@ static void test_list_limits(void)
     make_records(recs, MESH_PEER_LIST_MAX + 1, -1);
     Meshara__Wire__PeerRecord *pbs = calloc(MESH_PEER_LIST_MAX + 1, sizeof *pbs);
     Meshara__Wire__PeerRecord **ptrs = calloc(MESH_PEER_LIST_MAX + 1, sizeof *ptrs);
-    char(*text)[MESH_PEER_MAX_ADDRS][MESH_ADDR_STRLEN] =
-        calloc(MESH_PEER_LIST_MAX + 1, sizeof *text);
-    char *(*tptr)[MESH_PEER_MAX_ADDRS] = calloc(MESH_PEER_LIST_MAX + 1, sizeof *tptr);
-    CU_ASSERT_FATAL(pbs && ptrs && text && tptr);
+    mesh_peer_pb_scratch *text = calloc(MESH_PEER_LIST_MAX + 1, sizeof *text);
+    CU_ASSERT_FATAL(pbs && ptrs && text);
     for (size_t i = 0; i <= MESH_PEER_LIST_MAX; i++) {
-        mesh_peer_record_to_pb(&recs[i], &pbs[i], text[i], tptr[i]);
+        mesh_peer_record_to_pb(&recs[i], &pbs[i], &text[i]);
         ptrs[i] = &pbs[i];
     }
     Meshara__Wire__PeerList list = MESHARA__WIRE__PEER_LIST__INIT;
@@ -360,7 +450,6 @@ static void test_list_limits(void)
     free(pbs);
     free(ptrs);
     free(text);
-    free(tptr);
 
     /* more bytes than any legal list, garbage, and bad arguments */
     uint8_t *big = calloc(1, MESH_PEER_LIST_MAX_BYTES + 1);
@@ -390,10 +479,9 @@ static void test_list_in_envelope(void)
     mesh_peer_record recs[4], out[4];
     make_records(recs, 4, 0);
     Meshara__Wire__PeerRecord pbs[4], *ptrs[4];
-    char text[4][MESH_PEER_MAX_ADDRS][MESH_ADDR_STRLEN];
-    char *tptr[4][MESH_PEER_MAX_ADDRS];
+    mesh_peer_pb_scratch text[4];
     for (int i = 0; i < 4; i++) {
-        mesh_peer_record_to_pb(&recs[i], &pbs[i], text[i], tptr[i]);
+        mesh_peer_record_to_pb(&recs[i], &pbs[i], &text[i]);
         ptrs[i] = &pbs[i];
     }
     Meshara__Wire__PeerList list = MESHARA__WIRE__PEER_LIST__INIT;
@@ -421,6 +509,7 @@ static void test_list_in_envelope(void)
 static CU_TestInfo peer_tests[] = {
     {"make and verify, node id derived", test_make_verify},
     {"signed byte layout", test_signed_layout},
+    {"relays: signed, carried, tamper-evident, bounded", test_relays},
     {"tampered key, id, addresses, seq, signature refused", test_tampered},
     {"make limits", test_make_limits},
     {"protobuf round trip", test_pb_round_trip},

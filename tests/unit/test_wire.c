@@ -267,7 +267,72 @@ static void test_announce(void)
     CU_ASSERT_EQUAL(decode_raw(&e), MESH_ERR_MALFORMED);
     an.record = NULL; /* an Announce without a record */
     CU_ASSERT_EQUAL(decode_raw(&e), MESH_ERR_MALFORMED);
+    /* a relay reference whose key is not 32 bytes */
+    f.recs[0].public_key.len = 32;
+    an.record = &f.recs[0];
+    uint8_t key[31] = {0};
+    Meshara__Wire__RelayRef ref = MESHARA__WIRE__RELAY_REF__INIT, *refs[1] = {&ref};
+    ref.address = ADDR_A;
+    ref.public_key.data = key;
+    ref.public_key.len = sizeof key;
+    f.recs[0].n_relays = 1;
+    f.recs[0].relays = refs;
+    CU_ASSERT_EQUAL(mesh_wire_encode(&e, &buf, &n), MESH_ERR_INVAL);
+    CU_ASSERT_EQUAL(decode_raw(&e), MESH_ERR_MALFORMED);
+    f.recs[0].n_relays = 0;
+    f.recs[0].relays = NULL;
     peers_free(&f);
+}
+
+/* Relay: each kind round-trips; a connect target or an incoming key of the wrong size, and
+ * a Relay with no kind, are refused on both sides. */
+static void test_relay(void)
+{
+    uint8_t id[MESH_WIRE_NODE_ID_LEN];
+    memset(id, 9, sizeof id);
+    Meshara__Wire__RelayConnect c = MESHARA__WIRE__RELAY_CONNECT__INIT;
+    c.circuit = 3;
+    c.target.data = id;
+    c.target.len = sizeof id;
+    Meshara__Wire__Relay r = MESHARA__WIRE__RELAY__INIT;
+    r.kind_case = MESHARA__WIRE__RELAY__KIND_CONNECT;
+    r.connect = &c;
+    mesh_envelope e = MESHARA__WIRE__ENVELOPE__INIT;
+    e.body_case = MESHARA__WIRE__ENVELOPE__BODY_RELAY;
+    e.relay = &r;
+    mesh_envelope *d = round_trip(&e);
+    CU_ASSERT_EQUAL_FATAL(d->relay->kind_case, MESHARA__WIRE__RELAY__KIND_CONNECT);
+    CU_ASSERT_EQUAL(d->relay->connect->circuit, 3);
+    CU_ASSERT_EQUAL(memcmp(d->relay->connect->target.data, id, sizeof id), 0);
+    mesh_wire_free(d);
+    Meshara__Wire__RelayData data = MESHARA__WIRE__RELAY_DATA__INIT;
+    data.circuit = 1ULL << 63 | 5;
+    data.data.data = (uint8_t *)"ciphertext";
+    data.data.len = 10;
+    r.kind_case = MESHARA__WIRE__RELAY__KIND_DATA;
+    r.data = &data;
+    d = round_trip(&e);
+    CU_ASSERT(d->relay->data->circuit == (1ULL << 63 | 5) && d->relay->data->data.len == 10);
+    mesh_wire_free(d);
+
+    e.version = MESH_WIRE_VERSION; /* decode_raw packs e as it is */
+    r.kind_case = MESHARA__WIRE__RELAY__KIND_CONNECT;
+    r.connect = &c;
+    c.target.len = 31;
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    CU_ASSERT_EQUAL(mesh_wire_encode(&e, &buf, &n), MESH_ERR_INVAL);
+    CU_ASSERT_EQUAL(decode_raw(&e), MESH_ERR_MALFORMED);
+    Meshara__Wire__RelayIncoming in = MESHARA__WIRE__RELAY_INCOMING__INIT;
+    uint8_t key33[33] = {0};
+    in.from_key.data = key33;
+    in.from_key.len = sizeof key33;
+    r.kind_case = MESHARA__WIRE__RELAY__KIND_INCOMING;
+    r.incoming = &in;
+    CU_ASSERT_EQUAL(decode_raw(&e), MESH_ERR_MALFORMED);
+    r.kind_case = MESHARA__WIRE__RELAY__KIND__NOT_SET;
+    CU_ASSERT_EQUAL(mesh_wire_encode(&e, &buf, &n), MESH_ERR_INVAL);
+    CU_ASSERT_EQUAL(decode_raw(&e), MESH_ERR_MALFORMED);
 }
 
 static void test_app_data(void)
@@ -577,6 +642,7 @@ static CU_TestInfo wire_tests[] = {
     {"Query round trip", test_query},
     {"Response with peers round trip", test_response},
     {"announce carries one well-formed record", test_announce},
+    {"relay kinds round-trip; wrong sizes and no kind refused", test_relay},
     {"AppData 1 MiB round trip", test_app_data},
     {"version mismatch", test_version_mismatch},
     {"no body", test_no_body},
