@@ -22,6 +22,9 @@ enum {
 };
 
 static const char *const DEFAULT_ALPN[] = {"h2", "http/1.1", NULL};
+/* The seed profile's context: its certificate is made from the identity key, which is what a
+ * background server pairs it with below. */
+static const mesh_tls_cfg SEED_TLS = {.profile = MESH_PROFILE_SEED};
 
 /* ---- shared: OpenSSL context on the env, one TLS connection over one stream --------------- */
 
@@ -82,7 +85,7 @@ static int base_init(tls_base *b, const mesh_env *env, const char *const *alpn, 
     if (rc != MESH_OK)
         return rc;
     if ((rc = mesh_identity_generate(&b->id, &b->env)) != MESH_OK ||
-        (rc = mesh_tls_ctx_new(&b->mctx, &b->env, b->id, NULL)) != MESH_OK)
+        (rc = mesh_tls_ctx_new(&b->mctx, &b->env, b->id, &SEED_TLS)) != MESH_OK)
         goto fail;
     OSSL_LIB_CTX *lib = mesh_tls_ctx_libctx(b->mctx);
     rc = MESH_ERR_TLS;

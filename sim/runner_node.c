@@ -32,6 +32,9 @@ static const mesh_env_ops TLS_ENV_OPS = {
 /* The scenario's TLS limits are the node's (sim_scenario_check enforces them). */
 _Static_assert((int)SIM_SCN_MAX_ALPN <= (int)MESH_NODE_MAX_ALPN, "a group's ALPN list fits");
 _Static_assert((int)SIM_SCN_MAX_SNI <= (int)MESH_NODE_MAX_SNI, "a group's SNI fits");
+_Static_assert((int)SIM_SCN_PROFILE_WEB == (int)MESH_PROFILE_WEB &&
+                   (int)SIM_SCN_PROFILE_SEED == (int)MESH_PROFILE_SEED,
+               "a group's profile is the node's");
 
 int rn_tls_new(runner *r)
 {
@@ -378,6 +381,7 @@ static int node_start(runner *r, rn_node *n)
     else
         cfg.advertise_none = 1;
     cfg.record_seq = 1 + sim_sched_now(r->sched) / MESH_NS_PER_S; /* grows across restarts */
+    cfg.profile = g->profile;
     cfg.sni = g->tls_sni;
     const char *alpn[SIM_SCN_MAX_ALPN + 1] = {0};
     if (g->alpn_count) {

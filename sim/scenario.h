@@ -159,6 +159,8 @@ typedef struct sim_scn_lan {
 /* stun: a normal node whose host also runs a STUN server (sim/stun_host.h) */
 enum sim_scn_role { SIM_SCN_ROLE_NORMAL = 0, SIM_SCN_ROLE_BOOTSTRAP = 1, SIM_SCN_ROLE_STUN = 2 };
 enum sim_scn_framing { SIM_SCN_FRAMING_PLAIN = 0, SIM_SCN_FRAMING_HTTP2 = 1 };
+/* = enum mesh_profile (meshara.h) */
+enum sim_scn_profile { SIM_SCN_PROFILE_WEB = 0, SIM_SCN_PROFILE_SEED = 1 };
 
 typedef struct sim_scn_group {
     sim_scn_loc loc;
@@ -172,7 +174,9 @@ typedef struct sim_scn_group {
     mesh_time join_from, join_to; /* nodes join evenly spread over [from, to]; equal = at */
     int role;                     /* enum sim_scn_role */
     int mdns;                     /* default 1 on a LAN, 0 on the internet */
+    int profile;                  /* enum sim_scn_profile (default web) */
     int framing;                  /* enum sim_scn_framing */
+    int framing_given;            /* framing: was written (plain needs profile: seed) */
     const char *tls_sni;          /* NULL: the node's default */
     size_t alpn_count;            /* 0: the node's default */
     const char **alpn;

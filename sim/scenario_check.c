@@ -221,7 +221,9 @@ static int check_network(const sim_scenario *s, char *err, size_t errlen)
 }
 
 /* What a node's TLS layer takes: an SNI of SIM_SCN_MAX_SNI bytes at most, and at most
- * SIM_SCN_MAX_ALPN protocols counting the "h2" a node with http2 framing adds when missing. */
+ * SIM_SCN_MAX_ALPN protocols counting the "h2" a node with http2 framing adds when missing; an
+ * ALPN list and plain framing only in the seed profile (the web profile's ALPN lists are
+ * curl's and nginx's, and it always frames with HTTP/2). */
 static int check_tls(const sim_scn_group *g, const char *what, char *err, size_t errlen)
 {
     if (g->tls_sni && (!*g->tls_sni || strlen(g->tls_sni) > SIM_SCN_MAX_SNI))
@@ -238,6 +240,17 @@ static int check_tls(const sim_scn_group *g, const char *what, char *err, size_t
                              "at most 8 protocols (SIM_SCN_MAX_ALPN), h2 included with "
                              "framing: http2",
                              "%s offers %zu ALPN protocols", what, n);
+    if (g->profile == SIM_SCN_PROFILE_WEB && g->alpn_count)
+        return sim_scn_error(err, errlen, MESH_ERR_MALFORMED, &g->loc,
+                             "add profile: seed, or drop tls.alpn: the web profile offers "
+                             "h2,http/1.1 as curl does",
+                             "%s sets tls.alpn, a seed-profile setting", what);
+    if (g->profile == SIM_SCN_PROFILE_WEB && g->framing_given &&
+        g->framing == SIM_SCN_FRAMING_PLAIN)
+        return sim_scn_error(err, errlen, MESH_ERR_MALFORMED, &g->loc,
+                             "add profile: seed, or drop framing: the web profile always "
+                             "frames with HTTP/2",
+                             "%s sets framing: plain, a seed-profile setting", what);
     return MESH_OK;
 }
 

@@ -79,9 +79,11 @@ static int decode_tls(scn_dec *d, const scn_node *n, const char *path, sim_scn_g
 static int decode_group(scn_dec *d, const scn_node *n, const char *path, size_t idx,
                         sim_scn_group *g)
 {
-    static const char *const KEYS[] = {"name", "count", "placement", "region", "nat",  "join",
-                                       "role", "mdns",  "framing",   "tls",    "link", NULL};
+    static const char *const KEYS[] = {"name", "count", "placement", "region",  "nat",
+                                       "join", "role",  "mdns",      "profile", "framing",
+                                       "tls",  "link",  NULL};
     static const char *const ROLES[] = {"normal", "bootstrap", "stun"};
+    static const char *const PROFILES[] = {"web", "seed"}; /* enum sim_scn_profile order */
     static const char *const FRAMINGS[] = {"plain", "http2"};
     char p[SCN_PATH_MAX];
     const scn_node *v;
@@ -125,8 +127,12 @@ static int decode_group(scn_dec *d, const scn_node *n, const char *path, size_t 
     g->mdns = g->lan != SIM_SCN_INTERNET && !g->nat.present;
     if ((v = scn_opt(n, path, "mdns", p)))
         SCN_TRY(scn_get_bool(d, v, p, &g->mdns));
-    if ((v = scn_opt(n, path, "framing", p)))
+    if ((v = scn_opt(n, path, "profile", p)))
+        SCN_TRY(scn_get_choice(d, v, p, PROFILES, 2, &g->profile));
+    if ((v = scn_opt(n, path, "framing", p))) {
         SCN_TRY(scn_get_choice(d, v, p, FRAMINGS, 2, &g->framing));
+        g->framing_given = 1;
+    }
     if ((v = scn_opt(n, path, "tls", p)))
         SCN_TRY(decode_tls(d, v, p, g));
     g->link = d->s->access;

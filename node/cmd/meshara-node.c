@@ -13,8 +13,9 @@
  * Shape. Everything runs on one mesh_real loop holding one mesh_node. Three files:
  *   node_opts.c  the command line: options checked and bounded, --help, exit codes
  *   node_run.c   run and send: the node, its callbacks, the --peer supervision, shutdown
- *   this file    main, and everything about the identity: the key file is created and
- *                loaded here (node/real/keyfile.h), and nowhere else
+ *   this file    main, and everything about the identity and the files next to it: the key
+ *                file is created and loaded here (node/real/keyfile.h), and so is the web
+ *                profile's TLS certificate, and nowhere else
  *
  * Log lines a script may rely on (stderr, after the driver's "[time] LEVEL " prefix):
  *   peer up: <in|out> key=HEX
@@ -31,6 +32,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "meshara/env.h"
 #include "node_opts.h"
@@ -104,6 +106,23 @@ static int own_key_named(const node_opts *o, const mesh_identity *id)
     return what != NULL;
 }
 
+/* The web profile's certificate: the operator's (--tls-cert, --tls-key) or the one kept next
+ * to the key file, made when missing or due. The seed profile has none. The key file module
+ * has logged what went wrong with a file. */
+static int load_cert(const node_opts *o, const mesh_env *env, mesh_certfile *cert)
+{
+    if (o->profile == MESH_PROFILE_SEED)
+        return MESH_OK;
+    int rc = o->tls_cert ? mesh_certfile_load(cert, o->tls_cert, o->tls_key, env)
+                         : mesh_certfile_own(cert, o->key_path, env, o->cert_type, o->sni,
+                                             (int64_t)time(NULL));
+    if (rc != MESH_OK && rc != MESH_ERR_PERM && rc != MESH_ERR_CORRUPT && rc != MESH_ERR_IO &&
+        rc != MESH_ERR_NOT_FOUND)
+        fprintf(stderr, "meshara-node: certificate: %s (%s)\n", mesh_errname(rc),
+                mesh_strerror(rc));
+    return rc;
+}
+
 /* run, send: the driver, the identity from the key file, then the node (node_run.c). */
 static int cmd_node(const node_opts *o)
 {
@@ -119,14 +138,18 @@ static int cmd_node(const node_opts *o)
     }
     mesh_env env = mesh_real_env(r);
     mesh_identity *id = NULL;
+    mesh_certfile cert = {0};
     int ex;
     int rc = mesh_keyfile_load(&id, o->key_path, &env);
     if (rc != MESH_OK)
         ex = key_exit(rc, o->key_path);
     else if (own_key_named(o, id))
         ex = NODE_EXIT_FAIL;
+    else if ((rc = load_cert(o, &env, &cert)) != MESH_OK)
+        ex = rc == MESH_ERR_NOMEM || rc == MESH_ERR_CRYPTO ? NODE_EXIT_FAIL : NODE_EXIT_KEY;
     else
-        ex = node_run(o, r, id);
+        ex = node_run(o, r, id, &cert);
+    mesh_certfile_clear(&cert);
     mesh_identity_free(id);
     mesh_real_free(r);
     return ex;

@@ -75,11 +75,30 @@ static const char USAGE[] =
     "  --reconnect-min MS     run: first probe of a --peer that went down (500)\n"
     "  --reconnect-max MS     run: the delay doubles up to this (30000); jittered ±25%\n"
     "Session options (run, send):\n"
-    "  --http2                HTTP/2 framing: sessions this node opens offer only ALPN h2 and\n"
-    "                         carry messages as POST /api/v1/message bodies; the listener\n"
-    "                         accepts ALPN h2 (an HTTP/2 client such as curl gets 404/405)\n"
-    "  --sni NAME             TLS server name sent (default meshara.node)\n"
-    "  --alpn LIST            comma-separated ALPN protocols, preferred first\n"
+    "  --profile web|seed     what the node looks like on the wire (default web):\n"
+    "                         web: TLS as curl 7.88 sends it and nginx 1.22 answers it\n"
+    "                         (ALPN h2,http/1.1; TLS 1.2 served to clients that offer\n"
+    "                         nothing newer, never as a Meshara session), a web server's\n"
+    "                         certificate, messages over HTTP/2; seed: the original design,\n"
+    "                         TLS 1.3 only, ALPN meshara/1.0, SNI meshara.node, a certificate\n"
+    "                         of the identity key (docs/protocol.md, \"TLS\")\n"
+    "  --sni NAME             web: the host name clients send as TLS server name (default:\n"
+    "                         none, as curl for an IP address; an IP address sends none) and\n"
+    "                         the name in a certificate made here (default localhost);\n"
+    "                         seed: the server name sent (default meshara.node)\n"
+    "  --tls-cert FILE        web: the certificate chain to show (PEM, this server's first),\n"
+    "  --tls-key FILE         and its key (PEM, not readable by others), e.g. a CA-issued\n"
+    "                         certificate for a domain the operator owns; default: a\n"
+    "                         self-signed one made once and kept next to the key file as\n"
+    "                         FILE.crt and FILE.crt.key (0600), made anew 30 days before\n"
+    "                         it expires (it is valid 365 days)\n"
+    "  --cert-type ecdsa|rsa  web: the key of a certificate made here: ECDSA P-256 (default)\n"
+    "                         or RSA-2048\n"
+    "  --http2                seed: HTTP/2 framing: sessions this node opens offer only ALPN\n"
+    "                         h2 and carry messages as POST /api/v1/message bodies; the\n"
+    "                         listener accepts ALPN h2 (an HTTP/2 client such as curl gets\n"
+    "                         404/405); the web profile always frames with HTTP/2\n"
+    "  --alpn LIST            seed: comma-separated ALPN protocols, preferred first\n"
     "                         (default meshara/1.0; with --http2: h2, and the list must\n"
     "                         contain h2; the listener picks by its own order)\n"
     "  --connect-timeout MS   TCP connect timeout (default 10000)\n"
@@ -95,7 +114,9 @@ static const char USAGE[] =
     "     unreachable, refused, wrong key, closed or timed out before acknowledging)\n"
     "  2  bad command line\n"
     "  3  key file problem (keygen: file exists; otherwise missing, readable by others,\n"
-    "     not a regular file, or corrupt)\n";
+    "     not a regular file, or corrupt), or a certificate file problem (--tls-cert,\n"
+    "     --tls-key, FILE.crt: missing, a link where none belongs, readable by others,\n"
+    "     not a certificate and its key)\n";
 
 void node_usage(FILE *f)
 {
@@ -198,6 +219,10 @@ enum opt_id {
     OPT_HTTP2,
     OPT_SNI,
     OPT_ALPN,
+    OPT_PROFILE,
+    OPT_TLS_CERT,
+    OPT_TLS_KEY,
+    OPT_CERT_TYPE,
     OPT_MAX_HANDSHAKES,
     OPT_POOL_MIN,
     OPT_POOL_MAX,
@@ -233,6 +258,10 @@ static const int OPT_CMDS[] = {
     OPT_ROW(OPT_HTTP2) = SESSION_CMDS,
     OPT_ROW(OPT_SNI) = SESSION_CMDS,
     OPT_ROW(OPT_ALPN) = SESSION_CMDS,
+    OPT_ROW(OPT_PROFILE) = SESSION_CMDS,
+    OPT_ROW(OPT_TLS_CERT) = SESSION_CMDS,
+    OPT_ROW(OPT_TLS_KEY) = SESSION_CMDS,
+    OPT_ROW(OPT_CERT_TYPE) = SESSION_CMDS,
     OPT_ROW(OPT_MAX_HANDSHAKES) = CMD_RUN,
     OPT_ROW(OPT_POOL_MIN) = CMD_RUN,
     OPT_ROW(OPT_POOL_MAX) = CMD_RUN,
@@ -263,6 +292,10 @@ static const struct option LONG_OPTS[] = {
     {"http2", no_argument, NULL, OPT_HTTP2},
     {"sni", required_argument, NULL, OPT_SNI},
     {"alpn", required_argument, NULL, OPT_ALPN},
+    {"profile", required_argument, NULL, OPT_PROFILE},
+    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+    {"cert-type", required_argument, NULL, OPT_CERT_TYPE},
     {"max-handshakes", required_argument, NULL, OPT_MAX_HANDSHAKES},
     {"pool-min", required_argument, NULL, OPT_POOL_MIN},
     {"pool-max", required_argument, NULL, OPT_POOL_MAX},
@@ -388,16 +421,51 @@ static int take_addr(node_opts *o, int id, const char *name, const char *arg)
     return NODE_EXIT_OK;
 }
 
+/* The index of s in names (n of them), or -1. */
+static int word_of(const char *s, const char *const *names, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(s, names[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* --profile, --cert-type: a word from a short list. */
+static int take_word(node_opts *o, int id, const char *name, const char *arg)
+{
+    static const char *const profiles[] = {"web", "seed"}; /* enum mesh_profile order */
+    static const char *const types[] = {"ecdsa", "rsa"};   /* enum mesh_cert_type order */
+    int w = word_of(arg, id == OPT_PROFILE ? profiles : types, 2);
+    if (w < 0)
+        return usage_error("--%s: expected %s, got '%s'", name,
+                           id == OPT_PROFILE ? "web or seed" : "ecdsa or rsa", arg);
+    if (id == OPT_PROFILE) {
+        o->profile = w;
+    } else {
+        o->cert_type = w;
+        o->has_cert_type = 1;
+    }
+    return NODE_EXIT_OK;
+}
+
 /* An option that names something (a file, a name, a list, a level, a text). */
 static int take_text(node_opts *o, int id, const char *name, const char *arg)
 {
     switch (id) {
     case OPT_KEY:
     case OPT_PEERS_DB:
+    case OPT_TLS_CERT:
+    case OPT_TLS_KEY:
         if (!*arg)
             return usage_error("--%s: empty file name", name);
-        *(id == OPT_KEY ? &o->key_path : &o->peers_db) = arg;
+        *(id == OPT_KEY        ? &o->key_path
+          : id == OPT_PEERS_DB ? &o->peers_db
+          : id == OPT_TLS_CERT ? &o->tls_cert
+                               : &o->tls_key) = arg;
         return NODE_EXIT_OK;
+    case OPT_PROFILE:
+    case OPT_CERT_TYPE:
+        return take_word(o, id, name, arg);
     case OPT_SNI:
         if (!*arg || strlen(arg) > MESH_NODE_MAX_SNI || strpbrk(arg, " \t\r\n"))
             return usage_error("--sni: expected a host name of 1..%d characters, got '%s'",
@@ -527,9 +595,27 @@ static int take_options(node_opts *o, int argc, char **argv)
     return -1;
 }
 
+/* Options that belong to one profile. -1 to go on, else the exit code. */
+static int check_profile(const node_opts *o)
+{
+    if (!o->tls_cert != !o->tls_key)
+        return usage_error("--tls-cert and --tls-key go together");
+    if (o->tls_cert && o->has_cert_type)
+        return usage_error("--cert-type is for a certificate made here, not --tls-cert's");
+    if (o->profile == MESH_PROFILE_SEED && (o->tls_cert || o->has_cert_type))
+        return usage_error("--%s is a web-profile option (the seed profile's certificate is "
+                           "made from the identity key)",
+                           o->tls_cert ? "tls-cert" : "cert-type");
+    if (o->profile == MESH_PROFILE_WEB && o->alpn[0])
+        return usage_error("--alpn is a seed-profile option (the web profile offers "
+                           "h2,http/1.1 as curl does; add --profile seed)");
+    return -1;
+}
+
 /* What single options cannot tell: required ones, and ones that must agree. */
 static int check_opts(const node_opts *o)
 {
+    int ex;
     if (!o->key_path)
         return usage_error("'%s' needs --key FILE", o->cmd_name);
     /* a node with neither a chosen address nor a way to find or be found is a typo */
@@ -549,6 +635,8 @@ static int check_opts(const node_opts *o)
         if (!o->message == !o->ping)
             return usage_error("'send' needs exactly one of --message TEXT or --ping");
     }
+    if ((ex = check_profile(o)) >= 0)
+        return ex;
     if (o->http2 && o->alpn[0]) {
         int has_h2 = 0;
         for (size_t i = 0; o->alpn[i]; i++)
@@ -575,7 +663,7 @@ int node_opts_parse(node_opts *o, int argc, char **argv)
         return ex;
     if (!o->has_listen)
         (void)mesh_addr_parse(&o->listen, "0.0.0.0:0");
-    if (o->http2 && !o->alpn[0])
+    if (o->http2 && !o->alpn[0] && o->profile == MESH_PROFILE_SEED)
         o->alpn[0] = MESH_NODE_H2_ALPN;
     return -1;
 }

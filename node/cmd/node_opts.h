@@ -16,7 +16,8 @@ enum node_exit {
     NODE_EXIT_OK = 0,
     NODE_EXIT_FAIL = 1,  /* runtime failure: cannot listen, join or deliver */
     NODE_EXIT_USAGE = 2, /* bad command line */
-    NODE_EXIT_KEY = 3,   /* key file: exists (keygen), missing, bad permissions, corrupt */
+    NODE_EXIT_KEY = 3,   /* key or certificate file: exists (keygen), missing, bad
+                          * permissions, corrupt */
 };
 
 enum node_opt_limits {
@@ -56,8 +57,12 @@ typedef struct node_opts {
     int mdns;
     int no_port_mapping; /* run: do not attach the port-mapping adapter */
     const char *peers_db;
+    int profile; /* enum mesh_profile */
     int http2;
     const char *sni;
+    const char *tls_cert, *tls_key; /* web: the operator's chain and key (both or neither) */
+    int cert_type;                  /* web: enum mesh_cert_type of a certificate made here */
+    int has_cert_type;
     char alpn_buf[NODE_ALPN_BUF];
     const char *alpn[MESH_NODE_MAX_ALPN + 1]; /* NULL-terminated; alpn[0] NULL = default */
     uint64_t max_handshakes, pool_min, pool_max, maintain_ms;

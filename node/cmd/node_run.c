@@ -36,7 +36,8 @@ struct cli {
     const node_opts *o;
     mesh_real *r;
     mesh_env env;
-    const mesh_identity *id; /* borrowed */
+    const mesh_identity *id;   /* borrowed */
+    const mesh_certfile *cert; /* borrowed; empty in the seed profile */
     mesh_peerstore *store;
     mesh_node *node;
     manual *peers;
@@ -304,7 +305,15 @@ static void node_cfg(const cli *c, mesh_node_cfg *cfg)
     /* a send node is gone in seconds: an address in its record would only mislead */
     cfg->advertise_none = o->cmd == CMD_SEND && !o->nadvertise;
     /* must grow across restarts so peers replace the record they hold */
-    cfg->record_seq = (uint64_t)time(NULL);
+    time_t wall = time(NULL);
+    cfg->record_seq = (uint64_t)wall;
+    /* the wall clock at the env's time 0: what the node dates its session tickets with */
+    cfg->unix_epoch = (int64_t)wall - (int64_t)(mesh_env_now(&c->env) / MESH_NS_PER_S);
+    cfg->profile = o->profile;
+    cfg->tls_cert_pem = c->cert->cert;
+    cfg->tls_cert_pem_len = c->cert->cert_len;
+    cfg->tls_key_pem = c->cert->key;
+    cfg->tls_key_pem_len = c->cert->key_len;
     cfg->sni = o->sni;
     cfg->alpn = o->alpn[0] ? o->alpn : NULL;
     cfg->http2 = o->http2;
@@ -408,8 +417,10 @@ static int node_make(cli *c)
     }
     mesh_addr_format(&bound, a, sizeof a);
     key_hex(mesh_node_key(c->node), k);
-    mesh_log(&c->env, MESH_LOG_INFO, "listening on %s as %s%s%s", a, k,
-             o->http2 ? " (HTTP/2 framing)" : "", c->store ? " (peer store open)" : "");
+    mesh_log(&c->env, MESH_LOG_INFO, "listening on %s as %s (%s profile%s)%s", a, k,
+             o->profile == MESH_PROFILE_WEB ? "web" : "seed",
+             o->profile == MESH_PROFILE_SEED && o->http2 ? ", HTTP/2 framing" : "",
+             c->store ? " (peer store open)" : "");
     if (o->cmd == CMD_RUN) {
         printf("listening %s\npubkey %s\n", a, k);
         fflush(stdout);
@@ -486,9 +497,9 @@ static void node_close_all(cli *c)
     c->store = NULL;
 }
 
-int node_run(const node_opts *o, mesh_real *r, const mesh_identity *id)
+int node_run(const node_opts *o, mesh_real *r, const mesh_identity *id, const mesh_certfile *cert)
 {
-    cli c = {.o = o, .r = r, .env = mesh_real_env(r), .id = id, .result = -1};
+    cli c = {.o = o, .r = r, .env = mesh_real_env(r), .id = id, .cert = cert, .result = -1};
     int ex = node_start(&c);
     if (ex == NODE_EXIT_OK && o->cmd == CMD_RUN) {
         int sig = mesh_real_run_until_signal(c.r);

@@ -13,11 +13,13 @@
 
 #include "node_opts.h"
 #include "real/driver.h"
+#include "real/keyfile.h"
 
-/* Run the node o describes (CMD_RUN or CMD_SEND) on driver r with identity id (both borrowed:
- * the caller made them and frees them after). run: until SIGINT/SIGTERM; send: until the
+/* Run the node o describes (CMD_RUN or CMD_SEND) on driver r with identity id and, in the web
+ * profile, the TLS certificate cert (all borrowed: the caller made them and frees them
+ * after; cert is empty in the seed profile). run: until SIGINT/SIGTERM; send: until the
  * acknowledgement, a failure or the timeout. Before returning, the node's sessions are closed
  * and given up to 3 s to flush. Returns the exit code (enum node_exit). */
-int node_run(const node_opts *o, mesh_real *r, const mesh_identity *id);
+int node_run(const node_opts *o, mesh_real *r, const mesh_identity *id, const mesh_certfile *cert);
 
 #endif

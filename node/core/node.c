@@ -58,7 +58,16 @@ static int tls_new(mesh_node *n, const mesh_node_cfg *cfg)
     if (cfg->http2 && !has_h2)
         alpn[na++] = MESH_SESSION_H2_ALPN;
     alpn[na] = NULL;
-    mesh_tls_cfg tc = {.sni = cfg->sni, .alpn = alpn, .lib = cfg->tls_lib};
+    mesh_tls_cfg tc = {.profile = cfg->profile,
+                       .sni = cfg->sni,
+                       .alpn = alpn,
+                       .lib = cfg->tls_lib,
+                       .cert_pem = cfg->tls_cert_pem,
+                       .cert_pem_len = cfg->tls_cert_pem_len,
+                       .key_pem = cfg->tls_key_pem,
+                       .key_pem_len = cfg->tls_key_pem_len,
+                       .cert_type = cfg->tls_cert_type,
+                       .unix_epoch = cfg->unix_epoch};
     return mesh_tls_ctx_new(&n->tls, &n->env, n->id, &tc);
 }
 
@@ -88,6 +97,7 @@ int mesh_node_new(mesh_node **out, const mesh_env *env, const mesh_node_cfg *cfg
     /* Strings are used only while making the TLS context, which copies them. */
     c->sni = NULL;
     c->alpn = NULL;
+    c->tls_cert_pem = c->tls_key_pem = NULL;
 
     if ((rc = tls_new(n, cfg)) != MESH_OK)
         goto fail;

@@ -89,5 +89,9 @@ int mesh_rec_update(mesh_rec *r);
 
 /* Records sealed or opened under the current key. */
 uint64_t mesh_rec_seq(const mesh_rec *r);
+/* Continue the sequence after n records someone else sealed under this same key (a TLS 1.3
+ * server's NewSessionTickets, sealed by OpenSSL before the records become ours). Only at
+ * sequence 0. MESH_OK; MESH_ERR_STATE (records already sealed or opened here). */
+int mesh_rec_skip(mesh_rec *r, uint64_t n);
 
 #endif

@@ -409,14 +409,18 @@ static void early_hello(mesh_session *s)
 
 static void tls_done(mesh_session *s)
 {
+    /* HTTP/2 first: when it cannot start there is nothing to carry a Goodbye (a framed one
+     * would be garbage to the peer's nghttp2, read as a protocol error), so the session ends
+     * as a failed handshake does: close_notify and FIN only. */
+    int rc = MESH_OK;
+    if (strcmp(mesh_tls_alpn(s->tls), MESH_SESSION_H2_ALPN) == 0 &&
+        (rc = mesh_session_io_h2_start(s)) != MESH_OK) {
+        end_session(s, rc, 0);
+        return;
+    }
     set_state(s, MESH_SESSION_AUTHENTICATING);
     arm(s);
-    int rc = MESH_OK;
-    if (strcmp(mesh_tls_alpn(s->tls), MESH_SESSION_H2_ALPN) == 0)
-        rc = mesh_session_io_h2_start(s);
-    if (rc == MESH_OK)
-        rc = send_hello(s);
-    if (rc != MESH_OK)
+    if ((rc = send_hello(s)) != MESH_OK)
         end_session(s, rc, 0);
 }
 

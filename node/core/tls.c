@@ -1,7 +1,8 @@
-/* tls.c — TLS 1.3 connections, sans-I/O: OpenSSL runs the handshake through callback BIOs,
- * then application records are sealed and opened by record.h with the traffic secrets it
- * derived. The node's context (library context, certificate, SSL_CTX): tls_ctx.c. See tls.h
- * for the contract. */
+/* tls.c — TLS connections, sans-I/O: OpenSSL runs the handshake through callback BIOs
+ * (tls_io.c), then TLS 1.3 application records are sealed and opened by record.h with the
+ * traffic secrets it derived; a TLS 1.2 connection (web-profile servers only) keeps OpenSSL's
+ * records. The node's context (library context, certificate, SSL_CTXs): tls_ctx.c,
+ * tls_web.c, tls_cert.c. See tls.h for the contract. */
 #include "core/tls.h"
 
 #include <openssl/bio.h>
@@ -28,195 +29,7 @@ enum tls_wire {
     ALERT_CLOSE_NOTIFY = 0,
 };
 
-enum tls_sizes {
-    TLS_IN_FIRST_CAP = 4096, /* first input buffer (a ClientHello fits); doubles as needed */
-    TLS_ERR_TEXT = 160,      /* mesh_tls_error_text() */
-};
-
-/* OpenSSL's key-log lines for the traffic secrets: "LABEL <client random> <secret>" in hex. */
-#define KEYLOG_CLIENT_SECRET "CLIENT_TRAFFIC_SECRET_0 "
-#define KEYLOG_SERVER_SECRET "SERVER_TRAFFIC_SECRET_0 "
-enum { KEYLOG_LABEL_LEN = sizeof KEYLOG_CLIENT_SECRET - 1 };
-_Static_assert(sizeof KEYLOG_SERVER_SECRET - 1 == KEYLOG_LABEL_LEN, "both labels one length");
-
 /* ---- connections ------------------------------------------------------------------------ */
-
-struct mesh_tls {
-    mesh_tls_ctx *ctx;
-    SSL *ssl;
-    mesh_tls_out_fn out_fn;
-    mesh_tls_reserve_fn reserve; /* optional: seal into the sink's memory */
-    mesh_tls_commit_fn commit;
-    void *out_ud;
-    uint8_t *in; /* ciphertext fed (copied), [in_off, in_len) not yet consumed */
-    size_t in_off, in_len, in_cap;
-    const uint8_t *lent; /* ciphertext lent (mesh_tls_lend), consumed after in */
-    size_t lent_off, lent_len;
-    /* Application records, once the handshake is complete (record.h): OpenSSL's traffic
-     * secrets arrive through the key-log callback and are wiped once the keys are made. */
-    mesh_rec *rx, *tx;
-    uint8_t secret[2][MESH_REC_SECRET_MAX]; /* [0] client's, [1] server's */
-    size_t secret_len[2];
-    uint8_t *pt; /* opened content not read yet: [pt_off, pt_len) (room MESH_REC_INNER_MAX) */
-    size_t pt_off, pt_len;
-    int is_server;
-    int done;        /* handshake complete */
-    int failed;      /* sticky error code (0 = none) */
-    int closed_sent; /* close_notify went out */
-    int peer_closed; /* close_notify read */
-    int no_alpn;     /* server: the ClientHello offered no ALPN (mesh_tls_client_hello) */
-    char alpn[MESH_TLS_ALPN_NAME_MAX + 1];
-    char err[TLS_ERR_TEXT];
-};
-
-static int bio_out_write(BIO *b, const char *data, int len)
-{
-    mesh_tls *t = BIO_get_data(b);
-    BIO_clear_retry_flags(b);
-    if (len > 0)
-        t->out_fn(t->out_ud, (const uint8_t *)data, (size_t)len);
-    return len;
-}
-
-/* The traffic secrets, as OpenSSL derives them: "CLIENT_TRAFFIC_SECRET_0 <random> <hex>" and
- * the server's. The only lines kept; handshake_done() turns them into keys and wipes them. */
-void mesh_tls_keylog(const SSL *ssl, const char *line)
-{
-    mesh_tls *t = SSL_get_app_data((SSL *)ssl);
-    int which = strncmp(line, KEYLOG_CLIENT_SECRET, KEYLOG_LABEL_LEN) == 0   ? 0
-                : strncmp(line, KEYLOG_SERVER_SECRET, KEYLOG_LABEL_LEN) == 0 ? 1
-                                                                             : -1;
-    if (!t || which < 0)
-        return;
-    const char *hex = strchr(line + KEYLOG_LABEL_LEN, ' '); /* after the client random */
-    size_t n = 0;
-    for (hex = hex ? hex + 1 : ""; hex[0] && hex[1] && n < MESH_REC_SECRET_MAX; hex += 2) {
-        int hi = OPENSSL_hexchar2int((unsigned char)hex[0]);
-        int lo = OPENSSL_hexchar2int((unsigned char)hex[1]);
-        if (hi < 0 || lo < 0)
-            break;
-        t->secret[which][n++] = (uint8_t)(hi << 4 | lo);
-    }
-    t->secret_len[which] = hex[0] ? 0 : n; /* anything unparsed: no secret */
-}
-
-static size_t in_held(const mesh_tls *t)
-{
-    return (t->in_len - t->in_off) + (t->lent_len - t->lent_off);
-}
-
-/* Append len bytes to the owned input buffer. */
-static int in_append(mesh_tls *t, const uint8_t *data, size_t len)
-{
-    size_t held = t->in_len - t->in_off;
-    if (held + len > MESH_TLS_IN_MAX)
-        return MESH_ERR_LIMIT;
-    if (t->in_off && held + len > t->in_cap - t->in_off) { /* compact first */
-        memmove(t->in, t->in + t->in_off, held);
-        t->in_off = 0;
-        t->in_len = held;
-    }
-    if (t->in_len + len > t->in_cap) {
-        size_t cap = t->in_cap ? t->in_cap : TLS_IN_FIRST_CAP;
-        while (cap < t->in_len + len)
-            cap *= 2;
-        uint8_t *n = realloc(t->in, cap);
-        if (!n)
-            return MESH_ERR_NOMEM;
-        t->in = n;
-        t->in_cap = cap;
-    }
-    memcpy(t->in + t->in_len, data, len);
-    t->in_len += len;
-    return MESH_OK;
-}
-
-/* OpenSSL's input (the handshake): the owned bytes first, then the lent ones. */
-static int bio_in_read(BIO *b, char *data, int len)
-{
-    mesh_tls *t = BIO_get_data(b);
-    BIO_clear_retry_flags(b);
-    const uint8_t *src;
-    size_t avail;
-    int from_in = t->in_len > t->in_off; /* (t->in may be NULL: no pointer arithmetic on it) */
-    if (from_in) {
-        src = t->in + t->in_off;
-        avail = t->in_len - t->in_off;
-    } else {
-        src = t->lent ? t->lent + t->lent_off : NULL;
-        avail = t->lent_len - t->lent_off;
-    }
-    if (avail == 0) {
-        BIO_set_retry_read(b);
-        return -1;
-    }
-    size_t n = len > 0 && (size_t)len < avail ? (size_t)len : avail;
-    memcpy(data, src, n);
-    if (from_in) {
-        t->in_off += n;
-        if (t->in_off == t->in_len)
-            t->in_off = t->in_len = 0; /* kept: in_release_if_idle() decides */
-    } else {
-        t->lent_off += n;
-    }
-    return (int)n;
-}
-
-/* Free the buffers once nothing at all is held: while a record is half there (in OpenSSL, in
- * our buffer, or among lent bytes about to be kept) more ciphertext is on its way and they are
- * about to be needed again (freeing and refilling them on every input event of a bulk stream
- * cost page faults). An idle connection holds none. */
-static void in_release_if_idle(mesh_tls *t)
-{
-    if (in_held(t) || t->pt_len > t->pt_off || (t->ssl && SSL_has_pending(t->ssl)))
-        return;
-    if (t->in && t->in_cap > (size_t)MESH_TLS_IN_KEEP) {
-        free(t->in);
-        t->in = NULL;
-        t->in_cap = t->in_off = t->in_len = 0;
-    }
-    free(t->pt);
-    t->pt = NULL;
-    t->pt_off = t->pt_len = 0;
-}
-
-static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
-{
-    (void)b, (void)num, (void)ptr;
-    switch (cmd) {
-    case BIO_CTRL_FLUSH: /* out_fn already took every byte */
-        return 1;
-    case BIO_CTRL_PENDING:
-    case BIO_CTRL_WPENDING:
-        return 0;
-    default:
-        return 0;
-    }
-}
-
-static int bio_create(BIO *b)
-{
-    BIO_set_init(b, 1);
-    return 1;
-}
-
-/* The type index is a fixed private number, not BIO_get_new_index(): that is a process-wide
- * counter, and nothing here looks BIOs up by type. */
-#define MESH_TLS_BIO_TYPE (0xe0 | BIO_TYPE_SOURCE_SINK)
-
-/* Callback BIOs: OpenSSL writes the handshake through bio_out_write to out_fn and reads it
- * from our input buffers through bio_in_read. */
-int mesh_tls_bio_methods(BIO_METHOD **out, BIO_METHOD **in)
-{
-    *out = BIO_meth_new(MESH_TLS_BIO_TYPE, "mesh-tls-out");
-    *in = BIO_meth_new(MESH_TLS_BIO_TYPE, "mesh-tls-in");
-    if (!*out || !*in || !BIO_meth_set_write(*out, bio_out_write) ||
-        !BIO_meth_set_ctrl(*out, bio_ctrl) || !BIO_meth_set_create(*out, bio_create) ||
-        !BIO_meth_set_read(*in, bio_in_read) || !BIO_meth_set_ctrl(*in, bio_ctrl) ||
-        !BIO_meth_set_create(*in, bio_create))
-        return MESH_ERR_NOMEM;
-    return MESH_OK;
-}
 
 /* 1 if the ClientHello's supported_versions extension lists TLS 1.3 (RFC 8446 §4.2.1): a list
  * of 2-byte versions after a 1-byte length. */
@@ -254,6 +67,25 @@ int mesh_tls_client_hello(SSL *ssl, int *alert, void *arg)
     return SSL_CLIENT_HELLO_ERROR;
 }
 
+/* A client connection's own settings: the seed profile's ALPN list (wire: this connection's
+ * override, wlen 0 = none) and SNI; a web-profile client has curl's list in its SSL_CTX and
+ * sends a server name only for a host name. 1 on success. */
+static int client_setup(mesh_tls *t, uint8_t *wire, size_t wlen)
+{
+    mesh_tls_ctx *ctx = t->ctx;
+    SSL_set_connect_state(t->ssl);
+    if (ctx->profile == MESH_PROFILE_WEB)
+        return !ctx->send_sni || SSL_set_tlsext_host_name(t->ssl, ctx->sni) == 1;
+    SSL_set_verify(t->ssl, SSL_VERIFY_PEER, NULL);
+    if (!wlen) {
+        memcpy(wire, ctx->alpn_wire, ctx->alpn_len);
+        wlen = ctx->alpn_len;
+    }
+    /* SSL_set_alpn_protos returns 0 on success (sic). */
+    return SSL_set_alpn_protos(t->ssl, wire, (unsigned int)wlen) == 0 &&
+           SSL_set_tlsext_host_name(t->ssl, ctx->sni) == 1;
+}
+
 int mesh_tls_new(mesh_tls **out, mesh_tls_ctx *ctx, int is_server, const char *const *alpn,
                  mesh_tls_out_fn out_fn, void *out_ud)
 {
@@ -273,7 +105,7 @@ int mesh_tls_new(mesh_tls **out, mesh_tls_ctx *ctx, int is_server, const char *c
     ERR_clear_error();
     int rc = MESH_ERR_NOMEM;
     BIO *rb = NULL, *wb = NULL;
-    t->ssl = SSL_new(ctx->ssl);
+    t->ssl = SSL_new(is_server || !ctx->ssl_client ? ctx->ssl : ctx->ssl_client);
     rb = BIO_new(ctx->bio_in);
     wb = BIO_new(ctx->bio_out);
     if (!t->ssl || !rb || !wb)
@@ -284,20 +116,10 @@ int mesh_tls_new(mesh_tls **out, mesh_tls_ctx *ctx, int is_server, const char *c
     SSL_set_bio(t->ssl, rb, wb); /* the SSL owns both now */
     rb = wb = NULL;
     rc = MESH_ERR_TLS;
-    if (is_server) {
+    if (is_server)
         SSL_set_accept_state(t->ssl);
-    } else {
-        SSL_set_connect_state(t->ssl);
-        SSL_set_verify(t->ssl, SSL_VERIFY_PEER, NULL);
-        if (!wlen) {
-            memcpy(wire, ctx->alpn_wire, ctx->alpn_len);
-            wlen = ctx->alpn_len;
-        }
-        /* SSL_set_alpn_protos returns 0 on success (sic). */
-        if (SSL_set_alpn_protos(t->ssl, wire, (unsigned int)wlen) != 0 ||
-            SSL_set_tlsext_host_name(t->ssl, ctx->sni) != 1)
-            goto fail;
-    }
+    else if (!client_setup(t, wire, wlen))
+        goto fail;
     *out = t;
     return MESH_OK;
 fail:
@@ -328,38 +150,6 @@ void mesh_tls_free(mesh_tls *t)
     OPENSSL_cleanse(t, sizeof *t);
     free(t);
     ERR_clear_error();
-}
-
-int mesh_tls_feed(mesh_tls *t, const uint8_t *data, size_t len)
-{
-    if (t->lent)
-        return MESH_ERR_STATE;
-    return len ? in_append(t, data, len) : MESH_OK;
-}
-
-int mesh_tls_lend(mesh_tls *t, const uint8_t *data, size_t len)
-{
-    if (t->lent)
-        return MESH_ERR_STATE;
-    if ((t->in_len - t->in_off) + len > MESH_TLS_IN_MAX)
-        return MESH_ERR_LIMIT;
-    t->lent = data;
-    t->lent_off = 0;
-    t->lent_len = len;
-    return MESH_OK;
-}
-
-int mesh_tls_keep(mesh_tls *t)
-{
-    if (!t->lent)
-        return MESH_OK;
-    const uint8_t *rest = t->lent + t->lent_off;
-    size_t n = t->lent_len - t->lent_off;
-    t->lent = NULL;
-    t->lent_off = t->lent_len = 0;
-    int rc = n ? in_append(t, rest, n) : MESH_OK;
-    in_release_if_idle(t);
-    return rc;
 }
 
 /* Classify a failed SSL call. Empties the error queue (logging it) and makes the failure
@@ -473,8 +263,9 @@ static int switch_records(mesh_tls *t)
         rc = rec_fail(t, MESH_ERR_VERSION, "not TLS 1.3");
     else if (SSL_has_pending(t->ssl))
         rc = rec_fail(t, MESH_ERR_TLS, "OpenSSL holds input past the handshake");
-    if (rc == MESH_OK && !t->tx)
-        rc = make_rec(t, 1, &t->tx);
+    if (rc == MESH_OK && !t->tx && (rc = make_rec(t, 1, &t->tx)) == MESH_OK &&
+        mesh_rec_skip(t->tx, t->tickets) != MESH_OK)
+        rc = rec_fail(t, MESH_ERR_TLS, "session tickets after our records");
     if (rc == MESH_OK)
         rc = make_rec(t, 0, &t->rx);
     OPENSSL_cleanse(t->secret, sizeof t->secret);
@@ -502,12 +293,28 @@ int mesh_tls_early(mesh_tls *t)
         return t->failed;
     if (t->done || t->tx)
         return MESH_OK;
-    if (!t->is_server || !t->secret_len[1] || SSL_version(t->ssl) != TLS1_3_VERSION ||
-        take_alpn(t) == 0)
+    if (t->ctx->profile == MESH_PROFILE_WEB || !t->is_server || !t->secret_len[1] ||
+        SSL_version(t->ssl) != TLS1_3_VERSION || take_alpn(t) == 0)
         return MESH_ERR_AGAIN;
     int rc = make_rec(t, 1, &t->tx);
     ERR_clear_error();
     return rc;
+}
+
+/* A web-profile handshake completed. No ALPN is an ordinary connection (nginx serves it as
+ * HTTP/1.1; a client went on as curl does). TLS 1.2 or older, which only a server completes
+ * (for a client only_tls13 refuses it before it ends), stays on OpenSSL's record layer. */
+static int web_done(mesh_tls *t)
+{
+    take_alpn(t);
+    if (t->version == TLS1_3_VERSION)
+        return switch_records(t);
+    OPENSSL_cleanse(t->secret, sizeof t->secret); /* none for TLS 1.2: nothing, really */
+    if (!t->is_server)
+        return rec_fail(t, MESH_ERR_VERSION, "not TLS 1.3");
+    t->legacy = 1;
+    t->done = 1;
+    return MESH_OK;
 }
 
 int mesh_tls_handshake(mesh_tls *t)
@@ -518,15 +325,22 @@ int mesh_tls_handshake(mesh_tls *t)
         return MESH_OK;
     ERR_clear_error();
     int ret = SSL_do_handshake(t->ssl);
-    in_release_if_idle(t);
+    mesh_tls_in_release(t);
     if (ret != 1) {
         int rc = ssl_failure(t, ret, "handshake");
         if (rc == MESH_ERR_CLOSED) { /* close_notify during the handshake */
             snprintf(t->err, sizeof t->err, "peer closed during the handshake");
             rc = t->failed = MESH_ERR_TLS;
+        } else if (rc == MESH_ERR_TLS && !t->is_server && t->ctx->ssl_client &&
+                   SSL_version(t->ssl) != TLS1_3_VERSION) { /* only_tls13 (tls_web.c) */
+            snprintf(t->err, sizeof t->err, "server chose %s: refused", SSL_get_version(t->ssl));
+            rc = t->failed = MESH_ERR_VERSION;
         }
         return rc;
     }
+    t->version = SSL_version(t->ssl);
+    if (t->ctx->profile == MESH_PROFILE_WEB)
+        return web_done(t);
     if (take_alpn(t) == 0) {
         /* We require a protocol. A client met a server that ignored its offer; a server met
          * a client that offered none (mesh_tls_client_hello refuses that already, unless the
@@ -543,6 +357,47 @@ int mesh_tls_handshake(mesh_tls *t)
 int mesh_tls_is_done(const mesh_tls *t)
 {
     return t->done;
+}
+
+int mesh_tls_version(const mesh_tls *t)
+{
+    return t->done ? t->version : 0;
+}
+
+/* ---- TLS 1.2: OpenSSL's records (web-profile servers: never a Meshara session) ---------- */
+
+static long legacy_read(mesh_tls *t, uint8_t *buf, size_t cap)
+{
+    ERR_clear_error();
+    int n = SSL_read(t->ssl, buf, cap > MESH_TLS_IN_MAX ? MESH_TLS_IN_MAX : (int)cap);
+    if (n > 0)
+        return n;
+    int rc = ssl_failure(t, n, "read");
+    mesh_tls_in_release(t);
+    return rc == MESH_ERR_AGAIN ? 0 : rc;
+}
+
+static int legacy_write(mesh_tls *t, const uint8_t *data, size_t len)
+{
+    ERR_clear_error();
+    while (len > 0) {
+        int k = len > MESH_TLS_RECORD_MAX ? MESH_TLS_RECORD_MAX : (int)len;
+        int n = SSL_write(t->ssl, data, k); /* all of it: the output BIO never refuses */
+        if (n <= 0) {
+            int rc = ssl_failure(t, n, "write");
+            return rc == MESH_ERR_AGAIN ? rec_fail(t, MESH_ERR_TLS, "write did not complete") : rc;
+        }
+        data += n;
+        len -= (size_t)n;
+    }
+    return MESH_OK;
+}
+
+static void legacy_close(mesh_tls *t)
+{
+    ERR_clear_error();
+    (void)SSL_shutdown(t->ssl); /* close_notify; the peer's is not waited for */
+    ERR_clear_error();
 }
 
 /* The next whole record of the input, contiguous: in the owned buffer (topped up from the lent
@@ -562,7 +417,7 @@ static int next_record(mesh_tls *t, const uint8_t **rec, size_t *len)
                 size_t k = need - owned < lent_n ? need - owned : lent_n;
                 if (k == 0) /* nothing lent (or all of it used): wait for more */
                     return MESH_ERR_AGAIN;
-                int rc = in_append(t, lent, k);
+                int rc = mesh_tls_in_append(t, lent, k);
                 if (rc != MESH_OK)
                     return rec_fail(t, rc, "input buffer");
                 t->lent_off += k, lent += k, lent_n -= k, owned += k;
@@ -647,6 +502,8 @@ long mesh_tls_read(mesh_tls *t, uint8_t *buf, size_t cap)
         return MESH_ERR_CLOSED;
     if (cap == 0)
         return 0;
+    if (t->legacy)
+        return legacy_read(t, buf, cap);
     for (;;) {
         if (t->pt_len > t->pt_off) { /* the rest of a record opened for a smaller buffer */
             size_t n = t->pt_len - t->pt_off < cap ? t->pt_len - t->pt_off : cap;
@@ -660,7 +517,7 @@ long mesh_tls_read(mesh_tls *t, uint8_t *buf, size_t cap)
         size_t len = 0;
         int rc = next_record(t, &rec, &len);
         if (rc == MESH_ERR_AGAIN) {
-            in_release_if_idle(t);
+            mesh_tls_in_release(t);
             return 0;
         }
         if (rc != MESH_OK)
@@ -698,6 +555,8 @@ int mesh_tls_write(mesh_tls *t, const uint8_t *data, size_t len)
 {
     if (t->failed)
         return t->failed;
+    if (t->legacy && !t->closed_sent)
+        return legacy_write(t, data, len);
     if (!t->tx || t->closed_sent)
         return MESH_ERR_STATE;
     while (len > 0) {
@@ -733,6 +592,10 @@ int mesh_tls_close(mesh_tls *t)
     if (t->closed_sent || t->failed)
         return MESH_OK;
     t->closed_sent = 1;
+    if (t->legacy) {
+        legacy_close(t);
+        return MESH_OK;
+    }
     static const uint8_t close_notify[ALERT_LEN] = {ALERT_LEVEL_WARNING, ALERT_CLOSE_NOTIFY};
     (void)seal_out(t, MESH_REC_ALERT, close_notify, sizeof close_notify);
     return MESH_OK;
@@ -740,14 +603,16 @@ int mesh_tls_close(mesh_tls *t)
 
 size_t mesh_tls_partial(const mesh_tls *t)
 {
-    return in_held(t) + (t->pt_len - t->pt_off) +
-           (!t->done && t->ssl && SSL_has_pending(t->ssl) ? 1 : 0);
+    return mesh_tls_in_held(t) + (t->pt_len - t->pt_off) +
+           ((!t->done || t->legacy) && t->ssl && SSL_has_pending(t->ssl) ? 1 : 0);
 }
 
 int mesh_tls_export(mesh_tls *t, const char *label, uint8_t *out, size_t len)
 {
     if (!label || !out || len == 0 || len > MESH_TLS_EXPORT_MAX)
         return MESH_ERR_INVAL;
+    if (t->legacy)
+        return MESH_ERR_VERSION;
     if (!(t->done || t->tx) || t->failed || !t->ssl)
         return MESH_ERR_STATE;
     ERR_clear_error();
@@ -760,7 +625,7 @@ int mesh_tls_export(mesh_tls *t, const char *label, uint8_t *out, size_t len)
 
 void mesh_tls_drop_handshake(mesh_tls *t)
 {
-    if (!t || !t->done || !t->ssl)
+    if (!t || !t->done || t->legacy || !t->ssl)
         return;
     SSL_free(t->ssl); /* its BIOs too; nothing reads or writes through them any more */
     t->ssl = NULL;

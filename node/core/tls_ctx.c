@@ -1,6 +1,7 @@
 /* tls_ctx.c — a node's TLS context: the OpenSSL library context (randomness from the env:
- * envrand.h), the self-signed certificate made from the identity, the SSL_CTX (TLS 1.3 only,
- * suites in browsers' order, ALPN selection, any certificate accepted). Connections: tls.c.
+ * envrand.h), the context of either profile, and the seed profile's certificate (made from
+ * the identity) and SSL_CTX (TLS 1.3 only, suites in browsers' order, ALPN selection, any
+ * certificate accepted). The web profile's: tls_web.c and tls_cert.c. Connections: tls.c.
  * See tls.h for the contract. */
 #include "core/tls_ctx.h"
 
@@ -55,7 +56,7 @@ int mesh_tls_alpn_encode(const char *const *list, uint8_t *out, size_t cap, size
 /* The peer's certificate is accepted as-is: identity is proven by the hello (session.h),
  * bound to this TLS session by the exporter. Replacing X509_verify_cert() entirely also
  * keeps OpenSSL from comparing validity dates with the real clock. */
-static int accept_any_cert(X509_STORE_CTX *store, void *arg)
+int mesh_tls_accept_any_cert(X509_STORE_CTX *store, void *arg)
 {
     (void)store, (void)arg;
     return 1;
@@ -82,7 +83,23 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
     return SSL_TLSEXT_ERR_ALERT_FATAL; /* no_application_protocol (RFC 7301 §3.2) */
 }
 
-/* The certificate: self-signed, Ed25519, CN = the SNI name, random serial, fixed dates. */
+int mesh_tls_cert_der_keep(mesh_tls_ctx *c)
+{
+    int len = i2d_X509(c->cert, NULL);
+    if (len <= 0)
+        return MESH_ERR_CRYPTO;
+    c->cert_der = malloc((size_t)len);
+    if (!c->cert_der)
+        return MESH_ERR_NOMEM;
+    uint8_t *p = c->cert_der;
+    if (i2d_X509(c->cert, &p) != len)
+        return MESH_ERR_CRYPTO;
+    c->cert_der_len = (size_t)len;
+    return MESH_OK;
+}
+
+/* The seed profile's certificate: self-signed, Ed25519 (the identity key), CN = the SNI name,
+ * random serial, fixed dates. */
 static int make_cert(mesh_tls_ctx *c)
 {
     int rc = MESH_ERR_CRYPTO;
@@ -106,21 +123,9 @@ static int make_cert(mesh_tls_ctx *c)
         !X509_set_subject_name(x, name) || !X509_set_issuer_name(x, name) ||
         !X509_set_pubkey(x, c->pkey) || X509_sign(x, c->pkey, NULL) <= 0)
         goto out;
-    int len = i2d_X509(x, NULL);
-    if (len <= 0)
-        goto out;
-    c->cert_der = malloc((size_t)len);
-    if (!c->cert_der) {
-        rc = MESH_ERR_NOMEM;
-        goto out;
-    }
-    uint8_t *p = c->cert_der;
-    if (i2d_X509(x, &p) != len)
-        goto out;
-    c->cert_der_len = (size_t)len;
     c->cert = x;
     x = NULL;
-    rc = MESH_OK;
+    rc = mesh_tls_cert_der_keep(c);
 out:
     X509_free(x);
     X509_NAME_free(name);
@@ -197,11 +202,47 @@ static int make_ssl_ctx(mesh_tls_ctx *c, int max_version)
     SSL_CTX_set_session_cache_mode(c->ssl, SSL_SESS_CACHE_OFF);
     /* Idle connections hold no record buffers. */
     SSL_CTX_set_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS);
-    SSL_CTX_set_cert_verify_callback(c->ssl, accept_any_cert, NULL);
+    SSL_CTX_set_cert_verify_callback(c->ssl, mesh_tls_accept_any_cert, NULL);
     SSL_CTX_set_alpn_select_cb(c->ssl, alpn_select, c);
     SSL_CTX_set_client_hello_cb(c->ssl, mesh_tls_client_hello, NULL);
     SSL_CTX_set_keylog_callback(c->ssl, mesh_tls_keylog);
     return MESH_OK;
+}
+
+/* The names of c from cfg: what clients send (sni, send_sni) and its bounds. MESH_OK or
+ * MESH_ERR_INVAL. */
+static int take_names(mesh_tls_ctx *c, const mesh_tls_cfg *cfg)
+{
+    const char *sni = cfg->sni;
+    if (sni && (strlen(sni) == 0 || strlen(sni) > MESH_TLS_SNI_MAX))
+        return MESH_ERR_INVAL;
+    if (c->profile == MESH_PROFILE_SEED) {
+        c->send_sni = 1;
+        sni = sni ? sni : MESH_TLS_DEFAULT_SNI;
+    } else {
+        /* curl sends no server name for an address; the :authority still names one */
+        c->send_sni = sni && !mesh_tls_is_ip_literal(sni);
+        sni = sni ? sni : MESH_TLS_WEB_NO_HOST;
+    }
+    strcpy(c->sni, sni);
+    return MESH_OK;
+}
+
+/* The profile's certificate and SSL_CTX(s). */
+static int make_profile(mesh_tls_ctx *c, const mesh_tls_cfg *cfg)
+{
+    int rc;
+    if (c->profile == MESH_PROFILE_WEB) {
+        if ((rc = mesh_tls_web_cert(c, cfg)) != MESH_OK)
+            return rc;
+        return mesh_tls_web_ctxs(c, cfg->max_version);
+    }
+    if ((rc = mesh_tls_alpn_encode(cfg->alpn, c->alpn_wire, sizeof c->alpn_wire, &c->alpn_len)) !=
+            MESH_OK ||
+        (rc = mesh_identity_pkey_in(c->id, c->libctx, &c->pkey)) != MESH_OK ||
+        (rc = make_cert(c)) != MESH_OK)
+        return rc;
+    return make_ssl_ctx(c, cfg->max_version);
 }
 
 int mesh_tls_ctx_new(mesh_tls_ctx **out, const mesh_env *env, const mesh_identity *id,
@@ -212,22 +253,23 @@ int mesh_tls_ctx_new(mesh_tls_ctx **out, const mesh_env *env, const mesh_identit
     mesh_tls_cfg dflt = {0};
     if (!cfg)
         cfg = &dflt;
-    const char *sni = cfg->sni ? cfg->sni : MESH_TLS_DEFAULT_SNI;
-    if (strlen(sni) == 0 || strlen(sni) > MESH_TLS_SNI_MAX)
-        return MESH_ERR_INVAL;
-    if (cfg->max_version && cfg->max_version != TLS1_2_VERSION &&
-        cfg->max_version != TLS1_3_VERSION)
+    if ((cfg->profile != MESH_PROFILE_WEB && cfg->profile != MESH_PROFILE_SEED) ||
+        (cfg->max_version && cfg->max_version != TLS1_2_VERSION &&
+         cfg->max_version != TLS1_3_VERSION))
         return MESH_ERR_INVAL;
     mesh_tls_ctx *c = calloc(1, sizeof *c);
     if (!c)
         return MESH_ERR_NOMEM;
     c->env = env;
     c->id = id;
-    strcpy(c->sni, sni);
+    c->profile = cfg->profile;
+    c->unix_epoch = cfg->unix_epoch ? cfg->unix_epoch : MESH_NODE_DEFAULT_EPOCH;
     c->key_update_after = cfg->key_update_after ? cfg->key_update_after : MESH_REC_UPDATE_AFTER;
-    int rc = mesh_tls_alpn_encode(cfg->alpn, c->alpn_wire, sizeof c->alpn_wire, &c->alpn_len);
-    if (rc != MESH_OK)
-        goto fail;
+    int rc = take_names(c, cfg);
+    if (rc != MESH_OK) {
+        free(c);
+        return rc;
+    }
     mesh_tls_lib *lib = cfg->lib;
     if (!lib) {
         if ((rc = mesh_tls_lib_new(&c->own_lib, env)) != MESH_OK)
@@ -238,11 +280,7 @@ int mesh_tls_ctx_new(mesh_tls_ctx **out, const mesh_env *env, const mesh_identit
     c->bio_out = lib->bio_out;
     c->bio_in = lib->bio_in;
     ERR_clear_error();
-    if ((rc = mesh_identity_pkey_in(id, c->libctx, &c->pkey)) != MESH_OK)
-        goto fail;
-    if ((rc = make_cert(c)) != MESH_OK)
-        goto fail;
-    if ((rc = make_ssl_ctx(c, cfg->max_version)) != MESH_OK)
+    if ((rc = make_profile(c, cfg)) != MESH_OK)
         goto fail;
     *out = c;
     return MESH_OK;
@@ -258,9 +296,11 @@ void mesh_tls_ctx_free(mesh_tls_ctx *c)
     if (!c)
         return;
     SSL_CTX_free(c->ssl);
+    SSL_CTX_free(c->ssl_client);
     for (size_t i = 0; i < sizeof c->suites / sizeof c->suites[0]; i++)
         mesh_rec_suite_free(c->suites[i]);
     X509_free(c->cert);
+    sk_X509_pop_free(c->chain, X509_free);
     free(c->cert_der);
     EVP_PKEY_free(c->pkey);
     mesh_tls_lib_free(c->own_lib);
@@ -279,6 +319,10 @@ void *mesh_tls_ctx_libctx(const mesh_tls_ctx *c)
 const char *mesh_tls_ctx_sni(const mesh_tls_ctx *c)
 {
     return c->sni;
+}
+int mesh_tls_ctx_profile(const mesh_tls_ctx *c)
+{
+    return c->profile;
 }
 
 int mesh_tls_ctx_cert_der(const mesh_tls_ctx *c, const uint8_t **der, size_t *len)

@@ -190,10 +190,14 @@ int mesh_pair_start(mesh_pair *p, int h2, int hello)
     int rc = mesh_identity_from_seed(&p->id_s, seed_s);
     if (rc == MESH_OK)
         rc = mesh_identity_from_seed(&p->id_c, seed_c);
+    /* The seed profile: these pairs choose framing and ALPN themselves (the web profile's
+     * sessions are always h2: test_tls_web.c). */
     if (rc == MESH_OK)
-        rc = mesh_tls_ctx_new(&p->ctx_s, &p->env, p->id_s, &(mesh_tls_cfg){.alpn = srv_alpn});
+        rc = mesh_tls_ctx_new(&p->ctx_s, &p->env, p->id_s,
+                              &(mesh_tls_cfg){.profile = MESH_PROFILE_SEED, .alpn = srv_alpn});
     if (rc == MESH_OK)
-        rc = mesh_tls_ctx_new(&p->ctx_c, &p->env, p->id_c, NULL);
+        rc = mesh_tls_ctx_new(&p->ctx_c, &p->env, p->id_c,
+                              &(mesh_tls_cfg){.profile = MESH_PROFILE_SEED});
     if (rc == MESH_OK)
         return mesh_pair_reconnect(p, h2, hello);
     mesh_pair_stop(p);

@@ -161,11 +161,13 @@ static void world_init(void)
     CHECK(mesh_tls_lib_new(&W.lib, &W.env.env) == MESH_OK);
     static const uint64_t client_ku[CLIENT_CFGS] = {0, 1, 2, 5}, server_ku[SERVER_CFGS] = {0, 2};
     for (int i = 0; i < CLIENT_CFGS; i++) {
-        mesh_tls_cfg cfg = {.lib = W.lib, .key_update_after = client_ku[i]};
+        mesh_tls_cfg cfg = {
+            .profile = MESH_PROFILE_SEED, .lib = W.lib, .key_update_after = client_ku[i]};
         CHECK(mesh_tls_ctx_new(&W.cctx[i], &W.env.env, W.cid, &cfg) == MESH_OK);
     }
     for (int i = 0; i < SERVER_CFGS; i++) {
-        mesh_tls_cfg cfg = {.lib = W.lib, .key_update_after = server_ku[i]};
+        mesh_tls_cfg cfg = {
+            .profile = MESH_PROFILE_SEED, .lib = W.lib, .key_update_after = server_ku[i]};
         CHECK(mesh_tls_ctx_new(&W.sctx[i], &W.env.env, W.sid, &cfg) == MESH_OK);
     }
 }

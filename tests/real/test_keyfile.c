@@ -2,7 +2,10 @@
  * existing path (O_EXCL, symbolic links included); loaded only from a private regular file:
  * group/other bits, symbolic links, directories, devices, sockets and FIFOs refused at once
  * (a FIFO used to block the loader for ever), truncated and corrupt contents refused, and
- * every refusal logged. The line's own format: tests/unit/test_identity.c. */
+ * every refusal logged. The line's own format: tests/unit/test_identity.c. The web certificate
+ * kept next to it: made 0600, reused, made anew when due, of another type, half there or
+ * damaged, refused when a link or exposed; an operator's pair read through links, its key
+ * refused when readable by others. */
 #include "mesh_test.h"
 
 #include <fcntl.h>
@@ -182,10 +185,129 @@ static void test_not_regular_refused(void)
     CU_ASSERT_PTR_NULL(id);
 }
 
+/* The whole content of a file (NUL-terminated; free it). */
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    char *b = calloc(1, 70000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    size_t n = fread(b, 1, 69999, f);
+    b[n] = '\0';
+    fclose(f);
+    return b;
+}
+
+enum { NOW = 1750000000, DAY = 86400 };
+
+static void test_cert_own(void)
+{
+    mesh_test_env t;
+    mesh_test_env_init(&t, 21);
+    char key[512], crt[600], ckey[600];
+    snprintf(key, sizeof key, "%s", path_of("c.key"));
+    snprintf(crt, sizeof crt, "%s.crt", key);
+    snprintf(ckey, sizeof ckey, "%s.crt.key", key);
+    unlink(crt);
+    unlink(ckey);
+    mesh_certfile a = {0}, b = {0};
+    CU_ASSERT_EQUAL_FATAL(
+        mesh_certfile_own(&a, key, &t.env, MESH_CERT_ECDSA_P256, "h.example", NOW), MESH_OK);
+    struct stat st;
+    CU_ASSERT(stat(crt, &st) == 0 && (st.st_mode & 0777) == 0600);
+    CU_ASSERT(stat(ckey, &st) == 0 && (st.st_mode & 0777) == 0600);
+    char *on_disk = slurp(crt);
+    CU_ASSERT_STRING_EQUAL(on_disk, a.cert);
+    free(on_disk);
+    /* reused: the same pair, a day later and near the end of its life */
+    CU_ASSERT_EQUAL(mesh_certfile_own(&b, key, &t.env, MESH_CERT_ECDSA_P256, NULL, NOW + DAY),
+                    MESH_OK);
+    CU_ASSERT_STRING_EQUAL(a.cert, b.cert);
+    CU_ASSERT_STRING_EQUAL(a.key, b.key);
+    mesh_certfile_clear(&b);
+    int64_t due = NOW + (int64_t)(MESH_TLS_CERT_DAYS - MESH_CERTFILE_RENEW_DAYS) * DAY;
+    CU_ASSERT_EQUAL(mesh_certfile_own(&b, key, &t.env, MESH_CERT_ECDSA_P256, NULL, due - 60),
+                    MESH_OK);
+    CU_ASSERT_STRING_EQUAL(a.cert, b.cert);
+    mesh_certfile_clear(&b);
+    /* made anew: due, of another type, half a pair, damaged */
+    CU_ASSERT_EQUAL(mesh_certfile_own(&b, key, &t.env, MESH_CERT_ECDSA_P256, NULL, due + 60),
+                    MESH_OK);
+    CU_ASSERT_STRING_NOT_EQUAL(a.cert, b.cert);
+    mesh_tls_cert_info info;
+    CU_ASSERT_EQUAL(mesh_tls_cert_check(b.cert, b.cert_len, b.key, b.key_len, &info), MESH_OK);
+    CU_ASSERT_EQUAL(info.not_after, due + 60 + (int64_t)MESH_TLS_CERT_DAYS * DAY);
+    mesh_certfile_clear(&b);
+    CU_ASSERT_EQUAL(mesh_certfile_own(&b, key, &t.env, MESH_CERT_RSA_2048, NULL, NOW), MESH_OK);
+    CU_ASSERT_EQUAL(mesh_tls_cert_check(b.cert, b.cert_len, b.key, b.key_len, &info), MESH_OK);
+    CU_ASSERT_EQUAL(info.type, MESH_CERT_RSA_2048);
+    mesh_certfile_clear(&b);
+    unlink(ckey);
+    CU_ASSERT_EQUAL(mesh_certfile_own(&b, key, &t.env, MESH_CERT_ECDSA_P256, NULL, NOW), MESH_OK);
+    CU_ASSERT(stat(ckey, &st) == 0);
+    mesh_certfile_clear(&b);
+    write_file(crt, "garbage\n", 8, 0600);
+    CU_ASSERT_EQUAL(mesh_certfile_own(&b, key, &t.env, MESH_CERT_ECDSA_P256, NULL, NOW), MESH_OK);
+    CU_ASSERT(strncmp(b.cert, "-----BEGIN CERTIFICATE-----", 27) == 0);
+    mesh_certfile_clear(&b);
+    /* refused, untouched: exposed, or a link */
+    chmod(crt, 0640);
+    on_disk = slurp(crt);
+    CU_ASSERT_EQUAL(mesh_certfile_own(&b, key, &t.env, MESH_CERT_ECDSA_P256, NULL, NOW),
+                    MESH_ERR_PERM);
+    char *again = slurp(crt);
+    CU_ASSERT_STRING_EQUAL(on_disk, again);
+    free(again);
+    free(on_disk);
+    unlink(crt);
+    CU_ASSERT_EQUAL_FATAL(symlink(ckey, crt), 0);
+    CU_ASSERT_EQUAL(mesh_certfile_own(&b, key, &t.env, MESH_CERT_ECDSA_P256, NULL, NOW),
+                    MESH_ERR_PERM);
+    CU_ASSERT_PTR_NULL(b.cert);
+    mesh_certfile_clear(&a);
+    mesh_certfile_clear(NULL);
+}
+
+static void test_cert_operator(void)
+{
+    mesh_test_env t;
+    mesh_test_env_init(&t, 22);
+    char *c = NULL, *k = NULL;
+    size_t cl = 0, kl = 0;
+    CU_ASSERT_EQUAL_FATAL(
+        mesh_tls_cert_generate(&t.env, MESH_CERT_ECDSA_P256, "op.example", NOW, &c, &cl, &k, &kl),
+        MESH_OK);
+    char crt[512], key[512], link[512];
+    snprintf(crt, sizeof crt, "%s", path_of("op.crt"));
+    snprintf(key, sizeof key, "%s", path_of("op.key"));
+    snprintf(link, sizeof link, "%s", path_of("op-link.crt"));
+    write_file(crt, c, cl, 0644); /* a certificate is public */
+    write_file(key, k, kl, 0640); /* a key may be group-readable (Debian's ssl-cert) */
+    unlink(link);
+    CU_ASSERT_EQUAL_FATAL(symlink(crt, link), 0);
+    mesh_certfile f = {0};
+    CU_ASSERT_EQUAL(mesh_certfile_load(&f, link, key, &t.env), MESH_OK);
+    CU_ASSERT_STRING_EQUAL(f.cert, c);
+    mesh_certfile_clear(&f);
+    chmod(key, 0604);
+    CU_ASSERT_EQUAL(mesh_certfile_load(&f, crt, key, &t.env), MESH_ERR_PERM);
+    chmod(key, 0600);
+    char notkey[512];
+    snprintf(notkey, sizeof notkey, "%s", path_of("op-notkey.pem"));
+    write_file(notkey, c, cl, 0600); /* a certificate where the key should be */
+    CU_ASSERT_EQUAL(mesh_certfile_load(&f, crt, notkey, &t.env), MESH_ERR_CORRUPT);
+    CU_ASSERT_EQUAL(mesh_certfile_load(&f, path_of("none.crt"), key, &t.env), MESH_ERR_NOT_FOUND);
+    CU_ASSERT_PTR_NULL(f.cert);
+    mesh_tls_pem_free(c, cl);
+    mesh_tls_pem_free(k, kl);
+}
+
 static CU_TestInfo keyfile_tests[] = {
     {"create: 0600, O_EXCL, no symlinks; load round-trip", test_create_load},
     {"load: permissions, truncation, corruption refused", test_contents_refused},
     {"load: FIFO, directory, device, socket refused at once", test_not_regular_refused},
+    {"web certificate next to the key: made, reused, renewed, refused", test_cert_own},
+    {"an operator's certificate and key", test_cert_operator},
     CU_TEST_INFO_NULL,
 };
 

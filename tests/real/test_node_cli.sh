@@ -2,9 +2,12 @@
 # test_node_cli.sh — meshara-node's command line: key file rules (0600, never overwritten,
 # refused when readable by others, corrupt, a FIFO/directory/device refused at once), pubkey,
 # and exit code 2 with a clear message for each kind of bad argument (options before the
-# command, an option given twice, --pool-min above the default --pool-max); --help lists every
-# option and the exit codes; runtime failures (refused, key not found, own key as --to or
-# --peer, unusable --peers-db, port in use) exit 1 naming the reason. No command may hang.
+# command, an option given twice, --pool-min above the default --pool-max, an option of the
+# other profile); --help lists every option and the exit codes; runtime failures (refused, key
+# not found, own key as --to or --peer, unusable --peers-db, port in use) exit 1 naming the
+# reason; the web profile's certificate is made once next to the key file (0600), reused,
+# made anew for another key type, and an operator's chain is shown instead (bad or exposed
+# files: exit 3). No command may hang.
 set -euo pipefail
 . "$(dirname "$0")/node_lib.sh"
 node_init
@@ -95,13 +98,23 @@ expect 2 -- '--listen given twice' run --key "$key" --listen 127.0.0.1:0 --liste
 expect 2 'not valid for .send.' send --key "$key" --to "$pub" --ping --peers-db "$WORK/x.db"
 expect 2 'not valid for .send.' send --key "$key" --to "$pub" --ping --no-port-mapping
 expect 2 "unexpected argument 'extra'" run --key "$key" --listen 127.0.0.1:0 extra
+expect 2 -- '--profile: expected web or seed' run --key "$key" --listen 127.0.0.1:0 --profile http
+expect 2 -- '--alpn is a seed-profile option' run --key "$key" --listen 127.0.0.1:0 --alpn h2
+expect 2 -- '--tls-cert and --tls-key go together' run --key "$key" --listen 127.0.0.1:0 \
+  --tls-cert "$WORK/x.crt"
+expect 2 -- '--cert-type: expected ecdsa or rsa' run --key "$key" --listen 127.0.0.1:0 --cert-type dsa
+expect 2 -- '--tls-cert is a web-profile option' run --key "$key" --listen 127.0.0.1:0 \
+  --profile seed --tls-cert "$WORK/x.crt" --tls-key "$WORK/x.key"
+expect 2 -- "--cert-type is for a certificate made here" run --key "$key" --listen 127.0.0.1:0 \
+  --cert-type rsa --tls-cert "$WORK/x.crt" --tls-key "$WORK/x.key"
 [ "$(sha256sum <"$key")" = "$before" ] || fail "a failed command touched the key file"
 
 # --help: exit 0, every option and the exit codes
 "$NODE" --help >"$WORK/help.txt" || fail "--help exited $?"
 for word in keygen pubkey run send --key --listen --peer --to --message --ping --timeout \
   --bootstrap --mdns --peers-db --no-port-mapping --advertise --pool-min --pool-max --maintain \
-  --max-handshakes --reconnect-min --reconnect-max --http2 --sni --alpn \
+  --max-handshakes --reconnect-min --reconnect-max --http2 --sni --alpn --profile \
+  --tls-cert --tls-key --cert-type \
   --connect-timeout --handshake-timeout --auth-timeout --heartbeat --log-level 'Exit codes'; do
   grep -q -- "$word" "$WORK/help.txt" || fail "--help does not mention $word"
 done
@@ -121,4 +134,49 @@ expect 1 'MESH_ERR_NOT_FOUND' send --key "$key" --to "$pub2" --message hi --time
 node_start a --listen 127.0.0.1:0
 expect 1 "cannot listen on 127.0.0.1:$PORT_a" run --key "$key" --listen "127.0.0.1:$PORT_a"
 node_stop a
+
+# the web profile's certificate, kept next to the key file
+served() { # the SHA-256 fingerprint of the certificate a TLS client receives from port $1
+  openssl s_client -connect "127.0.0.1:$1" </dev/null 2>/dev/null |
+    openssl x509 -noout -fingerprint -sha256
+}
+held() { openssl x509 -in "$1" -noout -fingerprint -sha256; }
+[ "$(stat -c %a "$key.crt") $(stat -c %a "$key.crt.key")" = "600 600" ] ||
+  fail "certificate files not 0600: $(stat -c %a "$key.crt" "$key.crt.key")"
+openssl x509 -in "$key.crt" -noout -text | grep -q 'Public Key Algorithm: id-ecPublicKey' ||
+  fail "the certificate made is not ECDSA"
+first=$(held "$key.crt")
+node_start a --listen 127.0.0.1:0
+[ "$(served "$PORT_a")" = "$first" ] || fail "the node does not show the certificate it keeps"
+node_stop a
+[ "$(held "$key.crt")" = "$first" ] || fail "a restart made a new certificate"
+node_start a --listen 127.0.0.1:0 --cert-type rsa
+node_stop a
+openssl x509 -in "$key.crt" -noout -text | grep -q 'Public Key Algorithm: rsaEncryption' ||
+  fail "--cert-type rsa did not make an RSA certificate"
+grep -q 'certificate file .*a.key.crt: another type of key' "$WORK/a.err" ||
+  fail "the new RSA certificate was not logged"
+# the operator's own chain and key (group-readable, as Debian's ssl-cert group has them)
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+  -subj /CN=op.example.org -keyout "$WORK/op.key" -out "$WORK/op.crt" 2>/dev/null
+chmod 640 "$WORK/op.key"
+ln -s "$WORK/op.crt" "$WORK/op-link.crt" # links followed: certificate managers use them
+node_start a --listen 127.0.0.1:0 --tls-cert "$WORK/op-link.crt" --tls-key "$WORK/op.key"
+[ "$(served "$PORT_a")" = "$(held "$WORK/op.crt")" ] || fail "--tls-cert is not what is shown"
+node_stop a
+chmod 644 "$WORK/op.key"
+expect 3 'op.key: is accessible by others' run --key "$key" --listen 127.0.0.1:0 \
+  --tls-cert "$WORK/op.crt" --tls-key "$WORK/op.key"
+chmod 600 "$WORK/op.key"
+expect 3 'are not a PEM certificate chain and its key' run --key "$key" --listen 127.0.0.1:0 \
+  --tls-cert "$WORK/op.crt" --tls-key "$key.crt.key"
+expect 3 'missing.crt: does not exist' run --key "$key" --listen 127.0.0.1:0 \
+  --tls-cert "$WORK/missing.crt" --tls-key "$WORK/op.key"
+# our own files: a link or loose permissions are refused as for the key file
+chmod 644 "$key.crt"
+expect 3 'a.key.crt: is accessible by group or others' run --key "$key" --listen 127.0.0.1:0
+rm "$key.crt"
+ln -s "$WORK/op.crt" "$key.crt"
+expect 3 'a.key.crt: is a symbolic link' run --key "$key" --listen 127.0.0.1:0
+[ "$(sha256sum <"$key")" = "$before" ] || fail "the certificate's making touched the key file"
 echo "PASS test_node_cli"

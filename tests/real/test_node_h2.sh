@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# test_node_h2.sh — meshara-node in HTTP/2 framing mode (--http2, ALPN h2):
+# test_node_h2.sh — meshara-node in the seed profile's HTTP/2 framing mode (--profile seed
+# --http2, ALPN h2; the web profile always frames with HTTP/2 and its TLS is curl's and
+# nginx's: test_node_pair.sh, test_stealth_fp.sh):
 #  1. the whole two-node scenario of test_node_pair.sh, with --http2 on every command;
 #  2. ordinary HTTP/2 clients against the node, while it serves a real peer:
 #       curl --http2 GET /api/v1/message → 405    nghttp GET /api/v1/message → 405
@@ -8,7 +10,7 @@
 #     and the A–B session stays up; a message still gets through afterwards.
 set -euo pipefail
 here=$(dirname "$0")
-NODE_FRAMING=--http2 bash "$here/test_node_pair.sh" || exit $?
+NODE_FRAMING="--profile seed --http2" bash "$here/test_node_pair.sh" || exit $?
 
 . "$here/node_lib.sh"
 node_init
@@ -18,9 +20,9 @@ curl --version | grep -q HTTP2 || { echo "SKIP: this curl has no HTTP/2"; exit 7
 KEY_A=$(node_key a)
 KEY_B=$(node_key b)
 node_key s >/dev/null
-node_start b --listen 127.0.0.1:0 --http2 --heartbeat 400 --auth-timeout 2000
+node_start b --listen 127.0.0.1:0 --profile seed --http2 --heartbeat 400 --auth-timeout 2000
 B=127.0.0.1:$PORT_b
-node_start a --listen 127.0.0.1:0 --http2 --peer "$B#$KEY_B" --heartbeat 400
+node_start a --listen 127.0.0.1:0 --profile seed --http2 --peer "$B#$KEY_B" --heartbeat 400
 wait_log "$WORK/b.err" "peer up: in key=$KEY_A" || fail "A and B did not connect over h2"
 
 status() { # METHOD-less GET of URL path with curl's HTTP/2; prints "code version"
@@ -50,7 +52,7 @@ fi
 
 [ "$(count_log "$WORK/a.err" 'peer down|connect failed')" = 0 ] || fail "A lost its session"
 [ "$(count_log "$WORK/b.err" 'peer down')" = 0 ] || fail "B dropped a session"
-"$NODE" send --key "$WORK/s.key" --http2 --to "$B#$KEY_B" --message after-http >/dev/null \
+"$NODE" send --key "$WORK/s.key" --profile seed --http2 --to "$B#$KEY_B" --message after-http >/dev/null \
   2>>"$WORK/send.log" || fail "send after the HTTP clients failed"
 wait_log "$WORK/b.err" 'text="after-http"' || fail "B did not log the message"
 node_stop a

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# test_node_interop.sh — meshara-node against clients written by no one here, and against bad
-# clients, while it keeps serving a real peer:
+# test_node_interop.sh — meshara-node (seed profile: its TLS 1.3-only, meshara/1.0 refusals
+# are what is checked) against clients written by no one here, and against bad clients, while
+# it keeps serving a real peer:
 #
 #   A (meshara-node, --peer B)  ─────────────▶  B (meshara-node --listen 127.0.0.1:0
 #   openssl s_client -tls1_3 ──────────────▶      --auth-timeout 500 --handshake-timeout 1000
@@ -23,10 +24,10 @@ HS_MS=1000
 KEY_A=$(node_key a)
 KEY_B=$(node_key b)
 node_key s >/dev/null
-node_start b --listen 127.0.0.1:0 --auth-timeout $AUTH_MS --handshake-timeout $HS_MS \
+node_start b --listen 127.0.0.1:0 --profile seed --auth-timeout $AUTH_MS --handshake-timeout $HS_MS \
   --max-handshakes 4 --heartbeat 400
 B=127.0.0.1:$PORT_b
-node_start a --listen 127.0.0.1:0 --peer "$B#$KEY_B" --heartbeat 400
+node_start a --listen 127.0.0.1:0 --profile seed --peer "$B#$KEY_B" --heartbeat 400
 wait_log "$WORK/b.err" "peer up: in key=$KEY_A" || fail "A and B did not connect"
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
@@ -97,7 +98,7 @@ done
 # The real peer was served throughout: no session went down, and a message still arrives.
 [ "$(count_log "$WORK/a.err" 'peer down|connect failed')" = 0 ] || fail "A lost its session"
 [ "$(count_log "$WORK/b.err" 'peer down')" = 0 ] || fail "B dropped a session"
-"$NODE" send --key "$WORK/s.key" --to "$B#$KEY_B" --message after-abuse >/dev/null \
+"$NODE" send --key "$WORK/s.key" --profile seed --to "$B#$KEY_B" --message after-abuse >/dev/null \
   2>>"$WORK/send.log" || fail "send after the bad clients failed"
 wait_log "$WORK/b.err" 'text="after-abuse"' || fail "B did not log the message"
 node_stop a

@@ -18,6 +18,9 @@
 #include "sim/censor.h"
 #include "sim/driver.h"
 
+/* The TLS profile these tests were written for (the web profile's: test_tls_web.c). */
+static const mesh_tls_cfg SEED_PROFILE = {.profile = MESH_PROFILE_SEED};
+
 enum {
     MAX_CONNS = 16,
     MAX_DECISIONS = 32,
@@ -251,7 +254,7 @@ static int suite_init(void)
 {
     mesh_test_env_init(&g_env, 2024);
     if (mesh_identity_generate(&g_id, &g_env.env) != MESH_OK ||
-        mesh_tls_ctx_new(&g_tls, &g_env.env, g_id, NULL) != MESH_OK)
+        mesh_tls_ctx_new(&g_tls, &g_env.env, g_id, &SEED_PROFILE) != MESH_OK)
         return 1;
     return 0;
 }
@@ -507,9 +510,11 @@ static void test_node_tls_hello(void)
     tw w;
     tw_init(&w, 0);
     hello dflt, cover, stock;
-    make_mesh_hello(&dflt, NULL);
+    make_mesh_hello(&dflt, &SEED_PROFILE);
     static const char *const browser_alpn[] = {"h2", "http/1.1", NULL};
-    make_mesh_hello(&cover, &(mesh_tls_cfg){.sni = "www.example.org", .alpn = browser_alpn});
+    make_mesh_hello(&cover, &(mesh_tls_cfg){.profile = MESH_PROFILE_SEED,
+                                            .sni = "www.example.org",
+                                            .alpn = browser_alpn});
     make_hello(&stock, "www.example.org", ALPN_BROWSER, NULL);
     sim_client_hello ch_cover, ch_stock;
     CU_ASSERT_EQUAL_FATAL(sim_client_hello_parse(cover.b, cover.len, &ch_cover), MESH_OK);

@@ -259,12 +259,15 @@ static mesh_node_peer_stats peer_stats(tworld *W, int i, int j, int *rc)
 /* ---- tests: joining and messaging ---------------------------------------------------------- */
 
 /* B bootstraps X and Y; X sends to Y by key alone: lookup (or the DHT's record), connect with
- * Y's key pinned, AppData, AppAck. */
-static void test_send_through_bootstrap(void)
+ * Y's key pinned, AppData, AppAck. In profile (enum mesh_profile), X and Y join at rtts
+ * round trips (access links of 20 ms each way). */
+static void send_through_bootstrap(int profile, int rtts)
 {
     tworld W;
     world_init(&W, 3, 11, 0);
     enum { B = 0, X = 1, Y = 2 };
+    for (int i = B; i <= Y; i++)
+        W.t[i].cfg.profile = profile;
     add_bootstrap(&W, X, B, NULL);
     add_bootstrap(&W, Y, B, NULL);
     node_start(&W, B);
@@ -278,9 +281,11 @@ static void test_send_through_bootstrap(void)
         CU_ASSERT_EQUAL(W.t[i].joined_calls, 1);
         CU_ASSERT_EQUAL(W.t[i].joined_status, MESH_OK);
         CU_ASSERT(stats_of(&W, i).joined);
-        /* joined when the bootstrap node answers: connect + TLS with the server's 0.5-RTT
-         * hello (2 RTT) + GET_PEERS (1 RTT); the self lookup goes on afterwards */
-        CU_ASSERT_EQUAL(W.t[i].joined_at, MS(3 * 40));
+        /* joined when the bootstrap node answers: seed: connect + TLS with the server's
+         * 0.5-RTT hello (2 RTT) + GET_PEERS (1 RTT); web: the server's hello answers the
+         * client's, after its Finished (3 RTT) + GET_PEERS. The self lookup goes on
+         * afterwards. */
+        CU_ASSERT_EQUAL(W.t[i].joined_at, MS(rtts * 40));
         mesh_node_bootstrap_stats bs;
         CU_ASSERT_EQUAL(mesh_node_get_bootstrap_stats(W.t[i].n, 0, &bs), MESH_OK);
         CU_ASSERT_EQUAL(bs.answers, 1);
@@ -355,6 +360,16 @@ static void test_send_through_bootstrap(void)
     run_for(&W, SEC(1));
     CU_ASSERT_EQUAL(r.calls, 0);
     world_free(&W);
+}
+
+static void test_send_through_bootstrap(void)
+{
+    send_through_bootstrap(MESH_PROFILE_SEED, 3);
+}
+
+static void test_send_through_bootstrap_web(void)
+{
+    send_through_bootstrap(MESH_PROFILE_WEB, 4);
 }
 
 /* The same exchange with messages carried over HTTP/2 (ALPN h2) and a custom SNI. */
@@ -1223,6 +1238,7 @@ static CU_TestInfo mesh_tests[] = {
 
 static CU_TestInfo node_tests[] = {
     {"send to a key through a bootstrap node", test_send_through_bootstrap},
+    {"the same in the web profile (one round trip more)", test_send_through_bootstrap_web},
     {"send over HTTP/2 framing", test_send_http2},
     {"send to an unknown key: MESH_ERR_NOT_FOUND", test_unknown_key_not_found},
     {"impostor at a bootstrap address", test_impostor_bootstrap},

@@ -22,6 +22,9 @@
 #include "core/tls.h"
 #include "sim/driver.h"
 
+/* The TLS profile these tests were written for (the web profile's: test_tls_web.c). */
+static const mesh_tls_cfg SEED_PROFILE = {.profile = MESH_PROFILE_SEED};
+
 enum {
     ACCESS_MS = 20,
     ONE_WAY_MS = 2 * ACCESS_MS,
@@ -122,7 +125,8 @@ static void world_init(world *W)
     }
     for (int i = 0; i < 2; i++) {
         CU_ASSERT_EQUAL_FATAL(mesh_identity_generate(&W->id[i], &W->env[i]), MESH_OK);
-        CU_ASSERT_EQUAL_FATAL(mesh_tls_ctx_new(&W->tls[i], &W->env[i], W->id[i], NULL), MESH_OK);
+        CU_ASSERT_EQUAL_FATAL(mesh_tls_ctx_new(&W->tls[i], &W->env[i], W->id[i], &SEED_PROFILE),
+                              MESH_OK);
     }
     mesh_tls *t = NULL;
     CU_ASSERT_EQUAL_FATAL(mesh_tls_new(&t, W->tls[1], 0, NULL, ch_out, W), MESH_OK);

@@ -23,6 +23,9 @@
 #include "core/tls.h"
 #include "sim/driver.h"
 
+/* The TLS profile these tests were written for (the web profile's: test_tls_web.c). */
+static const mesh_tls_cfg SEED_PROFILE = {.profile = MESH_PROFILE_SEED};
+
 enum {
     ACCESS_MS = 20,
     ONE_WAY_MS = 2 * ACCESS_MS,
@@ -67,7 +70,7 @@ static void world_init(world *W, uint64_t seed)
         CU_ASSERT_EQUAL_FATAL(sim_driver_new(&n->d, W->w, n->h), MESH_OK);
         n->env = sim_driver_env(n->d);
         CU_ASSERT_EQUAL_FATAL(mesh_identity_generate(&n->id, &n->env), MESH_OK);
-        CU_ASSERT_EQUAL_FATAL(mesh_tls_ctx_new(&n->tls, &n->env, n->id, NULL), MESH_OK);
+        CU_ASSERT_EQUAL_FATAL(mesh_tls_ctx_new(&n->tls, &n->env, n->id, &SEED_PROFILE), MESH_OK);
     }
 }
 
@@ -75,7 +78,7 @@ static void world_init(world *W, uint64_t seed)
 static void node_allow_h2(world *W, int i)
 {
     static const char *const list[] = {MESH_TLS_DEFAULT_ALPN, MESH_SESSION_H2_ALPN, NULL};
-    mesh_tls_cfg tc = {.alpn = list};
+    mesh_tls_cfg tc = {.profile = MESH_PROFILE_SEED, .alpn = list};
     node *n = &W->n[i];
     mesh_tls_ctx_free(n->tls);
     n->tls = NULL;
@@ -1088,7 +1091,7 @@ static void test_bad_alpn(void)
     bad_fixture f;
     fixture_start(&f, 0);
     static const char *const other[] = {"other/2", NULL};
-    mesh_tls_cfg tc = {.alpn = other};
+    mesh_tls_cfg tc = {.profile = MESH_PROFILE_SEED, .alpn = other};
     mesh_tls_ctx *ctx = NULL;
     CU_ASSERT_EQUAL_FATAL(mesh_tls_ctx_new(&ctx, &f.W.n[C].env, f.W.n[C].id, &tc), MESH_OK);
     app c;

@@ -76,16 +76,17 @@ static const char FULL[] =
     "    count: 10\n"
     "    region: asia\n"
     "    join: {spread: [10s, 1m]}\n"
+    "    profile: seed\n"
     "    framing: http2\n"
     "    tls: {sni: www.example.org, alpn: [h2, http/1.1]}\n"
     "    link: {bandwidth: 5Mbit}\n"
-    "  - name: homes\n" /* 60 */
+    "  - name: homes\n" /* 61 */
     "    count: 15\n"
     "    placement: home\n"
     "    nat: {type: restricted-cone, hairpin: true}\n"
     "    join: {at: 5s}\n"
     "  - {name: servers, count: 3, placement: dc, join: 0s, mdns: false}\n"
-    "events:\n" /* 66 */
+    "events:\n" /* 67 */
     "  - at: 2m\n"
     "    churn: {group: roamers, fraction: 50%, down_for: 30s}\n"
     "  - at: 3m\n"
@@ -94,7 +95,7 @@ static const char FULL[] =
     "    link: {target: homes, latency: 200ms, loss: 5%}\n"
     "  - at: 6m\n"
     "    censor: {name: gfw, enabled: true}\n"
-    "traffic:\n" /* 75 */
+    "traffic:\n" /* 76 */
     "  - name: chat\n"
     "    from: homes\n"
     "    to: random\n"
@@ -230,6 +231,8 @@ static void test_full_example(void)
     CU_ASSERT_EQUAL(roam->region, 1);
     CU_ASSERT_EQUAL(roam->join_from, S(10));
     CU_ASSERT_EQUAL(roam->join_to, S(60));
+    CU_ASSERT_EQUAL(roam->profile, SIM_SCN_PROFILE_SEED);
+    CU_ASSERT_EQUAL(s->groups[0].profile, SIM_SCN_PROFILE_WEB); /* the default */
     CU_ASSERT_EQUAL(roam->framing, SIM_SCN_FRAMING_HTTP2);
     CU_ASSERT_STRING_EQUAL(roam->tls_sni, "www.example.org");
     CU_ASSERT_EQUAL_FATAL(roam->alpn_count, 2);
@@ -274,7 +277,7 @@ static void test_full_example(void)
     CU_ASSERT_EQUAL(e[3].kind, SIM_SCN_EV_CENSOR);
     CU_ASSERT_EQUAL(e[3].censor, 0);
     CU_ASSERT_TRUE(e[3].enabled);
-    CU_ASSERT_EQUAL(e[3].loc.line, 73);
+    CU_ASSERT_EQUAL(e[3].loc.line, 74);
 
     /* traffic */
     CU_ASSERT_EQUAL_FATAL(s->traffic_count, 3);
@@ -712,9 +715,17 @@ static void test_semantic_errors(void)
          "1, placement: l4, nat: full-cone}]\n",
          MESH_ERR_LIMIT, "t.yaml:9:10:", "group 'a' puts its nodes 5 LANs deep",
          "the per-node NAT's included"},
-        /* what a node's TLS layer takes */
-        {"name: t\nduration: 1m\ngroups: [{name: a, count: 1, framing: http2, tls: {alpn: [p1, "
-         "p2, p3, p4, p5, p6, p7, p8]}}]\n",
+        /* what a node's TLS layer takes; what belongs to the seed profile */
+        {"name: t\nduration: 1m\ngroups: [{name: a, count: 1, tls: {alpn: h2}}]\n",
+         MESH_ERR_MALFORMED, "t.yaml:3:10:", "group 'a' sets tls.alpn, a seed-profile setting",
+         "add profile: seed"},
+        {"name: t\nduration: 1m\ngroups: [{name: a, count: 1, framing: plain}]\n",
+         MESH_ERR_MALFORMED, "t.yaml:3:10:", "group 'a' sets framing: plain, a seed-profile",
+         "always frames with HTTP/2"},
+        {"name: t\nduration: 1m\ngroups: [{name: a, count: 1, profile: ftp}]\n", MESH_ERR_MALFORMED,
+         "t.yaml:3:39:", "bad value \"ftp\" for groups[0].profile", "web, seed"},
+        {"name: t\nduration: 1m\ngroups: [{name: a, count: 1, profile: seed, framing: http2, tls: "
+         "{alpn: [p1, p2, p3, p4, p5, p6, p7, p8]}}]\n",
          MESH_ERR_LIMIT, "t.yaml:3:10:", "group 'a' offers 9 ALPN protocols", "h2 included"},
     };
     run_err_cases(cases, sizeof cases / sizeof cases[0]);
@@ -1018,7 +1029,7 @@ static void test_check_hand_edits(void)
     mesh_time heal = e->heal_at;
     e->heal_at = e->at;
     CU_ASSERT_EQUAL(sim_scenario_check(s, err, sizeof err), MESH_ERR_MALFORMED);
-    CU_ASSERT_EQUAL(strncmp(err, "t.yaml:69:5: partition heals at 180s", 36), 0);
+    CU_ASSERT_EQUAL(strncmp(err, "t.yaml:70:5: partition heals at 180s", 36), 0);
     e->heal_at = heal;
     sim_scn_group *g = (sim_scn_group *)&s->groups[0];
     g->count = 0;

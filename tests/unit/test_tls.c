@@ -12,78 +12,19 @@
 #include <string.h>
 
 #include "core/tls.h"
+#include "tls_pair.h"
 
 enum { PUMP_ROUNDS = 32, BIG = 200 * 1000 };
 
-/* A byte pipe: what one side's out_fn produced, and a hash of everything that went through. */
-typedef struct pipe_buf {
-    mesh_test_buf buf;
-    EVP_MD_CTX *all;
-    size_t total;
-} pipe_buf;
+/* One node: env, identity, context, one connection (tls_pair.h). */
+typedef mesh_tlsp_end node;
 
-static void pipe_out(void *ud, const uint8_t *data, size_t len)
-{
-    pipe_buf *p = ud;
-    mesh_test_buf_add(&p->buf, data, len);
-    EVP_DigestUpdate(p->all, data, len);
-    p->total += len;
-}
-
-/* One node: env, identity, context, one connection. */
-typedef struct node {
-    mesh_test_env env;
-    mesh_identity *id;
-    mesh_tls_ctx *ctx;
-    mesh_tls *t;
-    pipe_buf out;
-    int hs; /* last handshake result */
-} node;
-
+/* cfg NULL: the seed profile's defaults (what these tests were written for; the web
+ * profile's connections: test_tls_web.c). */
 static void node_init(node *n, uint64_t seed, int is_server, const mesh_tls_cfg *cfg)
 {
-    memset(n, 0, sizeof *n);
-    mesh_test_env_init(&n->env, seed);
-    n->out.all = EVP_MD_CTX_new();
-    CU_ASSERT_FATAL(n->out.all && EVP_DigestInit_ex(n->out.all, EVP_sha256(), NULL) == 1);
-    CU_ASSERT_EQUAL_FATAL(mesh_identity_generate(&n->id, &n->env.env), MESH_OK);
-    CU_ASSERT_EQUAL_FATAL(mesh_tls_ctx_new(&n->ctx, &n->env.env, n->id, cfg), MESH_OK);
-    CU_ASSERT_EQUAL_FATAL(mesh_tls_new(&n->t, n->ctx, is_server, NULL, pipe_out, &n->out), MESH_OK);
-    n->hs = MESH_ERR_AGAIN;
-}
-
-static void node_free(node *n)
-{
-    mesh_tls_free(n->t);
-    mesh_tls_ctx_free(n->ctx);
-    mesh_identity_free(n->id);
-    free(n->out.buf.b);
-    EVP_MD_CTX_free(n->out.all);
-}
-
-/* Move a's output into b. */
-static void deliver(node *a, node *b)
-{
-    if (a->out.buf.len) {
-        CU_ASSERT_EQUAL(mesh_tls_feed(b->t, a->out.buf.b, a->out.buf.len), MESH_OK);
-        a->out.buf.len = 0;
-    }
-}
-
-/* Run both handshakes until neither makes progress. */
-static void pump(node *c, node *s)
-{
-    for (int i = 0; i < PUMP_ROUNDS; i++) {
-        if (c->hs == MESH_ERR_AGAIN)
-            c->hs = mesh_tls_handshake(c->t);
-        deliver(c, s);
-        if (s->hs == MESH_ERR_AGAIN)
-            s->hs = mesh_tls_handshake(s->t);
-        deliver(s, c);
-        if (c->hs != MESH_ERR_AGAIN && s->hs != MESH_ERR_AGAIN && !c->out.buf.len &&
-            !s->out.buf.len)
-            break;
-    }
+    static const mesh_tls_cfg seed_profile = {.profile = MESH_PROFILE_SEED};
+    mesh_tlsp_init(n, seed, is_server, cfg ? cfg : &seed_profile, NULL);
 }
 
 static void test_handshake_data_close(void)
@@ -91,8 +32,8 @@ static void test_handshake_data_close(void)
     node c, s;
     node_init(&c, 1, 0, NULL);
     node_init(&s, 2, 1, NULL);
-    CU_ASSERT_EQUAL(c.out.buf.len, 0); /* nothing until the first handshake call */
-    pump(&c, &s);
+    CU_ASSERT_EQUAL(c.out.len, 0); /* nothing until the first handshake call */
+    mesh_tlsp_pump(&c, &s);
     CU_ASSERT_EQUAL(c.hs, MESH_OK);
     CU_ASSERT_EQUAL(s.hs, MESH_OK);
     CU_ASSERT(mesh_tls_is_done(c.t) && mesh_tls_is_done(s.t));
@@ -116,8 +57,8 @@ static void test_handshake_data_close(void)
     for (size_t i = 0; i < BIG; i++)
         big[i] = (uint8_t)(i * 7 + (i >> 8));
     CU_ASSERT_EQUAL(mesh_tls_write(c.t, big, BIG), MESH_OK);
-    CU_ASSERT(c.out.buf.len > BIG); /* records went out at once, with their overhead */
-    deliver(&c, &s);
+    CU_ASSERT(c.out.len > BIG); /* records went out at once, with their overhead */
+    mesh_tlsp_deliver(&c, &s);
     size_t have = 0;
     long n;
     while ((n = mesh_tls_read(s.t, got + have, BIG - have)) > 0)
@@ -128,26 +69,26 @@ static void test_handshake_data_close(void)
 
     /* A record fed in two halves: partial until the rest comes. */
     CU_ASSERT_EQUAL(mesh_tls_write(s.t, (const uint8_t *)"pong", 4), MESH_OK);
-    size_t half = s.out.buf.len / 2;
-    CU_ASSERT_EQUAL(mesh_tls_feed(c.t, s.out.buf.b, half), MESH_OK);
+    size_t half = s.out.len / 2;
+    CU_ASSERT_EQUAL(mesh_tls_feed(c.t, s.out.b, half), MESH_OK);
     CU_ASSERT_EQUAL(mesh_tls_read(c.t, got, BIG), 0);
     CU_ASSERT(mesh_tls_partial(c.t) > 0);
-    CU_ASSERT_EQUAL(mesh_tls_feed(c.t, s.out.buf.b + half, s.out.buf.len - half), MESH_OK);
-    s.out.buf.len = 0;
+    CU_ASSERT_EQUAL(mesh_tls_feed(c.t, s.out.b + half, s.out.len - half), MESH_OK);
+    s.out.len = 0;
     CU_ASSERT_EQUAL(mesh_tls_read(c.t, got, BIG), 4);
     CU_ASSERT_EQUAL(memcmp(got, "pong", 4), 0);
     CU_ASSERT_EQUAL(mesh_tls_partial(c.t), 0);
 
     /* close_notify: the peer reads MESH_ERR_CLOSED; writing after our close is refused. */
     CU_ASSERT_EQUAL(mesh_tls_close(c.t), MESH_OK);
-    CU_ASSERT(c.out.buf.len > 0);
+    CU_ASSERT(c.out.len > 0);
     CU_ASSERT_EQUAL(mesh_tls_write(c.t, big, 1), MESH_ERR_STATE);
-    deliver(&c, &s);
+    mesh_tlsp_deliver(&c, &s);
     CU_ASSERT_EQUAL(mesh_tls_read(s.t, got, BIG), MESH_ERR_CLOSED);
     free(big);
     free(got);
-    node_free(&c);
-    node_free(&s);
+    mesh_tlsp_free(&c);
+    mesh_tlsp_free(&s);
 }
 
 /* Hash of every byte both sides sent during a handshake plus one exchange. */
@@ -156,15 +97,15 @@ static void transcript(uint64_t seed, uint8_t digest_c[32], uint8_t digest_s[32]
     node c, s;
     node_init(&c, seed, 0, NULL);
     node_init(&s, seed + 1000, 1, NULL);
-    pump(&c, &s);
+    mesh_tlsp_pump(&c, &s);
     CU_ASSERT_EQUAL(c.hs, MESH_OK);
     CU_ASSERT_EQUAL(s.hs, MESH_OK);
     CU_ASSERT_EQUAL(mesh_tls_write(c.t, (const uint8_t *)"hello", 5), MESH_OK);
     CU_ASSERT_EQUAL(mesh_tls_write(s.t, (const uint8_t *)"world", 5), MESH_OK);
-    EVP_DigestFinal_ex(c.out.all, digest_c, NULL);
-    EVP_DigestFinal_ex(s.out.all, digest_s, NULL);
-    node_free(&c);
-    node_free(&s);
+    EVP_DigestFinal_ex(c.all, digest_c, NULL);
+    EVP_DigestFinal_ex(s.all, digest_s, NULL);
+    mesh_tlsp_free(&c);
+    mesh_tlsp_free(&s);
 }
 
 static void test_deterministic_bytes(void)
@@ -182,30 +123,31 @@ static void test_deterministic_bytes(void)
 static void test_alpn_mismatch(void)
 {
     static const char *const other[] = {"other/9", NULL};
-    mesh_tls_cfg cc = {.alpn = other};
+    mesh_tls_cfg cc = {.profile = MESH_PROFILE_SEED, .alpn = other};
     node c, s;
     node_init(&c, 1, 0, &cc);
     node_init(&s, 2, 1, NULL);
-    pump(&c, &s);
+    mesh_tlsp_pump(&c, &s);
     CU_ASSERT_EQUAL(s.hs, MESH_ERR_ALPN);
     CU_ASSERT_EQUAL(c.hs, MESH_ERR_ALPN);                    /* the alert reached the client */
     CU_ASSERT_EQUAL(mesh_tls_handshake(s.t), MESH_ERR_ALPN); /* sticky */
-    node_free(&c);
-    node_free(&s);
+    mesh_tlsp_free(&c);
+    mesh_tlsp_free(&s);
 
     /* Server preference: a server listing {"h2", default} picks h2 from a client's
      * {default, "h2"}. */
     static const char *const srv_list[] = {"h2", MESH_TLS_DEFAULT_ALPN, NULL};
     static const char *const cli_list[] = {MESH_TLS_DEFAULT_ALPN, "h2", NULL};
-    mesh_tls_cfg sc = {.alpn = srv_list}, cc2 = {.alpn = cli_list};
+    mesh_tls_cfg sc = {.profile = MESH_PROFILE_SEED, .alpn = srv_list},
+                 cc2 = {.profile = MESH_PROFILE_SEED, .alpn = cli_list};
     node_init(&c, 1, 0, &cc2);
     node_init(&s, 2, 1, &sc);
-    pump(&c, &s);
+    mesh_tlsp_pump(&c, &s);
     CU_ASSERT_EQUAL(c.hs, MESH_OK);
     CU_ASSERT_STRING_EQUAL(mesh_tls_alpn(c.t), "h2");
     CU_ASSERT_STRING_EQUAL(mesh_tls_alpn(s.t), "h2");
-    node_free(&c);
-    node_free(&s);
+    mesh_tlsp_free(&c);
+    mesh_tlsp_free(&s);
 }
 
 /* A plain OpenSSL TLS 1.3 server (default library context, our certificate) that ignores
@@ -231,8 +173,8 @@ static void test_server_selects_nothing(void)
     SSL_set_accept_state(ss);
     for (int i = 0; i < PUMP_ROUNDS && c.hs == MESH_ERR_AGAIN; i++) {
         c.hs = mesh_tls_handshake(c.t);
-        BIO_write(rb, c.out.buf.b, (int)c.out.buf.len);
-        c.out.buf.len = 0;
+        BIO_write(rb, c.out.b, (int)c.out.len);
+        c.out.len = 0;
         (void)SSL_do_handshake(ss);
         char tmp[8192];
         int n;
@@ -246,8 +188,8 @@ static void test_server_selects_nothing(void)
     SSL_CTX_free(sc);
     X509_free(x);
     ERR_clear_error();
-    node_free(&c);
-    node_free(&s);
+    mesh_tlsp_free(&c);
+    mesh_tlsp_free(&s);
 }
 
 /* A plain OpenSSL client (default library context, no ALPN offered, TLS versions min..max)
@@ -278,7 +220,7 @@ static int raw_client_against(node *s, int min, int max, int *handshake_ok)
             CU_ASSERT_EQUAL(mesh_tls_feed(s->t, (const uint8_t *)tmp, (size_t)n), MESH_OK);
         if (s->hs == MESH_ERR_AGAIN)
             s->hs = mesh_tls_handshake(s->t);
-        BIO_write(rb, s->out.buf.b, (int)s->out.buf.len);
+        BIO_write(rb, s->out.b, (int)s->out.len);
     }
     *handshake_ok = ret == 1;
     SSL_free(cs);
@@ -304,28 +246,28 @@ static void test_client_offers_no_alpn(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(mesh_tls_error_text(s.t), "no application protocol"));
     /* all the server sent: one plaintext fatal alert record, no ServerHello */
     static const uint8_t alert[] = {21, 3, 3, 0, 2, 2, 120};
-    CU_ASSERT_EQUAL(s.out.total, sizeof alert);
-    CU_ASSERT(s.out.buf.len == sizeof alert && memcmp(s.out.buf.b, alert, sizeof alert) == 0);
-    node_free(&s);
+    CU_ASSERT_EQUAL(s.total, sizeof alert);
+    CU_ASSERT(s.out.len == sizeof alert && memcmp(s.out.b, alert, sizeof alert) == 0);
+    mesh_tlsp_free(&s);
 
     node_init(&s, 2, 1, NULL);
     reason = raw_client_against(&s, TLS1_2_VERSION, TLS1_2_VERSION, &done);
     CU_ASSERT_EQUAL(reason, SSL_AD_REASON_OFFSET + SSL_AD_PROTOCOL_VERSION);
     CU_ASSERT_EQUAL(s.hs, MESH_ERR_VERSION);
-    node_free(&s);
+    mesh_tlsp_free(&s);
 }
 
 static void test_tls12_client_refused(void)
 {
-    mesh_tls_cfg old = {.max_version = TLS1_2_VERSION};
+    mesh_tls_cfg old = {.profile = MESH_PROFILE_SEED, .max_version = TLS1_2_VERSION};
     node c, s;
     node_init(&c, 1, 0, &old);
     node_init(&s, 2, 1, NULL);
-    pump(&c, &s);
+    mesh_tlsp_pump(&c, &s);
     CU_ASSERT_EQUAL(s.hs, MESH_ERR_VERSION);
     CU_ASSERT_EQUAL(c.hs, MESH_ERR_VERSION); /* protocol_version alert */
-    node_free(&c);
-    node_free(&s);
+    mesh_tlsp_free(&c);
+    mesh_tlsp_free(&s);
 }
 
 static void test_garbage_refused(void)
@@ -340,7 +282,7 @@ static void test_garbage_refused(void)
     CU_ASSERT(strlen(mesh_tls_error_text(s.t)) > 0);
     uint8_t x[32];
     CU_ASSERT_EQUAL(mesh_tls_export(s.t, "EXPORTER-test", x, 32), MESH_ERR_STATE);
-    node_free(&s);
+    mesh_tlsp_free(&s);
 }
 
 static void test_certificate(void)
@@ -369,8 +311,8 @@ static void test_certificate(void)
     CU_ASSERT_EQUAL(memcmp(raw, mesh_identity_pubkey(a.id), 32), 0);
     CU_ASSERT_EQUAL(X509_verify(x, pk), 1); /* self-signed */
     X509_free(x);
-    node_free(&a);
-    node_free(&b);
+    mesh_tlsp_free(&a);
+    mesh_tlsp_free(&b);
 
     /* Bad configurations are refused. */
     mesh_test_env e;
@@ -380,7 +322,9 @@ static void test_certificate(void)
     CU_ASSERT_EQUAL_FATAL(mesh_identity_generate(&id, &e.env), MESH_OK);
     static const char *const empty[] = {NULL};
     static const char *const blank[] = {"", NULL};
-    mesh_tls_cfg bad1 = {.alpn = empty}, bad2 = {.alpn = blank}, bad3 = {.max_version = 0x0301};
+    mesh_tls_cfg bad1 = {.profile = MESH_PROFILE_SEED, .alpn = empty},
+                 bad2 = {.profile = MESH_PROFILE_SEED, .alpn = blank},
+                 bad3 = {.profile = MESH_PROFILE_SEED, .max_version = 0x0301};
     CU_ASSERT_EQUAL(mesh_tls_ctx_new(&ctx, &e.env, id, &bad1), MESH_ERR_INVAL);
     CU_ASSERT_EQUAL(mesh_tls_ctx_new(&ctx, &e.env, id, &bad2), MESH_ERR_INVAL);
     CU_ASSERT_EQUAL(mesh_tls_ctx_new(&ctx, &e.env, id, &bad3), MESH_ERR_INVAL);
@@ -397,7 +341,7 @@ static void test_drop_handshake(void)
     node_init(&c, 5, 0, NULL);
     node_init(&s, 6, 1, NULL);
     mesh_tls_drop_handshake(c.t); /* not done yet: no-op */
-    pump(&c, &s);
+    mesh_tlsp_pump(&c, &s);
     CU_ASSERT_FATAL(c.hs == MESH_OK && s.hs == MESH_OK);
     uint8_t ex[32], got[64];
     CU_ASSERT_EQUAL(mesh_tls_export(c.t, "EXPORTER-test", ex, 32), MESH_OK);
@@ -407,18 +351,18 @@ static void test_drop_handshake(void)
     CU_ASSERT_EQUAL(mesh_tls_export(c.t, "EXPORTER-test", ex, 32), MESH_ERR_STATE);
     CU_ASSERT_STRING_EQUAL(mesh_tls_alpn(c.t), MESH_TLS_DEFAULT_ALPN);
     CU_ASSERT_EQUAL(mesh_tls_write(c.t, (const uint8_t *)"ping", 4), MESH_OK);
-    deliver(&c, &s);
+    mesh_tlsp_deliver(&c, &s);
     CU_ASSERT_EQUAL(mesh_tls_read(s.t, got, sizeof got), 4);
     CU_ASSERT_EQUAL(memcmp(got, "ping", 4), 0);
     CU_ASSERT_EQUAL(mesh_tls_write(s.t, (const uint8_t *)"pong!", 5), MESH_OK);
-    deliver(&s, &c);
+    mesh_tlsp_deliver(&s, &c);
     CU_ASSERT_EQUAL(mesh_tls_read(c.t, got, sizeof got), 5);
     CU_ASSERT_EQUAL(mesh_tls_close(s.t), MESH_OK);
-    deliver(&s, &c);
+    mesh_tlsp_deliver(&s, &c);
     CU_ASSERT_EQUAL(mesh_tls_read(c.t, got, sizeof got), MESH_ERR_CLOSED);
     CU_ASSERT_EQUAL(mesh_tls_partial(c.t), 0);
-    node_free(&c);
-    node_free(&s);
+    mesh_tlsp_free(&c);
+    mesh_tlsp_free(&s);
 }
 
 static CU_TestInfo tests[] = {

@@ -73,8 +73,13 @@ static void node_commit(void *ud, size_t len)
     n->out.len += len;
 }
 
+/* cfg NULL: the seed profile's defaults (what these tests were written for; the web
+ * profile's connections: test_tls_web.c). */
 static void node_init(node *n, uint64_t seed, int is_server, const mesh_tls_cfg *cfg)
 {
+    static const mesh_tls_cfg seed_profile = {.profile = MESH_PROFILE_SEED};
+    if (!cfg)
+        cfg = &seed_profile;
     memset(n, 0, sizeof *n);
     mesh_test_env_init(&n->env, seed);
     CU_ASSERT_EQUAL_FATAL(mesh_identity_generate(&n->id, &n->env.env), MESH_OK);
@@ -398,7 +403,7 @@ static void test_peer_key_update(void)
  * KeyUpdates (before records 4, 7, ... 19), and OpenSSL follows every one. */
 static void test_our_key_updates(void)
 {
-    mesh_tls_cfg cfg = {.key_update_after = 3};
+    mesh_tls_cfg cfg = {.profile = MESH_PROFILE_SEED, .key_update_after = 3};
     uint8_t data[2 * 16384 + 1];
     fill(data, sizeof data, 9);
     for (int role = 0; role < 2; role++) {
@@ -756,7 +761,7 @@ static void lend_read_keep(node *s, const uint8_t *p, size_t len, size_t cap, si
 static void test_lend_every_offset(void)
 {
     static const size_t caps[] = {1, 7, 16384, 16385, READ_MAX};
-    mesh_tls_cfg cfg = {.key_update_after = 4};
+    mesh_tls_cfg cfg = {.profile = MESH_PROFILE_SEED, .key_update_after = 4};
     node c, s;
     pair_up(&c, &s, &cfg);
     mesh_test_buf want = {0}, got = {0};
@@ -807,7 +812,7 @@ static void test_lend_random_pieces(void)
     uint8_t *data = malloc(MSG_MAX);
     CU_ASSERT_PTR_NOT_NULL_FATAL(data);
     for (int run = 0; run < 4; run++) {
-        mesh_tls_cfg cfg = {.key_update_after = run < 2 ? 0 : 7};
+        mesh_tls_cfg cfg = {.profile = MESH_PROFILE_SEED, .key_update_after = run < 2 ? 0 : 7};
         node c, s;
         pair_up(&c, &s, &cfg);
         if (run % 2)
@@ -884,7 +889,7 @@ static void test_lend_stop_mid_record(void)
  * (same seeds), one with the sink, send identical bytes. */
 static void test_reserve_same_bytes(void)
 {
-    mesh_tls_cfg cfg = {.key_update_after = 2};
+    mesh_tls_cfg cfg = {.profile = MESH_PROFILE_SEED, .key_update_after = 2};
     node c1, s1, c2, s2;
     pair_up(&c1, &s1, &cfg);
     pair_up(&c2, &s2, &cfg);

@@ -81,6 +81,28 @@ enum mesh_node_limits {
     MESH_NODE_DEFAULT_MAINTAIN_MS = 30000,          /* pool maintenance period (jittered ±10 %) */
 };
 
+/* How a node looks on the wire (docs/protocol.md, "TLS"). */
+enum mesh_profile {
+    /* The default. As a client, the ClientHello of curl 7.88 on Debian 12 (OpenSSL 3.0):
+     * TLS 1.2 and 1.3 offered (only 1.3 is ever completed), ALPN h2,http/1.1, SNI only for a
+     * configured host name; as a server, what nginx 1.22 answers (TLS 1.2 too, for clients
+     * that are not Meshara peers), with a web server's certificate (ECDSA P-256 or RSA-2048,
+     * self-signed unless the operator gives a chain) whose key is not the identity key.
+     * Messages travel over HTTP/2. */
+    MESH_PROFILE_WEB = 0,
+    /* The original design, kept for tests and comparison: TLS 1.3 only, ALPN meshara/1.0 and
+     * SNI meshara.node unless configured, a self-signed Ed25519 certificate of the identity
+     * key. */
+    MESH_PROFILE_SEED = 1,
+};
+
+/* The key of a web-profile certificate the node makes itself. */
+enum mesh_cert_type { MESH_CERT_ECDSA_P256 = 0, MESH_CERT_RSA_2048 = 1 };
+
+/* Unix time (seconds) a node assumes at its env's time 0 when its configuration gives none:
+ * 2025-01-01T00:00:00Z. What a simulation uses, so nothing reads the real clock. */
+#define MESH_NODE_DEFAULT_EPOCH INT64_C(1735689600)
+
 #define MESH_NODE_H2_ALPN "h2" /* the ALPN name of HTTP/2 (RFC 9113): see cfg.http2 */
 #define MESH_NODE_MDNS_TYPE "_meshara._tcp"
 #define MESH_NODE_MDNS_PREFIX "meshara-" /* + the first 16 hex digits of the node id */
@@ -182,6 +204,43 @@ int mesh_tls_lib_new(mesh_tls_lib **out, const mesh_env *env);
 /* Free it after every node that borrows it. NULL: no-op. */
 void mesh_tls_lib_free(mesh_tls_lib *l);
 
+/* ---- the web profile's certificate ---------------------------------------------------- */
+
+/* What the web profile's server shows a TLS client: a certificate like a web server's. A
+ * program makes one with mesh_tls_cert_generate(), keeps it (the core touches no file:
+ * node/real/keyfile.h keeps it next to the key file) and hands it to the node through
+ * mesh_node_cfg.tls_cert_pem/tls_key_pem, as it would an operator's own chain. */
+enum { MESH_TLS_CERT_DAYS = 365, MESH_TLS_PEM_MAX = 1 << 16 };
+
+/* A self-signed certificate for host (NULL, empty or an IP address: "localhost") as
+ * `openssl req -x509 -days 365 -addext subjectAltName=DNS:host` writes one: version 3, a
+ * 159-bit random serial, CN = host, valid from not_before (Unix seconds) for
+ * MESH_TLS_CERT_DAYS days, subject and authority key identifiers, CA:TRUE (critical), the
+ * host as DNS name; a fresh key of type (enum mesh_cert_type) drawn from env randomness,
+ * never the identity key; signed with SHA-256. *cert_pem and *key_pem (PKCS#8) are
+ * NUL-terminated, their lengths without the NUL; free each with mesh_tls_pem_free. MESH_OK;
+ * MESH_ERR_INVAL; MESH_ERR_NOMEM; MESH_ERR_CRYPTO. Outputs untouched on failure. */
+int mesh_tls_cert_generate(const mesh_env *env, int type, const char *host, int64_t not_before,
+                           char **cert_pem, size_t *cert_len, char **key_pem, size_t *key_len);
+
+typedef struct mesh_tls_cert_info {
+    int type;          /* enum mesh_cert_type of the key, or -1: another kind of key */
+    int64_t not_after; /* the first certificate's end of validity, Unix seconds */
+    size_t chain_len;  /* certificates in the chain */
+} mesh_tls_cert_info;
+
+/* Check a chain and key as a node would load them (cert_pem: one or more PEM certificates,
+ * the node's first, at most MESH_TLS_PEM_MAX bytes; key_pem: its private key): both parse
+ * and the key is the first certificate's. info (may be NULL) filled on MESH_OK. The one
+ * decoder of these files (fuzz_tlscert). MESH_OK; MESH_ERR_INVAL (NULL or oversize input);
+ * MESH_ERR_CORRUPT (no certificate, a bad one, no key, or a key that does not match);
+ * MESH_ERR_NOMEM. */
+int mesh_tls_cert_check(const char *cert_pem, size_t cert_len, const char *key_pem, size_t key_len,
+                        mesh_tls_cert_info *info);
+
+/* Wipe (it may hold a private key) and free a PEM from mesh_tls_cert_generate. NULL: no-op. */
+void mesh_tls_pem_free(char *pem, size_t len);
+
 /* ---- the node ------------------------------------------------------------------------- */
 
 /* A peer to contact: a bootstrap node or a manual peer. The key is pinned: the session is
@@ -229,14 +288,33 @@ typedef struct mesh_node_cfg {
      * they hold (the real driver passes the wall clock in seconds). 0 = 1. */
     uint64_t record_seq;
 
-    /* TLS: SNI a client sends (at most MESH_NODE_MAX_SNI bytes; NULL = "meshara.node");
-     * ALPN list (NULL-terminated, at most MESH_NODE_MAX_ALPN names of at most
-     * MESH_NODE_MAX_ALPN_NAME bytes; NULL = {"meshara/1.0"}); http2: carry messages over
-     * HTTP/2 (the server then also accepts MESH_NODE_H2_ALPN, added to the list if missing).
-     * Strings are copied by mesh_node_new(). */
+    /* TLS. profile: enum mesh_profile (0 = MESH_PROFILE_WEB). sni (at most MESH_NODE_MAX_SNI
+     * bytes): web: the host name a client sends (NULL or an IP address: none, as curl) and
+     * the name of the certificate the node makes; seed: the SNI a client sends (NULL =
+     * "meshara.node"). Seed profile only: ALPN list (NULL-terminated, at most
+     * MESH_NODE_MAX_ALPN names of at most MESH_NODE_MAX_ALPN_NAME bytes; NULL =
+     * {"meshara/1.0"}) and http2: carry messages over HTTP/2 (the server then also accepts
+     * MESH_NODE_H2_ALPN, added to the list if missing); the web profile ignores both (its
+     * ALPN lists are curl's and nginx's, and it always frames with HTTP/2). Strings are
+     * copied by mesh_node_new(). */
+    int profile;
     const char *sni;
     const char *const *alpn;
     int http2;
+    /* Web profile: the certificate chain (PEM, the node's certificate first) and its private
+     * key (PEM), e.g. the files meshara-node keeps next to its key file or the operator's
+     * own; both copied by mesh_node_new(). NULL: a self-signed certificate made in memory
+     * from env randomness with a tls_cert_type key, valid from unix_epoch for
+     * MESH_TLS_CERT_DAYS days (what the simulator does). */
+    const char *tls_cert_pem;
+    size_t tls_cert_pem_len;
+    const char *tls_key_pem;
+    size_t tls_key_pem_len;
+    int tls_cert_type; /* enum mesh_cert_type */
+    /* Unix time (seconds) at the env's time 0: dates the certificate made in memory and the
+     * session tickets a web-profile server issues. 0 = MESH_NODE_DEFAULT_EPOCH. meshara-node
+     * passes the wall clock; a simulation leaves it 0 (reproducible). */
+    int64_t unix_epoch;
     /* An OpenSSL library context to share (borrowed: must outlive the node; see
      * mesh_tls_lib_new); NULL = the node makes its own. */
     mesh_tls_lib *tls_lib;
@@ -305,8 +383,10 @@ typedef struct mesh_node_cbs {
 /* Create a node on env (borrowed: must outlive the node). Nothing happens on the network
  * until mesh_node_start(). cbs copied (NULL = none); ud passed back. *out untouched on
  * failure. MESH_OK; MESH_ERR_INVAL (NULL identity, more bootstrap/manual/advertised entries
- * than the limits, pool_min > pool_max, bad ALPN/SNI); MESH_ERR_NOMEM; MESH_ERR_TLS /
- * MESH_ERR_CRYPTO (TLS context or our record could not be made). */
+ * than the limits, pool_min > pool_max, bad ALPN/SNI, unknown profile or certificate type,
+ * half of a certificate and key); MESH_ERR_CORRUPT (tls_cert_pem/tls_key_pem do not parse
+ * or do not match); MESH_ERR_NOMEM; MESH_ERR_TLS / MESH_ERR_CRYPTO (TLS context or our record
+ * could not be made). */
 int mesh_node_new(mesh_node **out, const mesh_env *env, const mesh_node_cfg *cfg,
                   const mesh_node_cbs *cbs, void *ud);
 /* Listen, publish on mDNS, ask the gateway to map the listening port (cfg.no_port_mapping),
