@@ -112,10 +112,11 @@ static int server_name(SSL *ssl, int *alert, void *arg)
 }
 
 /* Called as each session ticket is made. The session inside is dated from the env rather
- * than OpenSSL's time(NULL), so a simulated server's tickets are a function of the seed (the
- * real node's env epoch is the wall clock: a prober resuming sees nginx's behaviour). A TLS
- * 1.3 ticket goes out in its own record under the server's application key, sealed by
- * OpenSSL before the records become ours: counted, so ours continue the sequence. */
+ * than from OpenSSL's own reading of the wall clock, so a simulated server's tickets are a
+ * function of the seed (the real node's env epoch is the wall clock: a prober resuming sees
+ * nginx's behaviour). A TLS 1.3 ticket goes out in its own record under the server's
+ * application key, sealed by OpenSSL before the records become ours: counted, so ours
+ * continue the sequence. */
 static int ticket_made(SSL *ssl, void *arg)
 {
     mesh_tls_ctx *c = arg;
