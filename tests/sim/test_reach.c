@@ -234,28 +234,10 @@ static void nworld_start(nworld *W, int i)
     CU_ASSERT_EQUAL_FATAL(mesh_node_start(W->n[i]), MESH_OK);
 }
 
-/* The env's port-mapping service for the inside node, over the NAT model's (answers 5 ms
- * later from a timer: env rule 1); give_portmap() below. */
-struct pm {
-    mesh_env base;
-    mesh_env_ops ops;
-    sim_nat *nat;
-    mesh_timer *t;
-    mesh_portmap_cb cb;
-    void *ud;
-    int result;
-    mesh_addr ext;
-    uint32_t lease;
-};
-static struct pm PM;
-
 static void nworld_free(nworld *W)
 {
     for (int i = 0; i < NN; i++)
         mesh_node_free(W->n[i]);
-    if (PM.t) /* the port-mapping adapter's timer (give_portmap), before its driver */
-        PM.base.ops->timer_free(PM.base.obj, PM.t);
-    memset(&PM, 0, sizeof PM);
     for (int i = 0; i < NN; i++) {
         sim_driver_free(W->d[i]);
         mesh_identity_free(W->id[i]);
@@ -314,52 +296,6 @@ static void test_node_reach_state(void)
 }
 
 /* ---- dial-back ---------------------------------------------------------------------------- */
-
-static void pm_fire(mesh_timer *t, void *ud)
-{
-    (void)t;
-    (void)ud;
-    mesh_portmap_cb cb = PM.cb;
-    PM.cb = NULL;
-    if (cb)
-        cb(PM.result, PM.result == MESH_OK ? &PM.ext : NULL, PM.lease, PM.ud);
-}
-
-static int pm_request(void *obj, int tcp, uint16_t port, uint32_t lease, mesh_portmap_cb cb,
-                      void *ud)
-{
-    (void)obj;
-    mesh_addr in = mesh_addr_v4(IP_INSIDE, port);
-    PM.result =
-        sim_nat_portmap_request(PM.nat, tcp ? SIM_PROTO_TCP : SIM_PROTO_UDP, &in, lease, &PM.ext);
-    PM.lease = lease;
-    PM.cb = cb;
-    PM.ud = ud;
-    PM.base.ops->timer_set(PM.base.obj, PM.t, mesh_env_now(&PM.base) + MS(5));
-    return MESH_OK;
-}
-
-static int pm_release(void *obj, int tcp, uint16_t port)
-{
-    (void)obj;
-    mesh_addr in = mesh_addr_v4(IP_INSIDE, port);
-    PM.cb = NULL;
-    return sim_nat_portmap_release(PM.nat, tcp ? SIM_PROTO_TCP : SIM_PROTO_UDP, &in);
-}
-
-static const mesh_portmap_ops PM_OPS = {pm_request, pm_release};
-
-static void give_portmap(nworld *W)
-{
-    memset(&PM, 0, sizeof PM);
-    PM.base = W->env[N_INSIDE];
-    PM.ops = *PM.base.ops;
-    PM.ops.portmap = &PM_OPS;
-    PM.nat = W->nat;
-    PM.t = PM.base.ops->timer_new(PM.base.obj, pm_fire, NULL);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(PM.t);
-    W->env[N_INSIDE] = (mesh_env){&PM.ops, PM.base.obj};
-}
 
 static int record_has(nworld *W, int i, const mesh_addr *a)
 {
@@ -447,7 +383,8 @@ static void test_dialback_mapped_and_forwarded(void)
             CU_ASSERT_EQUAL_FATAL(sim_nat_add_static(W.nat, SIM_PROTO_TCP, &in, PORT, NULL),
                                   MESH_OK);
         } else {
-            give_portmap(&W);
+            /* the driver's own service: NAT-PMP, then UPnP, on the inside host's NAT */
+            CU_ASSERT_EQUAL_FATAL(sim_driver_enable_portmap(W.d[N_INSIDE], W.nat), MESH_OK);
         }
         start_all(&W);
         CU_ASSERT_EQUAL(sim_sched_run_until(sim_world_sched(W.w), MS(5000)), MESH_OK);
