@@ -582,8 +582,10 @@ static void fill_defaults(mesh_session_cfg *c, const mesh_session_cfg *in)
         c->max_frame = MESH_FRAME_ABS_MAX;
 }
 
+/* A session object; its TLS connection new, or a clone of established (mesh_tls_clone). */
 static int session_new(mesh_session **out, const mesh_env *env, mesh_tls_ctx *tls, int is_client,
-                       const mesh_session_cfg *cfg, const mesh_session_cbs *cbs, void *ud)
+                       const mesh_tls *established, const mesh_session_cfg *cfg,
+                       const mesh_session_cbs *cbs, void *ud)
 {
     mesh_session *s = calloc(1, sizeof *s);
     if (!s)
@@ -600,8 +602,10 @@ static int session_new(mesh_session **out, const mesh_env *env, mesh_tls_ctx *tl
     s->timer = env->ops->timer_new(env->obj, on_timer, s);
     static const char *const h2_only[] = {MESH_SESSION_H2_ALPN, NULL};
     const char *const *alpn = is_client && s->cfg.http2 ? h2_only : NULL;
-    int rc = s->timer ? mesh_tls_new(&s->tls, tls, !is_client, alpn, mesh_session_io_tls_out, s)
-                      : MESH_ERR_NOMEM;
+    int rc = !s->timer ? MESH_ERR_NOMEM
+             : established
+                 ? mesh_tls_clone(&s->tls, established, mesh_session_io_tls_out, s)
+                 : mesh_tls_new(&s->tls, tls, !is_client, alpn, mesh_session_io_tls_out, s);
     if (rc == MESH_OK && env->ops->stream_reserve && env->ops->stream_commit)
         mesh_tls_set_reserve(s->tls, mesh_session_io_tls_reserve, mesh_session_io_tls_commit);
     if (rc != MESH_OK) {
@@ -619,7 +623,7 @@ int mesh_session_connect(mesh_session **out, const mesh_env *env, mesh_tls_ctx *
     if (!out || !env || !tls || !to)
         return MESH_ERR_INVAL;
     mesh_session *s = NULL;
-    int rc = session_new(&s, env, tls, 1, cfg, cbs, ud);
+    int rc = session_new(&s, env, tls, 1, NULL, cfg, cbs, ud);
     if (rc != MESH_OK)
         return rc;
     if (pinned) {
@@ -640,9 +644,10 @@ int mesh_session_connect(mesh_session **out, const mesh_env *env, mesh_tls_ctx *
     return MESH_OK;
 }
 
-int mesh_session_accept(mesh_session **out, const mesh_env *env, mesh_tls_ctx *tls,
-                        mesh_stream *stream, const mesh_session_cfg *cfg,
-                        const mesh_session_cbs *cbs, void *ud)
+/* mesh_session_accept, over a clone of established when it is not NULL. */
+static int accept_stream(mesh_session **out, const mesh_env *env, mesh_tls_ctx *tls,
+                         mesh_stream *stream, const mesh_tls *established,
+                         const mesh_session_cfg *cfg, const mesh_session_cbs *cbs, void *ud)
 {
     if (!out || !env || !tls || !stream) {
         if (env && stream)
@@ -650,7 +655,7 @@ int mesh_session_accept(mesh_session **out, const mesh_env *env, mesh_tls_ctx *t
         return MESH_ERR_INVAL;
     }
     mesh_session *s = NULL;
-    int rc = session_new(&s, env, tls, 0, cfg, cbs, ud);
+    int rc = session_new(&s, env, tls, 0, established, cfg, cbs, ud);
     if (rc != MESH_OK) {
         env->ops->stream_close(env->obj, stream, MESH_CLOSE_ABORT);
         return rc;
@@ -661,8 +666,29 @@ int mesh_session_accept(mesh_session **out, const mesh_env *env, mesh_tls_ctx *t
     s->state = MESH_SESSION_HANDSHAKING;
     s->phase_start = mesh_session_now(s);
     arm(s);
+    if (established)
+        tls_done(s); /* the handshake is over already: straight on, as process_input would */
     *out = s;
     return MESH_OK;
+}
+
+int mesh_session_accept(mesh_session **out, const mesh_env *env, mesh_tls_ctx *tls,
+                        mesh_stream *stream, const mesh_session_cfg *cfg,
+                        const mesh_session_cbs *cbs, void *ud)
+{
+    return accept_stream(out, env, tls, stream, NULL, cfg, cbs, ud);
+}
+
+int mesh_session_accept_clone(mesh_session **out, const mesh_env *env, mesh_tls_ctx *tls,
+                              mesh_stream *stream, const mesh_tls *established,
+                              const mesh_session_cfg *cfg, const mesh_session_cbs *cbs, void *ud)
+{
+    if (!established) {
+        if (env && stream)
+            env->ops->stream_close(env->obj, stream, MESH_CLOSE_ABORT);
+        return MESH_ERR_INVAL;
+    }
+    return accept_stream(out, env, tls, stream, established, cfg, cbs, ud);
 }
 
 void mesh_session_set_cbs(mesh_session *s, const mesh_session_cbs *cbs, void *ud)

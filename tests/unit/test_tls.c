@@ -421,6 +421,56 @@ static void test_drop_handshake(void)
     node_free(&s);
 }
 
+/* mesh_tls_clone: clones of both ends of a fresh connection talk to each other (the same
+ * keys, sequence numbers and exporter) while the originals are untouched, even after an
+ * original is freed (not its context); a connection that has moved on cannot be cloned. */
+static void test_clone(void)
+{
+    node c, s;
+    node_init(&c, 7, 0, NULL);
+    node_init(&s, 8, 1, NULL);
+    mesh_tls *cc = NULL, *sc = NULL;
+    CU_ASSERT_EQUAL(mesh_tls_clone(&cc, c.t, pipe_out, &c.out), MESH_ERR_STATE); /* not done */
+    pump(&c, &s);
+    CU_ASSERT_FATAL(c.hs == MESH_OK && s.hs == MESH_OK);
+    pipe_buf to_s = {.all = EVP_MD_CTX_new()}, to_c = {.all = EVP_MD_CTX_new()};
+    CU_ASSERT_FATAL(EVP_DigestInit_ex(to_s.all, EVP_sha256(), NULL) == 1 &&
+                    EVP_DigestInit_ex(to_c.all, EVP_sha256(), NULL) == 1);
+    CU_ASSERT_EQUAL_FATAL(mesh_tls_clone(&cc, c.t, pipe_out, &to_s), MESH_OK);
+    CU_ASSERT_EQUAL_FATAL(mesh_tls_clone(&sc, s.t, pipe_out, &to_c), MESH_OK);
+    uint8_t ex[32], ex2[32], got[64];
+    CU_ASSERT_EQUAL(mesh_tls_export(c.t, "EXPORTER-test", ex, 32), MESH_OK);
+    mesh_tls_free(c.t); /* the clones keep what they share */
+    c.t = NULL;
+    CU_ASSERT_EQUAL(mesh_tls_export(cc, "EXPORTER-test", ex2, 32), MESH_OK);
+    CU_ASSERT_EQUAL(memcmp(ex, ex2, 32), 0);
+    CU_ASSERT_STRING_EQUAL(mesh_tls_alpn(sc), MESH_TLS_DEFAULT_ALPN);
+    CU_ASSERT(mesh_tls_is_done(cc) && mesh_tls_is_done(sc));
+    CU_ASSERT_EQUAL(mesh_tls_write(cc, (const uint8_t *)"ping", 4), MESH_OK);
+    CU_ASSERT_EQUAL(mesh_tls_feed(sc, to_s.buf.b, to_s.buf.len), MESH_OK);
+    CU_ASSERT_EQUAL(mesh_tls_read(sc, got, sizeof got), 4);
+    CU_ASSERT_EQUAL(memcmp(got, "ping", 4), 0);
+    /* the original server, at sequence 0 still, opens the very same record */
+    CU_ASSERT_EQUAL(mesh_tls_feed(s.t, to_s.buf.b, to_s.buf.len), MESH_OK);
+    CU_ASSERT_EQUAL(mesh_tls_read(s.t, got, sizeof got), 4);
+    CU_ASSERT_EQUAL(mesh_tls_write(sc, (const uint8_t *)"pong!", 5), MESH_OK);
+    CU_ASSERT_EQUAL(mesh_tls_feed(cc, to_c.buf.b, to_c.buf.len), MESH_OK);
+    CU_ASSERT_EQUAL(mesh_tls_read(cc, got, sizeof got), 5);
+    mesh_tls *again = NULL; /* a connection past sequence 0 is not "right after" */
+    CU_ASSERT_EQUAL(mesh_tls_clone(&again, sc, pipe_out, &to_c), MESH_ERR_STATE);
+    CU_ASSERT_EQUAL(mesh_tls_clone(&again, s.t, pipe_out, &to_c), MESH_ERR_STATE);
+    CU_ASSERT_PTR_NULL(again);
+    CU_ASSERT_EQUAL(mesh_tls_clone(&again, NULL, pipe_out, &to_c), MESH_ERR_INVAL);
+    mesh_tls_free(cc);
+    mesh_tls_free(sc);
+    node_free(&c);
+    node_free(&s);
+    free(to_s.buf.b);
+    free(to_c.buf.b);
+    EVP_MD_CTX_free(to_s.all);
+    EVP_MD_CTX_free(to_c.all);
+}
+
 static CU_TestInfo tests[] = {
     {"handshake, exporter, data, close_notify", test_handshake_data_close},
     {"same seed, same bytes; other seed, other bytes", test_deterministic_bytes},
@@ -431,6 +481,7 @@ static CU_TestInfo tests[] = {
     {"non-TLS garbage refused", test_garbage_refused},
     {"certificate: reproducible, self-signed, identity key", test_certificate},
     {"OpenSSL's state dropped after the hellos: records still flow", test_drop_handshake},
+    {"a fresh connection cloned: the clones talk, the originals untouched", test_clone},
     CU_TEST_INFO_NULL,
 };
 
