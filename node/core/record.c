@@ -164,6 +164,26 @@ void mesh_rec_free(mesh_rec *r)
     OPENSSL_clear_free(r, sizeof *r);
 }
 
+int mesh_rec_dup(mesh_rec **out, const mesh_rec *r)
+{
+    if (!out || !r)
+        return MESH_ERR_INVAL;
+    mesh_rec *d = OPENSSL_malloc(sizeof *d);
+    if (!d)
+        return MESH_ERR_NOMEM;
+    *d = *r;
+    d->ctx = EVP_CIPHER_CTX_new();
+    int rc = !d->ctx                                    ? MESH_ERR_NOMEM
+             : EVP_CIPHER_CTX_copy(d->ctx, r->ctx) != 1 ? MESH_ERR_CRYPTO
+                                                        : MESH_OK;
+    if (rc != MESH_OK) {
+        mesh_rec_free(d);
+        return rc;
+    }
+    *out = d;
+    return MESH_OK;
+}
+
 static void nonce_of(const mesh_rec *r, uint8_t nonce[IV_LEN])
 {
     memcpy(nonce, r->iv, IV_LEN);

@@ -62,6 +62,9 @@ void mesh_rec_suite_free(mesh_rec_suite *s); /* after every mesh_rec using it; N
 int mesh_rec_new(mesh_rec **out, const mesh_rec_suite *suite, const uint8_t *secret,
                  size_t secret_len, int seal);
 void mesh_rec_free(mesh_rec *r); /* wipes the keys; NULL: no-op */
+/* A copy of r: the same suite, keys and sequence number, in a state of its own (what
+ * mesh_tls_clone needs). MESH_OK; MESH_ERR_INVAL; MESH_ERR_NOMEM; MESH_ERR_CRYPTO. */
+int mesh_rec_dup(mesh_rec **out, const mesh_rec *r);
 
 /* Seal content (len ≤ MESH_REC_PLAIN_MAX) of type into out (MESH_REC_HDR + len + 1 +
  * MESH_REC_TAG bytes, returned). Advances the sequence. Negative MESH_ERR_*: INVAL (too long),

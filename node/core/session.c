@@ -596,8 +596,10 @@ static void fill_defaults(mesh_session_cfg *c, const mesh_session_cfg *in)
         c->max_frame = MESH_FRAME_ABS_MAX;
 }
 
+/* A session object; its TLS connection new, or a clone of established (mesh_tls_clone). */
 static int session_new(mesh_session **out, const mesh_env *env, mesh_tls_ctx *tls, int is_client,
-                       const mesh_session_cfg *cfg, const mesh_session_cbs *cbs, void *ud)
+                       const mesh_tls *established, const mesh_session_cfg *cfg,
+                       const mesh_session_cbs *cbs, void *ud)
 {
     mesh_session *s = calloc(1, sizeof *s);
     if (!s)
@@ -614,8 +616,10 @@ static int session_new(mesh_session **out, const mesh_env *env, mesh_tls_ctx *tl
     s->timer = env->ops->timer_new(env->obj, on_timer, s);
     static const char *const h2_only[] = {MESH_SESSION_H2_ALPN, NULL};
     const char *const *alpn = is_client && s->cfg.http2 ? h2_only : NULL;
-    int rc = s->timer ? mesh_tls_new(&s->tls, tls, !is_client, alpn, mesh_session_io_tls_out, s)
-                      : MESH_ERR_NOMEM;
+    int rc = !s->timer ? MESH_ERR_NOMEM
+             : established
+                 ? mesh_tls_clone(&s->tls, established, mesh_session_io_tls_out, s)
+                 : mesh_tls_new(&s->tls, tls, !is_client, alpn, mesh_session_io_tls_out, s);
     if (rc == MESH_OK && env->ops->stream_reserve && env->ops->stream_commit)
         mesh_tls_set_reserve(s->tls, mesh_session_io_tls_reserve, mesh_session_io_tls_commit);
     if (rc != MESH_OK) {
@@ -633,7 +637,7 @@ int mesh_session_connect(mesh_session **out, const mesh_env *env, mesh_tls_ctx *
     if (!out || !env || !tls || !to)
         return MESH_ERR_INVAL;
     mesh_session *s = NULL;
-    int rc = session_new(&s, env, tls, 1, cfg, cbs, ud);
+    int rc = session_new(&s, env, tls, 1, NULL, cfg, cbs, ud);
     if (rc != MESH_OK)
         return rc;
     if (pinned) {
@@ -655,10 +659,12 @@ int mesh_session_connect(mesh_session **out, const mesh_env *env, mesh_tls_ctx *
 }
 
 /* A session over a stream that is already connected: the server's accepted one, or a
- * client's virtual stream (vstream.h). The session owns the stream, also on failure. */
+ * client's virtual stream (vstream.h); its TLS a clone of established when that is not NULL
+ * (mesh_session_accept_clone). The session owns the stream, also on failure. */
 static int session_on_stream(mesh_session **out, const mesh_env *env, mesh_tls_ctx *tls,
                              int is_client, mesh_stream *stream, const uint8_t *pinned,
-                             const mesh_session_cfg *cfg, const mesh_session_cbs *cbs, void *ud)
+                             const mesh_tls *established, const mesh_session_cfg *cfg,
+                             const mesh_session_cbs *cbs, void *ud)
 {
     if (!out || !env || !tls || !stream) {
         if (env && stream)
@@ -666,7 +672,7 @@ static int session_on_stream(mesh_session **out, const mesh_env *env, mesh_tls_c
         return MESH_ERR_INVAL;
     }
     mesh_session *s = NULL;
-    int rc = session_new(&s, env, tls, is_client, cfg, cbs, ud);
+    int rc = session_new(&s, env, tls, is_client, established, cfg, cbs, ud);
     if (rc != MESH_OK) {
         env->ops->stream_close(env->obj, stream, MESH_CLOSE_ABORT);
         return rc;
@@ -686,6 +692,8 @@ static int session_on_stream(mesh_session **out, const mesh_env *env, mesh_tls_c
         process_input(s);
         leave(s);
     }
+    if (established)
+        tls_done(s); /* the handshake is over already: straight on, as process_input would */
     *out = s;
     return MESH_OK;
 }
@@ -694,14 +702,26 @@ int mesh_session_accept(mesh_session **out, const mesh_env *env, mesh_tls_ctx *t
                         mesh_stream *stream, const mesh_session_cfg *cfg,
                         const mesh_session_cbs *cbs, void *ud)
 {
-    return session_on_stream(out, env, tls, 0, stream, NULL, cfg, cbs, ud);
+    return session_on_stream(out, env, tls, 0, stream, NULL, NULL, cfg, cbs, ud);
 }
 
 int mesh_session_connect_stream(mesh_session **out, const mesh_env *env, mesh_tls_ctx *tls,
                                 mesh_stream *stream, const uint8_t *pinned,
                                 const mesh_session_cfg *cfg, const mesh_session_cbs *cbs, void *ud)
 {
-    return session_on_stream(out, env, tls, 1, stream, pinned, cfg, cbs, ud);
+    return session_on_stream(out, env, tls, 1, stream, pinned, NULL, cfg, cbs, ud);
+}
+
+int mesh_session_accept_clone(mesh_session **out, const mesh_env *env, mesh_tls_ctx *tls,
+                              mesh_stream *stream, const mesh_tls *established,
+                              const mesh_session_cfg *cfg, const mesh_session_cbs *cbs, void *ud)
+{
+    if (!established) {
+        if (env && stream)
+            env->ops->stream_close(env->obj, stream, MESH_CLOSE_ABORT);
+        return MESH_ERR_INVAL;
+    }
+    return session_on_stream(out, env, tls, 0, stream, NULL, established, cfg, cbs, ud);
 }
 
 void mesh_session_set_cbs(mesh_session *s, const mesh_session_cbs *cbs, void *ud)

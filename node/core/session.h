@@ -168,6 +168,15 @@ int mesh_session_accept(mesh_session **out, const mesh_env *env, mesh_tls_ctx *t
 int mesh_session_connect_stream(mesh_session **out, const mesh_env *env, mesh_tls_ctx *tls,
                                 mesh_stream *stream, const uint8_t *pinned,
                                 const mesh_session_cfg *cfg, const mesh_session_cbs *cbs, void *ud);
+/* Test and fuzzing hook: mesh_session_accept over a clone of established (a server's
+ * mesh_tls right after its handshake, with tls's context: mesh_tls_clone), as if that
+ * handshake had just been run on the stream: the session starts AUTHENTICATING, with its hello
+ * sent (HTTP/2 started first if "h2" was negotiated). A fuzz target gets a fresh session per
+ * input without paying for a handshake each time. Returns like mesh_session_accept;
+ * MESH_ERR_STATE if established is not in that state. */
+int mesh_session_accept_clone(mesh_session **out, const mesh_env *env, mesh_tls_ctx *tls,
+                              mesh_stream *stream, const mesh_tls *established,
+                              const mesh_session_cfg *cfg, const mesh_session_cbs *cbs, void *ud);
 /* Release everything at once: an open stream is aborted (RST), no callback follows. Allowed
  * inside the session's own callbacks. NULL: no-op. */
 void mesh_session_free(mesh_session *s);

@@ -585,6 +585,43 @@ int mesh_tls_send_record(mesh_tls *t, int type, const uint8_t *data, size_t len)
     return seal_out(t, type, data, len);
 }
 
+int mesh_tls_clone(mesh_tls **out, const mesh_tls *t, mesh_tls_out_fn out_fn, void *out_ud)
+{
+    if (!out || !t || !out_fn)
+        return MESH_ERR_INVAL;
+    /* Right after the handshake: a server's tx has sealed only its session tickets. */
+    if (!t->done || t->legacy || t->failed || t->closed_sent || t->peer_closed ||
+        mesh_tls_in_held(t) || t->pt_len > t->pt_off || mesh_rec_seq(t->rx) ||
+        mesh_rec_seq(t->tx) != t->tickets)
+        return MESH_ERR_STATE;
+    mesh_tls *c = calloc(1, sizeof *c);
+    if (!c)
+        return MESH_ERR_NOMEM;
+    ERR_clear_error();
+    c->ctx = t->ctx;
+    c->out_fn = out_fn;
+    c->out_ud = out_ud;
+    c->is_server = t->is_server;
+    c->done = 1;
+    c->version = t->version;
+    c->tickets = t->tickets;
+    memcpy(c->alpn, t->alpn, sizeof c->alpn);
+    int rc = mesh_rec_dup(&c->rx, t->rx);
+    if (rc == MESH_OK)
+        rc = mesh_rec_dup(&c->tx, t->tx);
+    if (rc == MESH_OK && t->ssl && SSL_up_ref(t->ssl) == 1)
+        c->ssl = t->ssl; /* for mesh_tls_export; nothing else reads it once done */
+    else if (rc == MESH_OK && t->ssl)
+        rc = MESH_ERR_CRYPTO;
+    ERR_clear_error();
+    if (rc != MESH_OK) {
+        mesh_tls_free(c);
+        return rc;
+    }
+    *out = c;
+    return MESH_OK;
+}
+
 int mesh_tls_close(mesh_tls *t)
 {
     if (!t->done)

@@ -238,6 +238,14 @@ int mesh_tls_write(mesh_tls *t, const uint8_t *data, size_t len);
  * layer would receive it. MESH_OK; MESH_ERR_INVAL; MESH_ERR_STATE (also: TLS 1.2);
  * MESH_ERR_TLS. */
 int mesh_tls_send_record(mesh_tls *t, int type, const uint8_t *data, size_t len);
+/* Test and fuzzing hook: a new connection in the state t is in right after its handshake
+ * (t established, nothing received, sent or closed since, nothing failed): the same keys,
+ * sequence numbers, ALPN and exporter, its output to out_fn / out_ud, no reserve. The
+ * handshake state (read-only once complete) is shared with t, reference-counted, so the clone
+ * may outlive t (not t's context). Lets a fuzz target give each input a fresh connection without a
+ * handshake, which is most of the cost of an input otherwise. MESH_OK; MESH_ERR_INVAL;
+ * MESH_ERR_STATE (t is not in that state); MESH_ERR_NOMEM; MESH_ERR_CRYPTO. */
+int mesh_tls_clone(mesh_tls **out, const mesh_tls *t, mesh_tls_out_fn out_fn, void *out_ud);
 /* Send close_notify (once; later calls do nothing). MESH_OK or MESH_ERR_STATE (handshake
  * not complete: nothing to send). */
 int mesh_tls_close(mesh_tls *t);

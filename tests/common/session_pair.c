@@ -242,9 +242,91 @@ int mesh_pair_reconnect(mesh_pair *p, int h2, int hello)
     return rc;
 }
 
+static void buf_out(void *ud, const uint8_t *d, size_t n)
+{
+    mesh_test_buf_add(ud, d, n);
+}
+
+/* The templates for h2: a raw server connection of ctx_s and the raw client, handshaken in
+ * reconnect's order of randomness draws (server made, client made, ClientHello, the server's
+ * flight, the client's Finished), so the handshake is reconnect's byte for byte. */
+static int make_template(mesh_pair *p, int h2)
+{
+    static const char *const h2_only[] = {MESH_SESSION_H2_ALPN, NULL};
+    mesh_test_buf c2s = {0}, s2c = {0};
+    mesh_test_env_init(&p->te, 7);
+    int rc = mesh_tls_new(&p->tmpl_srv[h2], p->ctx_s, 1, NULL, buf_out, &s2c);
+    if (rc == MESH_OK)
+        rc = mesh_tls_new(&p->tmpl_cli[h2], p->ctx_c, 0, h2 ? h2_only : NULL, buf_out, &c2s);
+    int hc = MESH_ERR_AGAIN, hs = MESH_ERR_AGAIN;
+    for (int i = 0; rc == MESH_OK && i < 16 && (hc == MESH_ERR_AGAIN || hs == MESH_ERR_AGAIN);
+         i++) {
+        if (hc == MESH_ERR_AGAIN)
+            hc = mesh_tls_handshake(p->tmpl_cli[h2]);
+        rc = mesh_tls_feed(p->tmpl_srv[h2], c2s.b, c2s.len);
+        c2s.len = 0;
+        if (rc == MESH_OK && hs == MESH_ERR_AGAIN)
+            hs = mesh_tls_handshake(p->tmpl_srv[h2]);
+        if (rc == MESH_OK)
+            rc = mesh_tls_feed(p->tmpl_cli[h2], s2c.b, s2c.len);
+        s2c.len = 0;
+    }
+    if (rc == MESH_OK && (hc != MESH_OK || hs != MESH_OK))
+        rc = hc != MESH_OK ? hc : hs;
+    uint8_t exporter[MESH_SESSION_EXPORTER_LEN], *f = NULL;
+    size_t flen = 0;
+    if (rc == MESH_OK)
+        rc = mesh_tls_export(p->tmpl_cli[h2], MESH_SESSION_EXPORTER_LABEL, exporter,
+                             sizeof exporter);
+    if (rc == MESH_OK)
+        rc = mesh_hello_create(p->id_c, MESH_SESSION_ROLE_CLIENT, exporter, NULL, &f, &flen);
+    if (rc == MESH_OK)
+        mesh_test_buf_add(&p->tmpl_hello[h2], f, flen);
+    free(f);
+    free(c2s.b);
+    free(s2c.b);
+    return rc;
+}
+
+int mesh_pair_renew(mesh_pair *p, int h2, int hello)
+{
+    static const mesh_session_cbs cbs = {
+        .on_connected = srv_connected, .on_message = srv_message, .on_closed = srv_closed};
+    h2 = h2 ? 1 : 0;
+    disconnect(p);
+    int rc = p->tmpl_srv[h2] ? MESH_OK : make_template(p, h2);
+    mesh_test_env_init(&p->te, 7); /* what the session draws is the same every time too */
+    if (rc == MESH_OK)
+        rc = mesh_session_accept_clone(&p->srv, &p->env, p->ctx_s, STREAM, p->tmpl_srv[h2], NULL,
+                                       &cbs, p);
+    if (rc == MESH_OK)
+        rc = mesh_tls_clone(&p->cli, p->tmpl_cli[h2], cli_out, p);
+    if (rc == MESH_OK)
+        rc = mesh_tls_export(p->cli, MESH_SESSION_EXPORTER_LABEL, p->exporter, sizeof p->exporter);
+    if (rc == MESH_OK)
+        mesh_pair_pump(p, 0); /* the session's hello to the client */
+    if (rc == MESH_OK && mesh_session_get_state(p->srv) != MESH_SESSION_AUTHENTICATING)
+        rc = MESH_ERR_TLS;
+    if (rc == MESH_OK && hello) {
+        rc = mesh_tls_write(p->cli, p->tmpl_hello[h2].b, p->tmpl_hello[h2].len);
+        if (rc == MESH_OK)
+            mesh_pair_pump(p, 0);
+        if (rc == MESH_OK && !p->connected)
+            rc = MESH_ERR_PROTOCOL;
+    }
+    if (rc != MESH_OK)
+        mesh_pair_stop(p);
+    return rc;
+}
+
 void mesh_pair_stop(mesh_pair *p)
 {
     disconnect(p);
+    for (int i = 0; i < 2; i++) {
+        mesh_tls_free(p->tmpl_srv[i]);
+        mesh_tls_free(p->tmpl_cli[i]);
+        free(p->tmpl_hello[i].b);
+    }
     mesh_tls_ctx_free(p->ctx_s);
     mesh_tls_ctx_free(p->ctx_c);
     mesh_identity_free(p->id_s);

@@ -42,6 +42,10 @@ typedef struct mesh_pair {
     size_t nmsgs;                           /* kept in msgs (reset it to reuse them) */
     size_t msgs_total;                      /* given to on_message */
     int reencode_error;                     /* an envelope on_message got did not re-encode */
+    /* mesh_pair_renew's templates, by h2: a server and a client connection right after one
+     * handshake, and the client's hello for their exporter (made on first use). */
+    mesh_tls *tmpl_srv[2], *tmpl_cli[2];
+    mesh_test_buf tmpl_hello[2];
 } mesh_pair;
 
 /* Handshake between a new server session and the raw client (offering only ALPN "h2" when
@@ -52,6 +56,12 @@ int mesh_pair_start(mesh_pair *p, int h2, int hello);
  * mesh_pair_start: making them is most of the cost), with the same randomness: the same
  * handshake, the same exporter. The old session is freed. Returns like mesh_pair_start. */
 int mesh_pair_reconnect(mesh_pair *p, int h2, int hello);
+/* mesh_pair_reconnect without the handshake: the session (mesh_session_accept_clone) and the
+ * client (mesh_tls_clone) are clones of one connection handshaken on first use with
+ * reconnect's randomness, so they have reconnect's exporter and hello; only the handshake
+ * code itself does not run. What a fuzz target calls per input. Returns like
+ * mesh_pair_start. */
+int mesh_pair_renew(mesh_pair *p, int h2, int hello);
 /* Free everything (p can be started again). */
 void mesh_pair_stop(mesh_pair *p);
 /* The client writes len plaintext bytes, as TLS writes of at most chunk bytes (0: one). */

@@ -275,12 +275,53 @@ static void test_closed_before_auth(void)
     harness_stop(&h);
 }
 
+/* mesh_pair_renew (mesh_session_accept_clone underneath) gives what reconnect gives without
+ * its handshake: the same exporter, so the same client hello verifies; a session that
+ * authenticates and delivers data; and a fresh one each time, whatever the last one met. */
+static void test_renew(void)
+{
+    harness h;
+    harness_tls(&h, 0, 0);
+    uint8_t exporter[MESH_SESSION_EXPORTER_LEN];
+    memcpy(exporter, h.exporter, sizeof exporter);
+    for (int round = 0; round < 3; round++) {
+        CU_ASSERT_EQUAL_FATAL(mesh_pair_renew(&h, 0, round != 1), MESH_OK);
+        CU_ASSERT_EQUAL(memcmp(h.exporter, exporter, sizeof exporter), 0);
+        if (round == 1) { /* the hello by hand, as a fuzz seed carries it */
+            CU_ASSERT_EQUAL(mesh_session_get_state(h.srv), MESH_SESSION_AUTHENTICATING);
+            uint8_t *f = NULL;
+            size_t flen = 0;
+            CU_ASSERT_EQUAL_FATAL(
+                mesh_hello_create(h.id_c, MESH_SESSION_ROLE_CLIENT, exporter, NULL, &f, &flen),
+                MESH_OK);
+            CU_ASSERT_EQUAL(mesh_pair_write(&h, f, flen, 7), MESH_OK);
+            free(f);
+            pump(&h, 3);
+        }
+        CU_ASSERT_EQUAL(mesh_session_get_state(h.srv), MESH_SESSION_CONNECTED);
+        bytes env = {0}, in = {0};
+        mesh_wire_canonical(&env, 40 + (uint64_t)round, 300, 0);
+        frame_of(env.b, env.len, &in);
+        free(env.b);
+        CU_ASSERT_EQUAL(mesh_pair_write(&h, in.b, in.len, 0), MESH_OK);
+        pump(&h, 0);
+        CU_ASSERT_EQUAL(h.msgs_total, 1);
+        static const uint8_t junk[] = "\x7f\xff\xff\xff"; /* oversize: ends the session */
+        CU_ASSERT_EQUAL(mesh_pair_write(&h, junk, 4, 0), MESH_OK);
+        pump(&h, 0);
+        CU_ASSERT_EQUAL(mesh_session_get_state(h.srv), MESH_SESSION_CLOSING);
+        free(in.b);
+    }
+    harness_stop(&h);
+}
+
 static CU_TestInfo tests[] = {
     {"canonical AppData of many sizes, whole and in pieces", test_canonical_sizes},
     {"frames batched in one write and split over records", test_batched_frames},
     {"non-canonical encodings decoded as protobuf-c does", test_noncanonical},
     {"random mutations: the same outcome as protobuf-c", test_random_mutations},
     {"an orderly close before authentication is MESH_ERR_CLOSED", test_closed_before_auth},
+    {"a renewed pair: reconnect's exporter and hello, a fresh session", test_renew},
     CU_TEST_INFO_NULL,
 };
 

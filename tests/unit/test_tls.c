@@ -365,6 +365,83 @@ static void test_drop_handshake(void)
     mesh_tlsp_free(&s);
 }
 
+static void buf_out(void *ud, const uint8_t *data, size_t len)
+{
+    mesh_test_buf_add(ud, data, len);
+}
+
+/* mesh_tls_clone: clones of both ends of a fresh connection talk to each other (the same
+ * keys, sequence numbers and exporter) while the originals are untouched, even after an
+ * original is freed (not its context); a connection that has moved on cannot be cloned. */
+static void test_clone(void)
+{
+    node c, s;
+    node_init(&c, 7, 0, NULL);
+    node_init(&s, 8, 1, NULL);
+    mesh_tls *cc = NULL, *sc = NULL;
+    mesh_test_buf to_s = {0}, to_c = {0};
+    CU_ASSERT_EQUAL(mesh_tls_clone(&cc, c.t, buf_out, &to_s), MESH_ERR_STATE); /* not done */
+    mesh_tlsp_pump(&c, &s);
+    CU_ASSERT_FATAL(c.hs == MESH_OK && s.hs == MESH_OK);
+    CU_ASSERT_EQUAL_FATAL(mesh_tls_clone(&cc, c.t, buf_out, &to_s), MESH_OK);
+    CU_ASSERT_EQUAL_FATAL(mesh_tls_clone(&sc, s.t, buf_out, &to_c), MESH_OK);
+    uint8_t ex[32], ex2[32], got[64];
+    CU_ASSERT_EQUAL(mesh_tls_export(c.t, "EXPORTER-test", ex, 32), MESH_OK);
+    mesh_tls_free(c.t); /* the clones keep what they share */
+    c.t = NULL;
+    CU_ASSERT_EQUAL(mesh_tls_export(cc, "EXPORTER-test", ex2, 32), MESH_OK);
+    CU_ASSERT_EQUAL(memcmp(ex, ex2, 32), 0);
+    CU_ASSERT_STRING_EQUAL(mesh_tls_alpn(sc), mesh_tls_alpn(s.t));
+    CU_ASSERT(mesh_tls_is_done(cc) && mesh_tls_is_done(sc));
+    CU_ASSERT_EQUAL(mesh_tls_write(cc, (const uint8_t *)"ping", 4), MESH_OK);
+    CU_ASSERT_EQUAL(mesh_tls_feed(sc, to_s.b, to_s.len), MESH_OK);
+    CU_ASSERT_EQUAL(mesh_tls_read(sc, got, sizeof got), 4);
+    CU_ASSERT_EQUAL(memcmp(got, "ping", 4), 0);
+    /* the original server, right after its handshake still, opens the very same record */
+    CU_ASSERT_EQUAL(mesh_tls_feed(s.t, to_s.b, to_s.len), MESH_OK);
+    CU_ASSERT_EQUAL(mesh_tls_read(s.t, got, sizeof got), 4);
+    CU_ASSERT_EQUAL(mesh_tls_write(sc, (const uint8_t *)"pong!", 5), MESH_OK);
+    CU_ASSERT_EQUAL(mesh_tls_feed(cc, to_c.b, to_c.len), MESH_OK);
+    CU_ASSERT_EQUAL(mesh_tls_read(cc, got, sizeof got), 5);
+    mesh_tls *again = NULL; /* a connection that has received or sent is not "right after" */
+    CU_ASSERT_EQUAL(mesh_tls_clone(&again, sc, buf_out, &to_c), MESH_ERR_STATE);
+    CU_ASSERT_EQUAL(mesh_tls_clone(&again, s.t, buf_out, &to_c), MESH_ERR_STATE);
+    CU_ASSERT_PTR_NULL(again);
+    CU_ASSERT_EQUAL(mesh_tls_clone(&again, NULL, buf_out, &to_c), MESH_ERR_INVAL);
+    mesh_tls_free(cc);
+    mesh_tls_free(sc);
+    mesh_tlsp_free(&c);
+    mesh_tlsp_free(&s);
+    free(to_s.b);
+    free(to_c.b);
+}
+
+/* In the web profile the server has sealed its session tickets by the end of its handshake
+ * (its tx is past 0): a clone continues after them, and the client opens what it sends. (The
+ * client, with tickets waiting in its input, is not "right after" and cannot be cloned.) */
+static void test_clone_web(void)
+{
+    static const mesh_tls_cfg web = {.profile = MESH_PROFILE_WEB};
+    node c, s;
+    node_init(&c, 7, 0, &web);
+    node_init(&s, 8, 1, &web);
+    mesh_tlsp_pump(&c, &s);
+    CU_ASSERT_FATAL(c.hs == MESH_OK && s.hs == MESH_OK);
+    mesh_tls *sc = NULL, *cc = NULL;
+    mesh_test_buf to_c = {0};
+    CU_ASSERT_EQUAL_FATAL(mesh_tls_clone(&sc, s.t, buf_out, &to_c), MESH_OK);
+    CU_ASSERT_EQUAL(mesh_tls_clone(&cc, c.t, buf_out, &to_c), MESH_ERR_STATE);
+    uint8_t got[16];
+    CU_ASSERT_EQUAL(mesh_tls_write(sc, (const uint8_t *)"hello", 5), MESH_OK);
+    CU_ASSERT_EQUAL(mesh_tls_feed(c.t, to_c.b, to_c.len), MESH_OK);
+    CU_ASSERT_EQUAL(mesh_tls_read(c.t, got, sizeof got), 5);
+    CU_ASSERT_EQUAL(memcmp(got, "hello", 5), 0);
+    mesh_tls_free(sc);
+    mesh_tlsp_free(&c);
+    mesh_tlsp_free(&s);
+    free(to_c.b);
+}
+
 static CU_TestInfo tests[] = {
     {"handshake, exporter, data, close_notify", test_handshake_data_close},
     {"same seed, same bytes; other seed, other bytes", test_deterministic_bytes},
@@ -375,6 +452,8 @@ static CU_TestInfo tests[] = {
     {"non-TLS garbage refused", test_garbage_refused},
     {"certificate: reproducible, self-signed, identity key", test_certificate},
     {"OpenSSL's state dropped after the hellos: records still flow", test_drop_handshake},
+    {"a fresh connection cloned: the clones talk, the originals untouched", test_clone},
+    {"web profile: a server cloned after its session tickets", test_clone_web},
     CU_TEST_INFO_NULL,
 };
 
