@@ -1,65 +1,12 @@
-/* turn.c — the TURN client (turn.h). Sections: requests (build, send, credentials),
- * responses (checks, outcomes per method), data connections (RFC 6062, the vstream
- * provider), timing (one wake timer for deadlines and refreshes), life. */
-#include "core/turn.h"
+/* turn.c — the TURN client (turn.h), control connection. Sections: requests (build, send,
+ * credentials), responses (checks, outcomes per method), permissions and timing (one wake
+ * timer for deadlines and refreshes), life. Data connections: turn_conn.c. */
+#include "core/turn_impl.h"
 
 #include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { K_ALLOCATE, K_REFRESH, K_PERMISSION, K_CONNECT };
-enum { S_CONNECTING, S_ALLOCATING, S_ALLOCATED, S_DEAD };
-enum { D_FREE, D_CONNECT_REQ, D_TCP, D_BINDING, D_OPEN };
-
-typedef struct ctxn {
-    int used, kind, tries, authed;
-    uint8_t tid[MESH_STUN_TID_LEN];
-    mesh_time deadline;
-    int conn; /* K_CONNECT: the data connection slot */
-} ctxn;
-
-typedef struct dconn {
-    mesh_turn *t;
-    int state, outbound, tries;
-    uint32_t id;
-    mesh_addr peer;
-    mesh_stream *bs; /* the TCP connection to the server (base env) */
-    mesh_stream *vs; /* the virtual stream (overlay env); NULL once released or ended */
-    uint8_t tid[MESH_STUN_TID_LEN];
-    mesh_time deadline;
-    uint8_t *buf; /* the ConnectionBind answer being read */
-    size_t have;
-    uint8_t *pend; /* outbound: what the consumer wrote before the connection was bound */
-    size_t plen;
-} dconn;
-
-struct mesh_turn {
-    mesh_env env;
-    mesh_vstream_env *v;
-    mesh_turn_cfg cfg;
-    mesh_turn_cbs cbs;
-    void *ud;
-    char user[MESH_STUN_MAX_USERNAME + 1];
-    char pass[MESH_TURN_MAX_PASSWORD + 1];
-    char realm[MESH_STUN_MAX_TEXT], nonce[MESH_STUN_MAX_TEXT];
-    size_t rlen, nlen;
-    uint8_t key[MESH_STUN_LONG_TERM_KEY_LEN];
-    int have_key, state;
-    mesh_stream *ctl;
-    uint8_t rx[MESH_TURN_RX_MAX];
-    size_t have;
-    mesh_timer *wake;
-    mesh_time refresh_at, perms_at;
-    uint32_t lifetime;
-    mesh_addr relayed, mapped;
-    mesh_addr perms[MESH_TURN_MAX_PERMS];
-    size_t nperms;
-    ctxn tx[MESH_TURN_MAX_TXNS];
-    dconn dc[MESH_TURN_MAX_CONNS];
-    mesh_turn_stats st;
-};
-
-static void rearm(mesh_turn *t);
 static void die(mesh_turn *t, int status);
 
 int mesh_turn_error_status(int code)
@@ -81,7 +28,7 @@ int mesh_turn_error_status(int code)
 /* ---- requests ------------------------------------------------------------------------------ */
 
 /* Credentials (once the server named its realm), then FINGERPRINT. */
-static void enc_auth(mesh_turn *t, mesh_stun_enc *e)
+void mesh_turn_enc_auth(mesh_turn *t, mesh_stun_enc *e)
 {
     if (t->have_key) {
         mesh_stun_enc_text(e, MESH_STUN_A_USERNAME, t->user, strlen(t->user));
@@ -108,7 +55,7 @@ static int build(mesh_turn *t, ctxn *x, uint8_t *buf, size_t cap, size_t *len)
         mesh_stun_enc_addr(&e, MESH_STUN_A_XOR_PEER_ADDRESS, &t->perms[i]);
     if (x->kind == K_CONNECT)
         mesh_stun_enc_addr(&e, MESH_STUN_A_XOR_PEER_ADDRESS, &t->dc[x->conn].peer);
-    enc_auth(t, &e);
+    mesh_turn_enc_auth(t, &e);
     x->authed = t->have_key;
     return mesh_stun_enc_finish(&e, len);
 }
@@ -126,12 +73,12 @@ static int send_txn(mesh_turn *t, ctxn *x)
         return rc;
     t->st.requests++;
     x->deadline = mesh_env_now(&t->env) + t->cfg.timeout;
-    rearm(t);
+    mesh_turn_rearm(t);
     return MESH_OK;
 }
 
 /* A new control transaction of kind (conn: the data connection of a Connect). */
-static int start_txn(mesh_turn *t, int kind, int conn)
+int mesh_turn_start_txn(mesh_turn *t, int kind, int conn)
 {
     for (size_t i = 0; i < MESH_TURN_MAX_TXNS; i++) {
         ctxn *x = &t->tx[i];
@@ -170,14 +117,14 @@ static int take_nonce(mesh_turn *t, const mesh_stun_msg *m)
     }
     memcpy(t->nonce, n, nl);
     t->nlen = nl;
-    int rc = mesh_stun_long_term_key(t->key, t->user, strlen(t->user), t->realm, t->rlen,
-                                     t->pass, strlen(t->pass));
+    int rc = mesh_stun_long_term_key(t->key, t->user, strlen(t->user), t->realm, t->rlen, t->pass,
+                                     strlen(t->pass));
     t->have_key = rc == MESH_OK;
     return rc;
 }
 
 /* The checks every response passes (turn.h). 1 = take it; 0 = ignored (counted). */
-static int response_ok(mesh_turn *t, const mesh_stun_msg *m, int authed)
+int mesh_turn_response_ok(mesh_turn *t, const mesh_stun_msg *m, int authed)
 {
     if (m->fp >= 0 && mesh_stun_check_fingerprint(m) != MESH_OK) {
         t->st.bad_fingerprint++;
@@ -192,7 +139,7 @@ static int response_ok(mesh_turn *t, const mesh_stun_msg *m, int authed)
 }
 
 /* An error response's code; 0 when it has no readable ERROR-CODE. */
-static int error_code(mesh_turn *t, const mesh_stun_msg *m)
+int mesh_turn_error_code(mesh_turn *t, const mesh_stun_msg *m)
 {
     const mesh_stun_attr *a = mesh_stun_find(m, MESH_STUN_A_ERROR_CODE);
     int code = 0;
@@ -203,7 +150,7 @@ static int error_code(mesh_turn *t, const mesh_stun_msg *m)
 }
 
 /* 401/438: new realm/nonce and one more try (bounded). 1 = resent; else the failure. */
-static int reauth(mesh_turn *t, const mesh_stun_msg *m, int code, int authed, int *tries)
+int mesh_turn_reauth(mesh_turn *t, const mesh_stun_msg *m, int code, int authed, int *tries)
 {
     if ((code == 401 && authed) || *tries >= MESH_TURN_MAX_AUTH_TRIES)
         return MESH_ERR_AUTH;
@@ -217,9 +164,6 @@ static int reauth(mesh_turn *t, const mesh_stun_msg *m, int code, int authed, in
         t->st.auth_retries++;
     return 1;
 }
-
-static void conn_fail(dconn *d, int status);
-static void conn_open_tcp(dconn *d);
 
 static void on_allocate_ok(mesh_turn *t, const mesh_stun_msg *m)
 {
@@ -240,7 +184,7 @@ static void on_allocate_ok(mesh_turn *t, const mesh_stun_msg *m)
     mesh_time now = mesh_env_now(&t->env);
     t->refresh_at = now + (mesh_time)life * MESH_NS_PER_S / 4 * 3;
     t->perms_at = now; /* permissions asked for before the allocation go out now */
-    rearm(t);
+    mesh_turn_rearm(t);
     if (t->cbs.on_allocated)
         t->cbs.on_allocated(t, MESH_OK, &t->relayed, &t->mapped, t->ud);
 }
@@ -259,29 +203,29 @@ static void on_success(mesh_turn *t, ctxn *x, const mesh_stun_msg *m)
             mesh_stun_get_u32(m, la, &life); /* unreadable: the lifetime we had */
         t->st.refreshes++;
         t->refresh_at = mesh_env_now(&t->env) + (mesh_time)life * MESH_NS_PER_S / 4 * 3;
-        rearm(t);
+        mesh_turn_rearm(t);
     } else if (kind == K_CONNECT) {
         dconn *d = &t->dc[conn];
         const mesh_stun_attr *ca = mesh_stun_find(m, MESH_STUN_A_CONNECTION_ID);
         if (!ca || mesh_stun_get_u32(m, ca, &d->id) != MESH_OK)
-            conn_fail(d, MESH_ERR_PROTOCOL);
+            mesh_turn_conn_fail(d, MESH_ERR_PROTOCOL);
         else
-            conn_open_tcp(d);
+            mesh_turn_conn_open_tcp(d);
     }
 }
 
 /* An error response to x (checked). */
 static void on_error(mesh_turn *t, ctxn *x, const mesh_stun_msg *m)
 {
-    int code = error_code(t, m);
-    int rc = code == 401 || code == 438 ? reauth(t, m, code, x->authed, &x->tries)
+    int code = mesh_turn_error_code(t, m);
+    int rc = code == 401 || code == 438 ? mesh_turn_reauth(t, m, code, x->authed, &x->tries)
                                         : mesh_turn_error_status(code);
     if (rc == 1 && (rc = send_txn(t, x)) == MESH_OK)
         return;
     int kind = x->kind, conn = x->conn;
     x->used = 0;
     if (kind == K_CONNECT)
-        conn_fail(&t->dc[conn], rc);
+        mesh_turn_conn_fail(&t->dc[conn], rc);
     else if (kind == K_ALLOCATE || kind == K_REFRESH || rc == MESH_ERR_AUTH)
         die(t, rc); /* a permission refused otherwise: its peers cannot connect; logged */
 }
@@ -308,7 +252,7 @@ static void on_indication(mesh_turn *t, const mesh_stun_msg *m)
     d->t = t;
     d->id = id;
     d->peer = peer;
-    conn_open_tcp(d);
+    mesh_turn_conn_open_tcp(d);
 }
 
 /* One whole message from the control connection. */
@@ -331,7 +275,7 @@ static void ctl_message(mesh_turn *t, const uint8_t *buf, size_t len)
         t->st.bad_tid++;
         return;
     }
-    if (!response_ok(t, &m, x->authed))
+    if (!mesh_turn_response_ok(t, &m, x->authed))
         return;
     t->st.responses++;
     if (m.cls == MESH_STUN_SUCCESS)
@@ -354,8 +298,8 @@ static void ctl_on_data(mesh_stream *s, const uint8_t *data, size_t len, void *u
         while (pos < t->have && t->state != S_DEAD) {
             size_t total = 0;
             int rc = mesh_stun_frame_len(t->rx + pos, t->have - pos, &total);
-            if (rc == MESH_ERR_TRUNCATED || (rc == MESH_OK && total <= sizeof t->rx &&
-                                             total > t->have - pos))
+            if (rc == MESH_ERR_TRUNCATED ||
+                (rc == MESH_OK && total <= sizeof t->rx && total > t->have - pos))
                 break;
             if (rc != MESH_OK || total > sizeof t->rx) {
                 die(t, rc != MESH_OK ? MESH_ERR_MALFORMED : MESH_ERR_TOO_BIG);
@@ -374,7 +318,7 @@ static void ctl_on_connected(mesh_stream *s, void *ud)
     (void)s;
     mesh_turn *t = ud;
     t->state = S_ALLOCATING;
-    int rc = start_txn(t, K_ALLOCATE, -1);
+    int rc = mesh_turn_start_txn(t, K_ALLOCATE, -1);
     if (rc != MESH_OK)
         die(t, rc);
 }
@@ -388,304 +332,6 @@ static void ctl_on_closed(mesh_stream *s, int reason, void *ud)
 }
 
 static const mesh_stream_cbs CTL_CBS = {ctl_on_connected, ctl_on_data, NULL, ctl_on_closed};
-
-/* ---- data connections (RFC 6062) ------------------------------------------------------------ */
-
-static void conn_release(dconn *d)
-{
-    mesh_turn *t = d->t;
-    if (d->bs)
-        t->env.ops->stream_close(t->env.obj, d->bs, MESH_CLOSE_ABORT);
-    free(d->buf);
-    free(d->pend);
-    for (size_t i = 0; i < MESH_TURN_MAX_TXNS; i++)
-        if (t->tx[i].used && t->tx[i].kind == K_CONNECT && &t->dc[t->tx[i].conn] == d)
-            t->tx[i].used = 0;
-    memset(d, 0, sizeof *d);
-}
-
-/* The connection failed: its virtual stream ends with status (outbound: the consumer's
- * on_closed), the slot is freed. */
-static void conn_fail(dconn *d, int status)
-{
-    if (d->state >= D_TCP && d->state != D_OPEN)
-        d->t->st.binds_failed++;
-    mesh_stream *vs = d->vs;
-    conn_release(d);
-    if (vs)
-        mesh_vstream_end(vs, status);
-}
-
-static int send_bind(dconn *d)
-{
-    mesh_turn *t = d->t;
-    uint8_t buf[MESH_TURN_RX_MAX];
-    size_t len = 0;
-    mesh_env_random(&t->env, d->tid, sizeof d->tid);
-    mesh_stun_enc e;
-    mesh_stun_enc_init(&e, buf, sizeof buf,
-                       mesh_stun_type(MESH_STUN_CONNECTION_BIND, MESH_STUN_REQUEST), d->tid);
-    mesh_stun_enc_u32(&e, MESH_STUN_A_CONNECTION_ID, d->id);
-    enc_auth(t, &e);
-    int rc = mesh_stun_enc_finish(&e, &len);
-    if (rc == MESH_OK)
-        rc = t->env.ops->stream_write(t->env.obj, d->bs, buf, len);
-    if (rc == MESH_OK) {
-        t->st.requests++;
-        d->deadline = mesh_env_now(&t->env) + t->cfg.timeout;
-        rearm(t);
-    }
-    return rc;
-}
-
-static void dc_on_connected(mesh_stream *s, void *ud)
-{
-    (void)s;
-    dconn *d = ud;
-    d->state = D_BINDING;
-    d->have = 0;
-    int rc = send_bind(d);
-    if (rc != MESH_OK)
-        conn_fail(d, rc);
-}
-
-static void prov_close(void *pud, int how);
-
-/* Bound: the rest of the bytes (after the answer) are the peer's. */
-static void conn_bound(dconn *d, const uint8_t *rest, size_t n)
-{
-    mesh_turn *t = d->t;
-    d->state = D_OPEN;
-    d->deadline = 0;
-    t->st.binds_ok++;
-    uint8_t *pend = d->pend;
-    size_t plen = d->plen;
-    d->pend = NULL;
-    d->plen = 0;
-    int rc = MESH_OK;
-    if (d->outbound && plen) /* what the consumer wrote while we were binding */
-        rc = t->env.ops->stream_write(t->env.obj, d->bs, pend, plen);
-    free(pend);
-    if (rc == MESH_OK && n)
-        rc = mesh_vstream_push(d->vs, rest, n);
-    if (rc != MESH_OK) {
-        conn_fail(d, rc);
-        return;
-    }
-    if (d->outbound) {
-        mesh_vstream_connected(d->vs);
-        return;
-    }
-    mesh_stream *vs = d->vs;
-    if (t->cbs.on_incoming)
-        t->cbs.on_incoming(t, vs, &d->peer, t->ud);
-    else
-        t->env.ops->stream_close(t->env.obj, vs, MESH_CLOSE_ABORT); /* not ours: the overlay's */
-}
-
-static const mesh_vstream_provider PROV;
-
-/* The ConnectionBind answer m (decoded from d->buf): 0 = ignored, 1 = resent after 401/438,
- * 2 = d bound or failed (freed). */
-static int bind_answer(dconn *d, const mesh_stun_msg *m)
-{
-    mesh_turn *t = d->t;
-    if (m->cls == MESH_STUN_INDICATION || m->cls == MESH_STUN_REQUEST ||
-        memcmp(m->tid, d->tid, MESH_STUN_TID_LEN) != 0) {
-        t->st.bad_tid++;
-        return 0;
-    }
-    if (m->method != MESH_STUN_CONNECTION_BIND) {
-        t->st.unexpected++;
-        return 0;
-    }
-    if (!response_ok(t, m, 1))
-        return 0;
-    t->st.responses++;
-    if (m->cls == MESH_STUN_ERROR) {
-        int code = error_code(t, m);
-        int rc = code == 401 || code == 438 ? reauth(t, m, code, 1, &d->tries)
-                                            : mesh_turn_error_status(code);
-        if (rc == 1 && (rc = send_bind(d)) == MESH_OK)
-            return 1;
-        conn_fail(d, rc == 1 ? MESH_ERR_AUTH : rc);
-        return 2;
-    }
-    if (!d->outbound) {
-        int err = MESH_OK;
-        d->vs = mesh_vstream_open(t->v, &PROV, d, 0, &t->relayed, &d->peer, NULL, NULL, &err);
-        if (!d->vs) {
-            conn_fail(d, err);
-            return 2;
-        }
-    }
-    return 3;
-}
-
-/* Bytes on a data connection while its ConnectionBind is answered: one STUN message at a
- * time (answers to ignore, then the answer); the bytes after the success answer are the
- * peer's. A loop, not recursion: a server may send many small messages in one read. */
-static void dc_bind_data(dconn *d, const uint8_t *data, size_t len)
-{
-    mesh_turn *t = d->t;
-    while (len) {
-        if (!d->buf && !(d->buf = malloc(MESH_TURN_RX_MAX))) {
-            conn_fail(d, MESH_ERR_NOMEM);
-            return;
-        }
-        size_t have0 = d->have;
-        size_t n = MESH_TURN_RX_MAX - have0 < len ? MESH_TURN_RX_MAX - have0 : len;
-        memcpy(d->buf + have0, data, n);
-        d->have += n;
-        size_t total = 0;
-        int rc = mesh_stun_frame_len(d->buf, d->have, &total);
-        if (rc == MESH_ERR_TRUNCATED || (rc == MESH_OK && total > d->have && total <= MESH_TURN_RX_MAX))
-            return; /* n == len here: wait for more */
-        mesh_stun_msg m;
-        if (rc != MESH_OK || total > MESH_TURN_RX_MAX ||
-            mesh_stun_decode(&m, d->buf, total) != MESH_OK) {
-            t->st.malformed++;
-            conn_fail(d, MESH_ERR_MALFORMED);
-            return;
-        }
-        data += total - have0;
-        len -= total - have0;
-        d->have = 0;
-        int out = bind_answer(d, &m);
-        if (out == 2)
-            return;
-        if (out == 3) {
-            free(d->buf);
-            d->buf = NULL;
-            conn_bound(d, data, len);
-            return;
-        }
-    }
-}
-
-static void dc_on_data(mesh_stream *s, const uint8_t *data, size_t len, void *ud)
-{
-    (void)s;
-    dconn *d = ud;
-    if (d->state == D_BINDING) {
-        dc_bind_data(d, data, len);
-        return;
-    }
-    int rc = d->vs ? mesh_vstream_push(d->vs, data, len) : MESH_OK;
-    if (rc != MESH_OK)
-        conn_fail(d, rc);
-}
-
-static void dc_on_writable(mesh_stream *s, void *ud)
-{
-    (void)s;
-    dconn *d = ud;
-    if (d->state == D_OPEN && d->vs)
-        mesh_vstream_drained(d->vs);
-}
-
-static void dc_on_closed(mesh_stream *s, int reason, void *ud)
-{
-    (void)s;
-    dconn *d = ud;
-    d->bs = NULL; /* released by the env */
-    conn_fail(d, d->state == D_OPEN ? reason : reason == MESH_OK ? MESH_ERR_CLOSED : reason);
-}
-
-static const mesh_stream_cbs DC_CBS = {dc_on_connected, dc_on_data, dc_on_writable, dc_on_closed};
-
-static void conn_open_tcp(dconn *d)
-{
-    mesh_turn *t = d->t;
-    int err = MESH_OK;
-    d->state = D_TCP;
-    d->deadline = mesh_env_now(&t->env) + t->cfg.timeout;
-    d->bs = t->env.ops->connect(t->env.obj, &t->cfg.server, &DC_CBS, d, &err);
-    if (!d->bs) {
-        conn_fail(d, err != MESH_OK ? err : MESH_ERR_INTERNAL);
-        return;
-    }
-    rearm(t);
-}
-
-/* The vstream provider: the consumer's bytes go to the data connection (held until bound). */
-static int prov_write(void *pud, const uint8_t *data, size_t len)
-{
-    dconn *d = pud;
-    mesh_turn *t = d->t;
-    if (d->state == D_OPEN)
-        return t->env.ops->stream_write(t->env.obj, d->bs, data, len) == MESH_OK ? MESH_OK
-                                                                                  : MESH_ERR_CLOSED;
-    if (!d->outbound || len > MESH_TURN_MAX_PENDING - d->plen)
-        return MESH_ERR_CLOSED; /* an accepted stream is handed out bound; bounded */
-    uint8_t *nb = realloc(d->pend, d->plen + len);
-    if (!nb)
-        return MESH_ERR_CLOSED;
-    memcpy(nb + d->plen, data, len);
-    d->pend = nb;
-    d->plen += len;
-    return MESH_OK;
-}
-
-static size_t prov_pending(void *pud)
-{
-    dconn *d = pud;
-    if (d->state != D_OPEN)
-        return d->plen + 1; /* not sent yet: never "drained" before bound */
-    return d->t->env.ops->stream_pending(d->t->env.obj, d->bs);
-}
-
-static void prov_close(void *pud, int how)
-{
-    dconn *d = pud;
-    mesh_turn *t = d->t;
-    d->vs = NULL;
-    if (d->bs && d->state == D_OPEN) {
-        t->env.ops->stream_close(t->env.obj, d->bs, how);
-        d->bs = NULL;
-    }
-    conn_release(d);
-}
-
-static const mesh_vstream_provider PROV = {prov_write, prov_pending, NULL, prov_close};
-
-mesh_stream *mesh_turn_connect(mesh_turn *t, const mesh_addr *peer, const mesh_stream_cbs *cbs,
-                               void *ud, int *err)
-{
-    int e = MESH_OK;
-    dconn *d = NULL;
-    if (!t || !peer || !cbs || !err)
-        e = MESH_ERR_INVAL;
-    else if (t->state != S_ALLOCATED)
-        e = MESH_ERR_STATE;
-    for (size_t i = 0; e == MESH_OK && i < MESH_TURN_MAX_CONNS && !d; i++)
-        if (t->dc[i].state == D_FREE)
-            d = &t->dc[i];
-    if (e == MESH_OK && !d)
-        e = MESH_ERR_LIMIT;
-    if (e == MESH_OK)
-        e = mesh_turn_permit(t, peer);
-    if (e != MESH_OK) {
-        if (err)
-            *err = e;
-        return NULL;
-    }
-    memset(d, 0, sizeof *d);
-    d->t = t;
-    d->outbound = 1;
-    d->peer = *peer;
-    d->state = D_CONNECT_REQ;
-    d->vs = mesh_vstream_open(t->v, &PROV, d, 1, &t->relayed, peer, cbs, ud, err);
-    if (!d->vs) {
-        memset(d, 0, sizeof *d);
-        return NULL;
-    }
-    t->st.connects++;
-    mesh_stream *vs = d->vs;
-    if ((e = start_txn(t, K_CONNECT, (int)(d - t->dc))) != MESH_OK)
-        conn_fail(d, e); /* reported later through on_closed (vstream rule 1) */
-    return vs;
-}
 
 /* ---- permissions and timing ----------------------------------------------------------------- */
 
@@ -704,9 +350,10 @@ int mesh_turn_permit(mesh_turn *t, const mesh_addr *peer)
     t->nperms++;
     if (t->state == S_ALLOCATED) {
         t->st.permissions_sent++;
-        int rc = start_txn(t, K_PERMISSION, -1); /* all IPs in one request, refreshed together */
+        int rc = mesh_turn_start_txn(t, K_PERMISSION,
+                                     -1); /* all IPs in one request, refreshed together */
         t->perms_at = mesh_env_now(&t->env) + MESH_TURN_PERM_REFRESH_S * MESH_NS_PER_S;
-        rearm(t);
+        mesh_turn_rearm(t);
         if (rc == MESH_ERR_LIMIT)
             t->perms_at = mesh_env_now(&t->env); /* the next wake sends it */
         else if (rc != MESH_OK)
@@ -716,7 +363,7 @@ int mesh_turn_permit(mesh_turn *t, const mesh_addr *peer)
 }
 
 /* Set the wake timer to the earliest deadline or refresh. */
-static void rearm(mesh_turn *t)
+void mesh_turn_rearm(mesh_turn *t)
 {
     if (!t->wake)
         return;
@@ -747,7 +394,7 @@ static void on_wake(mesh_timer *tm, void *ud)
     for (size_t i = 0; i < MESH_TURN_MAX_CONNS; i++) {
         dconn *d = &t->dc[i];
         if (d->state >= D_TCP && d->state != D_OPEN && d->deadline <= now)
-            conn_fail(d, MESH_ERR_TIMEOUT);
+            mesh_turn_conn_fail(d, MESH_ERR_TIMEOUT);
     }
     for (size_t i = 0; i < MESH_TURN_MAX_TXNS && t->state != S_DEAD; i++) {
         ctxn *x = &t->tx[i];
@@ -755,13 +402,13 @@ static void on_wake(mesh_timer *tm, void *ud)
             continue;
         x->used = 0;
         if (x->kind == K_CONNECT)
-            conn_fail(&t->dc[x->conn], MESH_ERR_TIMEOUT);
+            mesh_turn_conn_fail(&t->dc[x->conn], MESH_ERR_TIMEOUT);
         else if (x->kind != K_PERMISSION)
             die(t, MESH_ERR_TIMEOUT); /* Allocate or Refresh unanswered: the allocation is gone */
     }
     if (t->state == S_ALLOCATED && t->refresh_at <= now) {
         t->refresh_at = MESH_TIME_NEVER; /* set again by the answer */
-        int rc = start_txn(t, K_REFRESH, -1);
+        int rc = mesh_turn_start_txn(t, K_REFRESH, -1);
         if (rc != MESH_OK) {
             die(t, rc);
             return;
@@ -769,12 +416,12 @@ static void on_wake(mesh_timer *tm, void *ud)
     }
     if (t->state == S_ALLOCATED && t->nperms && t->perms_at <= now) {
         t->perms_at = now + MESH_TURN_PERM_REFRESH_S * MESH_NS_PER_S;
-        if (start_txn(t, K_PERMISSION, -1) == MESH_OK)
+        if (mesh_turn_start_txn(t, K_PERMISSION, -1) == MESH_OK)
             t->st.permissions_sent++;
         else
             t->perms_at = now + t->cfg.timeout; /* the table was full: try again soon */
     }
-    rearm(t);
+    mesh_turn_rearm(t);
 }
 
 /* ---- life ----------------------------------------------------------------------------------- */
@@ -787,13 +434,13 @@ static void die(mesh_turn *t, int status)
     t->state = S_DEAD;
     for (size_t i = 0; i < MESH_TURN_MAX_TXNS; i++)
         if (t->tx[i].used && t->tx[i].kind == K_CONNECT)
-            conn_fail(&t->dc[t->tx[i].conn], status);
+            mesh_turn_conn_fail(&t->dc[t->tx[i].conn], status);
     memset(t->tx, 0, sizeof t->tx);
     if (t->ctl) {
         t->env.ops->stream_close(t->env.obj, t->ctl, MESH_CLOSE_ABORT);
         t->ctl = NULL;
     }
-    rearm(t);
+    mesh_turn_rearm(t);
     if (t->cbs.on_allocated)
         t->cbs.on_allocated(t, status, NULL, NULL, t->ud);
 }
@@ -852,7 +499,7 @@ void mesh_turn_free(mesh_turn *t)
     for (size_t i = 0; i < MESH_TURN_MAX_CONNS; i++) {
         t->dc[i].vs = NULL;
         if (t->dc[i].state != D_FREE)
-            conn_release(&t->dc[i]);
+            mesh_turn_conn_release(&t->dc[i]);
     }
     if (t->ctl && t->state == S_ALLOCATED) {
         t->state = S_DEAD; /* build() asks for LIFETIME 0: the server frees the allocation */
