@@ -432,10 +432,10 @@ static void die(mesh_turn *t, int status)
     if (t->state == S_DEAD)
         return;
     t->state = S_DEAD;
-    for (size_t i = 0; i < MESH_TURN_MAX_TXNS; i++)
-        if (t->tx[i].used && t->tx[i].kind == K_CONNECT)
-            mesh_turn_conn_fail(&t->dc[t->tx[i].conn], status);
     memset(t->tx, 0, sizeof t->tx);
+    for (size_t i = 0; i < MESH_TURN_MAX_CONNS; i++) /* the server drops them with it */
+        if (t->dc[i].state != D_FREE)
+            mesh_turn_conn_fail(&t->dc[i], status);
     if (t->ctl) {
         t->env.ops->stream_close(t->env.obj, t->ctl, MESH_CLOSE_ABORT);
         t->ctl = NULL;
@@ -528,6 +528,11 @@ mesh_turn_stats mesh_turn_get_stats(const mesh_turn *t)
 {
     mesh_turn_stats z = {0};
     return t ? t->st : z;
+}
+
+size_t mesh_turn_streams(const mesh_turn *t)
+{
+    return t ? mesh_vstream_env_count(t->v) : 0;
 }
 
 size_t mesh_turn_conns(const mesh_turn *t)

@@ -35,7 +35,8 @@
  * (RFC 8656 §9: 300 s) are re-installed every MESH_TURN_PERM_REFRESH_S = 240 s.
  *
  * Outcomes reach the owner through on_allocated: MESH_OK once the allocation exists (relayed
- * and mapped addresses), or — once, after which the client is dead and the owner frees it —
+ * and mapped addresses), or — once, after which the client is dead (every data connection
+ * ends with the same reason) and the owner frees it —
  * the reason it failed or was lost: MESH_ERR_AUTH, MESH_ERR_TIMEOUT, MESH_ERR_REFUSED (an
  * error response: the code is in the stats), MESH_ERR_LIMIT (486/508: quota or capacity),
  * MESH_ERR_PROTOCOL (a success response without XOR-RELAYED-ADDRESS), MESH_ERR_MALFORMED,
@@ -113,6 +114,9 @@ mesh_env mesh_turn_env(mesh_turn *t);
 int mesh_turn_allocated(const mesh_turn *t);
 mesh_turn_stats mesh_turn_get_stats(const mesh_turn *t);
 size_t mesh_turn_conns(const mesh_turn *t);
+/* Virtual streams of mesh_turn_env still held by a consumer (the client may be freed under
+ * no session once this is 0). */
+size_t mesh_turn_streams(const mesh_turn *t);
 
 /* Let peers with peer's IP (the port is ignored) connect to the relayed address: a
  * CreatePermission now (or once allocated), kept installed until the client is freed.

@@ -156,7 +156,8 @@ static void dc_bind_data(dconn *d, const uint8_t *data, size_t len)
         d->have += n;
         size_t total = 0;
         int rc = mesh_stun_frame_len(d->buf, d->have, &total);
-        if (rc == MESH_ERR_TRUNCATED || (rc == MESH_OK && total > d->have && total <= MESH_TURN_RX_MAX))
+        if (rc == MESH_ERR_TRUNCATED ||
+            (rc == MESH_OK && total > d->have && total <= MESH_TURN_RX_MAX))
             return; /* n == len here: wait for more */
         mesh_stun_msg m;
         if (rc != MESH_OK || total > MESH_TURN_RX_MAX ||
@@ -206,7 +207,9 @@ static void dc_on_closed(mesh_stream *s, int reason, void *ud)
     (void)s;
     dconn *d = ud;
     d->bs = NULL; /* released by the env */
-    mesh_turn_conn_fail(d, d->state == D_OPEN ? reason : reason == MESH_OK ? MESH_ERR_CLOSED : reason);
+    mesh_turn_conn_fail(d, d->state == D_OPEN  ? reason
+                           : reason == MESH_OK ? MESH_ERR_CLOSED
+                                               : reason);
 }
 
 static const mesh_stream_cbs DC_CBS = {dc_on_connected, dc_on_data, dc_on_writable, dc_on_closed};
@@ -232,7 +235,7 @@ static int prov_write(void *pud, const uint8_t *data, size_t len)
     mesh_turn *t = d->t;
     if (d->state == D_OPEN)
         return t->env.ops->stream_write(t->env.obj, d->bs, data, len) == MESH_OK ? MESH_OK
-                                                                                  : MESH_ERR_CLOSED;
+                                                                                 : MESH_ERR_CLOSED;
     if (!d->outbound || len > MESH_TURN_MAX_PENDING - d->plen)
         return MESH_ERR_CLOSED; /* an accepted stream is handed out bound; bounded */
     uint8_t *nb = realloc(d->pend, d->plen + len);

@@ -94,9 +94,9 @@ static mesh_time now(ts *S)
 
 static void key_of(uint8_t k[16])
 {
-    CU_ASSERT_EQUAL(mesh_stun_long_term_key(k, USER, strlen(USER), REALM, strlen(REALM), PASS,
-                                            strlen(PASS)),
-                    MESH_OK);
+    CU_ASSERT_EQUAL(
+        mesh_stun_long_term_key(k, USER, strlen(USER), REALM, strlen(REALM), PASS, strlen(PASS)),
+        MESH_OK);
 }
 
 static void nonce_of(ts *S, char *buf)
@@ -231,8 +231,7 @@ static void on_permission(ts *S, sconn *x, const mesh_stun_msg *m)
     for (size_t i = 0; i < m->nvisible; i++) {
         mesh_addr a;
         if (m->attrs[i].type == MESH_STUN_A_XOR_PEER_ADDRESS &&
-            mesh_stun_get_addr(m, &m->attrs[i], &a) == MESH_OK && !permitted(S, &a) &&
-            S->nperm < 8)
+            mesh_stun_get_addr(m, &m->attrs[i], &a) == MESH_OK && !permitted(S, &a) && S->nperm < 8)
             S->perm[S->nperm++] = a;
     }
     answer(x, m, MESH_STUN_SUCCESS, 0, NULL);
@@ -541,7 +540,8 @@ static void ts_stop(ts *S)
     sim_world_free(S->w);
 }
 
-/* ---- tests ------------------------------------------------------------------------------------ */
+/* ---- tests ------------------------------------------------------------------------------------
+ */
 
 /* 401 then credentials: allocated after 2 RTT of TCP + 2 transactions (4 RTT at 18 ms). */
 static void test_allocate(void)
@@ -638,9 +638,8 @@ static void test_incoming_session(void)
     CU_ASSERT_EQUAL(S.p_up, 1);
     CU_ASSERT_EQUAL(S.binds, 1);
     CU_ASSERT_EQUAL(mesh_turn_get_stats(S.t).attempts, 1);
-    CU_ASSERT_EQUAL(memcmp(mesh_session_peer_key(S.cs), mesh_identity_pubkey(S.id[HP]),
-                           MESH_PUBKEY_LEN),
-                    0);
+    CU_ASSERT_EQUAL(
+        memcmp(mesh_session_peer_key(S.cs), mesh_identity_pubkey(S.id[HP]), MESH_PUBKEY_LEN), 0);
     exchange(&S);
     CU_ASSERT_EQUAL(mesh_turn_conns(S.t), 1);
     CU_ASSERT_EQUAL(mesh_session_close(S.ps), MESH_OK);
@@ -717,9 +716,8 @@ static void test_no_server(void)
     ts S;
     ts_start(&S, M_OK, 600, NULL);
     mesh_turn_free(S.t);
-    mesh_turn_cfg cfg = {.server = mesh_addr_v4(sim_host_ip(S.h[HQ]), CTL_PORT),
-                         .username = USER,
-                         .password = PASS};
+    mesh_turn_cfg cfg = {
+        .server = mesh_addr_v4(sim_host_ip(S.h[HQ]), CTL_PORT), .username = USER, .password = PASS};
     CU_ASSERT_EQUAL_FATAL(mesh_turn_new(&S.t, &S.env[HC], &cfg, &CBS, &S), MESH_OK);
     run(&S, 200 * MS);
     CU_ASSERT_EQUAL(S.alloc_n, 1);
