@@ -21,6 +21,7 @@ static const char USAGE[] =
     "  meshara-node send   --key FILE --to PUBKEYHEX|ADDR:PORT#PUBKEYHEX\n"
     "                      (--message TEXT | --ping) [--bootstrap ADDR:PORT#PUBKEYHEX]...\n"
     "                      [--mdns] [--listen ADDR:PORT] [session options] [--timeout MS]\n"
+    "                      [--turn ADDR:PORT --turn-user USER --turn-pass-file FILE]\n"
     "  meshara-node --help\n"
     "\n"
     "Commands:\n"
@@ -62,7 +63,7 @@ static const char USAGE[] =
     "                         mapping on SIGINT/SIGTERM; it logs \"portmap: TCP PORT mapped\n"
     "                         to ADDR by METHOD\" or \"no mapping: MESH_ERR_X (...)\". The\n"
     "                         mapped address is not advertised yet (docs/nat.md)\n"
-    "  --turn ADDR:PORT       run: a TURN server (RFC 8656, TCP allocations: RFC 6062; e.g.\n"
+    "  --turn ADDR:PORT       a TURN server (RFC 8656, TCP allocations: RFC 6062; e.g.\n"
     "                         coturn) to hold an allocation on, over TCP, with long-term\n"
     "                         credentials: the relayed address goes into this node's\n"
     "                         record, peers connect to it, and the node dials its\n"
@@ -71,8 +72,8 @@ static const char USAGE[] =
     "                         relayed address ADDR\" or \"no allocation via server:\n"
     "                         MESH_ERR_X (...)\" (MESH_ERR_AUTH: credentials refused);\n"
     "                         retried with backoff while the node serves on\n"
-    "  --turn-user USER       run: the TURN user name (with --turn)\n"
-    "  --turn-pass-file FILE  run: the TURN password, the file's first line; the file\n"
+    "  --turn-user USER       the TURN user name (with --turn)\n"
+    "  --turn-pass-file FILE  the TURN password, the file's first line; the file\n"
     "                         must not be accessible by group or others (chmod 600), like\n"
     "                         the key file (exit 3 otherwise)\n"
     "  --to KEY|ADDR:PORT#KEY send: the receiver's public key (looked up in the mesh), or\n"
@@ -294,9 +295,9 @@ static const int OPT_CMDS[] = {
     OPT_ROW(OPT_MESSAGE) = CMD_SEND,
     OPT_ROW(OPT_PING) = CMD_SEND,
     OPT_ROW(OPT_TIMEOUT) = CMD_SEND,
-    OPT_ROW(OPT_TURN) = CMD_RUN,
-    OPT_ROW(OPT_TURN_USER) = CMD_RUN,
-    OPT_ROW(OPT_TURN_PASS_FILE) = CMD_RUN,
+    OPT_ROW(OPT_TURN) = SESSION_CMDS,
+    OPT_ROW(OPT_TURN_USER) = SESSION_CMDS,
+    OPT_ROW(OPT_TURN_PASS_FILE) = SESSION_CMDS,
     OPT_ROW(OPT_HELP) = ALL_CMDS,
 };
 

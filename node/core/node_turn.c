@@ -192,8 +192,8 @@ static void on_allocated(mesh_turn *t, int status, const mesh_addr *relayed,
     if (was)
         mesh_node_record_update(n);
     mesh_log(&n->env, MESH_LOG_WARN, "node: turn: %s via server: %s (%s); retry in %llu s",
-             was ? "allocation lost" : "no allocation", mesh_errname(status),
-             mesh_strerror(status), (unsigned long long)(nt->backoff / MESH_NS_PER_S));
+             was ? "allocation lost" : "no allocation", mesh_errname(status), mesh_strerror(status),
+             (unsigned long long)(nt->backoff / MESH_NS_PER_S));
     n->env.ops->timer_set(n->env.obj, nt->timer, mesh_env_now(&n->env) + nt->backoff);
     nt->backoff = nt->backoff * 2 > NT_RETRY_MAX ? NT_RETRY_MAX : nt->backoff * 2;
 }
