@@ -114,7 +114,7 @@ expect 2 -- "--cert-type is for a certificate made here" run --key "$key" --list
 for word in keygen pubkey run send --key --listen --peer --to --message --ping --timeout \
   --bootstrap --mdns --peers-db --no-port-mapping --advertise --pool-min --pool-max --maintain \
   --max-handshakes --reconnect-min --reconnect-max --http2 --sni --alpn --profile \
-  --tls-cert --tls-key --cert-type \
+  --tls-cert --tls-key --cert-type --turn --turn-user --turn-pass-file \
   --connect-timeout --handshake-timeout --auth-timeout --heartbeat --log-level 'Exit codes'; do
   grep -q -- "$word" "$WORK/help.txt" || fail "--help does not mention $word"
 done
