@@ -129,7 +129,11 @@ nattb_wait_for "$T/p.log" "peer up: in key=$NK" 10 || { nattb_show "$T/p.log"; f
 nx pub ss -Htn state established "( sport = :7000 )" >"$T/p.ss"
 grep -q "$SRV_IP:" "$T/p.ss" || { cat "$T/p.ss"; fail "P has no connection from coturn"; }
 grep -q "$RA_WAN:" "$T/p.ss" && { cat "$T/p.ss"; fail "P has a connection from router A itself"; }
-echo "ok 2: N allocated $RELAYED in ${t_alloc} ms, session to P through coturn ${t_sess} ms after start"
+# the same from N's own log clock (no process start-up): listening -> allocated -> session
+stamp() { sed -n "s/^\[\([0-9.]*\)\] .*$1.*/\1/p" "$T/n.log" | head -1; }
+read -r d_alloc d_sess < <(awk -v l="$(stamp 'listening on')" -v a="$(stamp 'node: turn: allocated')" \
+    -v s="$(stamp 'node: session out')" 'BEGIN { printf "%.1f %.1f\n", (a - l) * 1000, (s - a) * 1000 }')
+echo "ok 2: N allocated $RELAYED ${d_alloc} ms after listening (${t_alloc} ms from start), session to P through coturn ${d_sess} ms later"
 
 # 3. N's side -> P: a short-lived node in a, through coturn as well
 key s1 >/dev/null
