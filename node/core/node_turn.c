@@ -3,8 +3,9 @@
  * Started with the node: a mesh_turn client allocates; once allocated the relayed address
  * joins our signed record (seq + 1), and the IPs of our bootstrap nodes and manual peers
  * get permissions (RFC 6062 lets only permitted IPs connect to the relayed address). Those
- * of them without a session in the pool are dialled through the server (Connect) — a node
- * that reaches only its TURN server still joins — and checked again every NT_CHECK.
+ * of them the pool has no session with, and whose direct attempt failed or has run for
+ * NT_HEAD, are dialled through the server (Connect) — a node that reaches only its TURN
+ * server still joins; checked every NT_CHECK.
  *
  * Sessions through the server run end to end inside the data connections' virtual streams
  * (TLS 1.3 + the exporter-bound hello, as over TCP): a peer connecting to the relayed
@@ -26,7 +27,8 @@
 
 #define NT_RETRY_MIN (5ULL * MESH_NS_PER_S)
 #define NT_RETRY_MAX (300ULL * MESH_NS_PER_S)
-#define NT_CHECK (30ULL * MESH_NS_PER_S)
+#define NT_CHECK (1ULL * MESH_NS_PER_S)
+#define NT_HEAD (2ULL * MESH_NS_PER_S)
 #define NT_LINGER (1ULL * MESH_NS_PER_S)
 enum { NT_HANDSHAKES = 16, NT_OLD = 4 };
 
@@ -47,6 +49,7 @@ struct node_turn {
     mesh_timer *timer;      /* retry after a failure, or the periodic check */
     mesh_time backoff;
     nt_hs hs[NT_HANDSHAKES];
+    mesh_time pending_since[MESH_NODE_MAX_BOOTSTRAP + MESH_NODE_MAX_MANUAL]; /* see dial() */
 };
 
 static void nt_log_addr(mesh_node *n, int level, const char *what, const mesh_addr *a, int rc)
@@ -115,15 +118,30 @@ static void on_incoming(mesh_turn *t, mesh_stream *s, const mesh_addr *peer, voi
         h->s = NULL; /* the session closed the stream */
 }
 
-/* Dial peer p through the server unless the pool has it (or a dial is running). */
-static void dial(node_turn *nt, const mesh_node_peer *p)
+/* Dial peer p (known peer number k) through the server: the fallback, so not while the pool
+ * has a session with it, nor while a direct attempt younger than NT_HEAD has not failed yet
+ * (a head start, as happy eyeballs gives IPv6), nor while a dial of ours runs. */
+static void dial(node_turn *nt, const mesh_node_peer *p, size_t k)
 {
     mesh_node *n = nt->n;
     uint8_t id[MESH_NODE_ID_LEN];
     mesh_node_id_of(p->key, id);
     mesh_pool_conn *c = mesh_pool_find(n->pool, id);
-    if (c && mesh_pool_session(c))
-        return;
+    mesh_time now = mesh_env_now(&n->env);
+    if (c) {
+        mesh_node_peer_stats ps;
+        mesh_pool_conn_stats(c, &ps);
+        if (ps.connected) {
+            nt->pending_since[k] = 0;
+            return;
+        }
+        if (ps.sessions && !ps.connect_failures) {
+            if (!nt->pending_since[k])
+                nt->pending_since[k] = now ? now : 1;
+            if (now - nt->pending_since[k] < NT_HEAD)
+                return;
+        }
+    }
     for (size_t i = 0; i < NT_HANDSHAKES; i++)
         if (nt->hs[i].s && nt->hs[i].outbound &&
             memcmp(nt->hs[i].key, p->key, MESH_PUBKEY_LEN) == 0)
@@ -159,7 +177,7 @@ static void reach_known(node_turn *nt)
             if (rc != MESH_OK)
                 nt_log_addr(n, MESH_LOG_WARN, "no permission for", &lists[l][i].addr, rc);
             else if (!n->closing)
-                dial(nt, &lists[l][i]);
+                dial(nt, &lists[l][i], l ? MESH_NODE_MAX_BOOTSTRAP + i : i);
         }
 }
 

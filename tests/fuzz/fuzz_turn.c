@@ -113,9 +113,9 @@ static void on_allocated(mesh_turn *t, int status, const mesh_addr *relayed,
         F->allocs++;
         return;
     }
-    static const int OK[] = {MESH_ERR_AUTH,     MESH_ERR_TIMEOUT, MESH_ERR_REFUSED,
-                             MESH_ERR_LIMIT,    MESH_ERR_PROTOCOL, MESH_ERR_MALFORMED,
-                             MESH_ERR_TOO_BIG,  MESH_ERR_CLOSED,  MESH_ERR_RESET,
+    static const int OK[] = {MESH_ERR_AUTH,        MESH_ERR_TIMEOUT,  MESH_ERR_REFUSED,
+                             MESH_ERR_LIMIT,       MESH_ERR_PROTOCOL, MESH_ERR_MALFORMED,
+                             MESH_ERR_TOO_BIG,     MESH_ERR_CLOSED,   MESH_ERR_RESET,
                              MESH_ERR_UNREACHABLE, MESH_ERR_NOMEM};
     int known = 0;
     for (size_t i = 0; i < sizeof OK / sizeof OK[0]; i++)
@@ -330,7 +330,7 @@ static void write_seeds(const char *dir)
     n = rec(s, n, 0, m,
             msg(m, sizeof m, MESH_STUN_CONNECTION_ATTEMPT, MESH_STUN_INDICATION, 0, 0, 7, 1));
     k = msg(m, sizeof m, MESH_STUN_CONNECTION_BIND, MESH_STUN_SUCCESS, 0, 0, 0, 0);
-    n = rec(s, n, 1 | 2 | 4 | 8, m, k); /* the signed answer ... */
+    n = rec(s, n, 1 | 2 | 4 | 8, m, k);                  /* the signed answer ... */
     n = rec(s, n, 1, (const uint8_t *)"peer bytes", 10); /* ... then the peer's bytes */
     mesh_fuzz_seed(dir, "incoming", NULL, 0, s, n);
     /* 438 answers until the client gives up */

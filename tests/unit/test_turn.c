@@ -23,8 +23,9 @@ static const char REQ[] =
 static const char RESP[] =
     "010300402112a4420102030405060708090a0b0c001600080001e1052ae88e70002000080001b6b72ae88e"
     "43000d00040000025800080014de2b7982ec6881035752eab892ccbe738099a3f480280004ccc266a5";
-static const char CONN[] = "010a00282112a4420102030405060708090a0b0c002a0004deadbeef00080014ae712648"
-                           "01939e296c20a1bd5793a2b31f87765b80280004b455c787";
+static const char CONN[] =
+    "010a00282112a4420102030405060708090a0b0c002a0004deadbeef00080014ae712648"
+    "01939e296c20a1bd5793a2b31f87765b80280004b455c787";
 
 static size_t unhex(const char *h, uint8_t *out, size_t cap)
 {
@@ -40,9 +41,8 @@ static size_t unhex(const char *h, uint8_t *out, size_t cap)
 
 static void our_key(uint8_t key[MESH_STUN_LONG_TERM_KEY_LEN], const char *pass)
 {
-    CU_ASSERT_EQUAL_FATAL(mesh_stun_long_term_key(key, "alice", 5, "meshara.test", 12, pass,
-                                                  strlen(pass)),
-                          MESH_OK);
+    CU_ASSERT_EQUAL_FATAL(
+        mesh_stun_long_term_key(key, "alice", 5, "meshara.test", 12, pass, strlen(pass)), MESH_OK);
 }
 
 static void test_long_term_key(void)
@@ -70,7 +70,8 @@ static void test_allocate_request(void)
     CU_ASSERT_EQUAL(proto, MESH_STUN_TRANSPORT_TCP);
     const char *t = NULL;
     size_t tl = 0;
-    CU_ASSERT_EQUAL(mesh_stun_get_text(&m, mesh_stun_find(&m, MESH_STUN_A_NONCE), &t, &tl), MESH_OK);
+    CU_ASSERT_EQUAL(mesh_stun_get_text(&m, mesh_stun_find(&m, MESH_STUN_A_NONCE), &t, &tl),
+                    MESH_OK);
     CU_ASSERT(tl == 16 && memcmp(t, "nonce-0123456789", 16) == 0);
     our_key(key, "s3cret");
     our_key(bad, "s3creT");
@@ -85,7 +86,8 @@ static void test_allocate_request(void)
         b[i] ^= 0x10;
         mesh_stun_msg m2;
         if (mesh_stun_decode(&m2, b, n) == MESH_OK)
-            CU_ASSERT_NOT_EQUAL(mesh_stun_check_integrity(&m2, key, 16, MESH_STUN_MI_SHA1), MESH_OK);
+            CU_ASSERT_NOT_EQUAL(mesh_stun_check_integrity(&m2, key, 16, MESH_STUN_MI_SHA1),
+                                MESH_OK);
         b[i] ^= 0x10;
     }
     /* our encoder makes the same bytes from the same attributes */
@@ -125,7 +127,8 @@ static void test_allocate_success(void)
     CU_ASSERT_EQUAL_FATAL(mesh_addr_parse(&want, "11.250.42.1:38821"), MESH_OK);
     CU_ASSERT(mesh_addr_equal(&r, &want));
     uint32_t life = 0;
-    CU_ASSERT_EQUAL(mesh_stun_get_u32(&m, mesh_stun_find(&m, MESH_STUN_A_LIFETIME), &life), MESH_OK);
+    CU_ASSERT_EQUAL(mesh_stun_get_u32(&m, mesh_stun_find(&m, MESH_STUN_A_LIFETIME), &life),
+                    MESH_OK);
     CU_ASSERT_EQUAL(life, 600);
     /* XOR-RELAYED-ADDRESS is XORed: the raw port is not 49175 */
     const uint8_t *v = mesh_stun_value(&m, mesh_stun_find(&m, MESH_STUN_A_XOR_RELAYED_ADDRESS));
