@@ -39,11 +39,12 @@ void mesh_turn_enc_auth(mesh_turn *t, mesh_stun_enc *e)
     mesh_stun_enc_fingerprint(e);
 }
 
+static const unsigned METHOD[] = {MESH_STUN_ALLOCATE, MESH_STUN_REFRESH,
+                                  MESH_STUN_CREATE_PERMISSION, MESH_STUN_CONNECT};
+
 /* Build x's request (a fresh transaction id each time: a resend is a new transaction). */
 static int build(mesh_turn *t, ctxn *x, uint8_t *buf, size_t cap, size_t *len)
 {
-    static const unsigned METHOD[] = {MESH_STUN_ALLOCATE, MESH_STUN_REFRESH,
-                                      MESH_STUN_CREATE_PERMISSION, MESH_STUN_CONNECT};
     mesh_env_random(&t->env, x->tid, sizeof x->tid);
     mesh_stun_enc e;
     mesh_stun_enc_init(&e, buf, cap, mesh_stun_type(METHOD[x->kind], MESH_STUN_REQUEST), x->tid);
@@ -227,7 +228,10 @@ static void on_error(mesh_turn *t, ctxn *x, const mesh_stun_msg *m)
     if (kind == K_CONNECT)
         mesh_turn_conn_fail(&t->dc[conn], rc);
     else if (kind == K_ALLOCATE || kind == K_REFRESH || rc == MESH_ERR_AUTH)
-        die(t, rc); /* a permission refused otherwise: its peers cannot connect; logged */
+        die(t, rc);
+    else /* a permission refused: its peers cannot connect; the next refresh tries again */
+        mesh_log(&t->env, MESH_LOG_WARN, "turn: CreatePermission refused: %d (%s)", code,
+                 mesh_errname(rc));
 }
 
 static void on_indication(mesh_turn *t, const mesh_stun_msg *m)
@@ -273,6 +277,10 @@ static void ctl_message(mesh_turn *t, const uint8_t *buf, size_t len)
             x = &t->tx[i];
     if (!x || m.cls == MESH_STUN_REQUEST) {
         t->st.bad_tid++;
+        return;
+    }
+    if (m.method != METHOD[x->kind]) { /* our id on another method's answer */
+        t->st.unexpected++;
         return;
     }
     if (!mesh_turn_response_ok(t, &m, x->authed))

@@ -116,12 +116,12 @@ static int bind_answer(dconn *d, const mesh_stun_msg *m)
         t->st.unexpected++;
         return 0;
     }
-    if (!mesh_turn_response_ok(t, m, 1))
+    if (!mesh_turn_response_ok(t, m, t->have_key))
         return 0;
     t->st.responses++;
     if (m->cls == MESH_STUN_ERROR) {
         int code = mesh_turn_error_code(t, m);
-        int rc = code == 401 || code == 438 ? mesh_turn_reauth(t, m, code, 1, &d->tries)
+        int rc = code == 401 || code == 438 ? mesh_turn_reauth(t, m, code, t->have_key, &d->tries)
                                             : mesh_turn_error_status(code);
         if (rc == 1 && (rc = send_bind(d)) == MESH_OK)
             return 1;

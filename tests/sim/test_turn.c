@@ -5,8 +5,9 @@
  * through a data connection both ways (a peer connecting to the relayed address: the
  * ConnectionAttempt path; the client dialling a peer: Connect), a peer without permission
  * refused; and a server that misbehaves — wrong password (401 after credentials), 441, 438
- * forever, bad MESSAGE-INTEGRITY, wrong transaction id, non-STUN bytes, a success without
- * XOR-RELAYED-ADDRESS, silence — each giving its named error, never a crash.
+ * forever, bad MESSAGE-INTEGRITY, wrong transaction id, an answer of another method, half an
+ * answer then a close, non-STUN bytes, a success without XOR-RELAYED-ADDRESS, silence — each
+ * giving its named error, never a crash.
  *
  * Hosts on one core (links 2 ms, core 5 ms: RTT 18 ms): S 198.51.100.1 (the server: control
  * port 3478, relayed address :50000), C 198.51.100.9 (the TURN client), P 198.51.100.20 (a
@@ -35,6 +36,8 @@ enum {
     M_GARBAGE,
     M_NO_RELAYED,
     M_SILENT,
+    M_WRONG_METHOD, /* a success with the right id for another method */
+    M_TRUNCATED,    /* half an answer, then the connection closes */
 };
 static const char REALM[] = "meshara.test", USER[] = "alice", PASS[] = "s3cret";
 
@@ -119,8 +122,9 @@ static void answer(sconn *x, const mesh_stun_msg *m, int cls, int code, add_fn a
     memcpy(tid, m->tid, sizeof tid);
     if (S->mode == M_WRONG_TID && cls == MESH_STUN_SUCCESS)
         tid[0] ^= 1;
+    unsigned method = S->mode == M_WRONG_METHOD ? MESH_STUN_REFRESH : m->method;
     mesh_stun_enc e;
-    mesh_stun_enc_init(&e, b, sizeof b, mesh_stun_type(m->method, cls), tid);
+    mesh_stun_enc_init(&e, b, sizeof b, mesh_stun_type(method, cls), tid);
     uint8_t k[16];
     key_of(k);
     if (cls == MESH_STUN_ERROR) {
@@ -141,6 +145,13 @@ static void answer(sconn *x, const mesh_stun_msg *m, int cls, int code, add_fn a
     mesh_stun_enc_fingerprint(&e);
     size_t n = 0;
     CU_ASSERT_EQUAL_FATAL(mesh_stun_enc_finish(&e, &n), MESH_OK);
+    if (S->mode == M_TRUNCATED && cls == MESH_STUN_SUCCESS) {
+        reply(x, b, n / 2);
+        S->env[HS].ops->stream_close(S->env[HS].obj, x->s, MESH_CLOSE_GRACEFUL);
+        x->s = NULL;
+        x->used = 0;
+        return;
+    }
     reply(x, b, n);
 }
 
@@ -693,6 +704,8 @@ static void bad_server(int mode, const char *pass, int want, mesh_time by)
         CU_ASSERT_EQUAL(st.bad_integrity, 1);
     if (mode == M_WRONG_TID)
         CU_ASSERT_EQUAL(st.bad_tid, 1);
+    if (mode == M_WRONG_METHOD)
+        CU_ASSERT_EQUAL(st.unexpected, 1);
     if (mode == M_STALE_LOOP)
         CU_ASSERT_EQUAL(st.stale_nonces, MESH_TURN_MAX_AUTH_TRIES - 1);
     ts_stop(&S);
@@ -708,6 +721,8 @@ static void test_bad_servers(void)
     bad_server(M_GARBAGE, NULL, MESH_ERR_MALFORMED, 200 * MS);
     bad_server(M_NO_RELAYED, NULL, MESH_ERR_PROTOCOL, 200 * MS);
     bad_server(M_SILENT, NULL, MESH_ERR_TIMEOUT, 10200 * MS);
+    bad_server(M_WRONG_METHOD, NULL, MESH_ERR_TIMEOUT, 10200 * MS);
+    bad_server(M_TRUNCATED, NULL, MESH_ERR_CLOSED, 200 * MS);
 }
 
 /* Nobody at the server's address: the control connection's failure, named. */
