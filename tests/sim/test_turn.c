@@ -4,10 +4,10 @@
  * 3/4 of its lifetime, permissions re-installed every 240 s, an end-to-end Meshara session
  * through a data connection both ways (a peer connecting to the relayed address: the
  * ConnectionAttempt path; the client dialling a peer: Connect), a peer without permission
- * refused; and a server that misbehaves — wrong password (401 after credentials), 441, 438
- * forever, bad MESSAGE-INTEGRITY, wrong transaction id, an answer of another method, half an
- * answer then a close, non-STUN bytes, a success without XOR-RELAYED-ADDRESS, silence — each
- * giving its named error, never a crash.
+ * refused; a node configured with the server (node_turn.c); and a server that misbehaves — wrong
+ * password (401 after credentials), 441, 438 forever, bad MESSAGE-INTEGRITY, wrong transaction id,
+ * an answer of another method, half an answer then a close, non-STUN bytes, a success without
+ * XOR-RELAYED-ADDRESS, silence — each giving its named error, never a crash.
  *
  * Hosts on one core (links 2 ms, core 5 ms: RTT 18 ms): S 198.51.100.1 (the server: control
  * port 3478, relayed address :50000), C 198.51.100.9 (the TURN client), P 198.51.100.20 (a
@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/node.h"
 #include "core/server.h"
 #include "core/session.h"
 #include "core/stun.h"
@@ -744,6 +745,68 @@ static void test_no_server(void)
     ts_stop(&S);
 }
 
+/* A node configured with the server (cfg.turn_*, node_turn.c): allocated, the relayed
+ * address joins its signed record; its bootstrap node answers directly, so nothing is dialled
+ * through the server (TURN is the fallback) but its IP is permitted; a client from that IP
+ * reaches the node at the relayed address and the node's pool takes the session (path turn
+ * in the stats). */
+static void test_node(void)
+{
+    ts S;
+    ts_start(&S, M_OK, 600, NULL);
+    mesh_turn_free(S.t); /* the node brings its own client */
+    S.t = NULL;
+    mesh_node *p = NULL, *c = NULL;
+    mesh_node_cfg pc = {.identity = S.id[HQ]};
+    pc.listen = mesh_addr_v4(sim_host_ip(S.h[HQ]), 7000);
+    CU_ASSERT_EQUAL_FATAL(mesh_node_new(&p, &S.env[HQ], &pc, NULL, NULL), MESH_OK);
+    CU_ASSERT_EQUAL_FATAL(mesh_node_start(p), MESH_OK);
+    mesh_node_cfg cc = {.identity = S.id[HC], .turn_user = USER, .turn_password = PASS};
+    cc.listen = mesh_addr_v4(sim_host_ip(S.h[HC]), 7000);
+    cc.turn_server = mesh_addr_v4(sim_host_ip(S.h[HS]), CTL_PORT);
+    cc.bootstrap[0].addr = pc.listen;
+    memcpy(cc.bootstrap[0].key, mesh_identity_pubkey(S.id[HQ]), MESH_PUBKEY_LEN);
+    cc.n_bootstrap = 1;
+    CU_ASSERT_EQUAL_FATAL(mesh_node_new(&c, &S.env[HC], &cc, NULL, NULL), MESH_OK);
+    CU_ASSERT_EQUAL_FATAL(mesh_node_start(c), MESH_OK);
+    uint64_t seq0 = mesh_node_record(c)->seq; /* before the allocation */
+    run(&S, 5 * S_);
+    mesh_node_stats st;
+    mesh_node_get_stats(c, &st);
+    CU_ASSERT_EQUAL(st.turn_state, MESH_NODE_TURN_ALLOCATED);
+    CU_ASSERT_EQUAL(st.turn_relayed.port, RELAY_PORT);
+    const mesh_peer_record *r = mesh_node_record(c);
+    int advertised = 0;
+    for (size_t i = 0; i < r->naddrs; i++)
+        advertised |= mesh_addr_equal(&r->addrs[i], &st.turn_relayed);
+    CU_ASSERT(advertised);
+    CU_ASSERT(r->seq > seq0);
+    CU_ASSERT_EQUAL(st.connected, 1);   /* P, directly */
+    CU_ASSERT_EQUAL(S.connect_reqs, 0); /* not through the server */
+    CU_ASSERT_EQUAL(st.turn_sessions_out, 0);
+    CU_ASSERT_EQUAL(S.nperm, 1); /* P's IP */
+    /* a client on P's host dials the relayed address */
+    mesh_identity *xid = NULL;
+    mesh_tls_ctx *xtls = NULL;
+    CU_ASSERT_EQUAL_FATAL(mesh_identity_generate(&xid, &S.env[HQ]), MESH_OK);
+    CU_ASSERT_EQUAL_FATAL(mesh_tls_ctx_new(&xtls, &S.env[HQ], xid, NULL), MESH_OK);
+    CU_ASSERT_EQUAL(mesh_session_connect(&S.ps, &S.env[HQ], xtls, &st.turn_relayed,
+                                         mesh_identity_pubkey(S.id[HC]), NULL, &P_CBS, &S),
+                    MESH_OK);
+    run(&S, 1 * S_);
+    CU_ASSERT_EQUAL(S.p_up, 1);
+    mesh_node_get_stats(c, &st);
+    CU_ASSERT_EQUAL(st.turn_sessions_in, 1);
+    CU_ASSERT_EQUAL(st.connected, 2);
+    mesh_session_free(S.ps);
+    S.ps = NULL;
+    mesh_node_free(c);
+    mesh_node_free(p);
+    mesh_tls_ctx_free(xtls);
+    mesh_identity_free(xid);
+    ts_stop(&S);
+}
+
 static const CU_TestInfo turn_tests[] = {
     {"401, credentials, allocated", test_allocate},
     {"stale nonce (438) once", test_stale_nonce},
@@ -752,6 +815,7 @@ static const CU_TestInfo turn_tests[] = {
     {"Connect to a peer: session inside", test_outgoing_session},
     {"misbehaving servers: named errors", test_bad_servers},
     {"no server", test_no_server},
+    {"a node with a TURN server", test_node},
     CU_TEST_INFO_NULL,
 };
 
