@@ -26,10 +26,14 @@
  *   portmap: TCP PORT mapped to ADDR by NAT-PMP|UPnP, lease N s     (run, the driver)
  *   portmap: TCP PORT: no mapping: MESH_X (...)                       (the driver, each try)
  *   node: port mapping: external ADDR (not advertised yet) / none (MESH_X)
+ *   node: turn: allocated, relayed address ADDR                      (run --turn)
+ *   node: turn: no allocation via server: MESH_X (...); retry in N s   (run --turn, each try)
+ *   node: session in|out key=HEX path=turn                            (a session via TURN)
  *   portmap: TCP PORT unmapped by NAT-PMP|UPnP                       (after the signal)
  *   shutting down (signal N)
  * and on stdout, once the listener is bound: "listening ADDR" then "pubkey HEX".
  */
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -139,6 +143,7 @@ static int cmd_node(const node_opts *o)
     mesh_env env = mesh_real_env(r);
     mesh_identity *id = NULL;
     mesh_certfile cert = {0};
+    char turn_pass[NODE_MAX_TURN_PASS + 1] = "";
     int ex;
     int rc = mesh_keyfile_load(&id, o->key_path, &env);
     if (rc != MESH_OK)
@@ -147,8 +152,12 @@ static int cmd_node(const node_opts *o)
         ex = NODE_EXIT_FAIL;
     else if ((rc = load_cert(o, &env, &cert)) != MESH_OK)
         ex = rc == MESH_ERR_NOMEM || rc == MESH_ERR_CRYPTO ? NODE_EXIT_FAIL : NODE_EXIT_KEY;
+    else if (o->turn_pass_file &&
+             mesh_secretfile_load(turn_pass, sizeof turn_pass, o->turn_pass_file, &env) != MESH_OK)
+        ex = NODE_EXIT_KEY; /* the key file module said what is wrong with the file */
     else
-        ex = node_run(o, r, id, &cert);
+        ex = node_run(o, r, id, &cert, turn_pass);
+    OPENSSL_cleanse(turn_pass, sizeof turn_pass);
     mesh_certfile_clear(&cert);
     mesh_identity_free(id);
     mesh_real_free(r);

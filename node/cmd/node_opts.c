@@ -17,9 +17,11 @@ static const char USAGE[] =
     "                      [--mdns] [--peers-db FILE] [--no-port-mapping] [session options]\n"
     "                      [--max-handshakes N] [--pool-min N] [--pool-max N] [--maintain MS]\n"
     "                      [--reconnect-min MS] [--reconnect-max MS]\n"
+    "                      [--turn ADDR:PORT --turn-user USER --turn-pass-file FILE]\n"
     "  meshara-node send   --key FILE --to PUBKEYHEX|ADDR:PORT#PUBKEYHEX\n"
     "                      (--message TEXT | --ping) [--bootstrap ADDR:PORT#PUBKEYHEX]...\n"
     "                      [--mdns] [--listen ADDR:PORT] [session options] [--timeout MS]\n"
+    "                      [--turn ADDR:PORT --turn-user USER --turn-pass-file FILE]\n"
     "  meshara-node --help\n"
     "\n"
     "Commands:\n"
@@ -61,6 +63,19 @@ static const char USAGE[] =
     "                         mapping on SIGINT/SIGTERM; it logs \"portmap: TCP PORT mapped\n"
     "                         to ADDR by METHOD\" or \"no mapping: MESH_ERR_X (...)\". The\n"
     "                         mapped address is not advertised yet (docs/nat.md)\n"
+    "  --turn ADDR:PORT       a TURN server (RFC 8656, TCP allocations: RFC 6062; e.g.\n"
+    "                         coturn) to hold an allocation on, over TCP, with long-term\n"
+    "                         credentials: the relayed address goes into this node's\n"
+    "                         record, peers connect to it, and the node dials its\n"
+    "                         --bootstrap and --peer nodes through it when it has no\n"
+    "                         session with them (docs/nat.md). Logs \"node: turn: allocated,\n"
+    "                         relayed address ADDR\" or \"no allocation via server:\n"
+    "                         MESH_ERR_X (...)\" (MESH_ERR_AUTH: credentials refused);\n"
+    "                         retried with backoff while the node serves on\n"
+    "  --turn-user USER       the TURN user name (with --turn)\n"
+    "  --turn-pass-file FILE  the TURN password, the file's first line; the file\n"
+    "                         must not be accessible by group or others (chmod 600), like\n"
+    "                         the key file (exit 3 otherwise)\n"
     "  --to KEY|ADDR:PORT#KEY send: the receiver's public key (looked up in the mesh), or\n"
     "                         its address too (connected to directly, key pinned)\n"
     "  --message TEXT         send: the message (at most 1 MiB)\n"
@@ -238,6 +253,9 @@ enum opt_id {
     OPT_MESSAGE,
     OPT_PING,
     OPT_TIMEOUT,
+    OPT_TURN,
+    OPT_TURN_USER,
+    OPT_TURN_PASS_FILE,
     OPT_HELP,
 };
 
@@ -277,6 +295,9 @@ static const int OPT_CMDS[] = {
     OPT_ROW(OPT_MESSAGE) = CMD_SEND,
     OPT_ROW(OPT_PING) = CMD_SEND,
     OPT_ROW(OPT_TIMEOUT) = CMD_SEND,
+    OPT_ROW(OPT_TURN) = SESSION_CMDS,
+    OPT_ROW(OPT_TURN_USER) = SESSION_CMDS,
+    OPT_ROW(OPT_TURN_PASS_FILE) = SESSION_CMDS,
     OPT_ROW(OPT_HELP) = ALL_CMDS,
 };
 
@@ -311,6 +332,9 @@ static const struct option LONG_OPTS[] = {
     {"message", required_argument, NULL, OPT_MESSAGE},
     {"ping", no_argument, NULL, OPT_PING},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"turn", required_argument, NULL, OPT_TURN},
+    {"turn-user", required_argument, NULL, OPT_TURN_USER},
+    {"turn-pass-file", required_argument, NULL, OPT_TURN_PASS_FILE},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -405,7 +429,7 @@ static int take_peer(node_opts *o, int id, const char *name, const char *arg)
 static int take_addr(node_opts *o, int id, const char *name, const char *arg)
 {
     mesh_addr a;
-    if (mesh_addr_parse(&a, arg) != MESH_OK || (id == OPT_ADVERTISE && a.port == 0))
+    if (mesh_addr_parse(&a, arg) != MESH_OK || (id != OPT_LISTEN && a.port == 0))
         return usage_error("--%s: expected ADDR:PORT (127.0.0.1:7000, [::1]:%s), got '%s'", name,
                            id == OPT_LISTEN ? "0" : "7000", arg);
     if (id == OPT_LISTEN) {
@@ -413,6 +437,13 @@ static int take_addr(node_opts *o, int id, const char *name, const char *arg)
             return usage_error("--listen given twice");
         o->listen = a;
         o->has_listen = 1;
+        return NODE_EXIT_OK;
+    }
+    if (id == OPT_TURN) {
+        if (o->has_turn)
+            return usage_error("--turn given twice (one TURN server)");
+        o->turn = a;
+        o->has_turn = 1;
         return NODE_EXIT_OK;
     }
     if (o->nadvertise == NODE_MAX_ADVERTISE)
@@ -456,12 +487,19 @@ static int take_text(node_opts *o, int id, const char *name, const char *arg)
     case OPT_PEERS_DB:
     case OPT_TLS_CERT:
     case OPT_TLS_KEY:
+    case OPT_TURN_PASS_FILE:
         if (!*arg)
             return usage_error("--%s: empty file name", name);
         *(id == OPT_KEY        ? &o->key_path
           : id == OPT_PEERS_DB ? &o->peers_db
           : id == OPT_TLS_CERT ? &o->tls_cert
-                               : &o->tls_key) = arg;
+          : id == OPT_TLS_KEY  ? &o->tls_key
+                               : &o->turn_pass_file) = arg;
+        return NODE_EXIT_OK;
+    case OPT_TURN_USER:
+        if (!*arg || strlen(arg) > NODE_MAX_TURN_USER)
+            return usage_error("--turn-user: expected 1..%d bytes", NODE_MAX_TURN_USER);
+        o->turn_user = arg;
         return NODE_EXIT_OK;
     case OPT_PROFILE:
     case OPT_CERT_TYPE:
@@ -503,6 +541,7 @@ static int take_opt(node_opts *o, int id, const char *name, const char *arg)
     switch (id) {
     case OPT_LISTEN:
     case OPT_ADVERTISE:
+    case OPT_TURN:
         return take_addr(o, id, name, arg);
     case OPT_PEER:
     case OPT_BOOTSTRAP:
@@ -622,6 +661,8 @@ static int check_opts(const node_opts *o)
     if (o->cmd == CMD_RUN && !o->has_listen && !o->npeers && !o->nboot && !o->mdns && !o->peers_db)
         return usage_error("'run' needs --listen ADDR:PORT, or one of --peer, --bootstrap, "
                            "--mdns, --peers-db");
+    if (o->has_turn != !!o->turn_user || o->has_turn != !!o->turn_pass_file)
+        return usage_error("--turn, --turn-user and --turn-pass-file go together");
     if (o->reconnect_min_ms > o->reconnect_max_ms)
         return usage_error("--reconnect-min (%" PRIu64 ") is above --reconnect-max (%" PRIu64 ")",
                            o->reconnect_min_ms, o->reconnect_max_ms);

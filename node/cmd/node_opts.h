@@ -31,6 +31,8 @@ enum node_opt_limits {
     NODE_DEFAULT_SEND_TIMEOUT_MS = 10000,     /* send: join + lookup + connect + auth + ack */
     NODE_MAX_MESSAGE = MESH_NODE_MAX_MESSAGE, /* --message bytes */
     NODE_ALPN_BUF = MESH_NODE_MAX_ALPN * (MESH_NODE_MAX_ALPN_NAME + 1),
+    NODE_MAX_TURN_USER = 513, /* STUN's USERNAME (RFC 8489 §14.3) */
+    NODE_MAX_TURN_PASS = 763, /* what a long-term key takes (core/stun.h MESH_STUN_MAX_TEXT) */
 };
 
 enum node_cmd { CMD_KEYGEN = 1, CMD_PUBKEY = 2, CMD_RUN = 4, CMD_SEND = 8 };
@@ -74,6 +76,9 @@ typedef struct node_opts {
     const char *message;
     int ping;
     uint64_t timeout_ms;
+    mesh_addr turn; /* run: --turn, --turn-user, --turn-pass-file (all or none) */
+    int has_turn;
+    const char *turn_user, *turn_pass_file;
 } node_opts;
 
 /* Fill o from argv. Returns -1 to go on, or the exit code to leave with: NODE_EXIT_OK (help

@@ -38,6 +38,7 @@ struct cli {
     mesh_env env;
     const mesh_identity *id;   /* borrowed */
     const mesh_certfile *cert; /* borrowed; empty in the seed profile */
+    const char *turn_pass;     /* borrowed: --turn-pass-file's line ("" without --turn) */
     mesh_peerstore *store;
     mesh_node *node;
     manual *peers;
@@ -344,6 +345,11 @@ static void node_cfg(const cli *c, mesh_node_cfg *cfg)
     cfg->mdns = o->mdns;
     /* a send node is gone in seconds: a mapping would outlive its use */
     cfg->no_port_mapping = o->no_port_mapping || o->cmd != CMD_RUN;
+    if (o->has_turn) {
+        cfg->turn_server = o->turn;
+        cfg->turn_user = o->turn_user;
+        cfg->turn_password = c->turn_pass;
+    }
 }
 
 /* Open the local services the options ask for: mDNS (a warning without a daemon), port
@@ -497,9 +503,16 @@ static void node_close_all(cli *c)
     c->store = NULL;
 }
 
-int node_run(const node_opts *o, mesh_real *r, const mesh_identity *id, const mesh_certfile *cert)
+int node_run(const node_opts *o, mesh_real *r, const mesh_identity *id, const mesh_certfile *cert,
+             const char *turn_pass)
 {
-    cli c = {.o = o, .r = r, .env = mesh_real_env(r), .id = id, .cert = cert, .result = -1};
+    cli c = {.o = o,
+             .r = r,
+             .env = mesh_real_env(r),
+             .id = id,
+             .cert = cert,
+             .turn_pass = turn_pass,
+             .result = -1};
     int ex = node_start(&c);
     if (ex == NODE_EXIT_OK && o->cmd == CMD_RUN) {
         int sig = mesh_real_run_until_signal(c.r);

@@ -20,6 +20,7 @@
  * after; cert is empty in the seed profile). run: until SIGINT/SIGTERM; send: until the
  * acknowledgement, a failure or the timeout. Before returning, the node's sessions are closed
  * and given up to 3 s to flush. Returns the exit code (enum node_exit). */
-int node_run(const node_opts *o, mesh_real *r, const mesh_identity *id, const mesh_certfile *cert);
+int node_run(const node_opts *o, mesh_real *r, const mesh_identity *id, const mesh_certfile *cert,
+             const char *turn_pass);
 
 #endif

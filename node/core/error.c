@@ -39,6 +39,7 @@ static const err_row ERR_ROWS[] = {
     {MESH_ERR_KEY_MISMATCH, "MESH_ERR_KEY_MISMATCH", "peer key does not match the pinned key"},
     {MESH_ERR_PROTOCOL, "MESH_ERR_PROTOCOL", "protocol violation by peer"},
     {MESH_ERR_CRYPTO, "MESH_ERR_CRYPTO", "cryptographic operation failed"},
+    {MESH_ERR_AUTH, "MESH_ERR_AUTH", "credentials refused"},
 };
 
 static const err_row *find_row(int code)

@@ -123,10 +123,15 @@ int mesh_node_new(mesh_node **out, const mesh_env *env, const mesh_node_cfg *cfg
     }
     if ((rc = mesh_reach_new(&n->reach, NULL)) != MESH_OK)
         goto fail_timer;
+    if ((rc = mesh_node_turn_new(n, cfg)) != MESH_OK)
+        goto fail_reach;
+    c->turn_user = c->turn_password = NULL; /* copied by node_turn */
     mesh_env_random(&n->env, &n->next_id, sizeof n->next_id);
     *out = n;
     return MESH_OK;
 
+fail_reach:
+    mesh_reach_free(n->reach);
 fail_timer:
     n->env.ops->timer_free(n->env.obj, n->note_timer);
 fail_pool:
@@ -205,6 +210,7 @@ int mesh_node_start(mesh_node *n)
     }
     mesh_node_mdns_start(n);
     mesh_node_portmap_start(n);
+    mesh_node_turn_start(n);
     (void)mesh_bootstrap_start(n->boot);
     return MESH_OK;
 
@@ -244,6 +250,7 @@ void mesh_node_free(mesh_node *n)
     }
     mesh_server_free(n->srv);
     mesh_pool_free(n->pool);
+    mesh_node_turn_free(n); /* after the pool: its sessions borrow the TURN overlay env */
     if (n->note_timer)
         n->env.ops->timer_free(n->env.obj, n->note_timer);
     free(n->notes);

@@ -12,6 +12,8 @@
  *                  reports, and the deferred delivery of on_peer / on_joined to the application.
  *   node_reach.c   its reachability: observed addresses into core/reach, dial-back (asking
  *                  peers to confirm an address; dialing back for peers that ask).
+ *   node_turn.c    its TURN allocation (cfg.turn_server): the relayed address, sessions
+ *                  through the server.
  */
 #ifndef MESH_CORE_NODE_IMPL_H
 #define MESH_CORE_NODE_IMPL_H
@@ -92,6 +94,7 @@ enum {
     DB_RATE = 32, /* askers remembered for the gap */
 };
 typedef struct db_job db_job;
+typedef struct node_turn node_turn;
 typedef struct node_dialback {
     uint8_t observers[DB_OBSERVERS][MESH_PUBKEY_LEN];
     size_t nobservers, obs_next;
@@ -145,6 +148,7 @@ struct mesh_node {
     mesh_portmap *portmap; /* the listening port's mapping (NULL: none asked for) */
     mesh_reach *reach;     /* what we know of our own reachability */
     node_dialback db;      /* dial-backs: ours to confirm an address, and those we run */
+    node_turn *turn;       /* the TURN allocation (NULL: not configured) */
     char mdns_name[sizeof MESH_NODE_MDNS_PREFIX + 16];
     mesh_node_stats st;
 };
@@ -213,5 +217,17 @@ void mesh_node_reach_changed(mesh_node *n, int family);
 int mesh_node_dialback_start(mesh_node *n, mesh_session *s, const Meshara__Wire__Query *q);
 /* Abort the dials in flight (no answers), free the reach state. */
 void mesh_node_reach_free(mesh_node *n);
+/* Our signed record anew (seq + 1) from our addresses, the confirmed one and the TURN
+ * relayed one. */
+void mesh_node_record_update(mesh_node *n);
+
+/* node_turn.c: cfg's TURN settings copied (MESH_OK also when there are none; MESH_ERR_INVAL:
+ * a server without credentials; MESH_ERR_NOMEM); start allocating; the relayed address while
+ * allocated (MESH_ERR_NOT_FOUND otherwise); free (after the pool: its sessions borrow the
+ * TURN client's overlay env). */
+int mesh_node_turn_new(mesh_node *n, const mesh_node_cfg *cfg);
+void mesh_node_turn_start(mesh_node *n);
+int mesh_node_turn_addr(const mesh_node *n, mesh_addr *out);
+void mesh_node_turn_free(mesh_node *n);
 
 #endif

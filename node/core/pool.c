@@ -590,6 +590,11 @@ static void refuse(mesh_pool *p, mesh_session *s)
 
 void mesh_pool_adopt(mesh_pool *p, mesh_session *s)
 {
+    mesh_pool_adopt_as(p, s, 0);
+}
+
+void mesh_pool_adopt_as(mesh_pool *p, mesh_session *s, int outbound)
+{
     const uint8_t *key = mesh_session_peer_key(s);
     if (p->closing || !key || memcmp(key, p->self_key, MESH_PUBKEY_LEN) == 0) {
         refuse(p, s);
@@ -605,7 +610,7 @@ void mesh_pool_adopt(mesh_pool *p, mesh_session *s)
         refuse(p, s);
         return;
     }
-    psess *ps = ps_new(p, c, 0);
+    psess *ps = ps_new(p, c, outbound);
     if (!ps) {
         if (!c->nsess) {
             conn_unlink(c);

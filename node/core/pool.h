@@ -124,6 +124,9 @@ void mesh_pool_cancel(mesh_pool *p, void *ctx);
 /* Take over an inbound session the server handed over CONNECTED (always: on refusal the pool
  * closes it). */
 void mesh_pool_adopt(mesh_pool *p, mesh_session *s);
+/* The same for a CONNECTED session opened elsewhere (outbound = 1: we are its client, e.g.
+ * a session dialled through a TURN server), so the simultaneous-open rule sees its client. */
+void mesh_pool_adopt_as(mesh_pool *p, mesh_session *s, int outbound);
 
 /* The peer with node_id, or NULL. */
 mesh_pool_conn *mesh_pool_find(const mesh_pool *p, const uint8_t node_id[MESH_NODE_ID_LEN]);

@@ -21,6 +21,7 @@ enum {
 /* What each kind of file is called in messages. */
 static const char *const LABEL_KEY = "key file";
 static const char *const LABEL_CERT = "certificate file";
+static const char *const LABEL_SECRET = "password file";
 
 static int file_err_as(const mesh_env *env, const char *label, const char *path, int rc,
                        const char *what, int err)
@@ -195,6 +196,35 @@ int mesh_keyfile_load(mesh_identity **out, const char *path, const mesh_env *env
     }
     OPENSSL_cleanse(buf, sizeof buf);
     return rc;
+}
+
+int mesh_secretfile_load(char *out, size_t cap, const char *path, const mesh_env *env)
+{
+    if (!out || cap < 2 || !path)
+        return MESH_ERR_INVAL;
+    int fd = -1;
+    int rc = open_checked_as(path, env, LABEL_SECRET, PRIVATE_BITS, 0, &fd);
+    if (rc != MESH_OK)
+        return rc;
+    size_t have = 0;
+    int e = read_upto(fd, out, cap - 1, &have);
+    close(fd);
+    out[have] = '\0';
+    size_t line = strcspn(out, "\r\n");
+    if (e)
+        rc = file_err_as(env, LABEL_SECRET, path, MESH_ERR_IO, "cannot read", e);
+    else if (memchr(out, '\0', have))
+        rc = file_err_as(env, LABEL_SECRET, path, MESH_ERR_CORRUPT, "holds a NUL byte", 0);
+    else if (line == 0)
+        rc = file_err_as(env, LABEL_SECRET, path, MESH_ERR_CORRUPT, "is empty", 0);
+    else if (line == have && have == cap - 1)
+        rc = file_err_as(env, LABEL_SECRET, path, MESH_ERR_CORRUPT, "first line is too long", 0);
+    if (rc != MESH_OK) {
+        OPENSSL_cleanse(out, cap);
+        return rc;
+    }
+    OPENSSL_cleanse(out + line, cap - line); /* the rest of the file is not ours to keep */
+    return MESH_OK;
 }
 
 /* ---- the web certificate ------------------------------------------------------------------ */

@@ -36,6 +36,14 @@ int mesh_keyfile_create(mesh_identity **out, const char *path, const mesh_env *e
  * untouched on failure. */
 int mesh_keyfile_load(mesh_identity **out, const char *path, const mesh_env *env);
 
+/* A secret in a file of its own (the TURN password of `meshara-node run --turn-pass-file`):
+ * its first line (a trailing CR/LF dropped) into out (cap bytes with the NUL; the line must
+ * fit), opened and refused as the key file is (a link, not a regular file, any group/other
+ * permission bit: "is accessible by group or others; run chmod 600 on it"). Logged through
+ * env (label "password file"). MESH_OK; MESH_ERR_INVAL; MESH_ERR_NOT_FOUND; MESH_ERR_PERM;
+ * MESH_ERR_CORRUPT (empty, too long, a NUL byte); MESH_ERR_IO. out is wiped on failure. */
+int mesh_secretfile_load(char *out, size_t cap, const char *path, const mesh_env *env);
+
 /* ---- the web profile's certificate ----------------------------------------------------------
  *
  * A web-profile node shows TLS clients a web server's certificate (meshara.h,

@@ -107,6 +107,21 @@ expect 2 -- '--tls-cert is a web-profile option' run --key "$key" --listen 127.0
   --profile seed --tls-cert "$WORK/x.crt" --tls-key "$WORK/x.key"
 expect 2 -- "--cert-type is for a certificate made here" run --key "$key" --listen 127.0.0.1:0 \
   --cert-type rsa --tls-cert "$WORK/x.crt" --tls-key "$WORK/x.key"
+# --turn: the three options together; the password file refused like a key file (exit 3)
+expect 2 -- '--turn, --turn-user and --turn-pass-file go together' run --key "$key" \
+  --listen 127.0.0.1:0 --turn 127.0.0.1:3478
+expect 2 -- '--turn: expected ADDR:PORT' run --key "$key" --listen 127.0.0.1:0 --turn 127.0.0.1 \
+  --turn-user u --turn-pass-file "$WORK/turn.pass"
+printf 'secret\n' >"$WORK/turn.pass"
+chmod 640 "$WORK/turn.pass"
+expect 3 'password file .*turn.pass: is accessible by group or others; run chmod 600' run \
+  --key "$key" --listen 127.0.0.1:0 --turn 127.0.0.1:3478 --turn-user u --turn-pass-file "$WORK/turn.pass"
+: >"$WORK/empty.pass"
+chmod 600 "$WORK/empty.pass"
+expect 3 'empty.pass: is empty' run --key "$key" --listen 127.0.0.1:0 --turn 127.0.0.1:3478 \
+  --turn-user u --turn-pass-file "$WORK/empty.pass"
+expect 3 'missing.pass: does not exist' send --key "$key" --to "$pub2" --ping \
+  --turn 127.0.0.1:3478 --turn-user u --turn-pass-file "$WORK/missing.pass"
 [ "$(sha256sum <"$key")" = "$before" ] || fail "a failed command touched the key file"
 
 # --help: exit 0, every option and the exit codes
@@ -114,7 +129,7 @@ expect 2 -- "--cert-type is for a certificate made here" run --key "$key" --list
 for word in keygen pubkey run send --key --listen --peer --to --message --ping --timeout \
   --bootstrap --mdns --peers-db --no-port-mapping --advertise --pool-min --pool-max --maintain \
   --max-handshakes --reconnect-min --reconnect-max --http2 --sni --alpn --profile \
-  --tls-cert --tls-key --cert-type \
+  --tls-cert --tls-key --cert-type --turn --turn-user --turn-pass-file \
   --connect-timeout --handshake-timeout --auth-timeout --heartbeat --log-level 'Exit codes'; do
   grep -q -- "$word" "$WORK/help.txt" || fail "--help does not mention $word"
 done

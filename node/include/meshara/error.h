@@ -55,6 +55,7 @@ typedef enum mesh_err {
     MESH_ERR_KEY_MISMATCH = -583, /* proven key is not the pinned one */
     MESH_ERR_PROTOCOL = -584,     /* peer broke the protocol (unexpected message...) */
     MESH_ERR_CRYPTO = -585,       /* a crypto primitive failed */
+    MESH_ERR_AUTH = -586,         /* our credentials were refused (e.g. a TURN server's 401) */
 } mesh_err;
 
 /* A short description of code (any int). Never NULL; static storage. */

@@ -116,6 +116,14 @@ enum mesh_node_portmap_state {
     MESH_NODE_PORTMAP_FAILED = 3,     /* no mapping (portmap_error says why); retried later */
 };
 
+/* The TURN allocation (cfg.turn_server), as mesh_node_stats shows it. */
+enum mesh_node_turn_state {
+    MESH_NODE_TURN_OFF = 0,        /* not configured */
+    MESH_NODE_TURN_ALLOCATING = 1, /* asking (or waiting to ask again after a failure) */
+    MESH_NODE_TURN_ALLOCATED = 2,  /* turn_relayed is advertised */
+    MESH_NODE_TURN_FAILED = 3,     /* the last try failed (turn_error); retried with backoff */
+};
+
 /* What a node knows of its own reachability on one address family (docs/nat.md). */
 enum mesh_node_reach_state {
     MESH_NODE_REACH_UNKNOWN = 0, /* no two peers (or STUN servers) agree yet */
@@ -358,6 +366,14 @@ typedef struct mesh_node_cfg {
      * external address shows in mesh_node_stats; it is not put in our record (a mapping is
      * advertised only once a dial-back confirmed it: issue 10). docs/nat.md. */
     int no_port_mapping;
+    /* TURN (RFC 8656 with TCP allocations, RFC 6062; docs/nat.md): with turn_server set
+     * (port != 0) the node holds an allocation on that server with these long-term
+     * credentials (copied; the password is wiped on free), advertises the relayed address
+     * in its signed record, accepts sessions arriving through it, permits its bootstrap
+     * nodes' and manual peers' IPs and dials those of them it has no session with through
+     * the server (Connect). A failure is logged and retried with backoff; the node serves on. */
+    mesh_addr turn_server;
+    const char *turn_user, *turn_password;
 } mesh_node_cfg;
 
 /* Application callbacks; any member may be NULL. */
@@ -502,6 +518,14 @@ typedef struct mesh_node_stats {
     mesh_addr dialback_confirmed;
     uint64_t dialback_asked, dialback_ok;
     uint64_t dialback_dials, dialback_refused, dialback_limited;
+    /* TURN (cfg.turn_server): enum mesh_node_turn_state, the relayed address while
+     * ALLOCATED, the last failure (MESH_ERR_AUTH: credentials refused, ...; MESH_OK: none),
+     * and the sessions that went through the server (path "turn": in = a peer connected to
+     * the relayed address, out = we dialled through Connect). */
+    int turn_state;
+    mesh_addr turn_relayed;
+    int turn_error;
+    uint64_t turn_sessions_in, turn_sessions_out, turn_failures;
 } mesh_node_stats;
 void mesh_node_get_stats(const mesh_node *n, mesh_node_stats *out);
 
