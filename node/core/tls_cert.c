@@ -173,8 +173,9 @@ int mesh_tls_web_cert(mesh_tls_ctx *c, const mesh_tls_cfg *cfg)
         rc = read_pem(c->libctx, cfg->cert_pem, cfg->cert_pem_len, cfg->key_pem, cfg->key_pem_len,
                       &c->cert, &c->chain, &c->pkey);
     } else {
-        rc = make_cert(c->libctx, c->env, cfg->cert_type, cert_host(c->send_sni ? c->sni : NULL),
-                       c->unix_epoch, &c->cert, &c->pkey);
+        const char *host = cfg->host_name ? cfg->host_name : c->send_sni ? c->sni : NULL;
+        rc = make_cert(c->libctx, c->env, cfg->cert_type, cert_host(host), c->unix_epoch, &c->cert,
+                       &c->pkey);
     }
     return rc == MESH_OK ? mesh_tls_cert_der_keep(c) : rc;
 }
