@@ -271,6 +271,11 @@ int mesh_tls_cert_check(const char *cert_pem, size_t cert_len, const char *key_p
             info->type = key_type(k);
             info->not_after = (int64_t)days * CERT_DAY_S + secs;
             info->chain_len = 1 + (size_t)(chain ? sk_X509_num(chain) : 0);
+            info->common_name[0] = '\0'; /* none, or longer than a host name: "" */
+            X509_NAME *subject = X509_get_subject_name(x);
+            if (subject && X509_NAME_get_text_by_NID(subject, NID_commonName, info->common_name,
+                                                     sizeof info->common_name) < 0)
+                info->common_name[0] = '\0';
         }
     }
     X509_free(x);

@@ -227,6 +227,7 @@ typedef struct mesh_tls_cert_info {
     int type;          /* enum mesh_cert_type of the key, or -1: another kind of key */
     int64_t not_after; /* the first certificate's end of validity, Unix seconds */
     size_t chain_len;  /* certificates in the chain */
+    char common_name[MESH_HOST_NAME_MAX + 1]; /* the first certificate's CN ("" if none) */
 } mesh_tls_cert_info;
 
 /* Check a chain and key as a node would load them (cert_pem: one or more PEM certificates,
