@@ -167,6 +167,15 @@ const char *mesh_tls_ctx_sni(const mesh_tls_ctx *c);
 /* The library context (an OSSL_LIB_CTX *) for other OpenSSL objects of this node. */
 void *mesh_tls_ctx_libctx(const mesh_tls_ctx *c);
 
+/* The web profile's client settings alone, for a client that is not a Meshara session (the
+ * simulator's curl-like background HTTPS, sim/https_bg.h): a new SSL_CTX (returned as void *)
+ * in the OSSL_LIB_CTX libctx, configured as the node's own client is (curl's ClientHello,
+ * ALPN h2,http/1.1, no session stored, a server's certificate accepted over TLS 1.3 only),
+ * max_version as mesh_tls_cfg's (0 = TLS 1.3). No SNI: the caller sets it per SSL (a host
+ * name; none for an address, as curl). The caller frees it with SSL_CTX_free. NULL: out of
+ * memory or OpenSSL refused. */
+void *mesh_tls_web_client_new(void *libctx, int max_version);
+
 /* Ciphertext to send, produced synchronously inside mesh_tls_* calls. data is borrowed
  * (valid during the call). The callback must not call back into this mesh_tls. */
 typedef void (*mesh_tls_out_fn)(void *ud, const uint8_t *data, size_t len);
