@@ -452,33 +452,20 @@ int rn_censor_rule_of(const sim_scn_rule *sr, const char (*web_ja3)[SIM_HTTPS_JA
     return MESH_OK;
 }
 
-static mesh_time ja3_env_now(void *obj)
-{
-    return sim_sched_now(((runner *)obj)->sched);
-}
-static void ja3_env_random(void *obj, uint8_t *buf, size_t len)
-{
-    sim_rng_fill(&((runner *)obj)->ja3_rng, buf, len);
-}
-static void ja3_env_log(void *obj, int level, const char *msg)
-{
-    (void)obj, (void)level, (void)msg;
-}
-
-/* The node's JA3s into r->web_ja3, from hellos made on a random stream of their own (so a
- * scenario's other draws do not move when a rule names them). Every web-profile node's
- * client is mesh_tls_web_client_new's, the background curl client's too. */
+/* The node's JA3s into r->web_ja3. The hellos are made on the TLS env with its random
+ * stream swapped for one of their own, so a scenario's other draws do not move when a rule
+ * names them. Every web-profile node's client is mesh_tls_web_client_new's, the background
+ * curl client's too. */
 static int web_ja3(runner *r)
 {
-    static const mesh_env_ops OPS = {
-        .now = ja3_env_now, .random = ja3_env_random, .log = ja3_env_log};
     if (r->web_ja3[0][0])
         return MESH_OK;
-    sim_rng_derive(&r->ja3_rng, r->scn->seed, RN_STREAM_JA3);
-    mesh_env env = {&OPS, r};
-    int rc = sim_https_curl_ja3(&env, "meshara-ja3.example", r->web_ja3[0]);
+    sim_rng saved = r->tls_rng;
+    sim_rng_derive(&r->tls_rng, r->scn->seed, RN_STREAM_JA3);
+    int rc = sim_https_curl_ja3(&r->tls_env, "meshara-ja3.example", r->web_ja3[0]);
     if (rc == MESH_OK)
-        rc = sim_https_curl_ja3(&env, NULL, r->web_ja3[1]);
+        rc = sim_https_curl_ja3(&r->tls_env, NULL, r->web_ja3[1]);
+    r->tls_rng = saved;
     return rc;
 }
 

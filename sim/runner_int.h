@@ -159,7 +159,6 @@ struct runner {
     /* one OpenSSL library context for every node of the world (tls.h: a process holds only
      * about 500), whose randomness is the world's own stream */
     sim_rng tls_rng;
-    sim_rng ja3_rng;
     /* The web-profile node's JA3 MD5s with a server name [0] and without [1], for rules
      * that name them (SIM_SCN_JA3_WEB*); "" until computed. */
     char web_ja3[2][SIM_HTTPS_JA3_LEN + 1];
