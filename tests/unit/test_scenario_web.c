@@ -13,12 +13,25 @@
 static sim_scenario *load(const char *groups, const char *censor, int *rc, char *err, size_t n)
 {
     char y[2048];
-    snprintf(y, sizeof y,
-             "name: t\nduration: 1m\n%s%s\ngroups:\n%s\n", censor ? "network:\n  censors:\n" : "",
-             censor ? censor : "", groups);
+    snprintf(y, sizeof y, "name: t\nduration: 1m\n%s%s\ngroups:\n%s\n",
+             censor ? "network:\n  censors:\n" : "", censor ? censor : "", groups);
     sim_scenario *s = NULL;
     *rc = sim_scenario_load_mem(&s, "t.yaml", y, strlen(y), err, n);
     return s;
+}
+
+/* The scenario is refused as malformed, the message containing what. */
+static void expect_refused(const char *groups, const char *censor, const char *what)
+{
+    char err[SIM_SCN_ERR_MAX] = "";
+    int rc;
+    sim_scenario *s = load(groups, censor, &rc, err, sizeof err);
+    CU_ASSERT_PTR_NULL(s);
+    CU_ASSERT_EQUAL(rc, MESH_ERR_MALFORMED);
+    if (!strstr(err, what))
+        fprintf(stderr, "expected '%s' in: %s\n", what, err);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, what));
+    sim_scenario_free(s);
 }
 
 static void test_host_names(void)
@@ -47,21 +60,15 @@ static void test_host_names(void)
         const char *groups, *where;
     } bad[] = {
         {"  - {name: a, count: 2, host_name: \"n_{index}.example\"}", "t.yaml:5:36: groups[0]."
-                                                                     "host_name: \"n_0.example\""},
-        {"  - {name: a, count: 2, host_name: \"10.0.0.{index}\"}", "t.yaml:5:36: groups[0].host_name: \"10.0.0.0\" is not"},
+                                                                      "host_name: \"n_0.example\""},
+        {"  - {name: a, count: 2, host_name: \"10.0.0.{index}\"}",
+         "t.yaml:5:36: groups[0].host_name: \"10.0.0.0\" is not"},
         {"  - {name: a, count: 2, host_name: [a.example, -b.example]}", "t.yaml:5:48: groups[0]."
-                                                                       "host_name[1]"},
+                                                                        "host_name[1]"},
         {"  - {name: a, count: 3, host_name: [a.example, b.example]}", "2 names for 3 nodes"},
     };
-    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        s = load(bad[i].groups, NULL, &rc, err, sizeof err);
-        CU_ASSERT_PTR_NULL(s);
-        CU_ASSERT_EQUAL(rc, MESH_ERR_MALFORMED);
-        if (!strstr(err, bad[i].where))
-            fprintf(stderr, "case %zu: %s\n", i, err);
-        CU_ASSERT_PTR_NOT_NULL(strstr(err, bad[i].where));
-        sim_scenario_free(s);
-    }
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        expect_refused(bad[i].groups, NULL, bad[i].where);
 }
 
 static void test_background_and_ja3(void)
@@ -101,15 +108,8 @@ static void test_background_and_ja3(void)
         {"    - {name: c, in_front_of: a, rules: [{match: {ja3: meshara-seed}, action: rst}]}",
          "or meshara-web"},
     };
-    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        s = load(g, bad[i].censor, &rc, err, sizeof err);
-        CU_ASSERT_PTR_NULL(s);
-        CU_ASSERT_EQUAL(rc, MESH_ERR_MALFORMED);
-        if (!strstr(err, bad[i].what))
-            fprintf(stderr, "case %zu: %s\n", i, err);
-        CU_ASSERT_PTR_NOT_NULL(strstr(err, bad[i].what));
-        sim_scenario_free(s);
-    }
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        expect_refused(g, bad[i].censor, bad[i].what);
 }
 
 static CU_TestInfo tests[] = {
