@@ -14,6 +14,7 @@
 
 #include "core/identity.h"
 #include "core/tls.h"
+#include "sim/clienthello.h"
 
 enum {
     HDR_LEN = 8,   /* request length u32, response length u32 */
@@ -77,7 +78,9 @@ static void base_free(tls_base *b)
     ERR_clear_error();
 }
 
-static int base_init(tls_base *b, const mesh_env *env, const char *const *alpn, int server)
+/* kind: enum sim_https_kind for a client (ignored for a server). */
+static int base_init(tls_base *b, const mesh_env *env, const char *const *alpn, int server,
+                     int kind)
 {
     memset(b, 0, sizeof *b);
     b->env = *env;
@@ -90,6 +93,11 @@ static int base_init(tls_base *b, const mesh_env *env, const char *const *alpn, 
     OSSL_LIB_CTX *lib = mesh_tls_ctx_libctx(b->mctx);
     rc = MESH_ERR_TLS;
     ERR_clear_error();
+    if (!server && kind == SIM_HTTPS_CURL) { /* the web profile's client, reused as it is */
+        if (!(b->ssl = mesh_tls_web_client_new(lib, 0)))
+            goto fail;
+        return MESH_OK;
+    }
     b->ssl = SSL_CTX_new_ex(lib, NULL, server ? TLS_server_method() : TLS_client_method());
     if (!b->ssl || !SSL_CTX_set_min_proto_version(b->ssl, TLS1_2_VERSION))
         goto fail;
@@ -442,7 +450,7 @@ int sim_https_server_new(sim_https_server **out, const mesh_env *env,
     sim_https_server *sv = calloc(1, sizeof *sv);
     if (!sv)
         return MESH_ERR_NOMEM;
-    int rc = base_init(&sv->b, env, cfg->alpn, 1);
+    int rc = base_init(&sv->b, env, cfg->alpn, 1, 0);
     if (rc != MESH_OK) {
         free(sv);
         return rc;
@@ -620,7 +628,7 @@ static void xchg_start(sim_https_client *cl)
     list_push(&cl->live, &x->link);
     cl->nlive++;
     int err = tconn_new(&x->t, &cl->b, 0);
-    if (err == MESH_OK && !SSL_set_tlsext_host_name(x->t.ssl, cl->sni))
+    if (err == MESH_OK && cl->sni[0] && !SSL_set_tlsext_host_name(x->t.ssl, cl->sni))
         err = MESH_ERR_TLS;
     if (err == MESH_OK)
         x->t.s = e->ops->connect(e->obj, &cl->cfg.server, &CLI_CBS, x, &err);
@@ -654,13 +662,16 @@ int sim_https_client_new(sim_https_client **out, const mesh_env *env,
         return MESH_ERR_INVAL;
     const char *sni = cfg->sni ? cfg->sni : SIM_HTTPS_DEFAULT_SNI;
     if (!*sni || strlen(sni) > 253 || cfg->request_bytes > SIM_HTTPS_MAX_BODY ||
-        cfg->response_bytes > SIM_HTTPS_MAX_BODY)
+        cfg->response_bytes > SIM_HTTPS_MAX_BODY ||
+        (cfg->kind != SIM_HTTPS_OPENSSL && cfg->kind != SIM_HTTPS_CURL))
         return MESH_ERR_INVAL;
     sim_https_client *cl = calloc(1, sizeof *cl);
     if (!cl)
         return MESH_ERR_NOMEM;
     cl->cfg = *cfg;
-    strcpy(cl->sni, sni);
+    /* curl sends no server name for an address */
+    if (cfg->kind != SIM_HTTPS_CURL || mesh_host_name_check(sni) == MESH_OK)
+        strcpy(cl->sni, sni);
     cl->cfg.sni = cl->sni;
     cl->cfg.alpn = NULL; /* kept in wire form only */
     if (!cl->cfg.request_bytes)
@@ -671,7 +682,7 @@ int sim_https_client_new(sim_https_client **out, const mesh_env *env,
         cl->cfg.interval = SIM_HTTPS_DEFAULT_INTERVAL_MS * MESH_NS_PER_MS;
     if (!cl->cfg.timeout)
         cl->cfg.timeout = SIM_HTTPS_DEFAULT_TIMEOUT_S * MESH_NS_PER_S;
-    int rc = base_init(&cl->b, env, cfg->alpn, 0);
+    int rc = base_init(&cl->b, env, cfg->alpn, 0, cfg->kind);
     if (rc != MESH_OK) {
         free(cl);
         return rc;
@@ -719,4 +730,30 @@ sim_https_stats sim_https_client_get_stats(const sim_https_client *cl)
 int sim_https_client_done(const sim_https_client *cl)
 {
     return (cl->stopped || (cl->cfg.count && cl->launched >= cl->cfg.count)) && !cl->nlive;
+}
+
+int sim_https_curl_ja3(const mesh_env *env, const char *sni, char out[SIM_HTTPS_JA3_LEN + 1])
+{
+    if (!env || !out || (sni && mesh_host_name_check(sni) != MESH_OK))
+        return MESH_ERR_INVAL;
+    tls_base b;
+    int rc = base_init(&b, env, NULL, 0, SIM_HTTPS_CURL);
+    if (rc != MESH_OK)
+        return rc;
+    tconn t;
+    if ((rc = tconn_new(&t, &b, 0)) == MESH_OK) {
+        rc = MESH_ERR_TLS;
+        char *hello = NULL;
+        long len = 0;
+        sim_client_hello ch;
+        if ((!sni || SSL_set_tlsext_host_name(t.ssl, sni) == 1) && SSL_do_handshake(t.ssl) <= 0 &&
+            (len = BIO_get_mem_data(t.wb, &hello)) > 0 &&
+            sim_client_hello_parse((const uint8_t *)hello, (size_t)len, &ch) == MESH_OK) {
+            memcpy(out, ch.ja3_md5, SIM_HTTPS_JA3_LEN + 1);
+            rc = MESH_OK;
+        }
+        tconn_free(&t, MESH_CLOSE_ABORT);
+    }
+    base_free(&b);
+    return rc;
 }

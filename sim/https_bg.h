@@ -3,11 +3,14 @@
  * A client makes request/response exchanges with a server at a given interval, each on a new
  * TCP connection with a new TLS handshake (a browser fetching pages from many sites), and
  * counts completed and failed ones by reason. Both run on a mesh_env (the simulator's
- * driver, or the real one), so a censor on the path sees real TLS bytes: a stock OpenSSL
- * client offering TLS 1.2 and 1.3 with OpenSSL's default cipher suites and groups, a
- * browser-like SNI (default "www.example.org") and ALPN list (default "h2", "http/1.1"). Its
- * fingerprint (JA3) is OpenSSL's, not a particular browser's, and differs from Meshara's
- * TLS 1.3-only hello.
+ * driver, or the real one), so a censor on the path sees real TLS bytes. Two kinds of client
+ * (sim_https_client_cfg.kind): SIM_HTTPS_OPENSSL, a stock OpenSSL client offering TLS 1.2
+ * and 1.3 with OpenSSL's default cipher suites and groups, a browser-like SNI (default
+ * "www.example.org") and ALPN list (default "h2", "http/1.1"), whose fingerprint (JA3) is
+ * OpenSSL's and the seed profile's is not; SIM_HTTPS_CURL, curl 7.88 on Debian 12 — the very
+ * SSL_CTX settings of the web profile's client (tls.h, mesh_tls_web_client_new), so its
+ * ClientHello has the web-profile node's JA3 — sending the SNI only when it is a host name
+ * (an address: none, as curl), ALPN curl's.
  *
  * Inside TLS an exchange is: the client sends an 8-byte header {request length u32, response
  * length u32, big endian} and the request bytes; the server answers with that many response
@@ -55,11 +58,15 @@ typedef struct sim_https_server_cfg {
     const char *const *alpn; /* NULL-terminated, server preference; NULL = {"h2","http/1.1"} */
 } sim_https_server_cfg;
 
+/* The client's TLS stack, as a censor sees it. */
+enum sim_https_kind { SIM_HTTPS_OPENSSL = 0, SIM_HTTPS_CURL = 1 };
+
 /* Zero fields take the defaults above. */
 typedef struct sim_https_client_cfg {
     mesh_addr server;        /* required */
-    const char *sni;         /* NULL = SIM_HTTPS_DEFAULT_SNI */
-    const char *const *alpn; /* NULL-terminated; NULL = {"h2","http/1.1"} */
+    int kind;                /* enum sim_https_kind */
+    const char *sni;         /* NULL = SIM_HTTPS_DEFAULT_SNI; curl: an address sends none */
+    const char *const *alpn; /* NULL-terminated; NULL = {"h2","http/1.1"}; curl: its own */
     uint32_t request_bytes, response_bytes;
     mesh_time start;    /* absolute time of the first exchange (0 = at once) */
     mesh_time interval; /* between exchange starts */
@@ -106,7 +113,8 @@ mesh_addr sim_https_server_addr(const sim_https_server *s);
 sim_https_server_stats sim_https_server_get_stats(const sim_https_server *s);
 
 /* A client; its first exchange starts at cfg->start (a timer). MESH_OK; MESH_ERR_INVAL (no
- * server address, oversize SNI, bad ALPN list, body sizes over SIM_HTTPS_MAX_BODY);
+ * server address, oversize SNI, bad ALPN list, body sizes over SIM_HTTPS_MAX_BODY, unknown
+ * kind);
  * MESH_ERR_NOMEM; MESH_ERR_TLS / MESH_ERR_CRYPTO. *out untouched on failure. */
 int sim_https_client_new(sim_https_client **out, const mesh_env *env,
                          const sim_https_client_cfg *cfg);
@@ -115,6 +123,14 @@ void sim_https_client_stop(sim_https_client *c);
 void sim_https_client_free(sim_https_client *c); /* NULL: no-op */
 void sim_https_client_set_cb(sim_https_client *c, sim_https_exchange_fn fn, void *ud);
 sim_https_stats sim_https_client_get_stats(const sim_https_client *c);
+/* The JA3 MD5 (lowercase hex) of the ClientHello a SIM_HTTPS_CURL client — and so a
+ * web-profile node — sends with sni as server name (a host name), or none (NULL: the hello to
+ * an address): what a censor rule "written against the node's fingerprint" matches. One
+ * hello made on env (its randomness), nothing sent. MESH_OK; MESH_ERR_INVAL; MESH_ERR_NOMEM;
+ * MESH_ERR_TLS / MESH_ERR_CRYPTO. */
+enum { SIM_HTTPS_JA3_LEN = 32 };
+int sim_https_curl_ja3(const mesh_env *env, const char *sni, char out[SIM_HTTPS_JA3_LEN + 1]);
+
 /* 1 once every exchange it will start has ended (count reached or stopped, none in flight). */
 int sim_https_client_done(const sim_https_client *c);
 

@@ -394,7 +394,8 @@ static int classify_flow(void *ud, const mesh_addr *client, const mesh_addr *ser
                                                  : SIM_CENSOR_LABEL_UNKNOWN;
 }
 
-int rn_censor_rule_of(const sim_scn_rule *sr, sim_censor_rule *out)
+int rn_censor_rule_of(const sim_scn_rule *sr, const char (*web_ja3)[SIM_HTTPS_JA3_LEN + 1],
+                      sim_censor_rule *out)
 {
     memset(out, 0, sizeof *out);
     out->name = sr->name;
@@ -418,8 +419,12 @@ int rn_censor_rule_of(const sim_scn_rule *sr, sim_censor_rule *out)
     }
     if (sr->match & SIM_SCN_MATCH_ALPN)
         m->alpn = sr->alpn;
-    if (sr->match & SIM_SCN_MATCH_JA3)
-        m->ja3_md5 = sr->ja3;
+    if (sr->match & SIM_SCN_MATCH_JA3) {
+        int ip = !strcmp(sr->ja3, SIM_SCN_JA3_WEB_IP);
+        m->ja3_md5 = ip || !strcmp(sr->ja3, SIM_SCN_JA3_WEB)
+                         ? web_ja3 ? web_ja3[ip] : "00000000000000000000000000000000"
+                         : sr->ja3;
+    }
     if (sr->match & SIM_SCN_MATCH_FIRST_LEN) {
         m->len_min = (uint32_t)sr->len_min;
         m->len_max = (uint32_t)(sr->len_max > UINT32_MAX ? UINT32_MAX : sr->len_max);
@@ -447,6 +452,23 @@ int rn_censor_rule_of(const sim_scn_rule *sr, sim_censor_rule *out)
     return MESH_OK;
 }
 
+/* The node's JA3s into r->web_ja3. The hellos are made on the TLS env with its random
+ * stream swapped for one of their own, so a scenario's other draws do not move when a rule
+ * names them. Every web-profile node's client is mesh_tls_web_client_new's, the background
+ * curl client's too. */
+static int web_ja3(runner *r)
+{
+    if (r->web_ja3[0][0])
+        return MESH_OK;
+    sim_rng saved = r->tls_rng;
+    sim_rng_derive(&r->tls_rng, r->scn->seed, RN_STREAM_JA3);
+    int rc = sim_https_curl_ja3(&r->tls_env, "meshara-ja3.example", r->web_ja3[0]);
+    if (rc == MESH_OK)
+        rc = sim_https_curl_ja3(&r->tls_env, NULL, r->web_ja3[1]);
+    r->tls_rng = saved;
+    return rc;
+}
+
 int rn_build_censors(runner *r)
 {
     const sim_scenario *s = r->scn;
@@ -464,7 +486,12 @@ int rn_build_censors(runner *r)
         sim_censor_set_classifier(c, classify_flow, r);
         for (size_t k = 0; k < sc->rule_count; k++) {
             sim_censor_rule cr;
-            if ((rc = rn_censor_rule_of(&sc->rules[k], &cr)) != MESH_OK ||
+            const sim_scn_rule *sr = &sc->rules[k];
+            if ((sr->match & SIM_SCN_MATCH_JA3) && strncmp(sr->ja3, SIM_SCN_JA3_WEB, 11) == 0 &&
+                (rc = web_ja3(r)) != MESH_OK)
+                return fail(r, rc, "censor %s: the node's JA3: %s", sc->name);
+            if ((rc = rn_censor_rule_of(sr, (const char(*)[SIM_HTTPS_JA3_LEN + 1]) r->web_ja3,
+                                        &cr)) != MESH_OK ||
                 (rc = sim_censor_add_rule(c, &cr, NULL)) != MESH_OK) {
                 snprintf(r->err, r->errlen, "%s:%u:%u: censor rule refused: %s",
                          sc->rules[k].loc.origin, sc->rules[k].loc.line, sc->rules[k].loc.col,
@@ -505,10 +532,11 @@ static int bg_host(runner *r, const char *name, sim_lan *lan, uint32_t ip, sim_h
 int rn_build_background(runner *r)
 {
     const sim_scenario *s = r->scn;
-    size_t targets = 0;
+    size_t clients = 0;
     for (size_t i = 0; i < s->censor_count; i++)
-        targets += s->censors[i].target_count;
-    if (targets == 0)
+        clients +=
+            s->censors[i].target_count * (size_t)__builtin_popcount(s->censors[i].background);
+    if (clients == 0)
         return MESH_OK;
     uint32_t next_bg = RN_ADDR_BG_HOSTS;
     int rc = bg_host(r, "bg-server", NULL, next_bg++, &r->bg_server_host);
@@ -519,8 +547,8 @@ int rn_build_background(runner *r)
     mesh_env senv = sim_driver_env(r->bg_server_drv);
     if ((rc = sim_https_server_new(&r->bg_server, &senv, NULL)) != MESH_OK)
         return fail(r, rc, "background server %s: %s", "bg-server");
-    r->bg_drvs = calloc(targets, sizeof *r->bg_drvs);
-    r->bg_clients = calloc(targets, sizeof *r->bg_clients);
+    r->bg_drvs = calloc(clients, sizeof *r->bg_drvs);
+    r->bg_clients = calloc(clients, sizeof *r->bg_clients);
     if (!r->bg_drvs || !r->bg_clients)
         return MESH_ERR_NOMEM;
     uint32_t *lan_next = calloc(s->lan_count ? s->lan_count : 1, sizeof *lan_next);
@@ -528,10 +556,15 @@ int rn_build_background(runner *r)
         return MESH_ERR_NOMEM;
     for (size_t i = 0; i < s->censor_count && rc == MESH_OK; i++) {
         const sim_scn_censor *sc = &s->censors[i];
-        for (size_t t = 0; t < sc->target_count && rc == MESH_OK; t++) {
-            const sim_scn_ref *ref = &sc->targets[t];
-            char name[SIM_SCN_MAX_NAME * 2 + 16];
-            snprintf(name, sizeof name, "bg-%s-%zu", sc->name, t);
+        for (size_t t = 0; t < sc->target_count * SIM_SCN_BG_KINDS && rc == MESH_OK; t++) {
+            int kind = (int)(t % SIM_SCN_BG_KINDS); /* each kind asked for, per target */
+            if (!(sc->background & 1u << kind))
+                continue;
+            const sim_scn_ref *ref = &sc->targets[t / SIM_SCN_BG_KINDS];
+            char name[SIM_SCN_MAX_NAME * 2 + 32];
+            static const char *const SUFFIX[] = {"", "-curl", "-curl-ip"};
+            snprintf(name, sizeof name, "bg-%s-%zu%s", sc->name, t / SIM_SCN_BG_KINDS,
+                     SUFFIX[kind]);
             sim_lan *lan = NULL;
             uint32_t ip = next_bg++;
             size_t li = ref->kind == SIM_SCN_REF_LAN ? ref->index : s->groups[ref->index].lan;
@@ -555,6 +588,10 @@ int rn_build_background(runner *r)
             cc.response_bytes = SIM_RUNNER_BG_RESPONSE;
             cc.interval = SIM_RUNNER_BG_INTERVAL_MS * MESH_NS_PER_MS;
             cc.jitter = cc.interval / 2;
+            cc.kind = kind == SIM_SCN_BG_OPENSSL ? SIM_HTTPS_OPENSSL : SIM_HTTPS_CURL;
+            char addr[MESH_ADDR_STRLEN];
+            if (kind == SIM_SCN_BG_CURL_IP) /* https://ADDR/: no server name */
+                cc.sni = mesh_addr_format(&cc.server, addr, sizeof addr);
             rc = sim_https_client_new(&r->bg_clients[r->nbg], &env, &cc);
             r->nbg++;
         }

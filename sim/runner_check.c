@@ -43,7 +43,7 @@ static int check_rules(const sim_scn_censor *c, char *err, size_t errlen)
     for (size_t k = 0; k < c->rule_count; k++) {
         const sim_scn_rule *sr = &c->rules[k];
         sim_censor_rule cr;
-        if (rn_censor_rule_of(sr, &cr) != MESH_OK)
+        if (rn_censor_rule_of(sr, NULL, &cr) != MESH_OK)
             return sim_scn_error(err, errlen, MESH_ERR_UNSUPPORTED, &sr->loc,
                                  "use drop, rst or throttle <rate>",
                                  "rule '%s' of censor '%s': action %s (active probing) is not "

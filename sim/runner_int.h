@@ -51,6 +51,7 @@
 #define RN_STREAM_LATENCY (RN_STREAM + (3ULL << 32))
 #define RN_STREAM_TLS (RN_STREAM + (4ULL << 32))
 #define RN_STREAM_LOOKUP (RN_STREAM + (5ULL << 32))
+#define RN_STREAM_JA3 (RN_STREAM + (6ULL << 32)) /* the hellos of rn_web_ja3 */
 
 enum rn_msg_state { RN_MSG_PENDING = 0, RN_MSG_DELIVERED = 1, RN_MSG_FAILED = 2 };
 
@@ -158,6 +159,9 @@ struct runner {
     /* one OpenSSL library context for every node of the world (tls.h: a process holds only
      * about 500), whose randomness is the world's own stream */
     sim_rng tls_rng;
+    /* The web-profile node's JA3 MD5s with a server name [0] and without [1], for rules
+     * that name them (SIM_SCN_JA3_WEB*); "" until computed. */
+    char web_ja3[2][SIM_HTTPS_JA3_LEN + 1];
     mesh_env tls_env;
     mesh_tls_lib *tls_lib;
     uint32_t next_public, next_lan_public;
@@ -207,7 +211,10 @@ mesh_time rn_core_latency(void *ud, uint64_t from, uint64_t to);
 void rn_link_merge(sim_link_cfg *c, const sim_scn_link *l);
 /* A scenario rule as the censor model's (strings borrowed from sr); MESH_ERR_UNSUPPORTED for
  * an action the model does not have (probe). */
-int rn_censor_rule_of(const sim_scn_rule *sr, sim_censor_rule *out);
+/* web_ja3: the node's JA3s (runner.web_ja3) for rules that name them; NULL (check only): a
+ * placeholder MD5. */
+int rn_censor_rule_of(const sim_scn_rule *sr, const char (*web_ja3)[SIM_HTTPS_JA3_LEN + 1],
+                      sim_censor_rule *out);
 
 /* ---- runner_node.c ------------------------------------------------------------------------- */
 

@@ -383,6 +383,11 @@ static int node_start(runner *r, rn_node *n)
     cfg.record_seq = 1 + sim_sched_now(r->sched) / MESH_NS_PER_S; /* grows across restarts */
     cfg.profile = g->profile;
     cfg.sni = g->tls_sni;
+    char host[SIM_SCN_MAX_STRING + 16];
+    if (sim_scn_group_host_name(g, (uint32_t)(n - &r->nodes[g->first_node]), host, sizeof host) ==
+            MESH_OK &&
+        host[0])
+        cfg.host_name = host; /* copied by mesh_node_new */
     const char *alpn[SIM_SCN_MAX_ALPN + 1] = {0};
     if (g->alpn_count) {
         for (size_t a = 0; a < g->alpn_count && a < SIM_SCN_MAX_ALPN; a++)

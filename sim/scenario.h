@@ -178,7 +178,12 @@ typedef struct sim_scn_group {
     int framing;                  /* enum sim_scn_framing */
     int framing_given;            /* framing: was written (plain needs profile: seed) */
     const char *tls_sni;          /* NULL: the node's default */
-    size_t alpn_count;            /* 0: the node's default */
+    /* Nodes' host names (mesh_node_cfg.host_name): a template where "{index}" stands for the
+     * node's index in the group (from 0), or a list of one name per node; NULL/0: none. */
+    const char *host_name;
+    size_t host_name_count; /* > 0: host_names[] (count of them), not the template */
+    const char **host_names;
+    size_t alpn_count; /* 0: the node's default */
     const char **alpn;
     sim_scn_link link; /* access link: the file's network.access, overridden field by field */
 } sim_scn_group;
@@ -211,18 +216,36 @@ typedef struct sim_scn_rule {
     uint32_t dst_ip;    /* host order */
     uint8_t dst_prefix; /* 0..32 */
     uint16_t port_min, port_max;
-    const char *sni;           /* exact, or "*.example.org" = any name ending ".example.org" */
-    const char *alpn;          /* matches when any offered protocol equals it */
-    const char *ja3;           /* 32 lowercase hex digits (the JA3 MD5) */
-    uint64_t len_min, len_max; /* first payload length, bytes */
+    const char *sni;  /* exact, or "*.example.org" = any name ending ".example.org" */
+    const char *alpn; /* matches when any offered protocol equals it */
+    const char *ja3;  /* 32 lowercase hex digits (the JA3 MD5), or a SIM_SCN_JA3_WEB* word */
+    uint64_t len_min, len_max;       /* first payload length, bytes */
     double entropy_min, entropy_max; /* first payload byte entropy, bits per byte, [0, 8] */
     int action;                      /* enum sim_scn_action */
     uint64_t throttle_bps;           /* THROTTLE */
     mesh_time residual;              /* keep blocking the flagged dst ip:port this long; 0 = no */
 } sim_scn_rule;
 
+/* Words a rule's ja3 may give instead of an MD5: the web-profile node's own fingerprint,
+ * computed by the runner from the node's client settings (sim_https_curl_ja3) — its
+ * ClientHello with a server name (to a peer that publishes a host name) or without (to a
+ * peer known by address). */
+#define SIM_SCN_JA3_WEB "meshara-web"
+#define SIM_SCN_JA3_WEB_IP "meshara-web-ip"
+
+/* Background HTTPS clients a censor gets per target (docs/scenarios.md). */
+enum sim_scn_bg_kind {
+    SIM_SCN_BG_OPENSSL = 0, /* stock OpenSSL, SNI www.example.org */
+    SIM_SCN_BG_CURL = 1,    /* curl (the web profile's client), SNI www.example.org */
+    SIM_SCN_BG_CURL_IP = 2, /* curl to an address: no SNI */
+    SIM_SCN_BG_KINDS = 3,
+};
+/* The default: one stock OpenSSL client and one curl client per target (see docs). */
+#define SIM_SCN_BG_DEFAULT (1u << SIM_SCN_BG_OPENSSL | 1u << SIM_SCN_BG_CURL)
+
 typedef struct sim_scn_censor {
     sim_scn_loc loc;
+    unsigned background; /* enum sim_scn_bg_kind bits: one client of each kind per target */
     const char *name;
     size_t target_count; /* the groups and LANs it sits in front of */
     const sim_scn_ref *targets;
@@ -406,5 +429,9 @@ const char *sim_scn_op_name(int op);
 const char *sim_scn_nat_behaviour_name(int b);
 const char *sim_scn_action_name(int action);
 const char *sim_scn_event_kind_name(int kind);
+
+/* Node k of group g's host name into buf (cap bytes): "" when the group gives none. Returns
+ * MESH_OK or MESH_ERR_TOO_BIG (the template's expansion does not fit cap). */
+int sim_scn_group_host_name(const sim_scn_group *g, uint32_t k, char *buf, size_t cap);
 
 #endif

@@ -76,12 +76,68 @@ static int decode_tls(scn_dec *d, const scn_node *n, const char *path, sim_scn_g
     return MESH_OK;
 }
 
+/* One host name at loc: it must be a DNS name (the node refuses anything else). */
+static int check_host_name(scn_dec *d, const scn_node *v, const char *path, const char *name)
+{
+    if (mesh_host_name_check(name) == MESH_OK)
+        return MESH_OK;
+    char sb[SCN_SHOW_MAX + 4];
+    return sim_scn_error(d->err, d->errlen, MESH_ERR_MALFORMED, &v->loc,
+                         "letters, digits and inner hyphens in dot-separated labels of 1 to 63, "
+                         "at most 253 in all, not an address; {index} is the node's index",
+                         "%s: \"%s\" is not a DNS host name", path, scn_show(name, sb));
+}
+
+/* host_name: a template ("n{index}.example.net") or a list of one name per node. */
+static int decode_host_name(scn_dec *d, const scn_node *v, const char *path, sim_scn_group *g)
+{
+    char q[SCN_PATH_MAX], name[SIM_SCN_MAX_STRING + 16];
+    if (v->kind == SCN_SCALAR) {
+        SCN_TRY(scn_get_string(d, v, path, SIM_SCN_MAX_STRING, &g->host_name));
+        /* the shortest and the longest expansion */
+        uint32_t ks[2] = {0, g->count - 1};
+        for (int i = 0; i < 2; i++) {
+            if (sim_scn_group_host_name(g, ks[i], name, sizeof name) != MESH_OK)
+                return check_host_name(d, v, path, g->host_name);
+            SCN_TRY(check_host_name(d, v, path, name));
+        }
+        return MESH_OK;
+    }
+    SCN_TRY(scn_want_list(d, v, path, SIM_SCN_MAX_NODES, "SIM_SCN_MAX_NODES"));
+    if (scn_list_len(v) != g->count)
+        return sim_scn_error(d->err, d->errlen, MESH_ERR_MALFORMED, &v->loc,
+                             "give one name per node, or a template with {index}",
+                             "%s: %zu names for %u nodes", path, scn_list_len(v), g->count);
+    g->host_names = scn_arena_alloc(d->a, v->n * sizeof *g->host_names);
+    if (!g->host_names)
+        return scn_nomem(d, v);
+    size_t i = 0;
+    for (const scn_node *e = v->first; e; e = e->next, i++) {
+        scn_itempath(q, path, i);
+        SCN_TRY(scn_get_string(d, e, q, SIM_SCN_MAX_STRING, &g->host_names[i]));
+        SCN_TRY(check_host_name(d, e, q, g->host_names[i]));
+    }
+    g->host_name_count = i;
+    return MESH_OK;
+}
+
+int sim_scn_group_host_name(const sim_scn_group *g, uint32_t k, char *buf, size_t cap)
+{
+    const char *t = g->host_name_count ? (k < g->host_name_count ? g->host_names[k] : "")
+                    : g->host_name     ? g->host_name
+                                       : "";
+    const char *at = g->host_name_count ? NULL : strstr(t, "{index}");
+    int n = at ? snprintf(buf, cap, "%.*s%u%s", (int)(at - t), t, k, at + 7)
+               : snprintf(buf, cap, "%s", t);
+    return n >= 0 && (size_t)n < cap ? MESH_OK : MESH_ERR_TOO_BIG;
+}
+
 static int decode_group(scn_dec *d, const scn_node *n, const char *path, size_t idx,
                         sim_scn_group *g)
 {
     static const char *const KEYS[] = {"name", "count", "placement", "region",  "nat",
                                        "join", "role",  "mdns",      "profile", "framing",
-                                       "tls",  "link",  NULL};
+                                       "tls",  "link",  "host_name", NULL};
     static const char *const ROLES[] = {"normal", "bootstrap", "stun"};
     static const char *const PROFILES[] = {"web", "seed"}; /* enum sim_scn_profile order */
     static const char *const FRAMINGS[] = {"plain", "http2"};
@@ -135,6 +191,8 @@ static int decode_group(scn_dec *d, const scn_node *n, const char *path, size_t 
     }
     if ((v = scn_opt(n, path, "tls", p)))
         SCN_TRY(decode_tls(d, v, p, g));
+    if ((v = scn_opt(n, path, "host_name", p)))
+        SCN_TRY(decode_host_name(d, v, p, g));
     g->link = d->s->access;
     g->link.set = d->s->access.set;
     if ((v = scn_get(n, "link"))) {

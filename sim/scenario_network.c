@@ -324,15 +324,17 @@ static int decode_match(scn_dec *d, const scn_node *n, const char *path, sim_scn
     }
     if ((v = scn_opt(n, path, "ja3", p))) {
         SCN_TRY(scn_get_string(d, v, p, 32, &r->ja3));
-        int ok = strlen(r->ja3) == 32;
-        for (char *c = (char *)r->ja3; ok && *c; c++) {
+        int word = !strcmp(r->ja3, SIM_SCN_JA3_WEB) || !strcmp(r->ja3, SIM_SCN_JA3_WEB_IP);
+        int ok = word || strlen(r->ja3) == 32;
+        for (char *c = (char *)r->ja3; ok && !word && *c; c++) {
             if (*c >= 'A' && *c <= 'F')
                 *c = (char)(*c - 'A' + 'a');
             ok = (*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f');
         }
         if (!ok)
-            return scn_wrong_type(d, v, p, "a JA3 MD5 (32 hex digits)",
-                                  "tshark shows it as tls.handshake.ja3");
+            return scn_wrong_type(d, v, p, "a JA3 MD5 (32 hex digits) or " SIM_SCN_JA3_WEB,
+                                  "tshark shows it as tls.handshake.ja3; " SIM_SCN_JA3_WEB
+                                  " and " SIM_SCN_JA3_WEB_IP " are the web-profile node's own");
         r->match |= SIM_SCN_MATCH_JA3;
     }
     if ((v = scn_opt(n, path, "first_len", p))) {
@@ -407,16 +409,41 @@ static int decode_rule(scn_dec *d, const scn_node *n, const char *path, size_t i
     return MESH_OK;
 }
 
+/* background: a list of client kinds (each at most once; [] = none). */
+static int decode_background(scn_dec *d, const scn_node *v, const char *path, unsigned *out)
+{
+    static const char *const KINDS[] = {"openssl", "curl", "curl-ip"}; /* sim_scn_bg_kind */
+    char q[SCN_PATH_MAX];
+    SCN_TRY(scn_want_list(d, v, path, SIM_SCN_BG_KINDS, "one of each kind"));
+    unsigned bits = 0;
+    size_t i = 0;
+    for (const scn_node *e = v->first; e; e = e->next, i++) {
+        int k;
+        scn_itempath(q, path, i);
+        SCN_TRY(scn_get_choice(d, e, q, KINDS, SIM_SCN_BG_KINDS, &k));
+        if (bits & 1u << k)
+            return sim_scn_error(d->err, d->errlen, MESH_ERR_MALFORMED, &e->loc,
+                                 "name each kind once", "%s: %s given twice", q, KINDS[k]);
+        bits |= 1u << k;
+    }
+    *out = bits;
+    return MESH_OK;
+}
+
 int scn_decode_censor(scn_dec *d, const scn_node *n, const char *path, size_t idx,
                       sim_scn_censor *c)
 {
-    static const char *const KEYS[] = {"name", "in_front_of", "enabled", "rules", NULL};
+    static const char *const KEYS[] = {"name",  "in_front_of", "enabled",
+                                       "rules", "background",  NULL};
     char p[SCN_PATH_MAX], q[SCN_PATH_MAX];
     const scn_node *v;
     SCN_TRY(scn_want_map(d, n, path));
     SCN_TRY(scn_check_keys(d, n, path, KEYS));
     c->loc = n->loc;
     c->enabled = 1;
+    c->background = SIM_SCN_BG_DEFAULT;
+    if ((v = scn_opt(n, path, "background", p)))
+        SCN_TRY(decode_background(d, v, p, &c->background));
     SCN_TRY(scn_need_at(d, n, path, "name", &v, p));
     SCN_TRY(scn_get_name(d, v, p, &c->name));
     for (size_t i = 0; i < idx; i++)

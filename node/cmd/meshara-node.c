@@ -117,9 +117,10 @@ static int load_cert(const node_opts *o, const mesh_env *env, mesh_certfile *cer
 {
     if (o->profile == MESH_PROFILE_SEED)
         return MESH_OK;
-    int rc = o->tls_cert ? mesh_certfile_load(cert, o->tls_cert, o->tls_key, env)
-                         : mesh_certfile_own(cert, o->key_path, env, o->cert_type, o->sni,
-                                             (int64_t)time(NULL));
+    int rc = o->tls_cert
+                 ? mesh_certfile_load(cert, o->tls_cert, o->tls_key, env)
+                 : mesh_certfile_own(cert, o->key_path, env, o->cert_type,
+                                     o->host_name ? o->host_name : o->sni, (int64_t)time(NULL));
     if (rc != MESH_OK && rc != MESH_ERR_PERM && rc != MESH_ERR_CORRUPT && rc != MESH_ERR_IO &&
         rc != MESH_ERR_NOT_FOUND)
         fprintf(stderr, "meshara-node: certificate: %s (%s)\n", mesh_errname(rc),

@@ -97,10 +97,15 @@ static const char USAGE[] =
     "                         certificate, messages over HTTP/2; seed: the original design,\n"
     "                         TLS 1.3 only, ALPN meshara/1.0, SNI meshara.node, a certificate\n"
     "                         of the identity key (docs/protocol.md, \"TLS\")\n"
-    "  --sni NAME             web: the host name clients send as TLS server name (default:\n"
-    "                         none, as curl for an IP address; an IP address sends none) and\n"
-    "                         the name in a certificate made here (default localhost);\n"
-    "                         seed: the server name sent (default meshara.node)\n"
+    "  --host-name NAME       this node's DNS name (e.g. n1.example.net): published in its\n"
+    "                         signed peer record, so web-profile peers that dial it send it\n"
+    "                         as TLS server name (as curl sends its URL's host), and the\n"
+    "                         name in a certificate made here (default: none; localhost)\n"
+    "  --sni NAME             web: the server name sent to a peer whose record names no host\n"
+    "                         (a --peer or --bootstrap node met first; default: none, as\n"
+    "                         curl for an IP address; an IP address sends none), and the\n"
+    "                         certificate's name without --host-name; seed: the server name\n"
+    "                         always sent (default meshara.node)\n"
     "  --tls-cert FILE        web: the certificate chain to show (PEM, this server's first),\n"
     "  --tls-key FILE         and its key (PEM, not readable by others), e.g. a CA-issued\n"
     "                         certificate for a domain the operator owns; default: a\n"
@@ -233,6 +238,7 @@ enum opt_id {
     OPT_PEERS_DB,
     OPT_HTTP2,
     OPT_SNI,
+    OPT_HOST_NAME,
     OPT_ALPN,
     OPT_PROFILE,
     OPT_TLS_CERT,
@@ -275,6 +281,7 @@ static const int OPT_CMDS[] = {
     OPT_ROW(OPT_PEERS_DB) = CMD_RUN,
     OPT_ROW(OPT_HTTP2) = SESSION_CMDS,
     OPT_ROW(OPT_SNI) = SESSION_CMDS,
+    OPT_ROW(OPT_HOST_NAME) = SESSION_CMDS,
     OPT_ROW(OPT_ALPN) = SESSION_CMDS,
     OPT_ROW(OPT_PROFILE) = SESSION_CMDS,
     OPT_ROW(OPT_TLS_CERT) = SESSION_CMDS,
@@ -312,6 +319,7 @@ static const struct option LONG_OPTS[] = {
     {"peers-db", required_argument, NULL, OPT_PEERS_DB},
     {"http2", no_argument, NULL, OPT_HTTP2},
     {"sni", required_argument, NULL, OPT_SNI},
+    {"host-name", required_argument, NULL, OPT_HOST_NAME},
     {"alpn", required_argument, NULL, OPT_ALPN},
     {"profile", required_argument, NULL, OPT_PROFILE},
     {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
@@ -509,6 +517,14 @@ static int take_text(node_opts *o, int id, const char *name, const char *arg)
             return usage_error("--sni: expected a host name of 1..%d characters, got '%s'",
                                MESH_NODE_MAX_SNI, arg);
         o->sni = arg;
+        return NODE_EXIT_OK;
+    case OPT_HOST_NAME:
+        if (mesh_host_name_check(arg) != MESH_OK)
+            return usage_error("--host-name: expected a DNS host name (letters, digits, inner "
+                               "hyphens; labels of 1..63, at most %d in all; not an address), "
+                               "got '%s'",
+                               MESH_HOST_NAME_MAX, arg);
+        o->host_name = arg;
         return NODE_EXIT_OK;
     case OPT_ALPN:
         if (parse_alpn(o, arg) != MESH_OK)

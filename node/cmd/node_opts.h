@@ -62,6 +62,7 @@ typedef struct node_opts {
     int profile; /* enum mesh_profile */
     int http2;
     const char *sni;
+    const char *host_name;          /* --host-name: ours, published in our record */
     const char *tls_cert, *tls_key; /* web: the operator's chain and key (both or neither) */
     int cert_type;                  /* web: enum mesh_cert_type of a certificate made here */
     int has_cert_type;

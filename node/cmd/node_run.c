@@ -316,6 +316,7 @@ static void node_cfg(const cli *c, mesh_node_cfg *cfg)
     cfg->tls_key_pem = c->cert->key;
     cfg->tls_key_pem_len = c->cert->key_len;
     cfg->sni = o->sni;
+    cfg->host_name = o->host_name;
     cfg->alpn = o->alpn[0] ? o->alpn : NULL;
     cfg->http2 = o->http2;
     cfg->connect_timeout = o->connect_ms * MESH_NS_PER_MS;

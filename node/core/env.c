@@ -230,3 +230,31 @@ void mesh_log(const mesh_env *e, int level, const char *fmt, ...)
     va_end(ap);
     e->ops->log(e->obj, level, line);
 }
+
+int mesh_host_name_check(const char *name)
+{
+    if (!name)
+        return MESH_ERR_INVAL;
+    size_t n = strnlen(name, MESH_HOST_NAME_MAX + 1), label = 0;
+    int digits_only = 1;
+    if (n == 0 || n > MESH_HOST_NAME_MAX)
+        return MESH_ERR_INVAL;
+    for (size_t i = 0; i <= n; i++) {
+        char c = name[i];
+        if (c == '.' || c == '\0') {
+            if (label == 0 || name[i - 1] == '-')
+                return MESH_ERR_INVAL; /* empty label, trailing dot, or ends with a hyphen */
+            if (c == '\0')
+                break;
+            label = 0;
+            digits_only = 1;
+            continue;
+        }
+        int alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+        int digit = c >= '0' && c <= '9';
+        if ((!alpha && !digit && c != '-') || (c == '-' && label == 0) || ++label > 63)
+            return MESH_ERR_INVAL;
+        digits_only &= digit;
+    }
+    return digits_only ? MESH_ERR_INVAL : MESH_OK; /* "10.0.0.1" is an address, not a name */
+}

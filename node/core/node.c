@@ -60,6 +60,7 @@ static int tls_new(mesh_node *n, const mesh_node_cfg *cfg)
     alpn[na] = NULL;
     mesh_tls_cfg tc = {.profile = cfg->profile,
                        .sni = cfg->sni,
+                       .host_name = cfg->host_name,
                        .alpn = alpn,
                        .lib = cfg->tls_lib,
                        .cert_pem = cfg->tls_cert_pem,
@@ -76,7 +77,8 @@ int mesh_node_new(mesh_node **out, const mesh_env *env, const mesh_node_cfg *cfg
 {
     if (!out || !env || !cfg || !cfg->identity || cfg->n_bootstrap > MESH_NODE_MAX_BOOTSTRAP ||
         cfg->n_manual > MESH_NODE_MAX_MANUAL || cfg->n_advertised > MESH_NODE_MAX_ADVERTISED ||
-        (cfg->pool_max && cfg->pool_min > cfg->pool_max))
+        (cfg->pool_max && cfg->pool_min > cfg->pool_max) ||
+        (cfg->host_name && mesh_host_name_check(cfg->host_name) != MESH_OK))
         return MESH_ERR_INVAL;
     mesh_node *n = calloc(1, sizeof *n);
     if (!n)
@@ -94,7 +96,10 @@ int mesh_node_new(mesh_node **out, const mesh_env *env, const mesh_node_cfg *cfg
     c->bootstrap_timeout = or_default(c->bootstrap_timeout, MESH_NODE_DEFAULT_BOOTSTRAP_TIMEOUT_MS);
     if (!c->record_seq)
         c->record_seq = 1;
+    if (cfg->host_name)
+        strcpy(n->host_name, cfg->host_name); /* checked: at most MESH_HOST_NAME_MAX bytes */
     /* Strings are used only while making the TLS context, which copies them. */
+    c->host_name = NULL;
     c->sni = NULL;
     c->alpn = NULL;
     c->tls_cert_pem = c->tls_key_pem = NULL;
@@ -179,7 +184,8 @@ int mesh_node_start(mesh_node *n)
     mesh_reach_set_port(n->reach, n->bound.port);
     mesh_addr addrs[MESH_PEER_MAX_ADDRS];
     size_t na = mesh_node_self_addrs(n, addrs);
-    if ((rc = mesh_peer_record_make(&n->self, n->id, addrs, na, n->cfg.record_seq)) != MESH_OK)
+    if ((rc = mesh_peer_record_make_named(&n->self, n->id, addrs, na, NULL, 0, n->host_name,
+                                          n->cfg.record_seq)) != MESH_OK)
         goto fail_srv;
     if ((rc = mesh_dht_new(&n->dht, &n->env, &n->self, &mesh_node_dht_transport, n)) == MESH_OK)
         mesh_dht_set_cache(n->dht, &n->vcache);

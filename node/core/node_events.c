@@ -396,6 +396,17 @@ static void pool_top_up(void *ud, size_t want)
         (void)mesh_bootstrap_start(n->boot); /* the last join failed: try again */
 }
 
+/* The peer's published host name, when its record is in our DHT: the SNI a web-profile
+ * client sends it (tls.h, mesh_tls_set_server_name). */
+static const char *pool_server_name(void *ud, const uint8_t key[MESH_PUBKEY_LEN])
+{
+    mesh_node *n = ud;
+    uint8_t id[MESH_NODE_ID_LEN];
+    mesh_node_id_of(key, id);
+    const mesh_peer_record *r = n->dht ? mesh_dht_get(n->dht, id) : NULL;
+    return r && r->host_name[0] ? r->host_name : NULL;
+}
+
 void mesh_node_server_session(mesh_server *srv, mesh_session *s, void *ud)
 {
     (void)srv;
@@ -408,7 +419,8 @@ const mesh_pool_cbs mesh_node_pool_cbs = {.on_session_up = pool_session_up,
                                           .on_message = pool_message,
                                           .on_session_closed = pool_session_closed,
                                           .on_down = pool_down,
-                                          .on_top_up = pool_top_up};
+                                          .on_top_up = pool_top_up,
+                                          .server_name = pool_server_name};
 
 /* ---- mDNS --------------------------------------------------------------------------------- */
 

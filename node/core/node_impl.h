@@ -133,7 +133,8 @@ struct mesh_node {
     mesh_dht *dht;
     mesh_bootstrap *boot;
     mesh_peer_record self;
-    mesh_peer_cache vcache; /* records verified before (shared with the DHT) */
+    char host_name[MESH_HOST_NAME_MAX + 1]; /* cfg.host_name's copy ("" = none): our record's */
+    mesh_peer_cache vcache;                 /* records verified before (shared with the DHT) */
     mesh_addr bound;
     int started, joined, join_reported, closing;
     uint64_t next_id;

@@ -113,7 +113,8 @@ void mesh_node_record_update(mesh_node *n)
             addrs[na++] = *c;
     }
     mesh_peer_record r;
-    if (mesh_peer_record_make(&r, n->id, addrs, na, n->self.seq + 1) != MESH_OK)
+    if (mesh_peer_record_make_named(&r, n->id, addrs, na, NULL, 0, n->host_name, n->self.seq + 1) !=
+        MESH_OK)
         return; /* the record stays as it was; the next change tries again */
     n->self = r;
     if (n->dht)

@@ -20,8 +20,15 @@ enum {
     CONTEXT_LEN = sizeof(MESH_PEER_SIG_CONTEXT) - 1, /* no NUL in the signed bytes */
     ADDR_TEXT_MAX = MESH_ADDR_STRLEN - 1,            /* fits the 1-byte length prefix */
     SIGNED_MAX = CONTEXT_LEN + MESH_PUBKEY_LEN + 8 + 1 + MESH_PEER_MAX_ADDRS * (1 + ADDR_TEXT_MAX) +
-                 1 + MESH_PEER_MAX_RELAYS * (1 + ADDR_TEXT_MAX + MESH_PUBKEY_LEN),
+                 1 + MESH_PEER_MAX_RELAYS * (1 + ADDR_TEXT_MAX + MESH_PUBKEY_LEN) + 1 +
+                 MESH_HOST_NAME_MAX,
 };
+
+/* "" (none) or a valid DNS name: what a record may carry as host_name. */
+static int host_ok(const char *h)
+{
+    return h[0] == '\0' || mesh_host_name_check(h) == MESH_OK;
+}
 
 static int addr_ok(const mesh_addr *a)
 {
@@ -72,7 +79,10 @@ static size_t signed_bytes(const mesh_peer_record *r, uint8_t out[SIGNED_MAX])
         memcpy(out + o, r->relays[i].key, MESH_PUBKEY_LEN);
         o += MESH_PUBKEY_LEN;
     }
-    return o;
+    size_t hn = strnlen(r->host_name, MESH_HOST_NAME_MAX);
+    out[o++] = (uint8_t)hn;
+    memcpy(out + o, r->host_name, hn);
+    return o + hn;
 }
 
 int mesh_peer_record_make(mesh_peer_record *out, const mesh_identity *id, const mesh_addr *addrs,
@@ -85,11 +95,23 @@ int mesh_peer_record_make_relayed(mesh_peer_record *out, const mesh_identity *id
                                   const mesh_addr *addrs, size_t naddrs,
                                   const mesh_peer_relay *relays, size_t nrelays, uint64_t seq)
 {
+    return mesh_peer_record_make_named(out, id, addrs, naddrs, relays, nrelays, NULL, seq);
+}
+
+int mesh_peer_record_make_named(mesh_peer_record *out, const mesh_identity *id,
+                                const mesh_addr *addrs, size_t naddrs,
+                                const mesh_peer_relay *relays, size_t nrelays,
+                                const char *host_name, uint64_t seq)
+{
     if (!out || !id || naddrs > MESH_PEER_MAX_ADDRS || (naddrs > 0 && !addrs) ||
         nrelays > MESH_PEER_MAX_RELAYS || (nrelays > 0 && !relays))
         return MESH_ERR_INVAL;
+    if (host_name && *host_name && mesh_host_name_check(host_name) != MESH_OK)
+        return MESH_ERR_INVAL;
     mesh_peer_record r;
     memset(&r, 0, sizeof r);
+    if (host_name)
+        strcpy(r.host_name, host_name); /* checked: at most MESH_HOST_NAME_MAX bytes */
     for (size_t i = 0; i < naddrs; i++) {
         if (!addr_ok(&addrs[i]))
             return MESH_ERR_INVAL;
@@ -130,6 +152,8 @@ int mesh_peer_record_verify_cached(const mesh_peer_record *r, mesh_peer_cache *c
     for (size_t i = 0; i < r->nrelays; i++)
         if (!addr_ok(&r->relays[i].addr))
             return MESH_ERR_INVAL;
+    if (!memchr(r->host_name, '\0', sizeof r->host_name) || !host_ok(r->host_name))
+        return MESH_ERR_INVAL;
     uint8_t id[MESH_NODE_ID_LEN];
     mesh_node_id_of(r->pubkey, id);
     if (memcmp(id, r->node_id, MESH_NODE_ID_LEN) != 0)
@@ -159,7 +183,8 @@ int mesh_peer_record_equal(const mesh_peer_record *a, const mesh_peer_record *b)
         a->nrelays != b->nrelays || a->nrelays > MESH_PEER_MAX_RELAYS ||
         memcmp(a->pubkey, b->pubkey, MESH_PUBKEY_LEN) != 0 ||
         memcmp(a->node_id, b->node_id, MESH_NODE_ID_LEN) != 0 ||
-        memcmp(a->sig, b->sig, MESH_SIG_LEN) != 0)
+        memcmp(a->sig, b->sig, MESH_SIG_LEN) != 0 ||
+        strncmp(a->host_name, b->host_name, sizeof a->host_name) != 0)
         return 0;
     for (size_t i = 0; i < a->naddrs; i++)
         if (!mesh_addr_equal(&a->addrs[i], &b->addrs[i]))
@@ -197,6 +222,8 @@ void mesh_peer_record_to_pb(const mesh_peer_record *r, Meshara__Wire__PeerRecord
     }
     pb->n_relays = nr;
     pb->relays = nr ? sc->ref_ptrs : NULL;
+    /* "" is protobuf's default: an unnamed record encodes as it did before the field */
+    pb->host_name = (char *)r->host_name;
     pb->seq = r->seq;
     pb->signature.data = (uint8_t *)r->sig;
     pb->signature.len = MESH_SIG_LEN;
@@ -244,6 +271,11 @@ int mesh_peer_record_from_pb_cached(const Meshara__Wire__PeerRecord *pb, mesh_pe
         memcpy(r.relays[i].key, ref->public_key.data, MESH_PUBKEY_LEN);
     }
     r.nrelays = pb->n_relays;
+    if (pb->host_name && pb->host_name[0]) {
+        if (mesh_host_name_check(pb->host_name) != MESH_OK)
+            return MESH_ERR_BAD_HOST_NAME;
+        strcpy(r.host_name, pb->host_name); /* checked: at most MESH_HOST_NAME_MAX bytes */
+    }
     memcpy(r.pubkey, pb->public_key.data, MESH_PUBKEY_LEN);
     mesh_node_id_of(r.pubkey, r.node_id);
     r.seq = pb->seq;

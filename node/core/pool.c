@@ -234,7 +234,9 @@ static int start_connect(mesh_pool_conn *c)
         psess *ps = ps_new(p, c, 1);
         if (!ps)
             return MESH_ERR_NOMEM;
-        rc = mesh_session_connect(&ps->s, p->env, p->tls, a, c->key, &p->cfg.session, &PS_CBS, ps);
+        mesh_session_cfg sc = p->cfg.session;
+        sc.server_name = p->cbs.server_name ? p->cbs.server_name(p->ud, c->key) : NULL;
+        rc = mesh_session_connect(&ps->s, p->env, p->tls, a, c->key, &sc, &PS_CBS, ps);
         if (rc == MESH_OK) {
             c->sess[c->nsess++] = ps;
             c->connects++;

@@ -90,6 +90,10 @@ typedef struct mesh_pool_cbs {
     void (*on_connect_failed)(void *ud, const uint8_t key[MESH_PUBKEY_LEN], int reason);
     /* Maintenance: fewer than min peers; the owner may mesh_pool_get() up to want more. */
     void (*on_top_up)(void *ud, size_t want);
+    /* Asked before each outbound connection: the server name to give the peer with key (its
+     * published host name: tls.h, mesh_tls_set_server_name), borrowed until the connection
+     * is made; NULL (or no callback) = the TLS context's default. Must not call the pool. */
+    const char *(*server_name)(void *ud, const uint8_t key[MESH_PUBKEY_LEN]);
 } mesh_pool_cbs;
 
 typedef struct mesh_pool_stats {

@@ -552,6 +552,9 @@ static int session_new(mesh_session **out, const mesh_env *env, mesh_tls_ctx *tl
              : established
                  ? mesh_tls_clone(&s->tls, established, mesh_session_io_tls_out, s)
                  : mesh_tls_new(&s->tls, tls, !is_client, alpn, mesh_session_io_tls_out, s);
+    if (rc == MESH_OK && is_client && !established && cfg && cfg->server_name)
+        rc = mesh_tls_set_server_name(s->tls, cfg->server_name);
+    s->cfg.server_name = NULL; /* borrowed for this call only */
     if (rc == MESH_OK && env->ops->stream_reserve && env->ops->stream_commit)
         mesh_tls_set_reserve(s->tls, mesh_session_io_tls_reserve, mesh_session_io_tls_commit);
     if (rc != MESH_OK) {

@@ -116,6 +116,10 @@ typedef struct mesh_session_cfg {
     /* Client: offer only ALPN "h2" and carry messages over HTTP/2 (h2.h). A server runs
      * HTTP/2 whenever "h2" was negotiated, so its TLS context must list it to allow it. */
     int http2;
+    /* Client: the server name this connection gives (mesh_tls_set_server_name: the SNI of a
+     * web-profile client and its :authority), borrowed during mesh_session_connect* only;
+     * NULL = the TLS context's default. Ignored by a server. */
+    const char *server_name;
 } mesh_session_cfg;
 
 typedef struct mesh_session mesh_session;

@@ -204,7 +204,7 @@ int mesh_session_io_h2_start(mesh_session *s)
     static const mesh_h2_cbs cbs = {.on_message = on_frame};
     int rc = mesh_h2_new(&s->h2, !s->is_client, s->cfg.max_frame, &cbs, s);
     if (rc == MESH_OK && s->is_client)
-        rc = mesh_h2_set_authority(s->h2, mesh_tls_ctx_sni(s->tls_ctx));
+        rc = mesh_h2_set_authority(s->h2, mesh_tls_server_name(s->tls));
     return rc;
 }
 

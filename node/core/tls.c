@@ -130,6 +130,33 @@ fail:
     return rc;
 }
 
+int mesh_tls_set_server_name(mesh_tls *t, const char *name)
+{
+    if (!t || !name || mesh_host_name_check(name) != MESH_OK)
+        return MESH_ERR_INVAL;
+    if (t->is_server || !t->ssl || !SSL_in_before(t->ssl) || t->failed)
+        return MESH_ERR_STATE;
+    if (t->ctx->profile != MESH_PROFILE_WEB)
+        return MESH_OK; /* the seed profile always sends the context's name */
+    char *copy = strdup(name);
+    if (!copy)
+        return MESH_ERR_NOMEM;
+    ERR_clear_error();
+    if (SSL_set_tlsext_host_name(t->ssl, copy) != 1) {
+        mesh_tls_drain_errors(t->ctx->env, "server name", t->err, sizeof t->err);
+        free(copy);
+        return MESH_ERR_TLS;
+    }
+    free(t->server_name);
+    t->server_name = copy;
+    return MESH_OK;
+}
+
+const char *mesh_tls_server_name(const mesh_tls *t)
+{
+    return t->server_name ? t->server_name : t->ctx->sni;
+}
+
 void mesh_tls_set_reserve(mesh_tls *t, mesh_tls_reserve_fn reserve, mesh_tls_commit_fn commit)
 {
     t->reserve = reserve && commit ? reserve : NULL;
@@ -143,6 +170,7 @@ void mesh_tls_free(mesh_tls *t)
     SSL_free(t->ssl);
     mesh_rec_free(t->rx);
     mesh_rec_free(t->tx);
+    free(t->server_name);
     free(t->in);
     free(t->pt);
     /* calloc'd in mesh_tls_new: libc's free, not OpenSSL's (an application may give OpenSSL

@@ -105,9 +105,13 @@ typedef struct mesh_tls_cfg {
     /* enum mesh_profile: MESH_PROFILE_WEB (0) or MESH_PROFILE_SEED. */
     int profile;
     /* Seed: the server name a client sends and the certificate's common name (NULL =
-     * MESH_TLS_DEFAULT_SNI). Web: the host name a client sends (NULL or an IP address: none,
-     * as curl sends none for an address) and the name of a certificate made in memory. */
+     * MESH_TLS_DEFAULT_SNI). Web: the host name a client sends when its connection names no
+     * server (mesh_tls_set_server_name; NULL or an IP address: none, as curl sends none for
+     * an address), and the name of a certificate made in memory unless host_name is set. */
     const char *sni;
+    /* Web only: this node's own host name (NULL = none): the name of a certificate made in
+     * memory (then "localhost" unless sni names a host). */
+    const char *host_name;
     /* Seed only (the web profile's lists are curl's and nginx's): ALPN protocols in
      * preference order, NULL-terminated; NULL = {MESH_TLS_DEFAULT_ALPN}. A client offers this
      * list; a server selects the first of its own list the client offered (server
@@ -137,7 +141,8 @@ typedef struct mesh_tls_cfg {
 } mesh_tls_cfg;
 
 /* A node's TLS context for identity id (borrowed), randomness and logs from env (borrowed).
- * cfg NULL = defaults (the web profile; copied). MESH_OK; MESH_ERR_INVAL (NULL argument,
+ * cfg NULL = defaults (the web profile; copied). MESH_OK; MESH_ERR_INVAL (NULL argument, a
+ * host_name that mesh_host_name_check refuses,
  * unknown profile or certificate type, empty or oversize ALPN name or list, oversize SNI);
  * MESH_ERR_CORRUPT (the certificate chain or key does not parse, or they do not match);
  * MESH_ERR_NOMEM; MESH_ERR_TLS / MESH_ERR_CRYPTO (OpenSSL refused: provider, certificate or
@@ -162,6 +167,15 @@ const char *mesh_tls_ctx_sni(const mesh_tls_ctx *c);
 /* The library context (an OSSL_LIB_CTX *) for other OpenSSL objects of this node. */
 void *mesh_tls_ctx_libctx(const mesh_tls_ctx *c);
 
+/* The web profile's client settings alone, for a client that is not a Meshara session (the
+ * simulator's curl-like background HTTPS, sim/https_bg.h): a new SSL_CTX (returned as void *)
+ * in the OSSL_LIB_CTX libctx, configured as the node's own client is (curl's ClientHello,
+ * ALPN h2,http/1.1, no session stored, a server's certificate accepted over TLS 1.3 only),
+ * max_version as mesh_tls_cfg's (0 = TLS 1.3). No SNI: the caller sets it per SSL (a host
+ * name; none for an address, as curl). The caller frees it with SSL_CTX_free. NULL: out of
+ * memory or OpenSSL refused. */
+void *mesh_tls_web_client_new(void *libctx, int max_version);
+
 /* Ciphertext to send, produced synchronously inside mesh_tls_* calls. data is borrowed
  * (valid during the call). The callback must not call back into this mesh_tls. */
 typedef void (*mesh_tls_out_fn)(void *ud, const uint8_t *data, size_t len);
@@ -174,6 +188,17 @@ typedef void (*mesh_tls_out_fn)(void *ud, const uint8_t *data, size_t len);
 int mesh_tls_new(mesh_tls **out, mesh_tls_ctx *ctx, int is_server, const char *const *alpn,
                  mesh_tls_out_fn out_fn, void *out_ud);
 void mesh_tls_free(mesh_tls *t); /* NULL: no-op. Sends nothing (see mesh_tls_close). */
+/* Client, before its first mesh_tls_handshake: the server this connection is for, by its
+ * DNS host name (copied; mesh_host_name_check syntax) — a web-profile client sends it as SNI
+ * instead of the context's default, as curl sends the host of its URL; the seed profile
+ * ignores it (its clients always send the context's name). A peer known only by address gets
+ * no call: it then gets the context's default (none unless cfg.sni names a host). MESH_OK;
+ * MESH_ERR_INVAL (NULL, not a host name: an IP address never goes into SNI); MESH_ERR_STATE
+ * (a server, or the ClientHello is out); MESH_ERR_NOMEM; MESH_ERR_TLS. */
+int mesh_tls_set_server_name(mesh_tls *t, const char *name);
+/* The name this connection gives the server (borrowed, as long as t; never empty): the one
+ * set above, else mesh_tls_ctx_sni(). What a session puts in its HTTP/2 :authority. */
+const char *mesh_tls_server_name(const mesh_tls *t);
 /* Optional, for application records: seal each straight into the sink's memory. reserve(ud,
  * len) returns room for len bytes, or NULL (the record then goes to out_fn); commit(ud, n)
  * hands over n <= len bytes of it (0: none). Same ud and rule as out_fn. NULL: off. */

@@ -173,8 +173,9 @@ int mesh_tls_web_cert(mesh_tls_ctx *c, const mesh_tls_cfg *cfg)
         rc = read_pem(c->libctx, cfg->cert_pem, cfg->cert_pem_len, cfg->key_pem, cfg->key_pem_len,
                       &c->cert, &c->chain, &c->pkey);
     } else {
-        rc = make_cert(c->libctx, c->env, cfg->cert_type, cert_host(c->send_sni ? c->sni : NULL),
-                       c->unix_epoch, &c->cert, &c->pkey);
+        const char *host = cfg->host_name ? cfg->host_name : c->send_sni ? c->sni : NULL;
+        rc = make_cert(c->libctx, c->env, cfg->cert_type, cert_host(host), c->unix_epoch, &c->cert,
+                       &c->pkey);
     }
     return rc == MESH_OK ? mesh_tls_cert_der_keep(c) : rc;
 }
@@ -270,6 +271,11 @@ int mesh_tls_cert_check(const char *cert_pem, size_t cert_len, const char *key_p
             info->type = key_type(k);
             info->not_after = (int64_t)days * CERT_DAY_S + secs;
             info->chain_len = 1 + (size_t)(chain ? sk_X509_num(chain) : 0);
+            info->common_name[0] = '\0'; /* none, or longer than a host name: "" */
+            X509_NAME *subject = X509_get_subject_name(x);
+            if (subject && X509_NAME_get_text_by_NID(subject, NID_commonName, info->common_name,
+                                                     sizeof info->common_name) < 0)
+                info->common_name[0] = '\0';
         }
     }
     X509_free(x);

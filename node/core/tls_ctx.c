@@ -216,6 +216,8 @@ static int take_names(mesh_tls_ctx *c, const mesh_tls_cfg *cfg)
     const char *sni = cfg->sni;
     if (sni && (strlen(sni) == 0 || strlen(sni) > MESH_TLS_SNI_MAX))
         return MESH_ERR_INVAL;
+    if (cfg->host_name && mesh_host_name_check(cfg->host_name) != MESH_OK)
+        return MESH_ERR_INVAL;
     if (c->profile == MESH_PROFILE_SEED) {
         c->send_sni = 1;
         sni = sni ? sni : MESH_TLS_DEFAULT_SNI;

@@ -67,13 +67,14 @@ struct mesh_tls {
     uint8_t *pt;      /* opened content not read yet: [pt_off, pt_len) (room MESH_REC_INNER_MAX) */
     size_t pt_off, pt_len;
     int is_server;
-    int done;        /* handshake complete */
-    int version;     /* negotiated, once done (mesh_tls_version) */
-    int legacy;      /* done below TLS 1.3: OpenSSL keeps the records (web servers only) */
-    int failed;      /* sticky error code (0 = none) */
-    int closed_sent; /* close_notify went out */
-    int peer_closed; /* close_notify read */
-    int no_alpn;     /* server: the ClientHello offered no ALPN (mesh_tls_client_hello) */
+    int done;          /* handshake complete */
+    int version;       /* negotiated, once done (mesh_tls_version) */
+    int legacy;        /* done below TLS 1.3: OpenSSL keeps the records (web servers only) */
+    int failed;        /* sticky error code (0 = none) */
+    int closed_sent;   /* close_notify went out */
+    int peer_closed;   /* close_notify read */
+    int no_alpn;       /* server: the ClientHello offered no ALPN (mesh_tls_client_hello) */
+    char *server_name; /* client: mesh_tls_set_server_name's copy (malloc'd); NULL = ctx's */
     char alpn[MESH_TLS_ALPN_NAME_MAX + 1];
     char err[MESH_TLS_ERR_TEXT];
 };

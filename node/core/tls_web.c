@@ -55,11 +55,11 @@ static int only_tls13(X509_STORE_CTX *store, void *arg)
 /* curl's ALPN list for HTTPS with HTTP/2 built in (its default). */
 static const unsigned char CURL_ALPN[] = "\x02h2\x08http/1.1";
 
-static int client_ctx(mesh_tls_ctx *c, int max_version)
+void *mesh_tls_web_client_new(void *libctx, int max_version)
 {
-    SSL_CTX *cc = c->ssl_client = SSL_CTX_new_ex(c->libctx, NULL, TLS_client_method());
+    SSL_CTX *cc = SSL_CTX_new_ex(libctx, NULL, TLS_client_method());
     if (!cc)
-        return MESH_ERR_TLS;
+        return NULL;
     SSL_CTX_set_mode(cc, SSL_MODE_RELEASE_BUFFERS);
     /* SSL_OP_ALL brings the padding extension (to 512 bytes); curl clears the empty-fragment
      * workaround (BEAST). No SSL_CTX_set_min_proto_version: a minimum of 1.2 would drop 1.1
@@ -67,8 +67,10 @@ static int client_ctx(mesh_tls_ctx *c, int max_version)
     uint64_t opt = SSL_OP_ALL | SSL_OP_NO_TICKET | SSL_OP_NO_COMPRESSION;
     SSL_CTX_set_options(cc, opt & ~(uint64_t)SSL_OP_DONT_INSERT_EMPTY_FRAGMENTS);
     if (!SSL_CTX_set_max_proto_version(cc, max_version) ||
-        SSL_CTX_set_alpn_protos(cc, CURL_ALPN, sizeof CURL_ALPN - 1) != 0)
-        return MESH_ERR_TLS;
+        SSL_CTX_set_alpn_protos(cc, CURL_ALPN, sizeof CURL_ALPN - 1) != 0) {
+        SSL_CTX_free(cc);
+        return NULL;
+    }
     /* Cipher suites, groups and signature algorithms: OpenSSL's defaults, as curl leaves
      * them. post_handshake_auth: the extension curl offers. */
     SSL_CTX_set_post_handshake_auth(cc, 1);
@@ -77,6 +79,15 @@ static int client_ctx(mesh_tls_ctx *c, int max_version)
     SSL_CTX_set_session_cache_mode(cc, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
     SSL_CTX_set_verify(cc, SSL_VERIFY_PEER, NULL);
     SSL_CTX_set_cert_verify_callback(cc, only_tls13, NULL);
+    return cc;
+}
+
+/* The node's client: curl's context, whose traffic secrets tls.c takes over. */
+static int client_ctx(mesh_tls_ctx *c, int max_version)
+{
+    SSL_CTX *cc = c->ssl_client = mesh_tls_web_client_new(c->libctx, max_version);
+    if (!cc)
+        return MESH_ERR_TLS;
     SSL_CTX_set_keylog_callback(cc, mesh_tls_keylog);
     return MESH_OK;
 }

@@ -319,14 +319,18 @@ static int make_pair(mesh_certfile *f, const char *cp, const char *kp, const mes
     return rc;
 }
 
-/* Why a stored pair is not used as it is (NULL: it is), for the log line. */
-static const char *stale(const mesh_certfile *f, int type, int64_t now)
+/* Why a stored pair is not used as it is (NULL: it is), for the log line. host as for
+ * mesh_tls_cert_generate (NULL: "localhost"). */
+static const char *stale(const mesh_certfile *f, int type, const char *host, int64_t now)
 {
     mesh_tls_cert_info info;
     if (mesh_tls_cert_check(f->cert, f->cert_len, f->key, f->key_len, &info) != MESH_OK)
         return "not a certificate and its key";
     if (info.type != type)
         return "another type of key than asked for";
+    if (strcmp(info.common_name,
+               host && mesh_host_name_check(host) == MESH_OK ? host : "localhost"))
+        return "made for another host name";
     if (info.not_after - now < (int64_t)MESH_CERTFILE_RENEW_DAYS * 86400)
         return "expired or about to";
     return NULL;
@@ -357,7 +361,7 @@ int mesh_certfile_own(mesh_certfile *out, const char *key_path, const mesh_env *
         }
         why = rc != MESH_OK         ? "unreadable"
               : !(have_c && have_k) ? "half a pair"
-                                    : stale(&f, type, now);
+                                    : stale(&f, type, host, now);
         if (!why) {
             *out = f;
             return MESH_OK;

@@ -50,7 +50,8 @@ int mesh_secretfile_load(char *out, size_t cap, const char *path, const mesh_env
  * mesh_tls_cert_generate): made once and kept as <key file>.crt and <key file>.crt.key (PEM,
  * mode 0600, written through a temporary file renamed over the old one), so a prober sees the
  * same certificate across restarts; made anew when it is missing, unreadable, of another key
- * type than asked, or within MESH_CERTFILE_RENEW_DAYS of its end. A symbolic link, a FIFO or
+ * type or for another host name (its CN) than asked, or within MESH_CERTFILE_RENEW_DAYS of its
+ * end. A symbolic link, a FIFO or
  * loose permissions there are refused as for the key file. Or the operator's own chain and
  * key (mesh_certfile_load): links followed, the key not readable by others. */
 enum { MESH_CERTFILE_RENEW_DAYS = 30 };

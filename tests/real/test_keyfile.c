@@ -220,15 +220,27 @@ static void test_cert_own(void)
     CU_ASSERT_STRING_EQUAL(on_disk, a.cert);
     free(on_disk);
     /* reused: the same pair, a day later and near the end of its life */
-    CU_ASSERT_EQUAL(mesh_certfile_own(&b, key, &t.env, MESH_CERT_ECDSA_P256, NULL, NOW + DAY),
-                    MESH_OK);
+    CU_ASSERT_EQUAL(
+        mesh_certfile_own(&b, key, &t.env, MESH_CERT_ECDSA_P256, "h.example", NOW + DAY), MESH_OK);
     CU_ASSERT_STRING_EQUAL(a.cert, b.cert);
     CU_ASSERT_STRING_EQUAL(a.key, b.key);
     mesh_certfile_clear(&b);
     int64_t due = NOW + (int64_t)(MESH_TLS_CERT_DAYS - MESH_CERTFILE_RENEW_DAYS) * DAY;
-    CU_ASSERT_EQUAL(mesh_certfile_own(&b, key, &t.env, MESH_CERT_ECDSA_P256, NULL, due - 60),
+    CU_ASSERT_EQUAL(mesh_certfile_own(&b, key, &t.env, MESH_CERT_ECDSA_P256, "h.example", due - 60),
                     MESH_OK);
     CU_ASSERT_STRING_EQUAL(a.cert, b.cert);
+    mesh_certfile_clear(&b);
+    /* made anew for another host name (the node's --host-name changed), then kept for it */
+    mesh_tls_cert_info hinfo;
+    CU_ASSERT_EQUAL(mesh_certfile_own(&b, key, &t.env, MESH_CERT_ECDSA_P256, "n2.example.net", NOW),
+                    MESH_OK);
+    CU_ASSERT_STRING_NOT_EQUAL(a.cert, b.cert);
+    CU_ASSERT_EQUAL(mesh_tls_cert_check(b.cert, b.cert_len, b.key, b.key_len, &hinfo), MESH_OK);
+    CU_ASSERT_STRING_EQUAL(hinfo.common_name, "n2.example.net");
+    mesh_certfile_clear(&b);
+    CU_ASSERT_EQUAL(mesh_certfile_own(&b, key, &t.env, MESH_CERT_ECDSA_P256, NULL, NOW), MESH_OK);
+    CU_ASSERT_EQUAL(mesh_tls_cert_check(b.cert, b.cert_len, b.key, b.key_len, &hinfo), MESH_OK);
+    CU_ASSERT_STRING_EQUAL(hinfo.common_name, "localhost");
     mesh_certfile_clear(&b);
     /* made anew: due, of another type, half a pair, damaged */
     CU_ASSERT_EQUAL(mesh_certfile_own(&b, key, &t.env, MESH_CERT_ECDSA_P256, NULL, due + 60),

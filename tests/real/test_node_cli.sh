@@ -81,6 +81,8 @@ expect 2 -- '--heartbeat: expected milliseconds' run --key "$key" --listen 127.0
 expect 2 -- '--max-handshakes: expected' run --key "$key" --listen 127.0.0.1:0 --max-handshakes 0
 expect 2 -- '--alpn: expected' run --key "$key" --listen 127.0.0.1:0 --alpn 'a,,b'
 expect 2 -- '--sni: expected' run --key "$key" --listen 127.0.0.1:0 --sni ''
+expect 2 -- '--host-name: expected a DNS host name' run --key "$key" --listen 127.0.0.1:0 --host-name bad_name.example
+expect 2 -- '--host-name: expected a DNS host name' run --key "$key" --listen 127.0.0.1:0 --host-name 10.0.0.1
 expect 2 -- '--log-level: expected' run --key "$key" --listen 127.0.0.1:0 --log-level loud
 expect 2 'needs --listen' run --key "$key"
 expect 2 'reconnect-min' run --key "$key" --listen 127.0.0.1:0 --reconnect-min 5000 --reconnect-max 10
@@ -128,7 +130,7 @@ expect 3 'missing.pass: does not exist' send --key "$key" --to "$pub2" --ping \
 "$NODE" --help >"$WORK/help.txt" || fail "--help exited $?"
 for word in keygen pubkey run send --key --listen --peer --to --message --ping --timeout \
   --bootstrap --mdns --peers-db --no-port-mapping --advertise --pool-min --pool-max --maintain \
-  --max-handshakes --reconnect-min --reconnect-max --http2 --sni --alpn --profile \
+  --max-handshakes --reconnect-min --reconnect-max --http2 --sni --host-name --alpn --profile \
   --tls-cert --tls-key --cert-type --turn --turn-user --turn-pass-file \
   --connect-timeout --handshake-timeout --auth-timeout --heartbeat --log-level 'Exit codes'; do
   grep -q -- "$word" "$WORK/help.txt" || fail "--help does not mention $word"

@@ -206,6 +206,51 @@ static void test_sni_censor_spares_background(void)
     bw_free(&w);
 }
 
+/* The curl kind: exchanges complete against the stock server; its hello carries the JA3
+ * sim_https_curl_ja3 computes for the same name (the web-profile node's, test_tls_web.c), so
+ * a rule on it blocks the curl client and spares the OpenSSL one; to an address curl sends no
+ * SNI, hence another JA3 the rule does not match. */
+static void test_curl_kind_and_ja3(void)
+{
+    bw w;
+    bw_init(&w, 9, 0);
+    char named[SIM_HTTPS_JA3_LEN + 1], bare[SIM_HTTPS_JA3_LEN + 1];
+    CU_ASSERT_EQUAL_FATAL(sim_https_curl_ja3(&w.e_web, SIM_HTTPS_DEFAULT_SNI, named), MESH_OK);
+    CU_ASSERT_EQUAL_FATAL(sim_https_curl_ja3(&w.e_web, NULL, bare), MESH_OK);
+    CU_ASSERT_STRING_EQUAL(named, "0149f47eabf9a20d0893e2a44e5a6323"); /* curl's, with SNI */
+    CU_ASSERT_STRING_EQUAL(bare, "78f0dc5ac5b19daf131a133cfdee9691");  /* and without */
+    CU_ASSERT_EQUAL(sim_https_curl_ja3(&w.e_web, "10.0.0.1", bare), MESH_ERR_INVAL);
+    int ri = -1;
+    CU_ASSERT_EQUAL_FATAL(
+        sim_censor_add_rule(
+            w.cen,
+            &(sim_censor_rule){.name = "curl", .match.ja3_md5 = named, .action = SIM_CENSOR_RST},
+            &ri),
+        MESH_OK);
+    sim_https_client_cfg cc = client_cfg();
+    cc.kind = SIM_HTTPS_CURL;
+    CU_ASSERT_EQUAL_FATAL(sim_https_client_new(&w.mc, &w.e_mesh, &cc), MESH_OK);
+    sim_https_client *ip = NULL;
+    cc.sni = "203.0.113.80"; /* https://203.0.113.80/ */
+    CU_ASSERT_EQUAL_FATAL(sim_https_client_new(&ip, &w.e_mesh, &cc), MESH_OK);
+    run(&w, SEC(20));
+    sim_https_stats bg = sim_https_client_get_stats(w.bg);
+    sim_https_stats curl = sim_https_client_get_stats(w.mc);
+    sim_https_stats curl_ip = sim_https_client_get_stats(ip);
+    CU_ASSERT_EQUAL(bg.completed, EXCHANGES);
+    CU_ASSERT_EQUAL(curl.completed, 0);
+    CU_ASSERT_EQUAL(curl.failed_by[SIM_HTTPS_FAIL_RESET], EXCHANGES);
+    CU_ASSERT_EQUAL(curl_ip.completed, EXCHANGES); /* another JA3: untouched, and it works */
+    sim_censor_rule_stats rs;
+    sim_censor_get_rule_stats(w.cen, ri, &rs);
+    CU_ASSERT_EQUAL(rs.matched[SIM_CENSOR_LABEL_MESHARA], EXCHANGES);
+    CU_ASSERT_EQUAL(rs.matched[SIM_CENSOR_LABEL_BACKGROUND], 0);
+    sim_https_client_free(ip);
+    cc.kind = 7;
+    CU_ASSERT_EQUAL(sim_https_client_new(&ip, &w.e_mesh, &cc), MESH_ERR_INVAL);
+    bw_free(&w);
+}
+
 static void test_broad_alpn_rule_collateral(void)
 {
     bw w;
@@ -370,6 +415,7 @@ static CU_TestInfo tests[] = {
     {"exchanges complete in three round trips", test_exchanges_complete},
     {"SNI censor blocks meshara, spares background", test_sni_censor_spares_background},
     {"broad ALPN h2 rule: collateral counted", test_broad_alpn_rule_collateral},
+    {"curl kind: the web profile's hello, its JA3 with and without SNI", test_curl_kind_and_ja3},
     {"IP drop: exchanges time out", test_ip_drop_times_out},
     {"same seed, same ciphertext", test_deterministic_bytes},
     {"jitter and stop", test_jitter_and_stop},

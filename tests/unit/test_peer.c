@@ -34,6 +34,16 @@ static int suite_clean(void)
     return 0;
 }
 
+/* The longest host name: 63-byte labels of 'a' and a last one of 'b's, 253 bytes in all. */
+static void longest_name(char out[MESH_HOST_NAME_MAX + 1])
+{
+    memset(out, 'a', MESH_HOST_NAME_MAX);
+    for (size_t i = 63; i < MESH_HOST_NAME_MAX; i += 64)
+        out[i] = '.';
+    out[MESH_HOST_NAME_MAX - 1] = 'b';
+    out[MESH_HOST_NAME_MAX] = '\0';
+}
+
 static mesh_peer_record alice_record(uint64_t seq)
 {
     mesh_peer_record r;
@@ -66,7 +76,7 @@ static void test_make_verify(void)
 /* The start of Alice's signed bytes, by hand: context, key, seq. Returns its length. */
 static size_t signed_head(uint8_t *msg, uint64_t seq)
 {
-    memcpy(msg, "meshara-peer-v2", 15);
+    memcpy(msg, "meshara-peer-v3", 15);
     memcpy(msg + 15, mesh_identity_pubkey(ALICE), 32);
     for (int i = 0; i < 8; i++)
         msg[15 + 32 + i] = (uint8_t)(seq >> (56 - 8 * i));
@@ -87,6 +97,7 @@ static void test_signed_layout(void)
         o += strlen(texts[i]);
     }
     msg[o++] = 0; /* no relays */
+    msg[o++] = 0; /* no host name */
     CU_ASSERT_EQUAL(mesh_ed25519_verify(r.pubkey, msg, o, r.sig), MESH_OK);
     msg[15 + 32 + 7] ^= 1; /* seq's low byte */
     CU_ASSERT_EQUAL(mesh_ed25519_verify(r.pubkey, msg, o, r.sig), MESH_ERR_BAD_SIGNATURE);
@@ -227,6 +238,7 @@ static void test_relays(void)
         memcpy(msg + o, rl[i].key, 32);
         o += 32;
     }
+    msg[o++] = 0; /* no host name */
     CU_ASSERT_EQUAL(mesh_ed25519_verify(r.pubkey, msg, o, r.sig), MESH_OK);
 
     mesh_peer_record t = r;
@@ -262,14 +274,17 @@ static void test_relays(void)
     CU_ASSERT_EQUAL(
         mesh_peer_record_make_relayed(&t, ALICE, NULL, 0, many, MESH_PEER_MAX_RELAYS + 1, 5),
         MESH_ERR_INVAL);
-    /* the largest list: 64 records of 8 addresses and 4 relays, all in their longest text */
+    /* the largest list: 64 records of 8 addresses, 4 relays and a host name, all in their
+     * longest text */
     mesh_addr longest[MESH_PEER_MAX_ADDRS];
     for (size_t i = 0; i < MESH_PEER_MAX_ADDRS; i++)
         (void)mesh_addr_parse(&longest[i], "[2001:db8:1234:5678:9abc:def0:1234:5678]:65535");
     for (size_t i = 0; i < MESH_PEER_MAX_RELAYS; i++)
         many[i].addr = longest[0];
-    CU_ASSERT_EQUAL_FATAL(mesh_peer_record_make_relayed(&t, ALICE, longest, MESH_PEER_MAX_ADDRS,
-                                                        many, MESH_PEER_MAX_RELAYS, 6),
+    char name[MESH_HOST_NAME_MAX + 1];
+    longest_name(name);
+    CU_ASSERT_EQUAL_FATAL(mesh_peer_record_make_named(&t, ALICE, longest, MESH_PEER_MAX_ADDRS, many,
+                                                      MESH_PEER_MAX_RELAYS, name, 6),
                           MESH_OK);
     mesh_peer_record *list = calloc(2 * MESH_PEER_LIST_MAX, sizeof *list);
     CU_ASSERT_PTR_NOT_NULL_FATAL(list);
@@ -285,6 +300,75 @@ static void test_relays(void)
     CU_ASSERT_EQUAL(n, MESH_PEER_LIST_MAX);
     free(buf);
     free(list);
+}
+
+/* A host name, carried, signed (its length byte and text last in the signed bytes), refused
+ * when tampered with; a bad one from the wire is MESH_ERR_BAD_HOST_NAME, signed or not. */
+static void test_host_name(void)
+{
+    mesh_peer_record r, back;
+    CU_ASSERT_EQUAL_FATAL(
+        mesh_peer_record_make_named(&r, ALICE, ADDRS, 1, NULL, 0, "n1.example.net", 8), MESH_OK);
+    CU_ASSERT_STRING_EQUAL(r.host_name, "n1.example.net");
+    CU_ASSERT_EQUAL(mesh_peer_record_verify(&r), MESH_OK);
+    uint8_t msg[512];
+    size_t o = signed_head(msg, 8);
+    msg[o++] = 1;
+    msg[o++] = (uint8_t)strlen("10.0.0.1:4433");
+    memcpy(msg + o, "10.0.0.1:4433", 13);
+    o += 13;
+    msg[o++] = 0; /* no relays */
+    msg[o++] = 14;
+    memcpy(msg + o, "n1.example.net", 14);
+    o += 14;
+    CU_ASSERT_EQUAL(mesh_ed25519_verify(r.pubkey, msg, o, r.sig), MESH_OK);
+    /* changed, dropped or added: the signature no longer holds */
+    mesh_peer_record t = r;
+    t.host_name[1] = '2';
+    CU_ASSERT_EQUAL(mesh_peer_record_verify(&t), MESH_ERR_BAD_SIGNATURE);
+    t = r;
+    t.host_name[0] = '\0';
+    CU_ASSERT_EQUAL(mesh_peer_record_verify(&t), MESH_ERR_BAD_SIGNATURE);
+    CU_ASSERT_FALSE(mesh_peer_record_equal(&t, &r));
+    t = alice_record(8);
+    strcpy(t.host_name, "n1.example.net");
+    CU_ASSERT_EQUAL(mesh_peer_record_verify(&t), MESH_ERR_BAD_SIGNATURE);
+    t = r;
+    memset(t.host_name, 'a', sizeof t.host_name); /* no terminator */
+    CU_ASSERT_EQUAL(mesh_peer_record_verify(&t), MESH_ERR_INVAL);
+    /* the protobuf form carries it (field 6) and gives it back */
+    Meshara__Wire__PeerRecord pb;
+    mesh_peer_pb_scratch sc;
+    mesh_peer_record_to_pb(&r, &pb, &sc);
+    CU_ASSERT_STRING_EQUAL(pb.host_name, "n1.example.net");
+    CU_ASSERT_EQUAL(mesh_peer_record_from_pb(&pb, &back), MESH_OK);
+    CU_ASSERT_TRUE(mesh_peer_record_equal(&r, &back));
+    /* names that are not DNS host names: refused when made, and named when they arrive */
+    static const char *const bad[] = {"bad_name.org", "-a.example", "a-.example", "a..b", "a.b.",
+                                      "10.0.0.1",     "[::1]",      "x y",        ""};
+    char longer[MESH_HOST_NAME_MAX + 2];
+    longest_name(longer);
+    strcat(longer, "x");
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        CU_ASSERT_EQUAL(mesh_host_name_check(bad[i]), MESH_ERR_INVAL);
+        if (bad[i][0]) /* "" is none: a record without a name */
+            CU_ASSERT_EQUAL(mesh_peer_record_make_named(&t, ALICE, ADDRS, 1, NULL, 0, bad[i], 8),
+                            MESH_ERR_INVAL);
+        mesh_peer_record_to_pb(&r, &pb, &sc);
+        pb.host_name = (char *)bad[i];
+        memset(&back, 0x5A, sizeof back);
+        int rc = mesh_peer_record_from_pb(&pb, &back);
+        CU_ASSERT_EQUAL(rc, bad[i][0] ? MESH_ERR_BAD_HOST_NAME : MESH_ERR_BAD_SIGNATURE);
+        CU_ASSERT_EQUAL(back.seq, 0x5A5A5A5A5A5A5A5AULL);
+    }
+    CU_ASSERT_EQUAL(mesh_host_name_check(longer), MESH_ERR_INVAL);
+    CU_ASSERT_EQUAL(mesh_host_name_check(NULL), MESH_ERR_INVAL);
+    static const char *const good[] = {"localhost", "n0.example.net", "A-1.Example.ORG", "x.y2k",
+                                       "1.2.3.com"};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+        CU_ASSERT_EQUAL(mesh_host_name_check(good[i]), MESH_OK);
+    longer[MESH_HOST_NAME_MAX] = '\0';
+    CU_ASSERT_EQUAL(mesh_host_name_check(longer), MESH_OK);
 }
 
 /* from_pb on r's protobuf form after edit() changed it; returns the code, out untouched. */
@@ -510,6 +594,7 @@ static CU_TestInfo peer_tests[] = {
     {"make and verify, node id derived", test_make_verify},
     {"signed byte layout", test_signed_layout},
     {"relays: signed, carried, tamper-evident, bounded", test_relays},
+    {"host name: signed, carried, tamper-evident, DNS syntax", test_host_name},
     {"tampered key, id, addresses, seq, signature refused", test_tampered},
     {"make limits", test_make_limits},
     {"protobuf round trip", test_pb_round_trip},

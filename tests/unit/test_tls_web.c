@@ -188,6 +188,56 @@ static void test_hello_is_curls(void)
     CU_ASSERT_STRING_EQUAL(ch.sni, "10.0.0.256");
 }
 
+/* A connection's own server name (the dialled peer's published host name) goes out as SNI
+ * instead of the context's, as curl's URL host does, and is that connection's :authority; an
+ * address is refused (never SNI); the seed profile keeps its context's name; once the
+ * ClientHello is out the name is fixed. */
+static void test_server_name(void)
+{
+    static const struct {
+        const mesh_tls_cfg cfg;
+        const char *name;
+        int rc;
+        const char *sni, *md5, *authority;
+    } cases[] = {
+        {{0}, "n1.example.net", MESH_OK, "n1.example.net", CURL_JA3_SNI_MD5, "n1.example.net"},
+        {{.sni = "own.example.org"},
+         "peer.example.net",
+         MESH_OK,
+         "peer.example.net",
+         CURL_JA3_SNI_MD5,
+         "peer.example.net"},
+        {{0}, "192.0.2.7", MESH_ERR_INVAL, "", CURL_JA3_IP_MD5, MESH_TLS_WEB_NO_HOST},
+        {{0}, "bad_name", MESH_ERR_INVAL, "", CURL_JA3_IP_MD5, MESH_TLS_WEB_NO_HOST},
+        {{.profile = MESH_PROFILE_SEED},
+         "n1.example.net",
+         MESH_OK,
+         MESH_TLS_DEFAULT_SNI,
+         NULL,
+         MESH_TLS_DEFAULT_SNI},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        end c;
+        mesh_tlsp_init(&c, 7, 0, &cases[i].cfg, NULL);
+        CU_ASSERT_EQUAL(mesh_tls_set_server_name(c.t, cases[i].name), cases[i].rc);
+        CU_ASSERT_STRING_EQUAL(mesh_tls_server_name(c.t), cases[i].authority);
+        CU_ASSERT_EQUAL(mesh_tls_handshake(c.t), MESH_ERR_AGAIN);
+        sim_client_hello ch;
+        CU_ASSERT_EQUAL_FATAL(sim_client_hello_parse(c.out.b, c.out.len, &ch), MESH_OK);
+        CU_ASSERT_STRING_EQUAL(ch.sni, cases[i].sni);
+        if (cases[i].md5) {
+            CU_ASSERT_EQUAL(c.out.len, CURL_HELLO_LEN);
+            CU_ASSERT_STRING_EQUAL(ch.ja3_md5, cases[i].md5);
+        }
+        CU_ASSERT_EQUAL(mesh_tls_set_server_name(c.t, "late.example.net"), MESH_ERR_STATE);
+        mesh_tlsp_free(&c);
+    }
+    end s;
+    mesh_tlsp_init(&s, 8, 1, NULL, NULL);
+    CU_ASSERT_EQUAL(mesh_tls_set_server_name(s.t, "n1.example.net"), MESH_ERR_STATE);
+    mesh_tlsp_free(&s);
+}
+
 /* Two web nodes: TLS 1.3, h2, the server silent until the client's Finished, its two tickets
  * ignored by the client, records both ways, the same exporter, close_notify. */
 static void test_web_pair(void)
@@ -433,6 +483,7 @@ static void test_bad_config(void)
 
 static CU_TestInfo tests[] = {
     {"the ClientHello is curl's (JA3, length, ALPN, SNI rule)", test_hello_is_curls},
+    {"a connection's server name: SNI and :authority as curl's URL host", test_server_name},
     {"two web nodes: TLS 1.3, h2, tickets, records, exporter", test_web_pair},
     {"a stock OpenSSL client: two tickets, then our records", test_openssl_client},
     {"TLS 1.2 completed by the server, on OpenSSL's records", test_tls12_completed},

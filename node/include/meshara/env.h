@@ -67,6 +67,13 @@ mesh_addr mesh_addr_v4(uint32_t ip_host_order, uint16_t port);
 /* 1 if family, ip and port are equal. */
 int mesh_addr_equal(const mesh_addr *a, const mesh_addr *b);
 
+#define MESH_HOST_NAME_MAX 253 /* bytes in a DNS host name, without the NUL (RFC 1035) */
+/* A DNS host name as TLS's server_name carries it (RFC 6066 §3): 1 to MESH_HOST_NAME_MAX
+ * bytes of dot-separated labels, each 1 to 63 letters, digits or hyphens, not starting or
+ * ending with a hyphen, no trailing dot, and a last label that is not all digits (so no IPv4
+ * address passes; an IPv6 one has colons). MESH_OK or MESH_ERR_INVAL (also NULL). */
+int mesh_host_name_check(const char *name);
+
 /* ---- opaque driver handles ------------------------------------------------------------ */
 
 typedef struct mesh_timer mesh_timer;

@@ -30,10 +30,11 @@ typedef enum mesh_err {
     MESH_ERR_INTERNAL = -508, /* a bug: an invariant did not hold */
 
     /* input and parsing */
-    MESH_ERR_TOO_BIG = -520,   /* a length exceeds its configured maximum */
-    MESH_ERR_TRUNCATED = -521, /* input ended before a complete item */
-    MESH_ERR_MALFORMED = -522, /* input does not follow the format */
-    MESH_ERR_VERSION = -523,   /* peer speaks a protocol version we do not */
+    MESH_ERR_TOO_BIG = -520,       /* a length exceeds its configured maximum */
+    MESH_ERR_TRUNCATED = -521,     /* input ended before a complete item */
+    MESH_ERR_MALFORMED = -522,     /* input does not follow the format */
+    MESH_ERR_VERSION = -523,       /* peer speaks a protocol version we do not */
+    MESH_ERR_BAD_HOST_NAME = -524, /* a host name that is not DNS syntax (env.h) */
 
     /* files */
     MESH_ERR_IO = -540,      /* read/write error (errno is kept in the log line) */

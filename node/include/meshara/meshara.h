@@ -235,6 +235,7 @@ typedef struct mesh_tls_cert_info {
     int type;          /* enum mesh_cert_type of the key, or -1: another kind of key */
     int64_t not_after; /* the first certificate's end of validity, Unix seconds */
     size_t chain_len;  /* certificates in the chain */
+    char common_name[MESH_HOST_NAME_MAX + 1]; /* the first certificate's CN ("" if none) */
 } mesh_tls_cert_info;
 
 /* Check a chain and key as a node would load them (cert_pem: one or more PEM certificates,
@@ -296,16 +297,22 @@ typedef struct mesh_node_cfg {
      * they hold (the real driver passes the wall clock in seconds). 0 = 1. */
     uint64_t record_seq;
 
-    /* TLS. profile: enum mesh_profile (0 = MESH_PROFILE_WEB). sni (at most MESH_NODE_MAX_SNI
-     * bytes): web: the host name a client sends (NULL or an IP address: none, as curl) and
-     * the name of the certificate the node makes; seed: the SNI a client sends (NULL =
-     * "meshara.node"). Seed profile only: ALPN list (NULL-terminated, at most
+    /* TLS. profile: enum mesh_profile (0 = MESH_PROFILE_WEB). host_name: this node's DNS
+     * name (mesh_host_name_check syntax, env.h; NULL = none), published in its signed record
+     * (docs/dht.md) and, web profile, the name of the certificate the node makes: a
+     * web-profile client dialling a peer whose record names a host sends that name as SNI,
+     * as curl sends the host of its URL, and no SNI for a peer known only by address.
+     * sni (at most MESH_NODE_MAX_SNI bytes): web: the server name sent to a peer whose record
+     * names no host (NULL or an IP address: none, as curl), and the certificate's name when
+     * host_name is NULL; seed: the SNI a client always sends (NULL = "meshara.node").
+     * Seed profile only: ALPN list (NULL-terminated, at most
      * MESH_NODE_MAX_ALPN names of at most MESH_NODE_MAX_ALPN_NAME bytes; NULL =
      * {"meshara/1.0"}) and http2: carry messages over HTTP/2 (the server then also accepts
      * MESH_NODE_H2_ALPN, added to the list if missing); the web profile ignores both (its
      * ALPN lists are curl's and nginx's, and it always frames with HTTP/2). Strings are
      * copied by mesh_node_new(). */
     int profile;
+    const char *host_name;
     const char *sni;
     const char *const *alpn;
     int http2;
@@ -399,7 +406,8 @@ typedef struct mesh_node_cbs {
 /* Create a node on env (borrowed: must outlive the node). Nothing happens on the network
  * until mesh_node_start(). cbs copied (NULL = none); ud passed back. *out untouched on
  * failure. MESH_OK; MESH_ERR_INVAL (NULL identity, more bootstrap/manual/advertised entries
- * than the limits, pool_min > pool_max, bad ALPN/SNI, unknown profile or certificate type,
+ * than the limits, pool_min > pool_max, bad ALPN/SNI, a host_name mesh_host_name_check
+ * refuses, unknown profile or certificate type,
  * half of a certificate and key); MESH_ERR_CORRUPT (tls_cert_pem/tls_key_pem do not parse
  * or do not match); MESH_ERR_NOMEM; MESH_ERR_TLS / MESH_ERR_CRYPTO (TLS context or our record
  * could not be made). */
