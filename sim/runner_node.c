@@ -366,6 +366,14 @@ static const mesh_peer_store_ops STORE_OPS = {.load = store_load, .save = store_
 /* ---- node life ----------------------------------------------------------------------------- */
 
 /* Start (or restart after churn) node n's mesh_node. */
+/* n's host name into buf (its group's host_name:), or NULL when it has none. */
+static const char *node_host_name(const runner *r, const rn_node *n, char *buf, size_t cap)
+{
+    const sim_scn_group *g = &r->scn->groups[n->group];
+    uint32_t k = (uint32_t)(n - &r->nodes[g->first_node]);
+    return sim_scn_group_host_name(g, k, buf, cap) == MESH_OK && buf[0] ? buf : NULL;
+}
+
 static int node_start(runner *r, rn_node *n)
 {
     const sim_scenario *s = r->scn;
@@ -384,10 +392,7 @@ static int node_start(runner *r, rn_node *n)
     cfg.profile = g->profile;
     cfg.sni = g->tls_sni;
     char host[SIM_SCN_MAX_STRING + 16];
-    if (sim_scn_group_host_name(g, (uint32_t)(n - &r->nodes[g->first_node]), host, sizeof host) ==
-            MESH_OK &&
-        host[0])
-        cfg.host_name = host; /* copied by mesh_node_new */
+    cfg.host_name = node_host_name(r, n, host, sizeof host); /* copied by mesh_node_new */
     const char *alpn[SIM_SCN_MAX_ALPN + 1] = {0};
     if (g->alpn_count) {
         for (size_t a = 0; a < g->alpn_count && a < SIM_SCN_MAX_ALPN; a++)
@@ -396,6 +401,7 @@ static int node_start(runner *r, rn_node *n)
     }
     cfg.http2 = g->framing == SIM_SCN_FRAMING_HTTP2;
     cfg.tls_lib = r->tls_lib;
+    char boot_names[MESH_NODE_MAX_BOOTSTRAP][SIM_SCN_MAX_STRING + 16];
     for (size_t i = 0; i < r->nboot && cfg.n_bootstrap < MESH_NODE_MAX_BOOTSTRAP; i++) {
         const rn_node *b = &r->nodes[r->boot[i]];
         if (b == n)
@@ -405,6 +411,8 @@ static int node_start(runner *r, rn_node *n)
                       ? mesh_addr_v4(sim_host_ip(b->host), MESH_RUNNER_NODE_PORT)
                       : b->public_addr;
         memcpy(p->key, node_key(b), MESH_NODE_KEY_BYTES);
+        /* its name: the SNI of the first contact, before its record is known */
+        p->host_name = node_host_name(r, b, boot_names[cfg.n_bootstrap - 1], sizeof boot_names[0]);
     }
     cfg.store = (mesh_peer_store){&STORE_OPS, n};
     cfg.mdns = g->mdns && n->lan;

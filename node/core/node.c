@@ -72,13 +72,49 @@ static int tls_new(mesh_node *n, const mesh_node_cfg *cfg)
     return mesh_tls_ctx_new(&n->tls, &n->env, n->id, &tc);
 }
 
+/* A bad host name among peers[0..n). */
+static int peer_names_bad(const mesh_node_peer *peers, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (peers[i].host_name && mesh_host_name_check(peers[i].host_name) != MESH_OK)
+            return 1;
+    return 0;
+}
+
+/* The bootstrap and manual peers' host names copied into one block n owns (none: NULL). */
+static int peer_names_copy(mesh_node *n)
+{
+    mesh_node_peer *lists[2] = {n->cfg.bootstrap, n->cfg.manual};
+    size_t counts[2] = {n->cfg.n_bootstrap, n->cfg.n_manual}, total = 0;
+    for (int l = 0; l < 2; l++)
+        for (size_t i = 0; i < counts[l]; i++)
+            total += lists[l][i].host_name ? strlen(lists[l][i].host_name) + 1 : 0;
+    if (!total)
+        return MESH_OK;
+    char *p = n->peer_names = malloc(total);
+    if (!p)
+        return MESH_ERR_NOMEM;
+    for (int l = 0; l < 2; l++)
+        for (size_t i = 0; i < counts[l]; i++) {
+            if (!lists[l][i].host_name)
+                continue;
+            size_t len = strlen(lists[l][i].host_name) + 1;
+            memcpy(p, lists[l][i].host_name, len);
+            lists[l][i].host_name = p;
+            p += len;
+        }
+    return MESH_OK;
+}
+
 int mesh_node_new(mesh_node **out, const mesh_env *env, const mesh_node_cfg *cfg,
                   const mesh_node_cbs *cbs, void *ud)
 {
     if (!out || !env || !cfg || !cfg->identity || cfg->n_bootstrap > MESH_NODE_MAX_BOOTSTRAP ||
         cfg->n_manual > MESH_NODE_MAX_MANUAL || cfg->n_advertised > MESH_NODE_MAX_ADVERTISED ||
         (cfg->pool_max && cfg->pool_min > cfg->pool_max) ||
-        (cfg->host_name && mesh_host_name_check(cfg->host_name) != MESH_OK))
+        (cfg->host_name && mesh_host_name_check(cfg->host_name) != MESH_OK) ||
+        peer_names_bad(cfg->bootstrap, cfg->n_bootstrap) ||
+        peer_names_bad(cfg->manual, cfg->n_manual))
         return MESH_ERR_INVAL;
     mesh_node *n = calloc(1, sizeof *n);
     if (!n)
@@ -104,7 +140,7 @@ int mesh_node_new(mesh_node **out, const mesh_env *env, const mesh_node_cfg *cfg
     c->alpn = NULL;
     c->tls_cert_pem = c->tls_key_pem = NULL;
 
-    if ((rc = tls_new(n, cfg)) != MESH_OK)
+    if ((rc = peer_names_copy(n)) != MESH_OK || (rc = tls_new(n, cfg)) != MESH_OK)
         goto fail;
 
     mesh_session_cfg *s = &n->scfg;
@@ -144,6 +180,7 @@ fail_pool:
 fail_tls:
     mesh_tls_ctx_free(n->tls);
 fail:
+    free(n->peer_names);
     free(n);
     return rc;
 }
@@ -262,6 +299,7 @@ void mesh_node_free(mesh_node *n)
     free(n->notes);
     mesh_node_reach_free(n);
     mesh_tls_ctx_free(n->tls);
+    free(n->peer_names);
     free(n);
 }
 

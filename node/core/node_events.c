@@ -396,15 +396,24 @@ static void pool_top_up(void *ud, size_t want)
         (void)mesh_bootstrap_start(n->boot); /* the last join failed: try again */
 }
 
-/* The peer's published host name, when its record is in our DHT: the SNI a web-profile
- * client sends it (tls.h, mesh_tls_set_server_name). */
+/* The peer's published host name: from its record in our DHT, else (first contact) from the
+ * bootstrap or manual entry that names it. The SNI a web-profile client sends it (tls.h,
+ * mesh_tls_set_server_name). */
 static const char *pool_server_name(void *ud, const uint8_t key[MESH_PUBKEY_LEN])
 {
     mesh_node *n = ud;
     uint8_t id[MESH_NODE_ID_LEN];
     mesh_node_id_of(key, id);
     const mesh_peer_record *r = n->dht ? mesh_dht_get(n->dht, id) : NULL;
-    return r && r->host_name[0] ? r->host_name : NULL;
+    if (r && r->host_name[0])
+        return r->host_name;
+    const mesh_node_peer *lists[2] = {n->cfg.bootstrap, n->cfg.manual};
+    size_t counts[2] = {n->cfg.n_bootstrap, n->cfg.n_manual};
+    for (int l = 0; l < 2; l++)
+        for (size_t i = 0; i < counts[l]; i++)
+            if (lists[l][i].host_name && memcmp(lists[l][i].key, key, MESH_PUBKEY_LEN) == 0)
+                return lists[l][i].host_name;
+    return NULL;
 }
 
 void mesh_node_server_session(mesh_server *srv, mesh_session *s, void *ud)

@@ -134,7 +134,8 @@ struct mesh_node {
     mesh_bootstrap *boot;
     mesh_peer_record self;
     char host_name[MESH_HOST_NAME_MAX + 1]; /* cfg.host_name's copy ("" = none): our record's */
-    mesh_peer_cache vcache;                 /* records verified before (shared with the DHT) */
+    char *peer_names;       /* the bootstrap and manual peers' host names, cfg's point into it */
+    mesh_peer_cache vcache; /* records verified before (shared with the DHT) */
     mesh_addr bound;
     int started, joined, join_reported, closing;
     uint64_t next_id;

@@ -6,7 +6,7 @@
  * built and left as it was; a run stopped early ends `interrupted`, never `running`; the
  * summary records every name it prints; NATs in series and per-node routers are built (the
  * addresses, the double NAT's port mapping) and their chains are what sim_nat_pair_paths
- * takes. */
+ * takes; a bootstrap node's host name is the SNI of a node's first hello to it. */
 #include "mesh_test.h"
 
 #include <sqlite3.h>
@@ -342,6 +342,37 @@ static void test_stun_role(void)
     sim_scenario_free(s);
 }
 
+/* A bootstrap entry carries its node's host name (mesh_node_peer.host_name), so a web-profile
+ * node's very first hello names the server: a censor that resets that name keeps the node
+ * from joining; without a name the same rule never fires. */
+static void run_boot_sni(const char *boot_name, const char *expects)
+{
+    char y[1024];
+    snprintf(y, sizeof y,
+             "name: boot-sni\nduration: 20s\nnetwork:\n  censors:\n    - {name: dpi, in_front_of: "
+             "[c], rules: [{name: boot-sni, match: {sni: boot0.example.net}, action: rst}]}\n"
+             "groups:\n  - {name: boot, count: 1, role: bootstrap%s}\n"
+             "  - {name: c, count: 2, join: 1s}\nexpect:\n%s",
+             boot_name, expects);
+    sim_scenario *s = load(y);
+    FILE *devnull = fopen("/dev/null", "w");
+    sim_run_opts opts = {.quiet = 1, .out = devnull};
+    sim_run_result res = {0};
+    CU_ASSERT_EQUAL_FATAL(sim_run(s, &opts, &res, NULL, 0), MESH_OK);
+    CU_ASSERT_EQUAL(res.expects_failed, 0);
+    fclose(devnull);
+    sim_scenario_free(s);
+}
+
+static void test_boot_sni(void)
+{
+    run_boot_sni(", host_name: \"boot{index}.example.net\"",
+                 "  - {summary: censor_meshara_blocked, op: \">=\", value: 2}\n"
+                 "  - {summary: nodes_joined, op: \"<=\", value: 1}\n");
+    run_boot_sni("", "  - {summary: censor_meshara_blocked, op: \"<=\", value: 0}\n"
+                     "  - {summary: nodes_joined, op: \">=\", value: 3}\n");
+}
+
 static CU_TestInfo tests[] = {
     {"sim_run_check refuses what cannot be built, with position; sim_run the same", test_check},
     {"a --db that is not a results database: refused before building; --force", test_db_refused},
@@ -349,6 +380,7 @@ static CU_TestInfo tests[] = {
     {"summary names: what a run records is what expect: may name", test_summary_names},
     {"NATs in series and per-node routers are built", test_nat_chains},
     {"role: stun nodes run and are recorded", test_stun_role},
+    {"a bootstrap entry's host name is the first hello's SNI", test_boot_sni},
     CU_TEST_INFO_NULL,
 };
 

@@ -253,10 +253,15 @@ void mesh_tls_pem_free(char *pem, size_t len);
 /* ---- the node ------------------------------------------------------------------------- */
 
 /* A peer to contact: a bootstrap node or a manual peer. The key is pinned: the session is
- * refused with MESH_ERR_KEY_MISMATCH unless the node at addr proves that very key. */
+ * refused with MESH_ERR_KEY_MISMATCH unless the node at addr proves that very key. host_name
+ * (NULL = none; a DNS name, mesh_host_name_check; copied by mesh_node_new): the name it
+ * publishes, which a web-profile client sends as SNI on first contact, before it holds the
+ * peer's signed record (without one the first hello names no server: a hello a censor can
+ * single out). */
 typedef struct mesh_node_peer {
     mesh_addr addr;
     uint8_t key[MESH_NODE_KEY_BYTES];
+    const char *host_name;
 } mesh_node_peer;
 
 /* The peer store: where a node remembers the signed records of peers it talked to, so a
