@@ -52,7 +52,8 @@ static uint32_t be32(const uint8_t *p)
 static int eq(const nghttp2_nv *nv, const char *name, const char *value)
 {
     return nv->namelen == strlen(name) && memcmp(nv->name, name, nv->namelen) == 0 &&
-           (!value || (nv->valuelen == strlen(value) && memcmp(nv->value, value, nv->valuelen) == 0));
+           (!value ||
+            (nv->valuelen == strlen(value) && memcmp(nv->value, value, nv->valuelen) == 0));
 }
 
 /* RFC 9113 §6.5.2's ranges: values nginx would answer with a GOAWAY rather than an ack. */
@@ -158,7 +159,8 @@ static mesh_firstreq_verdict frame(walk *w, uint8_t type, uint8_t flags, uint32_
             w->r->settings++;
         return MESH_FIRSTREQ_MORE;
     case T_WINDOW_UPDATE:
-        if (n != 4 || (be32(p) & 0x7fffffffu) == 0 || !(sid == 0 || (sid == REQ_STREAM && w->opened)))
+        if (n != 4 || (be32(p) & 0x7fffffffu) == 0 ||
+            !(sid == 0 || (sid == REQ_STREAM && w->opened)))
             return other(w, "bad WINDOW_UPDATE");
         return MESH_FIRSTREQ_MORE;
     case T_HEADERS:

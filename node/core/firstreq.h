@@ -28,7 +28,7 @@
 #include <stdint.h>
 
 enum mesh_firstreq_limits {
-    MESH_FIRSTREQ_MAX_BYTES = 8192, /* no verdict within this many bytes: OTHER */
+    MESH_FIRSTREQ_MAX_BYTES = 8192,  /* no verdict within this many bytes: OTHER */
     MESH_FIRSTREQ_MAX_FRAME = 16384, /* a client's frame before our SETTINGS are acked */
     MESH_FIRSTREQ_MAX_HEADERS = 32,  /* header fields in the request */
 };

@@ -47,6 +47,8 @@ static mesh_time deadline(const mesh_session *s)
     case MESH_SESSION_HANDSHAKING:
         return add_sat(s->phase_start, s->cfg.handshake_timeout);
     case MESH_SESSION_AUTHENTICATING:
+        if (s->web_gate || s->decoy_on)
+            return add_sat(s->phase_start, mesh_session_web_deadline(s));
         return add_sat(s->phase_start, s->cfg.auth_timeout);
     case MESH_SESSION_CONNECTED: {
         mesh_time live = liveness_deadline(s);
@@ -110,6 +112,7 @@ static void say_goodbye(mesh_session *s, int reason, int goodbye)
  * on_closed. abort_stream: RST instead of a graceful FIN (a dead peer gets nothing). */
 void mesh_session_release_stream(mesh_session *s, int abort_stream, int goodbye)
 {
+    mesh_session_web_release(s); /* a decoy's upstream ends with the client */
     if (!s->stream)
         return;
     if (!abort_stream && !s->write_err)
@@ -129,9 +132,11 @@ static void end_session(mesh_session *s, int reason, int abort_stream)
          * and our Goodbye go out when mesh_h2_recv returns (h2_input), then the FIN. */
         s->close_after_h2 = 1;
     } else {
-        mesh_session_release_stream(s, abort_stream,
-                                    s->state == MESH_SESSION_CONNECTED ||
-                                        s->state == MESH_SESSION_AUTHENTICATING);
+        /* A web-profile server says nothing of its own before the client proved itself. */
+        mesh_session_release_stream(
+            s, abort_stream,
+            (s->state == MESH_SESSION_CONNECTED || s->state == MESH_SESSION_AUTHENTICATING) &&
+                !s->web_gate && !s->decoy_on);
     }
     mesh_log(&s->env, reason == MESH_OK ? MESH_LOG_DEBUG : MESH_LOG_INFO,
              "session %p: closing in %s: %s%s%s", (void *)s, mesh_session_state_name(s->state),
@@ -141,8 +146,14 @@ static void end_session(mesh_session *s, int reason, int abort_stream)
     arm(s);
 }
 
+void mesh_session_end(mesh_session *s, int reason, int abort_stream)
+{
+    end_session(s, reason, abort_stream);
+}
+
 static void destroy(mesh_session *s)
 {
+    mesh_session_web_release(s);
     if (s->stream)
         s->env.ops->stream_close(s->env.obj, s->stream, MESH_CLOSE_ABORT);
     if (s->timer)
@@ -189,6 +200,18 @@ static int leave(mesh_session *s)
         return 1;
     }
     return 0;
+}
+
+void mesh_session_enter(mesh_session *s)
+{
+    enter(s);
+}
+
+int mesh_session_leave(mesh_session *s)
+{
+    if (s->depth == 1 && !s->freed)
+        arm(s); /* a decoy's event may have moved the deadline */
+    return leave(s);
 }
 
 /* The reason for an orderly end the peer chose (Goodbye, close_notify, GOAWAY, FIN after
@@ -305,7 +328,7 @@ int mesh_session_dispatch(mesh_session *s, const mesh_envelope *e)
 }
 
 /* Our hello (see session.h), once. MESH_OK or the code that ends the session. */
-static int send_hello(mesh_session *s)
+int mesh_session_send_hello(mesh_session *s)
 {
     if (s->hello_sent)
         return MESH_OK;
@@ -334,7 +357,7 @@ static void early_hello(mesh_session *s)
     if (s->is_client || s->hello_sent || mesh_tls_early(s->tls) != MESH_OK ||
         strcmp(mesh_tls_alpn(s->tls), MESH_SESSION_H2_ALPN) == 0)
         return;
-    int rc = send_hello(s);
+    int rc = mesh_session_send_hello(s);
     if (rc != MESH_OK)
         end_session(s, rc, 0);
 }
@@ -345,6 +368,14 @@ static void tls_done(mesh_session *s)
      * would be garbage to the peer's nghttp2, read as a protocol error), so the session ends
      * as a failed handshake does: close_notify and FIN only. */
     int rc = MESH_OK;
+    if (!s->is_client && mesh_tls_ctx_profile(s->tls_ctx) == MESH_PROFILE_WEB) {
+        /* A web server: its hello only in the response to a verified client hello. */
+        set_state(s, MESH_SESSION_AUTHENTICATING);
+        if ((rc = mesh_session_web_start(s)) != MESH_OK)
+            end_session(s, rc, 0);
+        arm(s);
+        return;
+    }
     if (strcmp(mesh_tls_alpn(s->tls), MESH_SESSION_H2_ALPN) == 0 &&
         (rc = mesh_session_io_h2_start(s)) != MESH_OK) {
         end_session(s, rc, 0);
@@ -352,7 +383,7 @@ static void tls_done(mesh_session *s)
     }
     set_state(s, MESH_SESSION_AUTHENTICATING);
     arm(s);
-    if ((rc = send_hello(s)) != MESH_OK)
+    if ((rc = mesh_session_send_hello(s)) != MESH_OK)
         end_session(s, rc, 0);
 }
 
@@ -543,6 +574,10 @@ static int session_new(mesh_session **out, const mesh_env *env, mesh_tls_ctx *tl
         s->cbs = *cbs;
     s->ud = ud;
     fill_defaults(&s->cfg, cfg);
+    /* A web server's handshake may take what nginx gives it (client_header_timeout). */
+    if (!is_client && mesh_tls_ctx_profile(tls) == MESH_PROFILE_WEB &&
+        !(cfg && cfg->handshake_timeout))
+        s->cfg.handshake_timeout = MESH_SESSION_WEB_HANDSHAKE_TIMEOUT_MS * MESH_NS_PER_MS;
     mesh_frame_dec_init(&s->rx, s->cfg.max_frame);
     s->st.created_at = mesh_session_now(s);
     s->timer = env->ops->timer_new(env->obj, on_timer, s);
