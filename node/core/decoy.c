@@ -119,8 +119,11 @@ static void filter(mesh_decoy *d, const uint8_t *p, size_t n)
             d->fb_len = 0;
             break;
         }
-        if (d->fb_len < H2_HDR + flen)
-            return;
+        if (d->fb_len < H2_HDR + flen) {
+            if (n == 0)
+                return;
+            continue; /* its payload is in the bytes left */
+        }
         if (d->fb[3] == H2_WINDOW_UPDATE)
             d->strip_wu = 0;
         else if (d->fb[4] & H2_ACK)
