@@ -13,7 +13,10 @@ enum {
     H2_WINDOW_UPDATE = 8,
     H2_ACK = 1,
     STRIP_MAX = 256, /* largest frame the filter holds to drop it (a SETTINGS of 42 entries) */
+    PREFACE_LEN = 24,
 };
+
+static const uint8_t PREFACE[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 typedef struct buf {
     uint8_t *p;
@@ -22,11 +25,13 @@ typedef struct buf {
 
 struct mesh_decoy {
     mesh_env env;
+    mesh_addr upstream;
     mesh_stream *up; /* NULL once closed or released */
     mesh_timer *timer;
     mesh_decoy_cbs cbs;
     void *ud;
     int h2;
+    int primed; /* h2: the preface went to the upstream in the client's stead */
     int connected, engaged, spoke;
     int up_gone; /* the upstream closed; reason in up_reason */
     int up_reason;
@@ -67,7 +72,7 @@ static void out(mesh_decoy *d, const uint8_t *p, size_t n)
 {
     if (n == 0)
         return;
-    if (d->engaged) {
+    if (d->engaged && d->held.len == 0) { /* (held bytes, due from the timer, go first) */
         d->cbs.on_data(d->ud, p, n);
         return;
     }
@@ -77,7 +82,7 @@ static void out(mesh_decoy *d, const uint8_t *p, size_t n)
         d->up_gone = 1;
         d->up_reason = MESH_ERR_LIMIT;
     }
-    if (!d->spoke) {
+    if (!d->engaged && !d->spoke) {
         d->spoke = 1;
         if (d->cbs.on_spoke)
             d->cbs.on_spoke(d->ud);
@@ -149,11 +154,17 @@ static int flush_pre(mesh_decoy *d)
     return rc;
 }
 
+/* An h2c upstream (nginx) starts HTTP/2 only when bytes arrive, and one that times out
+ * before any says PROTOCOL_ERROR where nginx over TLS, started at the handshake, says
+ * NO_ERROR: so the preface goes at once, in the client's stead, and the upstream stands by
+ * in the state nginx is in after a handshake (the client's own preface is then not sent). */
 static void up_connected(mesh_stream *st, void *ud)
 {
     (void)st;
     mesh_decoy *d = ud;
     d->connected = 1;
+    if (d->h2 && !d->engaged && !d->primed)
+        d->primed = d->env.ops->stream_write(d->env.obj, d->up, PREFACE, PREFACE_LEN) == MESH_OK;
     (void)flush_pre(d); /* a failed write shows as on_closed */
 }
 
@@ -188,7 +199,7 @@ static void up_closed(mesh_stream *st, int reason, void *ud)
         }
         return;
     }
-    if (d->cbs.on_closed)
+    if (d->held.len == 0 && d->cbs.on_closed) /* else the timer tells, after the held bytes */
         d->cbs.on_closed(d->ud, reason);
 }
 
@@ -220,6 +231,7 @@ int mesh_decoy_new(mesh_decoy **out, const mesh_env *env, const mesh_addr *upstr
     if (!d)
         return MESH_ERR_NOMEM;
     d->env = *env;
+    d->upstream = *upstream;
     d->cbs = *cbs;
     d->ud = ud;
     d->h2 = h2 != 0;
@@ -261,6 +273,22 @@ void mesh_decoy_acked(mesh_decoy *d, unsigned n)
         d->strip_acks += n;
 }
 
+/* A fresh upstream connection, for a client whose bytes do not start with the preface the
+ * primed one was given (what it held or said is dropped: the client never asked for it). */
+static int restart(mesh_decoy *d)
+{
+    if (d->up)
+        d->env.ops->stream_close(d->env.obj, d->up, MESH_CLOSE_GRACEFUL);
+    buf_free(&d->held);
+    d->primed = d->connected = d->up_gone = 0;
+    d->filtering = d->strip_settings = d->strip_wu = 1;
+    d->strip_acks = 0;
+    d->fb_len = 0;
+    int rc = MESH_ERR_INVAL;
+    d->up = d->env.ops->connect(d->env.obj, &d->upstream, &UP_CBS, d, &rc);
+    return d->up ? MESH_OK : rc;
+}
+
 int mesh_decoy_engage(mesh_decoy *d, const uint8_t *first, size_t len)
 {
     if (!d || (!first && len))
@@ -268,6 +296,16 @@ int mesh_decoy_engage(mesh_decoy *d, const uint8_t *first, size_t len)
     if (d->engaged)
         return MESH_ERR_STATE;
     d->engaged = 1;
+    if (d->primed) {
+        if (len >= PREFACE_LEN && memcmp(first, PREFACE, PREFACE_LEN) == 0) {
+            first += PREFACE_LEN; /* the upstream has it */
+            len -= PREFACE_LEN;
+        } else {
+            int rc = restart(d); /* no preface: the upstream must see what the client sent */
+            if (rc != MESH_OK)
+                return rc;
+        }
+    }
     if (d->filtering && !d->strip_settings && !d->strip_wu && !d->strip_acks)
         d->filtering = 0;
     if (d->held.len || d->up_gone)
