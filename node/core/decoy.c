@@ -31,9 +31,12 @@ struct mesh_decoy {
     mesh_decoy_cbs cbs;
     void *ud;
     int h2;
-    int primed; /* h2: the preface went to the upstream in the client's stead */
+    int primed;  /* h2: the preface went to the upstream in the client's stead */
+    size_t skip; /* bytes of the client's own preface still to drop (the upstream has it) */
     int connected, engaged, spoke;
-    int up_gone; /* the upstream closed; reason in up_reason */
+    unsigned gen;    /* bumped when the upstream connection is replaced (restart) */
+    int depth, dead; /* inside our env callbacks; mesh_decoy_free called there (freed later) */
+    int up_gone;     /* the upstream closed; reason in up_reason */
     int up_reason;
     buf pre;  /* client bytes waiting for the connection */
     buf held; /* upstream bytes waiting for the engagement */
@@ -67,10 +70,33 @@ static void buf_free(buf *b)
     b->len = 0;
 }
 
+static void destroy(mesh_decoy *d)
+{
+    if (d->up)
+        d->env.ops->stream_close(d->env.obj, d->up, MESH_CLOSE_GRACEFUL);
+    if (d->timer)
+        d->env.ops->timer_free(d->env.obj, d->timer);
+    buf_free(&d->pre);
+    buf_free(&d->held);
+    free(d);
+}
+
+/* Re-entrancy as session.c's: the session may free the decoy inside any callback. */
+static void enter(mesh_decoy *d)
+{
+    d->depth++;
+}
+
+static void leave(mesh_decoy *d)
+{
+    if (--d->depth == 0 && d->dead)
+        destroy(d);
+}
+
 /* Upstream bytes that survive the filter: to the client, or held until the engagement. */
 static void out(mesh_decoy *d, const uint8_t *p, size_t n)
 {
-    if (n == 0)
+    if (n == 0 || d->dead)
         return;
     if (d->engaged && d->held.len == 0) { /* (held bytes, due from the timer, go first) */
         d->cbs.on_data(d->ud, p, n);
@@ -104,7 +130,9 @@ static int strippable(const mesh_decoy *d, const uint8_t *h, size_t flen)
 
 static void filter(mesh_decoy *d, const uint8_t *p, size_t n)
 {
-    while (d->filtering && n > 0) {
+    unsigned gen = d->gen; /* an engagement inside out() may replace the upstream: then the
+                            * rest of these bytes are the old one's, for no one */
+    while (d->filtering && n > 0 && !d->dead) {
         size_t want = H2_HDR;
         if (d->fb_len >= H2_HDR)
             want += (size_t)d->fb[0] << 16 | (size_t)d->fb[1] << 8 | d->fb[2];
@@ -122,6 +150,8 @@ static void filter(mesh_decoy *d, const uint8_t *p, size_t n)
             d->filtering = 0;
             out(d, d->fb, d->fb_len);
             d->fb_len = 0;
+            if (d->gen != gen)
+                return;
             break;
         }
         if (d->fb_len < H2_HDR + flen) {
@@ -139,7 +169,8 @@ static void filter(mesh_decoy *d, const uint8_t *p, size_t n)
         if (d->engaged && !d->strip_settings && !d->strip_wu && !d->strip_acks)
             d->filtering = 0;
     }
-    out(d, p, n);
+    if (d->gen == gen)
+        out(d, p, n);
 }
 
 /* ---- upstream stream callbacks -------------------------------------------------------- */
@@ -161,7 +192,7 @@ static int flush_pre(mesh_decoy *d)
 static void up_connected(mesh_stream *st, void *ud)
 {
     (void)st;
-    mesh_decoy *d = ud;
+    mesh_decoy *d = ud; /* calls no callback of ours: no enter/leave */
     d->connected = 1;
     if (d->h2 && !d->engaged && !d->primed)
         d->primed = d->env.ops->stream_write(d->env.obj, d->up, PREFACE, PREFACE_LEN) == MESH_OK;
@@ -172,10 +203,12 @@ static void up_data(mesh_stream *st, const uint8_t *data, size_t len, void *ud)
 {
     (void)st;
     mesh_decoy *d = ud;
+    enter(d);
     if (d->h2)
         filter(d, data, len);
     else
         out(d, data, len);
+    leave(d);
 }
 
 static void up_writable(mesh_stream *st, void *ud)
@@ -191,16 +224,17 @@ static void up_closed(mesh_stream *st, int reason, void *ud)
     d->up = NULL;
     d->up_gone = 1;
     d->up_reason = reason;
+    enter(d);
     if (!d->engaged) {
         if (!d->spoke) {
             d->spoke = 1;
             if (d->cbs.on_spoke)
                 d->cbs.on_spoke(d->ud);
         }
-        return;
-    }
-    if (d->held.len == 0 && d->cbs.on_closed) /* else the timer tells, after the held bytes */
+    } else if (d->held.len == 0 && d->cbs.on_closed) { /* else the timer tells, after them */
         d->cbs.on_closed(d->ud, reason);
+    }
+    leave(d);
 }
 
 static const mesh_stream_cbs UP_CBS = {up_connected, up_data, up_writable, up_closed};
@@ -213,11 +247,13 @@ static void on_timer(mesh_timer *t, void *ud)
     buf held = d->held;
     d->held.p = NULL;
     d->held.len = 0;
+    enter(d);
     if (held.len)
         d->cbs.on_data(d->ud, held.p, held.len);
     free(held.p);
-    if (d->up_gone && d->cbs.on_closed)
+    if (!d->dead && d->up_gone && d->cbs.on_closed)
         d->cbs.on_closed(d->ud, d->up_reason);
+    leave(d);
 }
 
 /* ---- API ---------------------------------------------------------------------------------- */
@@ -257,14 +293,19 @@ fail_d:
 
 void mesh_decoy_free(mesh_decoy *d)
 {
-    if (!d)
+    if (!d || d->dead)
         return;
+    if (d->depth == 0) {
+        destroy(d);
+        return;
+    }
+    /* inside one of our callbacks: the handles now (env rule 2), the memory on the way out */
+    d->dead = 1;
     if (d->up)
         d->env.ops->stream_close(d->env.obj, d->up, MESH_CLOSE_GRACEFUL);
+    d->up = NULL;
     d->env.ops->timer_free(d->env.obj, d->timer);
-    buf_free(&d->pre);
-    buf_free(&d->held);
-    free(d);
+    d->timer = NULL;
 }
 
 void mesh_decoy_acked(mesh_decoy *d, unsigned n)
@@ -280,6 +321,7 @@ static int restart(mesh_decoy *d)
     if (d->up)
         d->env.ops->stream_close(d->env.obj, d->up, MESH_CLOSE_GRACEFUL);
     buf_free(&d->held);
+    d->gen++;
     d->primed = d->connected = d->up_gone = 0;
     d->filtering = d->strip_settings = d->strip_wu = 1;
     d->strip_acks = 0;
@@ -297,9 +339,11 @@ int mesh_decoy_engage(mesh_decoy *d, const uint8_t *first, size_t len)
         return MESH_ERR_STATE;
     d->engaged = 1;
     if (d->primed) {
-        if (len >= PREFACE_LEN && memcmp(first, PREFACE, PREFACE_LEN) == 0) {
-            first += PREFACE_LEN; /* the upstream has it */
-            len -= PREFACE_LEN;
+        size_t k = len < PREFACE_LEN ? len : PREFACE_LEN;
+        if (k == 0 || memcmp(first, PREFACE, k) == 0) {
+            first += k; /* the upstream has it; the rest of it may follow */
+            len -= k;
+            d->skip = PREFACE_LEN - k;
         } else {
             int rc = restart(d); /* no preface: the upstream must see what the client sent */
             if (rc != MESH_OK)
@@ -321,6 +365,10 @@ int mesh_decoy_write(mesh_decoy *d, const uint8_t *data, size_t len)
         return MESH_ERR_STATE;
     if (!d->up)
         return MESH_ERR_CLOSED;
+    size_t k = d->skip < len ? d->skip : len;
+    data += k;
+    len -= k;
+    d->skip -= k;
     if (len == 0)
         return MESH_OK;
     if (!d->connected)

@@ -64,8 +64,16 @@ def curl(port, *extra):
 def nghttp(port):
     t0 = time.monotonic()
     out = run_cmd(['nghttp', '-nv', '-t', '10', 'https://%s:%d/' % (HOST, port)]).decode('latin-1')
-    lines = [re.sub(r'^\[\s*[0-9.]+\]\s*', '', ln) for ln in out.splitlines()]
-    lines = [ln for ln in lines if 'date:' not in ln and 'Certificate verification' not in ln]
+    # the server's side only: what nghttp sends interleaves with it as the scheduler pleases
+    lines, mine = [], False
+    for ln in out.splitlines():
+        if re.match(r'^\[\s*[0-9.]+\]', ln):
+            ln = re.sub(r'^\[\s*[0-9.]+\]\s*', '', ln)
+            mine = not ln.startswith('send ')
+        elif not ln.startswith(' '):
+            mine = True
+        if mine and 'date:' not in ln and 'Certificate verification' not in ln:
+            lines.append(ln)
     return norm_http('\n'.join(lines), port), time.monotonic() - t0
 
 
