@@ -8,10 +8,12 @@
  * Two phases:
  *  - Standby (from mesh_decoy_new): the upstream connection opens at once, while the first
  *    request is still being classified, so that its timers (nginx's 60 s for a silent client,
- *    say) run from the handshake as they would on a direct connection. Nothing goes to it, and
- *    what it sends is held, except that in h2 mode the frames the session already sent the
- *    client in its own name — the server's first SETTINGS and WINDOW_UPDATE, and one SETTINGS
- *    ACK per mesh_decoy_acked — are taken out of its output (they are the same frames when the
+ *    say) run from the handshake as they would on a direct connection. Nothing of the client's
+ *    goes to it (in h2 mode a connection preface and an empty SETTINGS do, in the client's
+ *    stead: decoy.c says why), and what it sends is held, except that in h2 mode the frames
+ *    the session already sent the client in its own name — the server's first SETTINGS and
+ *    WINDOW_UPDATE, one SETTINGS ACK per mesh_decoy_acked, and the ACK of our SETTINGS — are
+ *    taken out of its output (they are the same frames when the
  *    upstream is nginx, which is what h2 mode expects: docs/stealth.md). When it has anything
  *    else to say, or closes, during standby, on_spoke runs: the session then engages (no Meshara
  *    client waits that long).
