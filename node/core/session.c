@@ -122,7 +122,7 @@ void mesh_session_release_stream(mesh_session *s, int abort_stream, int goodbye)
     s->stream = NULL;
 }
 
-static void end_session(mesh_session *s, int reason, int abort_stream)
+void mesh_session_end(mesh_session *s, int reason, int abort_stream)
 {
     if (s->state >= MESH_SESSION_CLOSING)
         return;
@@ -132,11 +132,14 @@ static void end_session(mesh_session *s, int reason, int abort_stream)
          * and our Goodbye go out when mesh_h2_recv returns (h2_input), then the FIN. */
         s->close_after_h2 = 1;
     } else {
-        /* A web-profile server says nothing of its own before the client proved itself. */
+        /* A web-profile server says nothing of its own before the client proved itself
+         * (nor could it: without HTTP/2 up a framed Goodbye is garbage to the client). */
+        int quiet = !s->is_client && !s->authenticated &&
+                    mesh_tls_ctx_profile(s->tls_ctx) == MESH_PROFILE_WEB;
         mesh_session_release_stream(
             s, abort_stream,
             (s->state == MESH_SESSION_CONNECTED || s->state == MESH_SESSION_AUTHENTICATING) &&
-                !s->web_gate && !s->decoy_on);
+                !quiet);
     }
     mesh_log(&s->env, reason == MESH_OK ? MESH_LOG_DEBUG : MESH_LOG_INFO,
              "session %p: closing in %s: %s%s%s", (void *)s, mesh_session_state_name(s->state),
@@ -144,11 +147,6 @@ static void end_session(mesh_session *s, int reason, int abort_stream)
              s->tls ? mesh_tls_error_text(s->tls) : "");
     set_state(s, MESH_SESSION_CLOSING);
     arm(s);
-}
-
-void mesh_session_end(mesh_session *s, int reason, int abort_stream)
-{
-    end_session(s, reason, abort_stream);
 }
 
 static void destroy(mesh_session *s)
@@ -246,7 +244,7 @@ static int after_send(mesh_session *s, int rc)
     if (rc == MESH_OK || rc == MESH_ERR_TOO_BIG || rc == MESH_ERR_INVAL || rc == MESH_ERR_NOMEM ||
         rc == MESH_ERR_AGAIN) /* AGAIN: HTTP/2's queue; a heartbeat is skipped, not fatal */
         return rc;
-    end_session(s, rc, 1);
+    mesh_session_end(s, rc, 1);
     return rc;
 }
 
@@ -287,7 +285,7 @@ int mesh_session_dispatch(mesh_session *s, const mesh_envelope *e)
     if (s->state == MESH_SESSION_AUTHENTICATING) {
         if (e->body_case == MESHARA__WIRE__ENVELOPE__BODY_GOODBYE) { /* refused by the peer */
             s->peer_reason = e->goodbye->reason;
-            end_session(s, MESH_ERR_CLOSED, 0);
+            mesh_session_end(s, MESH_ERR_CLOSED, 0);
             return MESH_OK;
         }
         uint8_t exporter[MESH_SESSION_EXPORTER_LEN];
@@ -318,7 +316,7 @@ int mesh_session_dispatch(mesh_session *s, const mesh_envelope *e)
     case MESHARA__WIRE__ENVELOPE__BODY_GOODBYE:
         s->peer_reason = e->goodbye->reason;
         s->orderly = 1;
-        end_session(s, peer_close_reason(s), 0);
+        mesh_session_end(s, peer_close_reason(s), 0);
         return MESH_OK;
     default:
         if (s->cbs.on_message)
@@ -359,7 +357,7 @@ static void early_hello(mesh_session *s)
         return;
     int rc = mesh_session_send_hello(s);
     if (rc != MESH_OK)
-        end_session(s, rc, 0);
+        mesh_session_end(s, rc, 0);
 }
 
 static void tls_done(mesh_session *s)
@@ -372,19 +370,19 @@ static void tls_done(mesh_session *s)
         /* A web server: its hello only in the response to a verified client hello. */
         set_state(s, MESH_SESSION_AUTHENTICATING);
         if ((rc = mesh_session_web_start(s)) != MESH_OK)
-            end_session(s, rc, 0);
+            mesh_session_end(s, rc, 0);
         arm(s);
         return;
     }
     if (strcmp(mesh_tls_alpn(s->tls), MESH_SESSION_H2_ALPN) == 0 &&
         (rc = mesh_session_io_h2_start(s)) != MESH_OK) {
-        end_session(s, rc, 0);
+        mesh_session_end(s, rc, 0);
         return;
     }
     set_state(s, MESH_SESSION_AUTHENTICATING);
     arm(s);
     if ((rc = mesh_session_send_hello(s)) != MESH_OK)
-        end_session(s, rc, 0);
+        mesh_session_end(s, rc, 0);
 }
 
 /* Drive TLS with what was fed: handshake, then the plaintext. */
@@ -396,11 +394,11 @@ static void process_input(mesh_session *s)
             if (!s->write_err)
                 early_hello(s);
             if (s->write_err && !mesh_session_stopped(s))
-                end_session(s, s->write_err, 1);
+                mesh_session_end(s, s->write_err, 1);
             return;
         }
         if (rc != MESH_OK) {
-            end_session(s, rc, 0); /* graceful: the alert already queued goes out */
+            mesh_session_end(s, rc, 0); /* graceful: the alert already queued goes out */
             return;
         }
         tls_done(s);
@@ -412,15 +410,16 @@ static void process_input(mesh_session *s)
         return;
     if (rc == MESH_ERR_CLOSED) { /* close_notify (or GOAWAY without error) */
         s->orderly = 1;
-        end_session(s, mesh_session_io_partial(s) ? MESH_ERR_TRUNCATED : peer_close_reason(s), 0);
+        mesh_session_end(s, mesh_session_io_partial(s) ? MESH_ERR_TRUNCATED : peer_close_reason(s),
+                         0);
         return;
     }
     if (rc != MESH_OK) {
-        end_session(s, rc, 0);
+        mesh_session_end(s, rc, 0);
         return;
     }
     if (s->write_err)
-        end_session(s, s->write_err, 1);
+        mesh_session_end(s, s->write_err, 1);
 }
 
 /* ---- env callbacks ---------------------------------------------------------------------- */
@@ -448,12 +447,12 @@ static void st_data(mesh_stream *st, const uint8_t *data, size_t len, void *ud)
     if (s->state >= MESH_SESSION_HANDSHAKING && s->state <= MESH_SESSION_CONNECTED) {
         int rc = mesh_tls_lend(s->tls, data, len); /* read in place, the rest kept below */
         if (rc != MESH_OK) {
-            end_session(s, rc, 1);
+            mesh_session_end(s, rc, 1);
         } else {
             process_input(s);
             rc = s->tls ? mesh_tls_keep(s->tls) : MESH_OK;
             if (rc != MESH_OK && !mesh_session_stopped(s))
-                end_session(s, rc, 1);
+                mesh_session_end(s, rc, 1);
         }
     }
     mesh_session_io_trim(s);
@@ -489,7 +488,7 @@ static void st_closed(mesh_stream *st, int reason, void *ud)
         else
             r = peer_close_reason(s);
     }
-    end_session(s, r, 0);
+    mesh_session_end(s, r, 0);
     leave(s);
 }
 
@@ -506,11 +505,11 @@ static void on_timer(mesh_timer *t, void *ud)
     case MESH_SESSION_HANDSHAKING:
     case MESH_SESSION_AUTHENTICATING:
         if (now >= deadline(s))
-            end_session(s, MESH_ERR_TIMEOUT, s->state == MESH_SESSION_CONNECTING);
+            mesh_session_end(s, MESH_ERR_TIMEOUT, s->state == MESH_SESSION_CONNECTING);
         break;
     case MESH_SESSION_CONNECTED:
         if (now >= liveness_deadline(s)) {
-            end_session(s, MESH_ERR_TIMEOUT, 1); /* a dead peer gets nothing more */
+            mesh_session_end(s, MESH_ERR_TIMEOUT, 1); /* a dead peer gets nothing more */
             break;
         }
         if (now >= s->next_hb) {
@@ -743,7 +742,7 @@ int mesh_session_close(mesh_session *s)
 {
     if (!s || s->state >= MESH_SESSION_CLOSING || s->freed)
         return MESH_ERR_STATE;
-    end_session(s, MESH_OK, 0);
+    mesh_session_end(s, MESH_OK, 0);
     return MESH_OK;
 }
 

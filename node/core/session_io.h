@@ -80,7 +80,8 @@ int mesh_session_dispatch(mesh_session *s, const mesh_envelope *e);
  * write failed, then FIN (or RST when abort_stream). No-op once released. */
 void mesh_session_release_stream(mesh_session *s, int abort_stream, int goodbye);
 
-/* Enter CLOSING with reason (session.c's end_session). */
+/* Enter CLOSING with reason (first reason wins): release the stream, schedule on_closed;
+ * abort_stream: RST instead of a graceful FIN. */
 void mesh_session_end(mesh_session *s, int reason, int abort_stream);
 /* Our hello, once. MESH_OK or the code that ends the session. */
 int mesh_session_send_hello(mesh_session *s);
