@@ -11,85 +11,13 @@
  * find their lookup through a query slot the lookup owns; a lookup is only finished once all
  * its queries have been answered, so a reply never finds its lookup gone (mesh_dht_free
  * excepted: dht.h makes the owner silence replies first).
+ *
+ * The lookups themselves are dht_lookup.c; the objects both files share are in dht_int.h.
  */
-#include "core/dht.h"
+#include "core/dht_int.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-/* Internal bounds (the public ones are in dht.h). */
-enum {
-    /* Candidates one lookup tracks: k for the result plus room for the failed ones it steps
-     * over (30% dead nodes cost about k/2) and the closer ones still arriving. */
-    MESH_DHT_LOOKUP_CANDS = 8 * MESH_DHT_K,
-    /* A refresh that found the lookup slots full tries again this much later. */
-    MESH_DHT_REFRESH_RETRY_S = 10,
-};
-
-enum cand_state { CAND_NEW, CAND_ASKED, CAND_DONE, CAND_FAILED };
-
-typedef struct dht_entry {
-    mesh_peer_record rec;
-    mesh_time last_seen; /* last proof of life, if seen */
-    int seen;            /* any proof of life yet */
-    unsigned fails;      /* consecutive failed queries */
-} dht_entry;
-
-typedef struct dht_ping {
-    mesh_dht *d;
-    unsigned bucket;
-    uint8_t id[MESH_NODE_ID_LEN];
-    int active;
-} dht_ping;
-
-typedef struct dht_bucket {
-    dht_entry *entries[MESH_DHT_K];
-    size_t n;
-    dht_entry *repl[MESH_DHT_REPLACEMENTS]; /* oldest first */
-    size_t nrepl;
-    dht_ping ping; /* at most one liveness check of this bucket in flight */
-} dht_bucket;
-
-typedef struct dht_lookup dht_lookup;
-
-typedef struct lk_cand {
-    mesh_peer_record rec;
-    unsigned hop;
-    uint8_t state; /* enum cand_state */
-} lk_cand;
-
-typedef struct lk_query {
-    dht_lookup *lk;
-    uint8_t id[MESH_NODE_ID_LEN];
-    int used;
-} lk_query;
-
-struct dht_lookup {
-    mesh_dht *d;
-    uint8_t target[MESH_NODE_ID_LEN];
-    mesh_dht_lookup_fn cb;
-    void *ud;
-    lk_cand *c; /* sorted by distance to target, closest first */
-    size_t n;
-    unsigned inflight, queries;
-    lk_query q[MESH_DHT_ALPHA];
-    int done;
-};
-
-struct mesh_dht {
-    mesh_env env;
-    mesh_peer_cache *cache; /* borrowed from the owner, may be NULL */
-    mesh_peer_record self;
-    const mesh_dht_transport *tr;
-    void *ud;
-    dht_bucket *buckets[MESH_DHT_ID_BITS];
-    mesh_time touched[MESH_DHT_ID_BITS]; /* last lookup into each bucket's range */
-    dht_lookup *lookups[MESH_DHT_MAX_LOOKUPS];
-    mesh_timer *finish_timer, *refresh_timer;
-    int bootstrapped;
-    int dispatching, freed;
-    mesh_dht_stats stats;
-};
 
 /* ---- ids and distance ------------------------------------------------------------------ */
 
@@ -129,7 +57,7 @@ static void random_id_in_bucket(const mesh_dht *d, unsigned bucket, uint8_t out[
                           (out[byte] & (uint8_t) ~(keep | bit)));
 }
 
-static int is_self(const mesh_dht *d, const uint8_t id[MESH_NODE_ID_LEN])
+int mesh_dht_is_self(const mesh_dht *d, const uint8_t id[MESH_NODE_ID_LEN])
 {
     return memcmp(d->self.node_id, id, MESH_NODE_ID_LEN) == 0;
 }
@@ -311,7 +239,7 @@ static void on_ping_reply(void *ctx, int status, const mesh_peer_record *peers, 
 }
 
 /* Add or refresh an already verified record. Codes as mesh_dht_add. */
-static int table_add(mesh_dht *d, const mesh_peer_record *r, int live)
+int mesh_dht_table_add(mesh_dht *d, const mesh_peer_record *r, int live)
 {
     unsigned idx = mesh_dht_common_prefix(d->self.node_id, r->node_id);
     if (idx >= MESH_DHT_ID_BITS)
@@ -386,7 +314,7 @@ int mesh_dht_add(mesh_dht *d, const mesh_peer_record *r, int live)
         return MESH_ERR_INVAL;
     uint8_t id[MESH_NODE_ID_LEN];
     mesh_node_id_of(r->pubkey, id);
-    if (is_self(d, id))
+    if (mesh_dht_is_self(d, id))
         return MESH_ERR_INVAL;
     int rc = verify_unless_held(d, r);
     if (rc == MESH_ERR_NOMEM || rc == MESH_ERR_CRYPTO)
@@ -395,7 +323,7 @@ int mesh_dht_add(mesh_dht *d, const mesh_peer_record *r, int live)
         d->stats.rejected_bad++;
         return MESH_ERR_BAD_SIGNATURE;
     }
-    return table_add(d, r, live);
+    return mesh_dht_table_add(d, r, live);
 }
 
 void mesh_dht_seen(mesh_dht *d, const uint8_t node_id[MESH_NODE_ID_LEN])
@@ -475,215 +403,6 @@ size_t mesh_dht_closest(const mesh_dht *d, const uint8_t target[MESH_NODE_ID_LEN
     return n;
 }
 
-/* ---- lookups -------------------------------------------------------------------------------- */
-
-static void on_find_reply(void *ctx, int status, const mesh_peer_record *peers, size_t n);
-
-static lk_cand *lk_find(dht_lookup *lk, const uint8_t id[MESH_NODE_ID_LEN])
-{
-    for (size_t i = 0; i < lk->n; i++)
-        if (memcmp(lk->c[i].rec.node_id, id, MESH_NODE_ID_LEN) == 0)
-            return &lk->c[i];
-    return NULL;
-}
-
-/* Offer a candidate learned at chain length hop. The list stays sorted; when full, the
- * farthest candidate not waiting for an answer makes room for a closer one. */
-static void lk_offer(dht_lookup *lk, const mesh_peer_record *r, unsigned hop)
-{
-    if (is_self(lk->d, r->node_id))
-        return;
-    lk_cand *c = lk_find(lk, r->node_id);
-    if (c) {
-        if (c->state == CAND_NEW && hop < c->hop)
-            c->hop = hop;
-        if (r->seq > c->rec.seq)
-            c->rec = *r; /* newer addresses for the same key */
-        return;
-    }
-    if (lk->n == MESH_DHT_LOOKUP_CANDS) {
-        size_t victim = lk->n;
-        while (victim-- > 0 && lk->c[victim].state == CAND_ASKED)
-            ;
-        if (victim >= lk->n || mesh_dht_cmp(lk->target, r->node_id, lk->c[victim].rec.node_id) > 0)
-            return;
-        memmove(&lk->c[victim], &lk->c[victim + 1], (lk->n - victim - 1) * sizeof lk->c[0]);
-        lk->n--;
-    }
-    size_t pos = lk->n;
-    while (pos > 0 && mesh_dht_cmp(lk->target, r->node_id, lk->c[pos - 1].rec.node_id) < 0)
-        pos--;
-    memmove(&lk->c[pos + 1], &lk->c[pos], (lk->n - pos) * sizeof lk->c[0]);
-    lk->c[pos].rec = *r;
-    lk->c[pos].hop = hop;
-    lk->c[pos].state = CAND_NEW;
-    lk->n++;
-}
-
-/* The closest candidate not yet asked among the k closest not failed, or NULL. */
-static lk_cand *lk_next(dht_lookup *lk)
-{
-    size_t alive = 0;
-    for (size_t i = 0; i < lk->n && alive < MESH_DHT_K; i++) {
-        if (lk->c[i].state == CAND_FAILED)
-            continue;
-        if (lk->c[i].state == CAND_NEW)
-            return &lk->c[i];
-        alive++;
-    }
-    return NULL;
-}
-
-/* Keep alpha queries in flight; when nothing is in flight and nobody is left to ask, the
- * lookup is done and its callback is scheduled on the finish timer. */
-static void lk_pump(dht_lookup *lk)
-{
-    mesh_dht *d = lk->d;
-    while (lk->inflight < MESH_DHT_ALPHA && lk->queries < MESH_DHT_MAX_LOOKUP_QUERIES) {
-        lk_cand *c = lk_next(lk);
-        if (!c)
-            break;
-        lk_query *q = lk->q;
-        while (q->used)
-            q++;
-        q->used = 1;
-        q->lk = lk;
-        memcpy(q->id, c->rec.node_id, MESH_NODE_ID_LEN);
-        c->state = CAND_ASKED;
-        lk->inflight++;
-        lk->queries++;
-        d->stats.queries_sent++;
-        if (d->tr->find_node(d->ud, &c->rec, lk->target, on_find_reply, q) != MESH_OK) {
-            q->used = 0;
-            c->state = CAND_FAILED;
-            lk->inflight--;
-            d->stats.queries_failed++;
-        }
-    }
-    if (lk->inflight == 0 && !lk->done) {
-        lk->done = 1;
-        d->env.ops->timer_set(d->env.obj, d->finish_timer, mesh_env_now(&d->env));
-    }
-}
-
-static void on_find_reply(void *ctx, int status, const mesh_peer_record *peers, size_t n)
-{
-    lk_query *q = ctx;
-    dht_lookup *lk = q->lk;
-    mesh_dht *d = lk->d;
-    q->used = 0;
-    lk->inflight--;
-    lk_cand *c = lk_find(lk, q->id); /* never evicted while asked */
-    if (status == MESH_OK) {
-        c->state = CAND_DONE;
-        /* it answered: alive (its record was verified when it reached us) */
-        table_add(d, &c->rec, 1);
-        unsigned hop = c->hop + 1;
-        for (size_t i = 0; i < n; i++)
-            lk_offer(lk, &peers[i], hop);
-    } else {
-        c->state = CAND_FAILED;
-        d->stats.queries_failed++;
-        mesh_dht_failed(d, c->rec.node_id);
-    }
-    lk_pump(lk);
-}
-
-static void lk_free(dht_lookup *lk)
-{
-    if (lk) {
-        free(lk->c);
-        free(lk);
-    }
-}
-
-/* Start a lookup; the callback (may be NULL) comes from the finish timer. */
-static int lk_start(mesh_dht *d, const uint8_t target[MESH_NODE_ID_LEN], mesh_dht_lookup_fn cb,
-                    void *ud)
-{
-    size_t slot = 0;
-    while (slot < MESH_DHT_MAX_LOOKUPS && d->lookups[slot])
-        slot++;
-    if (slot == MESH_DHT_MAX_LOOKUPS)
-        return MESH_ERR_LIMIT;
-    dht_lookup *lk = calloc(1, sizeof *lk);
-    if (!lk)
-        return MESH_ERR_NOMEM;
-    lk->c = malloc(MESH_DHT_LOOKUP_CANDS * sizeof *lk->c);
-    if (!lk->c) {
-        free(lk);
-        return MESH_ERR_NOMEM;
-    }
-    lk->d = d;
-    memcpy(lk->target, target, MESH_NODE_ID_LEN);
-    lk->cb = cb;
-    lk->ud = ud;
-    d->lookups[slot] = lk;
-    d->stats.lookups++;
-    unsigned bi = mesh_dht_common_prefix(d->self.node_id, target);
-    if (bi < MESH_DHT_ID_BITS)
-        d->touched[bi] = mesh_env_now(&d->env);
-    /* seeds: our k closest live contacts, hop 0 */
-    mesh_peer_record seeds[MESH_DHT_K];
-    size_t n = mesh_dht_closest(d, target, seeds, MESH_DHT_K);
-    for (size_t i = 0; i < n; i++)
-        lk_offer(lk, &seeds[i], 0);
-    lk_pump(lk);
-    return MESH_OK;
-}
-
-/* Report one finished lookup and free it. */
-static void lk_finish(mesh_dht *d, dht_lookup *lk)
-{
-    mesh_peer_record *res = malloc(MESH_DHT_K * sizeof *res);
-    size_t n = 0;
-    unsigned hops = 0;
-    for (size_t i = 0; i < lk->n && n < MESH_DHT_K; i++) {
-        if (lk->c[i].state != CAND_DONE)
-            continue;
-        if (n == 0)
-            hops = lk->c[i].hop;
-        if (res)
-            res[n] = lk->c[i].rec;
-        n++;
-    }
-    int status = !res ? MESH_ERR_NOMEM : n > 0 ? MESH_OK : MESH_ERR_NOT_FOUND;
-    if (status == MESH_OK)
-        d->stats.lookups_ok++;
-    if (lk->cb)
-        lk->cb(lk->ud, status, status == MESH_OK ? res : NULL, status == MESH_OK ? n : 0, hops,
-               lk->queries);
-    free(res);
-    lk_free(lk);
-}
-
-static void dht_destroy(mesh_dht *d);
-
-static void finish_fire(mesh_timer *t, void *ud)
-{
-    mesh_dht *d = ud;
-    (void)t;
-    d->dispatching++;
-    for (size_t i = 0; i < MESH_DHT_MAX_LOOKUPS && !d->freed; i++) {
-        dht_lookup *lk = d->lookups[i];
-        if (lk && lk->done) {
-            d->lookups[i] = NULL; /* the slot is free for lookups the callback starts */
-            lk_finish(d, lk);
-        }
-    }
-    d->dispatching--;
-    if (d->freed && d->dispatching == 0)
-        dht_destroy(d);
-}
-
-int mesh_dht_lookup(mesh_dht *d, const uint8_t target[MESH_NODE_ID_LEN], mesh_dht_lookup_fn cb,
-                    void *ud)
-{
-    if (!d || !target)
-        return MESH_ERR_INVAL;
-    return lk_start(d, target, cb, ud);
-}
-
 /* ---- refresh -------------------------------------------------------------------------------- */
 
 /* Every bucket up to the deepest one holding nodes that saw no lookup for
@@ -705,7 +424,7 @@ static void refresh_fire(mesh_timer *t, void *ud)
         if (now - d->touched[i] >= period) {
             uint8_t id[MESH_NODE_ID_LEN];
             random_id_in_bucket(d, i, id);
-            if (lk_start(d, id, NULL, NULL) != MESH_OK) {
+            if (mesh_dht_lk_start(d, id, NULL, NULL) != MESH_OK) {
                 next = now + retry;
                 break;
             }
@@ -722,7 +441,7 @@ int mesh_dht_bootstrap(mesh_dht *d, mesh_dht_lookup_fn cb, void *ud)
 {
     if (!d)
         return MESH_ERR_INVAL;
-    int rc = lk_start(d, d->self.node_id, cb, ud);
+    int rc = mesh_dht_lk_start(d, d->self.node_id, cb, ud);
     if (rc != MESH_OK)
         return rc;
     if (!d->bootstrapped) {
@@ -751,7 +470,7 @@ int mesh_dht_new(mesh_dht **out, const mesh_env *env, const mesh_peer_record *se
     mesh_time now = mesh_env_now(env);
     for (unsigned i = 0; i < MESH_DHT_ID_BITS; i++)
         d->touched[i] = now;
-    d->finish_timer = env->ops->timer_new(env->obj, finish_fire, d);
+    d->finish_timer = env->ops->timer_new(env->obj, mesh_dht_finish_fire, d);
     if (!d->finish_timer)
         goto fail;
     d->refresh_timer = env->ops->timer_new(env->obj, refresh_fire, d);
@@ -766,12 +485,12 @@ fail:
     return MESH_ERR_NOMEM;
 }
 
-static void dht_destroy(mesh_dht *d)
+void mesh_dht_destroy(mesh_dht *d)
 {
     d->env.ops->timer_free(d->env.obj, d->finish_timer);
     d->env.ops->timer_free(d->env.obj, d->refresh_timer);
     for (size_t i = 0; i < MESH_DHT_MAX_LOOKUPS; i++)
-        lk_free(d->lookups[i]);
+        mesh_dht_lk_free(d->lookups[i]);
     for (unsigned i = 0; i < MESH_DHT_ID_BITS; i++) {
         dht_bucket *b = d->buckets[i];
         if (!b)
@@ -790,10 +509,10 @@ void mesh_dht_free(mesh_dht *d)
     if (!d)
         return;
     if (d->dispatching) {
-        d->freed = 1; /* inside a lookup callback: finish_fire frees when it unwinds */
+        d->freed = 1; /* inside a lookup callback: mesh_dht_finish_fire frees when it unwinds */
         return;
     }
-    dht_destroy(d);
+    mesh_dht_destroy(d);
 }
 
 void mesh_dht_set_self(mesh_dht *d, const mesh_peer_record *self)
@@ -802,7 +521,7 @@ void mesh_dht_set_self(mesh_dht *d, const mesh_peer_record *self)
         return;
     uint8_t id[MESH_NODE_ID_LEN];
     mesh_node_id_of(self->pubkey, id);
-    if (!is_self(d, id) || self->seq < d->self.seq) {
+    if (!mesh_dht_is_self(d, id) || self->seq < d->self.seq) {
         mesh_log(&d->env, MESH_LOG_WARN, "dht: set_self ignored (other key or older seq)");
         return;
     }

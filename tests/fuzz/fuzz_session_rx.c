@@ -15,7 +15,8 @@
  * handshaken connection (mesh_session_accept_clone), so an input costs no handshake (which
  * made it 15 times slower) yet gets a session exactly as fresh, exporter and hello included. Bits
  * 0-3: the client's TLS writes are at most 1 << bits bytes (record boundaries); bits 4-6: the
- * session's input is cut into pieces of 1 << (2 * bits + 1) bytes (0: whole). Seeds:
+ * session's input is cut into pieces of 1 << (2 * bits + 1) bytes (0: whole); both raised
+ * as needed to keep an input within RECORDS_MAX records and PIECES_MAX pieces. Seeds:
  * tests/fuzz/corpus/fuzz_session_rx/ (MESH_FUZZ_SEEDS=DIR writes them anew). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +28,14 @@
 #include "fuzz_util.h"
 #include "session_pair.h"
 
-enum { MODE_AUTH = 0x80 };
+enum {
+    MODE_AUTH = 0x80,
+    /* Per input at most about this many TLS records and delivery pieces: a 9 KiB input in
+     * 1-byte records cost 2 ms, a hundred short ones as much; boundaries at every byte are
+     * still reached by the short inputs, which libFuzzer runs most. */
+    RECORDS_MAX = 64,
+    PIECES_MAX = 256,
+};
 
 /* Every input that closes the session costs a new session and TLS connection, whose
  * allocations under ASan's default 256 MiB quarantine land on fresh pages each time: a 32 MiB
@@ -278,8 +286,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ref_end(&r, rc); /* the decoder refused a prefix */
     size_t partial = r.ended ? 0 : mesh_frame_partial(&dec);
     mesh_frame_dec_free(&dec);
+    if (chunk * RECORDS_MAX < size)
+        chunk = (size + RECORDS_MAX - 1) / RECORDS_MAX;
     if (chunk > MESH_TLS_RECORD_MAX)
         chunk = MESH_TLS_RECORD_MAX;
+    if (piece && piece * PIECES_MAX < 2 * size) /* ciphertext: at most about twice the input */
+        piece = 2 * size / PIECES_MAX;
     if (mesh_pair_write(p, data + 1, size - 1, chunk) != MESH_OK)
         __builtin_trap();
     mesh_pair_pump(p, piece);
