@@ -43,7 +43,8 @@ static const char USAGE[] =
     "Options:\n"
     "  --key FILE             identity key file (required by every command)\n"
     "  --listen ADDR:PORT     address to accept sessions on (127.0.0.1:0, [::1]:7000);\n"
-    "                         send: default 0.0.0.0:0\n"
+    "                         run: default 0.0.0.0:0; send: default 127.0.0.1:0 (loopback\n"
+    "                         only: a sender serves no one, so no prober can reach it)\n"
     "  --advertise ADDR:PORT  address put in this node's signed record, what others\n"
     "                         connect to (repeatable, at most 8; default: the bound\n"
     "                         --listen address unless it is 0.0.0.0; send: none)\n"
@@ -114,6 +115,13 @@ static const char USAGE[] =
     "                         it expires (it is valid 365 days)\n"
     "  --cert-type ecdsa|rsa  web: the key of a certificate made here: ECDSA P-256 (default)\n"
     "                         or RSA-2048\n"
+    "  --web-upstream ADDR:PORT  run, web: the decoy's web server for connections that are\n"
+    "                         not a Meshara client's and speak HTTP/1.x (or TLS 1.2): their\n"
+    "                         plaintext is spliced to it both ways (e.g. nginx on loopback)\n"
+    "  --web-upstream-h2 ADDR:PORT  run, web: the same for HTTP/2 connections; it must speak\n"
+    "                         HTTP/2 with prior knowledge (nginx: listen ... http2) and send\n"
+    "                         nginx's SETTINGS. Without one, such connections are read and\n"
+    "                         dropped, then closed after 60 s (docs/stealth.md)\n"
     "  --http2                seed: HTTP/2 framing: sessions this node opens offer only ALPN\n"
     "                         h2 and carry messages as POST /api/v1/message bodies; the\n"
     "                         listener accepts ALPN h2 (an HTTP/2 client such as curl gets\n"
@@ -244,6 +252,8 @@ enum opt_id {
     OPT_TLS_CERT,
     OPT_TLS_KEY,
     OPT_CERT_TYPE,
+    OPT_WEB_UPSTREAM,
+    OPT_WEB_UPSTREAM_H2,
     OPT_MAX_HANDSHAKES,
     OPT_POOL_MIN,
     OPT_POOL_MAX,
@@ -287,6 +297,8 @@ static const int OPT_CMDS[] = {
     OPT_ROW(OPT_TLS_CERT) = SESSION_CMDS,
     OPT_ROW(OPT_TLS_KEY) = SESSION_CMDS,
     OPT_ROW(OPT_CERT_TYPE) = SESSION_CMDS,
+    OPT_ROW(OPT_WEB_UPSTREAM) = CMD_RUN,
+    OPT_ROW(OPT_WEB_UPSTREAM_H2) = CMD_RUN,
     OPT_ROW(OPT_MAX_HANDSHAKES) = CMD_RUN,
     OPT_ROW(OPT_POOL_MIN) = CMD_RUN,
     OPT_ROW(OPT_POOL_MAX) = CMD_RUN,
@@ -325,6 +337,8 @@ static const struct option LONG_OPTS[] = {
     {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
     {"tls-key", required_argument, NULL, OPT_TLS_KEY},
     {"cert-type", required_argument, NULL, OPT_CERT_TYPE},
+    {"web-upstream", required_argument, NULL, OPT_WEB_UPSTREAM},
+    {"web-upstream-h2", required_argument, NULL, OPT_WEB_UPSTREAM_H2},
     {"max-handshakes", required_argument, NULL, OPT_MAX_HANDSHAKES},
     {"pool-min", required_argument, NULL, OPT_POOL_MIN},
     {"pool-max", required_argument, NULL, OPT_POOL_MAX},
@@ -433,7 +447,7 @@ static int take_peer(node_opts *o, int id, const char *name, const char *arg)
     return NODE_EXIT_OK;
 }
 
-/* --listen, --advertise. */
+/* --listen, --advertise, --web-upstream(-h2). */
 static int take_addr(node_opts *o, int id, const char *name, const char *arg)
 {
     mesh_addr a;
@@ -452,6 +466,10 @@ static int take_addr(node_opts *o, int id, const char *name, const char *arg)
             return usage_error("--turn given twice (one TURN server)");
         o->turn = a;
         o->has_turn = 1;
+        return NODE_EXIT_OK;
+    }
+    if (id == OPT_WEB_UPSTREAM || id == OPT_WEB_UPSTREAM_H2) {
+        *(id == OPT_WEB_UPSTREAM ? &o->web_upstream : &o->web_upstream_h2) = a;
         return NODE_EXIT_OK;
     }
     if (o->nadvertise == NODE_MAX_ADVERTISE)
@@ -558,6 +576,8 @@ static int take_opt(node_opts *o, int id, const char *name, const char *arg)
     case OPT_LISTEN:
     case OPT_ADVERTISE:
     case OPT_TURN:
+    case OPT_WEB_UPSTREAM:
+    case OPT_WEB_UPSTREAM_H2:
         return take_addr(o, id, name, arg);
     case OPT_PEER:
     case OPT_BOOTSTRAP:
@@ -661,6 +681,10 @@ static int check_profile(const node_opts *o)
         return usage_error("--%s is a web-profile option (the seed profile's certificate is "
                            "made from the identity key)",
                            o->tls_cert ? "tls-cert" : "cert-type");
+    if (o->profile == MESH_PROFILE_SEED &&
+        (o->web_upstream.family != MESH_AF_NONE || o->web_upstream_h2.family != MESH_AF_NONE))
+        return usage_error("--web-upstream is a web-profile option (a seed-profile server "
+                           "has no decoy)");
     if (o->profile == MESH_PROFILE_WEB && o->alpn[0])
         return usage_error("--alpn is a seed-profile option (the web profile offers "
                            "h2,http/1.1 as curl does; add --profile seed)");
@@ -718,8 +742,10 @@ int node_opts_parse(node_opts *o, int argc, char **argv)
         ex = check_opts(o);
     if (ex >= 0)
         return ex;
+    /* A send node is gone in seconds and serves no one: loopback only, so that no sender is
+     * a server a prober could find on the network. */
     if (!o->has_listen)
-        (void)mesh_addr_parse(&o->listen, "0.0.0.0:0");
+        (void)mesh_addr_parse(&o->listen, o->cmd == CMD_SEND ? "127.0.0.1:0" : "0.0.0.0:0");
     if (o->http2 && !o->alpn[0] && o->profile == MESH_PROFILE_SEED)
         o->alpn[0] = MESH_NODE_H2_ALPN;
     return -1;

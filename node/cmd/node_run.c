@@ -319,6 +319,8 @@ static void node_cfg(const cli *c, mesh_node_cfg *cfg)
     cfg->host_name = o->host_name;
     cfg->alpn = o->alpn[0] ? o->alpn : NULL;
     cfg->http2 = o->http2;
+    cfg->web_upstream = o->web_upstream;
+    cfg->web_upstream_h2 = o->web_upstream_h2;
     cfg->connect_timeout = o->connect_ms * MESH_NS_PER_MS;
     cfg->handshake_timeout = o->handshake_ms * MESH_NS_PER_MS;
     cfg->auth_timeout = o->auth_ms * MESH_NS_PER_MS;

@@ -204,8 +204,22 @@ static int submit_post(mesh_h2 *h, h2_stream *st, const char *path, const char *
         {(uint8_t *)"content-length", (uint8_t *)clen, 14, clen ? strlen(clen) : 0,
          NGHTTP2_NV_FLAG_NO_COPY_NAME},
     };
-    size_t n = sizeof nva / sizeof nva[0] - (clen ? 0 : 1);
-    int32_t id = nghttp2_submit_request(h->ng, NULL, nva, n, dp, st);
+    /* The web profile's requests carry what curl sends for `curl --data-binary @f -H
+     * 'content-type: ...' URL`, in curl's order: an ordinary API call. */
+    nghttp2_nv web[] = {
+        NV(":method", "POST"),
+        {(uint8_t *)":path", (uint8_t *)path, 5, strlen(path), flags},
+        NV(":scheme", "https"),
+        {(uint8_t *)":authority", (uint8_t *)h->authority, 10, strlen(h->authority), flags},
+        NV("user-agent", "curl/7.88.1"),
+        NV("accept", "*/*"),
+        NV("content-type", CONTENT_TYPE),
+        {(uint8_t *)"content-length", (uint8_t *)clen, 14, clen ? strlen(clen) : 0,
+         NGHTTP2_NV_FLAG_NO_COPY_NAME},
+    };
+    nghttp2_nv *hdrs = h->web ? web : nva;
+    size_t n = (h->web ? sizeof web / sizeof web[0] : sizeof nva / sizeof nva[0]) - (clen ? 0 : 1);
+    int32_t id = nghttp2_submit_request(h->ng, NULL, hdrs, n, dp, st);
     if (id < 0)
         return h2_map_ng(h, id);
     st->id = id;
@@ -243,16 +257,28 @@ static int client_pump(mesh_h2 *h)
     return 0;
 }
 
-/* Client: the long-lived events request, submitted once, first, with an empty body. */
+/* Client: the long-lived events request, submitted once, first: with an empty body, or in
+ * the web profile with the first message queued (the hello) as its body, so that the first
+ * request is complete and carries the hello (firstreq.h); not before that message is. */
 static int client_start(mesh_h2 *h)
 {
+    if (h->web && !h->q_head)
+        return 0;
     h2_stream *st = h2_stream_new(h, H2_EVENTS);
     if (!st)
         return MESH_ERR_NOMEM;
-    int rc = submit_post(h, st, PATH_EVENTS, NULL, NULL);
+    char clen[24];
+    nghttp2_data_provider dp = {.source.ptr = st, .read_callback = read_message};
+    if (h->web)
+        snprintf(clen, sizeof clen, "%zu", h->q_head->len);
+    int rc = submit_post(h, st, PATH_EVENTS, h->web ? clen : NULL, h->web ? &dp : NULL);
     if (rc) {
         h2_stream_free(h, st);
         return rc;
+    }
+    if (h->web) {
+        st->msg = queue_pop(h);
+        h->sending = st; /* message requests wait for the hello's body */
     }
     h->events = st;
     h->started = 1;
@@ -261,7 +287,42 @@ static int client_start(mesh_h2 *h)
 
 /* ---- API --------------------------------------------------------------------------------- */
 
-int mesh_h2_new(mesh_h2 **out, int is_server, size_t max_message, const mesh_h2_cbs *cbs, void *ud)
+/* The SETTINGS a server announces first: nginx 1.22's (max concurrent streams 128, initial
+ * window 64 KiB, max frame size 2^24-1) then its WINDOW_UPDATE of the connection to 2^31-1,
+ * or our own. nghttp2 sends SETTINGS before WINDOW_UPDATE, as nginx does, so the first
+ * record a web-profile server sends after its handshake is nginx's, byte for byte. */
+static int first_settings(mesh_h2 *h)
+{
+    static const nghttp2_settings_entry nginx[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 128},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 65536},
+        {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, 16777215},
+    };
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, MESH_H2_MAX_STREAMS},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_STREAM_WINDOW},
+        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+    };
+    if (h->web && h->is_server)
+        return nghttp2_submit_settings(h->ng, NGHTTP2_FLAG_NONE, nginx, 3) != 0 ||
+               nghttp2_session_set_local_window_size(h->ng, NGHTTP2_FLAG_NONE, 0, 0x7fffffff) != 0;
+    /* ENABLE_PUSH is a client-only setting (a server sending it is a protocol error). */
+    size_t niv = h->is_server ? 2 : 3;
+    return nghttp2_submit_settings(h->ng, NGHTTP2_FLAG_NONE, iv, niv) != 0 ||
+           nghttp2_session_set_local_window_size(h->ng, NGHTTP2_FLAG_NONE, 0, H2_CONN_WINDOW) != 0;
+}
+
+int h2_open_up(mesh_h2 *h)
+{
+    static const nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_STREAM_WINDOW},
+    };
+    h->opened_up = 1;
+    return nghttp2_submit_settings(h->ng, NGHTTP2_FLAG_NONE, iv, 1);
+}
+
+static int h2_new(mesh_h2 **out, int is_server, int web, size_t max_message, const mesh_h2_cbs *cbs,
+                  void *ud)
 {
     if (!out || !cbs || !cbs->on_message || max_message == 0 || max_message > MESH_FRAME_ABS_MAX)
         return MESH_ERR_INVAL;
@@ -269,6 +330,7 @@ int mesh_h2_new(mesh_h2 **out, int is_server, size_t max_message, const mesh_h2_
     if (!h)
         return MESH_ERR_NOMEM;
     h->is_server = is_server != 0;
+    h->web = web;
     h->max_message = max_message;
     mesh_frame_dec_init(&h->ev, max_message);
     h->ev.keep = H2_KEEP_BUF;
@@ -296,16 +358,8 @@ int mesh_h2_new(mesh_h2 **out, int is_server, size_t max_message, const mesh_h2_
     if (rv != 0)
         goto fail_h;
 
-    nghttp2_settings_entry iv[] = {
-        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, MESH_H2_MAX_STREAMS},
-        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_STREAM_WINDOW},
-        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
-    };
-    /* ENABLE_PUSH is a client-only setting (a server sending it is a protocol error). */
-    size_t niv = is_server ? 2 : 3;
     rc = MESH_ERR_INTERNAL;
-    if (nghttp2_submit_settings(h->ng, NGHTTP2_FLAG_NONE, iv, niv) != 0 ||
-        nghttp2_session_set_local_window_size(h->ng, NGHTTP2_FLAG_NONE, 0, H2_CONN_WINDOW) != 0)
+    if (first_settings(h) != 0)
         goto fail_ng;
     *out = h;
     return MESH_OK;
@@ -318,6 +372,23 @@ fail_ng:
 fail_h:
     free(h);
     return rc;
+}
+
+int mesh_h2_new(mesh_h2 **out, int is_server, size_t max_message, const mesh_h2_cbs *cbs, void *ud)
+{
+    return h2_new(out, is_server, 0, max_message, cbs, ud);
+}
+
+int mesh_h2_new_web(mesh_h2 **out, int is_server, size_t max_message, const mesh_h2_cbs *cbs,
+                    void *ud)
+{
+    return h2_new(out, is_server, 1, max_message, cbs, ud);
+}
+
+void mesh_h2_skip_acks(mesh_h2 *h, unsigned n)
+{
+    if (h)
+        h->skip_acks += n;
 }
 
 void mesh_h2_free(mesh_h2 *h)
@@ -425,7 +496,7 @@ static long next_frame(mesh_h2 *h, const uint8_t **p)
     for (;;) {
         if (!h->is_server && !h->err) {
             int rc = h->started ? 0 : client_start(h);
-            if (rc == 0)
+            if (rc == 0 && h->started)
                 rc = client_pump(h);
             if (rc)
                 return fail(h, rc);
@@ -434,6 +505,11 @@ static long next_frame(mesh_h2 *h, const uint8_t **p)
         ssize_t n = nghttp2_session_mem_send(h->ng, p);
         if (n < 0) {
             return fail(h, h2_map_ng(h, n));
+        }
+        /* nghttp2 hands out one frame per call: an empty SETTINGS ACK is 9 bytes */
+        if (n == 9 && h->skip_acks && (*p)[3] == NGHTTP2_SETTINGS && ((*p)[4] & NGHTTP2_FLAG_ACK)) {
+            h->skip_acks--;
+            continue;
         }
         if (n > 0)
             return n;

@@ -65,7 +65,20 @@ typedef struct mesh_h2_cbs {
  * SETTINGS and the /api/v1/events request, materialised at the first mesh_h2_pull (so that
  * mesh_h2_set_authority can still change the :authority). */
 int mesh_h2_new(mesh_h2 **out, int is_server, size_t max_message, const mesh_h2_cbs *cbs, void *ud);
+/* The web profile's variant (docs/protocol.md, "HTTP/2"). Client: its first message (the
+ * hello) is the body of the events request, which it sends first, with the headers curl
+ * sends for a POST; message requests follow once that body is out. Server: its first
+ * SETTINGS and WINDOW_UPDATE are nginx's (so its first record is nginx's), an events request's
+ * body is collected and handed to on_message like a message's (the client's hello), and
+ * after it the server announces its own stream window (nginx's 64 KiB would cap a message
+ * stream at 64 KiB per round trip). Same codes as mesh_h2_new. */
+int mesh_h2_new_web(mesh_h2 **out, int is_server, size_t max_message, const mesh_h2_cbs *cbs,
+                    void *ud);
 void mesh_h2_free(mesh_h2 *h); /* NULL: no-op */
+/* Web server: n SETTINGS ACKs were already sent to the client on our behalf (the first-request
+ * classifier acks the client's SETTINGS as nginx would, before this object saw them): drop
+ * the next n that nghttp2 produces. NULL: no-op. */
+void mesh_h2_skip_acks(mesh_h2 *h, unsigned n);
 
 /* Client: the :authority of every request (copied; e.g. the session's SNI). Call before the
  * first mesh_h2_pull. MESH_OK; MESH_ERR_INVAL (NULL, empty, longer than

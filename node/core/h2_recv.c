@@ -177,11 +177,34 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
     h2_stream *st = nghttp2_session_get_stream_user_data(ng, id);
     if (!st)
         return 0;
-    if (h->is_server && st->kind == H2_MESSAGE)
+    if (h->is_server && (st->kind == H2_MESSAGE || (h->web && st == h->events)))
         return body_append(h, st, data, len);
     if (!h->is_server && st == h->events)
         return events_consume(h, data, len);
     return 0; /* rejected requests, response bodies: dropped (the window is still updated) */
+}
+
+/* A request body is complete: hand it out and let it go. */
+static int take_body(mesh_h2 *h, h2_stream *st)
+{
+    h->partial -= st->len;
+    size_t len = st->len;
+    st->len = 0;
+    int rv = deliver(h, st->body, len);
+    free(st->body);
+    st->body = NULL;
+    st->cap = 0;
+    return rv;
+}
+
+/* Web server: the events request's body is complete: the client's hello, handed out like a
+ * message (its response, 200 and the events body, is already under way); then our windows. */
+static int events_body(mesh_h2 *h, h2_stream *st)
+{
+    int rv = take_body(h, st);
+    if (rv == 0 && !h->opened_up && h2_open_up(h) != 0)
+        return h2_cb_fail(h, MESH_ERR_NOMEM);
+    return rv;
 }
 
 static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *ud)
@@ -208,17 +231,13 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
         if (rv)
             return rv;
     }
+    if (h->web && st == h->events && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+        return events_body(h, st);
     if (st->kind != H2_MESSAGE || !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
         return 0;
     /* The whole body is in: hand it out, then answer 200. */
-    h->partial -= st->len;
-    size_t len = st->len;
-    st->len = 0;
     st->kind = H2_REJECTED; /* nothing more to collect on it */
-    int rv = deliver(h, st->body, len);
-    free(st->body);
-    st->body = NULL;
-    st->cap = 0;
+    int rv = take_body(h, st);
     if (rv)
         return rv;
     return respond(h, st, 200);

@@ -52,6 +52,9 @@ typedef struct h2_stream {
 struct mesh_h2 {
     nghttp2_session *ng;
     int is_server;
+    int web;            /* mesh_h2_new_web: the hello in the events request, nginx's SETTINGS */
+    int opened_up;      /* web server: our own windows announced after the hello's body */
+    unsigned skip_acks; /* web server: SETTINGS ACKs already sent for us (mesh_h2_skip_acks) */
     size_t max_message;
     mesh_h2_cbs cbs;
     void *ud;
@@ -104,6 +107,9 @@ void h2_stream_free(mesh_h2 *h, h2_stream *st);
 /* Server: the events body's data source (h2.c). */
 ssize_t h2_read_events(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
                        uint32_t *flags, nghttp2_data_source *src, void *ud);
+/* Web server: the SETTINGS that lift nginx's 64 KiB stream window once the client's hello is
+ * in (h2.c). 0 or a nghttp2 error. */
+int h2_open_up(mesh_h2 *h);
 /* Register h2_recv.c's receive callbacks on cb. */
 void h2_recv_callbacks(nghttp2_session_callbacks *cb);
 

@@ -150,6 +150,8 @@ int mesh_node_new(mesh_node **out, const mesh_env *env, const mesh_node_cfg *cfg
     s->heartbeat_interval = cfg->heartbeat_interval;
     s->heartbeat_timeout = cfg->heartbeat_timeout;
     s->http2 = cfg->http2;
+    s->web_upstream = cfg->web_upstream;
+    s->web_upstream_h2 = cfg->web_upstream_h2;
     mesh_pool_cfg pc = {.min = cfg->pool_min,
                         .max = cfg->pool_max,
                         .grace = cfg->grace,

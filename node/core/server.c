@@ -37,6 +37,9 @@ struct mesh_server {
     void *ud;
     pending *hs; /* between accept and CONNECTED, oldest first */
     size_t nhs;
+    mesh_session **dc; /* web profile: connections handed to the decoy, oldest first */
+    size_t ndc;
+    int web; /* the web profile: nginx's first-byte timeout, closed with a FIN */
     int depth, freed;
     mesh_server_stats st;
     uint64_t unlogged[EV_KINDS]; /* events since the last line */
@@ -51,7 +54,10 @@ static void destroy(mesh_server *srv)
         srv->env.ops->timer_free(srv->env.obj, srv->timer);
     for (size_t i = 0; i < srv->nhs; i++)
         mesh_session_free(srv->hs[i].s);
+    for (size_t i = 0; i < srv->ndc; i++)
+        mesh_session_free(srv->dc[i]);
     free(srv->hs);
+    free(srv->dc);
     free(srv);
 }
 
@@ -228,7 +234,43 @@ static void drop(mesh_server *srv, size_t i, int reason)
     mesh_session *s = take_at(srv, i);
     if (srv->cbs.on_failed)
         srv->cbs.on_failed(srv, reason, &peer, srv->ud);
-    mesh_session_free(s); /* RST */
+    if (srv->web && reason == MESH_ERR_TIMEOUT)
+        (void)mesh_session_close(s); /* what nginx does to a silent client: FIN */
+    mesh_session_free(s);            /* RST, unless closed just above */
+}
+
+/* Forget s from the decoy set. 1 if it was there. */
+static int take_decoy(mesh_server *srv, mesh_session *s)
+{
+    for (size_t i = 0; i < srv->ndc; i++) {
+        if (srv->dc[i] == s) {
+            memmove(&srv->dc[i], &srv->dc[i + 1], (srv->ndc - i - 1) * sizeof *srv->dc);
+            srv->ndc--;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* A web-profile connection went to the decoy: it leaves the handshaking set (a prober's
+ * connections must not hold the slots of peers getting somewhere) for the decoy set, whose
+ * oldest member is closed (close_notify, FIN) when it is full. */
+static void hs_decoy(mesh_session *s, void *ud)
+{
+    mesh_server *srv = ud;
+    if (srv->freed || !take(srv, s))
+        return;
+    enter(srv);
+    srv->st.decoyed++;
+    if (srv->ndc == MESH_SERVER_MAX_DECOYS) {
+        mesh_session *old = srv->dc[0];
+        take_decoy(srv, old);
+        (void)mesh_session_close(old);
+        mesh_session_free(old);
+    }
+    srv->dc[srv->ndc++] = s;
+    arm(srv);
+    leave(srv);
 }
 
 static void hs_connected(mesh_session *s, void *ud)
@@ -247,6 +289,10 @@ static void hs_connected(mesh_session *s, void *ud)
 static void hs_closed(mesh_session *s, int reason, void *ud)
 {
     mesh_server *srv = ud;
+    if (!srv->freed && take_decoy(srv, s)) {
+        mesh_session_free(s); /* deferred by the session */
+        return;
+    }
     if (srv->freed || !take(srv, s))
         return;
     enter(srv);
@@ -260,7 +306,8 @@ static void hs_closed(mesh_session *s, int reason, void *ud)
     leave(srv);
 }
 
-static const mesh_session_cbs HS_CBS = {.on_connected = hs_connected, .on_closed = hs_closed};
+static const mesh_session_cbs HS_CBS = {
+    .on_connected = hs_connected, .on_closed = hs_closed, .on_decoy = hs_decoy};
 
 /* First-byte deadlines (in accept order, so the scan stops at the first one not yet due) and
  * the log summary. */
@@ -370,8 +417,11 @@ int mesh_server_new(mesh_server **out, const mesh_env *env, mesh_tls_ctx *tls,
         c.max_per_source = MESH_SERVER_DEFAULT_MAX_PER_SOURCE;
     if (c.max_per_source > c.max_handshakes)
         c.max_per_source = c.max_handshakes;
+    int web = mesh_tls_ctx_profile(tls) == MESH_PROFILE_WEB;
     if (!c.first_byte_timeout)
-        c.first_byte_timeout = MESH_SERVER_DEFAULT_FIRST_BYTE_TIMEOUT_MS * MESH_NS_PER_MS;
+        c.first_byte_timeout = (web ? MESH_SERVER_WEB_FIRST_BYTE_TIMEOUT_MS
+                                    : MESH_SERVER_DEFAULT_FIRST_BYTE_TIMEOUT_MS) *
+                               MESH_NS_PER_MS;
     mesh_server *srv = calloc(1, sizeof *srv);
     if (!srv)
         return MESH_ERR_NOMEM;
@@ -380,9 +430,11 @@ int mesh_server_new(mesh_server **out, const mesh_env *env, mesh_tls_ctx *tls,
     srv->cfg = c;
     srv->cbs = *cbs;
     srv->ud = ud;
+    srv->web = web;
     srv->hs = calloc(c.max_handshakes, sizeof *srv->hs);
+    srv->dc = web ? calloc(MESH_SERVER_MAX_DECOYS, sizeof *srv->dc) : NULL;
     srv->timer = env->ops->timer_new(env->obj, on_timer, srv);
-    if (!srv->hs || !srv->timer) {
+    if (!srv->hs || !srv->timer || (web && !srv->dc)) {
         destroy(srv);
         return MESH_ERR_NOMEM;
     }

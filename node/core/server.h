@@ -32,6 +32,11 @@
  *    accept is closed then, exactly (RST; on_failed(MESH_ERR_TIMEOUT); counted in failed and
  *    silent) — much sooner than the session's handshake timeout, which still bounds a
  *    handshake that started.
+ *  - Web profile. A connection whose first request is not a Meshara client's hello goes to
+ *    the decoy (session.h on_decoy, docs/stealth.md): it leaves the handshaking set for a set
+ *    of at most MESH_SERVER_MAX_DECOYS (the oldest closed with close_notify and FIN when a
+ *    newcomer needs its place) and ends when the decoy's upstream or the client ends it. The
+ *    first-byte timeout is nginx's (60 s) and closes with a FIN, as nginx does.
  *  - Logs. Refusals, evictions and first-byte timeouts are logged at INFO through the env
  *    clock at most once per MESH_SERVER_LOG_INTERVAL_MS: the first one at once, then one
  *    summary line with the counts of the interval (none when nothing happened), so a flood
@@ -58,6 +63,8 @@ enum mesh_server_limits {
     MESH_SERVER_MAX_HANDSHAKES = 4096, /* no configuration may exceed this (accept scans) */
     MESH_SERVER_DEFAULT_MAX_PER_SOURCE = 8,
     MESH_SERVER_DEFAULT_FIRST_BYTE_TIMEOUT_MS = 3000,
+    MESH_SERVER_WEB_FIRST_BYTE_TIMEOUT_MS = 60000, /* web profile: nginx's, closed by FIN */
+    MESH_SERVER_MAX_DECOYS = 256, /* web profile: connections the decoy carries at once */
     MESH_SERVER_LOG_INTERVAL_MS = 10000,
     MESH_SERVER_SOURCE_PREFIX6_BYTES = 8, /* an IPv6 source is its /64 */
 };
@@ -92,6 +99,7 @@ typedef struct mesh_server_stats {
     uint64_t failed;    /* closed before CONNECTED, evictions apart */
     uint64_t silent;    /* of failed: no byte within first_byte_timeout */
     uint64_t connected; /* handed to the owner */
+    uint64_t decoyed;   /* web profile: handed to the decoy (not failed, not connected) */
     size_t handshaking; /* now between accept and CONNECTED */
 } mesh_server_stats;
 

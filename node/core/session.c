@@ -47,6 +47,8 @@ static mesh_time deadline(const mesh_session *s)
     case MESH_SESSION_HANDSHAKING:
         return add_sat(s->phase_start, s->cfg.handshake_timeout);
     case MESH_SESSION_AUTHENTICATING:
+        if (s->web_gate || s->decoy_on)
+            return add_sat(s->phase_start, mesh_session_web_deadline(s));
         return add_sat(s->phase_start, s->cfg.auth_timeout);
     case MESH_SESSION_CONNECTED: {
         mesh_time live = liveness_deadline(s);
@@ -110,6 +112,7 @@ static void say_goodbye(mesh_session *s, int reason, int goodbye)
  * on_closed. abort_stream: RST instead of a graceful FIN (a dead peer gets nothing). */
 void mesh_session_release_stream(mesh_session *s, int abort_stream, int goodbye)
 {
+    mesh_session_web_release(s); /* a decoy's upstream ends with the client */
     if (!s->stream)
         return;
     if (!abort_stream && !s->write_err)
@@ -119,7 +122,7 @@ void mesh_session_release_stream(mesh_session *s, int abort_stream, int goodbye)
     s->stream = NULL;
 }
 
-static void end_session(mesh_session *s, int reason, int abort_stream)
+void mesh_session_end(mesh_session *s, int reason, int abort_stream)
 {
     if (s->state >= MESH_SESSION_CLOSING)
         return;
@@ -129,9 +132,14 @@ static void end_session(mesh_session *s, int reason, int abort_stream)
          * and our Goodbye go out when mesh_h2_recv returns (h2_input), then the FIN. */
         s->close_after_h2 = 1;
     } else {
-        mesh_session_release_stream(s, abort_stream,
-                                    s->state == MESH_SESSION_CONNECTED ||
-                                        s->state == MESH_SESSION_AUTHENTICATING);
+        /* A web-profile server says nothing of its own before the client proved itself
+         * (nor could it: without HTTP/2 up a framed Goodbye is garbage to the client). */
+        int quiet = !s->is_client && !s->authenticated &&
+                    mesh_tls_ctx_profile(s->tls_ctx) == MESH_PROFILE_WEB;
+        mesh_session_release_stream(
+            s, abort_stream,
+            (s->state == MESH_SESSION_CONNECTED || s->state == MESH_SESSION_AUTHENTICATING) &&
+                !quiet);
     }
     mesh_log(&s->env, reason == MESH_OK ? MESH_LOG_DEBUG : MESH_LOG_INFO,
              "session %p: closing in %s: %s%s%s", (void *)s, mesh_session_state_name(s->state),
@@ -143,6 +151,7 @@ static void end_session(mesh_session *s, int reason, int abort_stream)
 
 static void destroy(mesh_session *s)
 {
+    mesh_session_web_release(s);
     if (s->stream)
         s->env.ops->stream_close(s->env.obj, s->stream, MESH_CLOSE_ABORT);
     if (s->timer)
@@ -191,6 +200,18 @@ static int leave(mesh_session *s)
     return 0;
 }
 
+void mesh_session_enter(mesh_session *s)
+{
+    enter(s);
+}
+
+int mesh_session_leave(mesh_session *s)
+{
+    if (s->depth == 1 && !s->freed)
+        arm(s); /* a decoy's event may have moved the deadline */
+    return leave(s);
+}
+
 /* The reason for an orderly end the peer chose (Goodbye, close_notify, GOAWAY, FIN after
  * them): MESH_OK once it was authenticated; before that the session failed to come up, and
  * the owner (e.g. a server's on_failed) must not read it as success. */
@@ -223,7 +244,7 @@ static int after_send(mesh_session *s, int rc)
     if (rc == MESH_OK || rc == MESH_ERR_TOO_BIG || rc == MESH_ERR_INVAL || rc == MESH_ERR_NOMEM ||
         rc == MESH_ERR_AGAIN) /* AGAIN: HTTP/2's queue; a heartbeat is skipped, not fatal */
         return rc;
-    end_session(s, rc, 1);
+    mesh_session_end(s, rc, 1);
     return rc;
 }
 
@@ -264,7 +285,7 @@ int mesh_session_dispatch(mesh_session *s, const mesh_envelope *e)
     if (s->state == MESH_SESSION_AUTHENTICATING) {
         if (e->body_case == MESHARA__WIRE__ENVELOPE__BODY_GOODBYE) { /* refused by the peer */
             s->peer_reason = e->goodbye->reason;
-            end_session(s, MESH_ERR_CLOSED, 0);
+            mesh_session_end(s, MESH_ERR_CLOSED, 0);
             return MESH_OK;
         }
         uint8_t exporter[MESH_SESSION_EXPORTER_LEN];
@@ -295,7 +316,7 @@ int mesh_session_dispatch(mesh_session *s, const mesh_envelope *e)
     case MESHARA__WIRE__ENVELOPE__BODY_GOODBYE:
         s->peer_reason = e->goodbye->reason;
         s->orderly = 1;
-        end_session(s, peer_close_reason(s), 0);
+        mesh_session_end(s, peer_close_reason(s), 0);
         return MESH_OK;
     default:
         if (s->cbs.on_message)
@@ -305,7 +326,7 @@ int mesh_session_dispatch(mesh_session *s, const mesh_envelope *e)
 }
 
 /* Our hello (see session.h), once. MESH_OK or the code that ends the session. */
-static int send_hello(mesh_session *s)
+int mesh_session_send_hello(mesh_session *s)
 {
     if (s->hello_sent)
         return MESH_OK;
@@ -334,9 +355,9 @@ static void early_hello(mesh_session *s)
     if (s->is_client || s->hello_sent || mesh_tls_early(s->tls) != MESH_OK ||
         strcmp(mesh_tls_alpn(s->tls), MESH_SESSION_H2_ALPN) == 0)
         return;
-    int rc = send_hello(s);
+    int rc = mesh_session_send_hello(s);
     if (rc != MESH_OK)
-        end_session(s, rc, 0);
+        mesh_session_end(s, rc, 0);
 }
 
 static void tls_done(mesh_session *s)
@@ -345,15 +366,23 @@ static void tls_done(mesh_session *s)
      * would be garbage to the peer's nghttp2, read as a protocol error), so the session ends
      * as a failed handshake does: close_notify and FIN only. */
     int rc = MESH_OK;
+    if (!s->is_client && mesh_tls_ctx_profile(s->tls_ctx) == MESH_PROFILE_WEB) {
+        /* A web server: its hello only in the response to a verified client hello. */
+        set_state(s, MESH_SESSION_AUTHENTICATING);
+        if ((rc = mesh_session_web_start(s)) != MESH_OK)
+            mesh_session_end(s, rc, 0);
+        arm(s);
+        return;
+    }
     if (strcmp(mesh_tls_alpn(s->tls), MESH_SESSION_H2_ALPN) == 0 &&
         (rc = mesh_session_io_h2_start(s)) != MESH_OK) {
-        end_session(s, rc, 0);
+        mesh_session_end(s, rc, 0);
         return;
     }
     set_state(s, MESH_SESSION_AUTHENTICATING);
     arm(s);
-    if ((rc = send_hello(s)) != MESH_OK)
-        end_session(s, rc, 0);
+    if ((rc = mesh_session_send_hello(s)) != MESH_OK)
+        mesh_session_end(s, rc, 0);
 }
 
 /* Drive TLS with what was fed: handshake, then the plaintext. */
@@ -365,11 +394,11 @@ static void process_input(mesh_session *s)
             if (!s->write_err)
                 early_hello(s);
             if (s->write_err && !mesh_session_stopped(s))
-                end_session(s, s->write_err, 1);
+                mesh_session_end(s, s->write_err, 1);
             return;
         }
         if (rc != MESH_OK) {
-            end_session(s, rc, 0); /* graceful: the alert already queued goes out */
+            mesh_session_end(s, rc, 0); /* graceful: the alert already queued goes out */
             return;
         }
         tls_done(s);
@@ -381,15 +410,16 @@ static void process_input(mesh_session *s)
         return;
     if (rc == MESH_ERR_CLOSED) { /* close_notify (or GOAWAY without error) */
         s->orderly = 1;
-        end_session(s, mesh_session_io_partial(s) ? MESH_ERR_TRUNCATED : peer_close_reason(s), 0);
+        mesh_session_end(s, mesh_session_io_partial(s) ? MESH_ERR_TRUNCATED : peer_close_reason(s),
+                         0);
         return;
     }
     if (rc != MESH_OK) {
-        end_session(s, rc, 0);
+        mesh_session_end(s, rc, 0);
         return;
     }
     if (s->write_err)
-        end_session(s, s->write_err, 1);
+        mesh_session_end(s, s->write_err, 1);
 }
 
 /* ---- env callbacks ---------------------------------------------------------------------- */
@@ -417,12 +447,12 @@ static void st_data(mesh_stream *st, const uint8_t *data, size_t len, void *ud)
     if (s->state >= MESH_SESSION_HANDSHAKING && s->state <= MESH_SESSION_CONNECTED) {
         int rc = mesh_tls_lend(s->tls, data, len); /* read in place, the rest kept below */
         if (rc != MESH_OK) {
-            end_session(s, rc, 1);
+            mesh_session_end(s, rc, 1);
         } else {
             process_input(s);
             rc = s->tls ? mesh_tls_keep(s->tls) : MESH_OK;
             if (rc != MESH_OK && !mesh_session_stopped(s))
-                end_session(s, rc, 1);
+                mesh_session_end(s, rc, 1);
         }
     }
     mesh_session_io_trim(s);
@@ -458,7 +488,7 @@ static void st_closed(mesh_stream *st, int reason, void *ud)
         else
             r = peer_close_reason(s);
     }
-    end_session(s, r, 0);
+    mesh_session_end(s, r, 0);
     leave(s);
 }
 
@@ -475,11 +505,11 @@ static void on_timer(mesh_timer *t, void *ud)
     case MESH_SESSION_HANDSHAKING:
     case MESH_SESSION_AUTHENTICATING:
         if (now >= deadline(s))
-            end_session(s, MESH_ERR_TIMEOUT, s->state == MESH_SESSION_CONNECTING);
+            mesh_session_end(s, MESH_ERR_TIMEOUT, s->state == MESH_SESSION_CONNECTING);
         break;
     case MESH_SESSION_CONNECTED:
         if (now >= liveness_deadline(s)) {
-            end_session(s, MESH_ERR_TIMEOUT, 1); /* a dead peer gets nothing more */
+            mesh_session_end(s, MESH_ERR_TIMEOUT, 1); /* a dead peer gets nothing more */
             break;
         }
         if (now >= s->next_hb) {
@@ -543,6 +573,10 @@ static int session_new(mesh_session **out, const mesh_env *env, mesh_tls_ctx *tl
         s->cbs = *cbs;
     s->ud = ud;
     fill_defaults(&s->cfg, cfg);
+    /* A web server's handshake may take what nginx gives it (client_header_timeout). */
+    if (!is_client && mesh_tls_ctx_profile(tls) == MESH_PROFILE_WEB &&
+        !(cfg && cfg->handshake_timeout))
+        s->cfg.handshake_timeout = MESH_SESSION_WEB_HANDSHAKE_TIMEOUT_MS * MESH_NS_PER_MS;
     mesh_frame_dec_init(&s->rx, s->cfg.max_frame);
     s->st.created_at = mesh_session_now(s);
     s->timer = env->ops->timer_new(env->obj, on_timer, s);
@@ -711,7 +745,7 @@ int mesh_session_close(mesh_session *s)
 {
     if (!s || s->state >= MESH_SESSION_CLOSING || s->freed)
         return MESH_ERR_STATE;
-    end_session(s, MESH_OK, 0);
+    mesh_session_end(s, MESH_OK, 0);
     return MESH_OK;
 }
 

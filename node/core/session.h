@@ -92,6 +92,7 @@ enum mesh_session_limits {
     MESH_SESSION_DEFAULT_CONNECT_TIMEOUT_MS = 10000,
     MESH_SESSION_DEFAULT_HANDSHAKE_TIMEOUT_MS = 10000,
     MESH_SESSION_DEFAULT_AUTH_TIMEOUT_MS = 10000,
+    MESH_SESSION_WEB_HANDSHAKE_TIMEOUT_MS = 60000, /* web-profile servers: nginx's */
     MESH_SESSION_DEFAULT_HEARTBEAT_MS = 30000,
     MESH_SESSION_HEARTBEAT_JITTER_PCT = 10,
     /* Default heartbeat_timeout = interval * 5/2: a live peer's own heartbeats are at most
@@ -120,6 +121,10 @@ typedef struct mesh_session_cfg {
      * web-profile client and its :authority), borrowed during mesh_session_connect* only;
      * NULL = the TLS context's default. Ignored by a server. */
     const char *server_name;
+    /* Web-profile servers: the decoy's upstreams (docs/stealth.md), family MESH_AF_NONE for
+     * none: web_upstream for connections that are not HTTP/2 over TLS 1.3 (HTTP/1.x),
+     * web_upstream_h2 (HTTP/2 with prior knowledge) for HTTP/2 ones. */
+    mesh_addr web_upstream, web_upstream_h2;
 } mesh_session_cfg;
 
 typedef struct mesh_session mesh_session;
@@ -144,6 +149,11 @@ typedef struct mesh_session_cbs {
     /* The session is CLOSED with reason (mesh_session_reason). Runs once, unless the session
      * was freed first. The session stays valid until mesh_session_free(). */
     void (*on_closed)(mesh_session *s, int reason, void *ud);
+    /* Web-profile server: the client's first request is not a Meshara hello (or it speaks
+     * no HTTP/2 over TLS 1.3): the connection is the decoy's from now on and never becomes
+     * CONNECTED; on_closed follows when it ends (reason MESH_ERR_CLOSED when either side
+     * closed it, MESH_ERR_TIMEOUT ...). */
+    void (*on_decoy)(mesh_session *s, void *ud);
 } mesh_session_cbs;
 
 /* Connect to `to` as a client over env (borrowed, must outlive the session), with the node's

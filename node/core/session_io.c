@@ -108,8 +108,7 @@ void mesh_session_io_tls_commit(void *ud, size_t len)
     sent(s, len, s->env.ops->stream_commit(s->env.obj, s->stream, len));
 }
 
-/* Everything nghttp2 wants to send, through TLS. */
-static int h2_flush(mesh_session *s)
+int mesh_session_io_h2_flush(mesh_session *s)
 {
     const uint8_t *d = NULL;
     long n;
@@ -137,7 +136,7 @@ int mesh_session_io_write_frame(mesh_session *s, const uint8_t *frame, size_t le
     if (s->h2) {
         rc = mesh_h2_send(s->h2, frame + MESH_FRAME_HDR_LEN, len - MESH_FRAME_HDR_LEN);
         if (rc == MESH_OK && !s->in_h2)
-            rc = h2_flush(s);
+            rc = mesh_session_io_h2_flush(s);
     } else {
         rc = mesh_tls_write(s->tls, frame, len);
     }
@@ -202,7 +201,9 @@ static int on_frame(void *ud, const uint8_t *payload, size_t len)
 int mesh_session_io_h2_start(mesh_session *s)
 {
     static const mesh_h2_cbs cbs = {.on_message = on_frame};
-    int rc = mesh_h2_new(&s->h2, !s->is_client, s->cfg.max_frame, &cbs, s);
+    int rc = mesh_tls_ctx_profile(s->tls_ctx) == MESH_PROFILE_WEB
+                 ? mesh_h2_new_web(&s->h2, !s->is_client, s->cfg.max_frame, &cbs, s)
+                 : mesh_h2_new(&s->h2, !s->is_client, s->cfg.max_frame, &cbs, s);
     if (rc == MESH_OK && s->is_client)
         rc = mesh_h2_set_authority(s->h2, mesh_tls_server_name(s->tls));
     return rc;
@@ -248,6 +249,23 @@ static int framed_input(mesh_session *s)
 
 /* HTTP/2 mode: plaintext through nghttp2 (which delimits the messages), then whatever it
  * wants to send. Returns like framed_input; a GOAWAY without error counts as close_notify. */
+int mesh_session_io_h2_feed(mesh_session *s, const uint8_t *data, size_t len)
+{
+    s->in_h2 = 1;
+    int rc = mesh_h2_recv(s->h2, data, len);
+    s->in_h2 = 0;
+    if (s->close_after_h2) { /* ended inside: flush, Goodbye, close_notify, FIN */
+        s->close_after_h2 = 0;
+        if (s->stream && !s->write_err)
+            (void)mesh_session_io_h2_flush(s);
+        mesh_session_release_stream(s, 0, 1); /* HTTP/2 input runs only once authenticating */
+        return MESH_OK;
+    }
+    if (!mesh_session_stopped(s) && rc == MESH_OK)
+        rc = mesh_session_io_h2_flush(s); /* answers, window updates, what callbacks queued */
+    return rc;
+}
+
 static int h2_input(mesh_session *s)
 {
     uint8_t buf[MESH_TLS_RECORD_MAX];
@@ -255,18 +273,7 @@ static int h2_input(mesh_session *s)
         long n = mesh_tls_read(s->tls, buf, sizeof buf);
         if (n <= 0)
             return (int)n;
-        s->in_h2 = 1;
-        int rc = mesh_h2_recv(s->h2, buf, (size_t)n);
-        s->in_h2 = 0;
-        if (s->close_after_h2) { /* ended inside: flush, Goodbye, close_notify, FIN */
-            s->close_after_h2 = 0;
-            if (s->stream && !s->write_err)
-                (void)h2_flush(s);
-            mesh_session_release_stream(s, 0, 1); /* HTTP/2 input runs only once authenticating */
-            return MESH_OK;
-        }
-        if (!mesh_session_stopped(s) && rc == MESH_OK)
-            rc = h2_flush(s); /* answers, window updates, what callbacks queued */
+        int rc = mesh_session_io_h2_feed(s, buf, (size_t)n);
         if (rc != MESH_OK || mesh_session_stopped(s))
             return rc;
     }
@@ -274,5 +281,7 @@ static int h2_input(mesh_session *s)
 
 int mesh_session_io_input(mesh_session *s)
 {
+    if (s->web_gate || s->decoy_on)
+        return mesh_session_web_input(s);
     return s->h2 ? h2_input(s) : framed_input(s);
 }

@@ -9,6 +9,7 @@
 #ifndef MESH_CORE_SESSION_IO_H
 #define MESH_CORE_SESSION_IO_H
 
+#include "core/decoy.h"
 #include "core/frame.h"
 #include "core/h2.h"
 #include "core/session.h"
@@ -35,6 +36,15 @@ struct mesh_session {
     int orderly;       /* the peer said goodbye or sent close_notify */
     int authenticated; /* the peer's hello verified: peer_key valid */
     int hello_sent;    /* ours went out (a framed-mode server sends it at 0.5-RTT) */
+    /* Web-profile server (session_web.c): until the client's first request is classified,
+     * web_gate is set, its plaintext is kept in first and only nginx's frames go out; a
+     * connection that is not a Meshara client's is the decoy's from then on (decoy_on; decoy
+     * NULL when no upstream is configured: its bytes are read and dropped). */
+    int web_gate, decoy_on;
+    uint8_t *first;
+    size_t first_len;
+    unsigned acks_sent; /* SETTINGS ACKs sent in nginx's name while classifying */
+    mesh_decoy *decoy;
     uint8_t pinned[MESH_PUBKEY_LEN];
     uint8_t peer_key[MESH_PUBKEY_LEN];
     uint8_t peer_id[MESH_NODE_ID_LEN];
@@ -70,7 +80,36 @@ int mesh_session_dispatch(mesh_session *s, const mesh_envelope *e);
  * write failed, then FIN (or RST when abort_stream). No-op once released. */
 void mesh_session_release_stream(mesh_session *s, int abort_stream, int goodbye);
 
+/* Enter CLOSING with reason (first reason wins): release the stream, schedule on_closed;
+ * abort_stream: RST instead of a graceful FIN. */
+void mesh_session_end(mesh_session *s, int reason, int abort_stream);
+/* Our hello, once. MESH_OK or the code that ends the session. */
+int mesh_session_send_hello(mesh_session *s);
+/* Entry from an env event that is not the session's own (the decoy's upstream): the depth
+ * count of session.c's re-entrancy rule. leave returns 1 if s is gone. */
+void mesh_session_enter(mesh_session *s);
+int mesh_session_leave(mesh_session *s);
+
+/* ---- session_web.c: a web-profile server before the client's hello verified ------------- */
+
+/* TLS is done on a web-profile server: start the classification of the first request (h2,
+ * TLS 1.3) or hand the connection to the decoy at once (any other protocol or version: never
+ * a Meshara client). MESH_OK or the code that ends the session. */
+int mesh_session_web_start(mesh_session *s);
+/* The input path while web_gate or decoy_on (mesh_session_io_input's). Returns like it. */
+int mesh_session_web_input(mesh_session *s);
+/* The decoy's deadline from the phase start, while web_gate or decoy_on. */
+mesh_time mesh_session_web_deadline(const mesh_session *s);
+/* Release what the web path holds (decoy: its upstream gets a FIN). */
+void mesh_session_web_release(mesh_session *s);
+
 /* ---- session_io.c, called by the state machine ------------------------------------------ */
+
+/* Everything nghttp2 wants to send, through TLS. MESH_OK or the failure. */
+int mesh_session_io_h2_flush(mesh_session *s);
+/* Plaintext to nghttp2 (HTTP/2 mode), then its answers through TLS. MESH_OK (check
+ * mesh_session_stopped) or the code that ends the session. */
+int mesh_session_io_h2_feed(mesh_session *s, const uint8_t *data, size_t len);
 
 /* The TLS sink (mesh_tls_new's out, mesh_tls_set_reserve's reserve/commit); ud = session. */
 void mesh_session_io_tls_out(void *ud, const uint8_t *data, size_t len);

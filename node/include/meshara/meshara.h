@@ -331,6 +331,11 @@ typedef struct mesh_node_cfg {
     const char *tls_key_pem;
     size_t tls_key_pem_len;
     int tls_cert_type; /* enum mesh_cert_type */
+    /* Web profile, server: the decoy's upstreams (docs/stealth.md), family MESH_AF_NONE for
+     * none: web_upstream takes connections that are not HTTP/2 over TLS 1.3 (HTTP/1.x),
+     * web_upstream_h2 (HTTP/2 with prior knowledge, nginx's SETTINGS) HTTP/2 ones whose first
+     * request is not a Meshara client's hello. */
+    mesh_addr web_upstream, web_upstream_h2;
     /* Unix time (seconds) at the env's time 0: dates the certificate made in memory and the
      * session tickets a web-profile server issues. 0 = MESH_NODE_DEFAULT_EPOCH. meshara-node
      * passes the wall clock; a simulation leaves it 0 (reproducible). */
