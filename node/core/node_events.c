@@ -302,6 +302,9 @@ static void pool_message(void *ud, mesh_pool_conn *c, mesh_session *s, const mes
     case MESHARA__WIRE__ENVELOPE__BODY_ANNOUNCE:
         on_record(n, c, e->announce->record);
         break;
+    case MESHARA__WIRE__ENVELOPE__BODY_RELAY:
+        mesh_node_relay_input(n, c, s, e->relay);
+        break;
     default:
         break;
     }
@@ -324,6 +327,7 @@ static void pool_up(void *ud, mesh_pool_conn *c)
 static void pool_session_closed(void *ud, mesh_pool_conn *c, mesh_session *s, int reason)
 {
     mesh_node *n = ud;
+    mesh_node_relay_session_closed(n, s);
     /* Ops waiting for an answer on s: again on the peer's other session, else failed. A
      * failure's callback may start or end other ops, so collect the ids first and look each
      * up again. */
@@ -409,6 +413,18 @@ const mesh_pool_cbs mesh_node_pool_cbs = {.on_session_up = pool_session_up,
                                           .on_session_closed = pool_session_closed,
                                           .on_down = pool_down,
                                           .on_top_up = pool_top_up};
+
+void mesh_node_announce_closest(mesh_node *n)
+{
+    mesh_peer_record recs[MESH_DHT_K];
+    size_t k = mesh_dht_closest(n->dht, mesh_identity_node_id(n->id), recs, MESH_DHT_K);
+    for (size_t i = 0; i < k; i++) {
+        mesh_pool_conn *c = mesh_pool_find(n->pool, recs[i].node_id);
+        mesh_session *s = c ? mesh_pool_session(c) : NULL;
+        if (s)
+            send_announce(n, s);
+    }
+}
 
 /* ---- mDNS --------------------------------------------------------------------------------- */
 

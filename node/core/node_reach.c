@@ -98,8 +98,7 @@ static mesh_addr candidate(const mesh_node *n)
     return c;
 }
 
-/* Our record: the configured addresses plus the confirmed one, re-signed with seq + 1. */
-static void record_update(mesh_node *n)
+void mesh_node_record_update(mesh_node *n)
 {
     mesh_addr addrs[MESH_PEER_MAX_ADDRS];
     size_t na = mesh_node_self_addrs(n, addrs);
@@ -109,12 +108,16 @@ static void record_update(mesh_node *n)
         have |= mesh_addr_equal(&addrs[i], c);
     if (c->family != MESH_AF_NONE && !have && na < MESH_PEER_MAX_ADDRS)
         addrs[na++] = *c;
+    mesh_peer_relay relays[MESH_PEER_MAX_RELAYS];
+    size_t nr = mesh_node_relay_refs(n, relays);
     mesh_peer_record r;
-    if (mesh_peer_record_make(&r, n->id, addrs, na, n->self.seq + 1) != MESH_OK)
+    if (mesh_peer_record_make_relayed(&r, n->id, addrs, na, relays, nr, n->self.seq + 1) != MESH_OK)
         return; /* the record stays as it was; the next change tries again */
     n->self = r;
-    if (n->dht)
+    if (n->dht) {
         mesh_dht_set_self(n->dht, &n->self);
+        mesh_node_announce_closest(n);
+    }
 }
 
 typedef struct db_ask {
@@ -138,7 +141,7 @@ static void ask_answered(mesh_node *n, void *actx, const answer *a)
         db->failed++;
     if (a->status == MESH_OK && db->ok == DB_AGREE) {
         db->confirmed = db->cand;
-        record_update(n);
+        mesh_node_record_update(n);
         mesh_log(&n->env, MESH_LOG_INFO, "node: dial-back: %s confirmed by %d peers, advertised", t,
                  db->ok);
     } else if (db->ok < DB_AGREE && db->asked == DB_ASK && !db->inflight) {
@@ -199,7 +202,7 @@ static void dialback_maybe(mesh_node *n)
         if (db->confirmed.family != MESH_AF_NONE && c.family != MESH_AF_NONE &&
             !mesh_addr_equal(&db->confirmed, &c)) {
             db->confirmed = (mesh_addr){0};
-            record_update(n);
+            mesh_node_record_update(n);
         }
     }
     if (c.family == MESH_AF_NONE || mesh_addr_equal(&c, &db->confirmed))
