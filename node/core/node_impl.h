@@ -137,6 +137,7 @@ typedef struct rl_dial rl_dial;
 typedef struct node_relays {
     mesh_relay_service *svc;
     mesh_timer *timer, *kick;
+    mesh_time started_at; /* the unknown-state bound counts from here */
     int freeing;
     rl_end ends[RL_ENDS];
     rl_slot slots[MESH_NODE_MAX_RELAYS];

@@ -33,7 +33,7 @@
 #include "core/node_impl.h"
 
 #define RL_TICK (1ULL * MESH_NS_PER_S)
-#define RL_WAIT_UNKNOWN (30ULL * MESH_NS_PER_S)
+#define RL_WAIT_UNKNOWN (15ULL * MESH_NS_PER_S)
 #define RL_BACKOFF (10ULL * MESH_NS_PER_S)
 #define RL_BACKOFF_MAX (10ULL * 60 * MESH_NS_PER_S)
 #define RL_TTL_S 600 /* asked; renewed at half what is granted */
@@ -218,7 +218,7 @@ static int want_relays(const mesh_node *n)
         return 0; /* peers reached us at an address: no relay needed */
     if (v.state == MESH_NODE_REACH_NAT || v.state == MESH_NODE_REACH_RELAYED)
         return 1;
-    return mesh_env_now(&n->env) >= RL_WAIT_UNKNOWN;
+    return mesh_env_now(&n->env) - n->rl.started_at >= RL_WAIT_UNKNOWN;
 }
 
 static void reserve_more(mesh_node *n)
@@ -297,6 +297,7 @@ int mesh_node_relay_start(mesh_node *n)
         n->rl.ends[i].slot = -1;
     for (size_t i = 0; i < MESH_NODE_MAX_RELAYS; i++)
         n->rl.slots[i].n = n;
+    n->rl.started_at = mesh_env_now(&n->env);
     n->rl.timer = n->env.ops->timer_new(n->env.obj, rl_tick, n);
     n->rl.kick = n->env.ops->timer_new(n->env.obj, rl_kick, n);
     if (!n->rl.timer || !n->rl.kick)
@@ -355,8 +356,7 @@ static void in_closed(mesh_session *s, int reason, void *ud)
     for (int i = 0; i < RL_PENDING; i++)
         if (n->rl.pending[i] == s)
             n->rl.pending[i] = NULL;
-    mesh_log(&n->env, MESH_LOG_INFO, "node: relayed session in failed: %s",
-             mesh_errname(reason));
+    mesh_log(&n->env, MESH_LOG_INFO, "node: relayed session in failed: %s", mesh_errname(reason));
     mesh_session_free(s);
 }
 
@@ -439,8 +439,7 @@ static void dial_closed(mesh_session *s, int reason, void *ud)
     dial_try(d);
 }
 
-static const mesh_session_cbs DIAL_CBS = {.on_connected = dial_connected,
-                                          .on_closed = dial_closed};
+static const mesh_session_cbs DIAL_CBS = {.on_connected = dial_connected, .on_closed = dial_closed};
 
 static void dial_link_ready(void *ctx, int status, mesh_pool_conn *c)
 {
@@ -455,8 +454,8 @@ static void dial_link_ready(void *ctx, int status, mesh_pool_conn *c)
     static const mesh_stream_cbs none = {0};
     int err = MESH_OK;
     mesh_stream *st = mesh_relay_end_connect(re->end, d->rec.node_id, &none, NULL, &err);
-    int rc = st ? mesh_session_connect_stream(&d->s, &re->env, n->tls, st, d->rec.pubkey,
-                                              &n->scfg, &DIAL_CBS, d)
+    int rc = st ? mesh_session_connect_stream(&d->s, &re->env, n->tls, st, d->rec.pubkey, &n->scfg,
+                                              &DIAL_CBS, d)
                 : err;
     if (rc != MESH_OK) {
         d->last = rc;
@@ -491,7 +490,8 @@ int mesh_node_relay_dial(mesh_node *n, const mesh_peer_record *r)
         return MESH_ERR_UNREACHABLE;
     int idx = -1;
     for (int i = 0; i < RL_PENDING; i++) {
-        if (n->rl.dials[i] && memcmp(n->rl.dials[i]->rec.node_id, r->node_id, MESH_NODE_ID_LEN) == 0)
+        if (n->rl.dials[i] &&
+            memcmp(n->rl.dials[i]->rec.node_id, r->node_id, MESH_NODE_ID_LEN) == 0)
             return MESH_OK; /* under way: the op waits for it */
         if (!n->rl.dials[i] && idx < 0)
             idx = i;

@@ -605,7 +605,8 @@ void mesh_pool_adopt(mesh_pool *p, mesh_session *s)
         refuse(p, s);
         return;
     }
-    psess *ps = ps_new(p, c, 0);
+    /* a client session may come adopted too: one the owner opened through a relay circuit */
+    psess *ps = ps_new(p, c, mesh_session_is_client(s));
     if (!ps) {
         if (!c->nsess) {
             conn_unlink(c);

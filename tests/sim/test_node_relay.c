@@ -68,8 +68,7 @@ static mesh_node_peer peer_of(nworld *W, int i)
     return p;
 }
 
-static void on_message(mesh_node *n, const uint8_t *from, const uint8_t *data, size_t len,
-                       void *ud)
+static void on_message(mesh_node *n, const uint8_t *from, const uint8_t *data, size_t len, void *ud)
 {
     (void)n, (void)from;
     nworld *W = ud;
@@ -160,14 +159,12 @@ static void check_relayed_delivery(nworld *W)
     CU_ASSERT_EQUAL_FATAL(mesh_node_get_peer_stats(W->n[N_PUB], key, &ps), MESH_OK);
     CU_ASSERT_EQUAL(ps.path, MESH_NODE_PATH_RELAYED);
     CU_ASSERT_STRING_EQUAL(mesh_node_path_name(ps.path), "relayed");
-    CU_ASSERT_EQUAL_FATAL(mesh_node_get_peer_stats(W->n[N_INSIDE], mesh_identity_pubkey(W->id[N_PUB]),
-                                                   &ps),
-                          MESH_OK);
+    CU_ASSERT_EQUAL_FATAL(
+        mesh_node_get_peer_stats(W->n[N_INSIDE], mesh_identity_pubkey(W->id[N_PUB]), &ps), MESH_OK);
     CU_ASSERT_EQUAL(ps.path, MESH_NODE_PATH_RELAYED);
     /* the relay's own sessions are direct ones */
-    CU_ASSERT_EQUAL_FATAL(mesh_node_get_peer_stats(W->n[N_PUB], mesh_identity_pubkey(W->id[N_BOOT0]),
-                                                   &ps),
-                          MESH_OK);
+    CU_ASSERT_EQUAL_FATAL(
+        mesh_node_get_peer_stats(W->n[N_PUB], mesh_identity_pubkey(W->id[N_BOOT0]), &ps), MESH_OK);
     CU_ASSERT_EQUAL(ps.path, MESH_NODE_PATH_DIRECT);
     mesh_node_stats pub = nstats(W, N_PUB), relay = nstats(W, N_BOOT0);
     CU_ASSERT_EQUAL(pub.relay_dials, 1);
@@ -203,7 +200,8 @@ static void test_no_relay_unreachable(void)
     CU_ASSERT_EQUAL(in.reach4.state, MESH_NODE_REACH_NAT);
     CU_ASSERT_EQUAL(mesh_node_record(W.n[N_INSIDE])->nrelays, 0);
     const uint8_t *key = mesh_identity_pubkey(W.id[N_INSIDE]);
-    CU_ASSERT_EQUAL(mesh_node_send(W.n[N_PUB], key, (const uint8_t *)"hello", 5, sent, &W), MESH_OK);
+    CU_ASSERT_EQUAL(mesh_node_send(W.n[N_PUB], key, (const uint8_t *)"hello", 5, sent, &W),
+                    MESH_OK);
     run(&W, MS(120000));
     CU_ASSERT_EQUAL(W.done, 1);
     CU_ASSERT_NOT_EQUAL(W.result, MESH_OK);
