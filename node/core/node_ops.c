@@ -187,7 +187,8 @@ static int op_via_relay(op *o, const mesh_peer_record *r)
     mesh_node *n = o->n;
     if (!r)
         r = mesh_dht_get(n->dht, o->peer_id);
-    if (o->relay_tried || !r || !r->nrelays)
+    /* not for the DHT's own queries: a lookup must not open circuits to every node it meets */
+    if (o->relay_tried || o->no_lookup || !r || !r->nrelays)
         return MESH_ERR_UNREACHABLE;
     o->relay_tried = 1;
     int rc = mesh_node_relay_dial(n, r);
