@@ -184,9 +184,9 @@ int mesh_node_start(mesh_node *n)
                                  n->cfg.manual, n->cfg.n_manual, &mesh_node_bootstrap_ops, n)) !=
         MESH_OK)
         goto fail_dht;
-    if ((rc = mesh_pool_start(n->pool)) != MESH_OK)
-        goto fail_boot;
     if ((rc = mesh_node_relay_start(n)) != MESH_OK)
+        goto fail_relay;
+    if ((rc = mesh_pool_start(n->pool)) != MESH_OK)
         goto fail_relay;
     n->started = 1;
 
@@ -213,7 +213,6 @@ int mesh_node_start(mesh_node *n)
 fail_relay:
     mesh_node_relay_free(n);
     n->rl.freeing = 0;
-fail_boot:
     mesh_bootstrap_free(n->boot);
     n->boot = NULL;
 fail_dht:

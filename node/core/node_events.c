@@ -26,6 +26,12 @@ void mesh_node_notes_fired(mesh_timer *t, void *ud)
             n->cbs.on_joined(n, x.status, n->ud);
     }
     n->nnotes = 0;
+    if (n->joined_spare) { /* a join's end that found no room in the queue */
+        int status = n->joined_spare_status;
+        n->joined_spare = 0;
+        if (n->cbs.on_joined)
+            n->cbs.on_joined(n, status, n->ud);
+    }
 }
 
 void mesh_node_notify(mesh_node *n, int kind, const uint8_t *key, int connected, int status)
@@ -33,6 +39,13 @@ void mesh_node_notify(mesh_node *n, int kind, const uint8_t *key, int connected,
     if (n->nnotes == n->notes_cap) {
         size_t cap = n->notes_cap ? n->notes_cap * 2 : 16;
         note *a = realloc(n->notes, cap * sizeof *a);
+        if (!a && kind == NOTE_JOINED) {
+            /* on_joined is promised once per start: it never gets lost for want of memory */
+            n->joined_spare = 1;
+            n->joined_spare_status = status;
+            n->env.ops->timer_set(n->env.obj, n->note_timer, mesh_env_now(&n->env));
+            return;
+        }
         if (!a) {
             mesh_log(&n->env, MESH_LOG_ERROR, "node: out of memory: a peer event is lost");
             return;

@@ -177,6 +177,7 @@ struct mesh_node {
     lookup *lookups;
     note *notes;
     size_t nnotes, notes_cap;
+    int joined_spare, joined_spare_status; /* an on_joined the queue had no memory for */
     mesh_timer *note_timer;
     int mdns_on;
     mesh_portmap *portmap; /* the listening port's mapping (NULL: none asked for) */

@@ -209,10 +209,44 @@ static void test_no_relay_unreachable(void)
     fin(&W);
 }
 
+/* The relay goes away (its node stops: every session reset): the reservation is lost, named
+ * in the log, the record drops the relay and the state leaves RELAYED; a send to the node
+ * then fails (named) while the sender goes on serving its other peers. */
+static void test_relay_gone(void)
+{
+    nworld W;
+    setup(&W, (int[]){N_BOOT0}, 1);
+    CU_ASSERT_EQUAL(nstats(&W, N_INSIDE).relays_reserved, 1);
+    mesh_node_free(W.n[N_BOOT0]);
+    W.n[N_BOOT0] = NULL;
+    run(&W, MS(70000));
+    mesh_node_stats in = nstats(&W, N_INSIDE);
+    CU_ASSERT_EQUAL(in.relays_reserved, 0);
+    CU_ASSERT_NOT_EQUAL(in.reach4.state, MESH_NODE_REACH_RELAYED);
+    CU_ASSERT_EQUAL(mesh_node_record(W.n[N_INSIDE])->nrelays, 0);
+    const uint8_t *key = mesh_identity_pubkey(W.id[N_INSIDE]);
+    CU_ASSERT_EQUAL(mesh_node_send(W.n[N_PUB], key, (const uint8_t *)"hello", 5, sent, &W),
+                    MESH_OK);
+    run(&W, MS(130000));
+    CU_ASSERT_EQUAL(W.done, 1);
+    CU_ASSERT_NOT_EQUAL(W.result, MESH_OK);
+    CU_ASSERT_EQUAL(W.got, 0);
+    /* the sender serves others as before */
+    W.done = 0;
+    CU_ASSERT_EQUAL(mesh_node_send(W.n[N_PUB], mesh_identity_pubkey(W.id[N_BOOT1]),
+                                   (const uint8_t *)"x", 1, sent, &W),
+                    MESH_OK);
+    run(&W, MS(140000));
+    CU_ASSERT_EQUAL(W.done, 1);
+    CU_ASSERT_EQUAL(W.result, MESH_OK);
+    fin(&W);
+}
+
 static CU_TestInfo sim_tests[] = {
     {"reserve on a relay, reached through it", test_reserve_and_reach},
     {"a relay without the service refuses: the next one", test_refused_moves_on},
     {"no relay: unreachable, named", test_no_relay_unreachable},
+    {"the relay goes away: reservation lost, record without it", test_relay_gone},
     CU_TEST_INFO_NULL,
 };
 
