@@ -325,8 +325,10 @@ int mesh_node_session_path(const mesh_node *n, const mesh_session *s)
     for (size_t i = 0; s && i < n->rl.nrelayed; i++)
         if (n->rl.relayed[i] == s)
             return MESH_NODE_PATH_RELAYED;
-    if (s && !mesh_session_is_client(s) && n->st.portmap_state == MESH_NODE_PORTMAP_MAPPED)
-        return MESH_NODE_PATH_MAPPED;
+    mesh_node_reach v;
+    mesh_reach_get(n->reach, MESH_AF_INET4, &v);
+    if (s && !mesh_session_is_client(s) && v.state == MESH_NODE_REACH_MAPPED)
+        return MESH_NODE_PATH_MAPPED; /* inbound while our own port mapping is held */
     return MESH_NODE_PATH_DIRECT;
 }
 
