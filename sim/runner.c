@@ -336,6 +336,8 @@ static void teardown(runner *r)
     free(r->parts);
     free(r->nodes);
     free(r->boot);
+    free(r->relays);
+    free(r->pairs);
     free(r->hops);
     free(r->join_took);
     while (r->sends) {

@@ -332,6 +332,8 @@ static int build_node(runner *r, size_t g, uint32_t k)
         return rc;
     if (gr->role == SIM_SCN_ROLE_BOOTSTRAP)
         r->boot[r->nboot++] = n->idx;
+    if (gr->relay_service)
+        r->relays[r->nrelays++] = n->idx;
     if (gr->role == SIM_SCN_ROLE_STUN)
         return build_stun(r, n, &hc);
     return MESH_OK;
@@ -342,8 +344,9 @@ int rn_build_nodes(runner *r)
     const sim_scenario *s = r->scn;
     r->nodes = calloc(s->node_count ? s->node_count : 1, sizeof *r->nodes);
     r->boot = calloc(s->node_count ? s->node_count : 1, sizeof *r->boot);
+    r->relays = calloc(s->node_count ? s->node_count : 1, sizeof *r->relays);
     r->stuns = calloc(s->node_count ? s->node_count : 1, sizeof *r->stuns);
-    if (!r->nodes || !r->boot || !r->stuns)
+    if (!r->nodes || !r->boot || !r->relays || !r->stuns)
         return MESH_ERR_NOMEM;
     int rc = MESH_OK;
     for (size_t g = 0; g < s->group_count && rc == MESH_OK; g++) {

@@ -74,6 +74,12 @@ typedef struct rn_store_rec {
     size_t len;
 } rn_store_rec;
 
+/* An unordered pair of nodes with traffic: reach_ratio and direct_ratio (docs/results.md). */
+typedef struct rn_pair {
+    uint32_t a, b;            /* a < b */
+    uint8_t reached, relayed; /* a message arrived; the last one came over a relayed session */
+} rn_pair;
+
 struct rn_node {
     runner *r;
     uint32_t idx;
@@ -177,6 +183,11 @@ struct runner {
     mesh_node_stats gone; /* stats of node instances freed by churn, summed */
     uint32_t *boot;       /* bootstrap-role nodes */
     size_t nboot;
+    uint32_t *relays; /* nodes of relay_service groups: every other node may use them */
+    size_t nrelays;
+    uint64_t paths[MESH_NODE_PATH_TURN + 1]; /* sessions established, by path */
+    rn_pair *pairs;                          /* node pairs that sent each other messages */
+    size_t npairs, cappairs;
     sim_stun_host **stuns; /* one per stun-role node, on its host and a partner host */
     size_t nstun;
     uint32_t next_stun_alt;

@@ -131,6 +131,8 @@ static void msg_fail(runner *r, uint64_t id, int reason)
     rn_event(r, m->src, SIM_RES_EV_MSG_FAILED, m->dst, reason, d);
 }
 
+static rn_pair *pair_of(runner *r, uint32_t a, uint32_t b);
+
 static void msg_delivered(runner *r, uint64_t id)
 {
     rn_msg *m = &r->msgs[id];
@@ -139,6 +141,15 @@ static void msg_delivered(runner *r, uint64_t id)
     if (m->state == RN_MSG_FAILED) /* the sender gave up (timeout) before it arrived */
         r->msgs_failed--;
     m->state = RN_MSG_DELIVERED;
+    rn_pair *pr = pair_of(r, m->src, m->dst);
+    if (pr) {
+        mesh_node_peer_stats ps = {0};
+        const rn_node *dn = &r->nodes[m->dst];
+        if (dn->node)
+            (void)mesh_node_get_peer_stats(dn->node, node_key(&r->nodes[m->src]), &ps);
+        pr->reached = 1;
+        pr->relayed = ps.path == MESH_NODE_PATH_RELAYED;
+    }
     mesh_time lat = sim_sched_now(r->sched) - m->sent;
     r->msgs_delivered++;
     r->bytes_delivered += m->size;
@@ -172,6 +183,7 @@ void rn_node_send(runner *r, rn_node *n, uint32_t dst, uint64_t size)
     char d[64];
     snprintf(d, sizeof d, "msg=%llu size=%llu", (unsigned long long)id, (unsigned long long)size);
     rn_event(r, n->idx, SIM_RES_EV_MSG_SENT, dst, MESH_OK, d);
+    (void)pair_of(r, n->idx, dst); /* tried */
     rn_send *sd = malloc(sizeof *sd);
     if (size > SIM_RUNNER_MAX_MSG || !sd) {
         free(sd);
@@ -220,19 +232,48 @@ static int64_t node_of_key(const runner *r, const uint8_t key[MESH_NODE_KEY_BYTE
     return SIM_RES_NONE;
 }
 
+/* The pair of a and b (made on first use); NULL without memory. */
+static rn_pair *pair_of(runner *r, uint32_t a, uint32_t b)
+{
+    if (a > b) {
+        uint32_t t = a;
+        a = b;
+        b = t;
+    }
+    for (size_t i = r->npairs; i-- > 0;)
+        if (r->pairs[i].a == a && r->pairs[i].b == b)
+            return &r->pairs[i];
+    if (r->npairs == r->cappairs) {
+        size_t cap = r->cappairs ? 2 * r->cappairs : 64;
+        rn_pair *p = realloc(r->pairs, cap * sizeof *p);
+        if (!p)
+            return NULL;
+        r->pairs = p;
+        r->cappairs = cap;
+    }
+    rn_pair *p = &r->pairs[r->npairs++];
+    *p = (rn_pair){.a = a, .b = b};
+    return p;
+}
+
 static void on_node_peer(mesh_node *node, const uint8_t key[MESH_NODE_KEY_BYTES], int connected,
                          int reason, void *ud)
 {
     (void)node;
     rn_node *n = ud;
     runner *r = n->r;
+    mesh_node_peer_stats ps = {0};
+    if (connected && mesh_node_get_peer_stats(node, key, &ps) == MESH_OK)
+        r->paths[ps.path]++;
     if (!r->rec)
         return;
+    char d[32];
+    snprintf(d, sizeof d, "path=%s", mesh_node_path_name(ps.path));
     rn_event(r, n->idx,
              connected
                  ? SIM_RES_EV_SESSION_ESTABLISHED
                  : (reason == MESH_OK ? SIM_RES_EV_SESSION_CLOSED : SIM_RES_EV_SESSION_FAILED),
-             node_of_key(r, key), connected ? MESH_OK : reason, NULL);
+             node_of_key(r, key), connected ? MESH_OK : reason, connected ? d : NULL);
 }
 
 static void lookup_fire(void *ctx, void *arg);
@@ -413,6 +454,19 @@ static int node_start(runner *r, rn_node *n)
         memcpy(p->key, node_key(b), MESH_NODE_KEY_BYTES);
         /* its name: the SNI of the first contact, before its record is known */
         p->host_name = node_host_name(r, b, boot_names[cfg.n_bootstrap - 1], sizeof boot_names[0]);
+    }
+    /* relays: every node of a relay_service group, each node starting at its own offset so
+     * that reservations spread; the node itself decides whether it needs them */
+    cfg.relay_service = g->relay_service;
+    for (size_t i = 0; i < r->nrelays && cfg.n_relays < MESH_NODE_MAX_RELAYS; i++) {
+        const rn_node *b = &r->nodes[r->relays[(n->idx + i) % r->nrelays]];
+        if (b == n || g->relay_service)
+            continue;
+        mesh_node_peer *p = &cfg.relays[cfg.n_relays++];
+        p->addr = b->lan && b->lan == n->lan
+                      ? mesh_addr_v4(sim_host_ip(b->host), MESH_RUNNER_NODE_PORT)
+                      : b->public_addr;
+        memcpy(p->key, node_key(b), MESH_NODE_KEY_BYTES);
     }
     cfg.store = (mesh_peer_store){&STORE_OPS, n};
     cfg.mdns = g->mdns && n->lan;

@@ -27,6 +27,13 @@
     X(sessions_failed)                                                                             \
     X(session_success_ratio)                                                                       \
     X(sessions_accepted)                                                                           \
+    X(sessions_direct)                                                                             \
+    X(sessions_mapped)                                                                             \
+    X(sessions_punched)                                                                            \
+    X(sessions_relayed)                                                                            \
+    X(sessions_turn)                                                                               \
+    X(reach_ratio)                                                                                 \
+    X(direct_ratio)                                                                                \
     X(sessions_evicted)                                                                            \
     X(sessions_duplicate_closed)                                                                   \
     X(key_mismatches)                                                                              \
@@ -164,6 +171,25 @@ static void sum_sessions(runner *r, double *v)
     v[SUM_mdns_found] = (double)t.mdns_found;
 }
 
+/* Paths: sessions established by path (counted at each end), and over the node pairs that
+ * sent each other messages, those a message reached and, of them, those whose last delivery
+ * was not over a relayed session. */
+static void sum_paths(runner *r, double *v)
+{
+    v[SUM_sessions_direct] = (double)r->paths[MESH_NODE_PATH_DIRECT];
+    v[SUM_sessions_mapped] = (double)r->paths[MESH_NODE_PATH_MAPPED];
+    v[SUM_sessions_punched] = (double)r->paths[MESH_NODE_PATH_PUNCHED];
+    v[SUM_sessions_relayed] = (double)r->paths[MESH_NODE_PATH_RELAYED];
+    v[SUM_sessions_turn] = (double)r->paths[MESH_NODE_PATH_TURN];
+    size_t reached = 0, direct = 0;
+    for (size_t i = 0; i < r->npairs; i++) {
+        reached += r->pairs[i].reached;
+        direct += r->pairs[i].reached && !r->pairs[i].relayed;
+    }
+    v[SUM_reach_ratio] = r->npairs ? (double)reached / (double)r->npairs : NAN;
+    v[SUM_direct_ratio] = reached ? (double)direct / (double)reached : NAN;
+}
+
 /* Lookups, with hop percentiles from a histogram (hops above 63 count as 63). */
 static void sum_lookups(runner *r, double *v)
 {
@@ -270,6 +296,7 @@ size_t rn_make_summary(runner *r, rn_summary_row *rows)
         v[i] = NAN;
     sum_nodes(r, v);
     sum_sessions(r, v);
+    sum_paths(r, v);
     sum_lookups(r, v);
     sum_messages(r, v);
     sum_censors(r, v);

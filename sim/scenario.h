@@ -174,6 +174,7 @@ typedef struct sim_scn_group {
     mesh_time join_from, join_to; /* nodes join evenly spread over [from, to]; equal = at */
     int role;                     /* enum sim_scn_role */
     int mdns;                     /* default 1 on a LAN, 0 on the internet */
+    int relay_service;            /* the nodes serve relay reservations and circuits */
     int profile;                  /* enum sim_scn_profile (default web) */
     int framing;                  /* enum sim_scn_framing */
     int framing_given;            /* framing: was written (plain needs profile: seed) */

@@ -135,9 +135,9 @@ int sim_scn_group_host_name(const sim_scn_group *g, uint32_t k, char *buf, size_
 static int decode_group(scn_dec *d, const scn_node *n, const char *path, size_t idx,
                         sim_scn_group *g)
 {
-    static const char *const KEYS[] = {"name", "count", "placement", "region",  "nat",
-                                       "join", "role",  "mdns",      "profile", "framing",
-                                       "tls",  "link",  "host_name", NULL};
+    static const char *const KEYS[] = {"name", "count", "placement", "region",        "nat",
+                                       "join", "role",  "mdns",      "profile",       "framing",
+                                       "tls",  "link",  "host_name", "relay_service", NULL};
     static const char *const ROLES[] = {"normal", "bootstrap", "stun"};
     static const char *const PROFILES[] = {"web", "seed"}; /* enum sim_scn_profile order */
     static const char *const FRAMINGS[] = {"plain", "http2"};
@@ -183,6 +183,8 @@ static int decode_group(scn_dec *d, const scn_node *n, const char *path, size_t 
     g->mdns = g->lan != SIM_SCN_INTERNET && !g->nat.present;
     if ((v = scn_opt(n, path, "mdns", p)))
         SCN_TRY(scn_get_bool(d, v, p, &g->mdns));
+    if ((v = scn_opt(n, path, "relay_service", p)))
+        SCN_TRY(scn_get_bool(d, v, p, &g->relay_service));
     if ((v = scn_opt(n, path, "profile", p)))
         SCN_TRY(scn_get_choice(d, v, p, PROFILES, 2, &g->profile));
     if ((v = scn_opt(n, path, "framing", p))) {

@@ -18,7 +18,7 @@
  *                profile's TLS certificate, and nowhere else
  *
  * Log lines a script may rely on (stderr, after the driver's "[time] LEVEL " prefix):
- *   peer up: <in|out> key=HEX
+ *   peer up: <in|out> key=HEX [(manual)] path=<direct|mapped|relayed>
  *   peer down: key=HEX reason=MESH_X
  *   connect failed: out ADDR key=HEX reason=MESH_X (...); retry in N ms      (--peer only)
  *   joined the mesh: N peers connected   /   join failed: MESH_X (...)

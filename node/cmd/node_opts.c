@@ -15,6 +15,7 @@ static const char USAGE[] =
     "                      [--bootstrap ADDR:PORT#PUBKEYHEX]... [--peer "
     "ADDR:PORT#PUBKEYHEX]...\n"
     "                      [--mdns] [--peers-db FILE] [--no-port-mapping] [session options]\n"
+    "                      [--relay-service] [--relay ADDR:PORT#PUBKEYHEX]...\n"
     "                      [--max-handshakes N] [--pool-min N] [--pool-max N] [--maintain MS]\n"
     "                      [--reconnect-min MS] [--reconnect-max MS]\n"
     "                      [--turn ADDR:PORT --turn-user USER --turn-pass-file FILE]\n"
@@ -77,6 +78,14 @@ static const char USAGE[] =
     "  --turn-pass-file FILE  the TURN password, the file's first line; the file\n"
     "                         must not be accessible by group or others (chmod 600), like\n"
     "                         the key file (exit 3 otherwise)\n"
+    "  --relay-service        run: serve relay reservations and circuits to other nodes\n"
+    "                         (limits of docs/nat.md): for a node with a public address\n"
+    "  --relay ADDR:PORT#KEY  run: a relay (a node with --relay-service; key pinned as for\n"
+    "                         --bootstrap) this node may use (repeatable, at most 4): when\n"
+    "                         peers cannot reach it directly (behind a NAT, no confirmed\n"
+    "                         address) it reserves a slot on up to two of them and\n"
+    "                         advertises them, so others reach it through a circuit; logs\n"
+    "                         \"node: relay ADDR: reserved for N s, advertised\"\n"
     "  --to KEY|ADDR:PORT#KEY send: the receiver's public key (looked up in the mesh), or\n"
     "                         its address too (connected to directly, key pinned)\n"
     "  --message TEXT         send: the message (at most 1 MiB)\n"
@@ -241,6 +250,8 @@ enum opt_id {
     OPT_ADVERTISE,
     OPT_BOOTSTRAP,
     OPT_PEER,
+    OPT_RELAY,
+    OPT_RELAY_SERVICE,
     OPT_MDNS,
     OPT_NO_PORT_MAPPING,
     OPT_PEERS_DB,
@@ -286,6 +297,8 @@ static const int OPT_CMDS[] = {
     OPT_ROW(OPT_ADVERTISE) = SESSION_CMDS,
     OPT_ROW(OPT_BOOTSTRAP) = SESSION_CMDS,
     OPT_ROW(OPT_PEER) = CMD_RUN,
+    OPT_ROW(OPT_RELAY) = CMD_RUN,
+    OPT_ROW(OPT_RELAY_SERVICE) = CMD_RUN,
     OPT_ROW(OPT_MDNS) = SESSION_CMDS,
     OPT_ROW(OPT_NO_PORT_MAPPING) = CMD_RUN,
     OPT_ROW(OPT_PEERS_DB) = CMD_RUN,
@@ -326,6 +339,8 @@ static const struct option LONG_OPTS[] = {
     {"advertise", required_argument, NULL, OPT_ADVERTISE},
     {"bootstrap", required_argument, NULL, OPT_BOOTSTRAP},
     {"peer", required_argument, NULL, OPT_PEER},
+    {"relay", required_argument, NULL, OPT_RELAY},
+    {"relay-service", no_argument, NULL, OPT_RELAY_SERVICE},
     {"mdns", no_argument, NULL, OPT_MDNS},
     {"no-port-mapping", no_argument, NULL, OPT_NO_PORT_MAPPING},
     {"peers-db", required_argument, NULL, OPT_PEERS_DB},
@@ -436,12 +451,13 @@ static int take_peer(node_opts *o, int id, const char *name, const char *arg)
         o->has_to = 1;
         return peer_arg(id, name, arg, &o->to);
     }
-    int peer = id == OPT_PEER;
-    size_t *n = peer ? &o->npeers : &o->nboot;
-    size_t max = peer ? NODE_MAX_PEERS : NODE_MAX_BOOTSTRAP;
+    int peer = id == OPT_PEER, relay = id == OPT_RELAY;
+    size_t *n = peer ? &o->npeers : relay ? &o->nrelays : &o->nboot;
+    size_t max = peer ? NODE_MAX_PEERS : relay ? MESH_NODE_MAX_RELAYS : NODE_MAX_BOOTSTRAP;
+    peer_opt *list = peer ? o->peers : relay ? o->relays : o->boot;
     if (*n == max)
         return usage_error("too many --%s options (at most %zu)", name, max);
-    if (peer_arg(id, name, arg, peer ? &o->peers[*n] : &o->boot[*n]) != NODE_EXIT_OK)
+    if (peer_arg(id, name, arg, &list[*n]) != NODE_EXIT_OK)
         return NODE_EXIT_USAGE;
     ++*n;
     return NODE_EXIT_OK;
@@ -581,8 +597,12 @@ static int take_opt(node_opts *o, int id, const char *name, const char *arg)
         return take_addr(o, id, name, arg);
     case OPT_PEER:
     case OPT_BOOTSTRAP:
+    case OPT_RELAY:
     case OPT_TO:
         return take_peer(o, id, name, arg);
+    case OPT_RELAY_SERVICE:
+        o->relay_service = 1;
+        return NODE_EXIT_OK;
     case OPT_MDNS:
         o->mdns = 1;
         return NODE_EXIT_OK;

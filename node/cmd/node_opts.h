@@ -57,7 +57,10 @@ typedef struct node_opts {
     mesh_addr advertise[NODE_MAX_ADVERTISE];
     size_t nadvertise;
     int mdns;
-    int no_port_mapping; /* run: do not attach the port-mapping adapter */
+    int no_port_mapping;                   /* run: do not attach the port-mapping adapter */
+    int relay_service;                     /* run: serve relay reservations and circuits */
+    peer_opt relays[MESH_NODE_MAX_RELAYS]; /* run: relays we may reserve on */
+    size_t nrelays;
     const char *peers_db;
     int profile; /* enum mesh_profile */
     int http2;

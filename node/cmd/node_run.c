@@ -157,9 +157,10 @@ static void on_peer(mesh_node *n, const uint8_t key[MESH_NODE_KEY_BYTES], int co
     key_hex(key, k);
     if (connected) {
         mesh_node_peer_stats ps;
-        int out = mesh_node_get_peer_stats(n, key, &ps) == MESH_OK && ps.outbound;
-        mesh_log(&c->env, MESH_LOG_INFO, "peer up: %s key=%s%s", out ? "out" : "in", k,
-                 m ? " (manual)" : "");
+        int known = mesh_node_get_peer_stats(n, key, &ps) == MESH_OK;
+        mesh_log(&c->env, MESH_LOG_INFO, "peer up: %s key=%s%s path=%s",
+                 known && ps.outbound ? "out" : "in", k, m ? " (manual)" : "",
+                 known ? mesh_node_path_name(ps.path) : "?");
         if (m)
             m->backoff_ms = c->o->reconnect_min_ms;
         return;
@@ -344,6 +345,12 @@ static void node_cfg(const cli *c, mesh_node_cfg *cfg)
     for (size_t i = 0; i < c->npeers; i++)
         cfg->manual[i] = c->peers[i].p;
     cfg->n_manual = c->npeers;
+    for (size_t i = 0; i < o->nrelays; i++) {
+        cfg->relays[i].addr = o->relays[i].addr;
+        memcpy(cfg->relays[i].key, o->relays[i].key, MESH_NODE_KEY_BYTES);
+    }
+    cfg->n_relays = o->nrelays;
+    cfg->relay_service = o->relay_service;
     cfg->store = c->store ? mesh_peerstore_store(c->store) : (mesh_peer_store){0};
     cfg->mdns = o->mdns;
     /* a send node is gone in seconds: a mapping would outlive its use */

@@ -167,6 +167,19 @@ static void lk_finish(mesh_dht *d, dht_lookup *lk)
     mesh_peer_record *res = malloc(MESH_DHT_K * sizeof *res);
     size_t n = 0;
     unsigned hops = 0;
+    /* The target's own record, handed by a peer, is the exact match even if the target did
+     * not answer: a node reachable only through relays answers no FIND_NODE, yet its record
+     * is what the lookup was for. */
+    for (size_t i = 0; i < lk->n && n == 0; i++) {
+        if (lk->c[i].state == CAND_DONE ||
+            memcmp(lk->c[i].rec.node_id, lk->target, MESH_NODE_ID_LEN) != 0 ||
+            lk->c[i].rec.nrelays == 0)
+            continue;
+        hops = lk->c[i].hop;
+        if (res)
+            res[n] = lk->c[i].rec;
+        n++;
+    }
     for (size_t i = 0; i < lk->n && n < MESH_DHT_K; i++) {
         if (lk->c[i].state != CAND_DONE)
             continue;

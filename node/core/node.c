@@ -234,8 +234,10 @@ int mesh_node_start(mesh_node *n)
                                  n->cfg.manual, n->cfg.n_manual, &mesh_node_bootstrap_ops, n)) !=
         MESH_OK)
         goto fail_dht;
+    if ((rc = mesh_node_relay_start(n)) != MESH_OK)
+        goto fail_relay;
     if ((rc = mesh_pool_start(n->pool)) != MESH_OK)
-        goto fail_boot;
+        goto fail_relay;
     n->started = 1;
 
     const mesh_peer_store *ps = &n->cfg.store;
@@ -259,7 +261,9 @@ int mesh_node_start(mesh_node *n)
     (void)mesh_bootstrap_start(n->boot);
     return MESH_OK;
 
-fail_boot:
+fail_relay:
+    mesh_node_relay_free(n);
+    n->rl.freeing = 0;
     mesh_bootstrap_free(n->boot);
     n->boot = NULL;
 fail_dht:
@@ -294,8 +298,10 @@ void mesh_node_free(mesh_node *n)
         free(lk);
     }
     mesh_server_free(n->srv);
+    mesh_node_relay_free_pending(n);
     mesh_pool_free(n->pool);
     mesh_node_turn_free(n); /* after the pool: its sessions borrow the TURN overlay env */
+    mesh_node_relay_free(n);
     if (n->note_timer)
         n->env.ops->timer_free(n->env.obj, n->note_timer);
     free(n->notes);
@@ -481,6 +487,17 @@ void mesh_node_get_stats(const mesh_node *n, mesh_node_stats *out)
     out->dialback_ok = n->db.total_ok;
     out->dialback_dials = n->db.dials;
     out->dialback_refused = n->db.refused;
+    for (size_t i = 0; i < n->cfg.n_relays; i++)
+        out->relays_reserved += n->rl.slots[i].state == 3; /* RS_RESERVED */
+    out->relay_dials = n->rl.dials_total;
+    out->relay_dial_failures = n->rl.dial_failures;
+    out->relayed_sessions = n->rl.nrelayed;
+    if (n->rl.svc) {
+        mesh_relay_stats rs;
+        mesh_relay_service_stats(n->rl.svc, &rs);
+        out->relay_circuits_served = rs.circuits_opened;
+        out->relay_refused = rs.refused;
+    }
     out->dialback_limited = n->db.limited;
     if (n->dht) {
         mesh_dht_stats ds = mesh_dht_get_stats(n->dht);
@@ -499,6 +516,7 @@ int mesh_node_get_peer_stats(const mesh_node *n, const uint8_t key[MESH_NODE_KEY
     if (!c)
         return MESH_ERR_NOT_FOUND;
     mesh_pool_conn_stats(c, out);
+    out->path = mesh_node_session_path(n, mesh_pool_session(c));
     return MESH_OK;
 }
 
@@ -517,4 +535,10 @@ mesh_dht *mesh_node_dht(const mesh_node *n)
 const mesh_peer_record *mesh_node_record(const mesh_node *n)
 {
     return &n->self;
+}
+
+const char *mesh_node_path_name(int path)
+{
+    static const char *const names[] = {"direct", "mapped", "punched", "relayed", "turn"};
+    return path >= 0 && path < (int)(sizeof names / sizeof names[0]) ? names[path] : "?";
 }

@@ -26,6 +26,12 @@ void mesh_node_notes_fired(mesh_timer *t, void *ud)
             n->cbs.on_joined(n, x.status, n->ud);
     }
     n->nnotes = 0;
+    if (n->joined_spare) { /* a join's end that found no room in the queue */
+        int status = n->joined_spare_status;
+        n->joined_spare = 0;
+        if (n->cbs.on_joined)
+            n->cbs.on_joined(n, status, n->ud);
+    }
 }
 
 void mesh_node_notify(mesh_node *n, int kind, const uint8_t *key, int connected, int status)
@@ -33,6 +39,13 @@ void mesh_node_notify(mesh_node *n, int kind, const uint8_t *key, int connected,
     if (n->nnotes == n->notes_cap) {
         size_t cap = n->notes_cap ? n->notes_cap * 2 : 16;
         note *a = realloc(n->notes, cap * sizeof *a);
+        if (!a && kind == NOTE_JOINED) {
+            /* on_joined is promised once per start: it never gets lost for want of memory */
+            n->joined_spare = 1;
+            n->joined_spare_status = status;
+            n->env.ops->timer_set(n->env.obj, n->note_timer, mesh_env_now(&n->env));
+            return;
+        }
         if (!a) {
             mesh_log(&n->env, MESH_LOG_ERROR, "node: out of memory: a peer event is lost");
             return;
@@ -302,6 +315,9 @@ static void pool_message(void *ud, mesh_pool_conn *c, mesh_session *s, const mes
     case MESHARA__WIRE__ENVELOPE__BODY_ANNOUNCE:
         on_record(n, c, e->announce->record);
         break;
+    case MESHARA__WIRE__ENVELOPE__BODY_RELAY:
+        mesh_node_relay_input(n, c, s, e->relay);
+        break;
     default:
         break;
     }
@@ -324,6 +340,7 @@ static void pool_up(void *ud, mesh_pool_conn *c)
 static void pool_session_closed(void *ud, mesh_pool_conn *c, mesh_session *s, int reason)
 {
     mesh_node *n = ud;
+    mesh_node_relay_session_closed(n, s);
     /* Ops waiting for an answer on s: again on the peer's other session, else failed. A
      * failure's callback may start or end other ops, so collect the ids first and look each
      * up again. */
@@ -430,6 +447,18 @@ const mesh_pool_cbs mesh_node_pool_cbs = {.on_session_up = pool_session_up,
                                           .on_down = pool_down,
                                           .on_top_up = pool_top_up,
                                           .server_name = pool_server_name};
+
+void mesh_node_announce_closest(mesh_node *n)
+{
+    mesh_peer_record recs[MESH_DHT_K];
+    size_t k = mesh_dht_closest(n->dht, mesh_identity_node_id(n->id), recs, MESH_DHT_K);
+    for (size_t i = 0; i < k; i++) {
+        mesh_pool_conn *c = mesh_pool_find(n->pool, recs[i].node_id);
+        mesh_session *s = c ? mesh_pool_session(c) : NULL;
+        if (s)
+            send_announce(n, s);
+    }
+}
 
 /* ---- mDNS --------------------------------------------------------------------------------- */
 

@@ -22,6 +22,7 @@
 #include "core/node.h"
 #include "core/portmap.h"
 #include "core/reach.h"
+#include "core/relay_end.h"
 #include "core/server.h"
 #include "core/session.h"
 #include "core/tls.h"
@@ -53,6 +54,8 @@ typedef struct op {
     size_t naddrs;
     int pool_flags;
     int no_lookup;  /* DHT transport: the record is all we know; never look up from inside */
+    int relay_wait; /* CONNECTING through a relay (node_relay.c wakes it) */
+    int relay_tried;
     int reconnects; /* after orderly closes of the session it was sent on */
     uint8_t *data;  /* AppData payload or query payload (owned) */
     size_t len;
@@ -114,6 +117,40 @@ typedef struct node_dialback {
     uint64_t dials, refused, limited; /* answering side counters */
 } node_dialback;
 
+/* Relays (node_relay.c, docs/nat.md). */
+enum {
+    RL_ENDS = 16,     /* sessions to relays we use (reserving or dialling through) */
+    RL_PENDING = 32,  /* relayed sessions handshaking (ours and arriving) */
+    RL_RELAYED = 256, /* relayed sessions in the pool (for their path) */
+};
+typedef struct rl_end {
+    mesh_session *link; /* NULL: slot free */
+    mesh_relay_end *end;
+    mesh_env env; /* the end's overlay: the circuits' sessions run on it */
+    int slot;     /* the reservation it carries (index into cfg.relays), or -1 */
+    int dead;     /* link gone: freed once its circuits are */
+} rl_end;
+typedef struct rl_slot {
+    int state; /* enum in node_relay.c */
+    mesh_time next_try, renew_at;
+    mesh_time backoff;
+    mesh_node *n;
+} rl_slot;
+typedef struct rl_dial rl_dial;
+typedef struct node_relays {
+    mesh_relay_service *svc;
+    mesh_timer *timer, *kick;
+    mesh_time started_at; /* the unknown-state bound counts from here */
+    int freeing;
+    rl_end ends[RL_ENDS];
+    rl_slot slots[MESH_NODE_MAX_RELAYS];
+    mesh_session *pending[RL_PENDING];
+    rl_dial *dials[RL_PENDING];
+    mesh_session *relayed[RL_RELAYED];
+    size_t nrelayed;
+    uint64_t dials_total, dial_failures;
+} node_relays;
+
 enum note_kind { NOTE_PEER = 1, NOTE_JOINED = 2 };
 typedef struct note {
     int kind, connected, status;
@@ -145,12 +182,14 @@ struct mesh_node {
     lookup *lookups;
     note *notes;
     size_t nnotes, notes_cap;
+    int joined_spare, joined_spare_status; /* an on_joined the queue had no memory for */
     mesh_timer *note_timer;
     int mdns_on;
     mesh_portmap *portmap; /* the listening port's mapping (NULL: none asked for) */
     mesh_reach *reach;     /* what we know of our own reachability */
     node_dialback db;      /* dial-backs: ours to confirm an address, and those we run */
     node_turn *turn;       /* the TURN allocation (NULL: not configured) */
+    node_relays rl;        /* relay service, reservations, relayed sessions */
     char mdns_name[sizeof MESH_NODE_MDNS_PREFIX + 16];
     mesh_node_stats st;
 };
@@ -200,6 +239,9 @@ void mesh_node_mdns_start(mesh_node *n);
 /* Map the listening port if the env offers port mapping and cfg does not forbid it (after
  * the listener). Failures are logged: the node runs without a mapping. */
 void mesh_node_portmap_start(mesh_node *n);
+/* Our record changed: announce it on the sessions to the peers closest to us in the DHT (the
+ * ones a lookup of our id asks), so that lookups find the new one. */
+void mesh_node_announce_closest(mesh_node *n);
 /* ---- node.c ------------------------------------------------------------------------------- */
 
 /* Our record's configured addresses: the advertised ones, else the bound address if it is
@@ -219,9 +261,31 @@ void mesh_node_reach_changed(mesh_node *n, int family);
 int mesh_node_dialback_start(mesh_node *n, mesh_session *s, const Meshara__Wire__Query *q);
 /* Abort the dials in flight (no answers), free the reach state. */
 void mesh_node_reach_free(mesh_node *n);
-/* Our signed record anew (seq + 1) from our addresses, the confirmed one and the TURN
- * relayed one. */
+/* Our record: the configured addresses, the confirmed one, the TURN relayed one and the
+ * relays we hold reservations on, re-signed with seq + 1 (and given to the DHT). */
 void mesh_node_record_update(mesh_node *n);
+
+/* ---- node_relay.c -------------------------------------------------------------------------- */
+
+/* The relay service (cfg.relay_service) and the reservation timer. MESH_OK; MESH_ERR_NOMEM. */
+int mesh_node_relay_start(mesh_node *n);
+/* The relays we hold a reservation on (at most MESH_PEER_MAX_RELAYS), for our record. */
+size_t mesh_node_relay_refs(const mesh_node *n, mesh_peer_relay *out);
+/* A Relay body arrived on s (a session of c). */
+void mesh_node_relay_input(mesh_node *n, mesh_pool_conn *c, mesh_session *s,
+                           const Meshara__Wire__Relay *r);
+/* Session s (in the pool) closed: circuits carried by it end, s leaves the relayed list. */
+void mesh_node_relay_session_closed(mesh_node *n, mesh_session *s);
+/* Open a session to the peer of record r through one of its relays; the session joins the
+ * pool when up, and the ops waiting for the peer (OP_CONNECTING) go on then. MESH_OK (under
+ * way); MESH_ERR_UNREACHABLE (no relay in r); MESH_ERR_LIMIT; MESH_ERR_NOMEM. */
+int mesh_node_relay_dial(mesh_node *n, const mesh_peer_record *r);
+/* The path of s (enum mesh_node_path). */
+int mesh_node_session_path(const mesh_node *n, const mesh_session *s);
+/* Sessions, ends, service, timer: everything freed, nothing sent. Before the pool's free
+ * (the relayed sessions' streams belong to the ends). */
+void mesh_node_relay_free_pending(mesh_node *n);
+void mesh_node_relay_free(mesh_node *n);
 
 /* node_turn.c: cfg's TURN settings copied (MESH_OK also when there are none; MESH_ERR_INVAL:
  * a server without credentials; MESH_ERR_NOMEM); start allocating; the relayed address while

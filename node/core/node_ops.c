@@ -180,11 +180,32 @@ int mesh_node_op_transmit(op *o, mesh_pool_conn *c)
     return MESH_OK;
 }
 
+/* Wait for a session through one of the relays of the peer's record (node_relay.c).
+ * MESH_OK (o waits: CONNECTING); MESH_ERR_UNREACHABLE (no relay known, or tried already). */
+static int op_via_relay(op *o, const mesh_peer_record *r)
+{
+    mesh_node *n = o->n;
+    if (!r)
+        r = mesh_dht_get(n->dht, o->peer_id);
+    /* not for the DHT's own queries: a lookup must not open circuits to every node it meets */
+    if (o->relay_tried || o->no_lookup || !r || !r->nrelays)
+        return MESH_ERR_UNREACHABLE;
+    o->relay_tried = 1;
+    int rc = mesh_node_relay_dial(n, r);
+    if (rc != MESH_OK)
+        return rc;
+    o->relay_wait = 1;
+    o->state = OP_CONNECTING;
+    return MESH_OK;
+}
+
 static void op_conn_ready(void *ctx, int status, mesh_pool_conn *c)
 {
     op *o = ctx;
     if (status == MESH_OK)
         status = mesh_node_op_transmit(o, c);
+    else if (op_via_relay(o, NULL) == MESH_OK)
+        return; /* the direct path failed: the peer's relays may reach it */
     if (status != MESH_OK)
         mesh_node_op_fail(o, status);
 }
@@ -232,6 +253,8 @@ int mesh_node_op_go(op *o)
         }
     }
     if (o->naddrs == 0 && !mesh_pool_find(n->pool, o->peer_id)) {
+        if (op_via_relay(o, NULL) == MESH_OK)
+            return MESH_OK; /* no address, only relays: through a circuit */
         if (o->no_lookup)
             return MESH_ERR_UNREACHABLE;
         return mesh_node_lookup_start(n, o->peer_id, o, NULL, NULL);
@@ -274,6 +297,8 @@ static void lookup_done(void *ud, int status, const mesh_peer_record *closest, s
     if (o) {
         o->lk = NULL;
         o->state = OP_NEW;
+        if (hit && !hit->naddrs && op_via_relay(o, hit) == MESH_OK)
+            return; /* only relays: through a circuit */
         if (!hit || !hit->naddrs) {
             mesh_node_op_fail(o, MESH_ERR_NOT_FOUND);
             return;

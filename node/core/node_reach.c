@@ -98,7 +98,8 @@ static mesh_addr candidate(const mesh_node *n)
     return c;
 }
 
-/* Our record: the configured addresses plus the confirmed one, re-signed with seq + 1. */
+/* Our record: the configured addresses, the confirmed one, the TURN relayed one and the
+ * relays we hold reservations on, re-signed with seq + 1 (and given to the DHT). */
 void mesh_node_record_update(mesh_node *n)
 {
     mesh_addr addrs[MESH_PEER_MAX_ADDRS], extra[2] = {n->db.confirmed, {0}};
@@ -112,13 +113,17 @@ void mesh_node_record_update(mesh_node *n)
         if (c->family != MESH_AF_NONE && !have && na < MESH_PEER_MAX_ADDRS)
             addrs[na++] = *c;
     }
+    mesh_peer_relay relays[MESH_PEER_MAX_RELAYS];
+    size_t nr = mesh_node_relay_refs(n, relays);
     mesh_peer_record r;
-    if (mesh_peer_record_make_named(&r, n->id, addrs, na, NULL, 0, n->host_name, n->self.seq + 1) !=
-        MESH_OK)
+    if (mesh_peer_record_make_named(&r, n->id, addrs, na, relays, nr, n->host_name,
+                                    n->self.seq + 1) != MESH_OK)
         return; /* the record stays as it was; the next change tries again */
     n->self = r;
-    if (n->dht)
+    if (n->dht) {
         mesh_dht_set_self(n->dht, &n->self);
+        mesh_node_announce_closest(n);
+    }
 }
 
 typedef struct db_ask {

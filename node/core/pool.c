@@ -612,7 +612,9 @@ void mesh_pool_adopt_as(mesh_pool *p, mesh_session *s, int outbound)
         refuse(p, s);
         return;
     }
-    psess *ps = ps_new(p, c, outbound);
+    /* a client session may come adopted too: one the owner opened through a relay circuit or
+     * a TURN data connection */
+    psess *ps = ps_new(p, c, outbound || mesh_session_is_client(s));
     if (!ps) {
         if (!c->nsess) {
             conn_unlink(c);

@@ -246,7 +246,7 @@ static void test_summary_names(void)
         CU_ASSERT_EQUAL(sim_run_check(e, NULL, 0), MESH_OK);
         sim_scenario_free(e);
     }
-    CU_ASSERT_EQUAL(n, 49);
+    CU_ASSERT_EQUAL(n, 56);
 }
 
 /* NATs in series and routers in front of single nodes, built: a tenant behind two NATs maps

@@ -68,6 +68,7 @@ enum mesh_node_limits {
     MESH_NODE_MAX_POOL = 1 << 16,    /* largest cfg.pool_min and cfg.pool_max */
     MESH_NODE_MAX_BOOTSTRAP = 64,
     MESH_NODE_MAX_MANUAL = 64,
+    MESH_NODE_MAX_RELAYS = 4,            /* cfg.relays (= MESH_PEER_MAX_RELAYS) */
     MESH_NODE_MAX_ADVERTISED = 8,        /* = MESH_PEER_MAX_ADDRS */
     MESH_NODE_MAX_MESSAGE = 1 << 20,     /* bytes in one mesh_node_send */
     MESH_NODE_MAX_QUERY_PAYLOAD = 16384, /* bytes in one query payload */
@@ -391,6 +392,15 @@ typedef struct mesh_node_cfg {
      * the server (Connect). A failure is logged and retried with backoff; the node serves on. */
     mesh_addr turn_server;
     const char *turn_user, *turn_password;
+    /* Relays (docs/nat.md, core/relay.h). relay_service: serve reservations and circuits to
+     * other nodes, with relay.h's default limits — for a node others can reach (a public
+     * address). relays: the relays this node may use: when its IPv4 reachability is not
+     * public or mapped (confirmed by dial-back) it reserves slots on up to two of them, in
+     * order, and advertises them in its signed record, so that others reach it through a
+     * circuit. */
+    int relay_service;
+    mesh_node_peer relays[MESH_NODE_MAX_RELAYS];
+    size_t n_relays;
 } mesh_node_cfg;
 
 /* Application callbacks; any member may be NULL. */
@@ -534,6 +544,13 @@ typedef struct mesh_node_stats {
      * there (family NONE: none); peers we asked, and their answers that were MESH_OK; dials
      * we ran for askers, and requests we refused (not the asker's own IP) or limited. */
     mesh_addr dialback_confirmed;
+    /* Relays (docs/nat.md): reservations we hold now; circuits we opened through relays and
+     * those that failed; relayed sessions up now (either side); as a relay service: circuits
+     * opened and reservations or circuits refused. */
+    size_t relays_reserved;
+    uint64_t relay_dials, relay_dial_failures;
+    size_t relayed_sessions;
+    uint64_t relay_circuits_served, relay_refused;
     uint64_t dialback_asked, dialback_ok;
     uint64_t dialback_dials, dialback_refused, dialback_limited;
     /* TURN (cfg.turn_server): enum mesh_node_turn_state, the relayed address while
@@ -547,6 +564,17 @@ typedef struct mesh_node_stats {
 } mesh_node_stats;
 void mesh_node_get_stats(const mesh_node *n, mesh_node_stats *out);
 
+/* How a session reaches its peer (docs/nat.md). PUNCHED and TURN are not made yet. */
+enum mesh_node_path {
+    MESH_NODE_PATH_DIRECT = 0,  /* a TCP connection to an address the peer listens on */
+    MESH_NODE_PATH_MAPPED = 1,  /* inbound, to our port mapping */
+    MESH_NODE_PATH_PUNCHED = 2, /* TCP hole punching */
+    MESH_NODE_PATH_RELAYED = 3, /* a circuit through a relay (core/relay.h) */
+    MESH_NODE_PATH_TURN = 4,    /* a TURN allocation */
+};
+/* "direct", "mapped", "punched", "relayed", "turn" ("?" for another value). */
+const char *mesh_node_path_name(int path);
+
 typedef struct mesh_node_peer_stats {
     int connected; /* a usable session is up */
     int pinned;
@@ -556,6 +584,7 @@ typedef struct mesh_node_peer_stats {
     uint64_t msgs_sent, msgs_received;
     mesh_time connected_at, last_used; /* 0 = never */
     mesh_time rtt;                     /* smoothed heartbeat RTT, 0 = none yet */
+    int path;                          /* the usable session's: enum mesh_node_path */
 } mesh_node_peer_stats;
 /* Stats of the peer with key. MESH_OK; MESH_ERR_NOT_FOUND (not in the pool). */
 int mesh_node_get_peer_stats(const mesh_node *n, const uint8_t key[MESH_NODE_KEY_BYTES],
