@@ -22,9 +22,9 @@ typedef enum phase {
 
 typedef struct slot {
     struct mesh_punch *p;
-    mesh_stream *st;  /* raw stream not yet up (ours) */
-    mesh_session *s;  /* session on an up connection */
-    int used, up;     /* up: st is connected, parked for the initiator's next choice */
+    mesh_stream *st; /* raw stream not yet up (ours) */
+    mesh_session *s; /* session on an up connection */
+    int used, up;    /* up: st is connected, parked for the initiator's next choice */
 } slot;
 
 struct mesh_punch {
@@ -44,8 +44,8 @@ struct mesh_punch {
     uint64_t nonce;
     mesh_timer *timer;
     slot slots[MAX_SLOTS];
-    int chosen;    /* initiator: slot whose session is the candidate winner; -1 none */
-    int last_err;  /* the most telling failure of this round */
+    int chosen;   /* initiator: slot whose session is the candidate winner; -1 none */
+    int last_err; /* the most telling failure of this round */
     int result;
     mesh_session *winner;
     mesh_time connect_sent;
@@ -188,7 +188,8 @@ static void report(mesh_punch *p)
         mesh_session_free(s);
 }
 
-/* ---- rounds ----------------------------------------------------------------------------------- */
+/* ---- rounds -----------------------------------------------------------------------------------
+ */
 
 static mesh_time round_timeout(const mesh_punch *p)
 {
@@ -261,8 +262,8 @@ static void fire(mesh_punch *p)
             break;
         int err = MESH_OK;
         p->st.attempts++;
-        x->st = p->env.ops->connect_from(p->env.obj, &p->cfg.local, &p->peer[i], &STREAM_CBS, x,
-                                         &err);
+        x->st =
+            p->env.ops->connect_from(p->env.obj, &p->cfg.local, &p->peer[i], &STREAM_CBS, x, &err);
         if (!x->st) {
             note_err(p, err);
             memset(x, 0, sizeof *x);
@@ -297,7 +298,8 @@ static void on_timer(mesh_timer *t, void *ud)
     }
 }
 
-/* ---- connections ------------------------------------------------------------------------------- */
+/* ---- connections -------------------------------------------------------------------------------
+ */
 
 /* Run a session on the up stream of slot x (the initiator's TLS client, pinned; the
  * responder's TLS server). */
@@ -468,9 +470,8 @@ static int punch_new(mesh_punch **out, const mesh_env *env, mesh_tls_ctx *tls, m
     return MESH_OK;
 }
 
-int mesh_punch_start(mesh_punch **out, const mesh_env *env, mesh_tls_ctx *tls,
-                     mesh_session *coord, const mesh_punch_cfg *cfg, const mesh_punch_cbs *cbs,
-                     void *ud)
+int mesh_punch_start(mesh_punch **out, const mesh_env *env, mesh_tls_ctx *tls, mesh_session *coord,
+                     const mesh_punch_cfg *cfg, const mesh_punch_cbs *cbs, void *ud)
 {
     mesh_punch *p = NULL;
     int rc = punch_new(&p, env, tls, coord, cfg, cbs, ud);

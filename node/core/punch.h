@@ -61,7 +61,7 @@ typedef struct mesh_punch mesh_punch;
 
 /* Zero fields take the defaults above. Times in ns. */
 typedef struct mesh_punch_cfg {
-    mesh_addr local;       /* the listening address connect_from binds (port required) */
+    mesh_addr local;        /* the listening address connect_from binds (port required) */
     const mesh_addr *cands; /* our candidates (observed, mapped); copied, first MAX_CANDS */
     size_t n_cands;
     mesh_time round_timeout; /* from firing (or CONNECT sent) to giving a round up */
@@ -94,9 +94,8 @@ typedef struct mesh_punch_cbs {
  * mesh_punch_accept. MESH_OK; MESH_ERR_INVAL (a NULL argument, cfg.local without a port,
  * coord not CONNECTED); MESH_ERR_UNSUPPORTED (env has no connect_from); MESH_ERR_NOMEM;
  * MESH_ERR_CLOSED (coord refused the message: nothing started). *out untouched on failure. */
-int mesh_punch_start(mesh_punch **out, const mesh_env *env, mesh_tls_ctx *tls,
-                     mesh_session *coord, const mesh_punch_cfg *cfg, const mesh_punch_cbs *cbs,
-                     void *ud);
+int mesh_punch_start(mesh_punch **out, const mesh_env *env, mesh_tls_ctx *tls, mesh_session *coord,
+                     const mesh_punch_cfg *cfg, const mesh_punch_cbs *cbs, void *ud);
 /* Answer a CONNECT received on coord (the first Punch of a round, m borrowed) as the
  * responder: sends our CONNECT back. Arguments and codes as mesh_punch_start, plus
  * MESH_ERR_PROTOCOL (m is not a CONNECT). A CONNECT with no usable candidate still gets an

@@ -54,7 +54,7 @@ typedef struct pair pair;
 /* One side of a punching pair. */
 typedef struct side {
     pair *P;
-    int node;       /* index in world.n */
+    int node; /* index in world.n */
     int initiator;
     mesh_stream *raw; /* towards R's splice, until the coordination session adopts it */
     mesh_session *coord;
@@ -296,8 +296,8 @@ static void world_init(world *W, uint64_t seed, const int *k, int nn)
         nd->l = nd->x.env.ops->listen(nd->x.env.obj, &nd->local, node_accept, nd, &err);
         CU_ASSERT_PTR_NOT_NULL_FATAL(nd->l);
         mesh_addr reg = mesh_addr_v4(IP_R, REG_PORT);
-        nd->reg = nd->x.env.ops->connect_from(nd->x.env.obj, &nd->local, &reg, &KEEP_CBS,
-                                              &nd->reg, &err);
+        nd->reg =
+            nd->x.env.ops->connect_from(nd->x.env.obj, &nd->local, &reg, &KEEP_CBS, &nd->reg, &err);
         CU_ASSERT_PTR_NOT_NULL_FATAL(nd->reg);
     }
     run_for(W, MS(200));
@@ -402,7 +402,8 @@ static void check_punched(pair *P)
     }
 }
 
-/* ---- tests ------------------------------------------------------------------------------------ */
+/* ---- tests ------------------------------------------------------------------------------------
+ */
 
 static sim_nat_chain chain_of(int kind)
 {
