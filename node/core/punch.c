@@ -44,8 +44,10 @@ struct mesh_punch {
     uint64_t nonce;
     mesh_timer *timer;
     slot slots[MAX_SLOTS];
-    int chosen;   /* initiator: slot whose session is the candidate winner; -1 none */
-    int last_err; /* the most telling failure of this round */
+    unsigned arriving; /* connect_from found the four-tuple taken: the peer's connection is
+                          coming in through our listener (env.h), an accept will follow */
+    int chosen;        /* initiator: slot whose session is the candidate winner; -1 none */
+    int last_err;      /* the most telling failure of this round */
     int result;
     mesh_session *winner;
     mesh_time connect_sent;
@@ -129,6 +131,7 @@ static void slot_clear(mesh_punch *p, slot *x)
 
 static void slots_clear(mesh_punch *p)
 {
+    p->arriving = 0;
     for (size_t i = 0; i < MAX_SLOTS; i++)
         if (p->slots[i].used)
             slot_clear(p, &p->slots[i]);
@@ -265,11 +268,14 @@ static void fire(mesh_punch *p)
         x->st =
             p->env.ops->connect_from(p->env.obj, &p->cfg.local, &p->peer[i], &STREAM_CBS, x, &err);
         if (!x->st) {
-            note_err(p, err);
+            if (err == MESH_ERR_ADDR)
+                p->arriving++;
+            else
+                note_err(p, err);
             memset(x, 0, sizeof *x);
         }
     }
-    if (!slots_busy(p))
+    if (!slots_busy(p) && !p->arriving)
         round_failed(p);
 }
 
@@ -335,7 +341,7 @@ static void choose_next(mesh_punch *p)
 
 static void check_round(mesh_punch *p)
 {
-    if (p->ph == PH_FIRING && !slots_busy(p))
+    if (p->ph == PH_FIRING && !slots_busy(p) && !p->arriving)
         round_failed(p);
 }
 
@@ -411,7 +417,9 @@ static const mesh_session_cbs SESSION_CBS = {sess_connected, NULL, NULL, sess_cl
 
 int mesh_punch_accept(mesh_punch *p, mesh_stream *st, const mesh_addr *peer)
 {
-    if (!p || !st || !peer || p->ph != PH_FIRING)
+    /* the peer's SYN may come before we fire (the two halves of the channel differ) */
+    if (!p || !st || !peer ||
+        (p->ph != PH_FIRING && p->ph != PH_WAIT_FIRE && p->ph != PH_WAIT_SYNC))
         return MESH_ERR_NOT_FOUND;
     int ours = 0;
     size_t n = peer->family == MESH_AF_INET4 ? 4 : 16;
@@ -421,6 +429,8 @@ int mesh_punch_accept(mesh_punch *p, mesh_stream *st, const mesh_addr *peer)
     if (!x)
         return MESH_ERR_NOT_FOUND;
     p->st.accepted++;
+    if (p->arriving)
+        p->arriving--;
     conn_up(p, x, st);
     return MESH_OK;
 }
@@ -537,7 +547,8 @@ int mesh_punch_on_message(mesh_punch *p, const Meshara__Wire__Punch *m)
             fire(p);
             return MESH_OK;
         }
-        if (p->ph != PH_BETWEEN)
+        /* a new round (the initiator gave the last one up before we did) replaces ours */
+        if (m->nonce == p->nonce)
             return MESH_ERR_PROTOCOL;
         int rc = take_connect(p, m);
         if (rc == MESH_ERR_CLOSED)

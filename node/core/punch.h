@@ -103,13 +103,16 @@ int mesh_punch_start(mesh_punch **out, const mesh_env *env, mesh_tls_ctx *tls, m
 int mesh_punch_respond(mesh_punch **out, const mesh_env *env, mesh_tls_ctx *tls,
                        mesh_session *coord, const mesh_punch_cfg *cfg,
                        const Meshara__Wire__Punch *m, const mesh_punch_cbs *cbs, void *ud);
-/* A later Punch from coord (borrowed). MESH_OK (used); MESH_ERR_PROTOCOL (unexpected here:
- * wrong nonce, kind or moment, too many rounds — ignored, nothing changes); MESH_ERR_STATE
- * (p is done). */
+/* A later Punch from coord (borrowed). At the responder a CONNECT with a new nonce starts
+ * a new round, replacing one in progress (the initiator gave it up first). MESH_OK (used);
+ * MESH_ERR_PROTOCOL (unexpected here: wrong nonce, kind or moment, too many rounds —
+ * ignored, nothing changes); MESH_ERR_STATE (p is done). */
 int mesh_punch_on_message(mesh_punch *p, const Meshara__Wire__Punch *m);
 /* A connection accepted on the listener at cfg.local from peer, while p runs: call from the
- * accept callback. MESH_OK: p took it (it owns the stream now); MESH_ERR_NOT_FOUND: not one
- * of ours (not firing, or peer is not at a candidate's IP address) — the caller keeps it. */
+ * accept callback. Taken from the moment the peer's candidates are known until the round
+ * ends (the peer's SYN may arrive before this side fires). MESH_OK: p took it (it owns the
+ * stream now); MESH_ERR_NOT_FOUND: not one of ours (no round in that window, or peer is not
+ * at a candidate's IP address) — the caller keeps it. */
 int mesh_punch_accept(mesh_punch *p, mesh_stream *st, const mesh_addr *peer);
 /* Stop everything; sessions and streams not handed over are closed. NULL: no-op. */
 void mesh_punch_free(mesh_punch *p);

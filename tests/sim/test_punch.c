@@ -14,6 +14,7 @@
 #include "mesh_test.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/punch.h"
@@ -70,7 +71,8 @@ struct pair {
     side s[2];
     mesh_stream *rs[2]; /* R's spliced streams */
     mesh_addr lie[MESH_PUNCH_MAX_CANDS];
-    size_t n_lie; /* side 1 announces these instead of its observed address */
+    size_t n_lie;   /* side 1 announces these instead of its observed address */
+    mesh_time back; /* R holds side 1's bytes to side 0 this long */
 };
 
 typedef struct node {
@@ -150,11 +152,36 @@ static void reg_accept(mesh_listener *l, mesh_stream *st, const mesh_addr *peer,
     W->r.env.ops->stream_close(W->r.env.obj, st, MESH_CLOSE_ABORT);
 }
 
+typedef struct held {
+    pair *P;
+    size_t n;
+    uint8_t d[];
+} held;
+
+static void held_ev(void *ctx, void *arg)
+{
+    held *h = arg;
+    (void)ctx;
+    if (h->P->rs[0])
+        h->P->W->r.env.ops->stream_write(h->P->W->r.env.obj, h->P->rs[0], h->d, h->n);
+    free(h);
+}
+
 static void splice_data(mesh_stream *st, const uint8_t *d, size_t n, void *ud)
 {
     pair *P = ud;
     world *W = P->W;
     mesh_stream *to = st == P->rs[0] ? P->rs[1] : P->rs[0];
+    if (to == P->rs[0] && P->back) { /* an asymmetric channel */
+        held *h = malloc(sizeof *h + n);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+        h->P = P;
+        h->n = n;
+        memcpy(h->d, d, n);
+        CU_ASSERT_EQUAL(
+            sim_sched_after(sim_world_sched(W->w), P->back, 0, 0, held_ev, NULL, h, NULL), MESH_OK);
+        return;
+    }
     if (to)
         W->r.env.ops->stream_write(W->r.env.obj, to, d, n);
 }
@@ -300,7 +327,7 @@ static void world_init(world *W, uint64_t seed, const int *k, int nn)
             nd->x.env.ops->connect_from(nd->x.env.obj, &nd->local, &reg, &KEEP_CBS, &nd->reg, &err);
         CU_ASSERT_PTR_NOT_NULL_FATAL(nd->reg);
     }
-    run_for(W, MS(200));
+    run_for(W, MS(600));
     for (int i = 0; i < nn; i++)
         CU_ASSERT_EQUAL_FATAL(sim_addr_ip4(&W->n[i].observed), sim_nat_public_ip(W->n[i].nat));
 }
@@ -356,7 +383,7 @@ static pair *pair_new(world *W, int a, int b)
         node *nd = &W->n[sd->node];
         sd->raw = nd->x.env.ops->connect(nd->x.env.obj, &to, &RAW_CBS, sd, &err);
         CU_ASSERT_PTR_NOT_NULL_FATAL(sd->raw);
-        run_for(W, MS(100)); /* up, and accepted by R in this order */
+        run_for(W, MS(400)); /* up, and accepted by R in this order */
     }
     node *na = &W->n[a], *nb = &W->n[b];
     CU_ASSERT_EQUAL_FATAL(mesh_session_connect_stream(&P->s[0].coord, &na->x.env, na->x.tls,
@@ -367,7 +394,7 @@ static pair *pair_new(world *W, int a, int b)
                                               NULL, &COORD_CBS, &P->s[1]),
                           MESH_OK);
     P->s[0].raw = P->s[1].raw = NULL;
-    run_for(W, MS(500));
+    run_for(W, MS(1000));
     CU_ASSERT_EQUAL_FATAL(mesh_session_get_state(P->s[0].coord), MESH_SESSION_CONNECTED);
     CU_ASSERT_EQUAL_FATAL(mesh_session_get_state(P->s[1].coord), MESH_SESSION_CONNECTED);
     return P;
@@ -418,13 +445,15 @@ typedef struct outcome {
     unsigned stray, v_accepts;
 } outcome;
 
-/* Node 0 (kind ka) punches to node 1 (kind kb); run until both sides are done (bounded). */
-static outcome punch_pair(uint64_t seed, int ka, int kb)
+/* Node 0 (kind ka) punches to node 1 (kind kb); R holds what node 1 sends node 0 back more
+ * (0: forwarded at once); run until both sides are done (bounded). */
+static outcome punch_pair_back(uint64_t seed, int ka, int kb, mesh_time back)
 {
     world W;
     int k[2] = {ka, kb};
     world_init(&W, seed, k, 2);
     pair *P = pair_new(&W, 0, 1);
+    P->back = back;
     pair_start(P);
     run_for(&W, MS(30000));
     outcome o = {{0}};
@@ -440,6 +469,11 @@ static outcome punch_pair(uint64_t seed, int ka, int kb)
     o.v_accepts = W.v_accepts;
     world_free(&W);
     return o;
+}
+
+static outcome punch_pair(uint64_t seed, int ka, int kb)
+{
+    return punch_pair_back(seed, ka, kb, 0);
 }
 
 /* Full cone, address-restricted, port-restricted, each pair both ways: a punched session.
@@ -581,6 +615,28 @@ static void test_candidates_parse(void)
     CU_ASSERT_EQUAL(mesh_punch_candidates(&m, out, MESH_PUNCH_MAX_CANDS), 0);
 }
 
+/* The channel is slow only from responder to initiator (R holds those bytes 100 ms more):
+ * the responder gets SYNC 50 ms before the initiator's rtt/2 has passed, fires first, and
+ * its SYN reaches a full-cone initiator's listener before the initiator fires — taken
+ * through mesh_punch_accept, not dropped. Behind a port-restricted NAT that SYN is dropped
+ * and the initiator's own SYN completes the open. */
+static void test_asymmetric_channel(void)
+{
+    for (int a = K_FULL; a <= K_PORT; a += K_PORT - K_FULL) {
+        outcome o = punch_pair_back(12, a, K_PORT, MS(100));
+        CU_ASSERT_EQUAL(o.st[0].accepted, a == K_FULL ? 1u : 0u);
+        mesh_time sync = o.st[0].started_at + o.st[0].rtt;
+        CU_ASSERT(o.st[0].up_at > sync && o.st[0].up_at - sync <= 2 * o.st[0].rtt);
+        CU_ASSERT_EQUAL(o.res[0], MESH_OK);
+        CU_ASSERT_EQUAL(o.res[1], MESH_OK);
+        CU_ASSERT_EQUAL(o.st[0].rounds, 1);
+        printf("\n  asymmetric, %s -> port-restricted: initiator took %u accept(s), up %.1f ms "
+               "after SYNC",
+               KIND_NAMES[a], o.st[0].accepted,
+               (double)(o.st[0].up_at - o.st[0].started_at - o.st[0].rtt) / 1e6);
+    }
+}
+
 /* Same seed, same timeline. */
 static void test_determinism(void)
 {
@@ -595,6 +651,7 @@ static CU_TestInfo sim_tests[] = {
     {"every pair as sim_nat_pair_paths predicts", test_matrix},
     {"a lying peer fails alone", test_liar},
     {"no usable candidates", test_no_candidates},
+    {"asymmetric channel: the peer's SYN first", test_asymmetric_channel},
     {"determinism", test_determinism},
     CU_TEST_INFO_NULL,
 };
