@@ -172,6 +172,8 @@ static int body_ok(const mesh_envelope *e)
                peer_ok(e->announce->record);
     case MESHARA__WIRE__ENVELOPE__BODY_RELAY:
         return relay_ok(e->relay);
+    case MESHARA__WIRE__ENVELOPE__BODY_PUNCH:
+        return is_msg(e->punch, &meshara__wire__punch__descriptor);
     default:
         return 0; /* no body, or one added by a later version of this same wire version */
     }
