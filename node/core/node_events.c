@@ -413,8 +413,9 @@ static void pool_top_up(void *ud, size_t want)
         (void)mesh_bootstrap_start(n->boot); /* the last join failed: try again */
 }
 
-/* The peer's published host name: from its record in our DHT, else (first contact) from the
- * bootstrap or manual entry that names it. The SNI a web-profile client sends it (tls.h,
+/* The peer's published host name: from its record in our DHT, or the record being dialled
+ * (a lookup's candidate or hit), else (first contact) from the bootstrap or manual entry
+ * that names it. The SNI a web-profile client sends it (tls.h,
  * mesh_tls_set_server_name). */
 static const char *pool_server_name(void *ud, const uint8_t key[MESH_PUBKEY_LEN])
 {
@@ -423,6 +424,9 @@ static const char *pool_server_name(void *ud, const uint8_t key[MESH_PUBKEY_LEN]
     mesh_node_id_of(key, id);
     const mesh_peer_record *r = n->dht ? mesh_dht_get(n->dht, id) : NULL;
     if (r && r->host_name[0])
+        return r->host_name;
+    r = n->dialling;
+    if (r && r->host_name[0] && memcmp(r->pubkey, key, MESH_PUBKEY_LEN) == 0)
         return r->host_name;
     const mesh_node_peer *lists[2] = {n->cfg.bootstrap, n->cfg.manual};
     size_t counts[2] = {n->cfg.n_bootstrap, n->cfg.n_manual};

@@ -171,7 +171,11 @@ struct mesh_node {
     mesh_bootstrap *boot;
     mesh_peer_record self;
     char host_name[MESH_HOST_NAME_MAX + 1]; /* cfg.host_name's copy ("" = none): our record's */
-    char *peer_names;       /* the bootstrap and manual peers' host names, cfg's point into it */
+    char *peer_names; /* the bootstrap and manual peers' host names, cfg's point into it */
+    /* The record being dialled during a pool call made for it (a DHT contact's, a lookup's
+     * hit, not necessarily in the routing table): its host name is the SNI the pool asks for
+     * (mesh_pool_cbs.server_name). NULL outside such a call. */
+    const mesh_peer_record *dialling;
     mesh_peer_cache vcache; /* records verified before (shared with the DHT) */
     mesh_addr bound;
     int started, joined, join_reported, closing;

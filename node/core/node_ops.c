@@ -305,7 +305,9 @@ static void lookup_done(void *ud, int status, const mesh_peer_record *closest, s
         }
         o->naddrs = hit->naddrs;
         memcpy(o->addrs, hit->addrs, hit->naddrs * sizeof hit->addrs[0]);
+        n->dialling = hit;
         int rc = mesh_node_op_go(o);
+        n->dialling = NULL;
         if (rc != MESH_OK)
             mesh_node_op_fail(o, rc);
     } else if (cb) {
@@ -387,15 +389,21 @@ static int dht_find_node(void *ud, const mesh_peer_record *to,
                          const uint8_t target[MESH_NODE_ID_LEN], mesh_dht_reply_fn reply, void *ctx)
 {
     mesh_node *n = ud;
-    return relay_query(n, to->pubkey, to->addrs, to->naddrs, 0, MESH_QUERY_FIND_NODE, target,
-                       n->cfg.query_timeout, reply, ctx);
+    n->dialling = to; /* its host name is the SNI if the query opens a session */
+    int rc = relay_query(n, to->pubkey, to->addrs, to->naddrs, 0, MESH_QUERY_FIND_NODE, target,
+                         n->cfg.query_timeout, reply, ctx);
+    n->dialling = NULL;
+    return rc;
 }
 
 static int dht_ping(void *ud, const mesh_peer_record *to, mesh_dht_reply_fn reply, void *ctx)
 {
     mesh_node *n = ud;
-    return relay_query(n, to->pubkey, to->addrs, to->naddrs, 0, MESH_QUERY_PING, NULL,
-                       n->cfg.query_timeout, reply, ctx);
+    n->dialling = to; /* its host name is the SNI if the query opens a session */
+    int rc = relay_query(n, to->pubkey, to->addrs, to->naddrs, 0, MESH_QUERY_PING, NULL,
+                         n->cfg.query_timeout, reply, ctx);
+    n->dialling = NULL;
+    return rc;
 }
 
 static int boot_get_peers(void *ud, const mesh_node_peer *peer, mesh_dht_reply_fn reply, void *ctx)
