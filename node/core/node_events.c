@@ -437,6 +437,11 @@ static const char *pool_server_name(void *ud, const uint8_t key[MESH_PUBKEY_LEN]
     return NULL;
 }
 
+static void pool_session_orphaned(void *ud, mesh_session *s)
+{
+    mesh_node_relay_session_orphaned(ud, s);
+}
+
 void mesh_node_server_session(mesh_server *srv, mesh_session *s, void *ud)
 {
     (void)srv;
@@ -448,6 +453,7 @@ const mesh_pool_cbs mesh_node_pool_cbs = {.on_session_up = pool_session_up,
                                           .on_up = pool_up,
                                           .on_message = pool_message,
                                           .on_session_closed = pool_session_closed,
+                                          .on_session_orphaned = pool_session_orphaned,
                                           .on_down = pool_down,
                                           .on_top_up = pool_top_up,
                                           .server_name = pool_server_name};

@@ -280,6 +280,10 @@ void mesh_node_relay_input(mesh_node *n, mesh_pool_conn *c, mesh_session *s,
                            const Meshara__Wire__Relay *r);
 /* Session s (in the pool) closed: circuits carried by it end, s leaves the relayed list. */
 void mesh_node_relay_session_closed(mesh_node *n, mesh_session *s);
+/* Session s left the pool without closing yet (its peer evicted: mesh_pool_cbs): circuits
+ * carried by it end and s leaves every list, as when it closes; reservations are held over
+ * pinned sessions, which are never orphaned. No pool call. */
+void mesh_node_relay_session_orphaned(mesh_node *n, mesh_session *s);
 /* Open a session to the peer of record r through one of its relays; the session joins the
  * pool when up, and the ops waiting for the peer (OP_CONNECTING) go on then. MESH_OK (under
  * way); MESH_ERR_UNREACHABLE (no relay in r); MESH_ERR_LIMIT; MESH_ERR_NOMEM. */

@@ -558,6 +558,20 @@ void mesh_node_relay_input(mesh_node *n, mesh_pool_conn *c, mesh_session *s,
         (void)mesh_session_close(s); /* a broken peer */
 }
 
+void mesh_node_relay_session_orphaned(mesh_node *n, mesh_session *s)
+{
+    if (n->rl.svc) /* its circuits end: RelayClose to their other legs */
+        mesh_relay_service_link_closed(n->rl.svc, s);
+    for (size_t i = 0; i < n->rl.nrelayed; i++)
+        if (n->rl.relayed[i] == s)
+            n->rl.relayed[i--] = n->rl.relayed[--n->rl.nrelayed];
+    rl_end *re = end_of(n, s);
+    if (re && re->slot < 0) { /* a reservation's end is on a pinned session: not here */
+        re->dead = 1;
+        mesh_relay_end_link_closed(re->end);
+    }
+}
+
 void mesh_node_relay_session_closed(mesh_node *n, mesh_session *s)
 {
     if (n->rl.svc)

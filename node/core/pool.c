@@ -103,6 +103,8 @@ static void unretire(psess *ps)
 static void orphan(psess *ps)
 {
     mesh_pool *p = ps->p;
+    if (ps->up && p->cbs.on_session_orphaned)
+        p->cbs.on_session_orphaned(p->ud, ps->s);
     ps->c = NULL;
     if (ps->linger)
         p->env->ops->timer_stop(p->env->obj, ps->linger);

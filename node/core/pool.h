@@ -83,6 +83,11 @@ typedef struct mesh_pool_cbs {
      * (mesh_pool_session): answers expected on s can be asked again there; or the owner may
      * mesh_pool_get() c again from here, and c then stays for that new attempt. */
     void (*on_session_closed)(void *ud, mesh_pool_conn *c, mesh_session *s, int reason);
+    /* Session s (one that had reached the pool CONNECTED) leaves the owner's view without
+     * on_session_closed: its peer was evicted (or it was refused for a full pool); the pool
+     * closes it gracefully and frees it later, and delivers nothing more from it. Whatever
+     * the owner keeps that points at s must go now. Must not call the pool. */
+    void (*on_session_orphaned)(void *ud, mesh_session *s);
     /* c, which had been up, lost its last session (reason: the last one's, MESH_ERR_LIMIT
      * for an eviction); c is freed after this returns. */
     void (*on_down)(void *ud, mesh_pool_conn *c, int reason);
