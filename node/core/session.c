@@ -10,10 +10,9 @@
  *    outermost entry frees the memory when it unwinds. Loops check s->freed and the state
  *    after every application callback.
  *
- * The hello (what each side signs and checks) is hello.c.
- * The bytes path between TLS plaintext and envelopes (framing, HTTP/2, the AppData fast path,
- * the TLS sink) is session_io.c; the object both share is in session_io.h.
- */
+ * Apart: the hello each side signs and checks (hello.c); the bytes path between TLS plaintext
+ * and envelopes (framing, HTTP/2, the AppData fast path, the TLS sink: session_io.c, sharing
+ * the object in session_io.h). */
 #include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
