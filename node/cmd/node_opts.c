@@ -12,8 +12,8 @@ static const char USAGE[] =
     "  meshara-node keygen --key FILE\n"
     "  meshara-node pubkey --key FILE\n"
     "  meshara-node run    --key FILE [--listen ADDR:PORT] [--advertise ADDR:PORT]...\n"
-    "                      [--bootstrap ADDR:PORT#PUBKEYHEX]... [--peer "
-    "ADDR:PORT#PUBKEYHEX]...\n"
+    "                      [--bootstrap [HOST=]ADDR:PORT#PUBKEYHEX]...\n"
+    "                      [--peer [HOST=]ADDR:PORT#PUBKEYHEX]...\n"
     "                      [--mdns] [--peers-db FILE] [--no-port-mapping] [session options]\n"
     "                      [--relay-service] [--relay ADDR:PORT#PUBKEYHEX]...\n"
     "                      [--max-handshakes N] [--pool-min N] [--pool-max N] [--maintain MS]\n"
@@ -49,12 +49,16 @@ static const char USAGE[] =
     "  --advertise ADDR:PORT  address put in this node's signed record, what others\n"
     "                         connect to (repeatable, at most 8; default: the bound\n"
     "                         --listen address unless it is 0.0.0.0; send: none)\n"
-    "  --bootstrap ADDR:PORT#KEY  a bootstrap node and its public key (64 hex chars),\n"
-    "                         pinned: any other key is refused with MESH_ERR_KEY_MISMATCH\n"
-    "                         (repeatable, at most 64; contacted in parallel to join)\n"
-    "  --peer ADDR:PORT#KEY   run: a manual peer (key pinned as for --bootstrap) the node\n"
-    "                         joins through when nothing else answers and keeps connected\n"
-    "                         (repeatable, at most 64)\n"
+    "  --bootstrap [HOST=]ADDR:PORT#KEY  a bootstrap node and its public key (64 hex\n"
+    "                         chars), pinned: any other key is refused with\n"
+    "                         MESH_ERR_KEY_MISMATCH (repeatable, at most 64; contacted in\n"
+    "                         parallel to join). HOST=, here and in --peer, --relay, --to:\n"
+    "                         the host name that node publishes (its --host-name), sent\n"
+    "                         as TLS server name on first contact, before its record is\n"
+    "                         known (e.g. cdn.example.net=203.0.113.5:443#KEY)\n"
+    "  --peer [HOST=]ADDR:PORT#KEY  run: a manual peer (key pinned as for --bootstrap)\n"
+    "                         the node joins through when nothing else answers and keeps\n"
+    "                         connected (repeatable, at most 64)\n"
     "  --mdns                 publish _meshara._tcp through avahi-daemon and connect to the\n"
     "                         nodes found; without a daemon: a warning, then no mDNS\n"
     "  --peers-db FILE        run: SQLite peer store (WAL): the records of peers seen, so a\n"
@@ -112,7 +116,8 @@ static const char USAGE[] =
     "                         as TLS server name (as curl sends its URL's host), and the\n"
     "                         name in a certificate made here (default: none; localhost)\n"
     "  --sni NAME             web: the server name sent to a peer whose record names no host\n"
-    "                         (a --peer or --bootstrap node met first; default: none, as\n"
+    "                         (a --peer or --bootstrap node met first, no HOST=; default: none, "
+    "as\n"
     "                         curl for an IP address; an IP address sends none), and the\n"
     "                         certificate's name without --host-name; seed: the server name\n"
     "                         always sent (default meshara.node)\n"
@@ -189,15 +194,28 @@ static int parse_num(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
     return MESH_OK;
 }
 
-/* "ADDR:PORT#PUBKEYHEX" (port > 0), or with key_alone also a bare "PUBKEYHEX".
- * MESH_OK; MESH_ERR_MALFORMED (bad key); MESH_ERR_INVAL (bad address, or no key). */
+/* "[HOST=]ADDR:PORT#PUBKEYHEX" (port > 0), or with key_alone also a bare "PUBKEYHEX".
+ * MESH_OK; MESH_ERR_MALFORMED (bad key); MESH_ERR_BAD_HOST_NAME (HOST is no DNS name);
+ * MESH_ERR_INVAL (bad address, or no key). */
 static int parse_peer(const char *text, int key_alone, peer_opt *p)
 {
     char buf[MESH_ADDR_STRLEN + 1 + MESH_NODE_KEY_HEX_LEN + 1];
+    memset(p, 0, sizeof *p);
+    const char *eq = strchr(text, '=');
+    if (eq) { /* a host name has no '=', nor has an address or a key */
+        size_t len = (size_t)(eq - text);
+        if (len > MESH_HOST_NAME_MAX)
+            return MESH_ERR_BAD_HOST_NAME;
+        memcpy(p->host_name, text, len);
+        p->host_name[len] = '\0';
+        if (mesh_host_name_check(p->host_name) != MESH_OK)
+            return MESH_ERR_BAD_HOST_NAME;
+        text = eq + 1;
+        key_alone = 0; /* a name is for dialling an address: the address must follow */
+    }
     if (strlen(text) >= sizeof buf)
         return MESH_ERR_INVAL;
     strcpy(buf, text);
-    memset(p, 0, sizeof *p);
     if (key_alone && !strchr(buf, ':') && !strchr(buf, '#'))
         return mesh_hex_decode(buf, p->key, MESH_NODE_KEY_BYTES) == MESH_OK ? MESH_OK
                                                                             : MESH_ERR_MALFORMED;
@@ -436,9 +454,13 @@ static int peer_arg(int id, const char *name, const char *arg, peer_opt *p)
     if (rc == MESH_ERR_MALFORMED)
         return usage_error("--%s '%s': the key must be %d hex characters", name, arg,
                            MESH_NODE_KEY_HEX_LEN);
+    if (rc == MESH_ERR_BAD_HOST_NAME)
+        return usage_error("--%s '%s': the part before '=' must be a DNS host name "
+                           "(www.example.org)",
+                           name, arg);
     if (rc != MESH_OK)
-        return usage_error("--%s: expected %sADDR:PORT#PUBKEYHEX with a port > 0, got '%s'", name,
-                           id == OPT_TO ? "PUBKEYHEX or " : "", arg);
+        return usage_error("--%s: expected %s[HOST=]ADDR:PORT#PUBKEYHEX with a port > 0, got '%s'",
+                           name, id == OPT_TO ? "PUBKEYHEX or " : "", arg);
     return NODE_EXIT_OK;
 }
 

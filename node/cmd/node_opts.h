@@ -40,7 +40,8 @@ enum node_cmd { CMD_KEYGEN = 1, CMD_PUBKEY = 2, CMD_RUN = 4, CMD_SEND = 8 };
 typedef struct peer_opt {
     mesh_addr addr;
     uint8_t key[MESH_NODE_KEY_BYTES];
-    int has_addr; /* --to may name a key alone */
+    int has_addr;                           /* --to may name a key alone */
+    char host_name[MESH_HOST_NAME_MAX + 1]; /* "HOST=" prefix ("" = none): SNI on first contact */
 } peer_opt;
 
 /* Every string points into argv (or alpn_buf): valid as long as argv. */

@@ -340,6 +340,7 @@ static void node_cfg(const cli *c, mesh_node_cfg *cfg)
     for (size_t i = 0; i < o->nboot; i++) {
         cfg->bootstrap[i].addr = o->boot[i].addr;
         memcpy(cfg->bootstrap[i].key, o->boot[i].key, MESH_NODE_KEY_BYTES);
+        cfg->bootstrap[i].host_name = o->boot[i].host_name[0] ? o->boot[i].host_name : NULL;
     }
     cfg->n_bootstrap = o->nboot;
     for (size_t i = 0; i < c->npeers; i++)
@@ -348,6 +349,7 @@ static void node_cfg(const cli *c, mesh_node_cfg *cfg)
     for (size_t i = 0; i < o->nrelays; i++) {
         cfg->relays[i].addr = o->relays[i].addr;
         memcpy(cfg->relays[i].key, o->relays[i].key, MESH_NODE_KEY_BYTES);
+        cfg->relays[i].host_name = o->relays[i].host_name[0] ? o->relays[i].host_name : NULL;
     }
     cfg->n_relays = o->nrelays;
     cfg->relay_service = o->relay_service;
@@ -399,6 +401,7 @@ static int make_manuals(cli *c)
         m->c = c;
         m->p.addr = po->addr;
         memcpy(m->p.key, po->key, MESH_NODE_KEY_BYTES);
+        m->p.host_name = po->host_name[0] ? po->host_name : NULL;
         m->backoff_ms = o->reconnect_min_ms;
         if (!(m->retry = c->env.ops->timer_new(c->env.obj, on_retry, m)))
             return MESH_ERR_NOMEM;

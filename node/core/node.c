@@ -81,12 +81,13 @@ static int peer_names_bad(const mesh_node_peer *peers, size_t n)
     return 0;
 }
 
-/* The bootstrap and manual peers' host names copied into one block n owns (none: NULL). */
+/* The bootstrap, manual and relay peers' host names copied into one block n owns (none:
+ * NULL). */
 static int peer_names_copy(mesh_node *n)
 {
-    mesh_node_peer *lists[2] = {n->cfg.bootstrap, n->cfg.manual};
-    size_t counts[2] = {n->cfg.n_bootstrap, n->cfg.n_manual}, total = 0;
-    for (int l = 0; l < 2; l++)
+    mesh_node_peer *lists[3] = {n->cfg.bootstrap, n->cfg.manual, n->cfg.relays};
+    size_t counts[3] = {n->cfg.n_bootstrap, n->cfg.n_manual, n->cfg.n_relays}, total = 0;
+    for (int l = 0; l < 3; l++)
         for (size_t i = 0; i < counts[l]; i++)
             total += lists[l][i].host_name ? strlen(lists[l][i].host_name) + 1 : 0;
     if (!total)
@@ -94,7 +95,7 @@ static int peer_names_copy(mesh_node *n)
     char *p = n->peer_names = malloc(total);
     if (!p)
         return MESH_ERR_NOMEM;
-    for (int l = 0; l < 2; l++)
+    for (int l = 0; l < 3; l++)
         for (size_t i = 0; i < counts[l]; i++) {
             if (!lists[l][i].host_name)
                 continue;
@@ -111,10 +112,10 @@ int mesh_node_new(mesh_node **out, const mesh_env *env, const mesh_node_cfg *cfg
 {
     if (!out || !env || !cfg || !cfg->identity || cfg->n_bootstrap > MESH_NODE_MAX_BOOTSTRAP ||
         cfg->n_manual > MESH_NODE_MAX_MANUAL || cfg->n_advertised > MESH_NODE_MAX_ADVERTISED ||
-        (cfg->pool_max && cfg->pool_min > cfg->pool_max) ||
+        cfg->n_relays > MESH_NODE_MAX_RELAYS || (cfg->pool_max && cfg->pool_min > cfg->pool_max) ||
         (cfg->host_name && mesh_host_name_check(cfg->host_name) != MESH_OK) ||
         peer_names_bad(cfg->bootstrap, cfg->n_bootstrap) ||
-        peer_names_bad(cfg->manual, cfg->n_manual))
+        peer_names_bad(cfg->manual, cfg->n_manual) || peer_names_bad(cfg->relays, cfg->n_relays))
         return MESH_ERR_INVAL;
     mesh_node *n = calloc(1, sizeof *n);
     if (!n)

@@ -414,8 +414,8 @@ static void pool_top_up(void *ud, size_t want)
 }
 
 /* The peer's published host name: from its record in our DHT, or the record being dialled
- * (a lookup's candidate or hit), else (first contact) from the bootstrap or manual entry
- * that names it. The SNI a web-profile client sends it (tls.h,
+ * (a lookup's candidate or hit), else (first contact) from the bootstrap, manual or relay
+ * entry that names it. The SNI a web-profile client sends it (tls.h,
  * mesh_tls_set_server_name). */
 static const char *pool_server_name(void *ud, const uint8_t key[MESH_PUBKEY_LEN])
 {
@@ -428,9 +428,9 @@ static const char *pool_server_name(void *ud, const uint8_t key[MESH_PUBKEY_LEN]
     r = n->dialling;
     if (r && r->host_name[0] && memcmp(r->pubkey, key, MESH_PUBKEY_LEN) == 0)
         return r->host_name;
-    const mesh_node_peer *lists[2] = {n->cfg.bootstrap, n->cfg.manual};
-    size_t counts[2] = {n->cfg.n_bootstrap, n->cfg.n_manual};
-    for (int l = 0; l < 2; l++)
+    const mesh_node_peer *lists[3] = {n->cfg.bootstrap, n->cfg.manual, n->cfg.relays};
+    size_t counts[3] = {n->cfg.n_bootstrap, n->cfg.n_manual, n->cfg.n_relays};
+    for (int l = 0; l < 3; l++)
         for (size_t i = 0; i < counts[l]; i++)
             if (lists[l][i].host_name && memcmp(lists[l][i].key, key, MESH_PUBKEY_LEN) == 0)
                 return lists[l][i].host_name;

@@ -73,7 +73,7 @@ expect 2 'not valid for .keygen.' keygen --key "$WORK/c.key" --listen 127.0.0.1:
 expect 2 'not valid for .run.' run --key "$key" --ping
 expect 2 -- '--listen: expected ADDR:PORT' run --key "$key" --listen 127.0.0.1
 expect 2 -- '--listen: expected ADDR:PORT' run --key "$key" --listen 300.0.0.1:80
-expect 2 -- '--peer: expected ADDR:PORT' run --key "$key" --peer 127.0.0.1:0#"$pub"
+expect 2 -- '--peer: expected \[HOST=\]ADDR:PORT' run --key "$key" --peer 127.0.0.1:0#"$pub"
 expect 2 'must be 64 hex' run --key "$key" --peer 127.0.0.1:9#abcd
 expect 2 'must be 64 hex' run --key "$key" --peer "127.0.0.1:9#${pub:0:63}z"
 expect 2 -- '--auth-timeout: expected milliseconds' run --key "$key" --listen 127.0.0.1:0 --auth-timeout 0
@@ -88,10 +88,16 @@ expect 2 'needs --listen' run --key "$key"
 expect 2 'reconnect-min' run --key "$key" --listen 127.0.0.1:0 --reconnect-min 5000 --reconnect-max 10
 expect 2 'needs --to' send --key "$key" --ping
 expect 2 'exactly one of' send --key "$key" --to "127.0.0.1:9#$pub" --ping --message hi
-expect 2 -- '--to: expected PUBKEYHEX or ADDR:PORT#PUBKEYHEX' send --key "$key" --to 127.0.0.1:9 --ping
+expect 2 -- '--to: expected PUBKEYHEX or \[HOST=\]ADDR:PORT#PUBKEYHEX' send --key "$key" --to 127.0.0.1:9 --ping
 expect 2 'must be 64 hex' send --key "$key" --to "${pub:0:62}" --ping
-expect 2 -- '--peer: expected ADDR:PORT#PUBKEYHEX' run --key "$key" --peer 127.0.0.1:9
-expect 2 -- '--bootstrap: expected ADDR:PORT#PUBKEYHEX' run --key "$key" --bootstrap 127.0.0.1:9
+expect 2 -- '--peer: expected \[HOST=\]ADDR:PORT#PUBKEYHEX' run --key "$key" --peer 127.0.0.1:9
+expect 2 -- '--bootstrap: expected \[HOST=\]ADDR:PORT#PUBKEYHEX' run --key "$key" --bootstrap 127.0.0.1:9
+expect 2 'the part before .=. must be a DNS host name' run --key "$key" --listen 127.0.0.1:0 \
+  --bootstrap "bad_name=127.0.0.1:9#$pub"
+expect 2 'the part before .=. must be a DNS host name' run --key "$key" --listen 127.0.0.1:0 \
+  --relay "10.0.0.1=127.0.0.1:9#$pub"
+expect 2 -- '--to: expected PUBKEYHEX or \[HOST=\]ADDR:PORT#PUBKEYHEX' send --key "$key" \
+  --to "localhost=$pub" --ping
 expect 2 -- '--advertise: expected ADDR:PORT' run --key "$key" --listen 127.0.0.1:0 --advertise 127.0.0.1:0
 expect 2 -- '--pool-min \(9\) is above --pool-max \(4\)' run --key "$key" --listen 127.0.0.1:0 --pool-min 9 --pool-max 4
 expect 2 -- '--pool-min \(100\) is above --pool-max \(64, the default\)' run --key "$key" \

@@ -188,6 +188,10 @@ cap node_ip ping_b web
 grep -q '^pong from' "$WORK/node_ip.out" || fail "web profile: no pong ($(cat "$WORK/node_ip.err"))"
 cap node_sni ping_b web --sni localhost
 grep -q '^pong from' "$WORK/node_sni.out" || fail "web profile with --sni: no pong"
+# the peer's name from its entry (HOST=ADDR:PORT#KEY), as a --bootstrap or --peer gives it
+cap node_host nsx "$NODE" send --key "$WORK/a.key" --profile web --listen 127.0.0.1:0 \
+  --to "localhost=127.0.0.1:$PORT#$KEY_B" --ping --timeout 5000
+grep -q '^pong from' "$WORK/node_host.out" || fail "web profile, --to localhost=ADDR: no pong"
 cap curl12_node curl_to --tls-max 1.2 "https://127.0.0.1:$PORT/"
 node_stop b
 serve seed
@@ -198,6 +202,7 @@ node_stop b
 # ---- the verdicts --------------------------------------------------------------------------
 same curl_ip node_ip "web profile, no server name (an IP address) vs curl→nginx"
 same curl_sni node_sni "web profile, server name localhost vs curl→nginx"
+same curl_sni node_host "web profile, --to localhost=ADDR:PORT#KEY vs curl→nginx"
 same curl12_nginx curl12_node "curl --tls-max 1.2: the node's TLS 1.2 answer vs nginx's"
 grep -q 'TLSv1.2' "$WORK/curl12_node.view" || fail "curl --tls-max 1.2 did not get TLS 1.2"
 view seed_ip

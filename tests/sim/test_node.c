@@ -935,6 +935,35 @@ static void test_bad_peers(void)
     store_free(&store);
 }
 
+/* Peer entries' host names (SNI on first contact) are checked at creation, in every list,
+ * and so is the relay count: a bad entry is refused before anything runs. */
+static void test_bad_peer_entries(void)
+{
+    tworld W;
+    world_init(&W, 2, 18, 0);
+    mesh_node_cfg *c = &W.t[0].cfg;
+    mesh_node *sentinel = (mesh_node *)&W, *n = sentinel;
+    mesh_node_peer *lists[3] = {c->bootstrap, c->manual, c->relays};
+    size_t *counts[3] = {&c->n_bootstrap, &c->n_manual, &c->n_relays};
+    for (int l = 0; l < 3; l++) {
+        lists[l][0] = (mesh_node_peer){addr_of(&W, 1), {0}, "bad_name.example"};
+        memcpy(lists[l][0].key, key_of(&W, 1), 32);
+        *counts[l] = 1;
+        CU_ASSERT_EQUAL(mesh_node_new(&n, &W.t[0].env, c, &CBS, NULL), MESH_ERR_INVAL);
+        CU_ASSERT_PTR_EQUAL(n, sentinel);
+        lists[l][0].host_name = "10.0.0.1"; /* an address is no host name */
+        CU_ASSERT_EQUAL(mesh_node_new(&n, &W.t[0].env, c, &CBS, NULL), MESH_ERR_INVAL);
+        lists[l][0].host_name = "n1.example.net";
+    }
+    c->n_relays = MESH_NODE_MAX_RELAYS + 1;
+    CU_ASSERT_EQUAL(mesh_node_new(&n, &W.t[0].env, c, &CBS, NULL), MESH_ERR_INVAL);
+    CU_ASSERT_PTR_EQUAL(n, sentinel);
+    c->n_relays = 1;
+    CU_ASSERT_EQUAL_FATAL(mesh_node_new(&n, &W.t[0].env, c, &CBS, NULL), MESH_OK);
+    mesh_node_free(n);
+    world_free(&W);
+}
+
 /* ---- tests: timeouts and freeing --------------------------------------------------------- */
 
 static void test_timeouts_and_free(void)
@@ -1244,6 +1273,7 @@ static CU_TestInfo node_tests[] = {
     {"impostor at a bootstrap address", test_impostor_bootstrap},
     {"restart joins from the peer store alone", test_restart_from_store},
     {"garbage records and hostile peers", test_bad_peers},
+    {"bad peer entries refused at creation", test_bad_peer_entries},
     {"timeouts, closes, and free without callbacks", test_timeouts_and_free},
     CU_TEST_INFO_NULL,
 };

@@ -253,7 +253,7 @@ void mesh_tls_pem_free(char *pem, size_t len);
 
 /* ---- the node ------------------------------------------------------------------------- */
 
-/* A peer to contact: a bootstrap node or a manual peer. The key is pinned: the session is
+/* A peer to contact: a bootstrap node, a manual peer or a relay. The key is pinned: the session is
  * refused with MESH_ERR_KEY_MISMATCH unless the node at addr proves that very key. host_name
  * (NULL = none; a DNS name, mesh_host_name_check; copied by mesh_node_new): the name it
  * publishes, which a web-profile client sends as SNI on first contact, before it holds the
@@ -425,7 +425,7 @@ typedef struct mesh_node_cbs {
 
 /* Create a node on env (borrowed: must outlive the node). Nothing happens on the network
  * until mesh_node_start(). cbs copied (NULL = none); ud passed back. *out untouched on
- * failure. MESH_OK; MESH_ERR_INVAL (NULL identity, more bootstrap/manual/advertised entries
+ * failure. MESH_OK; MESH_ERR_INVAL (NULL identity, more bootstrap/manual/advertised/relay entries
  * than the limits, pool_min > pool_max, bad ALPN/SNI, a host_name mesh_host_name_check
  * refuses, unknown profile or certificate type,
  * half of a certificate and key); MESH_ERR_CORRUPT (tls_cert_pem/tls_key_pem do not parse
