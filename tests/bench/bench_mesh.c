@@ -7,7 +7,8 @@
  *     BENCH mesh_<N>_lookup_hops_p95 <hops> ratio=<goal ceil(log20 N)+2 / that>
  *     BENCH mesh_<N>_lookup_success <ratio>
  *     BENCH mesh_<N>_wall_s <seconds>
- * (ratio >= 1 means the goal is met). */
+ * (ratio >= 1 means the goal is met). MESH_BENCH_PROFILE=web|seed: the nodes' profile
+ * (default web, the scenario default: curl's ClientHello, an ECDSA certificate, HTTP/2). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,16 +35,17 @@ static void grab(void *ud, const char *name, double v)
         f->lookup_ok = v;
 }
 
-static int run(unsigned n)
+static int run(unsigned n, const char *profile)
 {
     char yaml[1024];
     int len = snprintf(yaml, sizeof yaml,
                        "name: bench-mesh-%u\nseed: 1\nduration: 3m\n"
                        "network:\n  core:\n    latency: 40ms\n"
                        "  access: {latency: 1ms, bandwidth: 100Mbit}\n"
-                       "groups:\n  - {name: boot, count: %d, role: bootstrap, join: 0s}\n"
-                       "  - {name: nodes, count: %u, join: {spread: [1s, 60s]}}\n",
-                       n, BOOT, n);
+                       "groups:\n  - {name: boot, count: %d, role: bootstrap, join: 0s,"
+                       " profile: %s}\n"
+                       "  - {name: nodes, count: %u, join: {spread: [1s, 60s]}, profile: %s}\n",
+                       n, BOOT, profile, n, profile);
     char err[SIM_SCN_ERR_MAX];
     sim_scenario *scn = NULL;
     if (sim_scenario_load_mem(&scn, "bench", yaml, (size_t)len, err, sizeof err) != MESH_OK) {
@@ -77,13 +79,22 @@ static int run(unsigned n)
 int main(int argc, char **argv)
 {
     static const unsigned dflt[] = {100, 1000};
+    const char *profile = getenv("MESH_BENCH_PROFILE");
+    if (!profile)
+        profile = "web";
+    if (strcmp(profile, "web") != 0 && strcmp(profile, "seed") != 0) {
+        fprintf(stderr, "bench_mesh: MESH_BENCH_PROFILE: expected web or seed, got '%s'\n",
+                profile);
+        return 2;
+    }
+    printf("# profile %s\n", profile);
     int rc = 0;
     if (argc > 1) {
         for (int i = 1; i < argc; i++)
-            rc |= run((unsigned)strtoul(argv[i], NULL, 10));
+            rc |= run((unsigned)strtoul(argv[i], NULL, 10), profile);
     } else {
         for (size_t i = 0; i < sizeof dflt / sizeof dflt[0]; i++)
-            rc |= run(dflt[i]);
+            rc |= run(dflt[i], profile);
     }
     return rc;
 }
