@@ -42,8 +42,8 @@ void mesh_session_live_start(mesh_session *s)
         s->hb_quiet = ping_quiet(s);
         s->next_hb = mesh_session_add_sat(s->phase_start, s->hb_quiet);
     } else {
-        s->next_hb = mesh_session_add_sat(
-            s->phase_start, jittered(s, MESH_SESSION_HEARTBEAT_JITTER_PCT, 1, 1));
+        s->next_hb = mesh_session_add_sat(s->phase_start,
+                                          jittered(s, MESH_SESSION_HEARTBEAT_JITTER_PCT, 1, 1));
     }
 }
 
@@ -82,7 +82,8 @@ static int send_ping(mesh_session *s, mesh_time now)
 int mesh_session_live_tick(mesh_session *s, mesh_time now)
 {
     if (!pinging(s)) {
-        s->next_hb = mesh_session_add_sat(now, jittered(s, MESH_SESSION_HEARTBEAT_JITTER_PCT, 1, 1));
+        s->next_hb =
+            mesh_session_add_sat(now, jittered(s, MESH_SESSION_HEARTBEAT_JITTER_PCT, 1, 1));
         return mesh_session_after_send(s, send_heartbeat(s, ++s->hb_seq, now, 0));
     }
     mesh_time quiet_until = mesh_session_add_sat(s->st.last_received_at, s->hb_quiet);
