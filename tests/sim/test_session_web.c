@@ -150,11 +150,10 @@ static void world_up(world *W, int profile, uint64_t seed)
         sim_net_attach_host_mbox(sim_world_net(W->w), W->n[0].h, &TAP_OPS, &W->t, NULL), MESH_OK);
     mesh_server_cbs sc = {srv_session, srv_failed};
     mesh_addr la = mesh_addr_v4(sim_host_ip(W->n[1].h), PORT);
-    CU_ASSERT_EQUAL_FATAL(
-        mesh_server_new(&W->srv, &W->n[1].env, W->n[1].tls, &la, NULL, &sc, W), MESH_OK);
-    CU_ASSERT_EQUAL_FATAL(mesh_session_connect(&W->cs, &W->n[0].env, W->n[0].tls, &la, NULL, NULL,
-                                               &CBS, W),
+    CU_ASSERT_EQUAL_FATAL(mesh_server_new(&W->srv, &W->n[1].env, W->n[1].tls, &la, NULL, &sc, W),
                           MESH_OK);
+    CU_ASSERT_EQUAL_FATAL(
+        mesh_session_connect(&W->cs, &W->n[0].env, W->n[0].tls, &la, NULL, NULL, &CBS, W), MESH_OK);
     CU_ASSERT_EQUAL_FATAL(sim_sched_run_until(sim_world_sched(W->w), MS(SETTLE_MS)), MESH_OK);
     CU_ASSERT_EQUAL_FATAL(mesh_session_get_state(W->cs), MESH_SESSION_CONNECTED);
     CU_ASSERT_PTR_NOT_NULL_FATAL(W->ss);
@@ -314,8 +313,7 @@ static void test_seed_dead_peer(void)
 }
 
 static CU_TestInfo tests[] = {
-    {"web: idle = jittered PINGs from the client, ACKs back, 39-byte records",
-     test_web_idle_pings},
+    {"web: idle = jittered PINGs from the client, ACKs back, 39-byte records", test_web_idle_pings},
     {"seed: idle = 282-byte heartbeats both ways every 27-33 s (unchanged)",
      test_seed_idle_heartbeats},
     {"web: a silent peer closed at its last byte + 75 s", test_web_dead_peer},
