@@ -1,4 +1,4 @@
-/* session.c — an authenticated session's state machine: TLS handshake, hello, heartbeats,
+/* session.c — an authenticated session's state machine: TLS handshake, hello, liveness,
  * timeouts, teardown. See session.h for the protocol and the contract.
  *
  * Invariants:
@@ -11,9 +11,8 @@
  *    after every application callback.
  *
  * Apart: the hello each side signs and checks (hello.c); heartbeats and PINGs
- * (session_live.c); the bytes path between TLS plaintext
- * and envelopes (framing, HTTP/2, the AppData fast path, the TLS sink: session_io.c, sharing
- * the object in session_io.h). */
+ * (session_live.c); the bytes path between TLS plaintext and envelopes (framing, HTTP/2, the
+ * AppData fast path, the TLS sink: session_io.c, sharing the object in session_io.h). */
 #include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
