@@ -129,7 +129,7 @@ static void srv_failed(mesh_server *srv, int reason, const mesh_addr *peer, void
     CU_FAIL("server session failed");
 }
 
-static void world_up(world *W, int profile, uint64_t seed)
+static void world_up_cfg(world *W, int profile, uint64_t seed, const mesh_session_cfg *ccfg)
 {
     memset(W, 0, sizeof *W);
     CU_ASSERT_EQUAL_FATAL(sim_world_new(&W->w, seed, NULL), MESH_OK);
@@ -153,13 +153,18 @@ static void world_up(world *W, int profile, uint64_t seed)
     CU_ASSERT_EQUAL_FATAL(mesh_server_new(&W->srv, &W->n[1].env, W->n[1].tls, &la, NULL, &sc, W),
                           MESH_OK);
     CU_ASSERT_EQUAL_FATAL(
-        mesh_session_connect(&W->cs, &W->n[0].env, W->n[0].tls, &la, NULL, NULL, &CBS, W), MESH_OK);
+        mesh_session_connect(&W->cs, &W->n[0].env, W->n[0].tls, &la, NULL, ccfg, &CBS, W), MESH_OK);
     CU_ASSERT_EQUAL_FATAL(sim_sched_run_until(sim_world_sched(W->w), MS(SETTLE_MS)), MESH_OK);
     CU_ASSERT_EQUAL_FATAL(mesh_session_get_state(W->cs), MESH_SESSION_CONNECTED);
     CU_ASSERT_PTR_NOT_NULL_FATAL(W->ss);
     CU_ASSERT_EQUAL_FATAL(mesh_session_get_state(W->ss), MESH_SESSION_CONNECTED);
     CU_ASSERT_STRING_EQUAL(mesh_session_alpn(W->cs),
                            profile == MESH_PROFILE_WEB ? "h2" : MESH_TLS_DEFAULT_ALPN);
+}
+
+static void world_up(world *W, int profile, uint64_t seed)
+{
+    world_up_cfg(W, profile, seed, NULL);
 }
 
 static void world_down(world *W)
@@ -257,6 +262,34 @@ static void test_web_idle_pings(void)
     world_down(&W);
 }
 
+/* Web, a client that does not ping within the timeout (its interval 5 min, its timeout the
+ * default 75 s): the server probes it after 38-52 s of silence, its PINGs keep both sides
+ * alive, and the client never pings. */
+static void test_web_server_probes(void)
+{
+    world W;
+    mesh_session_cfg cc = {.heartbeat_interval = MS(300000), .heartbeat_timeout = MS(75000)};
+    world_up_cfg(&W, MESH_PROFILE_WEB, 6, &cc);
+    const mesh_time from = MS(SETTLE_MS), to = from + MS(IDLE_S * 1000);
+    CU_ASSERT_EQUAL(sim_sched_run_until(sim_world_sched(W.w), to), MESH_OK);
+    CU_ASSERT_EQUAL(mesh_session_get_state(W.cs), MESH_SESSION_CONNECTED);
+    CU_ASSERT_EQUAL(mesh_session_get_state(W.ss), MESH_SESSION_CONNECTED);
+    mesh_session_stats c, s;
+    mesh_session_get_stats(W.cs, &c);
+    mesh_session_get_stats(W.ss, &s);
+    CU_ASSERT_EQUAL(c.heartbeats_sent, 0);
+    CU_ASSERT(s.heartbeats_sent >= IDLE_S / 52 && s.heartbeats_sent <= IDLE_S / 38 + 1);
+    CU_ASSERT_EQUAL(s.heartbeat_replies, s.heartbeats_sent);
+    size_t lo, hi, dg;
+    mesh_time g0, g1;
+    size_t k = idle_recs(&W.t.d[1], from, &lo, &hi, &g0, &g1, &dg);
+    CU_ASSERT_EQUAL(k, s.heartbeats_sent);
+    CU_ASSERT_EQUAL(lo, PING_FRAME + REC_OVERHEAD);
+    CU_ASSERT_EQUAL(hi, PING_FRAME + REC_OVERHEAD);
+    CU_ASSERT(g0 >= MS(38250) && g1 <= MS(51750) + RTT);
+    world_down(&W);
+}
+
 /* Seed: unchanged — heartbeat envelopes both ways (each side's own, each answered), every
  * record 282 bytes, each side's heartbeats 27-33 s apart. */
 static void test_seed_idle_heartbeats(void)
@@ -314,6 +347,7 @@ static void test_seed_dead_peer(void)
 
 static CU_TestInfo tests[] = {
     {"web: idle = jittered PINGs from the client, ACKs back, 39-byte records", test_web_idle_pings},
+    {"web: a client that does not ping is probed by the server", test_web_server_probes},
     {"seed: idle = 282-byte heartbeats both ways every 27-33 s (unchanged)",
      test_seed_idle_heartbeats},
     {"web: a silent peer closed at its last byte + 75 s", test_web_dead_peer},
