@@ -44,8 +44,10 @@ static const char USAGE[] =
     "Options:\n"
     "  --key FILE             identity key file (required by every command)\n"
     "  --listen ADDR:PORT     address to accept sessions on (127.0.0.1:0, [::1]:7000);\n"
-    "                         run: default 0.0.0.0:0; send: default 127.0.0.1:0 (loopback\n"
-    "                         only: a sender serves no one, so no prober can reach it)\n"
+    "                         run: default 0.0.0.0:443 (web profile: HTTPS's port; binding\n"
+    "                         it needs CAP_NET_BIND_SERVICE), 0.0.0.0:0 (seed profile);\n"
+    "                         send: default 127.0.0.1:0 (loopback only: a sender serves\n"
+    "                         no one, so no prober can reach it)\n"
     "  --advertise ADDR:PORT  address put in this node's signed record, what others\n"
     "                         connect to (repeatable, at most 8; default: the bound\n"
     "                         --listen address unless it is 0.0.0.0; send: none)\n"
@@ -786,8 +788,10 @@ int node_opts_parse(node_opts *o, int argc, char **argv)
         return ex;
     /* A send node is gone in seconds and serves no one: loopback only, so that no sender is
      * a server a prober could find on the network. */
-    if (!o->has_listen)
-        (void)mesh_addr_parse(&o->listen, o->cmd == CMD_SEND ? "127.0.0.1:0" : "0.0.0.0:0");
+    if (!o->has_listen) /* a web server is found on 443 (binding it: CAP_NET_BIND_SERVICE) */
+        (void)mesh_addr_parse(&o->listen, o->cmd == CMD_SEND               ? "127.0.0.1:0"
+                                          : o->profile == MESH_PROFILE_WEB ? "0.0.0.0:443"
+                                                                           : "0.0.0.0:0");
     if (o->http2 && !o->alpn[0] && o->profile == MESH_PROFILE_SEED)
         o->alpn[0] = MESH_NODE_H2_ALPN;
     return -1;

@@ -432,6 +432,13 @@ static int node_make(cli *c)
     if (rc != MESH_OK) {
         fprintf(stderr, "meshara-node: cannot listen on %s: %s (%s)\n",
                 mesh_addr_format(&o->listen, a, sizeof a), mesh_errname(rc), mesh_strerror(rc));
+        if (rc == MESH_ERR_PERM) /* EACCES: a port below 1024 without the capability */
+            fprintf(stderr,
+                    "meshara-node: binding port %u needs CAP_NET_BIND_SERVICE (systemd: "
+                    "AmbientCapabilities=CAP_NET_BIND_SERVICE; or setcap "
+                    "cap_net_bind_service=+ep on the binary), or choose a port >= 1024 "
+                    "with --listen ADDR:PORT\n",
+                    (unsigned)o->listen.port);
         return NODE_EXIT_FAIL;
     }
     mesh_addr_format(&bound, a, sizeof a);

@@ -26,7 +26,7 @@ static const err_row ERR_ROWS[] = {
     {MESH_ERR_VERSION, "MESH_ERR_VERSION", "unsupported protocol version"},
     {MESH_ERR_BAD_HOST_NAME, "MESH_ERR_BAD_HOST_NAME", "not a valid DNS host name"},
     {MESH_ERR_IO, "MESH_ERR_IO", "input/output error"},
-    {MESH_ERR_PERM, "MESH_ERR_PERM", "wrong file permissions"},
+    {MESH_ERR_PERM, "MESH_ERR_PERM", "permission denied"},
     {MESH_ERR_CORRUPT, "MESH_ERR_CORRUPT", "file content is corrupt"},
     {MESH_ERR_TIMEOUT, "MESH_ERR_TIMEOUT", "timed out"},
     {MESH_ERR_REFUSED, "MESH_ERR_REFUSED", "connection refused"},

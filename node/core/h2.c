@@ -188,6 +188,22 @@ ssize_t h2_read_events(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len
     return (ssize_t)n;
 }
 
+/* mesh_h2_set_padding's policy: a DATA frame of frame->hd.length bytes becomes up to
+ * max_payloadlen (nghttp2 caps it at the frame size limit, the window and length + 256):
+ * the pad length byte plus r random bytes. A full frame stays as it is. */
+static ssize_t select_padding(nghttp2_session *ng, const nghttp2_frame *frame,
+                              size_t max_payloadlen, void *ud)
+{
+    (void)ng;
+    mesh_h2 *h = ud;
+    size_t len = frame->hd.length;
+    if (frame->hd.type != NGHTTP2_DATA || !h->pad_env || max_payloadlen <= len)
+        return (ssize_t)len;
+    size_t room = max_payloadlen - len - 1; /* after the pad length byte */
+    size_t r = (size_t)mesh_env_random_below(h->pad_env, (uint64_t)h->pad_max + 1);
+    return (ssize_t)(len + 1 + (r < room ? r : room));
+}
+
 /* Client: submit a POST to path as a new stream st (its id is set). clen: the
  * content-length value, NULL for none; dp NULL: HEADERS with END_STREAM, an empty body. */
 static int submit_post(mesh_h2 *h, h2_stream *st, const char *path, const char *clen,
@@ -343,6 +359,7 @@ static int h2_new(mesh_h2 **out, int is_server, int web, size_t max_message, con
     if (nghttp2_session_callbacks_new(&cb) != 0)
         goto fail_h;
     h2_recv_callbacks(cb);
+    nghttp2_session_callbacks_set_select_padding_callback(cb, select_padding);
     nghttp2_option *opt;
     if (nghttp2_option_new(&opt) != 0)
         goto fail_cb;
@@ -403,6 +420,25 @@ void mesh_h2_free(mesh_h2 *h)
     mesh_frame_dec_free(&h->ev);
     free(h->out);
     free(h);
+}
+
+int mesh_h2_set_padding(mesh_h2 *h, const mesh_env *env, unsigned max_pad)
+{
+    if (!h || max_pad > MESH_H2_PAD_MAX)
+        return MESH_ERR_INVAL;
+    h->pad_env = max_pad ? env : NULL;
+    h->pad_max = max_pad;
+    return MESH_OK;
+}
+
+int mesh_h2_ping(mesh_h2 *h, const uint8_t opaque[MESH_H2_PING_LEN])
+{
+    if (!h || !opaque)
+        return MESH_ERR_INVAL;
+    if (h->err)
+        return MESH_ERR_CLOSED;
+    int rv = nghttp2_submit_ping(h->ng, NGHTTP2_FLAG_NONE, opaque);
+    return rv == 0 ? MESH_OK : rv == NGHTTP2_ERR_NOMEM ? MESH_ERR_NOMEM : MESH_ERR_CLOSED;
 }
 
 int mesh_h2_set_authority(mesh_h2 *h, const char *authority)

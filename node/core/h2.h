@@ -13,7 +13,8 @@
  *    streaming);
  *  - any other path: 404; any other method on those paths: 405; a second events request on
  *    one connection: 409. Each closes only that stream; the connection continues.
- * Nothing here reads a clock or a random source. (nghttp2 itself reads the monotonic clock in
+ * Nothing here reads a clock, nor a random source but the env given to mesh_h2_set_padding
+ * (the web profile's DATA padding). (nghttp2 itself reads the monotonic clock in
  * its RST_STREAM rate limiter; we configure it not to refill, so its verdict depends on counts
  * only: a peer that resets more than MESH_H2_MAX_PEER_RESETS streams in the connection's
  * lifetime gets a GOAWAY, in the simulator and on real sockets alike.)
@@ -45,6 +46,8 @@ enum mesh_h2_limits {
     MESH_H2_PULL_MAX = 64 << 10,        /* bytes one mesh_h2_pull hands out at most */
     MESH_H2_MAX_AUTHORITY = 255,        /* length of the :authority value */
     MESH_H2_MAX_PEER_RESETS = 1000,     /* RST_STREAMs a server takes per connection */
+    MESH_H2_PAD_MAX = 255,              /* padding bytes one DATA frame carries at most */
+    MESH_H2_PING_LEN = 8,               /* a PING frame's opaque data (RFC 9113 §6.7) */
 };
 
 /* :authority until mesh_h2_set_authority says otherwise (the session's default SNI). */
@@ -56,6 +59,9 @@ typedef struct mesh_h2_cbs {
     /* One whole message arrived (data borrowed until the callback returns). Return MESH_OK,
      * or an error code to fail the connection (mesh_h2_recv then returns it). */
     int (*on_message)(void *ud, const uint8_t *data, size_t len);
+    /* Optional: the ACK of a PING we sent (mesh_h2_ping) arrived, with its opaque data.
+     * (nghttp2 answers the peer's PINGs itself.) */
+    void (*on_ping_ack)(void *ud, const uint8_t opaque[MESH_H2_PING_LEN]);
 } mesh_h2_cbs;
 
 /* is_server: 1 on the accepting side. max_message: largest message accepted or sent
@@ -79,6 +85,16 @@ void mesh_h2_free(mesh_h2 *h); /* NULL: no-op */
  * classifier acks the client's SETTINGS as nginx would, before this object saw them): drop
  * the next n that nghttp2 produces. NULL: no-op. */
 void mesh_h2_skip_acks(mesh_h2 *h, unsigned n);
+
+/* Pad the DATA frames we send (RFC 9113 §6.1, nghttp2's select_padding callback): each
+ * carries the PADDED flag and r padding bytes, r drawn uniformly in [0, max_pad] from env's
+ * randomness (env borrowed: it must outlive h), fewer when the frame's size limit or the flow
+ * control window leaves less room. max_pad 0 or env NULL: no padding (the default). HEADERS
+ * are never padded. MESH_OK; MESH_ERR_INVAL (h NULL, max_pad > MESH_H2_PAD_MAX). */
+int mesh_h2_set_padding(mesh_h2 *h, const mesh_env *env, unsigned max_pad);
+/* Queue a PING with opaque (copied); its ACK comes to on_ping_ack. MESH_OK; MESH_ERR_INVAL;
+ * MESH_ERR_CLOSED (the connection failed); MESH_ERR_NOMEM. Pull to send it. */
+int mesh_h2_ping(mesh_h2 *h, const uint8_t opaque[MESH_H2_PING_LEN]);
 
 /* Client: the :authority of every request (copied; e.g. the session's SNI). Call before the
  * first mesh_h2_pull. MESH_OK; MESH_ERR_INVAL (NULL, empty, longer than

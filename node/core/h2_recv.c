@@ -215,6 +215,11 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
         h->peer_goaway_code = frame->goaway.error_code;
         return 0;
     }
+    if (frame->hd.type == NGHTTP2_PING) {
+        if ((frame->hd.flags & NGHTTP2_FLAG_ACK) && h->cbs.on_ping_ack)
+            h->cbs.on_ping_ack(h->ud, frame->ping.opaque_data);
+        return 0;
+    }
     if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
         return 0;
     h2_stream *st = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);

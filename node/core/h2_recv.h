@@ -56,6 +56,8 @@ struct mesh_h2 {
     int opened_up;      /* web server: our own windows announced after the hello's body */
     unsigned skip_acks; /* web server: SETTINGS ACKs already sent for us (mesh_h2_skip_acks) */
     size_t max_message;
+    const mesh_env *pad_env; /* mesh_h2_set_padding: randomness for DATA padding, or NULL */
+    unsigned pad_max;
     mesh_h2_cbs cbs;
     void *ud;
     int err;      /* first error, final */

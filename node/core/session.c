@@ -1,4 +1,4 @@
-/* session.c — an authenticated session's state machine: TLS handshake, hello, heartbeats,
+/* session.c — an authenticated session's state machine: TLS handshake, hello, liveness,
  * timeouts, teardown. See session.h for the protocol and the contract.
  *
  * Invariants:
@@ -10,9 +10,9 @@
  *    outermost entry frees the memory when it unwinds. Loops check s->freed and the state
  *    after every application callback.
  *
- * Apart: the hello each side signs and checks (hello.c); the bytes path between TLS plaintext
- * and envelopes (framing, HTTP/2, the AppData fast path, the TLS sink: session_io.c, sharing
- * the object in session_io.h). */
+ * Apart: the hello each side signs and checks (hello.c); heartbeats and PINGs
+ * (session_live.c); the bytes path between TLS plaintext and envelopes (framing, HTTP/2, the
+ * AppData fast path, the TLS sink: session_io.c, sharing the object in session_io.h). */
 #include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,27 +28,22 @@ const char *mesh_session_state_name(mesh_session_state st)
     return (unsigned)st < sizeof names / sizeof names[0] ? names[st] : "UNKNOWN";
 }
 
-static mesh_time add_sat(mesh_time a, mesh_time b)
-{
-    return a > MESH_TIME_NEVER - b ? MESH_TIME_NEVER : a + b;
-}
-
 static mesh_time liveness_deadline(const mesh_session *s)
 {
-    return add_sat(s->st.last_received_at, s->cfg.heartbeat_timeout);
+    return mesh_session_add_sat(s->st.last_received_at, s->cfg.heartbeat_timeout);
 }
 
 static mesh_time deadline(const mesh_session *s)
 {
     switch (s->state) {
     case MESH_SESSION_CONNECTING:
-        return add_sat(s->phase_start, s->cfg.connect_timeout);
+        return mesh_session_add_sat(s->phase_start, s->cfg.connect_timeout);
     case MESH_SESSION_HANDSHAKING:
-        return add_sat(s->phase_start, s->cfg.handshake_timeout);
+        return mesh_session_add_sat(s->phase_start, s->cfg.handshake_timeout);
     case MESH_SESSION_AUTHENTICATING:
         if (s->web_gate || s->decoy_on)
-            return add_sat(s->phase_start, mesh_session_web_deadline(s));
-        return add_sat(s->phase_start, s->cfg.auth_timeout);
+            return mesh_session_add_sat(s->phase_start, mesh_session_web_deadline(s));
+        return mesh_session_add_sat(s->phase_start, s->cfg.auth_timeout);
     case MESH_SESSION_CONNECTED: {
         mesh_time live = liveness_deadline(s);
         return s->next_hb < live ? s->next_hb : live;
@@ -77,14 +72,6 @@ static void set_state(mesh_session *s, mesh_session_state st)
              mesh_session_state_name(s->state), mesh_session_state_name(st));
     s->state = st;
     s->phase_start = mesh_session_now(s);
-}
-
-/* Interval jittered uniformly in [interval - p%, interval + p%]. */
-static mesh_time jittered_interval(const mesh_session *s)
-{
-    mesh_time iv = s->cfg.heartbeat_interval;
-    mesh_time span = iv / 100 * MESH_SESSION_HEARTBEAT_JITTER_PCT;
-    return iv - span + mesh_env_random_below(&s->env, 2 * span + 1);
 }
 
 /* Best effort: tell the peer why, then close_notify (only once TLS is up and healthy). */
@@ -221,24 +208,9 @@ static int peer_close_reason(const mesh_session *s)
 
 /* ---- sending ---------------------------------------------------------------------------- */
 
-static int send_heartbeat(mesh_session *s, uint64_t seq, uint64_t sent_at, int reply)
-{
-    Meshara__Wire__Heartbeat hb = MESHARA__WIRE__HEARTBEAT__INIT;
-    hb.seq = seq;
-    hb.sent_at = sent_at;
-    hb.reply = reply ? 1 : 0;
-    mesh_envelope e = MESHARA__WIRE__ENVELOPE__INIT;
-    e.body_case = MESHARA__WIRE__ENVELOPE__BODY_HEARTBEAT;
-    e.heartbeat = &hb;
-    int rc = mesh_session_io_send(s, &e);
-    if (rc == MESH_OK && !reply)
-        s->st.heartbeats_sent++;
-    return rc;
-}
-
 /* A send failed: the stream or TLS is broken (closing ends it); an encode failure is the
  * caller's to report. Returns rc. */
-static int after_send(mesh_session *s, int rc)
+int mesh_session_after_send(mesh_session *s, int rc)
 {
     if (rc == MESH_OK || rc == MESH_ERR_TOO_BIG || rc == MESH_ERR_INVAL || rc == MESH_ERR_NOMEM ||
         rc == MESH_ERR_AGAIN) /* AGAIN: HTTP/2's queue; a heartbeat is skipped, not fatal */
@@ -256,27 +228,10 @@ static void become_connected(mesh_session *s)
     mesh_tls_drop_handshake(s->tls); /* both hellos are done with the exporter */
     set_state(s, MESH_SESSION_CONNECTED);
     s->st.connected_at = s->phase_start;
-    s->next_hb = add_sat(s->phase_start, jittered_interval(s));
+    mesh_session_live_start(s);
     arm(s);
     if (s->cbs.on_connected)
         s->cbs.on_connected(s, s->ud);
-}
-
-static void on_heartbeat(mesh_session *s, const Meshara__Wire__Heartbeat *hb)
-{
-    mesh_time now = mesh_session_now(s);
-    if (!hb->reply) {
-        (void)after_send(s, send_heartbeat(s, hb->seq, hb->sent_at, 1));
-        return;
-    }
-    /* Only replies to probes we sent count: seq in range and a time not in the future. */
-    if (hb->seq == 0 || hb->seq > s->hb_seq || hb->sent_at > now)
-        return;
-    mesh_time rtt = now - hb->sent_at;
-    s->st.heartbeat_replies++;
-    s->st.rtt_last = rtt;
-    s->st.rtt_smoothed =
-        s->st.rtt_smoothed ? s->st.rtt_smoothed - s->st.rtt_smoothed / 8 + rtt / 8 : rtt;
 }
 
 int mesh_session_dispatch(mesh_session *s, const mesh_envelope *e)
@@ -310,7 +265,7 @@ int mesh_session_dispatch(mesh_session *s, const mesh_envelope *e)
     case MESHARA__WIRE__ENVELOPE__BODY_HELLO:
         return MESH_ERR_PROTOCOL; /* exactly one hello, first */
     case MESHARA__WIRE__ENVELOPE__BODY_HEARTBEAT:
-        on_heartbeat(s, e->heartbeat);
+        mesh_session_live_heartbeat(s, e->heartbeat);
         return MESH_OK;
     case MESHARA__WIRE__ENVELOPE__BODY_GOODBYE:
         s->peer_reason = e->goodbye->reason;
@@ -511,11 +466,8 @@ static void on_timer(mesh_timer *t, void *ud)
             mesh_session_end(s, MESH_ERR_TIMEOUT, 1); /* a dead peer gets nothing more */
             break;
         }
-        if (now >= s->next_hb) {
-            s->next_hb = add_sat(now, jittered_interval(s));
-            if (after_send(s, send_heartbeat(s, ++s->hb_seq, now, 0)) != MESH_OK)
-                break;
-        }
+        if (now >= s->next_hb)
+            (void)mesh_session_live_tick(s, now);
         break;
     case MESH_SESSION_CLOSING:
         set_state(s, MESH_SESSION_CLOSED);
@@ -722,7 +674,7 @@ int mesh_session_send(mesh_session *s, const mesh_envelope *e)
         s->want_writable = 1;
         return MESH_ERR_AGAIN;
     }
-    int rc = after_send(s, mesh_session_io_send(s, e));
+    int rc = mesh_session_after_send(s, mesh_session_io_send(s, e));
     if (rc == MESH_ERR_AGAIN) /* HTTP/2's own queue bound */
         s->want_writable = 1;
     return rc;

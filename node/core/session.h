@@ -41,13 +41,21 @@
  * padded envelope travels as one HTTP/2 message instead (h2.h: client→server as POST
  * /api/v1/message bodies, server→client in the /api/v1/events response), the hello first like
  * any other; everything else — hello, heartbeats, timeouts, backpressure — is the same. The
- * HTTP/2 layer's own queue counts in mesh_session_queued().
+ * HTTP/2 layer's own queue counts in mesh_session_queued(). In the web profile (a web TLS
+ * context) the envelope travels bare, without pad.h's layout: nghttp2 pads each DATA frame
+ * with 0..MESH_SESSION_WEB_PAD_MAX bytes drawn from env randomness instead; and liveness is
+ * by HTTP/2 PINGs (below).
  *
  * Liveness. CONNECTED sessions send Heartbeat{seq, sent_at} every heartbeat_interval,
  * jittered uniformly by ±MESH_SESSION_HEARTBEAT_JITTER_PCT % from env randomness (a fixed
  * period would be a traffic signature); a heartbeat is answered at once with reply=1 echoing
  * seq and sent_at, which gives the RTT. Both sides send their own heartbeats, so each learns
- * the other is alive from the peer's timer, whatever its own send queue holds. A peer from
+ * the other is alive from the peer's timer, whatever its own send queue holds. In the web
+ * profile's HTTP/2 a side sends an HTTP/2 PING instead, and only once nothing arrived from
+ * the peer for a drawn silence: heartbeat_interval +-MESH_SESSION_WEB_PING_JITTER_PCT % on a
+ * client, MESH_SESSION_WEB_SERVER_PING_NUM/DEN of that on a server (so a live client is the
+ * one that pings, as browsers do); the peer's nghttp2 ACKs it and the ACK gives the RTT
+ * (heartbeats_sent / heartbeat_replies count PINGs and their ACKs). A peer from
  * which no byte arrived for heartbeat_timeout is closed with MESH_ERR_TIMEOUT at exactly
  * last-byte time + heartbeat_timeout.
  *
@@ -95,6 +103,13 @@ enum mesh_session_limits {
     MESH_SESSION_WEB_HANDSHAKE_TIMEOUT_MS = 60000, /* web-profile servers: nginx's */
     MESH_SESSION_DEFAULT_HEARTBEAT_MS = 30000,
     MESH_SESSION_HEARTBEAT_JITTER_PCT = 10,
+    /* Web profile (HTTP/2 PINGs, see Liveness): a client pings after heartbeat_interval
+     * +-15 % of silence, a server after 3/2 of that; DATA frames carry 0..255 random padding
+     * bytes (docs/stealth.md). */
+    MESH_SESSION_WEB_PING_JITTER_PCT = 15,
+    MESH_SESSION_WEB_SERVER_PING_NUM = 3,
+    MESH_SESSION_WEB_SERVER_PING_DEN = 2,
+    MESH_SESSION_WEB_PAD_MAX = 255,
     /* Default heartbeat_timeout = interval * 5/2: a live peer's own heartbeats are at most
      * 1.1 intervals apart, so this survives one lost or late heartbeat plus a margin. */
     MESH_SESSION_HEARTBEAT_TIMEOUT_NUM = 5,
@@ -130,9 +145,9 @@ typedef struct mesh_session_cfg {
 typedef struct mesh_session mesh_session;
 
 typedef struct mesh_session_stats {
-    uint64_t bytes_sent, bytes_received; /* on the stream: TLS records, all overheads */
-    uint64_t msgs_sent, msgs_received;   /* envelopes: hello and heartbeats included */
-    uint64_t heartbeats_sent, heartbeat_replies;
+    uint64_t bytes_sent, bytes_received;         /* on the stream: TLS records, all overheads */
+    uint64_t msgs_sent, msgs_received;           /* envelopes: hello and heartbeats included */
+    uint64_t heartbeats_sent, heartbeat_replies; /* web profile's HTTP/2: PINGs, their ACKs */
     mesh_time rtt_last, rtt_smoothed;         /* from heartbeat replies (RFC 6298 1/8); 0 = none */
     mesh_time created_at, connected_at;       /* connected_at 0 until CONNECTED */
     mesh_time last_sent_at, last_received_at; /* last used; 0 = never */

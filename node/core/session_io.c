@@ -134,7 +134,13 @@ int mesh_session_io_write_frame(mesh_session *s, const uint8_t *frame, size_t le
 {
     int rc;
     if (s->h2) {
-        rc = mesh_h2_send(s->h2, frame + MESH_FRAME_HDR_LEN, len - MESH_FRAME_HDR_LEN);
+        const uint8_t *body = frame + MESH_FRAME_HDR_LEN;
+        size_t blen = len - MESH_FRAME_HDR_LEN;
+        /* The web profile sends the envelope bare: nghttp2 pads the DATA frames instead of
+         * pad.h's buckets (a layout no web server's bodies have). */
+        if (s->h2_web && (rc = mesh_pad_decode(body, blen, &body, &blen)) != MESH_OK)
+            return rc;
+        rc = mesh_h2_send(s->h2, body, blen);
         if (rc == MESH_OK && !s->in_h2)
             rc = mesh_session_io_h2_flush(s);
     } else {
@@ -179,9 +185,9 @@ static int on_frame(void *ud, const uint8_t *payload, size_t len)
     mesh_session *s = ud;
     if (s->close_after_h2)
         return MESH_OK; /* closed inside nghttp2: later messages are dropped, the close waits */
-    const uint8_t *body = NULL;
-    size_t blen = 0;
-    int rc = mesh_pad_decode(payload, len, &body, &blen);
+    const uint8_t *body = payload;
+    size_t blen = len;
+    int rc = s->h2_web ? MESH_OK : mesh_pad_decode(payload, len, &body, &blen);
     if (rc != MESH_OK)
         return rc;
     mesh_envelope view, *e = &view;
@@ -200,10 +206,13 @@ static int on_frame(void *ud, const uint8_t *payload, size_t len)
 
 int mesh_session_io_h2_start(mesh_session *s)
 {
-    static const mesh_h2_cbs cbs = {.on_message = on_frame};
-    int rc = mesh_tls_ctx_profile(s->tls_ctx) == MESH_PROFILE_WEB
-                 ? mesh_h2_new_web(&s->h2, !s->is_client, s->cfg.max_frame, &cbs, s)
-                 : mesh_h2_new(&s->h2, !s->is_client, s->cfg.max_frame, &cbs, s);
+    static const mesh_h2_cbs cbs = {.on_message = on_frame,
+                                    .on_ping_ack = mesh_session_live_ping_ack};
+    s->h2_web = mesh_tls_ctx_profile(s->tls_ctx) == MESH_PROFILE_WEB;
+    int rc = s->h2_web ? mesh_h2_new_web(&s->h2, !s->is_client, s->cfg.max_frame, &cbs, s)
+                       : mesh_h2_new(&s->h2, !s->is_client, s->cfg.max_frame, &cbs, s);
+    if (rc == MESH_OK && s->h2_web)
+        rc = mesh_h2_set_padding(s->h2, &s->env, MESH_SESSION_WEB_PAD_MAX);
     if (rc == MESH_OK && s->is_client)
         rc = mesh_h2_set_authority(s->h2, mesh_tls_server_name(s->tls));
     return rc;

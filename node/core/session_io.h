@@ -19,6 +19,9 @@ struct mesh_session {
     mesh_tls_ctx *tls_ctx;
     mesh_tls *tls;
     mesh_h2 *h2; /* HTTP/2 mode (ALPN "h2"), else NULL: 4-byte frames */
+    /* h2 is the web profile's: messages go unpadded (nghttp2 pads the DATA frames),
+     * liveness by PINGs (session_live.c) */
+    int h2_web;
     mesh_stream *stream;
     mesh_timer *timer;
     mesh_session_cbs cbs;
@@ -57,6 +60,8 @@ struct mesh_session {
     mesh_frame_dec rx;
     mesh_time phase_start; /* when the current state began */
     mesh_time next_hb;
+    mesh_time hb_quiet;   /* web: the silence after which we ping (session_live.c) */
+    mesh_time hb_sent_at; /* web: when our latest PING left; MESH_TIME_NEVER once acked */
     uint64_t hb_seq;
     mesh_session_stats st;
 };
@@ -64,6 +69,11 @@ struct mesh_session {
 static inline mesh_time mesh_session_now(const mesh_session *s)
 {
     return mesh_env_now(&s->env);
+}
+
+static inline mesh_time mesh_session_add_sat(mesh_time a, mesh_time b)
+{
+    return a > MESH_TIME_NEVER - b ? MESH_TIME_NEVER : a + b;
 }
 
 /* 1 when processing must stop: freed by a callback, or closing. */
@@ -85,6 +95,9 @@ void mesh_session_release_stream(mesh_session *s, int abort_stream, int goodbye)
 void mesh_session_end(mesh_session *s, int reason, int abort_stream);
 /* Our hello, once. MESH_OK or the code that ends the session. */
 int mesh_session_send_hello(mesh_session *s);
+/* A send returned rc: a broken stream or TLS ends the session (RST); encode failures and
+ * MESH_ERR_AGAIN are the caller's. Returns rc. */
+int mesh_session_after_send(mesh_session *s, int rc);
 /* Entry from an env event that is not the session's own (the decoy's upstream): the depth
  * count of session.c's re-entrancy rule. leave returns 1 if s is gone. */
 void mesh_session_enter(mesh_session *s);
@@ -102,6 +115,18 @@ int mesh_session_web_input(mesh_session *s);
 mesh_time mesh_session_web_deadline(const mesh_session *s);
 /* Release what the web path holds (decoy: its upstream gets a FIN). */
 void mesh_session_web_release(mesh_session *s);
+
+/* ---- session_live.c: liveness probes of a CONNECTED session ---------------------------- */
+
+/* Just CONNECTED (phase_start): schedule the first probe (next_hb). */
+void mesh_session_live_start(mesh_session *s);
+/* The timer reached next_hb: probe if due (heartbeat, or PING after a silence), set the next
+ * next_hb. MESH_OK or the send failure (the session is then closing). */
+int mesh_session_live_tick(mesh_session *s, mesh_time now);
+/* A heartbeat envelope from the peer: answer a probe, or take the RTT of a reply. */
+void mesh_session_live_heartbeat(mesh_session *s, const Meshara__Wire__Heartbeat *hb);
+/* mesh_h2_cbs.on_ping_ack (ud = session): the RTT of our latest PING. */
+void mesh_session_live_ping_ack(void *ud, const uint8_t opaque[MESH_H2_PING_LEN]);
 
 /* ---- session_io.c, called by the state machine ------------------------------------------ */
 

@@ -18,7 +18,7 @@
 enum {
     WEB_IDLE_MS = 60000,
     WEB_DECOY_MAX_MS = 15 * 60000,
-    WEB_HELLO_MAX = 1024, /* a client hello's padded envelope: 256 bytes today */
+    WEB_HELLO_MAX = 1024, /* a client hello's envelope: ~110 bytes, unpadded */
 };
 
 static const uint8_t SETTINGS_ACK[9] = {0, 0, 0, 4, 1, 0, 0, 0, 0};
@@ -102,7 +102,7 @@ static int verify_hello(void *ud, const uint8_t *body, size_t len)
     mesh_session *s = ud;
     mesh_envelope *e = NULL;
     uint8_t exporter[MESH_SESSION_EXPORTER_LEN], key[MESH_PUBKEY_LEN];
-    int rc = mesh_session_frame_consume(body, len, &e);
+    int rc = mesh_wire_decode(body, len, &e); /* the web profile's bodies are unpadded */
     if (rc != MESH_OK)
         return rc;
     rc = mesh_tls_export(s->tls, MESH_SESSION_EXPORTER_LABEL, exporter, sizeof exporter);

@@ -164,7 +164,10 @@ mesh_listener *real_listen(void *obj, const mesh_addr *addr, mesh_accept_cb cb, 
                   strerror(e));
         event_free(l->backoff);
         free(l);
-        *err = e == ENOMEM ? MESH_ERR_NOMEM : MESH_ERR_ADDR;
+        /* EACCES: a privileged port without CAP_NET_BIND_SERVICE; the caller says so */
+        *err = e == ENOMEM                 ? MESH_ERR_NOMEM
+               : e == EACCES || e == EPERM ? MESH_ERR_PERM
+                                           : MESH_ERR_ADDR;
         return NULL;
     }
     evconnlistener_set_error_cb(l->lev, listener_error_cb);

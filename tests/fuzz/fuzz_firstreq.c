@@ -1,8 +1,8 @@
 /* fuzz_firstreq.c — the first-request classifier on any bytes. "Verifies" stands for a body
- * that decodes as a padded hello envelope (no signature can verify against a fuzzer's
- * exporter), so inputs reach every branch up to the verdict. Checked: a verdict is one of
- * the three, OTHER always with a reason; the same bytes give the same verdict; a prefix is
- * MORE or already the verdict of the whole (more bytes never change a decision). */
+ * that decodes as a hello envelope (bare or padded; no signature can verify against a
+ * fuzzer's exporter), so inputs reach every branch up to the verdict. Checked: a verdict is
+ * one of the three, OTHER always with a reason; the same bytes give the same verdict; a prefix
+ * is MORE or already the verdict of the whole (more bytes never change a decision). */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -14,7 +14,9 @@ static int verify(void *ud, const uint8_t *body, size_t len)
 {
     (void)ud;
     mesh_envelope *e = NULL;
-    if (mesh_session_frame_consume(body, len, &e) != MESH_OK)
+    /* bare as the web profile sends it, or padded as the seed corpus still has it */
+    if (mesh_wire_decode(body, len, &e) != MESH_OK &&
+        mesh_session_frame_consume(body, len, &e) != MESH_OK)
         return MESH_ERR_MALFORMED;
     int rc = e->body_case == MESHARA__WIRE__ENVELOPE__BODY_HELLO ? MESH_OK : MESH_ERR_PROTOCOL;
     mesh_wire_free(e);

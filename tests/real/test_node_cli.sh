@@ -157,6 +157,27 @@ expect 1 'MESH_ERR_NOT_FOUND' send --key "$key" --to "$pub2" --message hi --time
 node_start a --listen 127.0.0.1:0
 expect 1 "cannot listen on 127.0.0.1:$PORT_a" run --key "$key" --listen "127.0.0.1:$PORT_a"
 node_stop a
+# the web profile's default port is 443: without CAP_NET_BIND_SERVICE the bind is refused
+# (EACCES) and the error says what to grant or to pass instead. Root loses the capability
+# through setpriv; the case is skipped where the node could really bind 0.0.0.0:443.
+no_cap=skip
+if [ "$(id -u)" != 0 ] && [ "$(cat /proc/sys/net/ipv4/ip_unprivileged_port_start)" -gt 443 ]; then
+  no_cap=
+elif [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+  no_cap="setpriv --bounding-set -net_bind_service"
+fi
+if [ "$no_cap" = skip ]; then
+  echo "skipping the port-443 case: the node could bind 0.0.0.0:443 here"
+else
+  rc=0
+  # shellcheck disable=SC2086 # no_cap is a command prefix, split on purpose
+  timeout "$CMD_TIMEOUT" $no_cap "$NODE" run --key "$key" --peer "127.0.0.1:9#$pub2" \
+    >"$WORK/cmd.out" 2>"$WORK/cmd.err" || rc=$?
+  [ "$rc" -eq 1 ] || fail "run on the default port exited $rc, expected 1: $(cat "$WORK/cmd.err")"
+  grep -q 'cannot listen on 0.0.0.0:443: MESH_ERR_PERM' "$WORK/cmd.err" &&
+    grep -q 'binding port 443 needs CAP_NET_BIND_SERVICE.*--listen ADDR:PORT' "$WORK/cmd.err" ||
+    fail "no clear error for port 443: $(cat "$WORK/cmd.err")"
+fi
 
 # the web profile's certificate, kept next to the key file
 served() { # the SHA-256 fingerprint of the certificate a TLS client receives from port $1

@@ -194,7 +194,8 @@ typedef struct mesh_env_ops {
 
     /* streams (TCP) */
     /* Listen on addr (port 0 = any); *err gets the code when NULL is returned
-     * (MESH_ERR_ADDR, MESH_ERR_NOMEM, MESH_ERR_INVAL). */
+     * (MESH_ERR_ADDR, MESH_ERR_PERM: not allowed to bind it, e.g. a port below 1024 without
+     * CAP_NET_BIND_SERVICE; MESH_ERR_NOMEM, MESH_ERR_INVAL). */
     mesh_listener *(*listen)(void *obj, const mesh_addr *addr, mesh_accept_cb cb, void *ud,
                              int *err);
     /* The address actually bound (with the assigned port). */

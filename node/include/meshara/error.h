@@ -38,7 +38,8 @@ typedef enum mesh_err {
 
     /* files */
     MESH_ERR_IO = -540,      /* read/write error (errno is kept in the log line) */
-    MESH_ERR_PERM = -541,    /* wrong permissions (e.g. a key file readable by others) */
+    MESH_ERR_PERM = -541,    /* wrong permissions (a key file readable by others; a port below 1024
+                                without the capability to bind it) */
     MESH_ERR_CORRUPT = -542, /* a file exists but its content is not valid */
 
     /* network */
