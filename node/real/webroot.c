@@ -17,8 +17,8 @@
 #include <unistd.h>
 
 #define NGINX "nginx/1.22.1"
-#define PAGE(t)                                                                                \
-    "<html>\r\n<head><title>" t "</title></head>\r\n<body>\r\n<center><h1>" t                  \
+#define PAGE(t)                                                                                    \
+    "<html>\r\n<head><title>" t "</title></head>\r\n<body>\r\n<center><h1>" t                      \
     "</h1></center>\r\n<hr><center>" NGINX "</center>\r\n</body>\r\n</html>\r\n"
 
 struct mesh_webroot {
@@ -48,26 +48,16 @@ static const struct {
 static const struct {
     const char *ext, *type;
 } TYPES[] = {
-    {"html", "text/html"},
-    {"htm", "text/html"},
-    {"css", "text/css"},
-    {"js", "application/javascript"},
-    {"json", "application/json"},
-    {"txt", "text/plain"},
-    {"xml", "text/xml"},
-    {"png", "image/png"},
-    {"jpg", "image/jpeg"},
-    {"jpeg", "image/jpeg"},
-    {"gif", "image/gif"},
-    {"svg", "image/svg+xml"},
-    {"ico", "image/x-icon"},
-    {"webp", "image/webp"},
-    {"woff", "font/woff"},
-    {"woff2", "font/woff2"},
-    {"pdf", "application/pdf"},
-    {"zip", "application/zip"},
-    {"mp4", "video/mp4"},
-    {"wasm", "application/wasm"},
+    {"html", "text/html"},        {"htm", "text/html"},
+    {"css", "text/css"},          {"js", "application/javascript"},
+    {"json", "application/json"}, {"txt", "text/plain"},
+    {"xml", "text/xml"},          {"png", "image/png"},
+    {"jpg", "image/jpeg"},        {"jpeg", "image/jpeg"},
+    {"gif", "image/gif"},         {"svg", "image/svg+xml"},
+    {"ico", "image/x-icon"},      {"webp", "image/webp"},
+    {"woff", "font/woff"},        {"woff2", "font/woff2"},
+    {"pdf", "application/pdf"},   {"zip", "application/zip"},
+    {"mp4", "video/mp4"},         {"wasm", "application/wasm"},
 };
 
 int mesh_webroot_open(mesh_webroot **out, const char *dir)
@@ -236,8 +226,8 @@ static int missing(const mesh_webroot *w, const char *fs, int slash, int err)
     return inside(w, real) && stat(real, &st) == 0 && S_ISDIR(st.st_mode) ? 403 : 404;
 }
 
-void mesh_webroot_answer(const mesh_webroot *w, const char *method, const char *target,
-                         size_t len, const char *host, mesh_webroot_reply *r)
+void mesh_webroot_answer(const mesh_webroot *w, const char *method, const char *target, size_t len,
+                         const char *host, mesh_webroot_reply *r)
 {
     char path[MESH_WEBROOT_URI_MAX + 1], fs[PATH_MAX], real[PATH_MAX];
     int slash;
@@ -322,8 +312,7 @@ char *mesh_webroot_http_date(int64_t unix_time, char *out)
     if (!gmtime_r(&t, &tm))
         memset(&tm, 0, sizeof tm);
     snprintf(out, 32, "%s, %02d %s %04d %02d:%02d:%02d GMT", DAYS[tm.tm_wday % 7], tm.tm_mday,
-             MONTHS[tm.tm_mon % 12], (tm.tm_year + 1900) % 10000, tm.tm_hour, tm.tm_min,
-             tm.tm_sec);
+             MONTHS[tm.tm_mon % 12], (tm.tm_year + 1900) % 10000, tm.tm_hour, tm.tm_min, tm.tm_sec);
     return out;
 }
 

@@ -63,8 +63,8 @@ typedef struct mesh_webroot_reply {
  * "/a/b?q" or absolute-form "http://h/a"), host the request's Host value or NULL (a 301's
  * Location: https://host/path/). Always fills *r (status 400 for a target that is not a
  * path); release it with mesh_webroot_reply_free. */
-void mesh_webroot_answer(const mesh_webroot *w, const char *method, const char *target,
-                         size_t len, const char *host, mesh_webroot_reply *r);
+void mesh_webroot_answer(const mesh_webroot *w, const char *method, const char *target, size_t len,
+                         const char *host, mesh_webroot_reply *r);
 /* The error page answer for status (400, 404, 405, 413, 414, 500 ...; 4001: nginx's
  * "400 Request Header Or Cookie Too Large"). */
 void mesh_webroot_error(int status, mesh_webroot_reply *r);

@@ -8,8 +8,8 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/listener.h>
-#include <nghttp2/nghttp2.h>
 #include <netinet/in.h>
+#include <nghttp2/nghttp2.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -182,7 +182,10 @@ static ssize_t h2_read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t
     return (ssize_t)k;
 }
 
-#define NV(n, v) {(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NONE}
+#define NV(n, v)                                                                                   \
+    {                                                                                              \
+        (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NONE             \
+    }
 
 /* Answer st: nginx's response headers over h2 (its h1 ones, lower case, no Connection). */
 static int h2_answer(conn *c, int32_t id, stream *st)
@@ -241,8 +244,7 @@ static void put(char *dst, size_t cap, const uint8_t *v, size_t len, int *err, i
 }
 
 static int h2_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name,
-                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
-                     void *ud)
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags, void *ud)
 {
     (void)flags, (void)ud;
     stream *st = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
@@ -274,8 +276,8 @@ static int h2_frame(nghttp2_session *s, const nghttp2_frame *f, void *ud)
     return h2_answer(c, f->hd.stream_id, st) == 0 ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE;
 }
 
-static int h2_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data,
-                   size_t len, void *ud)
+static int h2_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data, size_t len,
+                   void *ud)
 {
     (void)flags, (void)data;
     stream *st = nghttp2_session_get_stream_user_data(s, id);
@@ -414,7 +416,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         conn_free(c);
         return;
     }
-    int rc = !c->timer                 ? MESH_ERR_NOMEM
+    int rc = !c->timer    ? MESH_ERR_NOMEM
              : l == n->l1 ? mesh_webroot_h1_new(&c->h1, n->site)
                           : h2_start(c);
     if (rc != MESH_OK) {
