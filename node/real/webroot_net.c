@@ -182,6 +182,7 @@ static ssize_t h2_read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t
     return (ssize_t)k;
 }
 
+/* nginx indexes no response header (literals, the static table's names): the same lengths */
 #define NV(n, v)                                                                                   \
     {                                                                                              \
         (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NONE             \

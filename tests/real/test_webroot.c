@@ -59,9 +59,8 @@ static int suite_init(void)
         return -1;
     fputs("secret\n", f);
     fclose(f);
-    if (put("index.html", "<html><body>hello</body></html>\n", 32) ||
-        put("a.txt", "hi\n", 3) || put("sub/index.html", "sub\n", 4) ||
-        put("sub/style.css", "p{}\n", 4))
+    if (put("index.html", "<html><body>hello</body></html>\n", 32) || put("a.txt", "hi\n", 3) ||
+        put("sub/index.html", "sub\n", 4) || put("sub/style.css", "p{}\n", 4))
         return -1;
     char *big = malloc(BIG);
     if (!big)
@@ -124,9 +123,9 @@ static void test_files(void)
     CU_ASSERT_EQUAL(r.status, 200);
     CU_ASSERT_STRING_EQUAL(r.type, "text/css");
     mesh_webroot_reply_free(&r);
-    CU_ASSERT_EQUAL(status_of("GET", "/sub/"), 200);      /* its index.html */
+    CU_ASSERT_EQUAL(status_of("GET", "/sub/"), 200); /* its index.html */
     CU_ASSERT_EQUAL(status_of("HEAD", "/a.txt"), 200);
-    CU_ASSERT_EQUAL(status_of("GET", "/in.txt"), 200);    /* a link that stays inside */
+    CU_ASSERT_EQUAL(status_of("GET", "/in.txt"), 200); /* a link that stays inside */
     CU_ASSERT_EQUAL(status_of("GET", "/sub/../a.txt"), 200);
     CU_ASSERT_EQUAL(status_of("GET", "//sub//./style.css"), 200);
     CU_ASSERT_EQUAL(status_of("GET", "/%61.txt"), 200);
@@ -145,9 +144,18 @@ static void test_files(void)
 static void test_escape(void)
 {
     static const char *const BAD[] = {
-        "/../secret.txt",       "/%2e%2e/secret.txt", "/%2E%2e/secret.txt", "/sub/../../secret.txt",
-        "/sub/%2e%2e/%2e%2e/x", "/..",                "/a%00.txt",          "/a%2",
-        "/a%zz",                "secret.txt",         "",                   "*",
+        "/../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/%2E%2e/secret.txt",
+        "/sub/../../secret.txt",
+        "/sub/%2e%2e/%2e%2e/x",
+        "/..",
+        "/a%00.txt",
+        "/a%2",
+        "/a%zz",
+        "secret.txt",
+        "",
+        "*",
     };
     for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++) {
         mesh_webroot_reply r;
@@ -258,7 +266,8 @@ static void test_h1_limits(void)
     size_t blen = MESH_WEBROOT_BODY_MAX + 4096;
     char *body = malloc(blen + 200);
     CU_ASSERT_FATAL(body != NULL);
-    n = snprintf(body, 200, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n%zx\r\n",
+    n = snprintf(body, 200,
+                 "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n%zx\r\n",
                  blen - 100);
     memset(body + n, 'a', blen - 100);
     expect_close(body, (size_t)n + blen - 100, "HTTP/1.1 413 Request Entity Too Large\r\n");
@@ -274,7 +283,7 @@ static void test_h1_limits(void)
 static void test_h1_bad(void)
 {
     static const char *const BAD[] = {
-        "GET / HTTP/1.1\r\n\r\n",                     /* HTTP/1.1 without Host */
+        "GET / HTTP/1.1\r\n\r\n",                       /* HTTP/1.1 without Host */
         "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", /* two */
         "GET /../secret.txt HTTP/1.1\r\nHost: x\r\n\r\n",
         "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 garbage\r\n\r\n",
@@ -307,8 +316,8 @@ static void test_h1_flow(void)
     CU_ASSERT_EQUAL(mesh_webroot_h1_input(c, (const uint8_t *)"GET /a.txt HT", 13, NOW, o), 13);
     CU_ASSERT_FALSE(mesh_webroot_h1_idle(c));
     CU_ASSERT_EQUAL(evbuffer_get_length(o), 0);
-    CU_ASSERT_EQUAL(mesh_webroot_h1_input(c, (const uint8_t *)"TP/1.1\r\nHost: x\r\n\r\n", 19, NOW, o),
-                    19);
+    CU_ASSERT_EQUAL(
+        mesh_webroot_h1_input(c, (const uint8_t *)"TP/1.1\r\nHost: x\r\n\r\n", 19, NOW, o), 19);
     CU_ASSERT_TRUE(mesh_webroot_h1_idle(c));
     CU_ASSERT_EQUAL(mesh_webroot_h1_requests(c), 1);
     evbuffer_drain(o, evbuffer_get_length(o));
