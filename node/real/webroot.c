@@ -226,12 +226,22 @@ static int missing(const mesh_webroot *w, const char *fs, int slash, int err)
     return inside(w, real) && stat(real, &st) == 0 && S_ISDIR(st.st_mode) ? 403 : 404;
 }
 
+/* A Host nginx accepts (ngx_http_validate_host, roughly): printable, no slash, no "..";
+ * it goes into a 301's Location, so never a control byte. */
+static int host_ok(const char *h)
+{
+    for (const char *p = h; *p; p++)
+        if (*p <= 0x20 || *p >= 0x7f || *p == '/' || *p == '\\' || (p[0] == '.' && p[1] == '.'))
+            return 0;
+    return 1;
+}
+
 void mesh_webroot_answer(const mesh_webroot *w, const char *method, const char *target, size_t len,
                          const char *host, mesh_webroot_reply *r)
 {
     char path[MESH_WEBROOT_URI_MAX + 1], fs[PATH_MAX], real[PATH_MAX];
     int slash;
-    if (normalize(target, len, path, &slash) != MESH_OK)
+    if (normalize(target, len, path, &slash) != MESH_OK || (host && !host_ok(host)))
         return mesh_webroot_error(400, r);
     int post = strcmp(method, "POST") == 0;
     if (!post && strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
@@ -276,11 +286,26 @@ void mesh_webroot_answer(const mesh_webroot *w, const char *method, const char *
     r->mtime = (int64_t)st.st_mtime;
 }
 
+void mesh_webroot_conditional(mesh_webroot_reply *r, const char *ims, const char *inm)
+{
+    char lm[32], etag[40];
+    if (r->status != 200)
+        return;
+    int have = ims && strcmp(ims, mesh_webroot_http_date(r->mtime, lm)) == 0;
+    have |= inm && (strcmp(inm, "*") == 0 || strstr(inm, mesh_webroot_etag(r, etag)) != NULL);
+    if (!have)
+        return;
+    mesh_webroot_reply_free(r);
+    r->status = 304;
+    r->reason = "Not Modified";
+    r->type = NULL;
+}
+
 int mesh_webroot_reply_body(mesh_webroot_reply *r, struct evbuffer *out)
 {
     if (r->page)
         return evbuffer_add(out, r->page, r->size) == 0 ? MESH_OK : MESH_ERR_NOMEM;
-    if (r->fd < 0 || r->size == 0)
+    if (r->fd < 0 || r->size == 0 || r->status == 304)
         return MESH_OK;
     int fd = r->fd;
     r->fd = -1;
@@ -329,11 +354,13 @@ struct mesh_webroot_h1 {
     http_parser p;
     char url[MESH_WEBROOT_URI_MAX + 1];
     size_t url_len;
-    char field[5]; /* the current header's name, its first 4 bytes (is it Host?) */
+    char field[18]; /* the current header's name, its first bytes (which one is it?) */
     size_t field_len;
     char host[MESH_WEBROOT_HOST_MAX + 1];
     size_t host_len;
-    int has_host, in_host, in_value;
+    char ims[MESH_WEBROOT_COND_MAX + 1], inm[MESH_WEBROOT_COND_MAX + 1];
+    size_t ims_len, inm_len; /* above COND_MAX: too long to match anything */
+    int has_host, in_host, in_value, in_ims, in_inm;
     size_t line_len, head_len;
     uint64_t body_len;
     int err;     /* the status an error is answered with (0: a parse error, 400) */
@@ -349,7 +376,8 @@ static int h1_begin(http_parser *p)
 {
     mesh_webroot_h1 *c = p->data;
     c->url_len = c->host_len = c->field_len = c->line_len = c->head_len = 0;
-    c->has_host = c->in_host = c->in_value = 0;
+    c->has_host = c->in_host = c->in_value = c->in_ims = c->in_inm = 0;
+    c->ims_len = c->inm_len = 0;
     c->body_len = 0;
     c->in_msg = 1;
     return 0;
@@ -383,7 +411,7 @@ static int h1_field(http_parser *p, const char *at, size_t len)
 {
     mesh_webroot_h1 *c = p->data;
     if (c->in_value) { /* a new header line */
-        c->in_value = c->in_host = 0;
+        c->in_value = c->in_host = c->in_ims = c->in_inm = 0;
         c->field_len = c->line_len = 0;
     }
     for (size_t i = 0; i < len && c->field_len < sizeof c->field; i++)
@@ -402,6 +430,15 @@ static int h1_value(http_parser *p, const char *at, size_t len)
             return -1;
         }
         c->has_host |= c->in_host;
+        c->in_ims = c->field_len == 17 && strncasecmp(c->field, "if-modified-since", 17) == 0;
+        c->in_inm = c->field_len == 13 && strncasecmp(c->field, "if-none-match", 13) == 0;
+    }
+    if (c->in_ims || c->in_inm) { /* kept if short enough to be a date or an ETag list */
+        char *dst = c->in_ims ? c->ims : c->inm;
+        size_t *n = c->in_ims ? &c->ims_len : &c->inm_len;
+        if (*n <= MESH_WEBROOT_COND_MAX && len <= MESH_WEBROOT_COND_MAX - *n)
+            memcpy(dst + *n, at, len);
+        *n += len; /* (bounded by the header limits) */
     }
     if (c->in_host) {
         if (len > MESH_WEBROOT_HOST_MAX - c->host_len) {
@@ -441,20 +478,20 @@ static void h1_send(mesh_webroot_h1 *c, mesh_webroot_reply *r, int keep, int hea
 {
     char date[32], lm[32], etag[40];
     struct evbuffer *o = c->out;
-    int bad = evbuffer_add_printf(o,
-                                  "HTTP/1.1 %d %s\r\nServer: " NGINX "\r\nDate: %s\r\n"
-                                  "Content-Type: %s\r\nContent-Length: %zu\r\n",
-                                  r->status, r->reason, mesh_webroot_http_date(c->now, date),
-                                  r->type, r->size) < 0;
+    int bad = evbuffer_add_printf(o, "HTTP/1.1 %d %s\r\nServer: " NGINX "\r\nDate: %s\r\n",
+                                  r->status, r->reason, mesh_webroot_http_date(c->now, date)) < 0;
+    if (r->type) /* (a 304 has neither) */
+        bad |= evbuffer_add_printf(o, "Content-Type: %s\r\nContent-Length: %zu\r\n", r->type,
+                                   r->size) < 0;
     if (r->mtime)
         bad |= evbuffer_add_printf(o, "Last-Modified: %s\r\n",
                                    mesh_webroot_http_date(r->mtime, lm)) < 0;
     if (r->location[0])
         bad |= evbuffer_add_printf(o, "Location: %s\r\n", r->location) < 0;
     bad |= evbuffer_add_printf(o, "Connection: %s\r\n", keep ? "keep-alive" : "close") < 0;
-    if (r->status == 200)
-        bad |= evbuffer_add_printf(o, "ETag: %s\r\nAccept-Ranges: bytes\r\n",
-                                   mesh_webroot_etag(r, etag)) < 0;
+    if (r->mtime)
+        bad |= evbuffer_add_printf(o, "ETag: %s\r\n%s", mesh_webroot_etag(r, etag),
+                                   r->status == 200 ? "Accept-Ranges: bytes\r\n" : "") < 0;
     bad |= evbuffer_add(o, "\r\n", 2) != 0;
     if (!head_only && !bad && mesh_webroot_reply_body(r, o) != MESH_OK)
         c->closing = 1; /* the head promised bytes that cannot come: close, as nginx does */
@@ -473,6 +510,9 @@ static int h1_complete(http_parser *p)
     c->host[c->host_len] = '\0';
     mesh_webroot_answer(c->w, http_method_str((enum http_method)p->method), c->url, c->url_len,
                         c->has_host ? c->host : NULL, &r);
+    c->ims[c->ims_len <= MESH_WEBROOT_COND_MAX ? c->ims_len : 0] = '\0';
+    c->inm[c->inm_len <= MESH_WEBROOT_COND_MAX ? c->inm_len : 0] = '\0';
+    mesh_webroot_conditional(&r, c->ims[0] ? c->ims : NULL, c->inm[0] ? c->inm : NULL);
     h1_send(c, &r, !r.close && http_should_keep_alive(p), p->method == HTTP_HEAD);
     c->in_msg = 0;
     if (c->closing || c->nomem)

@@ -33,6 +33,7 @@ enum mesh_webroot_limits {
     MESH_WEBROOT_HOST_MAX = 255,         /* Host header kept for a 301's Location */
     MESH_WEBROOT_INLINE_MAX = 64 << 10,  /* files up to this are read into memory */
     MESH_WEBROOT_OUT_HIGH = 1 << 20,     /* h1 input pauses while this much output is queued */
+    MESH_WEBROOT_COND_MAX = 127,         /* If-Modified-Since, If-None-Match values kept */
 };
 
 typedef struct mesh_webroot mesh_webroot;
@@ -48,9 +49,9 @@ void mesh_webroot_close(mesh_webroot *w);
  * size bytes, owned by the reply until mesh_webroot_reply_free or a body function takes
  * it. */
 typedef struct mesh_webroot_reply {
-    int status;         /* 200, 301, 400, 403, 404, 405, 413, 414 */
+    int status;         /* 200, 301, 304, 400, 403, 404, 405, 413, 414 */
     const char *reason; /* "OK", "Not Found", ... as nginx says it */
-    const char *type;   /* Content-Type */
+    const char *type;   /* Content-Type; NULL for a 304 (no Content-Type, no length) */
     const char *page;   /* static body, or NULL when the body is the file */
     size_t size;        /* Content-Length */
     int fd;             /* the file, or -1 */
@@ -65,6 +66,9 @@ typedef struct mesh_webroot_reply {
  * path); release it with mesh_webroot_reply_free. */
 void mesh_webroot_answer(const mesh_webroot *w, const char *method, const char *target, size_t len,
                          const char *host, mesh_webroot_reply *r);
+/* A 200 whose file the client has (ims equal to its Last-Modified, or inm naming its ETag or
+ * "*"; either may be NULL) becomes nginx's 304: no body, the file closed. */
+void mesh_webroot_conditional(mesh_webroot_reply *r, const char *ims, const char *inm);
 /* The error page answer for status (400, 404, 405, 413, 414, 500 ...; 4001: nginx's
  * "400 Request Header Or Cookie Too Large"). */
 void mesh_webroot_error(int status, mesh_webroot_reply *r);

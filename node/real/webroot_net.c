@@ -49,6 +49,7 @@ struct stream {
     char method[16];
     char path[MESH_WEBROOT_URI_MAX + 1];
     char host[MESH_WEBROOT_HOST_MAX + 1];
+    char ims[MESH_WEBROOT_COND_MAX + 1], inm[MESH_WEBROOT_COND_MAX + 1];
     int err; /* 414, 4001 (too large), 413: answered so instead */
     size_t body;
     int answered, head;
@@ -197,22 +198,26 @@ static int h2_answer(conn *c, int32_t id, stream *st)
     else
         mesh_webroot_answer(c->n->site, st->method, st->path, strlen(st->path),
                             st->host[0] ? st->host : NULL, &st->r);
+    mesh_webroot_conditional(&st->r, st->ims[0] ? st->ims : NULL, st->inm[0] ? st->inm : NULL);
     snprintf(st->status, sizeof st->status, "%d", st->r.status);
     snprintf(st->len, sizeof st->len, "%zu", st->r.size);
     nghttp2_nv nv[9] = {NV(":status", st->status), NV("server", "nginx/1.22.1"),
-                        NV("date", mesh_webroot_http_date((int64_t)time(NULL), st->date)),
-                        NV("content-type", st->r.type), NV("content-length", st->len)};
-    size_t k = 5;
+                        NV("date", mesh_webroot_http_date((int64_t)time(NULL), st->date))};
+    size_t k = 3;
+    if (st->r.type) { /* (a 304 has neither) */
+        nv[k++] = (nghttp2_nv)NV("content-type", st->r.type);
+        nv[k++] = (nghttp2_nv)NV("content-length", st->len);
+    }
     if (st->r.mtime)
         nv[k++] = (nghttp2_nv)NV("last-modified", mesh_webroot_http_date(st->r.mtime, st->lm));
     if (st->r.location[0])
         nv[k++] = (nghttp2_nv)NV("location", st->r.location);
-    if (st->r.status == 200) {
+    if (st->r.mtime)
         nv[k++] = (nghttp2_nv)NV("etag", mesh_webroot_etag(&st->r, st->etag));
+    if (st->r.status == 200)
         nv[k++] = (nghttp2_nv)NV("accept-ranges", "bytes");
-    }
     nghttp2_data_provider body = {.source.ptr = st, .read_callback = h2_read_body};
-    int empty = st->head || st->r.size == 0;
+    int empty = st->head || st->r.size == 0 || st->r.status == 304;
     return nghttp2_submit_response(c->h2, id, nv, k, empty ? NULL : &body);
 }
 
@@ -233,11 +238,12 @@ static int h2_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud
     return 0;
 }
 
-/* Copy v into a bounded field; err set when it does not fit. */
+/* Copy v into a bounded field; *err = code when it does not fit (code 0: left as it is). */
 static void put(char *dst, size_t cap, const uint8_t *v, size_t len, int *err, int code)
 {
     if (len >= cap) {
-        *err = code;
+        if (code) /* (0: just not kept) */
+            *err = code;
         return;
     }
     memcpy(dst, v, len);
@@ -258,6 +264,10 @@ static int h2_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
     else if ((namelen == 10 && memcmp(name, ":authority", 10) == 0) ||
              (namelen == 4 && memcmp(name, "host", 4) == 0 && !st->host[0]))
         put(st->host, sizeof st->host, value, valuelen, &st->err, 400);
+    else if (namelen == 17 && memcmp(name, "if-modified-since", 17) == 0)
+        put(st->ims, sizeof st->ims, value, valuelen, &st->err, 0); /* too long: no match */
+    else if (namelen == 13 && memcmp(name, "if-none-match", 13) == 0)
+        put(st->inm, sizeof st->inm, value, valuelen, &st->err, 0);
     else if (namelen + valuelen > MESH_WEBROOT_LINE_MAX)
         st->err = 4001;
     if (st->err == 405) /* a method too long for any list: nginx answers it 405 too */

@@ -138,14 +138,16 @@ static void write_seeds(const char *d)
 {
     static const char *const SEEDS[][2] = {
         {"get_root", "GET / HTTP/1.1\r\nHost: x\r\n\r\n"},
-        {"pipelined", "GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\nHEAD /sub/ HTTP/1.1\r\nHost: x\r\n\r\n"},
+        {"pipelined",
+         "GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\nHEAD /sub/ HTTP/1.1\r\nHost: x\r\n\r\n"},
         {"dir_redirect", "GET /sub?x=1 HTTP/1.1\r\nHost: h:1\r\n\r\n"},
         {"escape_dots", "GET /sub/../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n"},
         {"escape_pct", "GET /%2e%2e/%2E%2e/etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n"},
         {"nul", "GET /a%00.txt HTTP/1.1\r\nHost: x\r\n\r\n"},
         {"absolute", "GET http://h/sub/s.css HTTP/1.1\r\nHost: x\r\n\r\n"},
         {"post_body", "POST /a.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"},
-        {"chunked", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"},
+        {"chunked",
+         "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"},
         {"http10", "GET /a.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.0\r\n\r\n"},
         {"no_host", "GET / HTTP/1.1\r\n\r\n"},
         {"put", "PUT /x HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"},

@@ -166,6 +166,9 @@ static void test_escape(void)
         if (r.status != 400)
             printf("\n  %s: %d\n", BAD[i], r.status);
     }
+    mesh_webroot_reply r;
+    mesh_webroot_answer(w, "GET", "/sub", 4, "a\r\nSet-Cookie: x", &r); /* not into Location */
+    CU_ASSERT_EQUAL(r.status, 400);
     CU_ASSERT_EQUAL(status_of("GET", "/out"), 403); /* a symbolic link out of the root */
     CU_ASSERT_EQUAL(status_of("GET", "/sub/../out"), 403);
     CU_ASSERT_EQUAL(status_of("GET", "/sub/.."), 200); /* the root itself: index.html */
@@ -349,6 +352,31 @@ static void test_h1_flow(void)
     mesh_webroot_h1_free(c);
 }
 
+static void test_h1_not_modified(void)
+{
+    static const char IMS[] = "GET /a.txt HTTP/1.1\r\nHost: x\r\n"
+                              "If-Modified-Since: Fri, 04 Dec 2026 15:13:45 GMT\r\n\r\n";
+    static const char WANT[] = "HTTP/1.1 304 Not Modified\r\nServer: nginx/1.22.1\r\n"
+                               "Date: Fri, 04 Dec 2026 15:13:46 GMT\r\n"
+                               "Last-Modified: Fri, 04 Dec 2026 15:13:45 GMT\r\n"
+                               "Connection: keep-alive\r\nETag: \"6b12d8a9-3\"\r\n\r\n";
+    char out[2048];
+    CU_ASSERT_EQUAL(run_h1(IMS, sizeof IMS - 1, out, sizeof out), (long)sizeof IMS - 1);
+    CU_ASSERT_STRING_EQUAL(out, WANT);
+    static const char INM[] = "GET /a.txt HTTP/1.1\r\nHost: x\r\n"
+                              "If-None-Match: \"zz\", \"6b12d8a9-3\"\r\n\r\n";
+    run_h1(INM, sizeof INM - 1, out, sizeof out);
+    CU_ASSERT_STRING_EQUAL(out, WANT);
+    static const char OLD[] = "GET /a.txt HTTP/1.1\r\nHost: x\r\n"
+                              "If-Modified-Since: Thu, 03 Dec 2026 15:13:45 GMT\r\n\r\n";
+    run_h1(OLD, sizeof OLD - 1, out, sizeof out);
+    CU_ASSERT_EQUAL(strncmp(out, "HTTP/1.1 200 OK\r\n", 17), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\r\n\r\nhi\n"));
+    static const char MISS[] = "GET /nope HTTP/1.1\r\nHost: x\r\nIf-None-Match: *\r\n\r\n";
+    run_h1(MISS, sizeof MISS - 1, out, sizeof out);
+    CU_ASSERT_EQUAL(strncmp(out, "HTTP/1.1 404 Not Found\r\n", 24), 0);
+}
+
 static void test_date(void)
 {
     char d[32];
@@ -365,6 +393,7 @@ static CU_TestInfo webroot_tests[] = {
     {"h1: size limits 400, 414, 413", test_h1_limits},
     {"h1: bad requests 400 and close", test_h1_bad},
     {"h1: pieces, pipelining, output bound", test_h1_flow},
+    {"h1: 304 for If-Modified-Since, If-None-Match", test_h1_not_modified},
     {"Date", test_date},
     CU_TEST_INFO_NULL,
 };

@@ -5,7 +5,7 @@
 # a link out of it), while two real nodes keep talking through the same listener; and the
 # probes of tests/real/stealth_probe.py (curl, nghttp, openssl s_client, junk after the
 # handshake, a replayed client flight) get from it what nginx serving the same directory
-# gives.
+# gives, the site's 60 s timeout included (about 100 s in all).
 #
 #   loopback only; every daemon started here, killed by PID in the EXIT trap
 #   ┌─────────────────────────────────────────────────────────────────────────────────────┐
@@ -68,6 +68,7 @@ send_c before-probes
 get() {
   local v=$1 path=$2
   shift 2
+  rm -f "$WORK/body" "$WORK/head" # (curl leaves -o's file alone when no body comes)
   curl -k -s --max-time 10 "--http$v" -o "$WORK/body" -D "$WORK/head" \
     -w '%{http_code} %{http_version}' "$@" "https://127.0.0.1:$P_NODE$path"
 }
@@ -78,6 +79,9 @@ for v in 1.1 2; do
   cmp -s "$WORK/body" "$WORK/www/index.html" || fail "h$v GET / is not index.html"
   grep -qi '^server: nginx/1.22.1' "$WORK/head" || fail "h$v: no nginx Server header"
   grep -qi '^content-length: 32' "$WORK/head" || fail "h$v: wrong Content-Length"
+  lm=$(sed -n 's/^[Ll]ast-[Mm]odified: //p' "$WORK/head" | tr -d '\r')
+  [ "$(get "$v" / -H "If-Modified-Since: $lm")" = "304 $want_v" ] || fail "h$v: no 304"
+  [ -s "$WORK/body" ] && fail "h$v: a 304 with a body"
   [ "$(get "$v" /blob.bin)" = "200 $want_v" ] || fail "h$v GET /blob.bin"
   cmp -s "$WORK/body" "$WORK/www/blob.bin" || fail "h$v: /blob.bin came back altered"
   grep -qi '^content-type: application/octet-stream' "$WORK/head" || fail "h$v: blob's type"
@@ -154,12 +158,15 @@ ALL+='|curl h2 POST hello path|s_client no ALPN, no SNI|s_client no ALPN, SNI'
 ALL+='|s_client ALPN http/1.1, SNI|s_client ALPN h2, no SNI|s_client ALPN h2, SNI'
 ALL+='|1 KiB random after handshake, h1|1 KiB random after handshake, h2'
 ALL+='|replayed Meshara client flight'
+# the site's own timers against nginx's: silence after the handshake (60 s, all at once)
+ALL+='|silence after handshake, h1|silence after handshake, h2|silence after handshake, no ALPN'
 rc=0
-python3 "$here/stealth_probe.py" "$P_TLS" "$P_NODE" --replay "$WORK/flight.bin" --only "$ALL" |
+python3 "$here/stealth_probe.py" "$P_TLS" "$P_NODE" --replay "$WORK/flight.bin" --long --only "$ALL" |
   tee "$WORK/probes.txt" || rc=$?
 [ "$rc" -eq 0 ] || fail "the --web-root node answers some probe differently from nginx (above)"
 grep -q '^same *curl h2 GET /missing' "$WORK/probes.txt" || fail "the curl probes did not run"
 grep -q '^same *replayed Meshara client flight' "$WORK/probes.txt" || fail "no replay probe"
+grep -q '^same *silence after handshake, h2' "$WORK/probes.txt" || fail "no silence probe"
 # nghttp -nv: the same frames and headers but for the HEADERS frame's length (nghttp2's HPACK
 # encoding is shorter than nginx's: docs/stealth.md, "Known tells left"); anything else is a
 # failure
