@@ -558,8 +558,15 @@ long mesh_webroot_h1_input(mesh_webroot_h1 *c, const uint8_t *data, size_t len, 
         return 0; /* (a zero length would tell http-parser the stream ended) */
     c->out = out;
     c->now = now;
-    size_t n = http_parser_execute(&c->p, &H1, (const char *)data, len);
-    enum http_errno e = HTTP_PARSER_ERRNO(&c->p);
+    /* http-parser stops after a request asking for an Upgrade (or a CONNECT), as a proxy
+     * would want; a static site answers it and reads on, as nginx does */
+    size_t n = 0, k;
+    enum http_errno e;
+    do {
+        k = http_parser_execute(&c->p, &H1, (const char *)data + n, len - n);
+        n += k;
+        e = HTTP_PARSER_ERRNO(&c->p);
+    } while (e == HPE_OK && k > 0 && n < len && !c->closing && !c->nomem);
     c->out = NULL;
     if (c->nomem)
         return MESH_ERR_NOMEM;

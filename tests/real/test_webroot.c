@@ -222,6 +222,11 @@ static void test_h1_exact(void)
     char out[4096];
     CU_ASSERT_EQUAL(run_h1(REQ, sizeof REQ - 1, out, sizeof out), (long)sizeof REQ - 1);
     CU_ASSERT_STRING_EQUAL(out, WANT);
+    /* an Upgrade is answered as any GET, and what follows read on */
+    static const char UPG[] = "GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+                              "Upgrade: websocket\r\n\r\nGET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n";
+    CU_ASSERT_EQUAL(run_h1(UPG, sizeof UPG - 1, out, sizeof out), (long)sizeof UPG - 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(strstr(out, "hi\n"), "HTTP/1.1 200 OK"));
     /* HTTP/1.0: answered, then closed; nothing after it is read */
     static const char OLD[] = "GET /a.txt HTTP/1.0\r\n\r\nGET /a.txt HTTP/1.0\r\n\r\n";
     CU_ASSERT_EQUAL(run_h1(OLD, sizeof OLD - 1, out, sizeof out), MESH_ERR_CLOSED);
