@@ -138,6 +138,10 @@ static const char USAGE[] =
     "                         HTTP/2 with prior knowledge (nginx: listen ... http2) and send\n"
     "                         nginx's SETTINGS. Without one, such connections are read and\n"
     "                         dropped, then closed after 60 s (docs/stealth.md)\n"
+    "  --web-root DIR         run, web: instead of both, serve the static site in DIR from\n"
+    "                         this process as nginx would (GET/HEAD, index.html, 404, 405;\n"
+    "                         HTTP/1.1 and HTTP/2) on two loopback ports that become the\n"
+    "                         decoy's upstreams\n"
     "  --http2                seed: HTTP/2 framing: sessions this node opens offer only ALPN\n"
     "                         h2 and carry messages as POST /api/v1/message bodies; the\n"
     "                         listener accepts ALPN h2 (an HTTP/2 client such as curl gets\n"
@@ -285,6 +289,7 @@ enum opt_id {
     OPT_CERT_TYPE,
     OPT_WEB_UPSTREAM,
     OPT_WEB_UPSTREAM_H2,
+    OPT_WEB_ROOT,
     OPT_MAX_HANDSHAKES,
     OPT_POOL_MIN,
     OPT_POOL_MAX,
@@ -332,6 +337,7 @@ static const int OPT_CMDS[] = {
     OPT_ROW(OPT_CERT_TYPE) = SESSION_CMDS,
     OPT_ROW(OPT_WEB_UPSTREAM) = CMD_RUN,
     OPT_ROW(OPT_WEB_UPSTREAM_H2) = CMD_RUN,
+    OPT_ROW(OPT_WEB_ROOT) = CMD_RUN,
     OPT_ROW(OPT_MAX_HANDSHAKES) = CMD_RUN,
     OPT_ROW(OPT_POOL_MIN) = CMD_RUN,
     OPT_ROW(OPT_POOL_MAX) = CMD_RUN,
@@ -374,6 +380,7 @@ static const struct option LONG_OPTS[] = {
     {"cert-type", required_argument, NULL, OPT_CERT_TYPE},
     {"web-upstream", required_argument, NULL, OPT_WEB_UPSTREAM},
     {"web-upstream-h2", required_argument, NULL, OPT_WEB_UPSTREAM_H2},
+    {"web-root", required_argument, NULL, OPT_WEB_ROOT},
     {"max-handshakes", required_argument, NULL, OPT_MAX_HANDSHAKES},
     {"pool-min", required_argument, NULL, OPT_POOL_MIN},
     {"pool-max", required_argument, NULL, OPT_POOL_MAX},
@@ -554,12 +561,14 @@ static int take_text(node_opts *o, int id, const char *name, const char *arg)
     case OPT_TLS_CERT:
     case OPT_TLS_KEY:
     case OPT_TURN_PASS_FILE:
+    case OPT_WEB_ROOT:
         if (!*arg)
             return usage_error("--%s: empty file name", name);
         *(id == OPT_KEY        ? &o->key_path
           : id == OPT_PEERS_DB ? &o->peers_db
           : id == OPT_TLS_CERT ? &o->tls_cert
           : id == OPT_TLS_KEY  ? &o->tls_key
+          : id == OPT_WEB_ROOT ? &o->web_root
                                : &o->turn_pass_file) = arg;
         return NODE_EXIT_OK;
     case OPT_TURN_USER:
@@ -729,6 +738,13 @@ static int check_profile(const node_opts *o)
         (o->web_upstream.family != MESH_AF_NONE || o->web_upstream_h2.family != MESH_AF_NONE))
         return usage_error("--web-upstream is a web-profile option (a seed-profile server "
                            "has no decoy)");
+    if (o->profile == MESH_PROFILE_SEED && o->web_root)
+        return usage_error("--web-root is a web-profile option (a seed-profile server has no "
+                           "decoy)");
+    if (o->web_root &&
+        (o->web_upstream.family != MESH_AF_NONE || o->web_upstream_h2.family != MESH_AF_NONE))
+        return usage_error("--web-root and --web-upstream(-h2) exclude each other (the site "
+                           "served here becomes both upstreams)");
     if (o->profile == MESH_PROFILE_WEB && o->alpn[0])
         return usage_error("--alpn is a seed-profile option (the web profile offers "
                            "h2,http/1.1 as curl does; add --profile seed)");

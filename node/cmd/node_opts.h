@@ -71,6 +71,7 @@ typedef struct node_opts {
     int cert_type;                  /* web: enum mesh_cert_type of a certificate made here */
     int has_cert_type;
     mesh_addr web_upstream, web_upstream_h2; /* run, web: the decoy's (family NONE: none) */
+    const char *web_root; /* run, web: the static site served as both upstreams, or NULL */
     char alpn_buf[NODE_ALPN_BUF];
     const char *alpn[MESH_NODE_MAX_ALPN + 1]; /* NULL-terminated; alpn[0] NULL = default */
     uint64_t max_handshakes, pool_min, pool_max, maintain_ms;

@@ -12,6 +12,7 @@
 #include "real/mdns.h"
 #include "real/peerstore.h"
 #include "real/portmap.h"
+#include "real/webroot_net.h"
 
 enum node_run_limits {
     NODE_RECONNECT_JITTER_PCT = 25, /* ± on every retry delay */
@@ -43,9 +44,11 @@ struct cli {
     mesh_node *node;
     manual *peers;
     size_t npeers;
-    int result;           /* send: exit code once finished, -1 while running */
-    int op_begun;         /* send: the message or ping was handed to the node */
-    mesh_timer *deadline; /* send: --timeout */
+    int result;                 /* send: exit code once finished, -1 while running */
+    int op_begun;               /* send: the message or ping was handed to the node */
+    mesh_timer *deadline;       /* send: --timeout */
+    mesh_webroot_net *site;     /* run, --web-root: the decoy's upstreams, served here */
+    mesh_addr site_h1, site_h2; /* their loopback listeners */
 };
 
 static char *key_hex(const uint8_t *key, char out[MESH_NODE_KEY_HEX_LEN + 1])
@@ -320,8 +323,8 @@ static void node_cfg(const cli *c, mesh_node_cfg *cfg)
     cfg->host_name = o->host_name;
     cfg->alpn = o->alpn[0] ? o->alpn : NULL;
     cfg->http2 = o->http2;
-    cfg->web_upstream = o->web_upstream;
-    cfg->web_upstream_h2 = o->web_upstream_h2;
+    cfg->web_upstream = c->site ? c->site_h1 : o->web_upstream;
+    cfg->web_upstream_h2 = c->site ? c->site_h2 : o->web_upstream_h2;
     cfg->connect_timeout = o->connect_ms * MESH_NS_PER_MS;
     cfg->handshake_timeout = o->handshake_ms * MESH_NS_PER_MS;
     cfg->auth_timeout = o->auth_ms * MESH_NS_PER_MS;
@@ -378,6 +381,18 @@ static int open_services(cli *c)
         (rc = mesh_real_portmap_attach(c->r, NULL)) != MESH_OK)
         mesh_log(&c->env, MESH_LOG_WARN, "portmap: %s (%s): running without port mapping",
                  mesh_errname(rc), mesh_strerror(rc));
+    if (o->web_root && (rc = mesh_webroot_net_new(&c->site, mesh_real_base(c->r), o->web_root,
+                                                  &c->site_h1, &c->site_h2)) != MESH_OK) {
+        fprintf(stderr, "meshara-node: cannot serve --web-root %s: %s (%s)\n", o->web_root,
+                mesh_errname(rc), mesh_strerror(rc));
+        return NODE_EXIT_FAIL;
+    }
+    if (c->site) {
+        char a1[MESH_ADDR_STRLEN], a2[MESH_ADDR_STRLEN];
+        mesh_log(&c->env, MESH_LOG_INFO, "web root %s served on %s (HTTP/1.1), %s (HTTP/2)",
+                 o->web_root, mesh_addr_format(&c->site_h1, a1, sizeof a1),
+                 mesh_addr_format(&c->site_h2, a2, sizeof a2));
+    }
     if (o->peers_db &&
         (rc = mesh_peerstore_open(&c->store, o->peers_db, &c->env, NULL)) != MESH_OK) {
         fprintf(stderr, "meshara-node: cannot open --peers-db %s: %s (%s)\n", o->peers_db,
@@ -521,6 +536,8 @@ static void node_close_all(cli *c)
     c->deadline = NULL;
     mesh_peerstore_close(c->store);
     c->store = NULL;
+    mesh_webroot_net_free(c->site); /* after the node: no decoy is spliced to it any more */
+    c->site = NULL;
 }
 
 int node_run(const node_opts *o, mesh_real *r, const mesh_identity *id, const mesh_certfile *cert,

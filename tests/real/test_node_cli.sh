@@ -115,6 +115,13 @@ expect 2 -- '--tls-cert is a web-profile option' run --key "$key" --listen 127.0
   --profile seed --tls-cert "$WORK/x.crt" --tls-key "$WORK/x.key"
 expect 2 -- "--cert-type is for a certificate made here" run --key "$key" --listen 127.0.0.1:0 \
   --cert-type rsa --tls-cert "$WORK/x.crt" --tls-key "$WORK/x.key"
+expect 2 -- '--web-root and --web-upstream\(-h2\) exclude each other' run --key "$key" \
+  --listen 127.0.0.1:0 --web-root "$WORK" --web-upstream 127.0.0.1:8080
+expect 2 -- '--web-root is a web-profile option' run --key "$key" --listen 127.0.0.1:0 \
+  --profile seed --web-root "$WORK"
+expect 2 -- '--web-root: empty file name' run --key "$key" --listen 127.0.0.1:0 --web-root ''
+expect 1 -- 'cannot serve --web-root .*/none: MESH_ERR_NOT_FOUND' run --key "$key" \
+  --listen 127.0.0.1:0 --no-port-mapping --web-root "$WORK/none"
 # --turn: the three options together; the password file refused like a key file (exit 3)
 expect 2 -- '--turn, --turn-user and --turn-pass-file go together' run --key "$key" \
   --listen 127.0.0.1:0 --turn 127.0.0.1:3478
