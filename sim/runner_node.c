@@ -336,13 +336,13 @@ static void on_node_reach(mesh_node *node, void *ud)
                          : "port mapping refused");
         }
     }
-    int now = n->public_host || st.dialback_confirmed.family != MESH_AF_NONE;
+    int reach = n->public_host || st.dialback_confirmed.family != MESH_AF_NONE;
     mesh_addr at = n->public_host ? n->outside : st.dialback_confirmed;
-    if (now == n->reachable && (!now || mesh_addr_equal(&at, &n->public_addr)))
+    if (reach == n->reachable && (!reach || mesh_addr_equal(&at, &n->public_addr)))
         return;
-    n->reachable = now;
-    n->public_addr = now ? at : n->outside;
-    if (now)
+    n->reachable = reach;
+    n->public_addr = reach ? at : n->outside;
+    if (reach)
         snprintf(d, sizeof d, "reachable at %s (confirmed by dial-back)",
                  mesh_addr_format(&at, a, sizeof a));
     else

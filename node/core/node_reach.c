@@ -177,7 +177,9 @@ static void ask_answered(mesh_node *n, void *actx, const answer *a)
         mesh_node_notify(n, NOTE_REACH, NULL, 0, MESH_OK);
         mesh_log(&n->env, MESH_LOG_INFO, "node: dial-back: %s confirmed by %d peers, advertised", t,
                  db->ok);
-    } else if (db->ok < DB_AGREE && db->asked == DB_ASK && !db->inflight) {
+    } else if (db->ok < DB_AGREE && !db->inflight &&
+               (db->asked == DB_ASK || (size_t)db->asked >= db->nobservers)) {
+        /* failed: every peer we could ask answered (fewer than DB_ASK when we know fewer) */
         /* a peer that only hit its one-dial-per-minute bound (it dialled us for a round
          * just before) may be asked again once that minute is over */
         db->retry_at = mesh_env_now(&n->env) + (db->round_limited ? DB_ASKER_GAP : DB_RETRY);
@@ -252,11 +254,14 @@ static void dialback_maybe(mesh_node *n)
     }
     if (c.family == MESH_AF_NONE || mesh_addr_equal(&c, &db->confirmed))
         return;
-    if (db->asked == DB_ASK && !db->inflight && db->ok < DB_AGREE) {
-        if (now < db->retry_at)
-            return;
-        db->round++; /* a new round for the same address */
-        db->asked = db->ok = db->failed = db->round_limited = 0;
+    if (db->retry_at && !db->inflight && db->ok < DB_AGREE) { /* this round failed */
+        if (now >= db->retry_at) {
+            db->round++; /* a new round for the same address */
+            db->asked = db->ok = db->failed = db->round_limited = 0;
+            db->retry_at = 0;
+        } else if (db->asked == DB_ASK) {
+            return; /* else a peer that became an observer since may still be asked */
+        }
     }
     while (db->asked < DB_ASK && db->ok + db->inflight < DB_AGREE && ask_one(n))
         ;
