@@ -100,6 +100,7 @@ typedef struct db_job db_job;
 typedef struct node_turn node_turn;
 typedef struct node_dialback {
     uint8_t observers[DB_OBSERVERS][MESH_PUBKEY_LEN];
+    mesh_addr observer_saw[DB_OBSERVERS]; /* where each saw our connection come from */
     size_t nobservers, obs_next;
     mesh_addr cand;      /* the address being confirmed (family NONE: none) */
     mesh_addr confirmed; /* the address in our record (family NONE: none) */

@@ -40,6 +40,7 @@ struct db_job {
 };
 
 static void dialback_maybe(mesh_node *n);
+static size_t askable(const node_dialback *db);
 
 /* ---- observed addresses ------------------------------------------------------------------- */
 
@@ -58,12 +59,15 @@ void mesh_node_reach_changed(mesh_node *n, int family)
 }
 
 /* Remember key among the peers that can be asked for a dial-back (a ring). */
-static void add_observer(node_dialback *db, const uint8_t *key)
+static void add_observer(node_dialback *db, const uint8_t *key, const mesh_addr *saw)
 {
     for (size_t i = 0; i < db->nobservers; i++)
-        if (memcmp(db->observers[i], key, MESH_PUBKEY_LEN) == 0)
+        if (memcmp(db->observers[i], key, MESH_PUBKEY_LEN) == 0) {
+            db->observer_saw[i] = *saw;
             return;
+        }
     memcpy(db->observers[db->obs_next], key, MESH_PUBKEY_LEN);
+    db->observer_saw[db->obs_next] = *saw;
     db->obs_next = (db->obs_next + 1) % DB_OBSERVERS;
     if (db->nobservers < DB_OBSERVERS)
         db->nobservers++;
@@ -82,7 +86,7 @@ void mesh_node_reach_session(mesh_node *n, mesh_session *s)
         return;
     mesh_addr peer = mesh_session_peer_addr(s);
     const uint8_t *key = mesh_session_peer_key(s);
-    add_observer(&n->db, key);
+    add_observer(&n->db, key, &seen);
     if (mesh_reach_observed(n->reach, mesh_env_now(&n->env), key, MESH_PUBKEY_LEN, &peer, &local,
                             &seen) == 1)
         mesh_node_reach_changed(n, seen.family);
@@ -178,7 +182,7 @@ static void ask_answered(mesh_node *n, void *actx, const answer *a)
         mesh_log(&n->env, MESH_LOG_INFO, "node: dial-back: %s confirmed by %d peers, advertised", t,
                  db->ok);
     } else if (db->ok < DB_AGREE && !db->inflight &&
-               (db->asked == DB_ASK || (size_t)db->asked >= db->nobservers)) {
+               (db->asked == DB_ASK || (size_t)db->asked >= askable(db))) {
         /* failed: every peer we could ask answered (fewer than DB_ASK when we know fewer) */
         /* a peer that only hit its one-dial-per-minute bound (it dialled us for a round
          * just before) may be asked again once that minute is over */
@@ -194,6 +198,22 @@ static void ask_answered(mesh_node *n, void *actx, const answer *a)
     dialback_maybe(n);
 }
 
+/* 1 if observer i saw our connection come from the candidate's IP: it may be asked. */
+static int saw_cand(const node_dialback *db, size_t i)
+{
+    const mesh_addr *saw = &db->observer_saw[i];
+    return saw->family == db->cand.family &&
+           memcmp(saw->ip, db->cand.ip, saw->family == MESH_AF_INET4 ? 4 : 16) == 0;
+}
+
+static size_t askable(const node_dialback *db)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < db->nobservers; i++)
+        k += saw_cand(db, i);
+    return k;
+}
+
 /* Ask the next observer not asked in this round. 1 if a query went out. */
 static int ask_one(mesh_node *n)
 {
@@ -205,7 +225,9 @@ static int ask_one(mesh_node *n)
         int asked = 0;
         for (int k = 0; k < db->asked; k++)
             asked |= memcmp(db->asked_keys[k], key, MESH_PUBKEY_LEN) == 0;
-        if (asked)
+        /* a peer answers only for the IP our session to it comes from (as it sees it): one
+         * that saw another (a neighbour on our LAN, our private address) would refuse */
+        if (asked || !saw_cand(db, i))
             continue;
         db_ask *ctx = malloc(sizeof *ctx);
         if (!ctx)
