@@ -128,8 +128,8 @@ static int build(bench *b)
         hc.lan = lan;
         if (sim_net_add_host(net, &hc, &h) || node_new(b, p, h, SIM_IP4(10, 0, 0, 2), 1))
             return 1;
-        if (sim_sched_at(sim_world_sched(b->w), MESH_NS_PER_S + (mesh_time)i * GAP, 0,
-                         (uint64_t)i, start_ev, b, p, NULL))
+        if (sim_sched_at(sim_world_sched(b->w), MESH_NS_PER_S + (mesh_time)i * GAP, 0, (uint64_t)i,
+                         start_ev, b, p, NULL))
             return 1;
     }
     return 0;
@@ -165,7 +165,9 @@ static int run(int upnp_only, double *mapped50, double *confirmed50)
         peer *p = &b->cl[i];
         if (!p->start || !p->mapped || !p->confirmed) {
             fprintf(stderr, "bench_nat_portmap: client %d: %s\n", i,
-                    !p->start ? "did not start" : !p->mapped ? "no mapping" : "not confirmed");
+                    !p->start    ? "did not start"
+                    : !p->mapped ? "no mapping"
+                                 : "not confirmed");
             rc = 1;
             break;
         }
