@@ -322,7 +322,9 @@ static int build_node(runner *r, size_t g, uint32_t k)
         MESH_OK)
         return rc;
     r->host_region_of_id[sim_host_id(n->host)] = gr->region;
-    n->public_addr = mesh_addr_v4(outside_ip(n->host, &n->reachable), MESH_RUNNER_NODE_PORT);
+    n->outside = mesh_addr_v4(outside_ip(n->host, &n->public_host), MESH_RUNNER_NODE_PORT);
+    n->public_addr = n->outside;
+    n->reachable = n->public_host;
     if ((rc = sim_driver_new(&n->drv, r->w, n->host)) != MESH_OK)
         return rc;
     n->env = sim_driver_env(n->drv);

@@ -85,12 +85,15 @@ struct rn_node {
     uint32_t idx;
     size_t group;
     sim_host *host;
-    sim_lan *lan;          /* the LAN the host sits on (its own router's for a group with
-                              nat:), or NULL (on the core) */
-    sim_nat *own_nat;      /* the router in front of it alone (its group's nat:), or NULL */
-    sim_nat *nat;          /* the NAT nearest to it, if any (set at join) */
-    mesh_addr public_addr; /* how nodes outside its LAN reach it (if at all) */
-    int reachable;         /* 0: behind a NAT with no port mapping */
+    sim_lan *lan;           /* the LAN the host sits on (its own router's for a group with
+                               nat:), or NULL (on the core) */
+    sim_nat *own_nat;       /* the router in front of it alone (its group's nat:), or NULL */
+    sim_nat *nat;           /* the NAT nearest to it, if any (set at join) */
+    mesh_addr public_addr;  /* how nodes outside its LAN reach it (if at all) */
+    mesh_addr outside;      /* its address as the world outside its LANs sees it */
+    int public_host;        /* the host's own address is public: reachable without a NAT */
+    int reachable;          /* public_host, or the node says peers confirmed an address */
+    int pm_state, pm_error; /* the node's port mapping as last recorded (events) */
     sim_driver *drv;
     mesh_env env;
     mesh_identity *id;

@@ -307,10 +307,54 @@ static void on_node_joined(mesh_node *node, int status, void *ud)
     }
 }
 
+/* The node's reachability changed: the runner records its port mapping's outcomes as nat
+ * events and counts it reachable (lookups, nodes_reachable) at the address peers confirmed
+ * by dial-back, not before. A mapping behind another NAT fails at the gateway (the driver's
+ * MESH_ERR_UNREACHABLE: its external address is the carrier's inside) and is never
+ * advertised. */
+static void on_node_reach(mesh_node *node, void *ud)
+{
+    rn_node *n = ud;
+    runner *r = n->r;
+    mesh_node_stats st;
+    mesh_node_get_stats(node, &st);
+    char d[160], a[MESH_ADDR_STRLEN];
+    int settled = st.portmap_state == MESH_NODE_PORTMAP_MAPPED ||
+                  st.portmap_state == MESH_NODE_PORTMAP_FAILED; /* not while a request runs */
+    if (settled && (st.portmap_state != n->pm_state || st.portmap_error != n->pm_error)) {
+        n->pm_state = st.portmap_state;
+        n->pm_error = st.portmap_error;
+        if (st.portmap_state == MESH_NODE_PORTMAP_MAPPED) {
+            snprintf(d, sizeof d, "port mapping: external %s",
+                     mesh_addr_format(&st.portmap_external, a, sizeof a));
+            rn_event(r, n->idx, SIM_RES_EV_NAT, SIM_RES_NONE, MESH_OK, d);
+        } else if (st.portmap_state == MESH_NODE_PORTMAP_FAILED &&
+                   st.portmap_error != MESH_ERR_UNSUPPORTED) { /* no gateway: nothing to say */
+            rn_event(r, n->idx, SIM_RES_EV_NAT, SIM_RES_NONE, st.portmap_error,
+                     st.portmap_error == MESH_ERR_UNREACHABLE
+                         ? "port mapping behind another NAT (double NAT)"
+                         : "port mapping refused");
+        }
+    }
+    int reach = n->public_host || st.dialback_confirmed.family != MESH_AF_NONE;
+    mesh_addr at = n->public_host ? n->outside : st.dialback_confirmed;
+    if (reach == n->reachable && (!reach || mesh_addr_equal(&at, &n->public_addr)))
+        return;
+    n->reachable = reach;
+    n->public_addr = reach ? at : n->outside;
+    if (reach)
+        snprintf(d, sizeof d, "reachable at %s (confirmed by dial-back)",
+                 mesh_addr_format(&at, a, sizeof a));
+    else
+        snprintf(d, sizeof d, "not reachable any more");
+    rn_event(r, n->idx, SIM_RES_EV_NAT, SIM_RES_NONE, MESH_OK, d);
+}
+
 static const mesh_node_cbs NODE_CBS = {
     .on_message = on_node_message,
     .on_peer = on_node_peer,
     .on_joined = on_node_joined,
+    .on_reach = on_node_reach,
 };
 
 /* ---- lookups: every joined node looks a random live node up now and then ------------------ */
@@ -422,9 +466,13 @@ static int node_start(runner *r, rn_node *n)
     mesh_node_cfg cfg = {0};
     cfg.identity = n->id;
     cfg.listen = mesh_addr_v4(0, MESH_RUNNER_NODE_PORT);
-    /* our record: the address others can reach us at, if any. A node behind a NAT without a
-     * port mapping advertises none (a private address would send every remote peer to a
-     * stranger with the same address on its own LAN); its LAN neighbours find it by mDNS. */
+    /* our record: the host's public address if it has one. A node behind a NAT advertises
+     * none at start (a private address would send every remote peer to a stranger with the
+     * same address on its own LAN); the address peers confirm by dial-back (a port mapping,
+     * a forward) joins its record later; its LAN neighbours find it by mDNS. */
+    n->reachable = n->public_host;
+    n->public_addr = n->outside;
+    n->pm_state = n->pm_error = 0;
     if (n->reachable)
         cfg.advertised[cfg.n_advertised++] = n->public_addr;
     else
@@ -470,9 +518,10 @@ static int node_start(runner *r, rn_node *n)
     }
     cfg.store = (mesh_peer_store){&STORE_OPS, n};
     cfg.mdns = g->mdns && n->lan;
-    /* the runner leases the node's mapping itself at join (join_portmap) and advertises it;
-     * the core's own lifecycle over the env's service would be a second, unadvertised one */
-    cfg.no_port_mapping = 1;
+    /* the core maps its listening port through the driver's service (the NAT model's UPnP /
+     * NAT-PMP; none answers on the core) and advertises the mapping once a dial-back
+     * confirmed it: on_node_reach learns that */
+    cfg.no_port_mapping = 0;
     n->started_at = sim_sched_now(r->sched);
     int rc = mesh_node_new(&n->node, &n->env, &cfg, &NODE_CBS, n);
     if (rc == MESH_OK && (rc = mesh_node_start(n->node)) != MESH_OK) {
@@ -482,38 +531,6 @@ static int node_start(runner *r, rn_node *n)
     return rc;
 }
 
-/* A node behind a NAT with a port-mapping service leases its listening port when it joins
- * (NAT-PMP when offered, for the run's length as far as the gateway grants; else UPnP,
- * permanent), and is reachable at the mapping — unless the NAT sits behind another, whose
- * inside the mapping's address is (a double NAT: nothing outside reaches it). */
-static void join_portmap(runner *r, rn_node *n)
-{
-    mesh_addr internal = mesh_addr_v4(sim_host_ip(n->host), MESH_RUNNER_NODE_PORT), ext;
-    int rc;
-    if (sim_nat_services(n->nat) & SIM_NAT_SVC_NATPMP) {
-        uint64_t life = r->scn->duration / MESH_NS_PER_S + 1;
-        sim_nat_pmp_answer a;
-        rc = sim_nat_pmp_map(n->nat, SIM_PROTO_TCP, &internal, 0,
-                             life > UINT32_MAX ? UINT32_MAX : (uint32_t)life, &a);
-        ext = a.external;
-    } else {
-        rc = sim_nat_portmap_request(n->nat, SIM_PROTO_TCP, &internal, 0, &ext);
-    }
-    if (rc != MESH_OK) {
-        rn_event(r, n->idx, SIM_RES_EV_NAT, SIM_RES_NONE, rc, "port mapping refused");
-        return;
-    }
-    if (!sim_lan_public_is_global(sim_nat_lan(n->nat))) {
-        char d[128], a[MESH_ADDR_STRLEN];
-        snprintf(d, sizeof d, "port mapping behind another NAT (double NAT): external %s",
-                 mesh_addr_format(&ext, a, sizeof a));
-        rn_event(r, n->idx, SIM_RES_EV_NAT, SIM_RES_NONE, MESH_ERR_UNREACHABLE, d);
-        return;
-    }
-    n->public_addr = ext;
-    n->reachable = 1;
-}
-
 void rn_node_join_ev(void *ctx, void *arg)
 {
     runner *r = ctx;
@@ -521,8 +538,6 @@ void rn_node_join_ev(void *ctx, void *arg)
     const sim_scn_group *g = &r->scn->groups[n->group];
     if (g->lan != SIM_SCN_INTERNET)
         n->nat = n->own_nat ? n->own_nat : r->lan_nats[g->lan];
-    if (n->nat && sim_nat_services(n->nat))
-        join_portmap(r, n);
     int rc = node_start(r, n);
     if (rc != MESH_OK) {
         rn_event(r, n->idx, SIM_RES_EV_NODE_UP, SIM_RES_NONE, rc, "node failed to start");

@@ -26,8 +26,12 @@ static void lk_offer(dht_lookup *lk, const mesh_peer_record *r, unsigned hop)
     if (c) {
         if (c->state == CAND_NEW && hop < c->hop)
             c->hop = hop;
-        if (r->seq > c->rec.seq)
+        if (r->seq > c->rec.seq) {
             c->rec = *r; /* newer addresses for the same key */
+            if (c->state == CAND_FAILED)
+                c->state = CAND_NEW; /* it failed at the old ones (e.g. none yet): once more,
+                                        at most once per record the key signed anew */
+        }
         return;
     }
     if (lk->n == MESH_DHT_LOOKUP_CANDS) {

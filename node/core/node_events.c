@@ -1,7 +1,7 @@
 /* node_events.c — what happens to the node (node_impl.h): sessions coming up and going down,
  * messages, queries to answer, peer records, mDNS finds, the port mapping's reports.
  *
- * Public callbacks (on_peer, on_joined) are queued and delivered from a zero-delay timer,
+ * Public callbacks (on_peer, on_joined, on_reach) are queued and delivered from a zero-delay timer,
  * because the pool may evict a peer inside a mesh_node_* call; completions of sends and
  * queries always come from env events already (answers, timers, waiter and lookup replies).
  */
@@ -24,6 +24,8 @@ void mesh_node_notes_fired(mesh_timer *t, void *ud)
             n->cbs.on_peer(n, x.key, x.connected, x.status, n->ud);
         else if (x.kind == NOTE_JOINED && n->cbs.on_joined)
             n->cbs.on_joined(n, x.status, n->ud);
+        else if (x.kind == NOTE_REACH && n->cbs.on_reach)
+            n->cbs.on_reach(n, n->ud);
     }
     n->nnotes = 0;
     if (n->joined_spare) { /* a join's end that found no room in the queue */
@@ -524,8 +526,8 @@ void mesh_node_mdns_start(mesh_node *n)
 /* ---- port mapping ------------------------------------------------------------------------- */
 
 /* The portmap module's hook: a mapping is held at `external`, or none is (status says why).
- * The mapping is not advertised here: only an address a dial-back confirmed goes into our
- * record (issue 10's reachability part takes this hook over). */
+ * The mapping is not advertised here: it makes the state MAPPED, whose candidate the
+ * dial-back checks (node_reach.c); only a confirmed address goes into our record. */
 static void portmap_report(mesh_portmap *pm, int status, const mesh_addr *external, void *ud)
 {
     (void)pm;
@@ -538,6 +540,8 @@ static void portmap_report(mesh_portmap *pm, int status, const mesh_addr *extern
         mesh_log(&n->env, MESH_LOG_INFO, "node: port mapping: none (%s)", mesh_errname(status));
     if (mesh_reach_portmap(n->reach, status, external))
         mesh_node_reach_changed(n, status == MESH_OK ? external->family : MESH_AF_INET4);
+    else
+        mesh_node_reach_portmap_failed(n); /* e.g. a refusal: no state change */
 }
 
 void mesh_node_portmap_start(mesh_node *n)

@@ -100,12 +100,15 @@ typedef struct db_job db_job;
 typedef struct node_turn node_turn;
 typedef struct node_dialback {
     uint8_t observers[DB_OBSERVERS][MESH_PUBKEY_LEN];
+    mesh_addr observer_saw[DB_OBSERVERS]; /* where each saw our connection come from */
     size_t nobservers, obs_next;
     mesh_addr cand;      /* the address being confirmed (family NONE: none) */
     mesh_addr confirmed; /* the address in our record (family NONE: none) */
     int asked, ok, failed, inflight;
-    uint64_t round;      /* changes with cand: late answers of a past round are ignored */
-    mesh_time round_end; /* when a failed round ended (the next waits DB_RETRY) */
+    uint64_t round;     /* changes with cand: late answers of a past round are ignored */
+    mesh_time retry_at; /* a failed round: when the next for the same address may start */
+    int round_limited;  /* a peer of this round answered MESH_ERR_LIMIT (its rate bound) */
+    mesh_timer *retry;  /* fires at retry_at (made at the first failed round) */
     uint8_t asked_keys[DB_ASK][MESH_PUBKEY_LEN];
     db_job *jobs[DB_JOBS];
     struct {
@@ -151,7 +154,7 @@ typedef struct node_relays {
     uint64_t dials_total, dial_failures;
 } node_relays;
 
-enum note_kind { NOTE_PEER = 1, NOTE_JOINED = 2 };
+enum note_kind { NOTE_PEER = 1, NOTE_JOINED = 2, NOTE_REACH = 3 };
 typedef struct note {
     int kind, connected, status;
     uint8_t key[MESH_PUBKEY_LEN];
@@ -259,6 +262,9 @@ size_t mesh_node_self_addrs(const mesh_node *n, mesh_addr *out);
 void mesh_node_reach_session(mesh_node *n, mesh_session *s);
 /* family's reachability changed: log it, maybe start a dial-back round. */
 void mesh_node_reach_changed(mesh_node *n, int family);
+/* A port-mapping attempt failed without changing the state: tell the owner, and let the
+ * dial-back take the NAT's address it held back while the gateway was first asked. */
+void mesh_node_reach_portmap_failed(mesh_node *n);
 /* A peer on s asks us to dial it back (QUERY_DIAL_BACK). MESH_OK: a dial started, the
  * answer follows when it ends; else the status to answer at once (MESH_ERR_INVAL,
  * MESH_ERR_REFUSED, MESH_ERR_LIMIT, a connect failure). */

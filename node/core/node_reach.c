@@ -7,7 +7,9 @@
  * (QUERY_DIAL_BACK). DB_AGREE successes confirm it: it joins the addresses of our signed
  * record (seq + 1). A round that fails leaves the record as it was; the next one waits
  * DB_RETRY after it (and for a session coming up), so a node never asks more than DB_ASK
- * peers per DB_RETRY for one address.
+ * peers per DB_RETRY for one address — or DB_ASKER_GAP when a peer answered MESH_ERR_LIMIT
+ * (it had just dialled us for another candidate, e.g. the NAT's address before a mapping
+ * got another port), so that peers' own bound is what paces us.
  *
  * Answering. A dial-back goes only to the IP the asker's session comes from (any port): we
  * can never be made to connect to a third party, so the query is no reflection tool, and a
@@ -38,6 +40,7 @@ struct db_job {
 };
 
 static void dialback_maybe(mesh_node *n);
+static size_t askable(const node_dialback *db);
 
 /* ---- observed addresses ------------------------------------------------------------------- */
 
@@ -51,19 +54,29 @@ void mesh_node_reach_changed(mesh_node *n, int family)
     mesh_log(&n->env, MESH_LOG_INFO, "node: reach %s: %s, external %s, %d observers agree",
              family == MESH_AF_INET4 ? "IPv4" : "IPv6", mesh_reach_state_name(v.state), a,
              v.observers);
+    mesh_node_notify(n, NOTE_REACH, NULL, 0, MESH_OK);
     dialback_maybe(n);
 }
 
 /* Remember key among the peers that can be asked for a dial-back (a ring). */
-static void add_observer(node_dialback *db, const uint8_t *key)
+static void add_observer(node_dialback *db, const uint8_t *key, const mesh_addr *saw)
 {
     for (size_t i = 0; i < db->nobservers; i++)
-        if (memcmp(db->observers[i], key, MESH_PUBKEY_LEN) == 0)
+        if (memcmp(db->observers[i], key, MESH_PUBKEY_LEN) == 0) {
+            db->observer_saw[i] = *saw;
             return;
+        }
     memcpy(db->observers[db->obs_next], key, MESH_PUBKEY_LEN);
+    db->observer_saw[db->obs_next] = *saw;
     db->obs_next = (db->obs_next + 1) % DB_OBSERVERS;
     if (db->nobservers < DB_OBSERVERS)
         db->nobservers++;
+}
+
+void mesh_node_reach_portmap_failed(mesh_node *n)
+{
+    mesh_node_notify(n, NOTE_REACH, NULL, 0, MESH_OK);
+    dialback_maybe(n); /* the NAT's address may be the candidate now (candidate()) */
 }
 
 void mesh_node_reach_session(mesh_node *n, mesh_session *s)
@@ -73,7 +86,7 @@ void mesh_node_reach_session(mesh_node *n, mesh_session *s)
         return;
     mesh_addr peer = mesh_session_peer_addr(s);
     const uint8_t *key = mesh_session_peer_key(s);
-    add_observer(&n->db, key);
+    add_observer(&n->db, key, &seen);
     if (mesh_reach_observed(n->reach, mesh_env_now(&n->env), key, MESH_PUBKEY_LEN, &peer, &local,
                             &seen) == 1)
         mesh_node_reach_changed(n, seen.family);
@@ -89,6 +102,15 @@ static mesh_addr candidate(const mesh_node *n)
     mesh_node_reach v;
     mesh_reach_get(n->reach, MESH_AF_INET4, &v);
     mesh_addr c = {0};
+    if (v.state == MESH_NODE_REACH_NAT && n->portmap) {
+        /* the gateway is still being asked for the first time: its mapping (maybe on another
+         * external port) is the better candidate, and asking about the NAT's address now
+         * would spend the peers' one dial per minute before the mapping could be checked */
+        mesh_portmap_stats ps;
+        mesh_portmap_get_stats(n->portmap, &ps);
+        if (ps.state == MESH_PORTMAP_REQUESTING && ps.failures == 0 && ps.mappings == 0)
+            return c;
+    }
     if (v.state == MESH_NODE_REACH_PUBLIC || v.state == MESH_NODE_REACH_MAPPED ||
         (v.state == MESH_NODE_REACH_NAT && v.external.family != MESH_AF_NONE)) {
         c = v.external;
@@ -130,6 +152,12 @@ typedef struct db_ask {
     uint64_t round;
 } db_ask;
 
+static void retry_fired(mesh_timer *t, void *ud)
+{
+    (void)t;
+    dialback_maybe(ud);
+}
+
 static void ask_answered(mesh_node *n, void *actx, const answer *a)
 {
     db_ask ctx = *(db_ask *)actx;
@@ -143,20 +171,47 @@ static void ask_answered(mesh_node *n, void *actx, const answer *a)
     if (a->status == MESH_OK) {
         db->ok++;
         db->total_ok++;
-    } else
+    } else {
         db->failed++;
+        db->round_limited |= a->status == MESH_ERR_LIMIT;
+    }
     if (a->status == MESH_OK && db->ok == DB_AGREE) {
         db->confirmed = db->cand;
         mesh_node_record_update(n);
+        mesh_node_notify(n, NOTE_REACH, NULL, 0, MESH_OK);
         mesh_log(&n->env, MESH_LOG_INFO, "node: dial-back: %s confirmed by %d peers, advertised", t,
                  db->ok);
-    } else if (db->ok < DB_AGREE && db->asked == DB_ASK && !db->inflight) {
-        db->round_end = mesh_env_now(&n->env);
+    } else if (db->ok < DB_AGREE && !db->inflight &&
+               (db->asked == DB_ASK || (size_t)db->asked >= askable(db))) {
+        /* failed: every peer we could ask answered (fewer than DB_ASK when we know fewer) */
+        /* a peer that only hit its one-dial-per-minute bound (it dialled us for a round
+         * just before) may be asked again once that minute is over */
+        db->retry_at = mesh_env_now(&n->env) + (db->round_limited ? DB_ASKER_GAP : DB_RETRY);
+        if (!db->retry)
+            db->retry = n->env.ops->timer_new(n->env.obj, retry_fired, n);
+        if (db->retry) /* else the next session or state change tries again */
+            n->env.ops->timer_set(n->env.obj, db->retry, db->retry_at);
         mesh_log(&n->env, MESH_LOG_INFO,
                  "node: dial-back: %s not confirmed (%d of %d peers reached it; last: %s)", t,
                  db->ok, db->asked, mesh_errname(a->status));
     }
     dialback_maybe(n);
+}
+
+/* 1 if observer i saw our connection come from the candidate's IP: it may be asked. */
+static int saw_cand(const node_dialback *db, size_t i)
+{
+    const mesh_addr *saw = &db->observer_saw[i];
+    return saw->family == db->cand.family &&
+           memcmp(saw->ip, db->cand.ip, saw->family == MESH_AF_INET4 ? 4 : 16) == 0;
+}
+
+static size_t askable(const node_dialback *db)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < db->nobservers; i++)
+        k += saw_cand(db, i);
+    return k;
 }
 
 /* Ask the next observer not asked in this round. 1 if a query went out. */
@@ -170,7 +225,9 @@ static int ask_one(mesh_node *n)
         int asked = 0;
         for (int k = 0; k < db->asked; k++)
             asked |= memcmp(db->asked_keys[k], key, MESH_PUBKEY_LEN) == 0;
-        if (asked)
+        /* a peer answers only for the IP our session to it comes from (as it sees it): one
+         * that saw another (a neighbour on our LAN, our private address) would refuse */
+        if (asked || !saw_cand(db, i))
             continue;
         db_ask *ctx = malloc(sizeof *ctx);
         if (!ctx)
@@ -198,26 +255,35 @@ static void dialback_maybe(mesh_node *n)
         return;
     mesh_addr c = candidate(n);
     mesh_time now = mesh_env_now(&n->env);
-    if (!mesh_addr_equal(&c, &db->cand)) {
+    /* No candidate now (e.g. RELAYED hides the NAT's address) keeps the round of the last
+     * one going: its answers still count, and the same address coming back (a port mapping
+     * at the NAT's address and our port) does not re-ask peers that limit us to one dial
+     * per minute. */
+    if (c.family != MESH_AF_NONE && !mesh_addr_equal(&c, &db->cand)) {
         db->cand = c;
         db->round++;
         db->asked = db->ok = db->failed = db->inflight = 0;
-        db->round_end = 0;
+        db->retry_at = 0;
+        db->round_limited = 0;
         /* Another address believed: the confirmed one is no longer what the world sees. (No
          * belief at all, e.g. the claims aged out, keeps it: nothing says it went wrong.) */
         if (db->confirmed.family != MESH_AF_NONE && c.family != MESH_AF_NONE &&
             !mesh_addr_equal(&db->confirmed, &c)) {
             db->confirmed = (mesh_addr){0};
             mesh_node_record_update(n);
+            mesh_node_notify(n, NOTE_REACH, NULL, 0, MESH_OK);
         }
     }
     if (c.family == MESH_AF_NONE || mesh_addr_equal(&c, &db->confirmed))
         return;
-    if (db->asked == DB_ASK && !db->inflight && db->ok < DB_AGREE) {
-        if (now - db->round_end < DB_RETRY)
-            return;
-        db->round++; /* a new round for the same address */
-        db->asked = db->ok = db->failed = 0;
+    if (db->retry_at && !db->inflight && db->ok < DB_AGREE) { /* this round failed */
+        if (now >= db->retry_at) {
+            db->round++; /* a new round for the same address */
+            db->asked = db->ok = db->failed = db->round_limited = 0;
+            db->retry_at = 0;
+        } else if (db->asked == DB_ASK) {
+            return; /* else a peer that became an observer since may still be asked */
+        }
     }
     while (db->asked < DB_ASK && db->ok + db->inflight < DB_AGREE && ask_one(n))
         ;
@@ -333,6 +399,9 @@ void mesh_node_reach_free(mesh_node *n)
         free(j);
         n->db.jobs[i] = NULL;
     }
+    if (n->db.retry)
+        n->env.ops->timer_free(n->env.obj, n->db.retry);
+    n->db.retry = NULL;
     mesh_reach_free(n->reach);
     n->reach = NULL;
 }

@@ -11,7 +11,8 @@
  * granted ttl; a refusal or a lost session frees the slot and the next relay is tried, the
  * failed one again only after its backoff (RL_BACKOFF doubling to RL_BACKOFF_MAX): bounded
  * attempts, no storm. Held reservations make the state RELAYED and go into our signed record
- * (PeerRecord.relays).
+ * (PeerRecord.relays). Once a dial-back confirms an address of ours they are released at the
+ * next tick (release_held): out of the record, not renewed; open circuits go on.
  *
  * Circuits. A circuit arriving through a relay we reserved on is accepted as a server session
  * (mesh_session_accept on the circuit's virtual stream) and joins the pool once its hello
@@ -221,6 +222,35 @@ static int want_relays(const mesh_node *n)
     return mesh_env_now(&n->env) - n->rl.started_at >= RL_WAIT_UNKNOWN;
 }
 
+/* Peers confirmed an address of ours by dial-back: the reservations are not needed any more.
+ * Each slot is dropped here (no renewal; a request in flight is forgotten), and the relays
+ * leave our record (seq + 1). The protocol has no release message, so the relay's side
+ * lapses at the end of the ttl it granted; a circuit it still brings meanwhile is accepted.
+ * Circuits already open go on: their link session and end stay until they end. */
+static void release_held(mesh_node *n)
+{
+    int held = rl_held(n);
+    char a[MESH_ADDR_STRLEN], c[MESH_ADDR_STRLEN];
+    mesh_addr_format(&n->db.confirmed, c, sizeof c);
+    for (size_t i = 0; i < n->cfg.n_relays; i++) {
+        rl_slot *sl = &n->rl.slots[i];
+        if (sl->state == RS_IDLE)
+            continue;
+        if (sl->state == RS_RESERVED)
+            mesh_log(&n->env, MESH_LOG_INFO, "node: relay %s: reservation released (reached at %s)",
+                     mesh_addr_format(&n->cfg.relays[i].addr, a, sizeof a), c);
+        if (sl->state == RS_LINKING)
+            mesh_pool_cancel(n->pool, sl);
+        sl->state = RS_IDLE;
+        sl->backoff = sl->next_try = 0;
+        for (int k = 0; k < RL_ENDS; k++)
+            if (n->rl.ends[k].slot == (int)i)
+                n->rl.ends[k].slot = -1; /* its answer, if one is due, finds no slot */
+    }
+    if (held)
+        held_changed(n);
+}
+
 static void reserve_more(mesh_node *n)
 {
     mesh_time now = mesh_env_now(&n->env);
@@ -276,6 +306,8 @@ static void rl_tick(mesh_timer *t, void *ud)
     }
     if (want_relays(n))
         reserve_more(n);
+    else if (n->db.confirmed.family != MESH_AF_NONE)
+        release_held(n);
     rl_arm(n);
 }
 

@@ -3,7 +3,8 @@
  * reserves on a configured relay, advertises it in its signed record, shows RELAYED, and a
  * public node that knows only that record reaches it through a circuit: the message arrives,
  * both ends record the path "relayed". A relay that does not run the service refuses (named
- * error) and the next configured relay is used.
+ * error) and the next configured relay is used. Behind a router with UPnP, the reservation
+ * is released once the mapping is confirmed by dial-back.
  *
  *   boot0 198.51.100.1 (relay service)   boot1 198.51.101.1   pub 192.0.2.5
  *   inside 10.0.0.2 behind NAT 203.0.113.7 (port-restricted)       core 10 ms, access 5 ms
@@ -35,7 +36,8 @@ typedef struct nworld {
     int got, done, result;
 } nworld;
 
-static void init(nworld *W)
+/* upnp: the NAT offers UPnP IGD to the inside node (the driver's port-mapping service). */
+static void init_nat(nworld *W, int upnp)
 {
     memset(W, 0, sizeof *W);
     CU_ASSERT_EQUAL_FATAL(sim_world_new(&W->w, 21, NULL), MESH_OK);
@@ -45,7 +47,8 @@ static void init(nworld *W)
     sim_lan *lan = NULL;
     CU_ASSERT_EQUAL_FATAL(sim_net_add_lan(net, &lc, &lan), MESH_OK);
     sim_nat_cfg nc = {.mapping = SIM_NAT_ENDPOINT_INDEPENDENT,
-                      .filtering = SIM_NAT_ADDRESS_PORT_DEPENDENT};
+                      .filtering = SIM_NAT_ADDRESS_PORT_DEPENDENT,
+                      .portmap = upnp};
     CU_ASSERT_EQUAL_FATAL(sim_nat_new(&W->nat, net, lan, &nc), MESH_OK);
     sim_link_cfg l5 = {.latency = MS(5)};
     static const char *const names[NN] = {"boot0", "boot1", "pub", "inside"};
@@ -59,6 +62,13 @@ static void init(nworld *W)
         W->cfg[i].listen = mesh_addr_v4(NODE_IP[i], PORT);
     }
     W->cfg[N_INSIDE].advertise_none = 1;
+    if (upnp)
+        CU_ASSERT_EQUAL_FATAL(sim_driver_enable_portmap(W->d[N_INSIDE], W->nat), MESH_OK);
+}
+
+static void init(nworld *W)
+{
+    init_nat(W, 0);
 }
 
 static mesh_node_peer peer_of(nworld *W, int i)
@@ -242,7 +252,58 @@ static void test_relay_gone(void)
     fin(&W);
 }
 
+/* Behind a router with UPnP the node reserves first (NAT state at once; the mapping waits for
+ * UPnP's 2 s SSDP search), then its mapping is confirmed by dial-back (the round asked in the
+ * NAT state for the same address, kept while RELAYED hid it: the peers' SYN retransmission
+ * finds the new mapping): the reservation is released at the next relay tick, the record
+ * drops the relay and carries the mapping (seq grows each time), and the state is MAPPED, no
+ * longer RELAYED. */
+static void test_release_once_confirmed(void)
+{
+    nworld W;
+    init_nat(&W, 1);
+    W.cfg[N_BOOT0].relay_service = 1;
+    W.cfg[N_INSIDE].relays[W.cfg[N_INSIDE].n_relays++] = peer_of(&W, N_BOOT0);
+    start(&W, N_BOOT0);
+    start(&W, N_BOOT1);
+    W.cfg[N_INSIDE].bootstrap[0] = peer_of(&W, N_BOOT0);
+    W.cfg[N_INSIDE].bootstrap[1] = peer_of(&W, N_BOOT1);
+    W.cfg[N_INSIDE].n_bootstrap = 2;
+    start(&W, N_INSIDE);
+    mesh_time reserved_at = 0, confirmed_at = 0;
+    uint64_t seq_reserved = 0;
+    for (mesh_time t = MS(50); t <= MS(20000) && !confirmed_at; t += MS(50)) {
+        run(&W, t);
+        mesh_node_stats in = nstats(&W, N_INSIDE);
+        if (!reserved_at && in.relays_reserved == 1) {
+            reserved_at = t;
+            CU_ASSERT_EQUAL(mesh_node_record(W.n[N_INSIDE])->nrelays, 1);
+            CU_ASSERT_EQUAL(in.reach4.state, MESH_NODE_REACH_RELAYED);
+            seq_reserved = mesh_node_record(W.n[N_INSIDE])->seq;
+        }
+        if (in.dialback_confirmed.family != MESH_AF_NONE)
+            confirmed_at = t;
+    }
+    CU_ASSERT_FATAL(reserved_at != 0);
+    CU_ASSERT_FATAL(confirmed_at > reserved_at);
+    run(&W, confirmed_at + MS(1100)); /* the next relay tick */
+    mesh_node_stats in = nstats(&W, N_INSIDE);
+    const mesh_peer_record *rec = mesh_node_record(W.n[N_INSIDE]);
+    CU_ASSERT_EQUAL(in.relays_reserved, 0);
+    CU_ASSERT_EQUAL(rec->nrelays, 0);
+    CU_ASSERT(rec->seq >= seq_reserved + 2); /* + the mapping, + the release */
+    CU_ASSERT_EQUAL(in.reach4.state, MESH_NODE_REACH_MAPPED);
+    CU_ASSERT_EQUAL_FATAL(rec->naddrs, 1);
+    CU_ASSERT(mesh_addr_equal(&rec->addrs[0], &in.portmap_external));
+    /* and it stays released: no new reservation while the address holds */
+    run(&W, confirmed_at + MS(60000));
+    CU_ASSERT_EQUAL(nstats(&W, N_INSIDE).relays_reserved, 0);
+    CU_ASSERT_EQUAL(mesh_node_record(W.n[N_INSIDE])->nrelays, 0);
+    fin(&W);
+}
+
 static CU_TestInfo sim_tests[] = {
+    {"a confirmed mapping releases the reservation", test_release_once_confirmed},
     {"reserve on a relay, reached through it", test_reserve_and_reach},
     {"a relay without the service refuses: the next one", test_refused_moves_on},
     {"no relay: unreachable, named", test_no_relay_unreachable},

@@ -421,6 +421,11 @@ typedef struct mesh_node_cbs {
      * peer nor manual peer answered). Once per mesh_node_start(), and once more with MESH_OK
      * if that join failed and one of pool maintenance's retries later succeeds. */
     void (*on_joined)(mesh_node *n, int status, void *ud);
+    /* Our reachability changed: a port mapping was made, changed, refused or lost, the
+     * reachability state moved, or the address peers confirmed by dial-back (the one our
+     * record advertises) changed. mesh_node_get_stats says how (portmap_*, reach4,
+     * dialback_confirmed). Deferred like the others; may come when nothing visible changed. */
+    void (*on_reach)(mesh_node *n, void *ud);
 } mesh_node_cbs;
 
 /* Create a node on env (borrowed: must outlive the node). Nothing happens on the network
