@@ -235,7 +235,7 @@ static void reserve_more(mesh_node *n)
         busy++;
         mesh_pool_conn *ready = NULL;
         int rc = mesh_pool_get(n->pool, n->cfg.relays[i].key, &n->cfg.relays[i].addr, 1,
-                               MESH_POOL_PIN, slot_link_ready, sl, &ready);
+                               MESH_POOL_PIN | MESH_POOL_FROM_LOCAL, slot_link_ready, sl, &ready);
         if (rc != MESH_OK)
             slot_fail(n, (int)i, rc), busy--;
         else if (ready)
@@ -325,6 +325,8 @@ int mesh_node_session_path(const mesh_node *n, const mesh_session *s)
     for (size_t i = 0; s && i < n->rl.nrelayed; i++)
         if (n->rl.relayed[i] == s)
             return MESH_NODE_PATH_RELAYED;
+    if (mesh_node_punch_is_punched(n, s))
+        return MESH_NODE_PATH_PUNCHED;
     mesh_node_reach v;
     mesh_reach_get(n->reach, MESH_AF_INET4, &v);
     if (s && !mesh_session_is_client(s) && v.state == MESH_NODE_REACH_MAPPED)
