@@ -498,6 +498,7 @@ void mesh_node_get_stats(const mesh_node *n, mesh_node_stats *out)
     out->punches = n->pn.started;
     out->sessions_punched = n->pn.ok;
     out->punch_failures = n->pn.failed;
+    out->punch_error = n->pn.last_err;
     if (n->rl.svc) {
         mesh_relay_stats rs;
         mesh_relay_service_stats(n->rl.svc, &rs);

@@ -184,6 +184,7 @@ typedef struct node_punches {
     mesh_session *punched[PN_PUNCHED];
     size_t npunched;
     uint64_t started, ok, failed, dropped; /* punches run, ended punched, failed; drops */
+    int last_err;                          /* the last failure (MESH_OK: none) */
     mesh_time log_at; /* unsolicited Punch messages: one log line per interval */
     uint64_t log_quiet;
 } node_punches;

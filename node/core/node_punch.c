@@ -145,6 +145,7 @@ static void pn_done(mesh_punch *p, int result, mesh_session *s, void *ud)
     pn_peer *pe = peer_of(n, r->peer_id, 1);
     if (result != MESH_OK) {
         n->pn.failed++;
+        n->pn.last_err = result;
         mesh_log(&n->env, MESH_LOG_INFO,
                  "node: punch %s %s failed: %s after %u rounds, %u connects, %u accepted (%u of "
                  "%d), stays relayed",
@@ -194,6 +195,7 @@ static int run_start(mesh_node *n, mesh_session *coord, const Meshara__Wire__Pun
     if (rc != MESH_OK) {
         r->p = NULL;
         n->pn.failed++;
+        n->pn.last_err = rc;
         mesh_log(&n->env, MESH_LOG_INFO, "node: punch %s %s not started: %s (%u of %d)",
                  m ? "from" : "to", k, mesh_errname(rc), pe->tries, PN_TRIES);
         return rc;
@@ -256,8 +258,8 @@ void mesh_node_punch_session_up(mesh_node *n, mesh_session *s)
         n->pn.listen_ext = obs; /* a connection from our listening port: its NAT mapping */
         n->pn.listen_sess = s;
     }
-    if (mesh_session_is_client(s) &&
-        mesh_node_session_path(n, s) == MESH_NODE_PATH_RELAYED && n->env.ops->connect_from)
+    if (mesh_session_is_client(s) && mesh_node_session_path(n, s) == MESH_NODE_PATH_RELAYED &&
+        n->env.ops->connect_from)
         arm(n, now_of(n)); /* from the timer: not inside the pool's callback */
 }
 
@@ -336,6 +338,7 @@ void mesh_node_punch_session_gone(mesh_node *n, mesh_session *s)
     r->p = NULL;
     r->coord = NULL;
     n->pn.failed++;
+    n->pn.last_err = MESH_ERR_CLOSED;
     char k[17];
     hex8(r->peer_id, k);
     mesh_log(&n->env, MESH_LOG_INFO, "node: punch with %s stopped: %s", k,

@@ -7,7 +7,9 @@
  * Reservations. A node with cfg.relays reserves on up to RL_WANT of them, in the configured
  * order, once its IPv4 reachability is neither public nor mapped with a confirmed address:
  * at once when the state says NAT, else after RL_WAIT_UNKNOWN (the dial-back checks had their
- * time). The session to a relay is pinned in the pool. A reservation is renewed at half its
+ * time). The session to a relay is pinned in the pool and leaves from our listening port (its
+hello tells that port's NAT mapping, which hole punching offers: node_punch.c). A reservation is
+renewed at half its
  * granted ttl; a refusal or a lost session frees the slot and the next relay is tried, the
  * failed one again only after its backoff (RL_BACKOFF doubling to RL_BACKOFF_MAX): bounded
  * attempts, no storm. Held reservations make the state RELAYED and go into our signed record

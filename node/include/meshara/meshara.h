@@ -563,8 +563,11 @@ typedef struct mesh_node_stats {
     int turn_error;
     uint64_t turn_sessions_in, turn_sessions_out, turn_failures;
     /* Hole punching over relayed sessions (docs/nat.md): punches run (as either side), those
-     * that ended on a punched session (which replaced the relayed one), those that failed. */
+     * that ended on a punched session (which replaced the relayed one), those that failed,
+     * and the last failure (MESH_ERR_TIMEOUT: nothing came up, MESH_ERR_NOT_FOUND: no
+     * candidates...; MESH_OK: none). */
     uint64_t punches, sessions_punched, punch_failures;
+    int punch_error;
 } mesh_node_stats;
 void mesh_node_get_stats(const mesh_node *n, mesh_node_stats *out);
 
