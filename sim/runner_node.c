@@ -561,6 +561,9 @@ void rn_stats_add(mesh_node_stats *t, const mesh_node_stats *s)
     t->duplicates_closed += s->duplicates_closed;
     t->records_rejected += s->records_rejected;
     t->mdns_found += s->mdns_found;
+    t->punches += s->punches;
+    t->sessions_punched += s->sessions_punched;
+    t->punch_failures += s->punch_failures;
 }
 
 void rn_node_stop(runner *r, rn_node *n)

@@ -164,6 +164,7 @@ static void sum_sessions(runner *r, double *v)
     v[SUM_session_success_ratio] =
         t.connects ? (double)(t.connects - t.connect_failures) / (double)t.connects : NAN;
     v[SUM_sessions_accepted] = (double)t.accepted;
+    v[SUM_sessions_punched] = (double)t.sessions_punched;
     v[SUM_sessions_evicted] = (double)t.evicted;
     v[SUM_sessions_duplicate_closed] = (double)t.duplicates_closed;
     v[SUM_key_mismatches] = (double)t.key_mismatches;
@@ -171,14 +172,14 @@ static void sum_sessions(runner *r, double *v)
     v[SUM_mdns_found] = (double)t.mdns_found;
 }
 
-/* Paths: sessions established by path (counted at each end), and over the node pairs that
+/* Paths: sessions established by path (counted at each end; punched ones, which replace a
+ * relayed session of a peer already up, in sum_sessions), and over the node pairs that
  * sent each other messages, those a message reached and, of them, those whose last delivery
  * was not over a relayed session. */
 static void sum_paths(runner *r, double *v)
 {
     v[SUM_sessions_direct] = (double)r->paths[MESH_NODE_PATH_DIRECT];
     v[SUM_sessions_mapped] = (double)r->paths[MESH_NODE_PATH_MAPPED];
-    v[SUM_sessions_punched] = (double)r->paths[MESH_NODE_PATH_PUNCHED];
     v[SUM_sessions_relayed] = (double)r->paths[MESH_NODE_PATH_RELAYED];
     v[SUM_sessions_turn] = (double)r->paths[MESH_NODE_PATH_TURN];
     size_t reached = 0, direct = 0;

@@ -215,13 +215,15 @@ int mesh_node_start(mesh_node *n)
                           .max_per_source = n->cfg.max_handshakes_per_source,
                           .first_byte_timeout = n->cfg.first_byte_timeout};
     sc.session.http2 = 0; /* client-side only: a server follows the negotiated ALPN */
-    mesh_server_cbs scb = {.on_session = mesh_node_server_session};
+    mesh_server_cbs scb = {.on_session = mesh_node_server_session,
+                           .on_accept = mesh_node_server_accept};
     int rc = mesh_server_new(&n->srv, &n->env, n->tls, &n->cfg.listen, &sc, &scb, n);
     if (rc != MESH_OK)
         return rc;
     if ((rc = mesh_server_addr(n->srv, &n->bound)) != MESH_OK)
         goto fail_srv;
     mesh_reach_set_port(n->reach, n->bound.port);
+    mesh_pool_set_local(n->pool, &n->bound); /* reservations' links leave from it (punching) */
     mesh_addr addrs[MESH_PEER_MAX_ADDRS];
     size_t na = mesh_node_self_addrs(n, addrs);
     if ((rc = mesh_peer_record_make_named(&n->self, n->id, addrs, na, NULL, 0, n->host_name,
@@ -235,7 +237,7 @@ int mesh_node_start(mesh_node *n)
                                  n->cfg.manual, n->cfg.n_manual, &mesh_node_bootstrap_ops, n)) !=
         MESH_OK)
         goto fail_dht;
-    if ((rc = mesh_node_relay_start(n)) != MESH_OK)
+    if ((rc = mesh_node_relay_start(n)) != MESH_OK || (rc = mesh_node_punch_start(n)) != MESH_OK)
         goto fail_relay;
     if ((rc = mesh_pool_start(n->pool)) != MESH_OK)
         goto fail_relay;
@@ -299,6 +301,7 @@ void mesh_node_free(mesh_node *n)
         free(lk);
     }
     mesh_server_free(n->srv);
+    mesh_node_punch_free(n); /* before the pool: a punch borrows its relayed session */
     mesh_node_relay_free_pending(n);
     mesh_pool_free(n->pool);
     mesh_node_turn_free(n); /* after the pool: its sessions borrow the TURN overlay env */
@@ -493,6 +496,10 @@ void mesh_node_get_stats(const mesh_node *n, mesh_node_stats *out)
     out->relay_dials = n->rl.dials_total;
     out->relay_dial_failures = n->rl.dial_failures;
     out->relayed_sessions = n->rl.nrelayed;
+    out->punches = n->pn.started;
+    out->sessions_punched = n->pn.ok;
+    out->punch_failures = n->pn.failed;
+    out->punch_error = n->pn.last_err;
     if (n->rl.svc) {
         mesh_relay_stats rs;
         mesh_relay_service_stats(n->rl.svc, &rs);

@@ -320,6 +320,9 @@ static void pool_message(void *ud, mesh_pool_conn *c, mesh_session *s, const mes
     case MESHARA__WIRE__ENVELOPE__BODY_RELAY:
         mesh_node_relay_input(n, c, s, e->relay);
         break;
+    case MESHARA__WIRE__ENVELOPE__BODY_PUNCH:
+        mesh_node_punch_input(n, c, s, e->punch);
+        break;
     default:
         break;
     }
@@ -331,6 +334,7 @@ static void pool_session_up(void *ud, mesh_pool_conn *c, mesh_session *s)
     send_announce(n, s);
     mesh_dht_seen(n->dht, mesh_pool_conn_id(c));
     mesh_node_reach_session(n, s);
+    mesh_node_punch_session_up(n, s);
 }
 
 static void pool_up(void *ud, mesh_pool_conn *c)
@@ -343,6 +347,7 @@ static void pool_session_closed(void *ud, mesh_pool_conn *c, mesh_session *s, in
 {
     mesh_node *n = ud;
     mesh_node_relay_session_closed(n, s);
+    mesh_node_punch_session_gone(n, s);
     /* Ops waiting for an answer on s: again on the peer's other session, else failed. A
      * failure's callback may start or end other ops, so collect the ids first and look each
      * up again. */
@@ -442,6 +447,7 @@ static const char *pool_server_name(void *ud, const uint8_t key[MESH_PUBKEY_LEN]
 static void pool_session_orphaned(void *ud, mesh_session *s)
 {
     mesh_node_relay_session_orphaned(ud, s);
+    mesh_node_punch_session_gone(ud, s);
 }
 
 void mesh_node_server_session(mesh_server *srv, mesh_session *s, void *ud)
@@ -449,6 +455,12 @@ void mesh_node_server_session(mesh_server *srv, mesh_session *s, void *ud)
     (void)srv;
     mesh_node *n = ud;
     mesh_pool_adopt(n->pool, s);
+}
+
+int mesh_node_server_accept(mesh_server *srv, mesh_stream *st, const mesh_addr *peer, void *ud)
+{
+    (void)srv;
+    return mesh_node_punch_accept(ud, st, peer);
 }
 
 const mesh_pool_cbs mesh_node_pool_cbs = {.on_session_up = pool_session_up,

@@ -14,6 +14,8 @@
  *                  peers to confirm an address; dialing back for peers that ask).
  *   node_turn.c    its TURN allocation (cfg.turn_server): the relayed address, sessions
  *                  through the server.
+ *   node_punch.c   hole punching (core/punch) over relayed sessions: the punched session
+ *                  takes the relayed one's place in the pool.
  */
 #ifndef MESH_CORE_NODE_IMPL_H
 #define MESH_CORE_NODE_IMPL_H
@@ -21,6 +23,7 @@
 #include "core/identity.h"
 #include "core/node.h"
 #include "core/portmap.h"
+#include "core/punch.h"
 #include "core/reach.h"
 #include "core/relay_end.h"
 #include "core/server.h"
@@ -154,6 +157,41 @@ typedef struct node_relays {
     uint64_t dials_total, dial_failures;
 } node_relays;
 
+/* Hole punching (node_punch.c, docs/nat.md): punches at once, peers remembered for their
+ * attempts and backoff (the oldest forgotten), punched sessions in the pool (for their path). */
+enum {
+    PN_RUNS = 8,
+    PN_PEERS = 64,
+    PN_PUNCHED = 256,
+};
+typedef struct pn_run {
+    mesh_punch *p;       /* NULL: slot free */
+    mesh_session *coord; /* the relayed session it runs over */
+    uint8_t peer_id[MESH_NODE_ID_LEN];
+    mesh_node *n;
+} pn_run;
+typedef struct pn_peer {
+    uint8_t id[MESH_NODE_ID_LEN];
+    unsigned tries;  /* rounds of punching started (initiator) or answered (responder) */
+    mesh_time next;  /* no new attempt before */
+    mesh_time touch; /* for replacing the oldest */
+    int used;
+} pn_peer;
+typedef struct node_punches {
+    mesh_timer *timer;
+    int armed;
+    pn_run runs[PN_RUNS];
+    pn_peer peers[PN_PEERS];
+    mesh_addr listen_ext;      /* our listening port as a peer saw it (family NONE: not known) */
+    mesh_session *listen_sess; /* the session that told us (it keeps the NAT mapping alive) */
+    mesh_session *punched[PN_PUNCHED];
+    size_t npunched;
+    uint64_t started, ok, failed, dropped; /* punches run, ended punched, failed; drops */
+    int last_err;                          /* the last failure (MESH_OK: none) */
+    mesh_time log_at; /* unsolicited Punch messages: one log line per interval */
+    uint64_t log_quiet;
+} node_punches;
+
 enum note_kind { NOTE_PEER = 1, NOTE_JOINED = 2, NOTE_REACH = 3 };
 typedef struct note {
     int kind, connected, status;
@@ -197,6 +235,7 @@ struct mesh_node {
     node_dialback db;      /* dial-backs: ours to confirm an address, and those we run */
     node_turn *turn;       /* the TURN allocation (NULL: not configured) */
     node_relays rl;        /* relay service, reservations, relayed sessions */
+    node_punches pn;       /* hole punching over relayed sessions */
     char mdns_name[sizeof MESH_NODE_MDNS_PREFIX + 16];
     mesh_node_stats st;
 };
@@ -239,6 +278,8 @@ void mesh_node_notes_fired(mesh_timer *t, void *ud);
 extern const mesh_pool_cbs mesh_node_pool_cbs;
 /* The server's on_session: an authenticated inbound session goes to the pool. */
 void mesh_node_server_session(mesh_server *srv, mesh_session *s, void *ud);
+/* The server's on_accept: a connection a hole punch expects goes to it (node_punch.c). */
+int mesh_node_server_accept(mesh_server *srv, mesh_stream *st, const mesh_addr *peer, void *ud);
 /* The peer store's load callback: verify a stored record and add it to the DHT. */
 void mesh_node_store_each(void *ud, const uint8_t *rec, size_t len);
 /* Publish and browse on mDNS if configured and the env offers it (after the listener). */
@@ -300,6 +341,26 @@ int mesh_node_session_path(const mesh_node *n, const mesh_session *s);
  * (the relayed sessions' streams belong to the ends). */
 void mesh_node_relay_free_pending(mesh_node *n);
 void mesh_node_relay_free(mesh_node *n);
+
+/* ---- node_punch.c -------------------------------------------------------------------------- */
+
+/* The punch timer. MESH_OK; MESH_ERR_NOMEM. */
+int mesh_node_punch_start(mesh_node *n);
+/* Session s of the pool came up: a relayed one we dialled is punched from the timer. */
+void mesh_node_punch_session_up(mesh_node *n, mesh_session *s);
+/* A Punch body arrived on s (a session of c): to the punch running over s, or answered as a
+ * new responder's round when s is a relayed session the peer dialled; else dropped (logged,
+ * at most a line per interval). */
+void mesh_node_punch_input(mesh_node *n, mesh_pool_conn *c, mesh_session *s,
+                           const Meshara__Wire__Punch *m);
+/* The server's accept hook: 1 if a running punch took the stream, else 0. */
+int mesh_node_punch_accept(mesh_node *n, mesh_stream *st, const mesh_addr *peer);
+/* Session s left the pool (closed or orphaned): a punch over it stops, s leaves the list. */
+void mesh_node_punch_session_gone(mesh_node *n, mesh_session *s);
+/* 1 if s is a punched session in the pool. */
+int mesh_node_punch_is_punched(const mesh_node *n, const mesh_session *s);
+/* Every punch stopped (sessions not handed over closed), the timer freed. No callbacks. */
+void mesh_node_punch_free(mesh_node *n);
 
 /* node_turn.c: cfg's TURN settings copied (MESH_OK also when there are none; MESH_ERR_INVAL:
  * a server without credentials; MESH_ERR_NOMEM); start allocating; the relayed address while

@@ -409,10 +409,13 @@ static int dht_ping(void *ud, const mesh_peer_record *to, mesh_dht_reply_fn repl
 static int boot_get_peers(void *ud, const mesh_node_peer *peer, mesh_dht_reply_fn reply, void *ctx)
 {
     mesh_node *n = ud;
-    /* Manual peers are meant to stay connected: pinned, as at start. */
+    /* Manual peers are meant to stay connected: pinned, as at start. A node configured with
+     * relays (expecting a NAT) connects from its listening port: the seed's hello tells that
+     * port's NAT mapping, which hole punching offers (node_punch.c). */
     int manual = peer >= n->cfg.manual && peer < n->cfg.manual + MESH_NODE_MAX_MANUAL;
-    return relay_query(n, peer->key, &peer->addr, 1, manual ? MESH_POOL_PIN : 0,
-                       MESH_QUERY_GET_PEERS, NULL, n->cfg.bootstrap_timeout, reply, ctx);
+    int flags = (manual ? MESH_POOL_PIN : 0) | (n->cfg.n_relays ? MESH_POOL_FROM_LOCAL : 0);
+    return relay_query(n, peer->key, &peer->addr, 1, flags, MESH_QUERY_GET_PEERS, NULL,
+                       n->cfg.bootstrap_timeout, reply, ctx);
 }
 
 static void boot_joined(void *ud, int status)

@@ -7,7 +7,9 @@
  * Reservations. A node with cfg.relays reserves on up to RL_WANT of them, in the configured
  * order, once its IPv4 reachability is neither public nor mapped with a confirmed address:
  * at once when the state says NAT, else after RL_WAIT_UNKNOWN (the dial-back checks had their
- * time). The session to a relay is pinned in the pool. A reservation is renewed at half its
+ * time). The session to a relay is pinned in the pool and leaves from our listening port (its
+hello tells that port's NAT mapping, which hole punching offers: node_punch.c). A reservation is
+renewed at half its
  * granted ttl; a refusal or a lost session frees the slot and the next relay is tried, the
  * failed one again only after its backoff (RL_BACKOFF doubling to RL_BACKOFF_MAX): bounded
  * attempts, no storm. Held reservations make the state RELAYED and go into our signed record
@@ -265,7 +267,7 @@ static void reserve_more(mesh_node *n)
         busy++;
         mesh_pool_conn *ready = NULL;
         int rc = mesh_pool_get(n->pool, n->cfg.relays[i].key, &n->cfg.relays[i].addr, 1,
-                               MESH_POOL_PIN, slot_link_ready, sl, &ready);
+                               MESH_POOL_PIN | MESH_POOL_FROM_LOCAL, slot_link_ready, sl, &ready);
         if (rc != MESH_OK)
             slot_fail(n, (int)i, rc), busy--;
         else if (ready)
@@ -357,6 +359,8 @@ int mesh_node_session_path(const mesh_node *n, const mesh_session *s)
     for (size_t i = 0; s && i < n->rl.nrelayed; i++)
         if (n->rl.relayed[i] == s)
             return MESH_NODE_PATH_RELAYED;
+    if (mesh_node_punch_is_punched(n, s))
+        return MESH_NODE_PATH_PUNCHED;
     mesh_node_reach v;
     mesh_reach_get(n->reach, MESH_AF_INET4, &v);
     if (s && !mesh_session_is_client(s) && v.state == MESH_NODE_REACH_MAPPED)

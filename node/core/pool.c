@@ -238,6 +238,10 @@ static int start_connect(mesh_pool_conn *c)
             return MESH_ERR_NOMEM;
         mesh_session_cfg sc = p->cfg.session;
         sc.server_name = p->cbs.server_name ? p->cbs.server_name(p->ud, c->key) : NULL;
+        if (c->from_local && !c->local_failed && p->local.port) {
+            sc.local = p->local; /* the listener's port: the peer sees its NAT mapping */
+            ps->from_local = 1;
+        }
         rc = mesh_session_connect(&ps->s, p->env, p->tls, a, c->key, &sc, &PS_CBS, ps);
         if (rc == MESH_OK) {
             c->sess[c->nsess++] = ps;
@@ -377,6 +381,12 @@ static void sess_gone(psess *ps, int reason)
     if (ps->up && p->cbs.on_session_closed)
         p->cbs.on_session_closed(p->ud, c, ps->s, reason);
     int failed_attempt = ps->outbound && !ps->up;
+    if (failed_attempt && ps->from_local && !c->local_failed) {
+        /* e.g. the peer connected from its listening port at the same moment (TCP
+         * simultaneous open: two TLS clients): the same address again, from any port */
+        c->local_failed = 1;
+        c->next_addr -= c->next_addr > 0;
+    }
     ps_free(ps);
 
     if (failed_attempt && !c->active) {
@@ -511,6 +521,11 @@ int mesh_pool_start(mesh_pool *p)
     return MESH_OK;
 }
 
+void mesh_pool_set_local(mesh_pool *p, const mesh_addr *local)
+{
+    p->local = *local;
+}
+
 int mesh_pool_get(mesh_pool *p, const uint8_t key[MESH_PUBKEY_LEN], const mesh_addr *addrs,
                   size_t naddrs, int flags, mesh_pool_wait_fn fn, void *ctx, mesh_pool_conn **ready)
 {
@@ -527,6 +542,8 @@ int mesh_pool_get(mesh_pool *p, const uint8_t key[MESH_PUBKEY_LEN], const mesh_a
     if (c) {
         if (flags & MESH_POOL_PIN)
             c->pinned = 1;
+        if (flags & MESH_POOL_FROM_LOCAL)
+            c->from_local = 1;
         if (c->active) {
             *ready = c;
             return MESH_OK;
@@ -548,6 +565,7 @@ int mesh_pool_get(mesh_pool *p, const uint8_t key[MESH_PUBKEY_LEN], const mesh_a
     if (!c)
         return MESH_ERR_NOMEM;
     c->pinned = !!(flags & MESH_POOL_PIN);
+    c->from_local = !!(flags & MESH_POOL_FROM_LOCAL);
     mesh_pool_set_addrs(c, addrs, naddrs);
     int rc = start_connect(c);
     if (rc == MESH_OK)

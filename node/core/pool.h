@@ -52,7 +52,9 @@ enum mesh_pool_limits {
 };
 
 enum mesh_pool_flags {
-    MESH_POOL_PIN = 1, /* never evicted; may exceed max */
+    MESH_POOL_PIN = 1,        /* never evicted; may exceed max */
+    MESH_POOL_FROM_LOCAL = 2, /* connect from the local address (mesh_pool_set_local); after
+                                 a failed attempt from it, from any port */
 };
 
 typedef struct mesh_pool mesh_pool;
@@ -128,6 +130,9 @@ int mesh_pool_start(mesh_pool *p);
 int mesh_pool_get(mesh_pool *p, const uint8_t key[MESH_PUBKEY_LEN], const mesh_addr *addrs,
                   size_t naddrs, int flags, mesh_pool_wait_fn fn, void *ctx,
                   mesh_pool_conn **ready);
+/* The local address (the listener's) that connections made with MESH_POOL_FROM_LOCAL leave
+ * from (mesh_session_cfg.local): so the peer sees the NAT mapping of our listening port. */
+void mesh_pool_set_local(mesh_pool *p, const mesh_addr *local);
 /* Drop every waiter whose ctx is ctx (its fn will not be called). */
 void mesh_pool_cancel(mesh_pool *p, void *ctx);
 /* Take over an inbound session the server handed over CONNECTED (always: on refusal the pool

@@ -12,9 +12,10 @@ typedef struct psess {
     mesh_pool_conn *c; /* NULL: an orphan being closed */
     mesh_session *s;
     int outbound;
-    int up;       /* reached the pool CONNECTED */
-    int retiring; /* a duplicate that lost: closes when linger fires */
-    uint64_t seq; /* creation order: the newer of two same-client duplicates wins */
+    int up;         /* reached the pool CONNECTED */
+    int from_local; /* connected from the pool's local address */
+    int retiring;   /* a duplicate that lost: closes when linger fires */
+    uint64_t seq;   /* creation order: the newer of two same-client duplicates wins */
     mesh_timer *linger;
     struct psess *next; /* orphan list */
 } psess;
@@ -33,6 +34,8 @@ struct mesh_pool_conn {
     size_t nsess;
     psess *active;
     int was_up, pinned, serving;
+    int from_local;   /* MESH_POOL_FROM_LOCAL: connect from the pool's local address */
+    int local_failed; /* such a connection failed: from any port from then on */
     mesh_addr addrs[MESH_POOL_MAX_ADDRS];
     size_t naddrs, next_addr;
     waiter *waiters;
@@ -50,6 +53,7 @@ struct mesh_pool {
     uint8_t self_key[MESH_PUBKEY_LEN];
     uint8_t self_id[MESH_NODE_ID_LEN];
     mesh_pool_cfg cfg;
+    mesh_addr local; /* mesh_pool_set_local (family NONE: none) */
     mesh_pool_cbs cbs;
     void *ud;
     mesh_pool_conn **conns;

@@ -112,6 +112,8 @@ static void derive(const mesh_reach *r, const fam *f, mesh_node_reach *v)
         v->external = f->mapping;
     } else if (f->relayed) {
         v->state = MESH_NODE_REACH_RELAYED;
+        if (f->have_agreed) /* still our NAT's address: hole punching offers it */
+            v->external = f->agreed;
     } else if (f->have_agreed || stun_nat) {
         v->state = MESH_NODE_REACH_NAT;
         if (f->have_agreed)

@@ -373,6 +373,8 @@ static void on_accept(mesh_listener *l, mesh_stream *stream, const mesh_addr *pe
         srv->env.ops->stream_close(srv->env.obj, stream, MESH_CLOSE_ABORT);
         return;
     }
+    if (srv->cbs.on_accept && srv->cbs.on_accept(srv, stream, peer, srv->ud))
+        return; /* the owner's own connection */
     enter(srv);
     mesh_addr src = source_of(peer);
     const char *why = make_room(srv, &src, peer);

@@ -89,6 +89,10 @@ typedef struct mesh_server_cbs {
      * first-byte timeout —, MESH_ERR_LIMIT: evicted to make room...); peer is borrowed. The
      * server frees that session itself after this returns. */
     void (*on_failed)(mesh_server *srv, int reason, const mesh_addr *peer, void *ud);
+    /* Optional. Asked first about every accepted stream (peer borrowed): 1 if the owner took
+     * it (a connection it expects, e.g. a hole punch's: the server never sees it again), 0
+     * to let the server handle it as usual. Must not free the server. */
+    int (*on_accept)(mesh_server *srv, mesh_stream *st, const mesh_addr *peer, void *ud);
 } mesh_server_cbs;
 
 typedef struct mesh_server_stats {

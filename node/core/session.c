@@ -486,10 +486,7 @@ static void on_timer(mesh_timer *t, void *ud)
 
 static void fill_defaults(mesh_session_cfg *c, const mesh_session_cfg *in)
 {
-    if (in)
-        *c = *in;
-    else
-        memset(c, 0, sizeof *c);
+    *c = in ? *in : (mesh_session_cfg){0};
     if (!c->connect_timeout)
         c->connect_timeout = MESH_SESSION_DEFAULT_CONNECT_TIMEOUT_MS * MESH_NS_PER_MS;
     if (!c->handshake_timeout)
@@ -566,7 +563,10 @@ int mesh_session_connect(mesh_session **out, const mesh_env *env, mesh_tls_ctx *
     }
     s->peer_addr = *to;
     int err = MESH_ERR_INVAL;
-    s->stream = env->ops->connect(env->obj, to, &STREAM_CBS, s, &err);
+    if (s->cfg.local.port && env->ops->connect_from) /* e.g. the listener's: its NAT mapping */
+        s->stream = env->ops->connect_from(env->obj, &s->cfg.local, to, &STREAM_CBS, s, &err);
+    if (!s->stream) /* (or the port cannot be shared now: any will do) */
+        s->stream = env->ops->connect(env->obj, to, &STREAM_CBS, s, &err);
     if (!s->stream) {
         destroy(s);
         return err;

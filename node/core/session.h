@@ -140,6 +140,11 @@ typedef struct mesh_session_cfg {
      * none: web_upstream for connections that are not HTTP/2 over TLS 1.3 (HTTP/1.x),
      * web_upstream_h2 (HTTP/2 with prior knowledge) for HTTP/2 ones. */
     mesh_addr web_upstream, web_upstream_h2;
+    /* Client (mesh_session_connect): connect from this local address when its port is set and
+     * the env has connect_from — the listening port, so that the server sees (and its hello
+     * reports) the NAT mapping the listener's port has, which hole punching offers; if that
+     * fails at once, or port 0, from any port. */
+    mesh_addr local;
 } mesh_session_cfg;
 
 typedef struct mesh_session mesh_session;

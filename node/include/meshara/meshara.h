@@ -138,8 +138,9 @@ enum mesh_node_reach_state {
 typedef struct mesh_node_reach {
     int state;          /* enum mesh_node_reach_state */
     mesh_addr external; /* PUBLIC: our address and listening port; MAPPED: the mapping;
-                           NAT: the address the agreeing observers saw last (its port is
-                           the NAT's choice for that connection); else family NONE */
+                           NAT, RELAYED: the address the agreeing observers saw last (its
+                           port is the NAT's choice for that connection), if any; else
+                           family NONE */
     int observers;      /* distinct observers agreeing on external's IP (0 for MAPPED
                            without them) */
     int nat_mapping;    /* RFC 5780 behaviour learned by STUN: 0 unknown, 1 no NAT,
@@ -566,10 +567,16 @@ typedef struct mesh_node_stats {
     mesh_addr turn_relayed;
     int turn_error;
     uint64_t turn_sessions_in, turn_sessions_out, turn_failures;
+    /* Hole punching over relayed sessions (docs/nat.md): punches run (as either side), those
+     * that ended on a punched session (which replaced the relayed one), those that failed,
+     * and the last failure (MESH_ERR_TIMEOUT: nothing came up, MESH_ERR_NOT_FOUND: no
+     * candidates...; MESH_OK: none). */
+    uint64_t punches, sessions_punched, punch_failures;
+    int punch_error;
 } mesh_node_stats;
 void mesh_node_get_stats(const mesh_node *n, mesh_node_stats *out);
 
-/* How a session reaches its peer (docs/nat.md). PUNCHED and TURN are not made yet. */
+/* How a session reaches its peer (docs/nat.md). */
 enum mesh_node_path {
     MESH_NODE_PATH_DIRECT = 0,  /* a TCP connection to an address the peer listens on */
     MESH_NODE_PATH_MAPPED = 1,  /* inbound, to our port mapping */
