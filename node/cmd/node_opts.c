@@ -140,6 +140,7 @@ enum opt_id {
     OPT_MESSAGE,
     OPT_PING,
     OPT_TIMEOUT,
+    OPT_LINGER,
     OPT_TURN,
     OPT_TURN_USER,
     OPT_TURN_PASS_FILE,
@@ -157,7 +158,7 @@ static const int OPT_CMDS[] = {
     OPT_ROW(OPT_ADVERTISE) = SESSION_CMDS,
     OPT_ROW(OPT_BOOTSTRAP) = SESSION_CMDS,
     OPT_ROW(OPT_PEER) = CMD_RUN,
-    OPT_ROW(OPT_RELAY) = CMD_RUN,
+    OPT_ROW(OPT_RELAY) = SESSION_CMDS,
     OPT_ROW(OPT_RELAY_SERVICE) = CMD_RUN,
     OPT_ROW(OPT_MDNS) = SESSION_CMDS,
     OPT_ROW(OPT_NO_PORT_MAPPING) = CMD_RUN,
@@ -188,6 +189,7 @@ static const int OPT_CMDS[] = {
     OPT_ROW(OPT_MESSAGE) = CMD_SEND,
     OPT_ROW(OPT_PING) = CMD_SEND,
     OPT_ROW(OPT_TIMEOUT) = CMD_SEND,
+    OPT_ROW(OPT_LINGER) = CMD_SEND,
     OPT_ROW(OPT_TURN) = SESSION_CMDS,
     OPT_ROW(OPT_TURN_USER) = SESSION_CMDS,
     OPT_ROW(OPT_TURN_PASS_FILE) = SESSION_CMDS,
@@ -231,6 +233,7 @@ static const struct option LONG_OPTS[] = {
     {"message", required_argument, NULL, OPT_MESSAGE},
     {"ping", no_argument, NULL, OPT_PING},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"linger", required_argument, NULL, OPT_LINGER},
     {"turn", required_argument, NULL, OPT_TURN},
     {"turn-user", required_argument, NULL, OPT_TURN_USER},
     {"turn-pass-file", required_argument, NULL, OPT_TURN_PASS_FILE},
@@ -266,6 +269,8 @@ static uint64_t *num_field(node_opts *o, int id, uint64_t *hi, int *is_ms)
         return &o->reconnect_max_ms;
     case OPT_TIMEOUT:
         return &o->timeout_ms;
+    case OPT_LINGER:
+        return &o->linger_ms;
     }
     *is_ms = 0;
     *hi = NODE_MAX_POOL;

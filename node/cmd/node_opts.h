@@ -83,7 +83,8 @@ typedef struct node_opts {
     const char *message;
     int ping;
     uint64_t timeout_ms;
-    mesh_addr turn; /* run: --turn, --turn-user, --turn-pass-file (all or none) */
+    uint64_t linger_ms; /* send: serve on this long after the answer (0: exit at once) */
+    mesh_addr turn;     /* run: --turn, --turn-user, --turn-pass-file (all or none) */
     int has_turn;
     const char *turn_user, *turn_pass_file;
 } node_opts;

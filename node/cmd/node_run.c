@@ -46,7 +46,8 @@ struct cli {
     size_t npeers;
     int result;                 /* send: exit code once finished, -1 while running */
     int op_begun;               /* send: the message or ping was handed to the node */
-    mesh_timer *deadline;       /* send: --timeout */
+    mesh_timer *deadline;       /* send: --timeout, then --linger's end */
+    int lingering;              /* send: answered, serving on for --linger */
     mesh_webroot_net *site;     /* run, --web-root: the decoy's upstreams, served here */
     mesh_addr site_h1, site_h2; /* their loopback listeners */
 };
@@ -179,6 +180,12 @@ static void finish(cli *c, int result)
 {
     if (c->result < 0)
         c->result = result;
+    if (c->result == NODE_EXIT_OK && c->o->linger_ms && c->deadline && !c->lingering) {
+        c->lingering = 1; /* send --linger: the node serves on a while (the deadline timer) */
+        c->env.ops->timer_set(c->env.obj, c->deadline,
+                              mesh_env_now(&c->env) + c->o->linger_ms * MESH_NS_PER_MS);
+        return;
+    }
     mesh_real_stop(c->r);
 }
 
@@ -292,6 +299,10 @@ static void on_send_deadline(mesh_timer *t, void *ud)
 {
     (void)t;
     cli *c = ud;
+    if (c->lingering) {
+        mesh_real_stop(c->r);
+        return;
+    }
     if (c->result < 0)
         fprintf(stderr, "meshara-node: send timed out after %" PRIu64 " ms (%s)\n",
                 c->o->timeout_ms, c->op_begun ? "no answer" : "still joining");

@@ -71,6 +71,8 @@ expect 2 "unknown option '--bogus'" run --key "$key" --bogus
 expect 2 "'--listen' needs a value" run --key "$key" --listen
 expect 2 'not valid for .keygen.' keygen --key "$WORK/c.key" --listen 127.0.0.1:0
 expect 2 'not valid for .run.' run --key "$key" --ping
+expect 2 'not valid for .run.' run --key "$key" --listen 127.0.0.1:0 --linger 5000
+expect 2 -- '--linger: expected milliseconds' send --key "$key" --to "$pub" --ping --linger 0
 expect 2 -- '--listen: expected ADDR:PORT' run --key "$key" --listen 127.0.0.1
 expect 2 -- '--listen: expected ADDR:PORT' run --key "$key" --listen 300.0.0.1:80
 expect 2 -- '--peer: expected \[HOST=\]ADDR:PORT' run --key "$key" --peer 127.0.0.1:0#"$pub"
