@@ -102,6 +102,17 @@ static int part_on_packet(void *obj, sim_mbox *mb, sim_pkt *pkt, int dir, mesh_t
 
 static const sim_mbox_ops PART_OPS = {.on_packet = part_on_packet};
 
+int rn_cut_off(const runner *r, uint32_t a, uint32_t b)
+{
+    uint32_t ia = sim_host_ip(r->nodes[a].host), ib = sim_host_ip(r->nodes[b].host);
+    for (size_t i = 0; i < r->nparts; i++) {
+        const rn_partition *p = r->parts[i];
+        if (p->active && p->ips && part_member(p, ia) != part_member(p, ib))
+            return 1;
+    }
+    return 0;
+}
+
 static int ref_has_node(const sim_scenario *s, const sim_scn_ref *ref, uint32_t node)
 {
     size_t g = sim_scenario_node_group(s, node);

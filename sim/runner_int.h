@@ -63,6 +63,7 @@ typedef struct rn_msg {
     uint64_t size;
     mesh_time sent;
     uint8_t state;
+    uint8_t unreachable; /* when sent, the receiver was down or a partition cut it off */
 } rn_msg;
 
 /* A node's peer store, in memory: the signed records it saved, so a node back from churn
@@ -258,6 +259,8 @@ void rn_stats_add(mesh_node_stats *t, const mesh_node_stats *s);
 /* Sim events: arg is the rn_traffic_src, or the event's index (as uintptr_t). */
 void rn_traffic_fire(void *ctx, void *arg);
 void rn_event_fire(void *ctx, void *arg);
+/* 1 if an active partition has one of nodes a and b inside and the other outside. */
+int rn_cut_off(const runner *r, uint32_t a, uint32_t b);
 
 /* ---- runner_summary.c ---------------------------------------------------------------------- */
 

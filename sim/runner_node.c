@@ -111,7 +111,9 @@ static int msg_new(runner *r, uint32_t src, uint32_t dst, uint64_t size, uint64_
         r->capmsgs = nc;
     }
     *id = r->nmsgs;
-    r->msgs[r->nmsgs++] = (rn_msg){src, dst, size, sim_sched_now(r->sched), RN_MSG_PENDING};
+    int unreachable = !r->nodes[dst].node || rn_cut_off(r, src, dst);
+    r->msgs[r->nmsgs++] =
+        (rn_msg){src, dst, size, sim_sched_now(r->sched), RN_MSG_PENDING, (uint8_t)unreachable};
     return MESH_OK;
 }
 

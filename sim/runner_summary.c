@@ -51,6 +51,8 @@
     X(messages_lost)                                                                               \
     X(acks_lost)                                                                                   \
     X(delivery_ratio)                                                                              \
+    X(messages_unreachable)                                                                        \
+    X(delivery_ratio_reachable)                                                                    \
     X(bytes_delivered)                                                                             \
     X(delivery_latency_p50_ms)                                                                     \
     X(delivery_latency_p95_ms)                                                                     \
@@ -234,6 +236,14 @@ static void sum_messages(runner *r, double *v)
     v[SUM_messages_lost] = (double)(sent - r->msgs_delivered - r->msgs_failed);
     v[SUM_acks_lost] = (double)r->acks_lost;
     v[SUM_delivery_ratio] = sent ? (double)r->msgs_delivered / (double)sent : NAN;
+    uint64_t unreach = 0, reach_ok = 0;
+    for (size_t i = 0; i < r->nmsgs; i++) {
+        unreach += r->msgs[i].unreachable;
+        reach_ok += !r->msgs[i].unreachable && r->msgs[i].state == RN_MSG_DELIVERED;
+    }
+    v[SUM_messages_unreachable] = (double)unreach;
+    v[SUM_delivery_ratio_reachable] =
+        sent > unreach ? (double)reach_ok / (double)(sent - unreach) : NAN;
     v[SUM_bytes_delivered] = (double)r->bytes_delivered;
     if (r->nlat)
         qsort(r->lat, r->nlat, sizeof *r->lat, cmp_time);

@@ -246,7 +246,7 @@ static void test_summary_names(void)
         CU_ASSERT_EQUAL(sim_run_check(e, NULL, 0), MESH_OK);
         sim_scenario_free(e);
     }
-    CU_ASSERT_EQUAL(n, 56);
+    CU_ASSERT_EQUAL(n, 58);
 }
 
 /* NATs in series and routers in front of single nodes, built: a tenant behind two NATs asks
@@ -381,6 +381,33 @@ static void test_boot_sni(void)
                      "  - {summary: nodes_joined, op: \">=\", value: 3}\n");
 }
 
+/* Messages sent while their receiver is cut off (a partition) or down (churn) count as
+ * unreachable; delivery_ratio_reachable leaves them out, delivery_ratio does not. Traffic
+ * from two a nodes to b every second from 5 s; b cut off from 20 s to the end (60 s): 2 x 40
+ * messages sent to it cut off, none delivered; the 2 x 15 before all are. */
+static void test_unreachable_receivers(void)
+{
+    static const char Y[] =
+        "name: unreach\nduration: 60s\n"
+        "groups:\n  - {name: boot, count: 1, role: bootstrap}\n"
+        "  - {name: a, count: 2, join: 1s}\n  - {name: b, count: 2, join: 1s}\n"
+        "events:\n  - {at: 20s, partition: {targets: [b]}}\n"
+        "traffic:\n  - {name: t, from: a, to: b, size: 1KiB, interval: 1s, start: 5s}\n"
+        "expect:\n"
+        "  - {summary: messages_unreachable, op: \">=\", value: 76}\n"
+        "  - {summary: messages_unreachable, op: \"<=\", value: 84}\n"
+        "  - {summary: delivery_ratio, op: \"<=\", value: 0.5}\n"
+        "  - {summary: delivery_ratio_reachable, op: \">=\", value: 0.99}\n";
+    sim_scenario *s = load(Y);
+    FILE *devnull = fopen("/dev/null", "w");
+    sim_run_opts opts = {.quiet = 1, .out = devnull};
+    sim_run_result res = {0};
+    CU_ASSERT_EQUAL_FATAL(sim_run(s, &opts, &res, NULL, 0), MESH_OK);
+    CU_ASSERT_EQUAL(res.expects_failed, 0);
+    fclose(devnull);
+    sim_scenario_free(s);
+}
+
 static CU_TestInfo tests[] = {
     {"sim_run_check refuses what cannot be built, with position; sim_run the same", test_check},
     {"a --db that is not a results database: refused before building; --force", test_db_refused},
@@ -389,6 +416,8 @@ static CU_TestInfo tests[] = {
     {"NATs in series and per-node routers are built", test_nat_chains},
     {"role: stun nodes run and are recorded", test_stun_role},
     {"a bootstrap entry's host name is the first hello's SNI", test_boot_sni},
+    {"messages to receivers cut off or down: unreachable, apart in the ratio",
+     test_unreachable_receivers},
     CU_TEST_INFO_NULL,
 };
 
