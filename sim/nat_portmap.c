@@ -49,6 +49,24 @@ static void renew(sim_nat *n, nat_map *m, mesh_time expires)
     nat_arm_sweep(n);
 }
 
+/* An endpoint-independent NAT already mapping the internal endpoint (its flows out, e.g.
+ * from a listening port): the port map takes that mapping's external port over, as a
+ * gateway keeps an established flow's translation, so those flows go on and the mapping and
+ * the flows agree on one external port. Returns that port (the dynamic mapping removed), or
+ * 0 when there is none. */
+static uint16_t take_dynamic_port(sim_nat *n, uint8_t proto, const mesh_addr *internal,
+                                  mesh_time now)
+{
+    if (n->cfg.mapping != SIM_NAT_ENDPOINT_INDEPENDENT)
+        return 0;
+    nat_map *d = nat_find_int(n, proto, 0, sim_addr_ip4(internal), internal->port, 0, 0, now);
+    if (!d)
+        return 0;
+    uint16_t ext = d->ext_port;
+    nat_map_remove(n, d);
+    return ext;
+}
+
 /* ---- UPnP IGD --------------------------------------------------------------------------- */
 
 int sim_nat_portmap_request(sim_nat *n, uint8_t proto, const mesh_addr *internal, uint32_t lease_s,
@@ -71,9 +89,11 @@ int sim_nat_portmap_request(sim_nat *n, uint8_t proto, const mesh_addr *internal
         *external = mesh_addr_v4(n->pub, m->ext_port);
         return MESH_OK;
     }
-    if (!nat_room(n, &n->st.maps_live, n->cfg.max_mappings))
+    uint16_t ext = take_dynamic_port(n, proto, internal, now);
+    if (!ext && !nat_room(n, &n->st.maps_live, n->cfg.max_mappings))
         return MESH_ERR_LIMIT;
-    uint16_t ext = nat_alloc_port(n, proto, internal->port, 1, now);
+    if (!ext)
+        ext = nat_alloc_port(n, proto, internal->port, 1, now);
     if (!ext)
         return MESH_ERR_LIMIT;
     int rc = portmap_add(n, proto, internal, ext, expires, 0, &m);
@@ -153,9 +173,11 @@ int sim_nat_pmp_map(sim_nat *n, uint8_t proto, const mesh_addr *internal, uint16
     if (m) { /* the same internal port again: its external port, a new lifetime */
         renew(n, m, expires);
     } else {
-        if (!nat_room(n, &n->st.maps_live, n->cfg.max_mappings))
+        uint16_t ext = take_dynamic_port(n, proto, internal, now);
+        if (!ext && !nat_room(n, &n->st.maps_live, n->cfg.max_mappings))
             return MESH_ERR_LIMIT;
-        uint16_t ext = nat_alloc_port(n, proto, suggested ? suggested : internal->port, 1, now);
+        if (!ext)
+            ext = nat_alloc_port(n, proto, suggested ? suggested : internal->port, 1, now);
         if (!ext)
             return MESH_ERR_LIMIT;
         int rc = portmap_add(n, proto, internal, ext, expires, 0, &m);
