@@ -163,6 +163,8 @@ static void pn_done(mesh_punch *p, int result, mesh_session *s, void *ud)
              init ? "to" : "from", k, (unsigned long long)((ps.up_at - ps.started_at) / 1000000),
              (unsigned long long)(ps.rtt / 1000000));
     mesh_pool_adopt_as(n->pool, s, init); /* the newer session of the same client wins */
+    /* the peer's usable session changed path: on_peer says so (meshara.h) */
+    mesh_node_notify(n, NOTE_PEER, mesh_session_peer_key(s), 1, MESH_OK);
 }
 
 static const mesh_punch_cbs PN_CBS = {.on_done = pn_done};

@@ -411,7 +411,9 @@ typedef struct mesh_node_cbs {
     void (*on_message)(mesh_node *n, const uint8_t from[MESH_NODE_KEY_BYTES], const uint8_t *data,
                        size_t len, void *ud);
     /* A peer became reachable (connected = 1: a session is up) or not any more (0; reason:
-     * MESH_OK for an orderly close, MESH_ERR_LIMIT for an eviction, else why it broke). */
+     * MESH_OK for an orderly close, MESH_ERR_LIMIT for an eviction, else why it broke).
+     * connected = 1 comes again when the peer's session moves to another path (a relayed
+     * one replaced by a punched one: mesh_node_get_peer_stats' path tells which). */
     void (*on_peer)(mesh_node *n, const uint8_t key[MESH_NODE_KEY_BYTES], int connected, int reason,
                     void *ud);
     /* The join started by mesh_node_start() ended: MESH_OK (a bootstrap node or manual peer
