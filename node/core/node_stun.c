@@ -12,6 +12,7 @@
  * with its name and retried after a backoff, NS_RETRY_MIN doubling to NS_REFRESH. At most
  * one transaction per server at a time.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,8 +81,11 @@ static void failed(mesh_node *n, ns_server *s, int status, int code)
     n->st.stun_failures++;
     n->st.stun_error = status;
     s->next_at = mesh_env_now(&n->env) + s->backoff;
-    mesh_log(&n->env, MESH_LOG_WARN, "node: stun %s: %s (error code %d); retry in %llu s", srv,
-             mesh_errname(status), code, (unsigned long long)(s->backoff / MESH_NS_PER_S));
+    char why[32] = "";
+    if (code) /* the server's own ERROR-CODE (300..699) */
+        snprintf(why, sizeof why, " (STUN error %d)", code);
+    mesh_log(&n->env, MESH_LOG_WARN, "node: stun %s: %s%s; retry in %llu s", srv,
+             mesh_errname(status), why, (unsigned long long)(s->backoff / MESH_NS_PER_S));
     s->backoff = s->backoff * 2 > NS_REFRESH ? NS_REFRESH : s->backoff * 2;
 }
 
