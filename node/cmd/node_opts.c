@@ -144,6 +144,7 @@ enum opt_id {
     OPT_TURN,
     OPT_TURN_USER,
     OPT_TURN_PASS_FILE,
+    OPT_STUN,
     OPT_HELP,
 };
 
@@ -193,6 +194,7 @@ static const int OPT_CMDS[] = {
     OPT_ROW(OPT_TURN) = SESSION_CMDS,
     OPT_ROW(OPT_TURN_USER) = SESSION_CMDS,
     OPT_ROW(OPT_TURN_PASS_FILE) = SESSION_CMDS,
+    OPT_ROW(OPT_STUN) = CMD_RUN,
     OPT_ROW(OPT_HELP) = ALL_CMDS,
 };
 
@@ -237,6 +239,7 @@ static const struct option LONG_OPTS[] = {
     {"turn", required_argument, NULL, OPT_TURN},
     {"turn-user", required_argument, NULL, OPT_TURN_USER},
     {"turn-pass-file", required_argument, NULL, OPT_TURN_PASS_FILE},
+    {"stun", required_argument, NULL, OPT_STUN},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -334,7 +337,7 @@ static int take_peer(node_opts *o, int id, const char *name, const char *arg)
     return NODE_EXIT_OK;
 }
 
-/* --listen, --advertise, --web-upstream(-h2). */
+/* --listen, --advertise, --turn, --stun, --web-upstream(-h2). */
 static int take_addr(node_opts *o, int id, const char *name, const char *arg)
 {
     mesh_addr a;
@@ -353,6 +356,12 @@ static int take_addr(node_opts *o, int id, const char *name, const char *arg)
             return usage_error("--turn given twice (one TURN server)");
         o->turn = a;
         o->has_turn = 1;
+        return NODE_EXIT_OK;
+    }
+    if (id == OPT_STUN) {
+        if (o->nstun == MESH_NODE_MAX_STUN)
+            return usage_error("too many --stun options (at most %d)", MESH_NODE_MAX_STUN);
+        o->stun[o->nstun++] = a;
         return NODE_EXIT_OK;
     }
     if (id == OPT_WEB_UPSTREAM || id == OPT_WEB_UPSTREAM_H2) {
@@ -465,6 +474,7 @@ static int take_opt(node_opts *o, int id, const char *name, const char *arg)
     case OPT_LISTEN:
     case OPT_ADVERTISE:
     case OPT_TURN:
+    case OPT_STUN:
     case OPT_WEB_UPSTREAM:
     case OPT_WEB_UPSTREAM_H2:
         return take_addr(o, id, name, arg);

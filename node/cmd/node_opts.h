@@ -87,6 +87,8 @@ typedef struct node_opts {
     mesh_addr turn;     /* run: --turn, --turn-user, --turn-pass-file (all or none) */
     int has_turn;
     const char *turn_user, *turn_pass_file;
+    mesh_addr stun[MESH_NODE_MAX_STUN]; /* run: --stun, STUN servers asked for our address */
+    size_t nstun;
 } node_opts;
 
 /* Fill o from argv. Returns -1 to go on, or the exit code to leave with: NODE_EXIT_OK (help

@@ -376,6 +376,8 @@ static void node_cfg(const cli *c, mesh_node_cfg *cfg)
         cfg->turn_user = o->turn_user;
         cfg->turn_password = c->turn_pass;
     }
+    memcpy(cfg->stun, o->stun, o->nstun * sizeof o->stun[0]);
+    cfg->n_stun = o->nstun;
 }
 
 /* Open the local services the options ask for: mDNS (a warning without a daemon), port

@@ -112,7 +112,8 @@ int mesh_node_new(mesh_node **out, const mesh_env *env, const mesh_node_cfg *cfg
 {
     if (!out || !env || !cfg || !cfg->identity || cfg->n_bootstrap > MESH_NODE_MAX_BOOTSTRAP ||
         cfg->n_manual > MESH_NODE_MAX_MANUAL || cfg->n_advertised > MESH_NODE_MAX_ADVERTISED ||
-        cfg->n_relays > MESH_NODE_MAX_RELAYS || (cfg->pool_max && cfg->pool_min > cfg->pool_max) ||
+        cfg->n_relays > MESH_NODE_MAX_RELAYS || cfg->n_stun > MESH_NODE_MAX_STUN ||
+        (cfg->pool_max && cfg->pool_min > cfg->pool_max) ||
         (cfg->host_name && mesh_host_name_check(cfg->host_name) != MESH_OK) ||
         peer_names_bad(cfg->bootstrap, cfg->n_bootstrap) ||
         peer_names_bad(cfg->manual, cfg->n_manual) || peer_names_bad(cfg->relays, cfg->n_relays))
@@ -170,10 +171,14 @@ int mesh_node_new(mesh_node **out, const mesh_env *env, const mesh_node_cfg *cfg
     if ((rc = mesh_node_turn_new(n, cfg)) != MESH_OK)
         goto fail_reach;
     c->turn_user = c->turn_password = NULL; /* copied by node_turn */
+    if ((rc = mesh_node_stun_new(n, cfg)) != MESH_OK)
+        goto fail_turn;
     mesh_env_random(&n->env, &n->next_id, sizeof n->next_id);
     *out = n;
     return MESH_OK;
 
+fail_turn:
+    mesh_node_turn_free(n);
 fail_reach:
     mesh_reach_free(n->reach);
 fail_timer:
@@ -261,6 +266,7 @@ int mesh_node_start(mesh_node *n)
     mesh_node_mdns_start(n);
     mesh_node_portmap_start(n);
     mesh_node_turn_start(n);
+    mesh_node_stun_start(n);
     (void)mesh_bootstrap_start(n->boot);
     return MESH_OK;
 
@@ -285,6 +291,7 @@ void mesh_node_free(mesh_node *n)
     if (n->mdns_on)
         n->env.ops->mdns->stop(n->env.obj);
     mesh_portmap_free(n->portmap); /* releases the mapping if close did not */
+    mesh_node_stun_free(n);
     /* Ops first (their pool waiters and DHT replies become no-ops), then the DHT, whose
      * lookups end without callbacks, then what is left of the lookups. */
     while (n->ops) {

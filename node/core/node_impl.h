@@ -16,6 +16,7 @@
  *                  through the server.
  *   node_punch.c   hole punching (core/punch) over relayed sessions: the punched session
  *                  takes the relayed one's place in the pool.
+ *   node_stun.c    its STUN Bindings (cfg.stun): the mapped address as a reachability claim.
  */
 #ifndef MESH_CORE_NODE_IMPL_H
 #define MESH_CORE_NODE_IMPL_H
@@ -101,6 +102,7 @@ enum {
 };
 typedef struct db_job db_job;
 typedef struct node_turn node_turn;
+typedef struct node_stun node_stun;
 typedef struct node_dialback {
     uint8_t observers[DB_OBSERVERS][MESH_PUBKEY_LEN];
     mesh_addr observer_saw[DB_OBSERVERS]; /* where each saw our connection come from */
@@ -234,6 +236,7 @@ struct mesh_node {
     mesh_reach *reach;     /* what we know of our own reachability */
     node_dialback db;      /* dial-backs: ours to confirm an address, and those we run */
     node_turn *turn;       /* the TURN allocation (NULL: not configured) */
+    node_stun *stun;       /* the STUN servers asked (NULL: none configured) */
     node_relays rl;        /* relay service, reservations, relayed sessions */
     node_punches pn;       /* hole punching over relayed sessions */
     char mdns_name[sizeof MESH_NODE_MDNS_PREFIX + 16];
@@ -370,5 +373,12 @@ int mesh_node_turn_new(mesh_node *n, const mesh_node_cfg *cfg);
 void mesh_node_turn_start(mesh_node *n);
 int mesh_node_turn_addr(const mesh_node *n, mesh_addr *out);
 void mesh_node_turn_free(mesh_node *n);
+
+/* node_stun.c: cfg's STUN servers checked and copied (MESH_OK also when there are none;
+ * MESH_ERR_INVAL: too many, or one without address or port; MESH_ERR_NOMEM); start asking
+ * them (after the listener: the requests leave from its address); free (cancels what runs). */
+int mesh_node_stun_new(mesh_node *n, const mesh_node_cfg *cfg);
+void mesh_node_stun_start(mesh_node *n);
+void mesh_node_stun_free(mesh_node *n);
 
 #endif

@@ -15,6 +15,8 @@
 #     address (11.250.42.101:3479) in OTHER-ADDRESS.
 #  2. The same over TCP (a new connection): router A's WAN address; from a chosen local port
 #     (the env's connect_from), MASQUERADE keeps the port.
+#  2c. meshara-node run --stun in a (listening on 0.0.0.0:7000): it logs the mapped address,
+#     router A's WAN address with its listening port (the Binding leaves from that port).
 #  3. RFC 5780 discovery from a fixed local port: MASQUERADE keeps the port, and is
 #     endpoint-independent mapping with address-and-port-dependent filtering.
 #  4. The core's responder in pub (stun_probe --serve, two addresses): our discovery against
@@ -29,7 +31,9 @@ fail() { echo "FAIL: $*"; exit 1; }
 
 BIN=${MESH_BIN_DIR:-$(dirname "$0")/../../build/bin}
 PROBE=$BIN/stun_probe
+NODE=$BIN/meshara-node
 [ -x "$PROBE" ] || skip "$PROBE not built"
+[ -x "$NODE" ] || skip "$NODE not built"
 # shellcheck source=tests/netns/nattb_lib.sh
 source "$(dirname "$0")/nattb_lib.sh"
 nattb_init turnserver turnutils_stunclient
@@ -94,6 +98,20 @@ nx a "$PROBE" --timeout 30 --tcp --local "$A_IP:40126" "$PUB_IP1:3478" >"$T/tcp2
 [ "$rc" = 0 ] && [ "$(field tcp2.out MAPPED)" = "$RA_WAN:40126" ] ||
     { nattb_show "$T/tcp2.out"; fail "TCP from local port 40126 (exit $rc): not mapped to $RA_WAN:40126"; }
 echo "ok 2b: TCP Binding from local port 40126: MASQUERADE keeps it ($RA_WAN:40126)"
+
+# 2c. meshara-node --stun: the node's own Binding, from its listening port
+"$NODE" keygen --key "$T/n.key" >/dev/null 2>"$T/keygen.err" || { nattb_show "$T/keygen.err"; fail "keygen"; }
+nattb_bg a "$T/n.log" "$NODE" run --key "$T/n.key" --listen 0.0.0.0:7000 --stun "$PUB_IP1:3478" \
+    --no-port-mapping --log-level info
+NODE_PID=$NATTB_LAST
+nattb_wait_for "$T/n.log" "node: stun $PUB_IP1:3478: mapped " 15 ||
+    { nattb_show "$T/n.log"; fail "meshara-node --stun logged no mapped address"; }
+mapped=$(sed -n "s/.*node: stun $PUB_IP1:3478: mapped \([0-9.:]*\).*/\1/p" "$T/n.log" | head -1)
+[ "$mapped" = "$RA_WAN:7000" ] ||
+    { nattb_show "$T/n.log"; fail "meshara-node --stun: mapped $mapped, not router A's WAN address $RA_WAN:7000"; }
+kill -TERM "$NODE_PID"
+wait "$NODE_PID" 2>/dev/null
+echo "ok 2c: meshara-node --stun: mapped $mapped = router A's WAN address and the node's listening port"
 
 # 3. discovery against coturn, plain MASQUERADE
 probe disc.out --discover --local "$A_IP:40123" "${FAST[@]}" "$PUB_IP1:3478"

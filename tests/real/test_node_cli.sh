@@ -104,6 +104,10 @@ expect 2 -- '--advertise: expected ADDR:PORT' run --key "$key" --listen 127.0.0.
 expect 2 -- '--pool-min \(9\) is above --pool-max \(4\)' run --key "$key" --listen 127.0.0.1:0 --pool-min 9 --pool-max 4
 expect 2 -- '--pool-min \(100\) is above --pool-max \(64, the default\)' run --key "$key" \
   --listen 127.0.0.1:0 --pool-min 100
+expect 2 -- '--stun: expected ADDR:PORT' run --key "$key" --listen 127.0.0.1:0 --stun 127.0.0.1
+expect 2 -- 'too many --stun options \(at most 2\)' run --key "$key" --listen 127.0.0.1:0 \
+  --stun 127.0.0.1:3478 --stun 127.0.0.2:3478 --stun 127.0.0.3:3478
+expect 2 'not valid for .send.' send --key "$key" --to "$pub" --ping --stun 127.0.0.1:3478
 expect 2 -- '--listen given twice' run --key "$key" --listen 127.0.0.1:0 --listen 127.0.0.1:7000
 expect 2 'not valid for .send.' send --key "$key" --to "$pub" --ping --peers-db "$WORK/x.db"
 expect 2 'not valid for .send.' send --key "$key" --to "$pub" --ping --no-port-mapping

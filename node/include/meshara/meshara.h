@@ -69,6 +69,7 @@ enum mesh_node_limits {
     MESH_NODE_MAX_BOOTSTRAP = 64,
     MESH_NODE_MAX_MANUAL = 64,
     MESH_NODE_MAX_RELAYS = 4,            /* cfg.relays (= MESH_PEER_MAX_RELAYS) */
+    MESH_NODE_MAX_STUN = 2,              /* cfg.stun */
     MESH_NODE_MAX_ADVERTISED = 8,        /* = MESH_PEER_MAX_ADDRS */
     MESH_NODE_MAX_MESSAGE = 1 << 20,     /* bytes in one mesh_node_send */
     MESH_NODE_MAX_QUERY_PAYLOAD = 16384, /* bytes in one query payload */
@@ -402,6 +403,13 @@ typedef struct mesh_node_cfg {
     int relay_service;
     mesh_node_peer relays[MESH_NODE_MAX_RELAYS];
     size_t n_relays;
+    /* STUN servers (RFC 8489; docs/nat.md): after start the node asks each for a Binding
+     * over TCP from its listening port (so the answer is the NAT's mapping of that port),
+     * every 10 min, backing off after failures. The mapped address counts as one observer's
+     * claim in the reachability state (reach4): it never enters our record by itself, only
+     * once peers confirmed the address by dial-back. Each needs an address and a port. */
+    mesh_addr stun[MESH_NODE_MAX_STUN];
+    size_t n_stun;
 } mesh_node_cfg;
 
 /* Application callbacks; any member may be NULL. */
@@ -433,12 +441,11 @@ typedef struct mesh_node_cbs {
 
 /* Create a node on env (borrowed: must outlive the node). Nothing happens on the network
  * until mesh_node_start(). cbs copied (NULL = none); ud passed back. *out untouched on
- * failure. MESH_OK; MESH_ERR_INVAL (NULL identity, more bootstrap/manual/advertised/relay entries
- * than the limits, pool_min > pool_max, bad ALPN/SNI, a host_name mesh_host_name_check
- * refuses, unknown profile or certificate type,
- * half of a certificate and key); MESH_ERR_CORRUPT (tls_cert_pem/tls_key_pem do not parse
- * or do not match); MESH_ERR_NOMEM; MESH_ERR_TLS / MESH_ERR_CRYPTO (TLS context or our record
- * could not be made). */
+ * failure. MESH_OK; MESH_ERR_INVAL (NULL identity, more bootstrap/manual/advertised/relay/STUN
+ * entries than the limits, a STUN server without address or port, pool_min > pool_max, bad
+ * ALPN/SNI, a host_name mesh_host_name_check refuses, unknown profile or certificate type, half of
+ * a certificate and key); MESH_ERR_CORRUPT (tls_cert_pem/tls_key_pem do not parse or do not match);
+ * MESH_ERR_NOMEM; MESH_ERR_TLS / MESH_ERR_CRYPTO (TLS context or our record could not be made). */
 int mesh_node_new(mesh_node **out, const mesh_env *env, const mesh_node_cfg *cfg,
                   const mesh_node_cbs *cbs, void *ud);
 /* Listen, publish on mDNS, ask the gateway to map the listening port (cfg.no_port_mapping),
@@ -575,6 +582,11 @@ typedef struct mesh_node_stats {
      * candidates...; MESH_OK: none). */
     uint64_t punches, sessions_punched, punch_failures;
     int punch_error;
+    /* STUN (cfg.stun): the last mapped address a server answered (family NONE: none yet),
+     * the last failure (MESH_OK: the last transaction succeeded), answers and failures. */
+    mesh_addr stun_mapped;
+    int stun_error;
+    uint64_t stun_answers, stun_failures;
 } mesh_node_stats;
 void mesh_node_get_stats(const mesh_node *n, mesh_node_stats *out);
 
