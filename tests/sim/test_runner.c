@@ -350,6 +350,19 @@ static void test_stun_role(void)
     sim_scenario_free(s);
 }
 
+/* Run the scenario yaml; every one of its expect: lines must hold. */
+static void run_expecting(const char *yaml)
+{
+    sim_scenario *s = load(yaml);
+    FILE *devnull = fopen("/dev/null", "w");
+    sim_run_opts opts = {.quiet = 1, .out = devnull};
+    sim_run_result res = {0};
+    CU_ASSERT_EQUAL_FATAL(sim_run(s, &opts, &res, NULL, 0), MESH_OK);
+    CU_ASSERT_EQUAL(res.expects_failed, 0);
+    fclose(devnull);
+    sim_scenario_free(s);
+}
+
 /* A bootstrap entry carries its node's host name (mesh_node_peer.host_name), so a web-profile
  * node's very first hello names the server: a censor that resets that name keeps the node
  * from joining; without a name the same rule never fires. */
@@ -362,14 +375,7 @@ static void run_boot_sni(const char *boot_name, const char *expects)
              "groups:\n  - {name: boot, count: 1, role: bootstrap%s}\n"
              "  - {name: c, count: 2, join: 1s}\nexpect:\n%s",
              boot_name, expects);
-    sim_scenario *s = load(y);
-    FILE *devnull = fopen("/dev/null", "w");
-    sim_run_opts opts = {.quiet = 1, .out = devnull};
-    sim_run_result res = {0};
-    CU_ASSERT_EQUAL_FATAL(sim_run(s, &opts, &res, NULL, 0), MESH_OK);
-    CU_ASSERT_EQUAL(res.expects_failed, 0);
-    fclose(devnull);
-    sim_scenario_free(s);
+    run_expecting(y);
 }
 
 static void test_boot_sni(void)
@@ -398,14 +404,7 @@ static void test_unreachable_receivers(void)
         "  - {summary: messages_unreachable, op: \"<=\", value: 84}\n"
         "  - {summary: delivery_ratio, op: \"<=\", value: 0.5}\n"
         "  - {summary: delivery_ratio_reachable, op: \">=\", value: 0.99}\n";
-    sim_scenario *s = load(Y);
-    FILE *devnull = fopen("/dev/null", "w");
-    sim_run_opts opts = {.quiet = 1, .out = devnull};
-    sim_run_result res = {0};
-    CU_ASSERT_EQUAL_FATAL(sim_run(s, &opts, &res, NULL, 0), MESH_OK);
-    CU_ASSERT_EQUAL(res.expects_failed, 0);
-    fclose(devnull);
-    sim_scenario_free(s);
+    run_expecting(Y);
 }
 
 static CU_TestInfo tests[] = {
